@@ -1,0 +1,208 @@
+//! `/{kind}` endpoints: list, get, create, delete, and the state toggle.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize, Serializer, ser::SerializeMap};
+use serde_json::json;
+
+use super::AppState;
+use super::error::ApiError;
+use super::extract::{JsonBody, QueryParams};
+use crate::model::{Entity, Kind, NewGateway, NewPrompt, NewResource, NewServer, NewTool, is_valid_id};
+use crate::store::{ListQuery, Page};
+
+const MAX_PAGE: u32 = 1000;
+
+#[derive(Debug, Deserialize)]
+pub struct ListParams {
+    #[serde(default)]
+    include_inactive: bool,
+    limit: Option<u32>,
+    cursor: Option<String>,
+    #[serde(default)]
+    include_pagination: bool,
+    gateway_id: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct StateParams {
+    activate: Option<bool>,
+}
+
+/// `{"<kind>": [...], "nextCursor": …}` without building a JSON tree first.
+struct Paginated<'a> {
+    key: &'static str,
+    page: &'a Page<Entity>,
+}
+
+impl Serialize for Paginated<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(2))?;
+        map.serialize_entry(self.key, &self.page.items)?;
+        map.serialize_entry("nextCursor", &self.page.next_cursor)?;
+        map.end()
+    }
+}
+
+fn checked_id(kind: Kind, id: &str) -> Result<(), ApiError> {
+    if is_valid_id(id) {
+        Ok(())
+    } else {
+        Err(ApiError::not_found(format!("{kind} not found: {id}")))
+    }
+}
+
+pub async fn list(state: AppState, kind: Kind, p: ListParams) -> Result<Response, ApiError> {
+    if let Some(limit) = p.limit
+        && !(1..=MAX_PAGE).contains(&limit)
+    {
+        return Err(ApiError::unprocessable(format!(
+            "limit: must be between 1 and {MAX_PAGE}"
+        )));
+    }
+    if p.cursor.as_deref().is_some_and(|c| !is_valid_id(c)) {
+        return Err(ApiError::unprocessable(
+            "cursor: not a cursor returned by this endpoint",
+        ));
+    }
+    if p.gateway_id.as_deref().is_some_and(|g| !is_valid_id(g)) {
+        return Err(ApiError::unprocessable("gateway_id: not a 32-hex-character id"));
+    }
+    let query = ListQuery {
+        include_inactive: p.include_inactive,
+        limit: p.limit,
+        cursor: p.cursor,
+        gateway_id: if kind == Kind::Tool { p.gateway_id } else { None },
+    };
+    let page = state.store.list(kind, &query).await?;
+    Ok(if p.include_pagination {
+        Json(Paginated {
+            key: kind.plural(),
+            page: &page,
+        })
+        .into_response()
+    } else {
+        Json(&page.items).into_response()
+    })
+}
+
+pub async fn get_one(state: AppState, kind: Kind, id: String) -> Result<Json<Entity>, ApiError> {
+    checked_id(kind, &id)?;
+    Ok(Json(state.store.get(kind, &id).await?))
+}
+
+pub async fn delete(state: AppState, kind: Kind, id: String) -> Result<Json<serde_json::Value>, ApiError> {
+    checked_id(kind, &id)?;
+    state.store.delete(kind, &id).await?;
+    Ok(Json(
+        json!({"status": "success", "message": format!("{kind} {id} deleted")}),
+    ))
+}
+
+pub async fn set_state(state: AppState, kind: Kind, id: String, p: StateParams) -> Result<Response, ApiError> {
+    checked_id(kind, &id)?;
+    let activate = p.activate.unwrap_or(true);
+    let entity = state.store.set_state(kind, &id, activate).await?;
+    if let Entity::Server(server) = entity {
+        // Servers answer the bare server, as the original gateway does.
+        return Ok(Json(server).into_response());
+    }
+    let verb = if activate { "activated" } else { "deactivated" };
+    let mut body = serde_json::Map::new();
+    body.insert("status".into(), "success".into());
+    body.insert("message".into(), format!("{kind} {id} {verb}").into());
+    body.insert(
+        kind.key().into(),
+        serde_json::to_value(entity).map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?,
+    );
+    Ok(Json(body).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct ToolBody {
+    tool: NewTool,
+}
+#[derive(Deserialize)]
+pub struct ServerBody {
+    server: NewServer,
+}
+#[derive(Deserialize)]
+pub struct PromptBody {
+    prompt: NewPrompt,
+}
+#[derive(Deserialize)]
+pub struct ResourceBody {
+    resource: NewResource,
+}
+
+pub async fn create_gateway(
+    State(state): State<AppState>,
+    JsonBody(body): JsonBody<NewGateway>,
+) -> Result<Json<Entity>, ApiError> {
+    Ok(Json(Entity::Gateway(state.store.create_gateway(&body).await?)))
+}
+
+pub async fn create_tool(
+    State(state): State<AppState>,
+    JsonBody(body): JsonBody<ToolBody>,
+) -> Result<Json<Entity>, ApiError> {
+    Ok(Json(Entity::Tool(state.store.create_tool(&body.tool).await?)))
+}
+
+pub async fn create_server(
+    State(state): State<AppState>,
+    JsonBody(body): JsonBody<ServerBody>,
+) -> Result<(StatusCode, Json<Entity>), ApiError> {
+    let server = state.store.create_server(&body.server).await?;
+    Ok((StatusCode::CREATED, Json(Entity::Server(server))))
+}
+
+pub async fn create_prompt(
+    State(state): State<AppState>,
+    JsonBody(body): JsonBody<PromptBody>,
+) -> Result<Json<Entity>, ApiError> {
+    Ok(Json(Entity::Prompt(state.store.create_prompt(&body.prompt).await?)))
+}
+
+pub async fn create_resource(
+    State(state): State<AppState>,
+    JsonBody(body): JsonBody<ResourceBody>,
+) -> Result<Json<Entity>, ApiError> {
+    Ok(Json(Entity::Resource(
+        state.store.create_resource(&body.resource).await?,
+    )))
+}
+
+/// The kind-specific routes, registered once per kind by the router.
+pub fn routes(kind: Kind) -> axum::Router<AppState> {
+    use axum::routing::{get, post};
+    let base = format!("/{}", kind.plural());
+    let create = match kind {
+        Kind::Gateway => post(create_gateway),
+        Kind::Tool => post(create_tool),
+        Kind::Server => post(create_server),
+        Kind::Prompt => post(create_prompt),
+        Kind::Resource => post(create_resource),
+    };
+    axum::Router::new()
+        .route(
+            &base,
+            get(move |State(s): State<AppState>, QueryParams(p): QueryParams<ListParams>| list(s, kind, p))
+                .merge(create),
+        )
+        .route(
+            &format!("{base}/{{id}}"),
+            get(move |State(s): State<AppState>, Path(id): Path<String>| get_one(s, kind, id))
+                .delete(move |State(s): State<AppState>, Path(id): Path<String>| delete(s, kind, id)),
+        )
+        .route(
+            &format!("{base}/{{id}}/state"),
+            post(
+                move |State(s): State<AppState>, Path(id): Path<String>, QueryParams(p): QueryParams<StateParams>| {
+                    set_state(s, kind, id, p)
+                },
+            ),
+        )
+}

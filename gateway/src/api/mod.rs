@@ -1,0 +1,118 @@
+//! The HTTP surface (API.md): routes, auth and metrics layers, health endpoints.
+
+mod entities;
+mod error;
+mod extract;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Json;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::json;
+
+pub use error::ApiError;
+
+use crate::auth::Auth;
+use crate::metrics::Metrics;
+use crate::model::Kind;
+use crate::store::{LockConflict, Store};
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub auth: Arc<Auth>,
+    pub metrics: Metrics,
+    /// Labels of `stampede_gateway_info`.
+    pub info: Arc<Vec<(&'static str, String)>>,
+}
+
+pub fn router(state: AppState, max_body_bytes: usize) -> axum::Router {
+    let mut protected = axum::Router::new();
+    for kind in Kind::ALL {
+        protected = protected.merge(entities::routes(kind));
+    }
+    let protected = protected.route_layer(middleware::from_fn_with_state(state.clone(), require_auth));
+    axum::Router::new()
+        .route("/health", get(health))
+        .route("/ready", get(ready))
+        .route("/metrics/prometheus", get(metrics))
+        .merge(protected)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(middleware::from_fn_with_state(state.clone(), track))
+        .with_state(state)
+}
+
+/// Count and time every request by its route template; count lock conflicts by entity.
+async fn track(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let route = req.extensions().get::<MatchedPath>().cloned();
+    let response = next.run(req).await;
+    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
+    state
+        .metrics
+        .record_request(route, response.status().as_u16(), start.elapsed());
+    if let Some(conflict) = response.extensions().get::<LockConflict>() {
+        state.metrics.record_lock_conflict(conflict.kind);
+    }
+    response
+}
+
+async fn require_auth(State(state): State<AppState>, mut req: Request, next: Next) -> Result<Response, ApiError> {
+    let header = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let claims = state.auth.verify_header(header)?;
+    req.extensions_mut().insert(claims);
+    Ok(next.run(req).await)
+}
+
+async fn health(State(state): State<AppState>) -> Response {
+    match state.store.ping().await {
+        Ok(()) => Json(json!({"status": "healthy"})).into_response(),
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "unhealthy", "error": e.to_string()})),
+        )
+            .into_response(),
+    }
+}
+
+async fn ready(State(state): State<AppState>) -> Response {
+    match state.store.ping().await {
+        Ok(()) => Json(json!({"status": "ready"})).into_response(),
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "not ready", "error": e.to_string()})),
+        )
+            .into_response(),
+    }
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    let info: Vec<(&str, &str)> = state.info.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let text = state
+        .metrics
+        .render(&info, state.store.pool_stats(), state.store.stats());
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        header::CONTENT_TYPE,
+        "text/plain; version=0.0.4; charset=utf-8"
+            .parse()
+            .expect("static header"),
+    );
+    (headers, text).into_response()
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("Not Found")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed")
+}

@@ -1,0 +1,181 @@
+//! Runtime configuration: every knob is a flag and an environment variable, and the two profiles are
+//! presets of the individual toggles so each part of the fix can be switched off alone.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+
+/// A preset of the toggles below. `legacy` reproduces the field failures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Profile {
+    Fixed,
+    Legacy,
+}
+
+/// How a gateway toggle reaches its children.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StateCascade {
+    /// One bulk `UPDATE` per child table, touching only rows whose state changes.
+    Bulk,
+    /// The legacy loop: lock each child with a waiting `FOR UPDATE`, update it, one by one.
+    RowLocks,
+}
+
+/// What an entity toggle does when its row is locked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LockWait {
+    /// Fail at once: `FOR UPDATE NOWAIT` (PostgreSQL) or no busy wait (SQLite) → 409.
+    Nowait,
+    /// Wait for the lock (bounded only by the lock and statement timeouts).
+    Wait,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "BIND", default_value = "127.0.0.1:4444")]
+    pub bind: SocketAddr,
+
+    /// Database URL: `sqlite://PATH` or `postgres://…`. Default: SQLite in --data-dir.
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: Option<String>,
+
+    /// Directory for the embedded SQLite database.
+    #[arg(long, env = "DATA_DIR", default_value = "data")]
+    pub data_dir: PathBuf,
+
+    /// Preset of the fix toggles; individual toggles override it.
+    #[arg(long, env = "PROFILE", value_enum, default_value = "fixed")]
+    pub profile: Profile,
+
+    /// Gateway toggle cascade (default from --profile).
+    #[arg(long, env = "STATE_CASCADE", value_enum)]
+    pub state_cascade: Option<StateCascade>,
+
+    /// Entity toggle on a locked row (default from --profile).
+    #[arg(long, env = "LOCK_WAIT", value_enum)]
+    pub lock_wait: Option<LockWait>,
+
+    /// Connections in the database pool.
+    #[arg(long, env = "DB_POOL_SIZE", default_value_t = 20)]
+    pub db_pool_size: u32,
+
+    /// How long a request waits for a pool connection before it fails with 503 (ms).
+    #[arg(long, env = "DB_POOL_TIMEOUT_MS", default_value_t = 30_000)]
+    pub db_pool_timeout_ms: u64,
+
+    /// `SET LOCAL lock_timeout` for write transactions (ms, 0 = none, as PostgreSQL's default).
+    #[arg(long, env = "DB_LOCK_TIMEOUT_MS", default_value_t = 0)]
+    pub db_lock_timeout_ms: u64,
+
+    /// `SET LOCAL statement_timeout` for write transactions (ms, 0 = none).
+    #[arg(long, env = "DB_STATEMENT_TIMEOUT_MS", default_value_t = 30_000)]
+    pub db_statement_timeout_ms: u64,
+
+    /// Simulated upstream round trip when a gateway is activated (ms). Unset: a real GET to its URL.
+    #[arg(long, env = "GATEWAY_ACTIVATION_IO_MS")]
+    pub gateway_activation_io_ms: Option<u64>,
+
+    /// Timeout of the real upstream request made when a gateway is activated (ms).
+    #[arg(long, env = "GATEWAY_ACTIVATION_TIMEOUT_MS", default_value_t = 2_000)]
+    pub gateway_activation_timeout_ms: u64,
+
+    /// Largest accepted request body (bytes); larger ones get 413.
+    #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
+    pub max_body_bytes: usize,
+
+    /// After SIGINT/SIGTERM, how long in-flight requests may take before the gateway exits (seconds).
+    #[arg(long, env = "SHUTDOWN_TIMEOUT", default_value = "10", value_parser = parse_seconds)]
+    pub shutdown_timeout: Duration,
+
+    #[command(flatten)]
+    pub auth: AuthArgs,
+}
+
+/// Seconds, fractions allowed (`0.5`), as every `*_TIMEOUT`/`*_INTERVAL` setting takes them.
+pub fn parse_seconds(s: &str) -> Result<Duration, String> {
+    let secs: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of seconds"))?;
+    Duration::try_from_secs_f64(secs).map_err(|_| format!("{s:?} is not a duration in seconds (>= 0)"))
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct AuthArgs {
+    /// HS256 secret for bearer tokens (the original gateway's default, so one token works on both).
+    #[arg(long, env = "JWT_SECRET_KEY", default_value = "my-test-key", hide_env_values = true)]
+    pub jwt_secret_key: String,
+
+    #[arg(long, env = "JWT_AUDIENCE", default_value = "mcpgateway-api")]
+    pub jwt_audience: String,
+
+    #[arg(long, env = "JWT_ISSUER", default_value = "mcpgateway")]
+    pub jwt_issuer: String,
+}
+
+/// How the store behaves, resolved from the profile and the individual toggles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreBehaviour {
+    pub cascade: StateCascade,
+    pub lock_wait: LockWait,
+    /// `None` means no lock timeout.
+    pub lock_timeout: Option<Duration>,
+    pub statement_timeout: Option<Duration>,
+    pub activation: Activation,
+}
+
+/// What activating a gateway does to reach its upstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Activation {
+    Simulated(Duration),
+    Request { timeout: Duration },
+}
+
+impl ServeArgs {
+    pub fn behaviour(&self) -> StoreBehaviour {
+        let (cascade, lock_wait) = match self.profile {
+            Profile::Fixed => (StateCascade::Bulk, LockWait::Nowait),
+            Profile::Legacy => (StateCascade::RowLocks, LockWait::Wait),
+        };
+        StoreBehaviour {
+            cascade: self.state_cascade.unwrap_or(cascade),
+            lock_wait: self.lock_wait.unwrap_or(lock_wait),
+            lock_timeout: nonzero_ms(self.db_lock_timeout_ms),
+            statement_timeout: nonzero_ms(self.db_statement_timeout_ms),
+            activation: match self.gateway_activation_io_ms {
+                Some(ms) => Activation::Simulated(Duration::from_millis(ms)),
+                None => Activation::Request {
+                    timeout: Duration::from_millis(self.gateway_activation_timeout_ms),
+                },
+            },
+        }
+    }
+
+    /// The database URL, defaulting to a SQLite file in the data directory.
+    pub fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(url) => url.clone(),
+            None => format!("sqlite://{}", self.data_dir.join("stampede.db").display()),
+        }
+    }
+}
+
+fn nonzero_ms(ms: u64) -> Option<Duration> {
+    (ms > 0).then(|| Duration::from_millis(ms))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seconds_take_fractions_and_refuse_garbage() {
+        assert_eq!(parse_seconds("0.25"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_seconds("30"), Ok(Duration::from_secs(30)));
+        assert!(parse_seconds("-1").is_err());
+        assert!(parse_seconds("10 s").is_err());
+    }
+}

@@ -1,0 +1,12 @@
+//! stampede's reference MCP gateway: the HTTP surface of API.md over PostgreSQL or SQLite, with the
+//! fixed lock behaviour by default and the field failures behind `--profile legacy`.
+
+pub mod api;
+pub mod auth;
+pub mod config;
+pub mod metrics;
+pub mod model;
+mod server;
+pub mod store;
+
+pub use server::serve;

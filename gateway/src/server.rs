@@ -1,0 +1,123 @@
+//! Start the gateway: open the store, bind, serve until SIGINT/SIGTERM, drain within a deadline.
+
+use std::io::Write as _;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use tokio::net::TcpListener;
+
+use crate::api::{self, AppState};
+use crate::auth::Auth;
+use crate::config::{LockWait, ServeArgs, StateCascade};
+use crate::metrics::Metrics;
+use crate::store::{PoolConfig, Store};
+
+pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let behaviour = args.behaviour();
+    let url = args.database_url();
+    let pool = PoolConfig {
+        size: args.db_pool_size.max(1),
+        acquire_timeout: std::time::Duration::from_millis(args.db_pool_timeout_ms),
+    };
+    let store = Store::open(&url, pool, behaviour)
+        .await
+        .with_context(|| format!("opening the database {}", redact(&url)))?;
+
+    let info = vec![
+        ("profile", format!("{:?}", args.profile).to_lowercase()),
+        ("backend", store.backend_name().to_owned()),
+        (
+            "state_cascade",
+            match behaviour.cascade {
+                StateCascade::Bulk => "bulk",
+                StateCascade::RowLocks => "row-locks",
+            }
+            .to_owned(),
+        ),
+        (
+            "lock_wait",
+            match behaviour.lock_wait {
+                LockWait::Nowait => "nowait",
+                LockWait::Wait => "wait",
+            }
+            .to_owned(),
+        ),
+    ];
+    let state = AppState {
+        store: store.clone(),
+        auth: Arc::new(Auth::new(&args.auth)),
+        metrics: Metrics::default(),
+        info: Arc::new(info),
+    };
+    let app = api::router(state, args.max_body_bytes);
+
+    let listener = TcpListener::bind(args.bind)
+        .await
+        .with_context(|| format!("binding {}", args.bind))?;
+    let addr = listener.local_addr()?;
+    // The first line on stdout is the address, so scripts and tests that bind port 0 can find it.
+    println!("stampede-gateway listening on http://{addr}");
+    std::io::stdout().flush().ok();
+    tracing::info!(%addr, backend = store.backend_name(), ?behaviour, "serving");
+
+    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    let mut drain_rx = stop_rx.clone();
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        let _ = stop_rx.wait_for(|stop| *stop).await;
+        tracing::info!("shutting down: no new connections, draining");
+    });
+    let deadline = args.shutdown_timeout;
+    tokio::select! {
+        result = server => result.context("serving HTTP")?,
+        _ = async {
+            let _ = drain_rx.wait_for(|stop| *stop).await;
+            tokio::time::sleep(deadline).await;
+        } => tracing::warn!(?deadline, "drain deadline passed; closing remaining connections"),
+    }
+    store.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("installing the SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+/// A database URL without its password, for messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            match userinfo.find(':') {
+                Some(colon) => format!("{}{}:***{}", &url[..scheme + 3], &userinfo[..colon], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(super::redact("postgres://u:secret@h:5/db"), "postgres://u:***@h:5/db");
+        assert_eq!(super::redact("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(super::redact("sqlite://data/x.db"), "sqlite://data/x.db");
+    }
+}

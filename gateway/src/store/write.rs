@@ -1,0 +1,149 @@
+//! Creates and deletes. A delete locks its row first, the way a toggle does, so it also answers 409
+//! (or waits, in the legacy profile) while the row is being modified.
+
+use super::backend::Backend;
+use super::error::classify;
+use super::{Result, Store, StoreError, on_backend, per_kind};
+use crate::model::{
+    Gateway, Kind, NewGateway, NewPrompt, NewResource, NewServer, NewTool, Prompt, Resource, Server, Tool, new_id, now,
+};
+
+const INSERT_GATEWAY: &str = "INSERT INTO gateways (id, name, url, transport, description, enabled, reachable, \
+     created_at, updated_at) VALUES ($1, $2, $3, $4, $5, TRUE, TRUE, $6, $6) RETURNING *";
+const INSERT_TOOL: &str = "INSERT INTO tools (id, name, url, description, integration_type, request_type, \
+     input_schema, gateway_id, enabled, reachable, created_at, updated_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, TRUE, TRUE, $9, $9) RETURNING *";
+const INSERT_SERVER: &str = "INSERT INTO servers (id, name, description, enabled, created_at, updated_at) \
+     VALUES ($1, $2, $3, TRUE, $4, $4) RETURNING *";
+const INSERT_ASSOCIATION: &str = "INSERT INTO server_tools (server_id, tool_id) VALUES ($1, $2)";
+const INSERT_PROMPT: &str = "INSERT INTO prompts (id, name, description, template, arguments, gateway_id, enabled, \
+     created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, TRUE, $7, $7) RETURNING *";
+const INSERT_RESOURCE: &str = "INSERT INTO resources (id, uri, name, description, content, mime_type, gateway_id, \
+     enabled, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, TRUE, $8, $8) RETURNING *";
+
+impl Store {
+    pub async fn create_gateway(&self, g: &NewGateway) -> Result<Gateway> {
+        g.validate()?;
+        let id = new_id();
+        on_backend!(&self.inner.pool, b => sqlx::query_as(INSERT_GATEWAY)
+            .bind(&id)
+            .bind(&g.name)
+            .bind(&g.url)
+            .bind(&g.transport)
+            .bind(&g.description)
+            .bind(now())
+            .fetch_one(b.pool())
+            .await)
+        .map_err(|e| classify(e, Kind::Gateway, &id))
+    }
+
+    pub async fn create_tool(&self, t: &NewTool) -> Result<Tool> {
+        t.validate()?;
+        let id = new_id();
+        let schema = t.input_schema.to_string();
+        on_backend!(&self.inner.pool, b => sqlx::query_as(INSERT_TOOL)
+            .bind(&id)
+            .bind(&t.name)
+            .bind(&t.url)
+            .bind(&t.description)
+            .bind(&t.integration_type)
+            .bind(&t.request_type)
+            .bind(&schema)
+            .bind(&t.gateway_id)
+            .bind(now())
+            .fetch_one(b.pool())
+            .await)
+        .map_err(|e| classify(e, Kind::Tool, &id))
+    }
+
+    pub async fn create_server(&self, s: &NewServer) -> Result<Server> {
+        s.validate()?;
+        let id = new_id();
+        let err = |e| classify(e, Kind::Server, &id);
+        let mut tools = s.associated_tools.clone();
+        tools.sort();
+        tools.dedup();
+        on_backend!(&self.inner.pool, b => {
+            let mut tx = b.pool().begin().await.map_err(err)?;
+            let mut server: Server = sqlx::query_as(INSERT_SERVER)
+                .bind(&id)
+                .bind(&s.name)
+                .bind(&s.description)
+                .bind(now())
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(err)?;
+            for tool in &tools {
+                sqlx::query(INSERT_ASSOCIATION)
+                    .bind(&id)
+                    .bind(tool)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(err)?;
+            }
+            tx.commit().await.map_err(err)?;
+            server.associated_tools = tools;
+            Ok(server)
+        })
+    }
+
+    pub async fn create_prompt(&self, p: &NewPrompt) -> Result<Prompt> {
+        p.validate()?;
+        let id = new_id();
+        let arguments = serde_json::to_string(&p.arguments).expect("arguments serialize");
+        on_backend!(&self.inner.pool, b => sqlx::query_as(INSERT_PROMPT)
+            .bind(&id)
+            .bind(&p.name)
+            .bind(&p.description)
+            .bind(&p.template)
+            .bind(&arguments)
+            .bind(&p.gateway_id)
+            .bind(now())
+            .fetch_one(b.pool())
+            .await)
+        .map_err(|e| classify(e, Kind::Prompt, &id))
+    }
+
+    pub async fn create_resource(&self, r: &NewResource) -> Result<Resource> {
+        r.validate()?;
+        let id = new_id();
+        on_backend!(&self.inner.pool, b => sqlx::query_as(INSERT_RESOURCE)
+            .bind(&id)
+            .bind(&r.uri)
+            .bind(&r.name)
+            .bind(&r.description)
+            .bind(&r.content)
+            .bind(&r.mime_type)
+            .bind(&r.gateway_id)
+            .bind(now())
+            .fetch_one(b.pool())
+            .await)
+        .map_err(|e| classify(e, Kind::Resource, &id))
+    }
+
+    /// Delete one entity (a gateway takes its tools, prompts and resources with it).
+    pub async fn delete(&self, kind: Kind, id: &str) -> Result<()> {
+        let mode = self.inner.behaviour.lock_wait;
+        let err = |e| classify(e, kind, id);
+        on_backend!(&self.inner.pool, b => {
+            let mut tx = b.begin_write(mode, &self.inner.stats).await.map_err(err)?;
+            let found: Option<String> = {
+                let _waiting = b.row_lock_waits(mode).then(|| self.inner.stats.waiting());
+                sqlx::query_scalar(b.lock_row_sql(kind, mode))
+                    .bind(id)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(err)?
+            };
+            if found.is_none() {
+                return Err(StoreError::NotFound { kind, id: id.to_owned() });
+            }
+            sqlx::query(per_kind!(kind, "DELETE FROM ", " WHERE id = $1"))
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(err)?;
+            tx.commit().await.map_err(err)
+        })
+    }
+}

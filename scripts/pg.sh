@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Throwaway PostgreSQL 15 cluster for tests and local runs.
+#
+#   scripts/pg.sh start   start a cluster on a free port, print its URL (idempotent)
+#   scripts/pg.sh url     print the URL of the running cluster
+#   scripts/pg.sh stop    stop it and remove its files
+#
+# root cannot run initdb, so the cluster runs as the `postgres` user in a directory under /tmp.
+# Its location is remembered in $STATE (default .pg/state in the project) so `stop` can find it.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")/.." && pwd)
+STATE=${STAMPEDE_PG_STATE:-$here/.pg/state}
+bindir=$(pg_config --bindir 2>/dev/null || true)
+if [ -z "$bindir" ] || [ ! -x "$bindir/initdb" ]; then
+  bindir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+fi
+
+as_pg() {
+  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+running() {
+  [ -f "$STATE" ] || return 1
+  # shellcheck disable=SC1090
+  . "$STATE"
+  as_pg "$bindir/pg_ctl" -D "$PGDATA_DIR" status >/dev/null 2>&1
+}
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+start() {
+  if running; then echo "$PG_URL"; return; fi
+  [ -x "$bindir/initdb" ] || { echo "pg.sh: PostgreSQL server binaries not found (initdb)" >&2; exit 1; }
+  local dir port
+  dir=$(mktemp -d /tmp/stampede-pg.XXXXXX)
+  chmod 755 "$dir"
+  port=$(free_port)
+  if [ "$(id -u)" = 0 ]; then chown postgres: "$dir"; fi
+  as_pg "$bindir/initdb" -D "$dir/data" -A trust -U postgres --no-sync -E UTF8 >"$dir/initdb.log" 2>&1 \
+    || { cat "$dir/initdb.log" >&2; exit 1; }
+  # Throwaway cluster: durability off for speed; pg_stat_statements lets tests count statements.
+  as_pg "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start -o \
+    "-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=600 -c fsync=off \
+     -c synchronous_commit=off -c full_page_writes=off -c shared_preload_libraries=pg_stat_statements" \
+    >/dev/null || { cat "$dir/server.log" >&2; exit 1; }
+  mkdir -p "$(dirname "$STATE")"
+  local url="postgres://postgres@127.0.0.1:$port/postgres"
+  printf 'PGDATA_DIR=%q\nPG_DIR=%q\nPG_URL=%q\n' "$dir/data" "$dir" "$url" >"$STATE"
+  echo "$url"
+}
+
+stop() {
+  if [ -f "$STATE" ]; then
+    # shellcheck disable=SC1090
+    . "$STATE"
+    as_pg "$bindir/pg_ctl" -D "$PGDATA_DIR" -m immediate stop >/dev/null 2>&1 || true
+    rm -rf "$PG_DIR" "$STATE"
+  fi
+}
+
+case "${1:-}" in
+  start) start ;;
+  url) running && echo "$PG_URL" || { echo "pg.sh: no cluster running" >&2; exit 1; } ;;
+  stop) stop ;;
+  *) echo "usage: $0 start|url|stop" >&2; exit 2 ;;
+esac

@@ -1,0 +1,46 @@
+# stampede — see README.md. Every target runs from a fresh clone with Rust and PostgreSQL 15 installed.
+.PHONY: run build release test lint fmt pg pg-stop gateway token clean
+
+CARGO ?= cargo
+BIND ?= 127.0.0.1:4444
+PROFILE ?= fixed
+
+## run: the main job. Until the load generator lands, this starts the reference gateway on SQLite.
+run: gateway
+
+## build: debug build of the whole workspace.
+build:
+	$(CARGO) build --workspace
+
+release:
+	$(CARGO) build --workspace --release
+
+## test: fmt check, clippy -D warnings, every test (starts its own PostgreSQL unless STAMPEDE_TEST_PG is set).
+test: lint
+	scripts/test.sh
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+## pg: start a throwaway PostgreSQL 15 cluster on a free port and print its URL; pg-stop removes it.
+pg:
+	@scripts/pg.sh start
+
+pg-stop:
+	@scripts/pg.sh stop
+
+## gateway: the reference gateway on embedded SQLite (data/), PROFILE=fixed|legacy.
+gateway: release
+	target/release/stampede-gateway serve --bind $(BIND) --profile $(PROFILE) --data-dir data
+
+## token: mint a bearer token for the gateway (default secret).
+token: release
+	@target/release/stampede-gateway token --sub admin@example.com --exp 60m
+
+clean:
+	$(CARGO) clean
+	rm -rf data

@@ -23,6 +23,15 @@ pub enum StateCascade {
     RowLocks,
 }
 
+/// Whether an SSE session notices that its client has gone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Detection {
+    /// Checked on every iteration of the session loop: the session ends at once.
+    On,
+    /// The legacy producer: a failed send is treated as transient and retried, forever.
+    Off,
+}
+
 /// What an entity toggle does when its row is locked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LockWait {
@@ -86,6 +95,37 @@ pub struct ServeArgs {
     #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
     pub max_body_bytes: usize,
 
+    /// Whether SSE sessions notice a gone client (default from --profile).
+    #[arg(long, env = "SSE_DISCONNECT_DETECTION", value_enum)]
+    pub sse_disconnect_detection: Option<Detection>,
+
+    /// End an SSE session whose client has not taken a frame for this long (seconds, 0 = never;
+    /// default 30, or 0 in the legacy profile).
+    #[arg(long, env = "SSE_SEND_TIMEOUT", value_parser = parse_seconds)]
+    pub sse_send_timeout: Option<Duration>,
+
+    /// Keepalive after this much silence on an SSE stream (seconds).
+    #[arg(long, env = "SSE_KEEPALIVE_INTERVAL", default_value = "30", value_parser = parse_seconds)]
+    pub sse_keepalive_interval: Duration,
+
+    /// Rapid-yield detector: the window (ms) in which more than SSE_RAPID_YIELD_MAX yields end a session.
+    #[arg(long, env = "SSE_RAPID_YIELD_WINDOW_MS", default_value_t = 1000)]
+    pub sse_rapid_yield_window_ms: u64,
+
+    /// Rapid-yield detector: yields allowed in the window (0 turns the rule off; default 50, or 0 in
+    /// the legacy profile).
+    #[arg(long, env = "SSE_RAPID_YIELD_MAX")]
+    pub sse_rapid_yield_max: Option<u32>,
+
+    /// Rapid-yield detector: this many consecutive yields closer than 100 ms end a session (0 turns the
+    /// rule off; default 10, or 0 in the legacy profile).
+    #[arg(long, env = "SSE_RAPID_YIELD_CONSECUTIVE")]
+    pub sse_rapid_yield_consecutive: Option<u32>,
+
+    /// Longest delay the built-in `sleep` tool accepts (ms).
+    #[arg(long, env = "SLEEP_TOOL_MAX_MS", default_value_t = 10_000)]
+    pub sleep_tool_max_ms: u64,
+
     /// After SIGINT/SIGTERM, how long in-flight requests may take before the gateway exits (seconds).
     #[arg(long, env = "SHUTDOWN_TIMEOUT", default_value = "10", value_parser = parse_seconds)]
     pub shutdown_timeout: Duration,
@@ -134,7 +174,38 @@ pub enum Activation {
     Request { timeout: Duration },
 }
 
+/// How SSE sessions behave, resolved from the profile and the individual settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SseBehaviour {
+    pub detection: Detection,
+    pub send_timeout: Option<Duration>,
+    pub keepalive: Duration,
+    pub rapid_yield_window: Duration,
+    /// `None`: the window rule is off.
+    pub rapid_yield_max: Option<u32>,
+    /// `None`: the consecutive rule is off.
+    pub rapid_yield_consecutive: Option<u32>,
+}
+
 impl ServeArgs {
+    pub fn sse(&self) -> SseBehaviour {
+        let fixed = self.profile == Profile::Fixed;
+        let send_timeout = self
+            .sse_send_timeout
+            .unwrap_or(if fixed { Duration::from_secs(30) } else { Duration::ZERO });
+        SseBehaviour {
+            detection: self
+                .sse_disconnect_detection
+                .unwrap_or(if fixed { Detection::On } else { Detection::Off }),
+            send_timeout: (send_timeout > Duration::ZERO).then_some(send_timeout),
+            keepalive: self.sse_keepalive_interval.max(Duration::from_millis(10)),
+            rapid_yield_window: Duration::from_millis(self.sse_rapid_yield_window_ms.max(1)),
+            rapid_yield_max: Some(self.sse_rapid_yield_max.unwrap_or(if fixed { 50 } else { 0 })).filter(|n| *n > 0),
+            rapid_yield_consecutive: Some(self.sse_rapid_yield_consecutive.unwrap_or(if fixed { 10 } else { 0 }))
+                .filter(|n| *n > 0),
+        }
+    }
+
     pub fn behaviour(&self) -> StoreBehaviour {
         let (cascade, lock_wait) = match self.profile {
             Profile::Fixed => (StateCascade::Bulk, LockWait::Nowait),

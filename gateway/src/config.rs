@@ -190,9 +190,9 @@ pub struct SseBehaviour {
 impl ServeArgs {
     pub fn sse(&self) -> SseBehaviour {
         let fixed = self.profile == Profile::Fixed;
-        let send_timeout = self
-            .sse_send_timeout
-            .unwrap_or(if fixed { Duration::from_secs(30) } else { Duration::ZERO });
+        let send_timeout =
+            self.sse_send_timeout
+                .unwrap_or(if fixed { Duration::from_secs(30) } else { Duration::ZERO });
         SseBehaviour {
             detection: self
                 .sse_disconnect_detection

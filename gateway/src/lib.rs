@@ -6,7 +6,9 @@ pub mod auth;
 pub mod config;
 pub mod metrics;
 pub mod model;
+pub mod rpc;
 mod server;
+pub mod sse;
 pub mod store;
 
 pub use server::serve;

@@ -9,6 +9,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use crate::model::Kind;
+use crate::sse::SseCounts;
 use crate::store::{DbStats, PoolStats};
 
 /// Upper bounds (seconds) of the latency histogram buckets.
@@ -87,7 +88,7 @@ impl Metrics {
     }
 
     /// The Prometheus text exposition of everything, plus the store and process figures.
-    pub fn render(&self, info: &[(&str, &str)], pool: PoolStats, db: &DbStats) -> String {
+    pub fn render(&self, info: &[(&str, &str)], pool: PoolStats, db: &DbStats, sse: &SseCounts) -> String {
         let mut out = String::with_capacity(16 * 1024);
         let routes: Vec<(String, Arc<RouteMetrics>)> = {
             let map = self.inner.routes.read().expect("metrics lock");
@@ -162,6 +163,17 @@ impl Metrics {
         let _ = writeln!(out, "db_pool_connections{{state=\"idle\"}} {}", pool.idle);
         let _ = writeln!(out, "db_pool_connections{{state=\"max\"}} {}", pool.max);
 
+        out.push_str("# HELP sse_sessions_active SSE sessions now registered.\n# TYPE sse_sessions_active gauge\n");
+        let _ = writeln!(out, "sse_sessions_active {}", sse.active);
+        out.push_str("# HELP sse_sessions_total SSE sessions opened.\n# TYPE sse_sessions_total counter\n");
+        let _ = writeln!(out, "sse_sessions_total {}", sse.total);
+        out.push_str(
+            "# HELP sse_session_ends_total SSE sessions ended, by reason.\n# TYPE sse_session_ends_total counter\n",
+        );
+        for (reason, n) in sse.ends {
+            let _ = writeln!(out, "sse_session_ends_total{{reason=\"{}\"}} {n}", reason.label());
+        }
+
         render_process(&mut out);
         out
     }
@@ -206,15 +218,22 @@ mod tests {
         m.record_request("/tools", 200, Duration::from_millis(30));
         m.record_request("/tools", 409, Duration::from_secs(20));
         m.record_lock_conflict(Kind::Tool);
-        let text = m.render(
-            &[("profile", "fixed")],
-            PoolStats {
-                max: 5,
-                open: 3,
-                idle: 1,
-            },
-            &DbStats::default(),
-        );
+        let sse = crate::sse::Registry::new(crate::config::SseBehaviour {
+            detection: crate::config::Detection::On,
+            send_timeout: None,
+            keepalive: Duration::from_secs(30),
+            rapid_yield_window: Duration::from_secs(1),
+            rapid_yield_max: None,
+            rapid_yield_consecutive: None,
+        });
+        let pool = PoolStats {
+            max: 5,
+            open: 3,
+            idle: 1,
+        };
+        let text = m.render(&[("profile", "fixed")], pool, &DbStats::default(), &sse.counts());
+        assert!(text.contains("sse_sessions_active 0\n"));
+        assert!(text.contains("sse_session_ends_total{reason=\"client_gone\"} 0\n"));
         assert!(
             text.contains("http_requests_total{route=\"/tools\",status=\"200\"} 2\n"),
             "{text}"
@@ -228,6 +247,8 @@ mod tests {
         assert!(text.contains("db_pool_connections{state=\"in_use\"} 2\n"));
         assert!(text.contains("stampede_gateway_info{profile=\"fixed\"} 1\n"));
         assert!(text.contains("process_cpu_seconds_total "));
+        assert!(text.contains("sse_sessions_active 0\n"));
+        assert!(text.contains("sse_session_ends_total{reason=\"client_gone\"} 0\n"));
     }
 
     #[test]

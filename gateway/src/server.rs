@@ -10,6 +10,8 @@ use crate::api::{self, AppState};
 use crate::auth::Auth;
 use crate::config::{LockWait, ServeArgs, StateCascade};
 use crate::metrics::Metrics;
+use crate::rpc::Rpc;
+use crate::sse::Registry;
 use crate::store::{PoolConfig, Store};
 
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
@@ -43,22 +45,28 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             .to_owned(),
         ),
     ];
-    let state = AppState {
-        store: store.clone(),
-        auth: Arc::new(Auth::new(&args.auth)),
-        metrics: Metrics::default(),
-        info: Arc::new(info),
-    };
-    let app = api::router(state, args.max_body_bytes);
-
     let listener = TcpListener::bind(args.bind)
         .await
         .with_context(|| format!("binding {}", args.bind))?;
     let addr = listener.local_addr()?;
+    let sse = Registry::new(args.sse());
+    let state = AppState {
+        store: store.clone(),
+        auth: Arc::new(Auth::new(&args.auth)),
+        metrics: Metrics::default(),
+        rpc: Rpc {
+            store: store.clone(),
+            sleep_max: std::time::Duration::from_millis(args.sleep_tool_max_ms),
+        },
+        sse: Arc::clone(&sse),
+        local_host: addr.to_string(),
+        info: Arc::new(info),
+    };
+    let app = api::router(state, args.max_body_bytes);
     // The first line on stdout is the address, so scripts and tests that bind port 0 can find it.
     println!("stampede-gateway listening on http://{addr}");
     std::io::stdout().flush().ok();
-    tracing::info!(%addr, backend = store.backend_name(), ?behaviour, "serving");
+    tracing::info!(%addr, backend = store.backend_name(), ?behaviour, sse = ?args.sse(), "serving");
 
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
@@ -68,7 +76,12 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let mut drain_rx = stop_rx.clone();
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         let _ = stop_rx.wait_for(|stop| *stop).await;
-        tracing::info!("shutting down: no new connections, draining");
+        tracing::info!(
+            sessions = sse.active(),
+            "shutting down: no new connections, ending SSE sessions, draining"
+        );
+        // Streams end after their final frame, so their connections can drain.
+        sse.shut_down();
     });
     let deadline = args.shutdown_timeout;
     tokio::select! {

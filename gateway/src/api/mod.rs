@@ -3,6 +3,7 @@
 mod entities;
 mod error;
 mod extract;
+mod mcp;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -12,7 +13,7 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use serde_json::json;
 
 pub use error::ApiError;
@@ -20,6 +21,8 @@ pub use error::ApiError;
 use crate::auth::Auth;
 use crate::metrics::Metrics;
 use crate::model::Kind;
+use crate::rpc::Rpc;
+use crate::sse::Registry;
 use crate::store::{LockConflict, Store};
 
 /// What every handler can reach.
@@ -28,6 +31,10 @@ pub struct AppState {
     pub store: Store,
     pub auth: Arc<Auth>,
     pub metrics: Metrics,
+    pub rpc: Rpc,
+    pub sse: Arc<Registry>,
+    /// The address the gateway listens on, for endpoint URLs when a request has no Host header.
+    pub local_host: String,
     /// Labels of `stampede_gateway_info`.
     pub info: Arc<Vec<(&'static str, String)>>,
 }
@@ -37,6 +44,12 @@ pub fn router(state: AppState, max_body_bytes: usize) -> axum::Router {
     for kind in Kind::ALL {
         protected = protected.merge(entities::routes(kind));
     }
+    let protected = protected
+        .route("/rpc", post(mcp::rpc_http))
+        .route("/sse", get(mcp::open_sse))
+        .route("/servers/{id}/sse", get(mcp::open_server_sse))
+        .route("/message", post(mcp::post_message))
+        .route("/servers/{id}/message", post(mcp::post_server_message));
     let protected = protected.route_layer(middleware::from_fn_with_state(state.clone(), require_auth));
     axum::Router::new()
         .route("/health", get(health))
@@ -96,9 +109,12 @@ async fn ready(State(state): State<AppState>) -> Response {
 
 async fn metrics(State(state): State<AppState>) -> Response {
     let info: Vec<(&str, &str)> = state.info.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let text = state
-        .metrics
-        .render(&info, state.store.pool_stats(), state.store.stats());
+    let text = state.metrics.render(
+        &info,
+        state.store.pool_stats(),
+        state.store.stats(),
+        &state.sse.counts(),
+    );
     let mut headers = HeaderMap::new();
     headers.insert(
         header::CONTENT_TYPE,

@@ -4,6 +4,7 @@
 
 mod backend;
 mod error;
+mod lookup;
 mod read;
 mod schema;
 mod toggle;

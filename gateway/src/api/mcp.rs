@@ -1,0 +1,120 @@
+//! The MCP surface: `POST /rpc`, SSE streams (`GET /sse`, `GET /servers/{id}/sse`) and their message
+//! endpoints (`POST /message`, `POST /servers/{id}/message`).
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::AppState;
+use super::error::ApiError;
+use super::extract::{QueryParams, RawBody};
+use crate::model::is_valid_id;
+use crate::rpc;
+use crate::sse::{FrameStream, frame};
+
+fn json_bytes(status: StatusCode, body: Vec<u8>) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        body,
+    )
+        .into_response()
+}
+
+/// `POST /rpc`: malformed JSON → 400 with -32700; otherwise 200 with the result or the JSON-RPC error;
+/// a notification → 202 without a body.
+pub async fn rpc_http(State(state): State<AppState>, RawBody(body): RawBody) -> Response {
+    let request = match rpc::parse(&body) {
+        Ok(r) => r,
+        Err(answer) => return json_bytes(StatusCode::BAD_REQUEST, answer),
+    };
+    match state.rpc.dispatch(request, None).await {
+        Some(answer) => json_bytes(StatusCode::OK, answer),
+        None => StatusCode::ACCEPTED.into_response(),
+    }
+}
+
+pub async fn open_sse(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    open(&state, None, &headers)
+}
+
+pub async fn open_server_sse(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    if !is_valid_id(&id) || !state.store.server_exists(&id).await? {
+        return Err(ApiError::not_found(format!("Server not found: {id}")));
+    }
+    Ok(open(&state, Some(id), &headers))
+}
+
+/// Register a session, spawn its producer, answer the stream.
+fn open(state: &AppState, server_id: Option<String>, headers: &HeaderMap) -> Response {
+    // The endpoint is absolute, on the host the client used.
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or(&state.local_host);
+    let (id, session, frames) = state.sse.open(server_id.clone());
+    let endpoint = match &server_id {
+        Some(server) => format!("http://{host}/servers/{server}/message?session_id={id}"),
+        None => format!("http://{host}/message?session_id={id}"),
+    };
+    tokio::spawn(session.run(frame::event("endpoint", endpoint.as_bytes())));
+    (
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream")),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+            (
+                header::HeaderName::from_static("x-mcp-sse"),
+                HeaderValue::from_static("true"),
+            ),
+        ],
+        Body::from_stream(FrameStream(frames)),
+    )
+        .into_response()
+}
+
+#[derive(Debug, Deserialize)]
+pub struct MessageParams {
+    session_id: Option<String>,
+}
+
+/// `POST /message?session_id=…` (and the server's): 202 at once; the reply goes out on the stream.
+pub async fn post_message(
+    State(state): State<AppState>,
+    QueryParams(params): QueryParams<MessageParams>,
+    RawBody(body): RawBody,
+) -> Result<Response, ApiError> {
+    let id = params
+        .session_id
+        .ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, "session_id is required"))?;
+    let session = state
+        .sse
+        .lookup(&id)
+        .ok_or_else(|| ApiError::not_found(format!("Session not found: {id}")))?;
+    let request = rpc::parse(&body)
+        .map_err(|answer| ApiError::new(StatusCode::BAD_REQUEST, String::from_utf8_lossy(&answer).into_owned()))?;
+    let rpc = state.rpc.clone();
+    tokio::spawn(async move {
+        if let Some(answer) = rpc.dispatch(request, session.server_id.as_deref()).await {
+            // Waits while the session is backed up; fails once it has ended.
+            let _ = session.inbox.send(frame::event("message", &answer)).await;
+        }
+    });
+    Ok((StatusCode::ACCEPTED, Json(json!({"status": "success"}))).into_response())
+}
+
+pub async fn post_server_message(
+    state: State<AppState>,
+    Path(_server): Path<String>,
+    params: QueryParams<MessageParams>,
+    body: RawBody,
+) -> Result<Response, ApiError> {
+    post_message(state, params, body).await
+}

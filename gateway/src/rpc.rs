@@ -1,0 +1,408 @@
+//! MCP over JSON-RPC 2.0, shared by `POST /rpc` and the SSE message endpoints: parse a request,
+//! run the method against the store, serialize the answer without building a JSON tree for it.
+//!
+//! Built-in tools run in process: a tool named `time` answers the time, `sleep` sleeps (bounded),
+//! every other tool echoes its arguments. A call looks the tool up first and refuses a disabled one.
+
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::value::{RawValue, to_raw_value};
+use serde_json::{Value, json};
+
+use crate::model::{Prompt, PromptArgument, Resource, Tool, is_valid_id};
+use crate::store::Store;
+
+pub const PARSE_ERROR: i64 = -32700;
+pub const INVALID_REQUEST: i64 = -32600;
+pub const METHOD_NOT_FOUND: i64 = -32601;
+pub const INVALID_PARAMS: i64 = -32602;
+pub const INTERNAL_ERROR: i64 = -32603;
+
+pub const PROTOCOL_VERSION: &str = "2025-03-26";
+
+/// What JSON-RPC methods need: the store and the built-in tools' limits.
+#[derive(Clone)]
+pub struct Rpc {
+    pub store: Store,
+    pub sleep_max: Duration,
+}
+
+#[derive(Debug)]
+pub struct RpcError {
+    pub code: i64,
+    pub message: String,
+}
+
+impl RpcError {
+    fn new(code: i64, message: impl Into<String>) -> Self {
+        RpcError {
+            code,
+            message: message.into(),
+        }
+    }
+
+    fn params(message: impl Into<String>) -> Self {
+        Self::new(INVALID_PARAMS, message)
+    }
+}
+
+impl From<crate::store::StoreError> for RpcError {
+    fn from(e: crate::store::StoreError) -> Self {
+        Self::new(INTERNAL_ERROR, e.to_string())
+    }
+}
+
+/// A request; `id: None` is a notification, which gets no answer.
+#[derive(Debug)]
+pub struct Request {
+    pub id: Option<Value>,
+    pub method: String,
+    pub params: Value,
+}
+
+/// Parse a request body; a malformed or invalid one gets its error answer (with `id: null`).
+pub fn parse(body: &[u8]) -> Result<Request, Vec<u8>> {
+    let value: Value =
+        serde_json::from_slice(body).map_err(|e| failure(&Value::Null, PARSE_ERROR, &format!("Parse error: {e}")))?;
+    let Value::Object(mut obj) = value else {
+        return Err(failure(
+            &Value::Null,
+            INVALID_REQUEST,
+            "Invalid Request: expected a JSON object",
+        ));
+    };
+    let id = obj.remove("id");
+    let invalid = |msg: &str| failure(id.as_ref().unwrap_or(&Value::Null), INVALID_REQUEST, msg);
+    if obj.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
+        return Err(invalid("Invalid Request: jsonrpc must be \"2.0\""));
+    }
+    let Some(Value::String(method)) = obj.remove("method") else {
+        return Err(invalid("Invalid Request: method must be a string"));
+    };
+    Ok(Request {
+        id,
+        method,
+        params: obj.remove("params").unwrap_or(Value::Null),
+    })
+}
+
+#[derive(Serialize)]
+struct Success<'a> {
+    jsonrpc: &'static str,
+    id: &'a Value,
+    result: &'a RawValue,
+}
+
+#[derive(Serialize)]
+struct Failure<'a> {
+    jsonrpc: &'static str,
+    id: &'a Value,
+    error: ErrorObject<'a>,
+}
+
+#[derive(Serialize)]
+struct ErrorObject<'a> {
+    code: i64,
+    message: &'a str,
+}
+
+fn failure(id: &Value, code: i64, message: &str) -> Vec<u8> {
+    serde_json::to_vec(&Failure {
+        jsonrpc: "2.0",
+        id,
+        error: ErrorObject { code, message },
+    })
+    .expect("a JSON-RPC error serializes")
+}
+
+impl Rpc {
+    /// Run one request; `server_id` narrows `tools/list` when the request came through a server's
+    /// endpoint. Answers the serialized response, or `None` for a notification.
+    pub async fn dispatch(&self, req: Request, server_id: Option<&str>) -> Option<Vec<u8>> {
+        let result = self.call(&req.method, &req.params, server_id).await;
+        let id = req.id?;
+        Some(match result {
+            Ok(result) => serde_json::to_vec(&Success {
+                jsonrpc: "2.0",
+                id: &id,
+                result: &result,
+            })
+            .expect("a JSON-RPC result serializes"),
+            Err(e) => failure(&id, e.code, &e.message),
+        })
+    }
+
+    async fn call(&self, method: &str, params: &Value, server_id: Option<&str>) -> Result<Box<RawValue>, RpcError> {
+        match method {
+            "initialize" => raw(&json!({
+                "protocolVersion": params.get("protocolVersion").and_then(Value::as_str).unwrap_or(PROTOCOL_VERSION),
+                "capabilities": {
+                    "tools": {"listChanged": false},
+                    "resources": {"subscribe": false, "listChanged": false},
+                    "prompts": {"listChanged": false},
+                },
+                "serverInfo": {"name": "stampede-gateway", "version": env!("CARGO_PKG_VERSION")},
+            })),
+            "ping" => raw(&json!({})),
+            "tools/list" => self.tools_list(params, server_id).await,
+            "tools/call" => self.tools_call(params).await,
+            "resources/list" => {
+                let resources = self.store.enabled_resources().await?;
+                raw(&json!({"resources": resources.iter().map(ResourceInfo::from).collect::<Vec<_>>()}))
+            }
+            "resources/read" => self.resources_read(params).await,
+            "prompts/list" => {
+                let prompts = self.store.enabled_prompts().await?;
+                let infos = prompts
+                    .iter()
+                    .map(PromptInfo::try_from)
+                    .collect::<Result<Vec<_>, _>>()?;
+                raw(&json!({"prompts": infos}))
+            }
+            "prompts/get" => self.prompts_get(params).await,
+            other => Err(RpcError::new(METHOD_NOT_FOUND, format!("Method not found: {other}"))),
+        }
+    }
+
+    async fn tools_list(&self, params: &Value, session_server: Option<&str>) -> Result<Box<RawValue>, RpcError> {
+        let server_id = match params.get("server_id") {
+            Some(Value::String(s)) => Some(s.as_str()),
+            Some(Value::Null) | None => session_server,
+            Some(_) => return Err(RpcError::params("server_id must be a string")),
+        };
+        if let Some(id) = server_id
+            && (!is_valid_id(id) || !self.store.server_exists(id).await?)
+        {
+            return Err(RpcError::params(format!("Server not found: {id}")));
+        }
+        let tools = self.store.enabled_tools(server_id).await?;
+        #[derive(Serialize)]
+        struct List<'a> {
+            tools: Vec<ToolInfo<'a>>,
+        }
+        raw(&List {
+            tools: tools.iter().map(ToolInfo::from).collect(),
+        })
+    }
+
+    async fn tools_call(&self, params: &Value) -> Result<Box<RawValue>, RpcError> {
+        let name = str_param(params, "name")?;
+        let arguments = params.get("arguments").cloned().unwrap_or_else(|| json!({}));
+        let tool = self
+            .store
+            .tool_by_name(name)
+            .await?
+            .ok_or_else(|| RpcError::params(format!("Unknown tool: {name}")))?;
+        if !tool.enabled {
+            return Err(RpcError::params(format!("Tool is disabled: {name}")));
+        }
+        let text = match tool.name.as_str() {
+            "time" => crate::model::now(),
+            "sleep" => {
+                let delay = sleep_delay(&arguments)?;
+                if delay > self.sleep_max {
+                    return Err(RpcError::params(format!(
+                        "sleep of {} ms is longer than the {} ms allowed",
+                        delay.as_millis(),
+                        self.sleep_max.as_millis()
+                    )));
+                }
+                tokio::time::sleep(delay).await;
+                format!("slept {} ms", delay.as_millis())
+            }
+            _ => match arguments.get("text") {
+                Some(Value::String(s)) => s.clone(),
+                _ => arguments.to_string(),
+            },
+        };
+        raw(&json!({"content": [{"type": "text", "text": text}], "isError": false}))
+    }
+
+    async fn resources_read(&self, params: &Value) -> Result<Box<RawValue>, RpcError> {
+        let uri = str_param(params, "uri")?;
+        let resource = self
+            .store
+            .resource_by_uri(uri)
+            .await?
+            .filter(|r| r.enabled)
+            .ok_or_else(|| RpcError::params(format!("Resource not found: {uri}")))?;
+        raw(&json!({"contents": [{
+            "uri": resource.uri,
+            "mimeType": resource.mime_type.as_deref().unwrap_or("text/plain"),
+            "text": resource.content,
+        }]}))
+    }
+
+    async fn prompts_get(&self, params: &Value) -> Result<Box<RawValue>, RpcError> {
+        let name = str_param(params, "name")?;
+        let prompt = self
+            .store
+            .prompt_by_name(name)
+            .await?
+            .filter(|p| p.enabled)
+            .ok_or_else(|| RpcError::params(format!("Prompt not found: {name}")))?;
+        let declared: Vec<PromptArgument> = serde_json::from_str(&prompt.arguments).unwrap_or_default();
+        let given = params.get("arguments").and_then(Value::as_object);
+        let mut text = prompt.template.clone();
+        for arg in &declared {
+            match given.and_then(|g| g.get(&arg.name)) {
+                Some(v) => {
+                    let value = v.as_str().map_or_else(|| v.to_string(), str::to_owned);
+                    text = text.replace(&format!("{{{{{}}}}}", arg.name), &value);
+                }
+                None if arg.required => {
+                    return Err(RpcError::params(format!("Missing required argument: {}", arg.name)));
+                }
+                None => {}
+            }
+        }
+        raw(&json!({
+            "description": prompt.description,
+            "messages": [{"role": "user", "content": {"type": "text", "text": text}}],
+        }))
+    }
+}
+
+fn raw<T: Serialize + ?Sized>(value: &T) -> Result<Box<RawValue>, RpcError> {
+    to_raw_value(value).map_err(|e| RpcError::new(INTERNAL_ERROR, e.to_string()))
+}
+
+fn str_param<'a>(params: &'a Value, key: &str) -> Result<&'a str, RpcError> {
+    params
+        .get(key)
+        .and_then(Value::as_str)
+        .ok_or_else(|| RpcError::params(format!("params.{key} must be a string")))
+}
+
+/// `{"ms": N}` or `{"seconds": S}`.
+fn sleep_delay(arguments: &Value) -> Result<Duration, RpcError> {
+    if let Some(ms) = arguments.get("ms") {
+        return ms
+            .as_u64()
+            .map(Duration::from_millis)
+            .ok_or_else(|| RpcError::params("arguments.ms must be a non-negative integer"));
+    }
+    if let Some(s) = arguments.get("seconds") {
+        return s
+            .as_f64()
+            .and_then(|s| Duration::try_from_secs_f64(s).ok())
+            .ok_or_else(|| RpcError::params("arguments.seconds must be a non-negative number"));
+    }
+    Err(RpcError::params("sleep needs arguments.ms or arguments.seconds"))
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ToolInfo<'a> {
+    name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    description: Option<&'a str>,
+    input_schema: &'a RawValue,
+}
+
+impl<'a> From<&'a Tool> for ToolInfo<'a> {
+    fn from(t: &'a Tool) -> Self {
+        ToolInfo {
+            name: &t.name,
+            description: t.description.as_deref(),
+            // Stored by the gateway itself from a JSON object, so it parses.
+            input_schema: serde_json::from_str(&t.input_schema).unwrap_or_else(|_| empty_object()),
+        }
+    }
+}
+
+fn empty_object() -> &'static RawValue {
+    serde_json::from_str("{}").expect("static JSON")
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ResourceInfo<'a> {
+    uri: &'a str,
+    name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    description: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mime_type: Option<&'a str>,
+}
+
+impl<'a> From<&'a Resource> for ResourceInfo<'a> {
+    fn from(r: &'a Resource) -> Self {
+        ResourceInfo {
+            uri: &r.uri,
+            name: &r.name,
+            description: r.description.as_deref(),
+            mime_type: r.mime_type.as_deref(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct PromptInfo<'a> {
+    name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    description: Option<&'a str>,
+    arguments: &'a RawValue,
+}
+
+impl<'a> TryFrom<&'a Prompt> for PromptInfo<'a> {
+    type Error = RpcError;
+
+    fn try_from(p: &'a Prompt) -> Result<Self, RpcError> {
+        Ok(PromptInfo {
+            name: &p.name,
+            description: p.description.as_deref(),
+            arguments: serde_json::from_str(&p.arguments).map_err(|e| RpcError::new(INTERNAL_ERROR, e.to_string()))?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_err(body: &str) -> Value {
+        serde_json::from_slice(&parse(body.as_bytes()).unwrap_err()).unwrap()
+    }
+
+    #[test]
+    fn malformed_and_invalid_requests_get_their_codes() {
+        let e = parse_err("{nope");
+        assert_eq!(e["error"]["code"], PARSE_ERROR);
+        assert_eq!(e["id"], Value::Null);
+        assert_eq!(e["jsonrpc"], "2.0");
+        assert_eq!(parse_err("[1]")["error"]["code"], INVALID_REQUEST);
+        let e = parse_err(r#"{"jsonrpc":"2.0","id":7}"#);
+        assert_eq!(
+            (e["error"]["code"].as_i64(), e["id"].as_i64()),
+            (Some(INVALID_REQUEST), Some(7))
+        );
+        assert_eq!(
+            parse_err(r#"{"id":1,"method":"ping"}"#)["error"]["code"],
+            INVALID_REQUEST
+        );
+    }
+
+    #[test]
+    fn requests_and_notifications_parse() {
+        let r = parse(br#"{"jsonrpc":"2.0","id":"a","method":"ping"}"#).unwrap();
+        assert_eq!(
+            (r.id, r.method.as_str(), r.params),
+            (Some(json!("a")), "ping", Value::Null)
+        );
+        let n = parse(br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#).unwrap();
+        assert_eq!(n.id, None);
+    }
+
+    #[test]
+    fn sleep_takes_ms_or_seconds() {
+        assert_eq!(sleep_delay(&json!({"ms": 5})).unwrap(), Duration::from_millis(5));
+        assert_eq!(
+            sleep_delay(&json!({"seconds": 0.5})).unwrap(),
+            Duration::from_millis(500)
+        );
+        assert!(sleep_delay(&json!({"ms": -1})).is_err());
+        assert!(sleep_delay(&json!({})).is_err());
+    }
+}

@@ -9,6 +9,7 @@ use tokio::net::TcpListener;
 use crate::api::{self, AppState};
 use crate::auth::Auth;
 use crate::config::{LockWait, ServeArgs, StateCascade};
+use crate::conn::{ConnHandle, CuttableListener};
 use crate::metrics::Metrics;
 use crate::rpc::Rpc;
 use crate::sse::Registry;
@@ -74,7 +75,11 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let _ = stop_tx.send(true);
     });
     let mut drain_rx = stop_rx.clone();
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+    let server = axum::serve(
+        CuttableListener(listener),
+        app.into_make_service_with_connect_info::<ConnHandle>(),
+    )
+    .with_graceful_shutdown(async move {
         let _ = stop_rx.wait_for(|stop| *stop).await;
         tracing::info!(
             sessions = sse.active(),

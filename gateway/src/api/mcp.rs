@@ -3,7 +3,7 @@
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -12,6 +12,7 @@ use serde_json::json;
 use super::AppState;
 use super::error::ApiError;
 use super::extract::{QueryParams, RawBody};
+use crate::conn::ConnHandle;
 use crate::model::is_valid_id;
 use crate::rpc;
 use crate::sse::{FrameStream, frame};
@@ -38,29 +39,34 @@ pub async fn rpc_http(State(state): State<AppState>, RawBody(body): RawBody) -> 
     }
 }
 
-pub async fn open_sse(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    open(&state, None, &headers)
+pub async fn open_sse(
+    State(state): State<AppState>,
+    ConnectInfo(conn): ConnectInfo<ConnHandle>,
+    headers: HeaderMap,
+) -> Response {
+    open(&state, None, &headers, conn)
 }
 
 pub async fn open_server_sse(
     State(state): State<AppState>,
+    ConnectInfo(conn): ConnectInfo<ConnHandle>,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     if !is_valid_id(&id) || !state.store.server_exists(&id).await? {
         return Err(ApiError::not_found(format!("Server not found: {id}")));
     }
-    Ok(open(&state, Some(id), &headers))
+    Ok(open(&state, Some(id), &headers, conn))
 }
 
 /// Register a session, spawn its producer, answer the stream.
-fn open(state: &AppState, server_id: Option<String>, headers: &HeaderMap) -> Response {
+fn open(state: &AppState, server_id: Option<String>, headers: &HeaderMap, conn: ConnHandle) -> Response {
     // The endpoint is absolute, on the host the client used.
     let host = headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
         .unwrap_or(&state.local_host);
-    let (id, session, frames) = state.sse.open(server_id.clone());
+    let (id, session, frames) = state.sse.open(server_id.clone(), conn);
     let endpoint = match &server_id {
         Some(server) => format!("http://{host}/servers/{server}/message?session_id={id}"),
         None => format!("http://{host}/message?session_id={id}"),

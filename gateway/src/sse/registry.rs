@@ -11,6 +11,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::session::Session;
 use crate::config::SseBehaviour;
+use crate::conn::ConnHandle;
 
 /// Why a session ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,7 +93,11 @@ impl Registry {
 
     /// Register a new session: answers its id, its producer (to be spawned) and the receiving end of
     /// its frames (the response body).
-    pub fn open(self: &Arc<Self>, server_id: Option<String>) -> (String, Session, mpsc::Receiver<Bytes>) {
+    pub fn open(
+        self: &Arc<Self>,
+        server_id: Option<String>,
+        conn: ConnHandle,
+    ) -> (String, Session, mpsc::Receiver<Bytes>) {
         let id = crate::model::new_id();
         let (inbox_tx, inbox_rx) = mpsc::channel(INBOX_FRAMES);
         let (out_tx, out_rx) = mpsc::channel(OUT_FRAMES);
@@ -115,6 +120,7 @@ impl Registry {
             out_tx,
             self.shutdown.subscribe(),
             self.behaviour,
+            conn,
         );
         (id, session, out_rx)
     }

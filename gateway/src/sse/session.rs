@@ -21,6 +21,7 @@ use tokio::time::Instant;
 use super::frame;
 use super::registry::{EndReason, Registration};
 use crate::config::{Detection, SseBehaviour};
+use crate::conn::ConnHandle;
 
 /// Whether a frame answers the client (a reply) or is the producer's own (keepalive, retry): only the
 /// producer's own count as yields for the rapid-yield detector, since replies come at the client's pace.
@@ -37,6 +38,7 @@ pub struct Session {
     shutdown: watch::Receiver<bool>,
     cfg: SseBehaviour,
     detector: RapidYield,
+    conn: ConnHandle,
 }
 
 impl Session {
@@ -46,6 +48,7 @@ impl Session {
         out: mpsc::Sender<Bytes>,
         shutdown: watch::Receiver<bool>,
         cfg: SseBehaviour,
+        conn: ConnHandle,
     ) -> Session {
         Session {
             registration,
@@ -54,6 +57,7 @@ impl Session {
             shutdown,
             detector: RapidYield::new(&cfg),
             cfg,
+            conn,
         }
     }
 
@@ -61,6 +65,11 @@ impl Session {
     pub async fn run(mut self, endpoint: Bytes) {
         let reason = self.serve(endpoint).await;
         tracing::debug!(reason = reason.label(), "SSE session ended");
+        if matches!(reason, EndReason::SendTimeout | EndReason::SpinDetected) {
+            // The client is still connected but not being served: cut the connection, or hyper would
+            // keep it (and the frames it holds) open for as long as the client likes.
+            self.conn.abort();
+        }
         self.registration.set_reason(reason);
     }
 

@@ -229,6 +229,35 @@ impl Gateway {
         }
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("gateway running")
+    }
+
+    /// CPU seconds (user + system, all threads) the gateway process has used so far.
+    pub fn cpu_seconds(&self) -> f64 {
+        let stat = procfs::process::Process::new(self.pid() as i32)
+            .and_then(|p| p.stat())
+            .expect("gateway /proc stat");
+        (stat.utime + stat.stime) as f64 / procfs::ticks_per_second() as f64
+    }
+
+    /// The gateway's CPU use over `window`, as a fraction of one core.
+    pub async fn cpu_over(&self, window: Duration) -> f64 {
+        let before = self.cpu_seconds();
+        let start = Instant::now();
+        tokio::time::sleep(window).await;
+        (self.cpu_seconds() - before) / start.elapsed().as_secs_f64()
+    }
+
+    /// A JSON-RPC call on `/rpc`: (HTTP status, answer).
+    pub async fn rpc(&self, method: &str, params: Value) -> (StatusCode, Value) {
+        self.post(
+            "/rpc",
+            json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}),
+        )
+        .await
+    }
+
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
     }
@@ -299,4 +328,76 @@ macro_rules! both {
             }
         )*
     };
+}
+
+/// An SSE stream read frame by frame (`event`, `data`), over reqwest.
+pub struct SseStream {
+    pub response: reqwest::Response,
+    buf: Vec<u8>,
+}
+
+impl SseStream {
+    pub async fn open(gw: &Gateway, path: &str) -> SseStream {
+        let response = gw
+            .http
+            .get(gw.url(path))
+            .bearer_auth(&gw.token)
+            .header("accept", "text/event-stream")
+            .send()
+            .await
+            .expect("open SSE");
+        assert_eq!(response.status(), StatusCode::OK, "GET {path}");
+        SseStream {
+            response,
+            buf: Vec::new(),
+        }
+    }
+
+    /// The next frame, or None when the stream ends; panics after `within`.
+    pub async fn next_within(&mut self, within: Duration) -> Option<(String, String)> {
+        tokio::time::timeout(within, self.next())
+            .await
+            .expect("an SSE frame in time")
+    }
+
+    pub async fn next(&mut self) -> Option<(String, String)> {
+        loop {
+            if let Some(end) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                let raw: Vec<u8> = self.buf.drain(..end + 4).collect();
+                let text = String::from_utf8(raw).expect("UTF-8 frame");
+                let mut lines = text.trim_end_matches("\r\n").split("\r\n");
+                let event = lines.next()?.strip_prefix("event: ").expect("event line").to_owned();
+                let data = lines.next()?.strip_prefix("data: ").expect("data line").to_owned();
+                assert!(lines.next().is_none(), "one event and one data line: {text:?}");
+                return Some((event, data));
+            }
+            match self.response.chunk().await.ok()? {
+                Some(chunk) => self.buf.extend_from_slice(&chunk),
+                None => return None,
+            }
+        }
+    }
+
+    /// Read the endpoint frame and the first keepalive; answer the endpoint URL.
+    pub async fn handshake(&mut self) -> String {
+        let (event, endpoint) = self.next_within(Duration::from_secs(10)).await.expect("endpoint frame");
+        assert_eq!(event, "endpoint");
+        let (event, data) = self
+            .next_within(Duration::from_secs(10))
+            .await
+            .expect("keepalive frame");
+        assert_eq!((event.as_str(), data.as_str()), ("keepalive", "{}"));
+        endpoint
+    }
+
+    /// Skip keepalives until a message frame; answer its JSON.
+    pub async fn next_message(&mut self) -> Value {
+        loop {
+            let (event, data) = self.next_within(Duration::from_secs(10)).await.expect("a message");
+            if event == "message" {
+                return serde_json::from_str(&data).expect("JSON message");
+            }
+            assert_eq!(event, "keepalive");
+        }
+    }
 }

@@ -210,3 +210,40 @@ async fn legacy_abandoned_sessions_stay_and_burn_cpu_and_sigterm_still_stops_it(
     );
     eprintln!("legacy: stopped {:?} after SIGTERM", stopping.elapsed());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_detection_off_the_rapid_yield_detector_still_ends_the_spin() {
+    let db = TestDb::new(Db::Sqlite).await;
+    // The fixed profile with only disconnect detection turned off: the last line of defence remains.
+    let gw = Gateway::start(
+        &db,
+        &[
+            ("PROFILE", "fixed"),
+            ("SSE_DISCONNECT_DETECTION", "off"),
+            ("SSE_KEEPALIVE_INTERVAL", "0.2"),
+        ],
+    )
+    .await;
+    let addr: std::net::SocketAddr = gw.base.strip_prefix("http://").unwrap().parse().unwrap();
+    let mut streams = Vec::new();
+    for _ in 0..50 {
+        streams.push(open_raw(addr, gw.token.clone(), None).await.0);
+    }
+    drop_abruptly(streams);
+    eventually(
+        Duration::from_secs(10),
+        "the detector to end every spinning session",
+        || async { (gw.metric("sse_sessions_active").await == Some(0.0)).then_some(()) },
+    )
+    .await;
+    assert_eq!(
+        gw.metric("sse_session_ends_total{reason=\"spin_detected\"}").await,
+        Some(50.0)
+    );
+    assert_eq!(
+        gw.metric("sse_session_ends_total{reason=\"client_gone\"}").await,
+        Some(0.0)
+    );
+    let cpu = gw.cpu_over(Duration::from_secs(1)).await;
+    assert!(cpu < 0.05, "idle again: {:.1} % of a core", cpu * 100.0);
+}

@@ -1,12 +1,23 @@
 # stampede — see README.md. Every target runs from a fresh clone with Rust and PostgreSQL 15 installed.
-.PHONY: run build release test lint fmt pg pg-stop gateway token clean
+.PHONY: run validate build release test lint fmt pg pg-stop gateway token clean
 
 CARGO ?= cargo
 BIND ?= 127.0.0.1:4444
 PROFILE ?= fixed
 
-## run: the main job. Until the load generator lands, this starts the reference gateway on SQLite.
-run: gateway
+## run: the main job: the smoke scenario against a spawned reference gateway on embedded SQLite.
+##      SCENARIO=… to run another; RUN_ARGS="--users 50 --duration 5s" for overrides; BUILD=debug to skip
+##      the release build.
+SCENARIO ?= scenarios/smoke.toml
+BUILD ?= release
+RUN_ARGS ?=
+run:
+	$(CARGO) build --workspace $(if $(filter release,$(BUILD)),--release,)
+	target/$(BUILD)/stampede run $(SCENARIO) $(RUN_ARGS)
+
+## validate: check every shipped scenario.
+validate: build
+	target/debug/stampede validate scenarios/*.toml
 
 ## build: debug build of the whole workspace.
 build:
@@ -33,7 +44,7 @@ pg:
 pg-stop:
 	@scripts/pg.sh stop
 
-## gateway: the reference gateway on embedded SQLite (data/), PROFILE=fixed|legacy.
+## gateway: the reference gateway alone on embedded SQLite (data/), PROFILE=fixed|legacy.
 gateway: release
 	target/release/stampede-gateway serve --bind $(BIND) --profile $(PROFILE) --data-dir data
 

@@ -1,6 +1,21 @@
-//! stampede's load generator as a library: scenarios, the engine, recording, observers, results and
-//! gates (DESIGN.md, "The load generator"). The `stampede` binary and the `stampede-tui` dashboard are
-//! thin front ends over it. Only the command-line surface exists so far; the engine is the next issue.
+//! stampede's load generator as a library: scenarios, the engine, recording, results and the live
+//! feed (DESIGN.md, "The load generator"). The `stampede` binary and the `stampede-tui` dashboard are
+//! thin front ends over it.
+//!
+//! Data path: `scenario` (file → validated `Scenario`) → `engine` (target, setup, load model, one-second
+//! `timeline`) → `record` (per-window histograms and counters) → `results` (JSON file), with snapshots
+//! to `output` (progress, summary) and `live` (the feed for the dashboard).
+
+pub mod cli;
+pub mod engine;
+pub mod environment;
+pub mod live;
+pub mod output;
+pub mod record;
+pub mod results;
+pub mod scenario;
+pub mod setup;
+pub mod target;
 
 /// The version every results file and report is stamped with.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

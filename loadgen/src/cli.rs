@@ -1,0 +1,53 @@
+//! The command-line surface shared by `stampede run` and `stampede-tui run`: a scenario and its
+//! overrides.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use crate::scenario::{self, Override, Scenario, ScenarioErrors};
+
+#[derive(Debug, Clone, Args)]
+pub struct ScenarioArgs {
+    /// The scenario file (TOML).
+    pub scenario: PathBuf,
+    /// Closed model: users at the steady stage (`--set load.users=N`).
+    #[arg(long)]
+    pub users: Option<u32>,
+    /// Open model: arrivals per second (`--set load.rate=R`).
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Steady duration, e.g. 30s (`--set load.duration=…`).
+    #[arg(long)]
+    pub duration: Option<String>,
+    /// Run against this gateway instead of the scenario's target (replaces a spawned one).
+    #[arg(long)]
+    pub target: Option<String>,
+    /// Override any scenario field: `--set load.users=200`, `--set target.token=…` (repeatable).
+    #[arg(long = "set", value_name = "PATH=VALUE")]
+    pub set: Vec<Override>,
+}
+
+impl ScenarioArgs {
+    pub fn overrides(&self) -> Vec<Override> {
+        let mut out = Vec::new();
+        if let Some(url) = &self.target {
+            out.push(Override::new("target.url", toml::Value::String(url.clone())));
+        }
+        if let Some(u) = self.users {
+            out.push(Override::new("load.users", toml::Value::Integer(i64::from(u))));
+        }
+        if let Some(r) = self.rate {
+            out.push(Override::new("load.rate", toml::Value::Float(r)));
+        }
+        if let Some(d) = &self.duration {
+            out.push(Override::new("load.duration", toml::Value::String(d.clone())));
+        }
+        out.extend(self.set.iter().cloned());
+        out
+    }
+
+    pub fn load(&self) -> Result<Scenario, ScenarioErrors> {
+        scenario::load(&self.scenario, &self.overrides())
+    }
+}

@@ -1,0 +1,137 @@
+//! The one-second timeline: every second the recorder's windows are swapped out, summarized into a
+//! [`Window`] and merged into the run totals; a [`Snapshot`] of the run goes to whoever watches
+//! (progress line, live feed, dashboard).
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::record::{Gauges, Recorder, Stats, Summary};
+use crate::scenario::Phase;
+
+/// One second of the run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Window {
+    /// Seconds since the load started, at the end of the window.
+    pub t: u64,
+    pub phase: Phase,
+    /// Users (closed) or arrivals per second (open) the load aimed at.
+    pub target: f64,
+    /// Closed model: users running.
+    pub users: u64,
+    pub in_flight: i64,
+    pub sse_open: i64,
+    /// Open model: arrivals dropped in this window.
+    pub dropped: u64,
+    /// Per recording slot, in the order of `Results::slots`.
+    pub actions: Vec<Summary>,
+    /// All slots together.
+    pub all: Summary,
+}
+
+/// What a live view shows: where the run is, the latest window and the totals so far.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub scenario: String,
+    pub target: String,
+    pub phase: Phase,
+    pub elapsed_s: f64,
+    /// Of the load and the post-load window together.
+    pub remaining_s: f64,
+    pub slots: Vec<String>,
+    pub window: Option<Window>,
+    pub totals: Vec<Summary>,
+    pub totals_all: Summary,
+    pub sse: SseFigures,
+    pub finished: bool,
+}
+
+/// Client-side SSE figures.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SseFigures {
+    pub open: i64,
+    pub opened: u64,
+    pub closed_abrupt: u64,
+    pub closed_rst: u64,
+    pub closed_graceful: u64,
+    pub server_closed: u64,
+    pub peak_open: i64,
+}
+
+impl SseFigures {
+    pub fn read(g: &Gauges, peak_open: i64) -> Self {
+        SseFigures {
+            open: g.sse_open.load(Ordering::Relaxed),
+            opened: Gauges::get(&g.sse_opened),
+            closed_abrupt: Gauges::get(&g.sse_closed_abrupt),
+            closed_rst: Gauges::get(&g.sse_closed_rst),
+            closed_graceful: Gauges::get(&g.sse_closed_graceful),
+            server_closed: Gauges::get(&g.sse_server_closed),
+            peak_open,
+        }
+    }
+}
+
+/// Owns the series and the totals while the run goes on.
+pub struct Timeline {
+    pub windows: Vec<Window>,
+    pub totals: Vec<Stats>,
+    spare: Vec<Stats>,
+    last_dropped: u64,
+    pub peak_sse_open: i64,
+}
+
+impl Timeline {
+    pub fn new(slots: usize) -> Timeline {
+        Timeline {
+            windows: Vec::new(),
+            totals: (0..slots).map(|_| Stats::default()).collect(),
+            spare: (0..slots).map(|_| Stats::default()).collect(),
+            last_dropped: 0,
+            peak_sse_open: 0,
+        }
+    }
+
+    /// Close the window that ends `t` seconds into the run, lasting `len`.
+    pub fn tick(&mut self, recorder: &Recorder, t: u64, len: Duration, phase: Phase, target: f64) -> &Window {
+        recorder.swap_windows(&mut self.spare);
+        let secs = len.as_secs_f64();
+        let mut all = Stats::default();
+        let mut actions = Vec::with_capacity(self.spare.len());
+        for (window, total) in self.spare.iter().zip(self.totals.iter_mut()) {
+            actions.push(window.summary(secs));
+            total.merge(window);
+            all.merge(window);
+        }
+        let g = &recorder.gauges;
+        let dropped = Gauges::get(&g.dropped);
+        let sse_open = g.sse_open.load(Ordering::Relaxed);
+        self.peak_sse_open = self.peak_sse_open.max(sse_open);
+        self.windows.push(Window {
+            t,
+            phase,
+            target,
+            users: Gauges::get(&g.users),
+            in_flight: g.in_flight.load(Ordering::Relaxed),
+            sse_open,
+            dropped: dropped - self.last_dropped,
+            actions,
+            all: all.summary(secs),
+        });
+        self.last_dropped = dropped;
+        self.windows.last().expect("just pushed")
+    }
+
+    pub fn totals_all(&self) -> Stats {
+        let mut all = Stats::default();
+        for t in &self.totals {
+            all.merge(t);
+        }
+        all
+    }
+}
+
+/// Shared handle to the newest snapshot.
+pub type SnapshotCell = Arc<tokio::sync::watch::Sender<Option<Arc<Snapshot>>>>;

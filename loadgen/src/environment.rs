@@ -1,0 +1,86 @@
+//! The machine a run happened on, and the generator's own CPU and memory.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Environment {
+    pub cores: usize,
+    pub os: String,
+    pub kernel: Option<String>,
+    pub hostname: Option<String>,
+    /// The stampede revision that ran (`git describe` at build time).
+    pub git_revision: Option<String>,
+    pub stampede_version: String,
+}
+
+impl Environment {
+    pub fn here() -> Environment {
+        Environment {
+            cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            os: std::env::consts::OS.to_owned(),
+            kernel: read_trimmed("/proc/sys/kernel/osrelease"),
+            hostname: read_trimmed("/proc/sys/kernel/hostname"),
+            git_revision: option_env!("STAMPEDE_GIT_REVISION")
+                .map(str::to_owned)
+                .filter(|r| !r.is_empty()),
+            stampede_version: crate::VERSION.to_owned(),
+        }
+    }
+}
+
+fn read_trimmed(path: &str) -> Option<String> {
+    std::fs::read_to_string(path).ok().map(|s| s.trim().to_owned())
+}
+
+/// User + system CPU seconds of this process so far (all threads), from /proc/self/stat.
+pub fn process_cpu_seconds() -> Option<f64> {
+    cpu_seconds_of("self")
+}
+
+/// The same for another process.
+pub fn cpu_seconds_of(pid: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces) start after the last ')'.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) / clock_ticks())
+}
+
+/// Peak resident memory of this process (VmHWM).
+pub fn peak_rss_bytes() -> Option<u64> {
+    status_kib("self", "VmHWM:").map(|k| k * 1024)
+}
+
+/// Resident memory now (VmRSS).
+pub fn rss_bytes() -> Option<u64> {
+    status_kib("self", "VmRSS:").map(|k| k * 1024)
+}
+
+fn status_kib(pid: &str, key: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(key))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+fn clock_ticks() -> f64 {
+    // USER_HZ is 100 on every Linux this runs on; /proc/self/stat counts in it.
+    100.0
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn own_cpu_and_memory_are_readable() {
+        let mut x = 0u64;
+        for i in 0..10_000_000u64 {
+            x = x.wrapping_mul(31).wrapping_add(i);
+        }
+        assert!(x != 1);
+        assert!(super::process_cpu_seconds().unwrap() > 0.0);
+        assert!(super::peak_rss_bytes().unwrap() > 1024 * 1024);
+    }
+}

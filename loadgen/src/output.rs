@@ -1,0 +1,169 @@
+//! What a person sees of a headless run: a progress line (rewritten in place on a TTY, one line every
+//! few seconds otherwise, for CI logs) and the end-of-run summary table.
+
+use std::fmt::Write as _;
+use std::io::{IsTerminal as _, Write as _};
+use std::time::Duration;
+
+use crate::engine::timeline::{Snapshot, SnapshotCell};
+use crate::results::Results;
+
+fn ms(v: Option<f64>) -> String {
+    match v {
+        Some(v) if v >= 1000.0 => format!("{:.2}s", v / 1000.0),
+        Some(v) if v >= 10.0 => format!("{v:.0}ms"),
+        Some(v) => format!("{v:.1}ms"),
+        None => "-".into(),
+    }
+}
+
+fn pct(part: u64, whole: u64) -> String {
+    if whole == 0 {
+        "-".into()
+    } else {
+        format!("{:.2}%", part as f64 * 100.0 / whole as f64)
+    }
+}
+
+/// One status line of a snapshot.
+pub fn status_line(s: &Snapshot, width: usize) -> String {
+    let total = s.elapsed_s + s.remaining_s;
+    let (rps, p99, users) = match &s.window {
+        Some(w) => (
+            w.all.rps,
+            w.all.p99_ms,
+            if w.users > 0 {
+                format!("{} users", w.users)
+            } else {
+                format!("{:.0}/s", w.target)
+            },
+        ),
+        None => (0.0, None, "-".into()),
+    };
+    let t = &s.totals_all;
+    let mut line = format!(
+        "{:>5.0}s/{:.0}s {:<9} {:>8.0} req/s  p99 {:>7}  fail {:>6}  {}  sse {}",
+        s.elapsed_s,
+        total,
+        s.phase.label(),
+        rps,
+        ms(p99),
+        pct(t.failed, t.count),
+        users,
+        s.sse.open
+    );
+    if width > 0 && total > 0.0 {
+        let bar_len = 20usize;
+        let filled = ((s.elapsed_s / total).clamp(0.0, 1.0) * bar_len as f64) as usize;
+        let bar = format!("[{}{}] ", "#".repeat(filled), ".".repeat(bar_len - filled));
+        line.insert_str(0, &bar);
+        line.truncate(width.saturating_sub(1));
+    }
+    line
+}
+
+/// Print progress until the run finishes: in place on a TTY, every `every` otherwise.
+pub async fn progress(cell: SnapshotCell, every: Duration) {
+    let tty = std::io::stderr().is_terminal();
+    let mut rx = cell.subscribe();
+    let mut last_print = tokio::time::Instant::now();
+    while rx.changed().await.is_ok() {
+        let Some(snap) = rx.borrow_and_update().clone() else {
+            continue;
+        };
+        let mut err = std::io::stderr();
+        if tty {
+            let _ = write!(err, "\r\x1b[2K{}", status_line(&snap, 120));
+            let _ = err.flush();
+        } else if last_print.elapsed() >= every || snap.finished {
+            let _ = writeln!(err, "{}", status_line(&snap, 0));
+            last_print = tokio::time::Instant::now();
+        }
+        if snap.finished {
+            if tty {
+                let _ = writeln!(err);
+            }
+            break;
+        }
+    }
+}
+
+/// The end-of-run summary.
+pub fn summary(r: &Results) -> String {
+    let mut out = String::new();
+    let state = if r.complete {
+        "complete"
+    } else {
+        "INCOMPLETE (interrupted)"
+    };
+    let _ = writeln!(
+        out,
+        "\n{} against {} — {:?} model, {:.1}s of load, {}",
+        r.scenario.name, r.target.url, r.load.model, r.load.seconds, state
+    );
+    let name_width = r.actions.iter().map(|a| a.name.len()).max().unwrap_or(6).clamp(6, 48);
+    let _ = writeln!(
+        out,
+        "{:<name_width$}  {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}",
+        "action", "count", "rps", "ok", "expected", "failed", "p50", "p90", "p99", "max"
+    );
+    let row = |out: &mut String, name: &str, s: &crate::record::Summary| {
+        let name: String = name.chars().take(name_width).collect();
+        let _ = writeln!(
+            out,
+            "{:<name_width$}  {:>8} {:>8.1} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}",
+            name,
+            s.count,
+            s.rps,
+            s.ok,
+            s.expected,
+            s.failed,
+            ms(s.p50_ms),
+            ms(s.p90_ms),
+            ms(s.p99_ms),
+            ms(s.max_ms)
+        );
+    };
+    for a in &r.actions {
+        row(&mut out, &a.name, &a.summary);
+    }
+    row(&mut out, "all", &r.totals);
+    let _ = writeln!(out, "failure rate {}", pct(r.totals.failed, r.totals.count));
+    for a in &r.actions {
+        if a.statuses.is_empty() && a.failures.is_empty() {
+            continue;
+        }
+        let statuses: Vec<String> = a.statuses.iter().map(|(s, n)| format!("{s}×{n}")).collect();
+        let failures: Vec<String> = a.failures.iter().map(|(k, n)| format!("{}×{n}", k.label())).collect();
+        let _ = write!(out, "  {}: statuses {}", a.name, statuses.join(" "));
+        if !failures.is_empty() {
+            let _ = write!(out, "; failures {}", failures.join(" "));
+        }
+        let _ = writeln!(out);
+        for (msg, n) in a.errors.iter().take(3) {
+            let _ = writeln!(out, "    {n}× {msg}");
+        }
+    }
+    if r.sse.opened > 0 {
+        let s = &r.sse;
+        let _ = writeln!(
+            out,
+            "SSE streams: {} opened, peak {} open at once; closed {} abrupt, {} with RST, {} gracefully; {} ended by the server",
+            s.opened, s.peak_open, s.closed_abrupt, s.closed_rst, s.closed_graceful, s.server_closed
+        );
+    }
+    if r.load.dropped > 0 {
+        let _ = writeln!(out, "dropped arrivals (every slot busy): {}", r.load.dropped);
+    }
+    let g = &r.generator;
+    let _ = writeln!(
+        out,
+        "generator: {} CPU s, {} requests per CPU second, peak RSS {}",
+        g.cpu_seconds.map_or("not measured".into(), |c| format!("{c:.1}")),
+        g.requests_per_cpu_second
+            .map_or("not measured".into(), |r| format!("{r:.0}")),
+        g.peak_rss_bytes
+            .map_or("not measured".into(), |b| format!("{} MiB", b / (1024 * 1024)))
+    );
+    out
+}

@@ -1,0 +1,336 @@
+//! Recording: per action, the current one-second window (an HDR histogram of latencies in µs and
+//! counters) behind a short lock that is never held across an await; once a second the windows are
+//! swapped out, summarized into the time series and merged into the run totals. Memory does not grow
+//! with the number of requests: only with the number of windows, a few numbers each.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+
+/// Highest latency a histogram holds (µs): one hour. Longer ones are clamped.
+const MAX_MICROS: u64 = 3_600_000_000;
+/// Cap on distinct error messages kept per action.
+const MAX_ERROR_MESSAGES: usize = 20;
+
+pub fn new_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, MAX_MICROS, 3).expect("static histogram bounds")
+}
+
+/// Why an action failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureKind {
+    /// An answer with a status that is neither ok nor expected.
+    Status,
+    Timeout,
+    Connect,
+    /// A broken answer: unreadable body, malformed JSON-RPC or SSE.
+    Protocol,
+    /// A JSON-RPC error that was not declared expected.
+    JsonRpc,
+}
+
+impl FailureKind {
+    pub const ALL: [FailureKind; 5] = [
+        FailureKind::Status,
+        FailureKind::Timeout,
+        FailureKind::Connect,
+        FailureKind::Protocol,
+        FailureKind::JsonRpc,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            FailureKind::Status => "status",
+            FailureKind::Timeout => "timeout",
+            FailureKind::Connect => "connect",
+            FailureKind::Protocol => "protocol",
+            FailureKind::JsonRpc => "jsonrpc",
+        }
+    }
+}
+
+/// What one action came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Ok,
+    /// A declared status or error, e.g. 409 on a contended toggle: neither ok nor a failure.
+    Expected,
+    Failed(FailureKind),
+}
+
+/// One finished action, as the engine reports it.
+#[derive(Debug, Clone, Copy)]
+pub struct Sample<'a> {
+    pub latency: Duration,
+    pub outcome: Outcome,
+    pub status: Option<u16>,
+    pub rpc_error: Option<i64>,
+    pub error: Option<&'a str>,
+}
+
+/// Counters and a latency histogram: of one window, or of a whole run. Mergeable.
+#[derive(Debug, Clone)]
+pub struct Stats {
+    pub count: u64,
+    pub ok: u64,
+    pub expected: u64,
+    pub failed: u64,
+    pub failures: BTreeMap<FailureKind, u64>,
+    pub statuses: BTreeMap<u16, u64>,
+    pub rpc_errors: BTreeMap<i64, u64>,
+    pub errors: BTreeMap<String, u64>,
+    pub latency: Histogram<u64>,
+}
+
+impl Default for Stats {
+    fn default() -> Self {
+        Stats {
+            count: 0,
+            ok: 0,
+            expected: 0,
+            failed: 0,
+            failures: BTreeMap::new(),
+            statuses: BTreeMap::new(),
+            rpc_errors: BTreeMap::new(),
+            errors: BTreeMap::new(),
+            latency: new_histogram(),
+        }
+    }
+}
+
+impl Stats {
+    pub fn record(&mut self, s: &Sample<'_>) {
+        self.count += 1;
+        match s.outcome {
+            Outcome::Ok => self.ok += 1,
+            Outcome::Expected => self.expected += 1,
+            Outcome::Failed(kind) => {
+                self.failed += 1;
+                *self.failures.entry(kind).or_default() += 1;
+            }
+        }
+        if let Some(status) = s.status {
+            *self.statuses.entry(status).or_default() += 1;
+        }
+        if let Some(code) = s.rpc_error {
+            *self.rpc_errors.entry(code).or_default() += 1;
+        }
+        if let Some(msg) = s.error {
+            if let Some(n) = self.errors.get_mut(msg) {
+                *n += 1;
+            } else if self.errors.len() < MAX_ERROR_MESSAGES {
+                self.errors.insert(msg.to_owned(), 1);
+            }
+        }
+        self.latency
+            .saturating_record((s.latency.as_micros() as u64).clamp(1, MAX_MICROS));
+    }
+
+    pub fn merge(&mut self, other: &Stats) {
+        self.count += other.count;
+        self.ok += other.ok;
+        self.expected += other.expected;
+        self.failed += other.failed;
+        for (k, n) in &other.failures {
+            *self.failures.entry(*k).or_default() += n;
+        }
+        for (k, n) in &other.statuses {
+            *self.statuses.entry(*k).or_default() += n;
+        }
+        for (k, n) in &other.rpc_errors {
+            *self.rpc_errors.entry(*k).or_default() += n;
+        }
+        for (k, n) in &other.errors {
+            if let Some(m) = self.errors.get_mut(k) {
+                *m += n;
+            } else if self.errors.len() < MAX_ERROR_MESSAGES {
+                self.errors.insert(k.clone(), *n);
+            }
+        }
+        self.latency
+            .add(&other.latency)
+            .expect("histograms of one configuration add");
+    }
+
+    /// Back to empty, keeping the histogram's memory.
+    pub fn reset(&mut self) {
+        self.count = 0;
+        self.ok = 0;
+        self.expected = 0;
+        self.failed = 0;
+        self.failures.clear();
+        self.statuses.clear();
+        self.rpc_errors.clear();
+        self.errors.clear();
+        self.latency.reset();
+    }
+
+    pub fn summary(&self, seconds: f64) -> Summary {
+        let q = |p: f64| (self.count > 0).then(|| self.latency.value_at_quantile(p) as f64 / 1000.0);
+        Summary {
+            count: self.count,
+            ok: self.ok,
+            expected: self.expected,
+            failed: self.failed,
+            rps: if seconds > 0.0 {
+                self.count as f64 / seconds
+            } else {
+                0.0
+            },
+            mean_ms: (self.count > 0).then(|| self.latency.mean() / 1000.0),
+            p50_ms: q(0.50),
+            p90_ms: q(0.90),
+            p95_ms: q(0.95),
+            p99_ms: q(0.99),
+            max_ms: (self.count > 0).then(|| self.latency.max() as f64 / 1000.0),
+        }
+    }
+}
+
+/// The figures of one action over some span. Latencies of a span without samples are absent.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    pub count: u64,
+    pub ok: u64,
+    pub expected: u64,
+    pub failed: u64,
+    pub rps: f64,
+    pub mean_ms: Option<f64>,
+    pub p50_ms: Option<f64>,
+    pub p90_ms: Option<f64>,
+    pub p95_ms: Option<f64>,
+    pub p99_ms: Option<f64>,
+    pub max_ms: Option<f64>,
+}
+
+/// Live gauges the engine keeps while it runs.
+#[derive(Debug, Default)]
+pub struct Gauges {
+    /// Closed model: users running now.
+    pub users: AtomicU64,
+    /// Actions started and not finished.
+    pub in_flight: AtomicI64,
+    /// SSE streams open now (client side).
+    pub sse_open: AtomicI64,
+    pub sse_opened: AtomicU64,
+    pub sse_closed_abrupt: AtomicU64,
+    pub sse_closed_rst: AtomicU64,
+    pub sse_closed_graceful: AtomicU64,
+    /// Streams the server ended before the client closed them.
+    pub sse_server_closed: AtomicU64,
+    /// Open model: arrivals dropped because every slot was busy.
+    pub dropped: AtomicU64,
+    /// Actions cut at the end of the graceful stop.
+    pub cut: AtomicU64,
+}
+
+impl Gauges {
+    pub fn get(a: &AtomicU64) -> u64 {
+        a.load(Ordering::Relaxed)
+    }
+}
+
+/// The per-action windows being filled now.
+pub struct Recorder {
+    windows: Vec<Mutex<Stats>>,
+    pub gauges: Gauges,
+}
+
+impl Recorder {
+    /// One recording slot per name (actions, then their sub-measurements such as SSE replies).
+    pub fn new(slots: usize) -> Recorder {
+        Recorder {
+            windows: (0..slots).map(|_| Mutex::new(Stats::default())).collect(),
+            gauges: Gauges::default(),
+        }
+    }
+
+    pub fn record(&self, slot: usize, sample: &Sample<'_>) {
+        self.windows[slot].lock().expect("window lock").record(sample);
+    }
+
+    /// Swap each slot's window with `spare[slot]` (emptied first): the caller gets the finished
+    /// windows, the recorder goes on with empty ones, and no histogram is allocated per second.
+    pub fn swap_windows(&self, spare: &mut [Stats]) {
+        for (window, spare) in self.windows.iter().zip(spare.iter_mut()) {
+            spare.reset();
+            std::mem::swap(&mut *window.lock().expect("window lock"), spare);
+        }
+    }
+
+    pub fn slots(&self) -> usize {
+        self.windows.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(ms: u64, outcome: Outcome, status: u16) -> Sample<'static> {
+        Sample {
+            latency: Duration::from_millis(ms),
+            outcome,
+            status: Some(status),
+            rpc_error: None,
+            error: None,
+        }
+    }
+
+    #[test]
+    fn windows_swap_and_merge_into_totals() {
+        let rec = Recorder::new(1);
+        for ms in 1..=100 {
+            rec.record(0, &sample(ms, Outcome::Ok, 200));
+        }
+        rec.record(0, &sample(5, Outcome::Expected, 409));
+        rec.record(0, &sample(5, Outcome::Failed(FailureKind::Status), 500));
+        let mut spare = vec![Stats::default()];
+        rec.swap_windows(&mut spare);
+        let window = &spare[0];
+        assert_eq!(
+            (window.count, window.ok, window.expected, window.failed),
+            (102, 100, 1, 1)
+        );
+        assert_eq!(window.statuses[&409], 1);
+        assert_eq!(window.failures[&FailureKind::Status], 1);
+        let s = window.summary(1.0);
+        assert_eq!(s.rps, 102.0);
+        let p50 = s.p50_ms.unwrap();
+        assert!((49.0..=51.0).contains(&p50), "{p50}");
+        assert!((99.0..=100.5).contains(&s.max_ms.unwrap()));
+
+        let mut totals = Stats::default();
+        totals.merge(window);
+        totals.merge(window);
+        assert_eq!(totals.count, 204);
+        assert_eq!(totals.statuses[&200], 200);
+
+        // The next window starts empty.
+        rec.swap_windows(&mut spare);
+        assert_eq!(spare[0].count, 0);
+        assert_eq!(spare[0].summary(1.0).p99_ms, None, "no samples: no latency, not 0");
+    }
+
+    #[test]
+    fn error_messages_are_bounded() {
+        let mut s = Stats::default();
+        for i in 0..100 {
+            let msg = format!("error {i}");
+            s.record(&Sample {
+                latency: Duration::from_millis(1),
+                outcome: Outcome::Failed(FailureKind::Connect),
+                status: None,
+                rpc_error: None,
+                error: Some(&msg),
+            });
+        }
+        assert_eq!(s.errors.len(), MAX_ERROR_MESSAGES);
+        assert_eq!(s.failed, 100);
+    }
+}

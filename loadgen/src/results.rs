@@ -1,0 +1,228 @@
+//! The results file: versioned JSON (its schema is `schemas/results.schema.json`, checked in tests),
+//! written atomically. It says what ran (the scenario after overrides), where, on what machine, the
+//! one-second series, per-action totals with their serialized histograms, and the SSE and generator
+//! figures. An interrupted run writes what it measured, marked incomplete.
+
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+
+use crate::engine::timeline::{SseFigures, Window};
+use crate::engine::{Completion, RunOutput};
+use crate::environment::Environment;
+use crate::record::{FailureKind, Stats, Summary};
+use crate::scenario::{ActionKind, Model, Phase, ScenarioSpec, TargetPlan};
+
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Results {
+    pub schema_version: u32,
+    pub complete: bool,
+    pub completion: Completion,
+    pub scenario: ScenarioInfo,
+    pub target: TargetInfo,
+    pub environment: Environment,
+    pub started_at: String,
+    pub setup: serde_json::Value,
+    pub load: LoadInfo,
+    /// Names of the recording slots: the actions, then sub-measurements such as SSE replies.
+    pub slots: Vec<String>,
+    pub series: Vec<Window>,
+    pub actions: Vec<ActionTotals>,
+    pub totals: Summary,
+    pub sse: SseFigures,
+    pub generator: GeneratorFigures,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ScenarioInfo {
+    pub name: String,
+    pub file: Option<String>,
+    /// The scenario as run, after command-line overrides.
+    pub spec: ScenarioSpec,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TargetInfo {
+    pub url: String,
+    pub spawned: bool,
+    /// The spawned gateway's profile.
+    pub profile: Option<String>,
+    pub pid: Option<u32>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PhaseSpan {
+    pub phase: Phase,
+    pub start_s: u64,
+    pub end_s: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LoadInfo {
+    pub model: Model,
+    /// How long the load ran (the post-load window not included).
+    pub seconds: f64,
+    pub peak_target: f64,
+    pub phases: Vec<PhaseSpan>,
+    /// Open model: arrivals dropped because every slot was busy.
+    pub dropped: u64,
+    /// Actions cut at the end of the graceful stop (not recorded).
+    pub cut: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ActionTotals {
+    pub name: String,
+    pub kind: Option<ActionKind>,
+    pub summary: Summary,
+    pub statuses: BTreeMap<u16, u64>,
+    pub failures: BTreeMap<FailureKind, u64>,
+    pub rpc_errors: BTreeMap<i64, u64>,
+    /// Distinct error messages (the first 20) and their counts.
+    pub errors: BTreeMap<String, u64>,
+    /// Latencies in µs: an HdrHistogram V2 (deflate) serialization, base64.
+    pub histogram: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GeneratorFigures {
+    /// CPU seconds this process spent over the run; null when /proc could not be read.
+    pub cpu_seconds: Option<f64>,
+    pub requests_per_cpu_second: Option<f64>,
+    pub peak_rss_bytes: Option<u64>,
+}
+
+pub fn encode_histogram(stats: &Stats) -> String {
+    let mut buf = Vec::new();
+    use hdrhistogram::serialization::Serializer as _;
+    hdrhistogram::serialization::V2DeflateSerializer::new()
+        .serialize(&stats.latency, &mut buf)
+        .expect("serializing a histogram into memory");
+    base64::engine::general_purpose::STANDARD.encode(buf)
+}
+
+pub fn decode_histogram(text: &str) -> anyhow::Result<hdrhistogram::Histogram<u64>> {
+    let bytes = base64::engine::general_purpose::STANDARD.decode(text)?;
+    Ok(hdrhistogram::serialization::Deserializer::new().deserialize(&mut bytes.as_slice())?)
+}
+
+impl Results {
+    pub fn from_run(run: &RunOutput, file: Option<&Path>) -> Results {
+        let scenario = &run.scenario;
+        let seconds = run.load_seconds;
+        let mut actions = Vec::new();
+        for (i, (name, stats)) in run.slots.iter().zip(&run.timeline.totals).enumerate() {
+            actions.push(ActionTotals {
+                name: name.clone(),
+                kind: scenario.actions.get(i).map(|a| a.kind()),
+                summary: stats.summary(seconds),
+                statuses: stats.statuses.clone(),
+                failures: stats.failures.clone(),
+                rpc_errors: stats.rpc_errors.clone(),
+                errors: stats.errors.clone(),
+                histogram: encode_histogram(stats),
+            });
+        }
+        let totals = run.timeline.totals_all().summary(seconds);
+        let requests = totals.count;
+        let started = humantime::format_rfc3339_seconds(run.started_at).to_string();
+        Results {
+            schema_version: SCHEMA_VERSION,
+            complete: run.completion == Completion::Complete,
+            completion: run.completion,
+            scenario: ScenarioInfo {
+                name: scenario.name.clone(),
+                file: file.map(|f| f.display().to_string()),
+                spec: scenario.spec.clone(),
+            },
+            target: TargetInfo {
+                url: run.target_base.clone(),
+                spawned: run.spawned,
+                profile: match &scenario.target {
+                    TargetPlan::Spawn { profile, .. } => Some(format!("{profile:?}").to_lowercase()),
+                    TargetPlan::Url(_) => None,
+                },
+                pid: run.target_pid,
+            },
+            environment: Environment::here(),
+            started_at: started,
+            setup: run.pools.clone(),
+            load: LoadInfo {
+                model: scenario.load.model,
+                seconds,
+                peak_target: scenario.load.peak(),
+                phases: phase_spans(&run.timeline.windows),
+                dropped: run.dropped,
+                cut: run.cut,
+            },
+            slots: run.slots.clone(),
+            series: run.timeline.windows.clone(),
+            actions,
+            totals,
+            sse: run.sse.clone(),
+            generator: GeneratorFigures {
+                cpu_seconds: run.generator_cpu_s,
+                requests_per_cpu_second: run.generator_cpu_s.filter(|c| *c > 0.0).map(|c| requests as f64 / c),
+                peak_rss_bytes: run.generator_peak_rss_bytes,
+            },
+        }
+    }
+
+    /// `results/runs/<scenario>-<timestamp>.json`.
+    pub fn default_path(&self) -> PathBuf {
+        let stamp: String = self.started_at.chars().filter(|c| c.is_ascii_alphanumeric()).collect();
+        PathBuf::from("results/runs").join(format!("{}-{stamp}.json", self.scenario.name))
+    }
+
+    /// Write to a temporary file beside `path`, sync, rename: a reader never sees half a file.
+    pub fn write_atomically(&self, path: &Path) -> anyhow::Result<()> {
+        let dir = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+        serde_json::to_writer_pretty(&mut tmp, self)?;
+        tmp.write_all(b"\n")?;
+        tmp.as_file().sync_all()?;
+        tmp.persist(path)
+            .with_context(|| format!("writing {}", path.display()))?;
+        Ok(())
+    }
+
+    pub fn read(path: &Path) -> anyhow::Result<Results> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let value: serde_json::Value =
+            serde_json::from_str(&text).with_context(|| format!("{}: not JSON", path.display()))?;
+        let version = value["schema_version"].as_u64();
+        if version != Some(u64::from(SCHEMA_VERSION)) {
+            anyhow::bail!(
+                "{}: schema_version {:?}, this stampede reads {SCHEMA_VERSION}",
+                path.display(),
+                version
+            );
+        }
+        serde_json::from_value(value).with_context(|| format!("{}: not a stampede results file", path.display()))
+    }
+}
+
+fn phase_spans(windows: &[Window]) -> Vec<PhaseSpan> {
+    let mut spans: Vec<PhaseSpan> = Vec::new();
+    for w in windows {
+        match spans.last_mut() {
+            Some(last) if last.phase == w.phase => last.end_s = w.t,
+            _ => spans.push(PhaseSpan {
+                phase: w.phase,
+                start_s: w.t.saturating_sub(1),
+                end_s: w.t,
+            }),
+        }
+    }
+    spans
+}

@@ -1,0 +1,176 @@
+//! Durations as scenarios write them: `"250ms"`, `"10s"`, `"1m30s"`, `"1.5h"` — a number and a unit,
+//! repeated, no spaces. Ranges: `"100ms..500ms"`.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// A duration that serializes back to the text it was written as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct Dur(pub Duration);
+
+impl Dur {
+    pub fn secs(s: u64) -> Dur {
+        Dur(Duration::from_secs(s))
+    }
+}
+
+/// Parse `"1m30s"` and the like; the message says what a good one looks like.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let bad = || {
+        format!(
+            "bad duration {text:?}: write a number and a unit (ms, s, m, h) with no spaces, e.g. \"10s\", \"250ms\", \"1m30s\""
+        )
+    };
+    let mut rest = text;
+    let mut total = 0f64;
+    if rest.is_empty() {
+        return Err(bad());
+    }
+    while !rest.is_empty() {
+        let num_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).ok_or_else(bad)?;
+        if num_len == 0 {
+            return Err(bad());
+        }
+        let number: f64 = rest[..num_len].parse().map_err(|_| bad())?;
+        rest = &rest[num_len..];
+        let unit_len = rest.find(|c: char| !c.is_ascii_alphabetic()).unwrap_or(rest.len());
+        let scale = match &rest[..unit_len] {
+            "ms" => 0.001,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return Err(bad()),
+        };
+        rest = &rest[unit_len..];
+        total += number * scale;
+    }
+    Duration::try_from_secs_f64(total).map_err(|_| bad())
+}
+
+/// Writes a duration the way [`parse_duration`] reads it.
+pub fn format_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms == 0 {
+        "0s".to_owned()
+    } else if !ms.is_multiple_of(1000) {
+        format!("{ms}ms")
+    } else {
+        let s = ms / 1000;
+        match (s / 3600, (s % 3600) / 60, s % 60) {
+            (0, 0, s) => format!("{s}s"),
+            (0, m, 0) => format!("{m}m"),
+            (0, m, s) => format!("{m}m{s}s"),
+            (h, 0, 0) => format!("{h}h"),
+            (h, m, s) => format!("{h}h{m}m{s}s"),
+        }
+    }
+}
+
+impl fmt::Display for Dur {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&format_duration(self.0))
+    }
+}
+
+impl Serialize for Dur {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format_duration(self.0))
+    }
+}
+
+impl<'de> Deserialize<'de> for Dur {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        parse_duration(&text).map(Dur).map_err(serde::de::Error::custom)
+    }
+}
+
+/// A duration drawn uniformly from `[min, max]` each time; a single value is a range of one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DurRange {
+    pub min: Duration,
+    pub max: Duration,
+}
+
+impl DurRange {
+    pub fn fixed(d: Duration) -> Self {
+        DurRange { min: d, max: d }
+    }
+
+    pub fn sample(&self, rng: &mut fastrand::Rng) -> Duration {
+        if self.max <= self.min {
+            return self.min;
+        }
+        let span = (self.max - self.min).as_micros() as u64;
+        self.min + Duration::from_micros(rng.u64(0..=span))
+    }
+}
+
+impl Serialize for DurRange {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if self.min == self.max {
+            s.serialize_str(&format_duration(self.min))
+        } else {
+            s.serialize_str(&format!("{}..{}", format_duration(self.min), format_duration(self.max)))
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for DurRange {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        let range = match text.split_once("..") {
+            Some((a, b)) => DurRange {
+                min: parse_duration(a).map_err(serde::de::Error::custom)?,
+                max: parse_duration(b).map_err(serde::de::Error::custom)?,
+            },
+            None => DurRange::fixed(parse_duration(&text).map_err(serde::de::Error::custom)?),
+        };
+        if range.max < range.min {
+            return Err(serde::de::Error::custom(format!(
+                "range {text:?} ends before it starts"
+            )));
+        }
+        Ok(range)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_strictly() {
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
+        for bad in ["10 s", "10", "s", "", "10sec", "-1s", "1m 30s"] {
+            let err = parse_duration(bad).unwrap_err();
+            assert!(err.contains("bad duration"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn durations_round_trip_as_text() {
+        for text in ["0s", "250ms", "10s", "2m", "1m30s", "1h", "1h0m5s"] {
+            let d = parse_duration(text).unwrap();
+            assert_eq!(parse_duration(&format_duration(d)), Ok(d), "{text}");
+        }
+        assert_eq!(format_duration(Duration::from_secs(90)), "1m30s");
+    }
+
+    #[test]
+    fn ranges_sample_inside() {
+        let r: DurRange = serde_json::from_str("\"100ms..200ms\"").unwrap();
+        let mut rng = fastrand::Rng::with_seed(1);
+        for _ in 0..100 {
+            let d = r.sample(&mut rng);
+            assert!(d >= Duration::from_millis(100) && d <= Duration::from_millis(200));
+        }
+        assert!(serde_json::from_str::<DurRange>("\"2s..1s\"").is_err());
+    }
+}

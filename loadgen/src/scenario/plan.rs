@@ -1,0 +1,638 @@
+//! A validated scenario, ready to run: typed actions with parsed templates, the load as stages with
+//! their phases. Every check that can be made before the run is made here, each mistake with the
+//! field path it concerns.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::duration::DurRange;
+use super::spec::{
+    ActionKind, ActionSpec, CloseMode, GatewayProfile, LoadSpec, Model, ScenarioSpec, SetupMode, SetupSpec,
+};
+use super::template::{Context, Template, Var, json_template};
+
+/// A problem at a field path; located in the file by the loader.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub field: String,
+    pub message: String,
+}
+
+fn problem(field: impl Into<String>, message: impl Into<String>) -> Problem {
+    Problem {
+        field: field.into(),
+        message: message.into(),
+    }
+}
+
+/// The phase of the load a moment belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    RampUp,
+    Steady,
+    RampDown,
+    PostLoad,
+}
+
+impl Phase {
+    pub fn label(self) -> &'static str {
+        match self {
+            Phase::RampUp => "ramp-up",
+            Phase::Steady => "steady",
+            Phase::RampDown => "ramp-down",
+            Phase::PostLoad => "post-load",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Stage {
+    pub duration: Duration,
+    /// Users (closed) or arrivals per second (open) at the end of the stage; linear from the previous.
+    pub target: f64,
+    pub phase: Phase,
+}
+
+#[derive(Debug, Clone)]
+pub struct LoadPlan {
+    pub model: Model,
+    pub stages: Vec<Stage>,
+    pub max_in_flight: u32,
+    pub think_time: DurRange,
+    pub graceful_stop: Duration,
+}
+
+impl LoadPlan {
+    pub fn duration(&self) -> Duration {
+        self.stages.iter().map(|s| s.duration).sum()
+    }
+
+    /// The highest target of any stage: users or arrivals per second.
+    pub fn peak(&self) -> f64 {
+        self.stages.iter().map(|s| s.target).fold(0.0, f64::max)
+    }
+
+    /// The target and phase at `t` into the load (the last stage's target after the end).
+    pub fn at(&self, t: Duration) -> (f64, Phase) {
+        let mut start = Duration::ZERO;
+        let mut from = 0.0;
+        for stage in &self.stages {
+            let end = start + stage.duration;
+            if t < end {
+                let frac = if stage.duration.is_zero() {
+                    1.0
+                } else {
+                    (t - start).as_secs_f64() / stage.duration.as_secs_f64()
+                };
+                return (from + (stage.target - from) * frac, stage.phase);
+            }
+            from = stage.target;
+            start = end;
+        }
+        (from, self.stages.last().map_or(Phase::Steady, |s| s.phase))
+    }
+}
+
+/// Where the load goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TargetPlan {
+    Spawn {
+        profile: GatewayProfile,
+        env: Vec<(String, String)>,
+        database_url: Option<String>,
+    },
+    Url(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthPlan {
+    None,
+    Token(String),
+    TokenEnv(String),
+    JwtSecretEnv(String),
+}
+
+/// Which statuses make an outcome ok.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OkStatuses {
+    AnySuccess,
+    Only(Vec<u16>),
+}
+
+impl OkStatuses {
+    pub fn contains(&self, status: u16) -> bool {
+        match self {
+            OkStatuses::AnySuccess => (200..300).contains(&status),
+            OkStatuses::Only(list) => list.contains(&status),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct SseRequest {
+    pub method: String,
+    /// The whole JSON-RPC request except its id, which the session numbers itself.
+    pub params: Option<Template>,
+}
+
+#[derive(Debug, Clone)]
+pub enum ActionPlan {
+    Http {
+        method: reqwest::Method,
+        path: Template,
+        body: Option<Template>,
+        ok: OkStatuses,
+        expected: Vec<u16>,
+    },
+    Rpc {
+        /// The request body: `{"jsonrpc":"2.0","id":1,"method":…,"params":…}`.
+        body: Template,
+        expected: Vec<u16>,
+        expected_errors: Vec<i64>,
+    },
+    Sse {
+        path: Template,
+        requests: Vec<SseRequest>,
+        hold: DurRange,
+        close: CloseMode,
+        rst: bool,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct Action {
+    pub name: String,
+    pub weight: u32,
+    pub plan: ActionPlan,
+}
+
+impl Action {
+    pub fn kind(&self) -> ActionKind {
+        match self.plan {
+            ActionPlan::Http { .. } => ActionKind::Http,
+            ActionPlan::Rpc { .. } => ActionKind::Rpc,
+            ActionPlan::Sse { .. } => ActionKind::Sse,
+        }
+    }
+
+    pub fn vars(&self) -> BTreeSet<Var> {
+        let mut vars = BTreeSet::new();
+        match &self.plan {
+            ActionPlan::Http { path, body, .. } => {
+                vars.extend(path.vars());
+                if let Some(b) = body {
+                    vars.extend(b.vars());
+                }
+            }
+            ActionPlan::Rpc { body, .. } => vars.extend(body.vars()),
+            ActionPlan::Sse { path, requests, .. } => {
+                vars.extend(path.vars());
+                for r in requests {
+                    if let Some(p) = &r.params {
+                        vars.extend(p.vars());
+                    }
+                }
+            }
+        }
+        vars
+    }
+}
+
+/// A scenario ready to run.
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    /// As run: the file after command-line overrides.
+    pub spec: ScenarioSpec,
+    pub name: String,
+    pub target: TargetPlan,
+    pub auth: AuthPlan,
+    pub timeout: Duration,
+    pub setup: SetupSpec,
+    pub load: LoadPlan,
+    pub actions: Vec<Action>,
+    pub post_load: Duration,
+}
+
+/// Check everything; answer the plan or every problem found.
+pub fn plan(spec: ScenarioSpec, default_name: &str) -> Result<Scenario, Vec<Problem>> {
+    let mut problems = Vec::new();
+    let target = target_plan(&spec, &mut problems);
+    let auth = auth_plan(&spec, &mut problems);
+    let load = load_plan(&spec.load, &mut problems);
+    let actions = action_plans(&spec.actions, &mut problems);
+    check_setup_provides(&spec.setup, &actions, &mut problems);
+    if spec.target.timeout.0.is_zero() {
+        problems.push(problem("target.timeout", "must be more than 0s"));
+    }
+    match (target, load) {
+        (Some(target), Some(load)) if problems.is_empty() => Ok(Scenario {
+            name: if spec.name.is_empty() {
+                default_name.to_owned()
+            } else {
+                spec.name.clone()
+            },
+            target,
+            auth,
+            timeout: spec.target.timeout.0,
+            setup: spec.setup.clone(),
+            load,
+            actions,
+            post_load: spec.observe.post_load.map_or(Duration::ZERO, |d| d.0),
+            spec,
+        }),
+        _ => Err(problems),
+    }
+}
+
+fn target_plan(spec: &ScenarioSpec, problems: &mut Vec<Problem>) -> Option<TargetPlan> {
+    let t = &spec.target;
+    match (&t.url, t.spawn) {
+        (Some(_), Some(_)) => {
+            problems.push(problem("target.spawn", "give either `url` or `spawn`, not both"));
+            None
+        }
+        (None, None) => {
+            problems.push(problem("target", "needs `url = \"http://…\"` or `spawn = \"gateway\"`"));
+            None
+        }
+        (Some(url), None) => {
+            if !(url.starts_with("http://") || url.starts_with("https://")) || reqwest::Url::parse(url).is_err() {
+                problems.push(problem(
+                    "target.url",
+                    format!("{url:?} is not an http:// or https:// URL"),
+                ));
+            }
+            for (field, set) in [
+                ("target.env", !t.env.is_empty()),
+                ("target.database_url", t.database_url.is_some()),
+                ("target.profile", t.profile != GatewayProfile::Fixed),
+            ] {
+                if set {
+                    problems.push(problem(
+                        field,
+                        "applies only to a spawned gateway (`spawn = \"gateway\"`)",
+                    ));
+                }
+            }
+            Some(TargetPlan::Url(url.trim_end_matches('/').to_owned()))
+        }
+        (None, Some(_)) => Some(TargetPlan::Spawn {
+            profile: t.profile,
+            env: t.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            database_url: t.database_url.clone(),
+        }),
+    }
+}
+
+fn auth_plan(spec: &ScenarioSpec, problems: &mut Vec<Problem>) -> AuthPlan {
+    let t = &spec.target;
+    let given = [t.token.is_some(), t.token_env.is_some(), t.jwt_secret_env.is_some()];
+    if given.iter().filter(|g| **g).count() > 1 {
+        problems.push(problem(
+            "target.token",
+            "give one of `token`, `token_env`, `jwt_secret_env`",
+        ));
+    }
+    if let Some(t) = &t.token {
+        AuthPlan::Token(t.clone())
+    } else if let Some(v) = &t.token_env {
+        AuthPlan::TokenEnv(v.clone())
+    } else if let Some(v) = &t.jwt_secret_env {
+        AuthPlan::JwtSecretEnv(v.clone())
+    } else {
+        AuthPlan::None
+    }
+}
+
+fn load_plan(l: &LoadSpec, problems: &mut Vec<Problem>) -> Option<LoadPlan> {
+    let before = problems.len();
+    let (level_field, level) = match l.model {
+        Model::Closed => ("load.users", l.users.map(f64::from)),
+        Model::Open => ("load.rate", l.rate),
+    };
+    let not_for = |field: &str, set: bool, model: &str, problems: &mut Vec<Problem>| {
+        if set {
+            problems.push(problem(field, format!("does not apply to the {model} model")));
+        }
+    };
+    match l.model {
+        Model::Closed => {
+            not_for("load.rate", l.rate.is_some(), "closed", problems);
+            not_for("load.max_in_flight", l.max_in_flight.is_some(), "closed", problems);
+        }
+        Model::Open => {
+            not_for("load.users", l.users.is_some(), "open", problems);
+            not_for("load.think_time", l.think_time.is_some(), "open", problems);
+        }
+    }
+    let stages = match &l.stages {
+        Some(stages) => {
+            for (field, set) in [
+                ("load.duration", l.duration.is_some()),
+                ("load.ramp_up", l.ramp_up.is_some()),
+                ("load.ramp_down", l.ramp_down.is_some()),
+                (level_field, level.is_some()),
+            ] {
+                if set {
+                    problems.push(problem(field, "give either `stages` or this, not both"));
+                }
+            }
+            if stages.is_empty() {
+                problems.push(problem("load.stages", "needs at least one stage"));
+            }
+            let mut previous = 0.0;
+            let mut out = Vec::new();
+            for (i, s) in stages.iter().enumerate() {
+                if !(s.target.is_finite() && s.target >= 0.0) {
+                    problems.push(problem(format!("load.stages[{i}].target"), "must be a number >= 0"));
+                }
+                let phase = if s.target > previous {
+                    Phase::RampUp
+                } else if s.target < previous {
+                    Phase::RampDown
+                } else {
+                    Phase::Steady
+                };
+                // A stage that jumps straight to its level in no time is not a ramp.
+                let phase = if s.duration.0.is_zero() { Phase::Steady } else { phase };
+                out.push(Stage {
+                    duration: s.duration.0,
+                    target: s.target,
+                    phase,
+                });
+                previous = s.target;
+            }
+            out
+        }
+        None => {
+            let Some(level) = level else {
+                problems.push(problem(
+                    level_field,
+                    format!("is required (or give `stages`) for the {} model", model_name(l.model)),
+                ));
+                return None;
+            };
+            if !(level.is_finite() && level > 0.0) {
+                problems.push(problem(level_field, "must be more than 0"));
+            }
+            let Some(duration) = l.duration else {
+                problems.push(problem("load.duration", "is required (or give `stages`)"));
+                return None;
+            };
+            let mut out = Vec::new();
+            if let Some(up) = l.ramp_up.filter(|d| !d.0.is_zero()) {
+                out.push(Stage {
+                    duration: up.0,
+                    target: level,
+                    phase: Phase::RampUp,
+                });
+            } else {
+                out.push(Stage {
+                    duration: Duration::ZERO,
+                    target: level,
+                    phase: Phase::Steady,
+                });
+            }
+            out.push(Stage {
+                duration: duration.0,
+                target: level,
+                phase: Phase::Steady,
+            });
+            if let Some(down) = l.ramp_down.filter(|d| !d.0.is_zero()) {
+                out.push(Stage {
+                    duration: down.0,
+                    target: 0.0,
+                    phase: Phase::RampDown,
+                });
+            }
+            out
+        }
+    };
+    if stages.iter().map(|s| s.duration).sum::<Duration>().is_zero() {
+        problems.push(problem("load", "the load lasts 0s: give a duration"));
+    }
+    if l.max_in_flight == Some(0) {
+        problems.push(problem("load.max_in_flight", "must be more than 0"));
+    }
+    (problems.len() == before).then(|| LoadPlan {
+        model: l.model,
+        stages,
+        max_in_flight: l.max_in_flight.unwrap_or(1000),
+        think_time: l.think_time.unwrap_or_default(),
+        graceful_stop: l.graceful_stop.map_or(Duration::from_secs(5), |d| d.0),
+    })
+}
+
+fn model_name(m: Model) -> &'static str {
+    match m {
+        Model::Closed => "closed",
+        Model::Open => "open",
+    }
+}
+
+fn kind_name(k: ActionKind) -> &'static str {
+    match k {
+        ActionKind::Http => "http",
+        ActionKind::Rpc => "rpc",
+        ActionKind::Sse => "sse",
+    }
+}
+
+fn action_plans(specs: &[ActionSpec], problems: &mut Vec<Problem>) -> Vec<Action> {
+    if specs.is_empty() {
+        problems.push(problem("actions", "needs at least one [[actions]] entry"));
+    } else if specs.iter().map(|a| u64::from(a.weight)).sum::<u64>() == 0 {
+        problems.push(problem(
+            "actions",
+            "the weights sum to 0: give at least one action a weight above 0",
+        ));
+    }
+    let mut names = BTreeSet::new();
+    let mut out = Vec::new();
+    for (i, a) in specs.iter().enumerate() {
+        let at = |field: &str| format!("actions[{i}].{field}");
+        let before = problems.len();
+        let kind = kind_name(a.kind);
+        // Fields that do not belong to this kind.
+        let fields: [(&str, bool, &[ActionKind]); 12] = [
+            ("method", a.method.is_some(), &[ActionKind::Http, ActionKind::Rpc]),
+            ("path", a.path.is_some(), &[ActionKind::Http, ActionKind::Sse]),
+            ("body", a.body.is_some(), &[ActionKind::Http]),
+            ("params", a.params.is_some(), &[ActionKind::Rpc]),
+            ("ok", a.ok.is_some(), &[ActionKind::Http]),
+            ("expected", a.expected.is_some(), &[ActionKind::Http, ActionKind::Rpc]),
+            ("expected_errors", a.expected_errors.is_some(), &[ActionKind::Rpc]),
+            ("server", a.server.is_some(), &[ActionKind::Sse]),
+            ("requests", a.requests.is_some(), &[ActionKind::Sse]),
+            ("hold", a.hold.is_some(), &[ActionKind::Sse]),
+            ("close", a.close.is_some(), &[ActionKind::Sse]),
+            ("rst", a.rst.is_some(), &[ActionKind::Sse]),
+        ];
+        for (field, set, kinds) in fields {
+            if set && !kinds.contains(&a.kind) {
+                problems.push(problem(at(field), format!("does not apply to kind = \"{kind}\"")));
+            }
+        }
+        let url_template = |field: &str, text: &str, problems: &mut Vec<Problem>| {
+            if !text.starts_with('/') {
+                problems.push(problem(at(field), format!("{text:?} must start with '/'")));
+            }
+            Template::parse(text, Context::Url)
+                .map_err(|e| problems.push(problem(at(field), e)))
+                .ok()
+        };
+        let json = |field: &str, value: &serde_json::Value, problems: &mut Vec<Problem>| {
+            json_template(value)
+                .map_err(|e| problems.push(problem(at(field), e)))
+                .ok()
+        };
+        let plan = match a.kind {
+            ActionKind::Http => {
+                let method = a.method.as_deref().unwrap_or("GET");
+                let method = reqwest::Method::from_bytes(method.to_ascii_uppercase().as_bytes())
+                    .map_err(|_| problems.push(problem(at("method"), format!("{method:?} is not an HTTP method"))))
+                    .ok();
+                let path = match &a.path {
+                    Some(p) => url_template("path", p, problems),
+                    None => {
+                        problems.push(problem(at("path"), "is required for kind = \"http\""));
+                        None
+                    }
+                };
+                let body = a.body.as_ref().and_then(|b| json("body", b, problems));
+                match (method, path) {
+                    (Some(method), Some(path)) => Some(ActionPlan::Http {
+                        method,
+                        path,
+                        body,
+                        ok: a.ok.clone().map_or(OkStatuses::AnySuccess, OkStatuses::Only),
+                        expected: a.expected.clone().unwrap_or_default(),
+                    }),
+                    _ => None,
+                }
+            }
+            ActionKind::Rpc => match &a.method {
+                Some(method) => {
+                    let mut request = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": method});
+                    if let Some(p) = &a.params {
+                        request["params"] = p.clone();
+                    }
+                    json("params", &request, problems).map(|body| ActionPlan::Rpc {
+                        body,
+                        expected: a.expected.clone().unwrap_or_default(),
+                        expected_errors: a.expected_errors.clone().unwrap_or_default(),
+                    })
+                }
+                None => {
+                    problems.push(problem(
+                        at("method"),
+                        "is required for kind = \"rpc\" (e.g. \"tools/list\")",
+                    ));
+                    None
+                }
+            },
+            ActionKind::Sse => {
+                let default = if a.server == Some(true) {
+                    "/servers/{server_id}/sse"
+                } else {
+                    "/sse"
+                };
+                let path = url_template("path", a.path.as_deref().unwrap_or(default), problems);
+                let mut requests = Vec::new();
+                for (j, r) in a.requests.iter().flatten().enumerate() {
+                    let params = r.params.as_ref().and_then(|p| {
+                        json_template(p)
+                            .map_err(|e| problems.push(problem(format!("actions[{i}].requests[{j}].params"), e)))
+                            .ok()
+                    });
+                    requests.push(SseRequest {
+                        method: r.method.clone(),
+                        params,
+                    });
+                }
+                if a.rst == Some(true) && a.close == Some(CloseMode::Graceful) {
+                    problems.push(problem(at("rst"), "applies only to close = \"abrupt\""));
+                }
+                path.map(|path| ActionPlan::Sse {
+                    path,
+                    requests,
+                    hold: a.hold.unwrap_or_default(),
+                    close: a.close.unwrap_or_default(),
+                    rst: a.rst.unwrap_or(false),
+                })
+            }
+        };
+        let name = if a.name.is_empty() {
+            default_name(a)
+        } else {
+            a.name.clone()
+        };
+        if !names.insert(name.clone()) {
+            problems.push(problem(
+                at("name"),
+                format!("{name:?} is used by another action; names must be unique"),
+            ));
+        }
+        if let (Some(plan), true) = (plan, problems.len() == before) {
+            out.push(Action {
+                name,
+                weight: a.weight,
+                plan,
+            });
+        }
+    }
+    out
+}
+
+fn default_name(a: &ActionSpec) -> String {
+    match a.kind {
+        ActionKind::Http => format!(
+            "{} {}",
+            a.method.as_deref().unwrap_or("GET").to_ascii_uppercase(),
+            a.path.as_deref().unwrap_or("")
+        ),
+        ActionKind::Rpc => format!("rpc {}", a.method.as_deref().unwrap_or("")),
+        ActionKind::Sse => format!(
+            "sse {}",
+            a.path.as_deref().unwrap_or(if a.server == Some(true) {
+                "/servers/{server_id}/sse"
+            } else {
+                "/sse"
+            })
+        ),
+    }
+}
+
+/// The count of seeded entities a variable draws from.
+fn seeded(setup: &SetupSpec, var: Var) -> Option<(u32, &'static str)> {
+    match var {
+        Var::GatewayId => Some((setup.gateways, "gateways")),
+        Var::ToolId | Var::ToolName => Some((setup.tools, "tools")),
+        Var::ServerId => Some((setup.servers, "servers")),
+        Var::PromptId | Var::PromptName => Some((setup.prompts, "prompts")),
+        Var::ResourceId | Var::ResourceUri => Some((setup.resources, "resources")),
+        Var::Bool => None,
+    }
+}
+
+fn check_setup_provides(setup: &SetupSpec, actions: &[Action], problems: &mut Vec<Problem>) {
+    if setup.mode == SetupMode::Discover {
+        return; // known only once the target has been listed
+    }
+    for (i, action) in actions.iter().enumerate() {
+        for var in action.vars() {
+            if let Some((0, kind)) = seeded(setup, var) {
+                problems.push(problem(
+                    format!("actions[{i}]"),
+                    format!(
+                        "uses {{{}}} but [setup] seeds no {kind} (set setup.{kind} or mode = \"discover\")",
+                        var.name()
+                    ),
+                ));
+            }
+        }
+    }
+}

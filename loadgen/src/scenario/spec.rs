@@ -1,0 +1,258 @@
+//! A scenario file as written: the serde types of its TOML, kept (after overrides) in the results so
+//! a run says exactly what it ran. Unknown fields are errors everywhere.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::duration::{Dur, DurRange};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScenarioSpec {
+    /// Defaults to the file's stem.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub name: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
+    pub target: TargetSpec,
+    #[serde(default)]
+    pub setup: SetupSpec,
+    pub load: LoadSpec,
+    pub actions: Vec<ActionSpec>,
+    #[serde(default)]
+    pub observe: ObserveSpec,
+    /// Threshold expressions by scope (`all` or an action name); evaluated by the gate.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub thresholds: BTreeMap<String, Vec<String>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SpawnKind {
+    /// The reference gateway, as a child process, on embedded SQLite in a temporary directory
+    /// (or `database_url`).
+    Gateway,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GatewayProfile {
+    #[default]
+    Fixed,
+    Legacy,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetSpec {
+    /// Base URL of an existing gateway (`http://host:port`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spawn: Option<SpawnKind>,
+    /// Profile of a spawned gateway.
+    #[serde(default)]
+    pub profile: GatewayProfile,
+    /// Extra environment of a spawned gateway (e.g. `SSE_KEEPALIVE_INTERVAL = "5"`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+    /// Database of a spawned gateway; default: SQLite in a temporary directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+    /// A bearer token as is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    /// The name of an environment variable holding the token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_env: Option<String>,
+    /// The name of an environment variable holding the HS256 secret to mint a token with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwt_secret_env: Option<String>,
+    /// Per-request timeout.
+    #[serde(default = "default_timeout")]
+    pub timeout: Dur,
+}
+
+fn default_timeout() -> Dur {
+    Dur::secs(30)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SetupMode {
+    /// Create entities through the API before the load starts.
+    #[default]
+    Seed,
+    /// Use the entities the target already has, found by listing.
+    Discover,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetupSpec {
+    #[serde(default)]
+    pub mode: SetupMode,
+    #[serde(default)]
+    pub gateways: u32,
+    /// Tools in all; spread over the gateways (standalone when there are none).
+    #[serde(default)]
+    pub tools: u32,
+    #[serde(default)]
+    pub servers: u32,
+    /// Tools associated with each server.
+    #[serde(default = "default_tools_per_server")]
+    pub tools_per_server: u32,
+    #[serde(default)]
+    pub prompts: u32,
+    #[serde(default)]
+    pub resources: u32,
+}
+
+fn default_tools_per_server() -> u32 {
+    5
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Model {
+    /// N virtual users, each looping over the action mix.
+    #[default]
+    Closed,
+    /// Arrivals at a rate, whatever the target's speed.
+    Open,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StageSpec {
+    pub duration: Dur,
+    /// Users (closed) or arrivals per second (open) at the end of the stage.
+    pub target: f64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoadSpec {
+    #[serde(default)]
+    pub model: Model,
+    /// Closed: users at the steady stage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub users: Option<u32>,
+    /// Open: arrivals per second at the steady stage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate: Option<f64>,
+    /// Open: arrivals in flight at most; further ones wait in a short queue, then are dropped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_in_flight: Option<u32>,
+    /// Steady duration (with `ramp_up`/`ramp_down`), when `stages` is not given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration: Option<Dur>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ramp_up: Option<Dur>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ramp_down: Option<Dur>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stages: Option<Vec<StageSpec>>,
+    /// Closed: pause between a user's actions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub think_time: Option<DurRange>,
+    /// How long in-flight actions may finish after the load ends before they are cut.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub graceful_stop: Option<Dur>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ActionKind {
+    Http,
+    Rpc,
+    Sse,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CloseMode {
+    /// Drop the socket without a word (with `rst = true`, a TCP reset).
+    #[default]
+    Abrupt,
+    /// Shut the write side and let the server close.
+    Graceful,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SseRequestSpec {
+    pub method: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub params: Option<serde_json::Value>,
+}
+
+/// One entry of `[[actions]]`; which fields apply depends on `kind`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActionSpec {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub name: String,
+    pub kind: ActionKind,
+    #[serde(default = "default_weight")]
+    pub weight: u32,
+    /// http: the HTTP method (default GET); rpc: the JSON-RPC method.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    /// http: path template, e.g. `/tools/{tool_id}/state?activate={bool}`; sse: default `/sse`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// http: JSON body (strings may hold templates).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<serde_json::Value>,
+    /// rpc: JSON-RPC params (strings may hold templates).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub params: Option<serde_json::Value>,
+    /// http: statuses that are ok (default: any 2xx).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ok: Option<Vec<u16>>,
+    /// http/rpc: statuses that are expected outcomes, not failures (e.g. 409 on a contended toggle).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected: Option<Vec<u16>>,
+    /// rpc: JSON-RPC error codes that are expected outcomes, not failures.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_errors: Option<Vec<i64>>,
+    /// sse: open the stream on `/servers/{server_id}/sse`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<bool>,
+    /// sse: JSON-RPC requests sent through the session, replies timed on the stream.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests: Option<Vec<SseRequestSpec>>,
+    /// sse: how long to keep the stream open after the requests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold: Option<DurRange>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub close: Option<CloseMode>,
+    /// sse, abrupt close: reset the connection (SO_LINGER 0) instead of closing it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rst: Option<bool>,
+}
+
+fn default_weight() -> u32 {
+    1
+}
+
+/// Target-side observation (used by the observers; kept in the results).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObserveSpec {
+    /// Window after the load stops, on the same timeline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub post_load: Option<Dur>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settle: Option<Dur>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postgres: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid_file: Option<String>,
+}

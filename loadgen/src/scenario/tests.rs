@@ -1,0 +1,195 @@
+use std::time::Duration;
+
+use super::*;
+
+const GOOD: &str = r#"
+# a comment header
+description = "test"
+
+[target]
+spawn = "gateway"
+
+[setup]
+tools = 10
+servers = 2
+
+[load]
+users = 50
+duration = "20s"
+ramp_up = "5s"
+think_time = "100ms..300ms"
+
+[[actions]]
+name = "list tools"
+kind = "http"
+path = "/tools"
+weight = 5
+
+[[actions]]
+kind = "http"
+method = "POST"
+path = "/tools/{tool_id}/state?activate={bool}"
+expected = [409]
+
+[[actions]]
+kind = "rpc"
+method = "tools/call"
+params = { name = "{tool_name}", arguments = { text = "hi" } }
+
+[[actions]]
+kind = "sse"
+server = true
+requests = [{ method = "tools/list" }]
+hold = "1s..2s"
+rst = true
+"#;
+
+fn errors(text: &str) -> Vec<ScenarioError> {
+    parse("s.toml", text, "s", &[]).unwrap_err().0
+}
+
+fn one_error(text: &str) -> ScenarioError {
+    let mut e = errors(text);
+    assert_eq!(e.len(), 1, "{e:?}");
+    e.remove(0)
+}
+
+#[test]
+fn a_good_scenario_plans() {
+    let s = parse("smoke.toml", GOOD, "smoke", &[]).unwrap();
+    assert_eq!(s.name, "smoke");
+    assert_eq!(s.actions.len(), 4);
+    assert_eq!(s.actions[0].name, "list tools");
+    assert_eq!(s.actions[1].name, "POST /tools/{tool_id}/state?activate={bool}");
+    assert_eq!(s.actions[3].name, "sse /servers/{server_id}/sse");
+    assert_eq!(s.load.duration(), Duration::from_secs(25));
+    assert_eq!(s.load.at(Duration::from_millis(2500)), (25.0, Phase::RampUp));
+    assert_eq!(s.load.at(Duration::from_secs(10)), (50.0, Phase::Steady));
+    assert!(matches!(s.target, TargetPlan::Spawn { .. }));
+}
+
+#[test]
+fn unknown_field_names_file_line_column_and_path() {
+    let text = GOOD.replace("users = 50", "users = 50\nuserz = 5");
+    let e = one_error(&text);
+    assert_eq!(e.file, "s.toml");
+    assert_eq!(e.line, Some(14));
+    assert_eq!(e.field, "load.userz");
+    assert!(e.message.contains("unknown field `userz`"), "{e}");
+    assert!(
+        e.to_string()
+            .starts_with("s.toml:14:1: load.userz: unknown field `userz`"),
+        "{e}"
+    );
+}
+
+#[test]
+fn wrong_type_names_the_field() {
+    let e = one_error(&GOOD.replace("users = 50", "users = \"many\""));
+    assert_eq!(e.field, "load.users");
+    assert_eq!(e.line, Some(13));
+    assert!(e.message.contains("invalid type"), "{e}");
+}
+
+#[test]
+fn bad_duration_is_explained() {
+    let e = one_error(&GOOD.replace("duration = \"20s\"", "duration = \"10 s\""));
+    assert_eq!(e.field, "load.duration");
+    assert_eq!((e.line, e.column), (Some(14), Some(12)));
+    assert!(e.message.contains("bad duration \"10 s\""), "{e}");
+}
+
+#[test]
+fn weights_summing_to_zero_are_refused() {
+    let text = GOOD
+        .replace("weight = 5", "weight = 0")
+        .replace("kind = \"http\"\nmethod", "kind = \"http\"\nweight = 0\nmethod");
+    let text = text
+        .replace("kind = \"rpc\"", "kind = \"rpc\"\nweight = 0")
+        .replace("kind = \"sse\"", "kind = \"sse\"\nweight = 0");
+    let e = one_error(&text);
+    assert_eq!(e.field, "actions");
+    assert!(e.message.contains("weights sum to 0"), "{e}");
+    assert!(e.line.is_some());
+}
+
+#[test]
+fn a_template_naming_an_id_setup_does_not_provide_is_refused() {
+    let text = GOOD.replace("servers = 2", "");
+    let e = one_error(&text);
+    assert_eq!(e.field, "actions[3]");
+    assert!(
+        e.message.contains("{server_id}") && e.message.contains("seeds no servers"),
+        "{e}"
+    );
+    assert_eq!(e.line, Some(35), "points at the [[actions]] table");
+    let e = one_error(&GOOD.replace("/tools/{tool_id}/state", "/tools/{tool}/state"));
+    assert_eq!(e.field, "actions[1].path");
+    assert!(e.message.contains("unknown template variable {tool}"), "{e}");
+}
+
+#[test]
+fn fields_of_another_kind_and_missing_fields_are_named() {
+    let e = one_error(&GOOD.replace("rst = true", "rst = true\nbody = { a = 1 }"));
+    assert_eq!(e.field, "actions[3].body");
+    assert!(e.message.contains("does not apply to kind = \"sse\""), "{e}");
+    let e = one_error(&GOOD.replace("path = \"/tools\"\n", ""));
+    assert_eq!(e.field, "actions[0].path");
+    assert!(e.message.contains("is required"));
+    let e = one_error(&GOOD.replace("users = 50", "users = 50\nrate = 5.0"));
+    assert_eq!(e.field, "load.rate");
+    assert!(e.message.contains("does not apply to the closed model"));
+}
+
+#[test]
+fn target_needs_exactly_one_of_url_and_spawn() {
+    let e = one_error(&GOOD.replace(
+        "spawn = \"gateway\"",
+        "spawn = \"gateway\"\nurl = \"http://127.0.0.1:1\"",
+    ));
+    assert_eq!(e.field, "target.spawn");
+    let e = one_error(&GOOD.replace("spawn = \"gateway\"", "url = \"ftp://x\""));
+    assert_eq!(e.field, "target.url");
+}
+
+#[test]
+fn toml_syntax_errors_have_a_place() {
+    let e = one_error("[target\nspawn = 1");
+    assert_eq!(e.line, Some(1));
+    assert!(e.field.is_empty());
+}
+
+#[test]
+fn overrides_change_the_scenario_as_run() {
+    let overrides: Vec<Override> = ["load.users=200", "load.duration=3s", "target.url=http://127.0.0.1:9"]
+        .iter()
+        .map(|s| s.parse().unwrap())
+        .collect();
+    let s = parse("s.toml", GOOD, "s", &overrides).unwrap();
+    assert_eq!(s.load.peak(), 200.0);
+    assert_eq!(s.spec.load.users, Some(200));
+    assert_eq!(s.load.duration(), Duration::from_secs(8));
+    assert_eq!(s.target, TargetPlan::Url("http://127.0.0.1:9".into()));
+
+    let bad: Override = "load.users=lots".parse().unwrap();
+    let e = parse("s.toml", GOOD, "s", &[bad]).unwrap_err().0.remove(0);
+    assert_eq!(e.field, "load.users");
+    assert!(e.message.contains("command-line"), "{e}");
+    assert!("nonsense".parse::<Override>().is_err());
+}
+
+#[test]
+fn every_shipped_scenario_is_valid() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            assert!(text.starts_with('#'), "{} starts with a comment header", path.display());
+            load(&path, &[]).unwrap_or_else(|e| panic!("{e}"));
+            seen += 1;
+        }
+    }
+    assert!(seen >= 5, "the five shipped scenarios");
+}

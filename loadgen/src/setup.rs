@@ -1,0 +1,265 @@
+//! Before the load: seed entities through the API, or discover the ones the target has, so templates
+//! like `{tool_id}` have values. Works against any gateway with the API.md surface.
+
+use anyhow::{Context as _, bail};
+use serde_json::{Value, json};
+
+use crate::scenario::{Scenario, SetupMode, SetupSpec, Values, Var};
+
+/// Ids (and names) the load draws from.
+#[derive(Debug, Clone, Default)]
+pub struct Pools {
+    pub gateways: Vec<String>,
+    /// (id, name)
+    pub tools: Vec<(String, String)>,
+    pub servers: Vec<String>,
+    pub prompts: Vec<(String, String)>,
+    /// (id, uri)
+    pub resources: Vec<(String, String)>,
+}
+
+impl Pools {
+    fn len_for(&self, var: Var) -> usize {
+        match var {
+            Var::GatewayId => self.gateways.len(),
+            Var::ToolId | Var::ToolName => self.tools.len(),
+            Var::ServerId => self.servers.len(),
+            Var::PromptId | Var::PromptName => self.prompts.len(),
+            Var::ResourceId | Var::ResourceUri => self.resources.len(),
+            Var::Bool => 2,
+        }
+    }
+
+    /// Every variable the actions use must have at least one value.
+    pub fn check(&self, scenario: &Scenario) -> anyhow::Result<()> {
+        for action in &scenario.actions {
+            for var in action.vars() {
+                if self.len_for(var) == 0 {
+                    bail!(
+                        "action {:?} uses {{{}}} but the target has none to offer",
+                        action.name,
+                        var.name()
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn counts(&self) -> Value {
+        json!({
+            "gateways": self.gateways.len(),
+            "tools": self.tools.len(),
+            "servers": self.servers.len(),
+            "prompts": self.prompts.len(),
+            "resources": self.resources.len(),
+        })
+    }
+}
+
+/// Draws template values at random from the pools.
+pub struct PoolValues<'a> {
+    pub pools: &'a Pools,
+    pub rng: &'a mut fastrand::Rng,
+}
+
+impl Values for PoolValues<'_> {
+    fn value(&mut self, var: Var) -> &str {
+        let p = self.pools;
+        let pick = |rng: &mut fastrand::Rng, n: usize| rng.usize(0..n.max(1));
+        match var {
+            Var::GatewayId => &p.gateways[pick(self.rng, p.gateways.len())],
+            Var::ToolId => &p.tools[pick(self.rng, p.tools.len())].0,
+            Var::ToolName => &p.tools[pick(self.rng, p.tools.len())].1,
+            Var::ServerId => &p.servers[pick(self.rng, p.servers.len())],
+            Var::PromptId => &p.prompts[pick(self.rng, p.prompts.len())].0,
+            Var::PromptName => &p.prompts[pick(self.rng, p.prompts.len())].1,
+            Var::ResourceId => &p.resources[pick(self.rng, p.resources.len())].0,
+            Var::ResourceUri => &p.resources[pick(self.rng, p.resources.len())].1,
+            Var::Bool => {
+                if self.rng.bool() {
+                    "true"
+                } else {
+                    "false"
+                }
+            }
+        }
+    }
+}
+
+pub async fn prepare(http: &reqwest::Client, base: &str, scenario: &Scenario) -> anyhow::Result<Pools> {
+    let pools = match scenario.setup.mode {
+        SetupMode::Seed => seed(http, base, &scenario.setup).await?,
+        SetupMode::Discover => discover(http, base).await?,
+    };
+    pools.check(scenario)?;
+    Ok(pools)
+}
+
+async fn post(http: &reqwest::Client, url: String, body: Value) -> anyhow::Result<Value> {
+    let resp = http
+        .post(&url)
+        .json(&body)
+        .send()
+        .await
+        .with_context(|| format!("setup: POST {url}"))?;
+    let status = resp.status();
+    let text = resp.text().await?;
+    if !status.is_success() {
+        bail!("setup: POST {url} answered {status}: {text}");
+    }
+    serde_json::from_str(&text).with_context(|| format!("setup: POST {url}: not JSON: {text}"))
+}
+
+fn id_of(v: &Value) -> anyhow::Result<String> {
+    v["id"]
+        .as_str()
+        .map(str::to_owned)
+        .context("setup: created entity has no id")
+}
+
+/// Create the entities, a few requests at a time; names carry a run prefix so runs do not collide.
+async fn seed(http: &reqwest::Client, base: &str, s: &SetupSpec) -> anyhow::Result<Pools> {
+    let run = &uuid::Uuid::new_v4().simple().to_string()[..8];
+    let mut pools = Pools::default();
+    for i in 0..s.gateways {
+        let g = post(
+            http,
+            format!("{base}/gateways"),
+            json!({"name": format!("st-{run}-gateway-{i}"), "url": format!("{base}/health"), "transport": "SSE"}),
+        )
+        .await?;
+        pools.gateways.push(id_of(&g)?);
+    }
+    let gateway_of = |i: u32, pools: &Pools| -> Value {
+        if pools.gateways.is_empty() {
+            Value::Null
+        } else {
+            Value::String(pools.gateways[i as usize % pools.gateways.len()].clone())
+        }
+    };
+    // Tools go in batches of concurrent requests: hundreds of them should not take long.
+    let mut i = 0;
+    while i < s.tools {
+        let batch: Vec<_> = (i..(i + 16).min(s.tools))
+            .map(|t| {
+                let name = format!("st-{run}-tool-{t}");
+                let body = json!({"tool": {"name": name, "description": "seeded by stampede",
+                    "integration_type": "REST", "request_type": "POST",
+                    "input_schema": {"type": "object", "properties": {"text": {"type": "string"}}},
+                    "gateway_id": gateway_of(t, &pools)}});
+                let fut = post(http, format!("{base}/tools"), body);
+                async move { fut.await.and_then(|v| Ok((id_of(&v)?, name))) }
+            })
+            .collect();
+        for tool in futures_util::future::join_all(batch).await {
+            pools.tools.push(tool?);
+        }
+        i += 16;
+    }
+    for n in 0..s.servers {
+        let mut rng = fastrand::Rng::with_seed(u64::from(n));
+        let take = (s.tools_per_server as usize).min(pools.tools.len());
+        let tools: Vec<&str> = rng
+            .choose_multiple(pools.tools.iter(), take)
+            .into_iter()
+            .map(|(id, _)| id.as_str())
+            .collect();
+        let v = post(
+            http,
+            format!("{base}/servers"),
+            json!({"server": {"name": format!("st-{run}-server-{n}"), "associated_tools": tools}}),
+        )
+        .await?;
+        pools.servers.push(id_of(&v)?);
+    }
+    for n in 0..s.prompts {
+        let name = format!("st-{run}-prompt-{n}");
+        let v = post(
+            http,
+            format!("{base}/prompts"),
+            json!({"prompt": {"name": name, "template": "Hello {{name}}", "arguments": [{"name": "name", "required": false}],
+                   "gateway_id": gateway_of(n, &pools)}}),
+        )
+        .await?;
+        pools.prompts.push((id_of(&v)?, name));
+    }
+    for n in 0..s.resources {
+        let uri = format!("stampede://{run}/resource/{n}");
+        let v = post(
+            http,
+            format!("{base}/resources"),
+            json!({"resource": {"uri": uri, "name": format!("resource {n}"), "content": "seeded by stampede",
+                   "mimeType": "text/plain", "gateway_id": gateway_of(n, &pools)}}),
+        )
+        .await?;
+        pools.resources.push((id_of(&v)?, uri));
+    }
+    Ok(pools)
+}
+
+/// List every kind (inactive ones included), following cursors, up to 10,000 of each.
+async fn discover(http: &reqwest::Client, base: &str) -> anyhow::Result<Pools> {
+    let mut pools = Pools::default();
+    for kind in ["gateways", "tools", "servers", "prompts", "resources"] {
+        let items = list_all(http, base, kind).await?;
+        for item in items {
+            let Some(id) = item["id"].as_str().map(str::to_owned) else {
+                continue;
+            };
+            let name = item["name"].as_str().unwrap_or_default().to_owned();
+            match kind {
+                "gateways" => pools.gateways.push(id),
+                "tools" => pools.tools.push((id, name)),
+                "servers" => pools.servers.push(id),
+                "prompts" => pools.prompts.push((id, name)),
+                _ => pools
+                    .resources
+                    .push((id, item["uri"].as_str().unwrap_or_default().to_owned())),
+            }
+        }
+    }
+    Ok(pools)
+}
+
+async fn list_all(http: &reqwest::Client, base: &str, kind: &str) -> anyhow::Result<Vec<Value>> {
+    let mut out = Vec::new();
+    let mut cursor: Option<String> = None;
+    while out.len() < 10_000 {
+        let mut url = format!("{base}/{kind}?include_inactive=true&include_pagination=true&limit=500");
+        if let Some(c) = &cursor {
+            url.push_str(&format!("&cursor={c}"));
+        }
+        let resp = http
+            .get(&url)
+            .send()
+            .await
+            .with_context(|| format!("setup: GET {url}"))?;
+        let status = resp.status();
+        if !status.is_success() {
+            bail!("setup: GET {url} answered {status}");
+        }
+        let page: Value = resp
+            .json()
+            .await
+            .with_context(|| format!("setup: GET {url}: not JSON"))?;
+        match page {
+            // A gateway without pagination answers the bare list.
+            Value::Array(items) => {
+                out.extend(items);
+                break;
+            }
+            Value::Object(mut obj) => {
+                if let Some(Value::Array(items)) = obj.remove(kind) {
+                    out.extend(items);
+                }
+                match obj.get("nextCursor").and_then(Value::as_str) {
+                    Some(c) => cursor = Some(c.to_owned()),
+                    None => break,
+                }
+            }
+            _ => bail!("setup: GET {url}: neither a list nor a page"),
+        }
+    }
+    Ok(out)
+}

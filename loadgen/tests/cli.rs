@@ -1,0 +1,141 @@
+//! The `stampede` binary end to end: validation messages and exit codes, a short run against a
+//! spawned reference gateway (setup seeds it through its API), the results file it writes, and the
+//! live feed while it runs.
+
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::Value;
+
+fn stampede() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_stampede"))
+}
+
+fn write(dir: &std::path::Path, name: &str, text: &str) -> std::path::PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+#[test]
+fn validate_names_file_line_and_field_and_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = write(
+        dir.path(),
+        "bad.toml",
+        "[target]\nspawn = \"gateway\"\n\n[load]\nusers = 10\nduration = \"10 s\"\n\n[[actions]]\nkind = \"http\"\npath = \"/tools\"\n",
+    );
+    let out = stampede().args(["validate"]).arg(&bad).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("bad.toml:6:12: load.duration: bad duration \"10 s\""),
+        "{err}"
+    );
+
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
+    let out = stampede()
+        .arg("validate")
+        .arg(root.join("smoke.toml"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // A bad run is refused before anything starts.
+    let out = stampede().arg("run").arg(&bad).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn a_short_run_against_a_spawned_gateway_writes_results_and_serves_the_live_feed() {
+    let dir = tempfile::tempdir().unwrap();
+    let results = dir.path().join("out.json");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
+    let live = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let child = stampede()
+        .arg("run")
+        .arg(root.join("ci-smoke.toml"))
+        .args([
+            "--users",
+            "10",
+            "--duration",
+            "3s",
+            "--set",
+            "observe.post_load=\"1s\"",
+            "--quiet",
+        ])
+        .arg("--live")
+        .arg(live.to_string())
+        .arg("-o")
+        .arg(&results)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+
+    // The live feed answers while the run goes on.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let snapshot: Value = rt.block_on(async {
+        let http = reqwest::Client::new();
+        for _ in 0..100 {
+            if let Ok(resp) = http.get(format!("http://{live}/snapshot")).send().await
+                && resp.status().is_success()
+            {
+                let s: Value = resp.json().await.unwrap();
+                if s["window"].is_object() {
+                    return s;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("no snapshot from the live feed");
+    });
+    assert_eq!(snapshot["scenario"], "ci-smoke");
+    assert!(snapshot["slots"].as_array().unwrap().len() >= 5);
+    let first_event = rt.block_on(async {
+        let mut resp = reqwest::get(format!("http://{live}/live")).await.unwrap();
+        let chunk = tokio::time::timeout(Duration::from_secs(5), resp.chunk())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        String::from_utf8_lossy(&chunk).into_owned()
+    });
+    assert!(first_event.starts_with("event: snapshot\ndata: {"), "{first_event}");
+
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("failure rate"), "{stdout}");
+    let r: Value = serde_json::from_str(&std::fs::read_to_string(&results).unwrap()).unwrap();
+    assert_eq!(r["complete"], true);
+    assert_eq!(r["target"]["spawned"], true);
+    assert_eq!(
+        r["scenario"]["spec"]["load"]["users"], 10,
+        "the scenario as run, after overrides"
+    );
+    assert_eq!(r["setup"]["tools"], 30);
+    assert!(r["totals"]["count"].as_u64().unwrap() > 50);
+    assert_eq!(
+        r["totals"]["failed"],
+        0,
+        "{}",
+        serde_json::to_string_pretty(&r["actions"]).unwrap()
+    );
+    assert!(r["sse"]["opened"].as_u64().unwrap() > 0);
+    let phases: Vec<&str> = r["load"]["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["phase"].as_str().unwrap())
+        .collect();
+    assert_eq!(phases.first(), Some(&"ramp_up"));
+    assert_eq!(phases.last(), Some(&"post_load"));
+}

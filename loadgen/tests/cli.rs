@@ -139,3 +139,34 @@ fn a_short_run_against_a_spawned_gateway_writes_results_and_serves_the_live_feed
     assert_eq!(phases.first(), Some(&"ramp_up"));
     assert_eq!(phases.last(), Some(&"post_load"));
 }
+
+#[test]
+fn ctrl_c_stops_the_load_and_still_writes_the_results_marked_incomplete() {
+    let dir = tempfile::tempdir().unwrap();
+    let results = dir.path().join("interrupted.json");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
+    let child = stampede()
+        .arg("run")
+        .arg(root.join("ci-smoke.toml"))
+        .args(["--users", "5", "--duration", "60s", "--quiet", "-o"])
+        .arg(&results)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(4));
+    let started = std::time::Instant::now();
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(started.elapsed() < Duration::from_secs(15), "stopped promptly");
+    assert_eq!(out.status.code(), Some(130), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("INCOMPLETE"), "{stdout}");
+    let r: Value = serde_json::from_str(&std::fs::read_to_string(&results).unwrap()).unwrap();
+    assert_eq!(r["complete"], false);
+    assert_eq!(r["completion"], "interrupted");
+    assert!(r["totals"]["count"].as_u64().unwrap() > 0);
+}

@@ -95,6 +95,36 @@ async fn fixed_toggle_of_a_locked_row_is_409_at_once_and_nothing_waits() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fixed_gateway_toggle_meeting_a_locked_child_is_409_and_changes_nothing() {
+    let db = TestDb::new(Db::Postgres).await;
+    let gw = Gateway::start(&db, &[("PROFILE", "fixed")]).await;
+    let gid = gw.gateway("g").await;
+    let first = gw.tool("child-1", Some(&gid)).await;
+    let second = gw.tool("child-2", Some(&gid)).await;
+    let observer = observer(&db).await;
+    let lock = RowLock::take(&db, &second).await;
+
+    let start = Instant::now();
+    let (status, body) = gw.toggle("gateways", &gid, false).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(
+        body["detail"],
+        format!("Gateway {gid} is currently being modified by another request")
+    );
+    assert!(start.elapsed() < Duration::from_secs(1));
+    assert!(lock_waiters(&db, &observer).await.is_empty());
+    // All or nothing: the gateway and its other tool are untouched.
+    assert_eq!(gw.get(&format!("/gateways/{gid}")).await.1["enabled"], true);
+    assert_eq!(gw.get(&format!("/tools/{first}")).await.1["enabled"], true);
+    assert_eq!(gw.metric("lock_conflicts_total{entity=\"gateway\"}").await, Some(1.0));
+
+    lock.release().await;
+    let (status, _) = gw.toggle("gateways", &gid, false).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(gw.get(&format!("/tools/{second}")).await.1["enabled"], false);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn legacy_toggle_waits_on_the_lock_until_it_is_released() {
     let db = TestDb::new(Db::Postgres).await;
     let gw = Gateway::start(&db, &[("PROFILE", "legacy")]).await;

@@ -10,6 +10,7 @@ pub mod cli;
 pub mod engine;
 pub mod environment;
 pub mod live;
+pub mod observe;
 pub mod output;
 pub mod record;
 pub mod results;

@@ -41,8 +41,15 @@ pub fn status_line(s: &Snapshot, width: usize) -> String {
         None => (0.0, None, "-".into()),
     };
     let t = &s.totals_all;
+    let observed = s.window.as_ref().map(|w| &w.observed);
+    let cpu = observed
+        .and_then(|o| o.cpu_pct)
+        .map_or("-".to_owned(), |c| format!("{c:.0}%"));
+    let blocked = observed
+        .and_then(|o| o.blocked_queries)
+        .map_or("-".to_owned(), |b| b.to_string());
     let mut line = format!(
-        "{:>5.0}s/{:.0}s {:<9} {:>8.0} req/s  p99 {:>7}  fail {:>6}  {}  sse {}",
+        "{:>5.0}s/{:.0}s {:<9} {:>8.0} req/s  p99 {:>7}  fail {:>6}  {}  sse {}  target cpu {cpu} blocked {blocked}",
         s.elapsed_s,
         total,
         s.phase.label(),
@@ -155,6 +162,53 @@ pub fn summary(r: &Results) -> String {
     if r.load.dropped > 0 {
         let _ = writeln!(out, "dropped arrivals (every slot busy): {}", r.load.dropped);
     }
+    let o = &r.observed;
+    let nm = |v: Option<f64>, unit: &str| v.map_or("not measured".to_owned(), |v| format!("{v:.1}{unit}"));
+    let _ = writeln!(
+        out,
+        "target CPU ({}): load mean {} max {}; post-load mean {} max {}, after {:.0}s settle {}",
+        o.sources.cpu.as_deref().unwrap_or("no source"),
+        nm(o.cpu_load_mean_pct, "%"),
+        nm(o.cpu_load_max_pct, "%"),
+        nm(o.cpu_post_load_mean_pct, "%"),
+        nm(o.cpu_post_load_max_pct, "%"),
+        o.settle_s,
+        nm(o.cpu_post_load_settled_mean_pct, "%"),
+    );
+    let _ = writeln!(
+        out,
+        "blocked queries (PostgreSQL): max {}, mean {}; longest lock wait {}; idle in transaction max {}",
+        o.blocked_queries_max.map_or("not measured".into(), |v| v.to_string()),
+        nm(o.blocked_queries_mean, ""),
+        nm(o.longest_lock_wait_s, "s"),
+        o.idle_in_tx_max.map_or("not measured".into(), |v| v.to_string()),
+    );
+    if let Some(chain) = o.blocking_chains.first() {
+        let _ = writeln!(out, "longest blocking chain ({} backends):", chain.len());
+        for (i, link) in chain.iter().enumerate() {
+            let what = if i == 0 { "waits" } else { "blocks" };
+            let _ = writeln!(
+                out,
+                "  pid {} {what} ({:.1}s): {}",
+                link.pid,
+                link.age_s,
+                link.query.replace('\n', " ")
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "target metrics: lock conflicts {}, SSE sessions active max {} / at the end {}{}",
+        nm(o.lock_conflicts, ""),
+        nm(o.sse_sessions_active_max, ""),
+        nm(o.sse_sessions_active_end, ""),
+        if o.sse_session_ends.is_empty() {
+            String::new()
+        } else {
+            let ends: Vec<String> = o.sse_session_ends.iter().map(|(k, v)| format!("{k} {v:.0}")).collect();
+            format!("; ends: {}", ends.join(", "))
+        }
+    );
     let g = &r.generator;
     let _ = writeln!(
         out,

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::engine::timeline::{SseFigures, Window};
 use crate::engine::{Completion, RunOutput};
 use crate::environment::Environment;
+use crate::observe::{ObservedSummary, summarize};
 use crate::record::{FailureKind, Stats, Summary};
 use crate::scenario::{ActionKind, Model, Phase, ScenarioSpec, TargetPlan};
 
@@ -37,6 +38,8 @@ pub struct Results {
     pub totals: Summary,
     pub sse: SseFigures,
     pub generator: GeneratorFigures,
+    /// Target-side figures; each is null when its source was not configured or not reachable.
+    pub observed: ObservedSummary,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -132,6 +135,13 @@ impl Results {
         let totals = run.timeline.totals_all().summary(seconds);
         let requests = totals.count;
         let started = humantime::format_rfc3339_seconds(run.started_at).to_string();
+        let windows: Vec<_> = run
+            .timeline
+            .windows
+            .iter()
+            .map(|w| (w.t, w.phase == Phase::PostLoad, &w.observed))
+            .collect();
+        let observed = summarize(&windows, seconds, scenario.settle, run.observer_sources.clone());
         Results {
             schema_version: SCHEMA_VERSION,
             complete: run.completion == Completion::Complete,
@@ -171,6 +181,7 @@ impl Results {
                 requests_per_cpu_second: run.generator_cpu_s.filter(|c| *c > 0.0).map(|c| requests as f64 / c),
                 peak_rss_bytes: run.generator_peak_rss_bytes,
             },
+            observed,
         }
     }
 

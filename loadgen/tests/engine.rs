@@ -72,6 +72,8 @@ url = "http://{addr}"
 users = 20
 duration = "3s"
 think_time = "5ms..15ms"
+[observe]
+post_load = "0s"
 [[actions]]
 name = "ok"
 kind = "http"
@@ -128,6 +130,8 @@ url = "http://{addr}"
 users = 4
 duration = "1s"
 think_time = "10ms"
+[observe]
+post_load = "0s"
 [[actions]]
 name = "conflict"
 kind = "http"
@@ -164,6 +168,8 @@ url = "http://{addr}"
 model = "open"
 rate = 200.0
 duration = "3s"
+[observe]
+post_load = "0s"
 [[actions]]
 kind = "http"
 path = "/ok"
@@ -184,6 +190,8 @@ model = "open"
 rate = 200.0
 max_in_flight = 5
 duration = "2s"
+[observe]
+post_load = "0s"
 [[actions]]
 kind = "http"
 path = "/slow"
@@ -215,6 +223,8 @@ url = "http://127.0.0.1:{port}"
 [load]
 users = 10
 duration = "2s"
+[observe]
+post_load = "0s"
 [[actions]]
 kind = "http"
 path = "/ok"
@@ -251,6 +261,13 @@ async fn sse_target(fin: Arc<AtomicU64>, rst: Arc<AtomicU64>) -> SocketAddr {
                         Ok(0) | Err(_) => return,
                         Ok(n) => head.extend_from_slice(&buf[..n]),
                     }
+                }
+                if !head.starts_with(b"GET /sse ") {
+                    // Not a stream (the observers scrape for metrics): not counted.
+                    let _ = sock
+                        .write_all(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n")
+                        .await;
+                    return;
                 }
                 let event = format!("event: endpoint\r\ndata: http://{addr}/message?session_id=1\r\n\r\n");
                 let response = format!(
@@ -291,6 +308,8 @@ url = "http://{addr}"
 [load]
 users = 6
 duration = "2s"
+[observe]
+post_load = "0s"
 [[actions]]
 name = "drop"
 kind = "sse"

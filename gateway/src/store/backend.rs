@@ -35,6 +35,9 @@ pub(crate) trait Backend {
     /// Whether [`Self::lock_row_sql`] in `mode` is a statement that waits for a lock.
     fn row_lock_waits(&self, mode: LockWait) -> bool;
 
+    /// Whether the database locks rows (PostgreSQL) rather than the whole database (SQLite).
+    fn locks_rows(&self) -> bool;
+
     async fn close(&self);
 }
 
@@ -94,6 +97,10 @@ impl Backend for PgBackend {
 
     fn row_lock_waits(&self, mode: LockWait) -> bool {
         mode == LockWait::Wait
+    }
+
+    fn locks_rows(&self) -> bool {
+        true
     }
 
     async fn close(&self) {
@@ -166,6 +173,10 @@ impl Backend for SqliteBackend {
     }
 
     fn row_lock_waits(&self, _mode: LockWait) -> bool {
+        false
+    }
+
+    fn locks_rows(&self) -> bool {
         false
     }
 

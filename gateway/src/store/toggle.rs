@@ -3,7 +3,9 @@
 //! Fixed: an entity toggle locks its row without waiting (`FOR UPDATE NOWAIT`), so a contended row
 //! gives a [`LockConflict`](super::LockConflict) at once; a gateway toggle reads its row without a lock,
 //! contacts the upstream outside any transaction, then updates the gateway and each child table with one
-//! bulk `UPDATE` that touches only rows whose state changes.
+//! bulk `UPDATE` that touches only rows whose state changes — each taking its rows with NOWAIT in the
+//! same statement, so a toggle that meets a locked row is a 409, never a wait. Nothing in the fixed
+//! profile waits on a row lock.
 //!
 //! Legacy: toggles wait for their locks, and a gateway toggle locks the gateway and then every child
 //! row one by one (`FOR UPDATE` + `UPDATE` each) in one transaction, contacting the upstream while it
@@ -24,6 +26,9 @@ const SET_RESOURCE: &str = "UPDATE resources SET enabled = $2, updated_at = $3 W
 
 /// `$1` id, `$2` enabled, `$3` reachable, `$4` updated_at.
 const SET_GATEWAY: &str = "UPDATE gateways SET enabled = $2, reachable = $3, updated_at = $4 WHERE id = $1 RETURNING *";
+/// The same, failing at once (55P03) when another transaction holds the gateway's row.
+const SET_GATEWAY_NOWAIT: &str = "UPDATE gateways SET enabled = $2, reachable = $3, updated_at = $4 \
+     WHERE id = (SELECT id FROM gateways WHERE id = $1 FOR UPDATE NOWAIT) RETURNING *";
 const GATEWAY_URL: &str = "SELECT url FROM gateways WHERE id = $1";
 
 /// One child table of a gateway: how the two cascades change it. Parameters: `$1` the gateway's id
@@ -33,6 +38,9 @@ struct Child {
     kind: Kind,
     /// Fixed: one statement for the whole table, touching only rows whose state changes.
     bulk: &'static str,
+    /// The same, locking those rows with NOWAIT first (in the same statement): a row another
+    /// transaction holds makes the toggle a conflict instead of a wait.
+    bulk_nowait: &'static str,
     /// Legacy: the ids to lock and update one by one.
     list: &'static str,
     row: &'static str,
@@ -49,18 +57,24 @@ const CHILDREN: [Child; 3] = [
         kind: Kind::Tool,
         bulk: "UPDATE tools SET enabled = $2, reachable = $3, updated_at = $4 \
                WHERE gateway_id = $1 AND (enabled <> $2 OR reachable <> $3)",
+        bulk_nowait: "UPDATE tools SET enabled = $2, reachable = $3, updated_at = $4 WHERE id IN \
+               (SELECT id FROM tools WHERE gateway_id = $1 AND (enabled <> $2 OR reachable <> $3) FOR UPDATE NOWAIT)",
         list: "SELECT id FROM tools WHERE gateway_id = $1 ORDER BY id",
         row: "UPDATE tools SET enabled = $2, reachable = $3, updated_at = $4 WHERE id = $1",
     },
     Child {
         kind: Kind::Prompt,
         bulk: "UPDATE prompts SET enabled = $2, updated_at = $3 WHERE gateway_id = $1 AND enabled <> $2",
+        bulk_nowait: "UPDATE prompts SET enabled = $2, updated_at = $3 WHERE id IN \
+               (SELECT id FROM prompts WHERE gateway_id = $1 AND enabled <> $2 FOR UPDATE NOWAIT)",
         list: "SELECT id FROM prompts WHERE gateway_id = $1 ORDER BY id",
         row: "UPDATE prompts SET enabled = $2, updated_at = $3 WHERE id = $1",
     },
     Child {
         kind: Kind::Resource,
         bulk: "UPDATE resources SET enabled = $2, updated_at = $3 WHERE gateway_id = $1 AND enabled <> $2",
+        bulk_nowait: "UPDATE resources SET enabled = $2, updated_at = $3 WHERE id IN \
+               (SELECT id FROM resources WHERE gateway_id = $1 AND enabled <> $2 FOR UPDATE NOWAIT)",
         list: "SELECT id FROM resources WHERE gateway_id = $1 ORDER BY id",
         row: "UPDATE resources SET enabled = $2, updated_at = $3 WHERE id = $1",
     },
@@ -145,10 +159,14 @@ impl Store {
             unreachable!("get(Gateway) returns a gateway")
         };
         let reachable = activate && self.contact_upstream(&current.url).await;
+        let mode = self.inner.behaviour.lock_wait;
         on_backend!(&self.inner.pool, b => {
-            let mut tx = b.begin_write(LockWait::Wait, &self.inner.stats).await.map_err(err)?;
+            let mut tx = b.begin_write(mode, &self.inner.stats).await.map_err(err)?;
+            // Row-locking databases take the rows with NOWAIT inside the updates themselves; SQLite's
+            // transaction already holds (or failed to get) the database's write lock.
+            let nowait = mode == LockWait::Nowait && b.locks_rows();
             let ts = now();
-            let gateway: Option<Gateway> = sqlx::query_as(SET_GATEWAY)
+            let gateway: Option<Gateway> = sqlx::query_as(if nowait { SET_GATEWAY_NOWAIT } else { SET_GATEWAY })
                 .bind(id)
                 .bind(activate)
                 .bind(reachable)
@@ -160,7 +178,8 @@ impl Store {
                 return Err(StoreError::NotFound { kind: Kind::Gateway, id: id.to_owned() });
             };
             for child in &CHILDREN {
-                bind_child!(sqlx::query(child.bulk).bind(id), child, activate, reachable, &ts)
+                let sql = if nowait { child.bulk_nowait } else { child.bulk };
+                bind_child!(sqlx::query(sql).bind(id), child, activate, reachable, &ts)
                     .execute(&mut *tx)
                     .await
                     .map_err(err)?;

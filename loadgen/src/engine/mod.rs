@@ -15,6 +15,7 @@ use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use crate::observe::{ObserveConfig, Observers, Sources};
 use crate::record::Recorder;
 use crate::scenario::{Action, ActionPlan, Model, Phase, Scenario};
 use crate::setup::{PoolValues, Pools};
@@ -157,6 +158,7 @@ pub struct RunOutput {
     pub load_seconds: f64,
     pub cut: u64,
     pub dropped: u64,
+    pub observer_sources: Sources,
     /// Generator CPU seconds (this process) over the load.
     pub generator_cpu_s: Option<f64>,
     pub generator_peak_rss_bytes: Option<u64>,
@@ -248,6 +250,7 @@ async fn drive(
         scenario: Arc::clone(&scenario),
     });
 
+    let mut observers = Observers::start(observe_config(&scenario, target), ctx.http.clone());
     let cpu_before = crate::environment::process_cpu_seconds();
     let start = Instant::now();
     let driver = {
@@ -297,7 +300,8 @@ async fn drive(
             _ = tokio::time::sleep_until(tick_at) => {
                 let in_post_load = load_ended.is_some();
                 let (phase, level) = if in_post_load { (Phase::PostLoad, 0.0) } else { ctx.phase() };
-                let window = timeline.tick(&ctx.recorder, second, Duration::from_secs(1), phase, level).clone();
+                let observed = observers.window();
+                let window = timeline.tick(&ctx.recorder, second, Duration::from_secs(1), phase, level, observed).clone();
                 publish(&timeline, Some(window), phase, false, start.elapsed());
                 second += 1;
             }
@@ -338,8 +342,10 @@ async fn drive(
     // The last partial window, so every sample recorded is in the series and the totals.
     let partial = start.elapsed().saturating_sub(Duration::from_secs(second - 1));
     if !partial.is_zero() {
-        timeline.tick(&ctx.recorder, second, partial, Phase::PostLoad, 0.0);
+        let observed = observers.window();
+        timeline.tick(&ctx.recorder, second, partial, Phase::PostLoad, 0.0, observed);
     }
+    observers.stop();
     let elapsed = start.elapsed();
     let cpu_after = crate::environment::process_cpu_seconds();
     publish(
@@ -363,10 +369,42 @@ async fn drive(
         sse: SseFigures::read(g, timeline.peak_sse_open),
         timeline,
         pools: ctx.pools.counts(),
+        observer_sources: observers.sources(),
         load_seconds,
         cut: g.cut.load(Ordering::Relaxed),
         dropped: g.dropped.load(Ordering::Relaxed),
         generator_cpu_s: cpu_before.zip(cpu_after).map(|(b, a)| a - b),
         generator_peak_rss_bytes: crate::environment::peak_rss_bytes(),
     })
+}
+
+/// Where the observers look: the scenario's `[observe]`, filled in for a spawned gateway.
+fn observe_config(scenario: &Scenario, target: &Target) -> ObserveConfig {
+    let o = &scenario.spec.observe;
+    let metrics_url = match o.metrics.as_deref() {
+        Some("") => None,
+        Some(m) if m.starts_with("http://") || m.starts_with("https://") => Some(m.to_owned()),
+        Some(path) => Some(format!("{}{path}", target.base)),
+        None => Some(format!("{}/metrics/prometheus", target.base)),
+    };
+    let spawned_db = match &scenario.target {
+        crate::scenario::TargetPlan::Spawn { database_url, .. } => database_url.clone(),
+        crate::scenario::TargetPlan::Url(_) => None,
+    };
+    let postgres = o
+        .postgres
+        .clone()
+        .or(spawned_db)
+        .filter(|u| u.starts_with("postgres://") || u.starts_with("postgresql://"));
+    let pid = o.pid.or_else(|| {
+        o.pid_file
+            .as_ref()
+            .and_then(|f| std::fs::read_to_string(f).ok())
+            .and_then(|t| t.trim().parse().ok())
+    });
+    ObserveConfig {
+        metrics_url,
+        postgres,
+        pid: pid.or(target.pid()),
+    }
 }

@@ -81,7 +81,17 @@ impl HttpTransport for OwnedConnection {
                 let _ = connection.await;
             });
             *this.conn.lock().expect("conn lock") = Some(task.abort_handle());
-            let (parts, body) = request.into_parts();
+            // Origin-form request target and a Host header, as a client (not a proxy) sends them.
+            let (mut parts, body) = request.into_parts();
+            let authority = uri.authority().map(|a| a.as_str().to_owned()).unwrap_or_default();
+            parts.uri = uri
+                .path_and_query()
+                .map_or("/", |p| p.as_str())
+                .parse()
+                .map_err(TransportError::new)?;
+            if let Ok(host) = hyper::header::HeaderValue::from_str(&authority) {
+                parts.headers.entry(hyper::header::HOST).or_insert(host);
+            }
             let request = hyper::Request::from_parts(parts, Full::new(body.unwrap_or_default()));
             let response = sender.send_request(request).await.map_err(TransportError::new)?;
             Ok(response.map(|body| {

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::observe::Observed;
 use crate::record::{Gauges, Recorder, Stats, Summary};
 use crate::scenario::Phase;
 
@@ -29,6 +30,8 @@ pub struct Window {
     pub actions: Vec<Summary>,
     /// All slots together.
     pub all: Summary,
+    /// What the target-side observers saw in this window.
+    pub observed: Observed,
 }
 
 /// What a live view shows: where the run is, the latest window and the totals so far.
@@ -95,7 +98,15 @@ impl Timeline {
     }
 
     /// Close the window that ends `t` seconds into the run, lasting `len`.
-    pub fn tick(&mut self, recorder: &Recorder, t: u64, len: Duration, phase: Phase, target: f64) -> &Window {
+    pub fn tick(
+        &mut self,
+        recorder: &Recorder,
+        t: u64,
+        len: Duration,
+        phase: Phase,
+        target: f64,
+        observed: Observed,
+    ) -> &Window {
         recorder.swap_windows(&mut self.spare);
         let secs = len.as_secs_f64();
         let mut all = Stats::default();
@@ -119,6 +130,7 @@ impl Timeline {
             dropped: dropped - self.last_dropped,
             actions,
             all: all.summary(secs),
+            observed,
         });
         self.last_dropped = dropped;
         self.windows.last().expect("just pushed")

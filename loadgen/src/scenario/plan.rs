@@ -214,6 +214,7 @@ pub struct Scenario {
     pub load: LoadPlan,
     pub actions: Vec<Action>,
     pub post_load: Duration,
+    pub settle: Duration,
 }
 
 /// Check everything; answer the plan or every problem found.
@@ -224,6 +225,17 @@ pub fn plan(spec: ScenarioSpec, default_name: &str) -> Result<Scenario, Vec<Prob
     let load = load_plan(&spec.load, &mut problems);
     let actions = action_plans(&spec.actions, &mut problems);
     check_setup_provides(&spec.setup, &actions, &mut problems);
+    if spec.observe.pid.is_some() && spec.observe.pid_file.is_some() {
+        problems.push(problem("observe.pid_file", "give either `pid` or `pid_file`, not both"));
+    }
+    if let Some(m) = &spec.observe.metrics
+        && !(m.is_empty() || m.starts_with('/') || m.starts_with("http://") || m.starts_with("https://"))
+    {
+        problems.push(problem(
+            "observe.metrics",
+            format!("{m:?} is neither a path (/…) nor an http(s) URL"),
+        ));
+    }
     if spec.target.timeout.0.is_zero() {
         problems.push(problem("target.timeout", "must be more than 0s"));
     }
@@ -240,7 +252,8 @@ pub fn plan(spec: ScenarioSpec, default_name: &str) -> Result<Scenario, Vec<Prob
             setup: spec.setup.clone(),
             load,
             actions,
-            post_load: spec.observe.post_load.map_or(Duration::ZERO, |d| d.0),
+            post_load: spec.observe.post_load.map_or(Duration::from_secs(30), |d| d.0),
+            settle: spec.observe.settle.map_or(Duration::from_secs(5), |d| d.0),
             spec,
         }),
         _ => Err(problems),

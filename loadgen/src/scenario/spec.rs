@@ -238,21 +238,28 @@ fn default_weight() -> u32 {
     1
 }
 
-/// Target-side observation (used by the observers; kept in the results).
+/// Target-side observation, on the load's timeline and through the post-load window.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ObserveSpec {
-    /// Window after the load stops, on the same timeline.
+    /// Window after the load stops, on the same timeline (default 30s).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub post_load: Option<Dur>,
+    /// Part of the post-load window left out of the "settled" CPU mean (default 5s).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub settle: Option<Dur>,
+    /// The target's Prometheus endpoint: a path on the target (default `/metrics/prometheus`), a full
+    /// URL, or `""` for none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metrics: Option<String>,
+    /// PostgreSQL to watch for blocked queries (the target's database). Default: a spawned gateway's
+    /// `database_url`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub postgres: Option<String>,
+    /// A local target process to read CPU from (default: the spawned gateway).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pid: Option<u32>,
+    /// A file holding that pid.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pid_file: Option<String>,
 }

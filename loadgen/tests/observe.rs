@@ -1,0 +1,236 @@
+//! The target-side observers against the reference gateway: blocked queries and blocking chains on
+//! real PostgreSQL (legacy) and none (fixed); post-load CPU after an abrupt SSE storm that stays high
+//! (legacy) or falls to idle (fixed); "not measured" for a target without metrics.
+
+use std::time::Duration;
+
+use stampede_loadgen::engine::{self, RunOptions};
+use stampede_loadgen::output;
+use stampede_loadgen::results::Results;
+use stampede_loadgen::scenario;
+
+async fn run(text: &str) -> Results {
+    let s = scenario::parse("test.toml", text, "test", &[]).unwrap_or_else(|e| panic!("{e}"));
+    let (_tx, rx) = tokio::sync::watch::channel(false);
+    let out = engine::run(s, RunOptions::default(), rx).await.expect("run");
+    Results::from_run(&out, None)
+}
+
+/// A fresh database on the server in `STAMPEDE_TEST_PG`, dropped at the end.
+struct TestDb {
+    admin: String,
+    name: String,
+    url: String,
+}
+
+impl TestDb {
+    async fn new() -> TestDb {
+        use sqlx::Connection as _;
+        let admin = std::env::var("STAMPEDE_TEST_PG")
+            .expect("STAMPEDE_TEST_PG is not set: run `make test`, which starts a throwaway PostgreSQL");
+        let name = format!("stampede_obs_{}", uuid::Uuid::new_v4().simple());
+        let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        let mut url = reqwest::Url::parse(&admin).unwrap();
+        url.set_path(&format!("/{name}"));
+        TestDb {
+            admin,
+            name,
+            url: url.to_string(),
+        }
+    }
+
+    async fn drop_it(self) {
+        use sqlx::Connection as _;
+        if let Ok(mut conn) = sqlx::PgConnection::connect(&self.admin).await {
+            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name))
+                .execute(&mut conn)
+                .await;
+        }
+    }
+}
+
+fn lock_contention(profile: &str, database_url: &str) -> String {
+    format!(
+        r#"
+[target]
+spawn = "gateway"
+profile = "{profile}"
+database_url = "{database_url}"
+env = {{ GATEWAY_ACTIVATION_IO_MS = "300", DB_POOL_SIZE = "20" }}
+[setup]
+gateways = 2
+tools = 150
+[load]
+users = 40
+duration = "5s"
+think_time = "10ms..50ms"
+[observe]
+post_load = "1s"
+[[actions]]
+kind = "http"
+method = "POST"
+path = "/gateways/{{gateway_id}}/state?activate={{bool}}"
+expected = [409]
+weight = 2
+[[actions]]
+kind = "http"
+method = "POST"
+path = "/tools/{{tool_id}}/state?activate={{bool}}"
+expected = [409]
+weight = 10
+"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn legacy_lock_contention_shows_blocked_queries_and_chains_and_fixed_shows_none() {
+    let db = TestDb::new().await;
+    let legacy = run(&lock_contention("legacy", &db.url)).await;
+    let o = &legacy.observed;
+    eprintln!(
+        "legacy: blocked max {:?} mean {:?}, longest wait {:?}, idle in tx {:?}, chains {}",
+        o.blocked_queries_max,
+        o.blocked_queries_mean,
+        o.longest_lock_wait_s,
+        o.idle_in_tx_max,
+        o.blocking_chains.len()
+    );
+    assert!(o.sources.postgres.is_some());
+    assert!(o.blocked_queries_max.unwrap() > 0, "legacy piles up blocked queries");
+    let chain = o.blocking_chains.first().expect("at least one blocking chain");
+    assert!(chain.len() >= 2);
+    assert!(chain[0].query.contains("FOR UPDATE"), "{chain:?}");
+
+    let fixed = run(&lock_contention("fixed", &db.url)).await;
+    let o = &fixed.observed;
+    eprintln!(
+        "fixed: blocked max {:?}, lock conflicts {:?}",
+        o.blocked_queries_max, o.lock_conflicts
+    );
+    assert_eq!(
+        o.blocked_queries_max,
+        Some(0),
+        "measured, and nothing blocked, throughout"
+    );
+    assert!(o.blocking_chains.is_empty());
+    assert!(
+        fixed
+            .series
+            .iter()
+            .all(|w| w.observed.blocked_queries.is_none_or(|b| b == 0)),
+        "0 in every window"
+    );
+    db.drop_it().await;
+}
+
+fn sse_storm(profile: &str) -> String {
+    format!(
+        r#"
+[target]
+spawn = "gateway"
+profile = "{profile}"
+env = {{ SSE_KEEPALIVE_INTERVAL = "0.2" }}
+[load]
+users = 60
+duration = "3s"
+[observe]
+post_load = "6s"
+settle = "2s"
+[[actions]]
+name = "drop"
+kind = "sse"
+hold = "100ms..400ms"
+close = "abrupt"
+[[actions]]
+name = "reset"
+kind = "sse"
+hold = "100ms..400ms"
+close = "abrupt"
+rst = true
+"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn post_load_cpu_stays_high_after_a_legacy_storm_and_falls_to_idle_when_fixed() {
+    let legacy = run(&sse_storm("legacy")).await;
+    let o = &legacy.observed;
+    eprintln!(
+        "legacy: CPU load {:?} post-load {:?} settled {:?}; sessions at the end {:?}",
+        o.cpu_load_mean_pct, o.cpu_post_load_mean_pct, o.cpu_post_load_settled_mean_pct, o.sse_sessions_active_end
+    );
+    assert!(o.sources.cpu.as_deref().is_some_and(|c| c.starts_with("/proc/")));
+    assert!(
+        o.cpu_post_load_settled_mean_pct.unwrap() > 50.0,
+        "abandoned sessions keep a core busy"
+    );
+    assert!(o.sse_sessions_active_end.unwrap() > 0.0);
+
+    let fixed = run(&sse_storm("fixed")).await;
+    let o = &fixed.observed;
+    eprintln!(
+        "fixed: CPU load {:?} post-load {:?} settled {:?}; sessions at the end {:?}; ends {:?}",
+        o.cpu_load_mean_pct,
+        o.cpu_post_load_mean_pct,
+        o.cpu_post_load_settled_mean_pct,
+        o.sse_sessions_active_end,
+        o.sse_session_ends
+    );
+    assert!(
+        o.cpu_post_load_settled_mean_pct.unwrap() < 2.0,
+        "back to idle after the settle time"
+    );
+    assert_eq!(o.sse_sessions_active_end, Some(0.0));
+    assert!(o.sse_session_ends.get("client_gone").copied().unwrap_or(0.0) > 0.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_target_without_metrics_is_not_measured_and_the_run_goes_on() {
+    let app = axum::Router::new().route("/ok", axum::routing::get(|| async { "ok" }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let r = run(&format!(
+        r#"
+[target]
+url = "http://{addr}"
+[load]
+users = 2
+duration = "2s"
+think_time = "10ms"
+[observe]
+post_load = "1s"
+[[actions]]
+kind = "http"
+path = "/ok"
+"#
+    ))
+    .await;
+    assert!(r.totals.count > 10, "the load ran");
+    let o = &r.observed;
+    assert_eq!(
+        o.sources.cpu.as_deref(),
+        Some("process_cpu_seconds_total"),
+        "would come from metrics"
+    );
+    assert_eq!(o.cpu_load_mean_pct, None);
+    assert_eq!(o.cpu_post_load_settled_mean_pct, None);
+    assert_eq!(o.blocked_queries_max, None);
+    assert_eq!(o.lock_conflicts, None);
+    assert!(
+        r.series
+            .iter()
+            .all(|w| w.observed.cpu_pct.is_none() && w.observed.sse_sessions_active.is_none())
+    );
+    let text = output::summary(&r);
+    assert!(text.contains("load mean not measured"), "{text}");
+    assert!(
+        text.contains("blocked queries (PostgreSQL): max not measured"),
+        "{text}"
+    );
+    let _ = Duration::ZERO;
+}

@@ -48,6 +48,30 @@ pub fn cpu_seconds_of(pid: &str) -> Option<f64> {
     Some((utime + stime) / clock_ticks())
 }
 
+/// Every live descendant of `pid` (children, their children, …), from /proc.
+pub fn descendants(pid: u32) -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let parents: Vec<(u32, u32)> = dir
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|p| {
+            let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).ok()?;
+            let ppid = stat[stat.rfind(')')? + 2..].split_whitespace().nth(1)?.parse().ok()?;
+            Some((p, ppid))
+        })
+        .collect();
+    let mut out = Vec::new();
+    let mut frontier = vec![pid];
+    while let Some(parent) = frontier.pop() {
+        for (child, _) in parents.iter().filter(|(_, pp)| *pp == parent) {
+            out.push(*child);
+            frontier.push(*child);
+        }
+    }
+    out
+}
+
 /// Peak resident memory of this process (VmHWM).
 pub fn peak_rss_bytes() -> Option<u64> {
     status_kib("self", "VmHWM:").map(|k| k * 1024)
@@ -73,6 +97,15 @@ fn clock_ticks() -> f64 {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn finds_descendants() {
+        let mut child = std::process::Command::new("sleep").arg("5").spawn().unwrap();
+        let found = super::descendants(std::process::id());
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(found.contains(&child.id()), "{found:?}");
+    }
+
     #[test]
     fn own_cpu_and_memory_are_readable() {
         let mut x = 0u64;

@@ -406,5 +406,6 @@ fn observe_config(scenario: &Scenario, target: &Target) -> ObserveConfig {
         metrics_url,
         postgres,
         pid: pid.or(target.pid()),
+        children: o.children,
     }
 }

@@ -25,6 +25,8 @@ pub struct ObserveConfig {
     pub postgres: Option<String>,
     /// A local process to read CPU from.
     pub pid: Option<u32>,
+    /// With its descendants.
+    pub children: bool,
 }
 
 /// What the observers saw in one window. `None`: not measured.
@@ -93,6 +95,7 @@ impl Observers {
     pub fn sources(&self) -> Sources {
         Sources {
             cpu: match self.config.pid {
+                Some(pid) if self.config.children => Some(format!("/proc/{pid} and descendants")),
                 Some(pid) => Some(format!("/proc/{pid}")),
                 None => self
                     .config
@@ -108,7 +111,18 @@ impl Observers {
     /// (when, CPU seconds) of the target now, from /proc or from the latest scrape.
     fn cpu_now(&self) -> Option<(Instant, f64)> {
         match self.config.pid {
-            Some(pid) => crate::environment::cpu_seconds_of(&pid.to_string()).map(|c| (Instant::now(), c)),
+            Some(pid) => {
+                let own = crate::environment::cpu_seconds_of(&pid.to_string())?;
+                let children: f64 = if self.config.children {
+                    crate::environment::descendants(pid)
+                        .iter()
+                        .filter_map(|c| crate::environment::cpu_seconds_of(&c.to_string()))
+                        .sum()
+                } else {
+                    0.0
+                };
+                Some((Instant::now(), own + children))
+            }
             None => {
                 let s = self.scrape.lock().expect("scrape lock");
                 let s = s.as_ref()?;

@@ -262,4 +262,7 @@ pub struct ObserveSpec {
     /// A file holding that pid.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pid_file: Option<String>,
+    /// Count the CPU of the process's descendants too (a gateway run by a supervisor or with workers).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub children: bool,
 }

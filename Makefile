@@ -1,5 +1,5 @@
 # stampede — see README.md. Every target runs from a fresh clone with Rust and PostgreSQL 15 installed.
-.PHONY: run validate build release test lint fmt pg pg-stop gateway token clean
+.PHONY: run tui validate build release test lint fmt pg pg-stop gateway token clean
 
 CARGO ?= cargo
 BIND ?= 127.0.0.1:4444
@@ -14,6 +14,11 @@ RUN_ARGS ?=
 run:
 	$(CARGO) build --workspace $(if $(filter release,$(BUILD)),--release,)
 	target/$(BUILD)/stampede run $(SCENARIO) $(RUN_ARGS)
+
+## tui: the same run with the live dashboard (q stops the load and still writes the results).
+tui:
+	$(CARGO) build --workspace $(if $(filter release,$(BUILD)),--release,)
+	target/$(BUILD)/stampede-tui run $(SCENARIO) $(RUN_ARGS)
 
 ## validate: check every shipped scenario.
 validate: build

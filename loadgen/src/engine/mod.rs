@@ -276,6 +276,7 @@ async fn drive(
                 .iter()
                 .map(|t| t.summary(elapsed.as_secs_f64()))
                 .collect();
+            let all = timeline.totals_all();
             let snapshot = Snapshot {
                 scenario: scenario.name.clone(),
                 target: target.base.clone(),
@@ -284,9 +285,12 @@ async fn drive(
                 remaining_s: total.saturating_sub(elapsed).as_secs_f64(),
                 slots: slots.clone(),
                 window,
-                totals_all: timeline.totals_all().summary(elapsed.as_secs_f64()),
+                totals_all: all.summary(elapsed.as_secs_f64()),
                 totals,
                 sse: SseFigures::read(&ctx.recorder.gauges, timeline.peak_sse_open),
+                statuses: all.statuses,
+                failures: all.failures,
+                thresholds: scenario.spec.thresholds.clone(),
                 finished,
             };
             cell.send_replace(Some(Arc::new(snapshot)));

@@ -9,7 +9,9 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::observe::Observed;
-use crate::record::{Gauges, Recorder, Stats, Summary};
+use std::collections::BTreeMap;
+
+use crate::record::{FailureKind, Gauges, Recorder, Stats, Summary};
 use crate::scenario::Phase;
 
 /// One second of the run.
@@ -48,6 +50,11 @@ pub struct Snapshot {
     pub totals: Vec<Summary>,
     pub totals_all: Summary,
     pub sse: SseFigures,
+    /// Statuses and failure kinds over all actions so far.
+    pub statuses: BTreeMap<u16, u64>,
+    pub failures: BTreeMap<FailureKind, u64>,
+    /// The scenario's threshold expressions, by scope.
+    pub thresholds: BTreeMap<String, Vec<String>>,
     pub finished: bool,
 }
 

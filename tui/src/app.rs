@@ -1,0 +1,259 @@
+//! The dashboard's state: the windows received so far (or loaded), the latest figures, and what the
+//! person looking has chosen (focused panel, time span, pause, help, replay cursor).
+
+use std::collections::BTreeMap;
+
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use stampede_loadgen::engine::timeline::{Snapshot, SseFigures, Window};
+use stampede_loadgen::record::{FailureKind, Summary};
+use stampede_loadgen::results::Results;
+use stampede_loadgen::scenario::Phase;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// The run happens in this process.
+    Run,
+    /// Following `stampede run --live` elsewhere.
+    Attach,
+    /// A finished run from its results file.
+    Replay,
+}
+
+/// The panels, in their order on screen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Panel {
+    Rps,
+    Latency,
+    Failures,
+    Statuses,
+    Blocked,
+    Cpu,
+    Sse,
+    Thresholds,
+}
+
+impl Panel {
+    pub const ALL: [Panel; 8] = [
+        Panel::Rps,
+        Panel::Latency,
+        Panel::Failures,
+        Panel::Statuses,
+        Panel::Blocked,
+        Panel::Cpu,
+        Panel::Sse,
+        Panel::Thresholds,
+    ];
+}
+
+/// Time spans the charts can show (seconds; 0 = the whole run).
+const SPANS: [usize; 6] = [30, 60, 120, 300, 600, 0];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Command {
+    None,
+    Quit,
+}
+
+pub struct App {
+    pub mode: Mode,
+    pub scenario: String,
+    pub target: String,
+    pub slots: Vec<String>,
+    pub windows: Vec<Window>,
+    pub phase: Phase,
+    pub elapsed_s: f64,
+    pub remaining_s: f64,
+    pub totals: Summary,
+    pub sse: SseFigures,
+    pub statuses: BTreeMap<u16, u64>,
+    pub failures: BTreeMap<FailureKind, u64>,
+    pub thresholds: BTreeMap<String, Vec<String>>,
+    pub finished: bool,
+    /// Replay: index of the window the view ends at.
+    pub cursor: Option<usize>,
+    pub playing: bool,
+    span: usize,
+    /// Paused: the view ends where it was when paused.
+    paused_at: Option<usize>,
+    pub focus: Option<Panel>,
+    pub help: bool,
+    /// A line for the person: "the run has ended", "stopping the load…".
+    pub status: Option<String>,
+    pub color: bool,
+}
+
+impl App {
+    pub fn new(mode: Mode) -> App {
+        App {
+            mode,
+            scenario: String::new(),
+            target: String::new(),
+            slots: Vec::new(),
+            windows: Vec::new(),
+            phase: Phase::RampUp,
+            elapsed_s: 0.0,
+            remaining_s: 0.0,
+            totals: Summary::default(),
+            sse: SseFigures::default(),
+            statuses: BTreeMap::new(),
+            failures: BTreeMap::new(),
+            thresholds: BTreeMap::new(),
+            finished: false,
+            cursor: None,
+            playing: false,
+            span: 1,
+            paused_at: None,
+            focus: None,
+            help: false,
+            status: None,
+            color: std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+        }
+    }
+
+    /// Take in a live snapshot: its window joins the history.
+    pub fn apply(&mut self, s: &Snapshot) {
+        self.scenario = s.scenario.clone();
+        self.target = s.target.clone();
+        self.slots = s.slots.clone();
+        self.phase = s.phase;
+        self.elapsed_s = s.elapsed_s;
+        self.remaining_s = s.remaining_s;
+        self.totals = s.totals_all.clone();
+        self.sse = s.sse.clone();
+        self.statuses = s.statuses.clone();
+        self.failures = s.failures.clone();
+        self.thresholds = s.thresholds.clone();
+        self.finished = s.finished;
+        if let Some(w) = &s.window
+            && self.windows.last().is_none_or(|last| last.t < w.t)
+        {
+            self.windows.push(w.clone());
+        }
+    }
+
+    /// A finished run, for replay; the cursor starts at the end.
+    pub fn from_results(r: &Results) -> App {
+        let mut app = App::new(Mode::Replay);
+        app.scenario = r.scenario.name.clone();
+        app.target = r.target.url.clone();
+        app.slots = r.slots.clone();
+        app.windows = r.series.clone();
+        app.totals = r.totals.clone();
+        app.sse = r.sse.clone();
+        for a in &r.actions {
+            for (s, n) in &a.statuses {
+                *app.statuses.entry(*s).or_default() += n;
+            }
+            for (k, n) in &a.failures {
+                *app.failures.entry(*k).or_default() += n;
+            }
+        }
+        app.thresholds = r.scenario.spec.thresholds.clone();
+        app.finished = true;
+        app.cursor = app.windows.len().checked_sub(1);
+        app.sync_cursor();
+        app
+    }
+
+    /// The windows the view shows: up to the cursor (replay) or the pause, the last `span` seconds.
+    pub fn visible(&self) -> &[Window] {
+        let end = match (self.cursor, self.paused_at) {
+            (Some(c), _) => c + 1,
+            (None, Some(p)) => p,
+            (None, None) => self.windows.len(),
+        }
+        .min(self.windows.len());
+        let span = SPANS[self.span];
+        let start = if span == 0 { 0 } else { end.saturating_sub(span) };
+        &self.windows[start..end]
+    }
+
+    pub fn span_label(&self) -> String {
+        match SPANS[self.span] {
+            0 => "whole run".into(),
+            s if s >= 60 => format!("{} min", s / 60),
+            s => format!("{s} s"),
+        }
+    }
+
+    pub fn paused(&self) -> bool {
+        self.paused_at.is_some()
+    }
+
+    /// Replay: header figures follow the cursor.
+    fn sync_cursor(&mut self) {
+        if let Some(c) = self.cursor
+            && let Some(w) = self.windows.get(c)
+        {
+            self.phase = w.phase;
+            self.elapsed_s = w.t as f64;
+            let end = self.windows.last().map_or(0, |l| l.t) as f64;
+            self.remaining_s = (end - w.t as f64).max(0.0);
+        }
+    }
+
+    fn move_cursor(&mut self, by: isize) {
+        if let Some(c) = self.cursor {
+            let max = self.windows.len().saturating_sub(1) as isize;
+            self.cursor = Some((c as isize + by).clamp(0, max) as usize);
+            self.sync_cursor();
+        }
+    }
+
+    /// Replay playback: one window forward; stops at the end.
+    pub fn step_playback(&mut self) {
+        if self.playing {
+            self.move_cursor(1);
+            if self.cursor == self.windows.len().checked_sub(1) {
+                self.playing = false;
+            }
+        }
+    }
+
+    pub fn on_key(&mut self, key: KeyEvent) -> Command {
+        if key.code == KeyCode::Char('c') && key.modifiers.contains(KeyModifiers::CONTROL) {
+            return Command::Quit;
+        }
+        if self.help {
+            self.help = false;
+            return Command::None;
+        }
+        match key.code {
+            KeyCode::Char('q') => return Command::Quit,
+            KeyCode::Char('?') => self.help = true,
+            KeyCode::Tab => {
+                self.focus = match self.focus {
+                    None => Some(Panel::ALL[0]),
+                    Some(p) => {
+                        let i = Panel::ALL.iter().position(|x| *x == p).unwrap_or(0);
+                        Panel::ALL.get(i + 1).copied()
+                    }
+                }
+            }
+            KeyCode::BackTab | KeyCode::Esc => self.focus = None,
+            KeyCode::Char('+') | KeyCode::Char('=') => self.span = self.span.saturating_sub(1),
+            KeyCode::Char('-') => self.span = (self.span + 1).min(SPANS.len() - 1),
+            KeyCode::Char('p') if self.mode != Mode::Replay => {
+                self.paused_at = match self.paused_at {
+                    Some(_) => None,
+                    None => Some(self.windows.len()),
+                }
+            }
+            KeyCode::Char(' ') | KeyCode::Char('p') if self.mode == Mode::Replay => {
+                if self.cursor == self.windows.len().checked_sub(1) {
+                    self.cursor = Some(0);
+                    self.sync_cursor();
+                }
+                self.playing = !self.playing;
+            }
+            KeyCode::Left => self.move_cursor(-1),
+            KeyCode::Right => self.move_cursor(1),
+            KeyCode::PageUp => self.move_cursor(-10),
+            KeyCode::PageDown => self.move_cursor(10),
+            KeyCode::Home => self.move_cursor(isize::MIN / 2),
+            KeyCode::End => self.move_cursor(isize::MAX / 2),
+            _ => {}
+        }
+        Command::None
+    }
+}

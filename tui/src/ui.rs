@@ -1,0 +1,492 @@
+//! Drawing: a header and a grid of panels (two columns at 80 columns, three when there is room), or
+//! one panel full size, or the help. Each panel's title carries its current figures, so the numbers
+//! are readable even where a chart is only a few rows high. Not measured says so.
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::symbols::Marker;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Axis, Block, Borders, Chart, Clear, Dataset, GraphType, Paragraph, Wrap};
+
+use crate::app::{App, Mode, Panel};
+use stampede_loadgen::engine::timeline::Window;
+use stampede_loadgen::scenario::Phase;
+
+struct Palette {
+    on: bool,
+}
+
+impl Palette {
+    fn fg(&self, c: Color) -> Style {
+        if self.on {
+            Style::default().fg(c)
+        } else {
+            Style::default()
+        }
+    }
+    fn dim(&self) -> Style {
+        if self.on {
+            Style::default().fg(Color::DarkGray)
+        } else {
+            Style::default()
+        }
+    }
+    fn bold(&self) -> Style {
+        Style::default().add_modifier(Modifier::BOLD)
+    }
+}
+
+pub fn draw(f: &mut Frame, app: &App) {
+    let p = Palette { on: app.color };
+    let [header, body] = Layout::vertical([Constraint::Length(2), Constraint::Min(0)]).areas(f.area());
+    draw_header(f, app, header, &p);
+    if let Some(panel) = app.focus {
+        draw_panel(f, app, panel, body, &p);
+    } else {
+        let cols = if body.width >= 150 { 3 } else { 2 };
+        let rows = Panel::ALL.len().div_ceil(cols);
+        let row_areas = Layout::vertical(vec![Constraint::Ratio(1, rows as u32); rows]).split(body);
+        for (r, row) in row_areas.iter().enumerate() {
+            let cells = Layout::horizontal(vec![Constraint::Ratio(1, cols as u32); cols]).split(*row);
+            for (c, cell) in cells.iter().enumerate() {
+                if let Some(panel) = Panel::ALL.get(r * cols + c) {
+                    draw_panel(f, app, *panel, *cell, &p);
+                }
+            }
+        }
+    }
+    if app.help {
+        draw_help(f, &p);
+    }
+}
+
+fn fmt_ms(v: Option<f64>) -> String {
+    match v {
+        None => "-".into(),
+        Some(v) if v >= 1000.0 => format!("{:.2}s", v / 1000.0),
+        Some(v) if v >= 10.0 => format!("{v:.0}ms"),
+        Some(v) => format!("{v:.1}ms"),
+    }
+}
+
+fn draw_header(f: &mut Frame, app: &App, area: Rect, p: &Palette) {
+    let mode = match (app.mode, app.paused(), app.playing) {
+        (Mode::Replay, _, true) => "REPLAY ▶".to_owned(),
+        (Mode::Replay, _, false) => "REPLAY".to_owned(),
+        (_, true, _) => "PAUSED".to_owned(),
+        (Mode::Run, false, _) => "RUN".to_owned(),
+        (Mode::Attach, false, _) => "ATTACHED".to_owned(),
+    };
+    let level = match app.visible().last() {
+        Some(w) if w.users > 0 => format!("{} users", w.users),
+        Some(w) if w.target > 0.0 => format!("{:.0}/s target", w.target),
+        _ => String::new(),
+    };
+    let phase_style = if app.phase == Phase::PostLoad {
+        p.fg(Color::Magenta)
+    } else {
+        p.fg(Color::Cyan)
+    };
+    let line1 = Line::from(vec![
+        Span::styled(format!(" {mode} "), p.bold()),
+        Span::raw(format!("{} → {}  ", app.scenario, app.target)),
+        Span::styled(app.phase.label().to_owned(), phase_style.add_modifier(Modifier::BOLD)),
+        Span::raw(format!(
+            "  {:.0}s elapsed, {:.0}s left  {level}  view {}",
+            app.elapsed_s,
+            app.remaining_s,
+            app.span_label()
+        )),
+    ]);
+    let t = &app.totals;
+    let fail = if t.count > 0 {
+        t.failed as f64 * 100.0 / t.count as f64
+    } else {
+        0.0
+    };
+    let status = app
+        .status
+        .clone()
+        .unwrap_or_else(|| "q quit · tab panels · +/- span · p pause · ? help".into());
+    let line2 = Line::from(vec![
+        Span::raw(format!(
+            " total {} · ok {} · expected {} · failed {} ({fail:.2}%)  ",
+            t.count, t.ok, t.expected, t.failed
+        )),
+        Span::styled(status, p.dim()),
+    ]);
+    f.render_widget(Paragraph::new(vec![line1, line2]), area);
+}
+
+fn block<'a>(title: String, p: &Palette) -> Block<'a> {
+    Block::default()
+        .borders(Borders::ALL)
+        .border_style(p.dim())
+        .title(Span::styled(title, p.bold()))
+}
+
+fn draw_panel(f: &mut Frame, app: &App, panel: Panel, area: Rect, p: &Palette) {
+    let w = app.visible();
+    match panel {
+        Panel::Rps => {
+            let now = w.last().map_or(0.0, |w| w.all.rps);
+            let mean = if w.is_empty() {
+                0.0
+            } else {
+                w.iter().map(|w| w.all.rps).sum::<f64>() / w.len() as f64
+            };
+            let title = format!("Requests/s {now:.0} now · {mean:.0} mean");
+            line_chart(
+                f,
+                area,
+                block(title, p),
+                w,
+                &[("rps", p.fg(Color::Green), &|w: &Window| Some(w.all.rps))],
+                None,
+                p,
+            );
+        }
+        Panel::Latency => {
+            let last = w.iter().rev().find(|w| w.all.count > 0).map(|w| &w.all);
+            let title = format!(
+                "Latency p50 {} p95 {} p99 {}",
+                fmt_ms(last.and_then(|s| s.p50_ms)),
+                fmt_ms(last.and_then(|s| s.p95_ms)),
+                fmt_ms(last.and_then(|s| s.p99_ms))
+            );
+            line_chart(
+                f,
+                area,
+                block(title, p),
+                w,
+                &[
+                    ("p50", p.fg(Color::Green), &|w: &Window| w.all.p50_ms),
+                    ("p95", p.fg(Color::Yellow), &|w: &Window| w.all.p95_ms),
+                    ("p99", p.fg(Color::Red), &|w: &Window| w.all.p99_ms),
+                ],
+                None,
+                p,
+            );
+        }
+        Panel::Failures => {
+            let t = &app.totals;
+            let rate = if t.count > 0 {
+                t.failed as f64 * 100.0 / t.count as f64
+            } else {
+                0.0
+            };
+            let now = w.last().map(|w| {
+                if w.all.count > 0 {
+                    w.all.failed as f64 * 100.0 / w.all.count as f64
+                } else {
+                    0.0
+                }
+            });
+            let title = format!("Failures {rate:.2}% · now {:.2}%", now.unwrap_or(0.0));
+            let mut lines = vec![Line::from(vec![
+                Span::styled(
+                    format!("failed {}", t.failed),
+                    if t.failed > 0 {
+                        p.fg(Color::Red)
+                    } else {
+                        p.fg(Color::Green)
+                    },
+                ),
+                Span::raw("  "),
+                Span::styled(format!("expected {} (not failures)", t.expected), p.fg(Color::Yellow)),
+            ])];
+            if app.failures.is_empty() {
+                lines.push(Line::raw("no failures"));
+            } else {
+                let kinds: Vec<String> = app.failures.iter().map(|(k, n)| format!("{} {n}", k.label())).collect();
+                lines.push(Line::raw(kinds.join(" · ")));
+            }
+            f.render_widget(
+                Paragraph::new(lines).block(block(title, p)).wrap(Wrap { trim: true }),
+                area,
+            );
+        }
+        Panel::Statuses => {
+            let mut spans = Vec::new();
+            for (status, n) in &app.statuses {
+                let style = match status {
+                    200..=299 => p.fg(Color::Green),
+                    409 => p.fg(Color::Yellow),
+                    _ => p.fg(Color::Red),
+                };
+                spans.push(Span::styled(format!("{status}×{n}  "), style));
+            }
+            let body = if spans.is_empty() {
+                Line::raw("no answers yet")
+            } else {
+                Line::from(spans)
+            };
+            f.render_widget(
+                Paragraph::new(body)
+                    .block(block("Status codes".into(), p))
+                    .wrap(Wrap { trim: true }),
+                area,
+            );
+        }
+        Panel::Blocked => {
+            let measured = w.iter().any(|w| w.observed.blocked_queries.is_some());
+            if !measured {
+                not_measured(
+                    f,
+                    area,
+                    block("Blocked queries — not measured".into(), p),
+                    "no PostgreSQL observer ([observe] postgres)",
+                    p,
+                );
+                return;
+            }
+            let now = w.iter().rev().find_map(|w| w.observed.blocked_queries).unwrap_or(0);
+            let max = w.iter().filter_map(|w| w.observed.blocked_queries).max().unwrap_or(0);
+            let title = format!("Blocked queries {now} now · max {max}");
+            let chain = w
+                .iter()
+                .rev()
+                .find(|w| !w.observed.blocking_chain.is_empty())
+                .map(|w| &w.observed.blocking_chain);
+            let [chart_area, chain_area] = if chain.is_some() && area.height > 8 {
+                Layout::vertical([Constraint::Min(4), Constraint::Length(4)]).areas(area)
+            } else {
+                [area, Rect::default()]
+            };
+            line_chart(
+                f,
+                chart_area,
+                block(title, p),
+                w,
+                &[("blocked", p.fg(Color::Red), &|w: &Window| {
+                    w.observed.blocked_queries.map(f64::from)
+                })],
+                None,
+                p,
+            );
+            if let Some(chain) = chain
+                && chain_area.height > 0
+            {
+                let lines: Vec<Line> = chain
+                    .iter()
+                    .take(3)
+                    .enumerate()
+                    .map(|(i, l)| {
+                        Line::raw(format!(
+                            "{} {} {:.1}s {}",
+                            if i == 0 { "waits " } else { "blocks" },
+                            l.pid,
+                            l.age_s,
+                            l.query
+                        ))
+                    })
+                    .collect();
+                f.render_widget(
+                    Paragraph::new(lines).block(block(format!("longest chain ({})", chain.len()), p)),
+                    chain_area,
+                );
+            }
+        }
+        Panel::Cpu => {
+            let measured = w.iter().any(|w| w.observed.cpu_pct.is_some());
+            if !measured {
+                not_measured(
+                    f,
+                    area,
+                    block("Target CPU — not measured".into(), p),
+                    "no local pid and no process_cpu_seconds_total",
+                    p,
+                );
+                return;
+            }
+            let now = w.iter().rev().find_map(|w| w.observed.cpu_pct).unwrap_or(0.0);
+            let post: Vec<f64> = w
+                .iter()
+                .filter(|w| w.phase == Phase::PostLoad)
+                .filter_map(|w| w.observed.cpu_pct)
+                .collect();
+            let post_text = if post.is_empty() {
+                String::new()
+            } else {
+                format!(" · post-load mean {:.1}%", post.iter().sum::<f64>() / post.len() as f64)
+            };
+            let title = format!("Target CPU {now:.0}% now{post_text}");
+            line_chart(
+                f,
+                area,
+                block(title, p),
+                w,
+                &[("cpu %", p.fg(Color::Cyan), &|w: &Window| w.observed.cpu_pct)],
+                Some(p.fg(Color::Magenta).add_modifier(Modifier::DIM)),
+                p,
+            );
+        }
+        Panel::Sse => {
+            let server = w.iter().rev().find_map(|w| w.observed.sse_sessions_active);
+            let title = format!(
+                "SSE client {} open · server {}",
+                app.sse.open,
+                server.map_or("not measured".to_owned(), |s| format!("{s:.0} active"))
+            );
+            let ends = w.last().map(|w| &w.observed.sse_session_ends_total);
+            let mut series: Vec<Series<'_>> =
+                vec![("client open", p.fg(Color::Green), &|w: &Window| Some(w.sse_open as f64))];
+            if server.is_some() {
+                series.push(("server active", p.fg(Color::Magenta), &|w: &Window| {
+                    w.observed.sse_sessions_active
+                }));
+            }
+            let [chart, reasons] = if area.height > 7 {
+                Layout::vertical([Constraint::Min(4), Constraint::Length(1)]).areas(area)
+            } else {
+                [area, Rect::default()]
+            };
+            line_chart(f, chart, block(title, p), w, &series, None, p);
+            if reasons.height > 0 {
+                let text = match ends {
+                    Some(e) if !e.is_empty() => {
+                        let parts: Vec<String> = e
+                            .iter()
+                            .filter(|(_, n)| **n > 0.0)
+                            .map(|(k, n)| format!("{k} {n:.0}"))
+                            .collect();
+                        format!(
+                            " ends: {}",
+                            if parts.is_empty() {
+                                "none".into()
+                            } else {
+                                parts.join(" · ")
+                            }
+                        )
+                    }
+                    _ => " server end reasons: not measured".into(),
+                };
+                f.render_widget(Paragraph::new(text).style(p.dim()), reasons);
+            }
+        }
+        Panel::Thresholds => {
+            let lines: Vec<Line> = if app.thresholds.is_empty() {
+                vec![Line::raw("none in this scenario")]
+            } else {
+                app.thresholds
+                    .iter()
+                    .flat_map(|(scope, exprs)| {
+                        exprs
+                            .iter()
+                            .map(move |e| Line::raw(format!("{scope}: {e} — not evaluated yet")))
+                    })
+                    .collect()
+            };
+            f.render_widget(
+                Paragraph::new(lines)
+                    .block(block("Thresholds".into(), p))
+                    .wrap(Wrap { trim: true }),
+                area,
+            );
+        }
+    }
+}
+
+fn not_measured(f: &mut Frame, area: Rect, block: Block, why: &str, p: &Palette) {
+    let text = vec![
+        Line::styled("not measured", p.fg(Color::Yellow).add_modifier(Modifier::BOLD)),
+        Line::styled(why.to_owned(), p.dim()),
+    ];
+    f.render_widget(Paragraph::new(text).block(block).wrap(Wrap { trim: true }), area);
+}
+
+type Series<'a> = (&'a str, Style, &'a dyn Fn(&Window) -> Option<f64>);
+
+/// A line chart over the visible windows; `shade` marks the post-load window with bars behind it.
+fn line_chart(
+    f: &mut Frame,
+    area: Rect,
+    block: Block,
+    windows: &[Window],
+    series: &[Series<'_>],
+    shade: Option<Style>,
+    p: &Palette,
+) {
+    if windows.is_empty() || area.height < 3 {
+        f.render_widget(Paragraph::new("waiting for data…").block(block), area);
+        return;
+    }
+    let points: Vec<Vec<(f64, f64)>> = series
+        .iter()
+        .map(|(_, _, value)| {
+            windows
+                .iter()
+                .filter_map(|w| value(w).map(|v| (w.t as f64, v)))
+                .collect()
+        })
+        .collect();
+    let x0 = windows.first().map_or(0.0, |w| w.t as f64);
+    let x1 = windows.last().map_or(1.0, |w| w.t as f64).max(x0 + 1.0);
+    let ymax = points.iter().flatten().map(|(_, y)| *y).fold(0.0, f64::max).max(1.0) * 1.1;
+    let shade_points: Vec<(f64, f64)> = windows
+        .iter()
+        .filter(|w| w.phase == Phase::PostLoad)
+        .map(|w| (w.t as f64, ymax))
+        .collect();
+    let mut datasets = Vec::new();
+    if let Some(style) = shade
+        && !shade_points.is_empty()
+    {
+        datasets.push(
+            Dataset::default()
+                .name("post-load")
+                .marker(Marker::Dot)
+                .graph_type(GraphType::Bar)
+                .style(style)
+                .data(&shade_points),
+        );
+    }
+    for ((name, style, _), pts) in series.iter().zip(&points) {
+        datasets.push(
+            Dataset::default()
+                .name(*name)
+                .marker(Marker::Braille)
+                .graph_type(GraphType::Line)
+                .style(*style)
+                .data(pts),
+        );
+    }
+    let chart = Chart::new(datasets)
+        .block(block)
+        .x_axis(
+            Axis::default()
+                .bounds([x0, x1])
+                .labels(vec![Span::raw(format!("{x0:.0}s")), Span::raw(format!("{x1:.0}s"))])
+                .style(p.dim()),
+        )
+        .y_axis(
+            Axis::default()
+                .bounds([0.0, ymax])
+                .labels(vec![Span::raw("0"), Span::raw(format!("{:.0}", ymax / 1.1))])
+                .style(p.dim()),
+        )
+        .hidden_legend_constraints((Constraint::Ratio(1, 2), Constraint::Ratio(1, 2)));
+    f.render_widget(chart, area);
+}
+
+fn draw_help(f: &mut Frame, p: &Palette) {
+    let area = f.area();
+    let w = 52.min(area.width);
+    let h = 14.min(area.height);
+    let rect = Rect::new(area.x + (area.width - w) / 2, area.y + (area.height - h) / 2, w, h);
+    let lines = vec![
+        Line::raw("q, Ctrl-C   quit (run: stop the load, write results)"),
+        Line::raw("tab         next panel full size; esc: all panels"),
+        Line::raw("+ / -       shorter / longer time span"),
+        Line::raw("p           pause the view (replay: play/stop)"),
+        Line::raw("← →         replay: move one second"),
+        Line::raw("PgUp PgDn   replay: move ten seconds"),
+        Line::raw("Home End    replay: start / end"),
+        Line::raw("?           this help"),
+        Line::raw(""),
+        Line::styled("any key closes the help", p.dim()),
+    ];
+    f.render_widget(Clear, rect);
+    f.render_widget(Paragraph::new(lines).block(block("Help".into(), p)), rect);
+}

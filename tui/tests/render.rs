@@ -1,0 +1,181 @@
+//! The dashboard drawn into ratatui's TestBackend: the main layouts, read as a person would read them.
+
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use stampede_loadgen::observe::ChainLink;
+use stampede_loadgen::results::Results;
+use stampede_loadgen::scenario::Phase;
+use stampede_tui::app::{App, Mode};
+use stampede_tui::ui;
+
+fn replay_app() -> App {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/replay.json");
+    let mut app = App::from_results(&Results::read(&path).unwrap());
+    app.color = false;
+    app
+}
+
+fn screen(app: &App, w: u16, h: u16) -> String {
+    let mut term = Terminal::new(TestBackend::new(w, h)).unwrap();
+    term.draw(|f| ui::draw(f, app)).unwrap();
+    let buf = term.backend().buffer().clone();
+    let mut out = String::new();
+    for y in 0..h {
+        for x in 0..w {
+            out.push_str(buf[(x, y)].symbol());
+        }
+        out.push('\n');
+    }
+    out
+}
+
+fn key(app: &mut App, code: KeyCode) {
+    app.on_key(KeyEvent::new(code, KeyModifiers::NONE));
+}
+
+#[test]
+fn a_finished_run_at_80_by_24_shows_every_panel() {
+    let app = replay_app();
+    let s = screen(&app, 80, 24);
+    for text in [
+        "REPLAY",
+        "ci-smoke",
+        "Requests/s",
+        "Latency p50",
+        "Failures 0.00%",
+        "Status codes",
+        "200×",
+        "Thresholds",
+        "SSE client",
+    ] {
+        assert!(s.contains(text), "{text:?} missing at 80x24:\n{s}");
+    }
+    assert!(s.contains("Target CPU"), "{s}");
+}
+
+#[test]
+fn sources_that_were_not_measured_say_so() {
+    let app = replay_app();
+    let s = screen(&app, 100, 30);
+    // The replayed run was on SQLite: no PostgreSQL observer.
+    assert!(s.contains("Blocked queries — not measured"), "{s}");
+    assert!(s.contains("not measured"));
+    let mut no_target = replay_app();
+    for w in &mut no_target.windows {
+        w.observed = Default::default();
+    }
+    let s = screen(&no_target, 100, 30);
+    assert!(s.contains("Target CPU — not measured"), "{s}");
+    assert!(s.contains("server not measured"), "{s}");
+}
+
+#[test]
+fn the_post_load_phase_shows_in_the_header_and_the_cpu_panel() {
+    let app = replay_app();
+    assert_eq!(app.phase, Phase::PostLoad, "the cursor starts at the end");
+    let s = screen(&app, 100, 30);
+    assert!(s.contains("post-load"), "{s}");
+    assert!(s.contains("post-load mean"), "{s}");
+    // Back to the load: the header says which phase the cursor is in.
+    let mut app = app;
+    key(&mut app, KeyCode::Home);
+    key(&mut app, KeyCode::Right);
+    key(&mut app, KeyCode::Right);
+    let s = screen(&app, 100, 30);
+    assert!(!s.contains("post-load mean"), "no post-load yet at the cursor:\n{s}");
+}
+
+#[test]
+fn a_live_run_with_blocked_queries_shows_the_chain() {
+    let mut app = replay_app();
+    app.mode = Mode::Attach;
+    app.cursor = None;
+    let chain = vec![
+        ChainLink {
+            pid: 41,
+            state: Some("active".into()),
+            wait_event_type: Some("Lock".into()),
+            age_s: 1.5,
+            query: "SELECT id FROM tools WHERE id = $1 FOR UPDATE".into(),
+        },
+        ChainLink {
+            pid: 40,
+            state: Some("idle in transaction".into()),
+            wait_event_type: None,
+            age_s: 3.0,
+            query: "UPDATE gateways SET enabled = $2".into(),
+        },
+    ];
+    for (i, w) in app.windows.iter_mut().enumerate() {
+        w.observed.blocked_queries = Some(i as u32);
+        w.observed.blocking_chain = chain.clone();
+    }
+    let s = screen(&app, 160, 48);
+    assert!(s.contains("Blocked queries 11 now · max 11"), "{s}");
+    assert!(s.contains("longest chain (2)"), "{s}");
+    assert!(s.contains("waits  41"), "{s}");
+    assert!(s.contains("ATTACHED"));
+}
+
+#[test]
+fn keys_focus_a_panel_change_the_span_pause_and_open_help() {
+    let mut app = replay_app();
+    key(&mut app, KeyCode::Tab);
+    let s = screen(&app, 80, 24);
+    assert!(
+        s.contains("Requests/s") && !s.contains("Latency p50"),
+        "one panel full size:\n{s}"
+    );
+    key(&mut app, KeyCode::Esc);
+    let before = app.span_label();
+    key(&mut app, KeyCode::Char('-'));
+    assert_ne!(app.span_label(), before);
+    key(&mut app, KeyCode::Char('?'));
+    assert!(screen(&app, 80, 24).contains("Help"));
+    key(&mut app, KeyCode::Char('x'));
+    assert!(!app.help);
+
+    let mut live = App::new(Mode::Run);
+    live.windows = replay_app().windows;
+    key(&mut live, KeyCode::Char('p'));
+    assert!(live.paused());
+    let frozen = live.visible().len();
+    live.windows.push(live.windows.last().unwrap().clone());
+    assert_eq!(live.visible().len(), frozen, "a paused view does not move");
+    assert!(screen(&live, 80, 24).contains("PAUSED"));
+}
+
+#[test]
+fn no_color_renders_without_colors() {
+    let app = replay_app();
+    let mut term = Terminal::new(TestBackend::new(80, 24)).unwrap();
+    term.draw(|f| ui::draw(f, &app)).unwrap();
+    let buf = term.backend().buffer();
+    let colored = buf.content().iter().any(|c| c.fg != ratatui::style::Color::Reset);
+    assert!(!colored, "app.color = false (NO_COLOR) draws no colors");
+}
+
+#[test]
+fn attaching_to_nothing_says_there_is_no_run() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let _guard = rt.enter();
+    let (_snapshots, mut status) = stampede_tui::feed::attach(format!("127.0.0.1:{port}"));
+    let said = rt.block_on(async {
+        loop {
+            status.changed().await.unwrap();
+            if let Some(s) = status.borrow().clone()
+                && !s.starts_with("connecting")
+            {
+                return s;
+            }
+        }
+    });
+    assert!(said.starts_with("no run at 127.0.0.1:"), "{said}");
+    assert!(said.contains("stampede run SCENARIO --live"), "{said}");
+}

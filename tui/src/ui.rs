@@ -326,7 +326,7 @@ fn draw_panel(f: &mut Frame, app: &App, panel: Panel, area: Rect, p: &Palette) {
             let server = w.iter().rev().find_map(|w| w.observed.sse_sessions_active);
             let title = format!(
                 "SSE client {} open · server {}",
-                app.sse.open,
+                w.last().map_or(app.sse.open, |w| w.sse_open),
                 server.map_or("not measured".to_owned(), |s| format!("{s:.0} active"))
             );
             let ends = w.last().map(|w| &w.observed.sse_session_ends_total);

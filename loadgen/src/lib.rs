@@ -9,6 +9,7 @@
 pub mod cli;
 pub mod engine;
 pub mod environment;
+pub mod gate;
 pub mod live;
 pub mod observe;
 pub mod output;

@@ -209,6 +209,14 @@ pub fn summary(r: &Results) -> String {
             format!("; ends: {}", ends.join(", "))
         }
     );
+    for j in &r.thresholds {
+        let value = j.value.map_or("not measured".to_owned(), |v| format!("{v:.4}"));
+        let _ = writeln!(
+            out,
+            "threshold {}: {} — {} (value {value})",
+            j.scope, j.threshold, j.verdict
+        );
+    }
     let g = &r.generator;
     let _ = writeln!(
         out,

@@ -40,6 +40,10 @@ pub struct Results {
     pub generator: GeneratorFigures,
     /// Target-side figures; each is null when its source was not configured or not reachable.
     pub observed: ObservedSummary,
+    /// The scenario's thresholds judged against this run (no baseline). Absent in files written
+    /// before thresholds were judged.
+    #[serde(default)]
+    pub thresholds: Vec<crate::gate::Judged>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -142,7 +146,7 @@ impl Results {
             .map(|w| (w.t, w.phase == Phase::PostLoad, &w.observed))
             .collect();
         let observed = summarize(&windows, seconds, scenario.settle, run.observer_sources.clone());
-        Results {
+        let mut results = Results {
             schema_version: SCHEMA_VERSION,
             complete: run.completion == Completion::Complete,
             completion: run.completion,
@@ -182,7 +186,13 @@ impl Results {
                 peak_rss_bytes: run.generator_peak_rss_bytes,
             },
             observed,
+            thresholds: Vec::new(),
+        };
+        // Validated with the scenario, so they parse.
+        if let Ok(thresholds) = crate::gate::parse_all(&scenario.spec.thresholds) {
+            results.thresholds = crate::gate::judge(&thresholds, &crate::gate::metrics::of_results(&results), None);
         }
+        results
     }
 
     /// `results/runs/<scenario>-<timestamp>.json`.

@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use stampede_loadgen::engine::timeline::{Snapshot, SseFigures, Window};
+use stampede_loadgen::gate::{self, Judged};
+use stampede_loadgen::observe;
 use stampede_loadgen::record::{FailureKind, Summary};
 use stampede_loadgen::results::Results;
 use stampede_loadgen::scenario::Phase;
@@ -64,6 +66,8 @@ pub struct App {
     pub elapsed_s: f64,
     pub remaining_s: f64,
     pub totals: Summary,
+    /// Per recording slot, in the order of `slots`.
+    pub slot_totals: Vec<Summary>,
     pub sse: SseFigures,
     pub statuses: BTreeMap<u16, u64>,
     pub failures: BTreeMap<FailureKind, u64>,
@@ -94,6 +98,7 @@ impl App {
             elapsed_s: 0.0,
             remaining_s: 0.0,
             totals: Summary::default(),
+            slot_totals: Vec::new(),
             sse: SseFigures::default(),
             statuses: BTreeMap::new(),
             failures: BTreeMap::new(),
@@ -119,6 +124,7 @@ impl App {
         self.elapsed_s = s.elapsed_s;
         self.remaining_s = s.remaining_s;
         self.totals = s.totals_all.clone();
+        self.slot_totals = s.totals.clone();
         self.sse = s.sse.clone();
         self.statuses = s.statuses.clone();
         self.failures = s.failures.clone();
@@ -139,6 +145,7 @@ impl App {
         app.slots = r.slots.clone();
         app.windows = r.series.clone();
         app.totals = r.totals.clone();
+        app.slot_totals = r.actions.iter().map(|a| a.summary.clone()).collect();
         app.sse = r.sse.clone();
         for a in &r.actions {
             for (s, n) in &a.statuses {
@@ -166,6 +173,39 @@ impl App {
         let span = SPANS[self.span];
         let start = if span == 0 { 0 } else { end.saturating_sub(span) };
         &self.windows[start..end]
+    }
+
+    /// The thresholds judged against what the view shows now (up to the cursor or pause).
+    pub fn judge_thresholds(&self) -> Result<Vec<Judged>, Vec<String>> {
+        use stampede_loadgen::gate::metrics::{Metrics, unexpected};
+        let thresholds = gate::parse_all(&self.thresholds)?;
+        let mut scopes = BTreeMap::new();
+        for (name, s) in self.slots.iter().zip(&self.slot_totals) {
+            scopes.insert(name.clone(), Metrics::from_summary(s, None));
+        }
+        let mut all = Metrics::from_summary(&self.totals, Some(unexpected(&self.failures)));
+        let end = self
+            .cursor
+            .map_or(self.windows.len(), |c| c + 1)
+            .min(self.windows.len());
+        let windows = &self.windows[..end];
+        let load_end = windows
+            .iter()
+            .find(|w| w.phase == Phase::PostLoad)
+            .or(windows.last())
+            .map_or(0.0, |w| w.t.saturating_sub(1) as f64);
+        let observed: Vec<_> = windows
+            .iter()
+            .map(|w| (w.t, w.phase == Phase::PostLoad, &w.observed))
+            .collect();
+        all.add_observed(&observe::summarize(
+            &observed,
+            load_end,
+            std::time::Duration::from_secs(5),
+            Default::default(),
+        ));
+        scopes.insert("all".to_owned(), all);
+        Ok(gate::judge(&thresholds, &scopes, None))
     }
 
     pub fn span_label(&self) -> String {

@@ -11,6 +11,7 @@ use ratatui::widgets::{Axis, Block, Borders, Chart, Clear, Dataset, GraphType, P
 
 use crate::app::{App, Mode, Panel};
 use stampede_loadgen::engine::timeline::Window;
+use stampede_loadgen::gate::Verdict;
 use stampede_loadgen::scenario::Phase;
 
 struct Palette {
@@ -366,22 +367,52 @@ fn draw_panel(f: &mut Frame, app: &App, panel: Panel, area: Rect, p: &Palette) {
             }
         }
         Panel::Thresholds => {
-            let lines: Vec<Line> = if app.thresholds.is_empty() {
-                vec![Line::raw("none in this scenario")]
+            let (title, lines): (String, Vec<Line>) = if app.thresholds.is_empty() {
+                ("Thresholds".into(), vec![Line::raw("none in this scenario")])
             } else {
-                app.thresholds
-                    .iter()
-                    .flat_map(|(scope, exprs)| {
-                        exprs
+                match app.judge_thresholds() {
+                    Err(errors) => (
+                        "Thresholds — invalid".into(),
+                        errors.into_iter().map(Line::raw).collect(),
+                    ),
+                    Ok(judged) => {
+                        let failing = judged.iter().filter(|j| j.verdict == Verdict::Fail).count();
+                        let title = if failing > 0 {
+                            format!("Thresholds — {failing} failing now")
+                        } else {
+                            "Thresholds — holding".into()
+                        };
+                        let lines = judged
                             .iter()
-                            .map(move |e| Line::raw(format!("{scope}: {e} — not evaluated yet")))
-                    })
-                    .collect()
+                            .map(|j| {
+                                let (mark, style) = match j.verdict {
+                                    Verdict::Pass => ("pass", p.fg(Color::Green)),
+                                    Verdict::Fail => ("FAIL", p.fg(Color::Red).add_modifier(Modifier::BOLD)),
+                                    Verdict::NotMeasured | Verdict::NoBaseline => ("  - ", p.dim()),
+                                };
+                                let value = match (j.verdict, j.value) {
+                                    (Verdict::NotMeasured, _) => "not measured".to_owned(),
+                                    (Verdict::NoBaseline, _) => "needs a baseline".to_owned(),
+                                    (_, Some(v)) => format!("now {v:.3}"),
+                                    (_, None) => String::new(),
+                                };
+                                let scope = if j.scope == "all" {
+                                    String::new()
+                                } else {
+                                    format!("{}: ", j.scope)
+                                };
+                                Line::from(vec![
+                                    Span::styled(format!("{mark} "), style),
+                                    Span::raw(format!("{scope}{} ({value})", j.threshold)),
+                                ])
+                            })
+                            .collect();
+                        (title, lines)
+                    }
+                }
             };
             f.render_widget(
-                Paragraph::new(lines)
-                    .block(block("Thresholds".into(), p))
-                    .wrap(Wrap { trim: true }),
+                Paragraph::new(lines).block(block(title, p)).wrap(Wrap { trim: true }),
                 area,
             );
         }

@@ -179,3 +179,21 @@ fn attaching_to_nothing_says_there_is_no_run() {
     assert!(said.starts_with("no run at 127.0.0.1:"), "{said}");
     assert!(said.contains("stampede run SCENARIO --live"), "{said}");
 }
+
+#[test]
+fn thresholds_hold_or_fail_right_now() {
+    let mut app = replay_app();
+    app.thresholds.insert(
+        "all".into(),
+        vec![
+            "p99 < 1ms".into(),
+            "failure_rate < 1%".into(),
+            "blocked_queries.max == 0".into(),
+        ],
+    );
+    let s = screen(&app, 120, 40);
+    assert!(s.contains("Thresholds — 1 failing now"), "{s}");
+    assert!(s.contains("FAIL p99 < 1ms"), "{s}");
+    assert!(s.contains("pass failure_rate < 1%"), "{s}");
+    assert!(s.contains("blocked_queries.max == 0 (not measured)"), "{s}");
+}

@@ -236,6 +236,20 @@ pub fn plan(spec: ScenarioSpec, default_name: &str) -> Result<Scenario, Vec<Prob
             format!("{m:?} is neither a path (/…) nor an http(s) URL"),
         ));
     }
+    for scope in spec.thresholds.keys() {
+        if scope != "all" && !actions.iter().any(|a| &a.name == scope) {
+            problems.push(problem(
+                format!("thresholds.{scope}"),
+                "is neither `all` nor the name of an action",
+            ));
+        }
+    }
+    if let Err(errors) = crate::gate::parse_all(&spec.thresholds) {
+        for e in errors {
+            let (field, message) = e.split_once(": ").unwrap_or(("thresholds", e.as_str()));
+            problems.push(problem(field, message));
+        }
+    }
     if spec.target.timeout.0.is_zero() {
         problems.push(problem("target.timeout", "must be more than 0s"));
     }

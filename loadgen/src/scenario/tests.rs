@@ -193,3 +193,17 @@ fn every_shipped_scenario_is_valid() {
     }
     assert!(seen >= 5, "the five shipped scenarios");
 }
+
+#[test]
+fn thresholds_are_checked_before_the_run() {
+    let text = format!(
+        "{GOOD}\n[thresholds]\nall = [\"p99 < 250ms\", \"failure_rate < 0.1%\"]\n\"list tools\" = [\"p95 < 1s\"]\n"
+    );
+    assert!(parse("s.toml", &text, "s", &[]).is_ok());
+    let e = one_error(&format!("{GOOD}\n[thresholds]\nall = [\"p99 < 5%\"]\n"));
+    assert_eq!(e.field, "thresholds.all");
+    assert!(e.message.contains("does not fit this metric"), "{e}");
+    assert!(e.line.is_some());
+    let e = one_error(&format!("{GOOD}\n[thresholds]\nnobody = [\"p99 < 1s\"]\n"));
+    assert_eq!(e.field, "thresholds.nobody");
+}

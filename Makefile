@@ -1,5 +1,5 @@
 # stampede — see README.md. Every target runs from a fresh clone with Rust and PostgreSQL 15 installed.
-.PHONY: run tui validate build release test lint fmt pg pg-stop gateway token clean
+.PHONY: run tui gate baseline validate build release test lint fmt pg pg-stop gateway token clean
 
 CARGO ?= cargo
 BIND ?= 127.0.0.1:4444
@@ -19,6 +19,18 @@ run:
 tui:
 	$(CARGO) build --workspace $(if $(filter release,$(BUILD)),--release,)
 	target/$(BUILD)/stampede-tui run $(SCENARIO) $(RUN_ARGS)
+
+## gate: ci-smoke on PostgreSQL against results/baselines/ci-smoke.json (fixed passes, legacy must fail).
+gate: build
+	scripts/ci-gate.sh target/debug
+
+## baseline: re-record results/baselines/ci-smoke.json (debug build, 5 runs, a throwaway PostgreSQL).
+baseline: build
+	STAMPEDE_PG_STATE=$(CURDIR)/.pg/baseline-state scripts/pg.sh start >/dev/null
+	target/debug/stampede baseline scenarios/ci-smoke.toml --repeat 5 \
+	  --set target.database_url=$$(STAMPEDE_PG_STATE=$(CURDIR)/.pg/baseline-state scripts/pg.sh url) \
+	  -o results/baselines/ci-smoke.json; \
+	  status=$$?; STAMPEDE_PG_STATE=$(CURDIR)/.pg/baseline-state scripts/pg.sh stop; exit $$status
 
 ## validate: check every shipped scenario.
 validate: build

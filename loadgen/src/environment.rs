@@ -11,6 +11,9 @@ pub struct Environment {
     /// The stampede revision that ran (`git describe` at build time).
     pub git_revision: Option<String>,
     pub stampede_version: String,
+    /// `debug` or `release`: speed figures of the two are not comparable.
+    #[serde(default)]
+    pub build: String,
 }
 
 impl Environment {
@@ -24,6 +27,7 @@ impl Environment {
                 .map(str::to_owned)
                 .filter(|r| !r.is_empty()),
             stampede_version: crate::VERSION.to_owned(),
+            build: if cfg!(debug_assertions) { "debug" } else { "release" }.to_owned(),
         }
     }
 }

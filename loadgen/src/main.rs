@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use stampede_loadgen::cli::ScenarioArgs;
 use stampede_loadgen::engine::{self, Completion, RunOptions};
+use stampede_loadgen::gate::{self, baseline::Baseline};
 use stampede_loadgen::results::Results;
 use stampede_loadgen::{live, output, scenario};
 
@@ -39,6 +40,46 @@ enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Run a scenario N times and record each metric's median and run-to-run spread.
+    Baseline {
+        #[command(flatten)]
+        scenario: ScenarioArgs,
+        #[arg(long, default_value_t = 3)]
+        repeat: usize,
+        /// The baseline file, e.g. results/baselines/ci-smoke.json.
+        #[arg(long, short)]
+        out: PathBuf,
+    },
+    /// Compare a run (or the median of several) with a baseline and the scenario's thresholds.
+    /// Exit 0 pass, 1 regression, 2 usage or input error.
+    Gate {
+        /// Results files (gated on their medians when several).
+        #[arg(required_unless_present = "run")]
+        results: Vec<PathBuf>,
+        #[arg(long)]
+        baseline: PathBuf,
+        /// Run this scenario (`--repeat` times) instead of reading results.
+        #[arg(long, conflicts_with = "results")]
+        run: Option<PathBuf>,
+        #[arg(long, default_value_t = 1, requires = "run")]
+        repeat: usize,
+        /// Overrides for `--run`.
+        #[arg(long = "set", value_name = "PATH=VALUE", requires = "run")]
+        set: Vec<scenario::Override>,
+        /// Also write the verdicts as Markdown (for a CI job summary).
+        #[arg(long)]
+        markdown: Option<PathBuf>,
+        /// Also write the verdicts as JUnit XML (one test case per check).
+        #[arg(long)]
+        junit: Option<PathBuf>,
+    },
+    /// Show runs side by side (the change of each against the first).
+    Compare {
+        #[arg(required = true, num_args = 2..)]
+        results: Vec<PathBuf>,
+        #[arg(long)]
+        markdown: Option<PathBuf>,
+    },
 }
 
 /// Exit codes: 0 done, 1 the run could not be carried out, 2 bad input, 130 interrupted.
@@ -57,6 +98,73 @@ fn main() -> ExitCode {
                 }
             }
             if ok { ExitCode::SUCCESS } else { ExitCode::from(2) }
+        }
+        Command::Baseline { scenario, repeat, out } => {
+            let plan = match scenario.load() {
+                Ok(p) => p,
+                Err(e) => {
+                    eprintln!("{e}");
+                    return ExitCode::from(2);
+                }
+            };
+            with_runtime(async move {
+                let runs = match repeat_runs(&plan, &scenario.scenario, repeat.max(1)).await {
+                    Ok(r) => r,
+                    Err(e) => {
+                        eprintln!("stampede: {e:#}");
+                        return ExitCode::from(1);
+                    }
+                };
+                match Baseline::from_runs(&runs).and_then(|b| b.write(&out).map(|_| b)) {
+                    Ok(b) => {
+                        println!("baseline of {} over {} runs: {}", b.scenario, b.runs, out.display());
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => {
+                        eprintln!("stampede: {e:#}");
+                        ExitCode::from(1)
+                    }
+                }
+            })
+        }
+        Command::Gate {
+            results,
+            baseline,
+            run,
+            repeat,
+            set,
+            markdown,
+            junit,
+        } => with_runtime(gate(results, baseline, run, repeat, set, markdown, junit)),
+        Command::Compare { results, markdown } => {
+            let mut labels = Vec::new();
+            let mut runs = Vec::new();
+            for path in &results {
+                match Results::read(path) {
+                    Ok(r) => {
+                        let stem = path
+                            .file_stem()
+                            .map_or(String::new(), |s| s.to_string_lossy().into_owned());
+                        labels.push(match &r.target.profile {
+                            Some(p) => format!("{} ({p})", stem),
+                            None => stem,
+                        });
+                        runs.push(gate::metrics::of_results(&r));
+                    }
+                    Err(e) => {
+                        eprintln!("stampede: {e:#}");
+                        return ExitCode::from(2);
+                    }
+                }
+            }
+            print!("{}", gate::report::compare(&labels, &runs, false));
+            if let Some(md) = markdown
+                && let Err(e) = std::fs::write(&md, gate::report::compare(&labels, &runs, true))
+            {
+                eprintln!("stampede: writing {}: {e}", md.display());
+                return ExitCode::from(2);
+            }
+            ExitCode::SUCCESS
         }
         Command::Run {
             scenario,
@@ -141,5 +249,115 @@ async fn run(
     match output.completion {
         Completion::Complete => ExitCode::SUCCESS,
         Completion::Interrupted => ExitCode::from(130),
+    }
+}
+
+fn with_runtime(f: impl std::future::Future<Output = ExitCode>) -> ExitCode {
+    match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt.block_on(f),
+        Err(e) => {
+            eprintln!("stampede: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Run `plan` `n` times, quietly, one line each.
+async fn repeat_runs(plan: &scenario::Scenario, file: &std::path::Path, n: usize) -> anyhow::Result<Vec<Results>> {
+    let mut runs = Vec::new();
+    for i in 1..=n {
+        let (_tx, rx) = tokio::sync::watch::channel(false);
+        let out = engine::run(plan.clone(), RunOptions::default(), rx).await?;
+        let r = Results::from_run(&out, Some(file));
+        eprintln!(
+            "run {i}/{n}: {} requests, {:.0}/s, p99 {:.1} ms, {} failed",
+            r.totals.count,
+            r.totals.rps,
+            r.totals.p99_ms.unwrap_or(f64::NAN),
+            r.totals.failed
+        );
+        runs.push(r);
+    }
+    Ok(runs)
+}
+
+async fn gate(
+    files: Vec<PathBuf>,
+    baseline_path: PathBuf,
+    run: Option<PathBuf>,
+    repeat: usize,
+    set: Vec<scenario::Override>,
+    markdown: Option<PathBuf>,
+    junit: Option<PathBuf>,
+) -> ExitCode {
+    let usage = |msg: String| {
+        eprintln!("stampede gate: {msg}");
+        ExitCode::from(2)
+    };
+    let baseline = match Baseline::read(&baseline_path) {
+        Ok(b) => b,
+        Err(e) => return usage(format!("{e:#}")),
+    };
+    let runs: Vec<Results> = match run {
+        Some(file) => {
+            let plan = match scenario::load(&file, &set) {
+                Ok(p) => p,
+                Err(e) => return usage(e.to_string()),
+            };
+            match repeat_runs(&plan, &file, repeat.max(1)).await {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("stampede gate: the run failed: {e:#}");
+                    return ExitCode::from(2);
+                }
+            }
+        }
+        None => {
+            let mut out = Vec::new();
+            for f in &files {
+                match Results::read(f) {
+                    Ok(r) => out.push(r),
+                    Err(e) => return usage(format!("{e:#}")),
+                }
+            }
+            out
+        }
+    };
+    for r in &runs {
+        if r.scenario.name != baseline.scenario {
+            return usage(format!(
+                "the baseline is of scenario {:?}, the results are of {:?}",
+                baseline.scenario, r.scenario.name
+            ));
+        }
+        if !r.complete {
+            return usage("a results file of an interrupted run cannot be gated".into());
+        }
+        if !baseline.environment.build.is_empty() && r.environment.build != baseline.environment.build {
+            return usage(format!(
+                "the baseline was recorded with a {} build, the results with a {} build: speed is not comparable",
+                baseline.environment.build, r.environment.build
+            ));
+        }
+    }
+    let metrics: Vec<_> = runs.iter().map(gate::metrics::of_results).collect();
+    let current = gate::baseline::medians(&gate::baseline::aggregate(&metrics));
+    let thresholds = gate::parse_all(&runs[0].scenario.spec.thresholds).unwrap_or_default();
+    let checks = gate::check::gate(&baseline, &current, &thresholds);
+    print!("{}", gate::report::table(&baseline.scenario, &checks));
+    for (path, text) in [
+        (&markdown, gate::report::markdown(&baseline.scenario, &checks)),
+        (&junit, gate::report::junit(&baseline.scenario, &checks)),
+    ] {
+        if let Some(p) = path
+            && let Err(e) = std::fs::write(p, text)
+        {
+            return usage(format!("writing {}: {e}", p.display()));
+        }
+    }
+    if gate::check::passed(&checks) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
     }
 }

@@ -41,6 +41,8 @@ pub const KNOWN: &[(&str, MetricKind)] = &[
     ("post_load_cpu.max", MetricKind::PercentOfCore),
     ("sse_sessions_left", MetricKind::Count),
     ("lock_conflicts", MetricKind::Count),
+    ("generator_cpu_per_request", MetricKind::Seconds),
+    ("target_cpu_per_request", MetricKind::Seconds),
 ];
 
 pub fn metric_kind(name: &str) -> Option<MetricKind> {
@@ -52,6 +54,10 @@ pub fn metric_kind(name: &str) -> Option<MetricKind> {
 pub struct Metrics(BTreeMap<String, f64>);
 
 impl Metrics {
+    pub fn names(&self) -> impl Iterator<Item = String> + '_ {
+        self.0.keys().cloned()
+    }
+
     pub fn get(&self, name: &str) -> Option<f64> {
         self.0.get(name).copied()
     }
@@ -119,6 +125,20 @@ pub fn of_results(r: &crate::results::Results) -> BTreeMap<String, Metrics> {
     }
     let mut all = Metrics::from_summary(&r.totals, Some(unexpected(&failures)));
     all.add_observed(&r.observed);
+    // CPU seconds per request: the generator's own, and the target's over the load.
+    let requests = r.totals.count as f64;
+    if requests > 0.0 {
+        all.set(
+            "generator_cpu_per_request",
+            r.generator.cpu_seconds.map(|c| c / requests),
+        );
+        all.set(
+            "target_cpu_per_request",
+            r.observed
+                .cpu_load_mean_pct
+                .map(|pct| pct / 100.0 * r.load.seconds / requests),
+        );
+    }
     scopes.insert("all".to_owned(), all);
     scopes
 }

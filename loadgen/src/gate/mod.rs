@@ -1,7 +1,10 @@
-//! Judging runs: the threshold grammar and the named metrics it speaks of. (`stampede gate` against a
-//! recorded baseline builds on these.)
+//! Judging runs: the named metrics of a run, the threshold grammar, baselines (median and spread over
+//! repeated runs), the gate (absolute, relative and threshold checks) and its reports.
 
+pub mod baseline;
+pub mod check;
 pub mod metrics;
+pub mod report;
 pub mod threshold;
 
 use std::collections::BTreeMap;

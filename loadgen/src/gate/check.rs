@@ -1,0 +1,291 @@
+//! The gate: a run (or the median of several) against a baseline and the scenario's thresholds.
+//!
+//! Absolute checks are signals that do not depend on the machine — failure rate, unexpected statuses,
+//! blocked queries, post-load CPU, SSE sessions left open — against a fixed limit (never stricter than
+//! what the baseline itself achieved). Relative checks are the speed signals — RPS, p50, p99, generator
+//! and target CPU per request — whose allowed change is the larger of a tolerance and three times the
+//! baseline's own relative spread (MAD / median), so a noisy machine does not fail a good change.
+
+use std::collections::BTreeMap;
+
+use super::baseline::{Baseline, medians};
+use super::metrics::Metrics;
+use super::threshold::{Threshold, Verdict};
+
+/// (metric, limit) — lower is better; scope `all`.
+const ABSOLUTE: [(&str, f64); 5] = [
+    ("failure_rate", 0.001),
+    ("unexpected_statuses", 0.0),
+    ("blocked_queries.max", 0.0),
+    ("post_load_cpu.mean", 5.0),
+    ("sse_sessions_left", 0.0),
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Better {
+    Higher,
+    Lower,
+}
+
+/// (metric, tolerance, which way is better) — scope `all`.
+const RELATIVE: [(&str, f64, Better); 5] = [
+    ("rps", 0.15, Better::Higher),
+    ("p50", 0.25, Better::Lower),
+    ("p99", 0.50, Better::Lower),
+    ("generator_cpu_per_request", 0.25, Better::Lower),
+    ("target_cpu_per_request", 0.25, Better::Lower),
+];
+
+/// How many baseline spreads a change may be before it counts.
+pub const SPREAD_FACTOR: f64 = 3.0;
+
+/// Samples a run needs before a latency percentile is judged relatively: at least ten in the tail
+/// (a p99 of 300 requests is the third-slowest request, which is noise, not a figure).
+fn min_samples(metric: &str) -> u64 {
+    match metric {
+        "p99" => 1000,
+        "p50" => 20,
+        _ => 0,
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Check {
+    /// `absolute`, `relative` or `threshold`.
+    pub kind: &'static str,
+    pub name: String,
+    pub baseline: Option<f64>,
+    pub current: Option<f64>,
+    /// Relative change from the baseline.
+    pub change: Option<f64>,
+    pub allowed: String,
+    pub verdict: Verdict,
+}
+
+/// The allowed relative change of a speed metric: tolerance, or the baseline's noise if larger.
+pub fn allowed_change(tolerance: f64, median: f64, mad: f64) -> f64 {
+    let spread = if median.abs() > 0.0 { mad / median.abs() } else { 0.0 };
+    tolerance.max(SPREAD_FACTOR * spread)
+}
+
+fn fmt(v: f64) -> String {
+    if v == 0.0 || (0.01..100_000.0).contains(&v.abs()) {
+        format!("{v:.3}").trim_end_matches('0').trim_end_matches('.').to_owned()
+    } else {
+        format!("{v:.3e}")
+    }
+}
+
+pub fn gate(
+    baseline: &Baseline,
+    current: &BTreeMap<String, Metrics>,
+    thresholds: &[(String, Threshold)],
+) -> Vec<Check> {
+    let mut checks = Vec::new();
+    let empty = Metrics::default();
+    let now = current.get("all").unwrap_or(&empty);
+    let base = baseline.metrics.get("all");
+    for (metric, limit) in ABSOLUTE {
+        let b = base.and_then(|m| m.get(metric));
+        let limit = b.map_or(limit, |s| limit.max(s.median + SPREAD_FACTOR * s.mad));
+        let value = now.get(metric);
+        checks.push(Check {
+            kind: "absolute",
+            name: metric.to_owned(),
+            baseline: b.map(|s| s.median),
+            current: value,
+            change: None,
+            allowed: format!("<= {}", fmt(limit)),
+            verdict: match value {
+                None => Verdict::NotMeasured,
+                Some(v) if v <= limit + 1e-12 => Verdict::Pass,
+                Some(_) => Verdict::Fail,
+            },
+        });
+    }
+    for (metric, tolerance, better) in RELATIVE {
+        let b = base.and_then(|m| m.get(metric));
+        let value = now.get(metric);
+        let samples = now.get("count").unwrap_or(0.0) as u64;
+        let (verdict, change, allowed) = match (b, value) {
+            (None, _) => (Verdict::NoBaseline, None, "-".to_owned()),
+            (_, None) => (Verdict::NotMeasured, None, "-".to_owned()),
+            (Some(_), Some(_)) if samples < min_samples(metric) => (
+                Verdict::NotMeasured,
+                None,
+                format!("needs {} samples", min_samples(metric)),
+            ),
+            (Some(s), Some(v)) => {
+                let allowed = allowed_change(tolerance, s.median, s.mad);
+                let change = if s.median != 0.0 {
+                    (v - s.median) / s.median.abs()
+                } else {
+                    0.0
+                };
+                let worse = match better {
+                    Better::Higher => change < -allowed,
+                    Better::Lower => change > allowed,
+                };
+                let sign = if better == Better::Higher { "-" } else { "+" };
+                (
+                    if worse { Verdict::Fail } else { Verdict::Pass },
+                    Some(change),
+                    format!("{sign}{:.0}%", allowed * 100.0),
+                )
+            }
+        };
+        checks.push(Check {
+            kind: "relative",
+            name: metric.to_owned(),
+            baseline: b.map(|s| s.median),
+            current: value,
+            change,
+            allowed,
+            verdict,
+        });
+    }
+    let base_medians = medians(&baseline.metrics);
+    for j in super::judge(thresholds, current, Some(&base_medians)) {
+        let base_value = thresholds
+            .iter()
+            .find(|(scope, t)| scope == &j.scope && t.text == j.threshold)
+            .and_then(|(scope, t)| base_medians.get(scope)?.get(&t.metric));
+        checks.push(Check {
+            kind: "threshold",
+            name: if j.scope == "all" {
+                j.threshold.clone()
+            } else {
+                format!("{}: {}", j.scope, j.threshold)
+            },
+            baseline: base_value,
+            current: j.value,
+            change: None,
+            allowed: j.bound.map_or("-".into(), fmt),
+            verdict: j.verdict,
+        });
+    }
+    checks
+}
+
+/// Passed when nothing failed (not measured and no baseline are reported, not failed).
+pub fn passed(checks: &[Check]) -> bool {
+    checks.iter().all(|c| c.verdict != Verdict::Fail)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::baseline::Stat;
+    use super::*;
+
+    fn baseline(all: &[(&str, f64, f64)]) -> Baseline {
+        let metrics = all
+            .iter()
+            .map(|(n, median, mad)| {
+                (
+                    n.to_string(),
+                    Stat {
+                        median: *median,
+                        mad: *mad,
+                        runs: 3,
+                    },
+                )
+            })
+            .collect();
+        Baseline {
+            schema_version: 1,
+            kind: "stampede-baseline".into(),
+            scenario: "s".into(),
+            runs: 3,
+            created_at: String::new(),
+            environment: crate::environment::Environment::here(),
+            metrics: BTreeMap::from([("all".to_owned(), metrics)]),
+        }
+    }
+
+    fn now(values: &[(&str, f64)]) -> BTreeMap<String, Metrics> {
+        let mut m = Metrics::default();
+        for (n, v) in values {
+            m.set(n, Some(*v));
+        }
+        BTreeMap::from([("all".to_owned(), m)])
+    }
+
+    fn verdict(checks: &[Check], name: &str) -> Verdict {
+        checks.iter().find(|c| c.name == name).unwrap().verdict
+    }
+
+    #[test]
+    fn allowed_change_is_the_larger_of_tolerance_and_noise() {
+        assert_eq!(allowed_change(0.15, 100.0, 1.0), 0.15);
+        assert!(
+            (allowed_change(0.15, 100.0, 10.0) - 0.30).abs() < 1e-9,
+            "3 × 10% spread"
+        );
+        assert_eq!(allowed_change(0.15, 0.0, 5.0), 0.15);
+    }
+
+    #[test]
+    fn tails_of_small_runs_are_not_judged() {
+        let b = baseline(&[("p99", 100.0, 5.0), ("p50", 10.0, 1.0)]);
+        let c = gate(&b, &now(&[("p99", 500.0), ("p50", 11.0), ("count", 300.0)]), &[]);
+        assert_eq!(verdict(&c, "p99"), Verdict::NotMeasured, "300 samples: p99 is noise");
+        assert_eq!(verdict(&c, "p50"), Verdict::Pass);
+    }
+
+    #[test]
+    fn speed_regressions_fail_in_the_right_direction() {
+        let b = baseline(&[("rps", 1000.0, 10.0), ("p99", 100.0, 5.0)]);
+        let c = gate(&b, &now(&[("rps", 900.0), ("p99", 140.0), ("count", 5000.0)]), &[]);
+        assert_eq!(verdict(&c, "rps"), Verdict::Pass, "-10% within 15%");
+        assert_eq!(verdict(&c, "p99"), Verdict::Pass, "+40% within 50%");
+        let c = gate(&b, &now(&[("rps", 800.0), ("p99", 160.0), ("count", 5000.0)]), &[]);
+        assert_eq!(verdict(&c, "rps"), Verdict::Fail);
+        assert_eq!(verdict(&c, "p99"), Verdict::Fail);
+        let c = gate(&b, &now(&[("rps", 2000.0), ("p99", 10.0)]), &[]);
+        assert!(passed(&c), "faster is never a regression");
+        let rps = c.iter().find(|c| c.name == "rps").unwrap();
+        assert_eq!(rps.change, Some(1.0));
+    }
+
+    #[test]
+    fn a_noisy_baseline_widens_what_is_allowed() {
+        let b = baseline(&[("rps", 1000.0, 100.0)]);
+        let c = gate(&b, &now(&[("rps", 750.0)]), &[]);
+        assert_eq!(verdict(&c, "rps"), Verdict::Pass, "-25% within 3 × 10% spread");
+    }
+
+    #[test]
+    fn absolute_checks_use_limits_never_stricter_than_the_baseline() {
+        let b = baseline(&[("blocked_queries.max", 0.0, 0.0), ("post_load_cpu.mean", 0.5, 0.1)]);
+        let c = gate(
+            &b,
+            &now(&[
+                ("blocked_queries.max", 3.0),
+                ("post_load_cpu.mean", 150.0),
+                ("failure_rate", 0.0),
+            ]),
+            &[],
+        );
+        assert_eq!(verdict(&c, "blocked_queries.max"), Verdict::Fail);
+        assert_eq!(verdict(&c, "post_load_cpu.mean"), Verdict::Fail);
+        assert_eq!(verdict(&c, "failure_rate"), Verdict::Pass);
+        assert_eq!(verdict(&c, "sse_sessions_left"), Verdict::NotMeasured);
+        assert!(!passed(&c));
+        let noisy = baseline(&[("post_load_cpu.mean", 8.0, 1.0)]);
+        let c = gate(&noisy, &now(&[("post_load_cpu.mean", 10.0)]), &[]);
+        assert_eq!(verdict(&c, "post_load_cpu.mean"), Verdict::Pass, "limit 8 + 3 × 1 = 11");
+    }
+
+    #[test]
+    fn thresholds_against_the_baseline() {
+        let b = baseline(&[("rps", 1000.0, 0.0)]);
+        let t = vec![(
+            "all".to_owned(),
+            super::super::threshold::parse("rps > baseline * 0.9").unwrap(),
+        )];
+        let c = gate(&b, &now(&[("rps", 850.0)]), &t);
+        assert_eq!(verdict(&c, "rps > baseline * 0.9"), Verdict::Fail);
+        let c = gate(&b, &now(&[("rps", 950.0)]), &t);
+        assert_eq!(verdict(&c, "rps > baseline * 0.9"), Verdict::Pass);
+    }
+}

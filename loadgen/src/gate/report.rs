@@ -1,0 +1,213 @@
+//! The gate's verdicts as a terminal table, Markdown (for a CI job summary) and JUnit XML (one test
+//! case per check); and `compare`'s side-by-side table of runs.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use super::check::{Check, passed};
+use super::metrics::Metrics;
+use super::threshold::Verdict;
+
+fn num(v: Option<f64>) -> String {
+    match v {
+        None => "not measured".into(),
+        Some(0.0) => "0".into(),
+        Some(v) if v.abs() >= 100.0 => format!("{v:.0}"),
+        Some(v) if v.abs() >= 0.01 => format!("{v:.3}").trim_end_matches('0').trim_end_matches('.').to_owned(),
+        Some(v) => format!("{v:.2e}"),
+    }
+}
+
+fn change(c: &Check) -> String {
+    c.change.map_or("-".into(), |x| format!("{:+.1}%", x * 100.0))
+}
+
+pub fn table(scenario: &str, checks: &[Check]) -> String {
+    let mut out = String::new();
+    let verdict = if passed(checks) { "PASS" } else { "FAIL: regression" };
+    let _ = writeln!(out, "stampede gate — {scenario}: {verdict}");
+    let w = checks.iter().map(|c| c.name.len()).max().unwrap_or(10).max(6);
+    let _ = writeln!(
+        out,
+        "{:<9} {:<w$}  {:>14} {:>14} {:>9} {:>12}  verdict",
+        "kind", "check", "baseline", "current", "change", "allowed"
+    );
+    for c in checks {
+        let _ = writeln!(
+            out,
+            "{:<9} {:<w$}  {:>14} {:>14} {:>9} {:>12}  {}",
+            c.kind,
+            c.name,
+            num(c.baseline),
+            num(c.current),
+            change(c),
+            c.allowed,
+            c.verdict
+        );
+    }
+    out
+}
+
+pub fn markdown(scenario: &str, checks: &[Check]) -> String {
+    let mut out = String::new();
+    let verdict = if passed(checks) { "✅ pass" } else { "❌ regression" };
+    let _ = writeln!(out, "### stampede gate — `{scenario}`: {verdict}\n");
+    let _ = writeln!(
+        out,
+        "| kind | check | baseline | current | change | allowed | verdict |"
+    );
+    let _ = writeln!(out, "|---|---|---:|---:|---:|---:|---|");
+    for c in checks {
+        let v = match c.verdict {
+            Verdict::Fail => "**FAIL**".to_owned(),
+            other => other.to_string(),
+        };
+        let _ = writeln!(
+            out,
+            "| {} | `{}` | {} | {} | {} | {} | {v} |",
+            c.kind,
+            c.name.replace('|', "\\|"),
+            num(c.baseline),
+            num(c.current),
+            change(c),
+            c.allowed.replace('|', "\\|")
+        );
+    }
+    out
+}
+
+fn xml_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&apos;")
+}
+
+pub fn junit(scenario: &str, checks: &[Check]) -> String {
+    let failures = checks.iter().filter(|c| c.verdict == Verdict::Fail).count();
+    let skipped = checks
+        .iter()
+        .filter(|c| matches!(c.verdict, Verdict::NotMeasured | Verdict::NoBaseline))
+        .count();
+    let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    let _ = writeln!(
+        out,
+        "<testsuites name=\"stampede gate\" tests=\"{}\" failures=\"{failures}\" skipped=\"{skipped}\">",
+        checks.len()
+    );
+    let _ = writeln!(
+        out,
+        "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{failures}\" skipped=\"{skipped}\">",
+        xml_escape(scenario),
+        checks.len()
+    );
+    for c in checks {
+        let _ = write!(
+            out,
+            "    <testcase classname=\"stampede.gate.{}\" name=\"{}\"",
+            c.kind,
+            xml_escape(&c.name)
+        );
+        let detail = format!(
+            "baseline {}, current {}, change {}, allowed {}",
+            num(c.baseline),
+            num(c.current),
+            change(c),
+            c.allowed
+        );
+        match c.verdict {
+            Verdict::Pass => out.push_str("/>\n"),
+            Verdict::Fail => {
+                let _ = writeln!(
+                    out,
+                    ">\n      <failure message=\"{}\">{}</failure>\n    </testcase>",
+                    xml_escape(&format!("regression: {detail}")),
+                    xml_escape(&detail)
+                );
+            }
+            other => {
+                let _ = writeln!(
+                    out,
+                    ">\n      <skipped message=\"{}\"/>\n    </testcase>",
+                    xml_escape(&other.to_string())
+                );
+            }
+        }
+    }
+    out.push_str("  </testsuite>\n</testsuites>\n");
+    out
+}
+
+/// The figures `compare` puts side by side.
+const COMPARED: [(&str, &str); 11] = [
+    ("rps", "requests per second"),
+    ("p50", "p50 (ms)"),
+    ("p99", "p99 (ms)"),
+    ("failure_rate", "failure rate"),
+    ("unexpected_statuses", "unexpected statuses"),
+    ("blocked_queries.max", "blocked queries (max)"),
+    ("lock_wait.max", "longest lock wait (s)"),
+    ("load_cpu.mean", "target CPU during load (%)"),
+    ("post_load_cpu.mean", "target CPU after load, settled (%)"),
+    ("sse_sessions_left", "SSE sessions left open"),
+    ("generator_cpu_per_request", "generator CPU s per request"),
+];
+
+fn cell(metric: &str, v: Option<f64>) -> String {
+    match (metric, v) {
+        ("failure_rate", Some(r)) => format!("{:.3}%", r * 100.0),
+        (_, v) => num(v),
+    }
+}
+
+/// Runs side by side (`labels[i]` names `runs[i]`), with the change of each run against the first.
+pub fn compare(labels: &[String], runs: &[BTreeMap<String, Metrics>], markdown: bool) -> String {
+    let empty = Metrics::default();
+    let all: Vec<&Metrics> = runs.iter().map(|r| r.get("all").unwrap_or(&empty)).collect();
+    let mut rows: Vec<Vec<String>> = Vec::new();
+    for (metric, label) in COMPARED {
+        let mut row = vec![label.to_owned()];
+        let first = all.first().and_then(|m| m.get(metric));
+        for (i, m) in all.iter().enumerate() {
+            let v = m.get(metric);
+            let mut text = cell(metric, v);
+            if i > 0
+                && let (Some(a), Some(b)) = (first, v)
+                && a != 0.0
+            {
+                text.push_str(&format!(" ({:+.0}%)", (b - a) / a.abs() * 100.0));
+            }
+            row.push(text);
+        }
+        rows.push(row);
+    }
+    let mut out = String::new();
+    if markdown {
+        let _ = writeln!(out, "| figure | {} |", labels.join(" | "));
+        let _ = writeln!(out, "|---|{}", "---:|".repeat(labels.len()));
+        for r in &rows {
+            let _ = writeln!(out, "| {} |", r.join(" | "));
+        }
+    } else {
+        let widths: Vec<usize> = (0..=labels.len())
+            .map(|c| {
+                let head = if c == 0 { "figure".len() } else { labels[c - 1].len() };
+                rows.iter().map(|r| r[c].len()).max().unwrap_or(0).max(head)
+            })
+            .collect();
+        let _ = write!(out, "{:<w$}", "figure", w = widths[0]);
+        for (i, l) in labels.iter().enumerate() {
+            let _ = write!(out, "  {:>w$}", l, w = widths[i + 1]);
+        }
+        out.push('\n');
+        for r in &rows {
+            let _ = write!(out, "{:<w$}", r[0], w = widths[0]);
+            for (i, c) in r[1..].iter().enumerate() {
+                let _ = write!(out, "  {:>w$}", c, w = widths[i + 1]);
+            }
+            out.push('\n');
+        }
+    }
+    out
+}

@@ -86,6 +86,9 @@ fn open(state: &AppState, server_id: Option<String>, headers: &HeaderMap, conn: 
         .into_response()
 }
 
+/// How long a reply waits for room in its session's inbox.
+const REPLY_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
 #[derive(Debug, Deserialize)]
 pub struct MessageParams {
     session_id: Option<String>,
@@ -109,8 +112,9 @@ pub async fn post_message(
     let rpc = state.rpc.clone();
     tokio::spawn(async move {
         if let Some(answer) = rpc.dispatch(request, session.server_id.as_deref()).await {
-            // Waits while the session is backed up; fails once it has ended.
-            let _ = session.inbox.send(frame::event("message", &answer)).await;
+            // Waits while the session is backed up, fails once it has ended, and gives up after a
+            // while: a session that never drains its inbox (the legacy spin) must not pile up tasks.
+            let _ = tokio::time::timeout(REPLY_WAIT, session.inbox.send(frame::event("message", &answer))).await;
         }
     });
     Ok((StatusCode::ACCEPTED, Json(json!({"status": "success"}))).into_response())

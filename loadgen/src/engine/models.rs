@@ -101,6 +101,10 @@ pub async fn open(ctx: Arc<Ctx>, start: Instant) {
             let mut scratch = super::exec::Scratch::default();
             let mut hard = ctx.hard_stop.clone();
             while let Ok(intended) = rx.recv().await {
+                if *ctx.soft_stop.borrow() {
+                    // Arrivals still queued when the load ends are not started.
+                    continue;
+                }
                 let action = ctx.pick(&mut rng);
                 tokio::select! {
                     _ = ctx.execute(action, &mut rng, &mut scratch, intended) => {}

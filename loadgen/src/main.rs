@@ -52,27 +52,7 @@ enum Command {
     },
     /// Compare a run (or the median of several) with a baseline and the scenario's thresholds.
     /// Exit 0 pass, 1 regression, 2 usage or input error.
-    Gate {
-        /// Results files (gated on their medians when several).
-        #[arg(required_unless_present = "run")]
-        results: Vec<PathBuf>,
-        #[arg(long)]
-        baseline: PathBuf,
-        /// Run this scenario (`--repeat` times) instead of reading results.
-        #[arg(long, conflicts_with = "results")]
-        run: Option<PathBuf>,
-        #[arg(long, default_value_t = 1, requires = "run")]
-        repeat: usize,
-        /// Overrides for `--run`.
-        #[arg(long = "set", value_name = "PATH=VALUE", requires = "run")]
-        set: Vec<scenario::Override>,
-        /// Also write the verdicts as Markdown (for a CI job summary).
-        #[arg(long)]
-        markdown: Option<PathBuf>,
-        /// Also write the verdicts as JUnit XML (one test case per check).
-        #[arg(long)]
-        junit: Option<PathBuf>,
-    },
+    Gate(GateArgs),
     /// Show runs side by side (the change of each against the first).
     Compare {
         #[arg(required = true, num_args = 2..)]
@@ -80,6 +60,33 @@ enum Command {
         #[arg(long)]
         markdown: Option<PathBuf>,
     },
+}
+
+#[derive(clap::Args)]
+struct GateArgs {
+    /// Results files (gated on their medians when several).
+    #[arg(required_unless_present = "run")]
+    results: Vec<PathBuf>,
+    #[arg(long)]
+    baseline: PathBuf,
+    /// Run this scenario (`--repeat` times) instead of reading results.
+    #[arg(long, conflicts_with = "results")]
+    run: Option<PathBuf>,
+    #[arg(long, default_value_t = 1, requires = "run")]
+    repeat: usize,
+    /// Overrides for `--run`.
+    #[arg(long = "set", value_name = "PATH=VALUE", requires = "run")]
+    set: Vec<scenario::Override>,
+    /// Also write the verdicts as Markdown (for a CI job summary).
+    #[arg(long)]
+    markdown: Option<PathBuf>,
+    /// Also write the verdicts as JUnit XML (one test case per check).
+    #[arg(long)]
+    junit: Option<PathBuf>,
+    /// Replace a speed check's tolerance, e.g. `rps=30%` (repeatable; wider on a CI machine other
+    /// than the one that recorded the baseline).
+    #[arg(long = "tolerance", value_name = "METRIC=PCT")]
+    tolerances: Vec<String>,
 }
 
 /// Exit codes: 0 done, 1 the run could not be carried out, 2 bad input, 130 interrupted.
@@ -127,15 +134,16 @@ fn main() -> ExitCode {
                 }
             })
         }
-        Command::Gate {
-            results,
-            baseline,
-            run,
-            repeat,
-            set,
-            markdown,
-            junit,
-        } => with_runtime(gate(results, baseline, run, repeat, set, markdown, junit)),
+        Command::Gate(args) => {
+            let tolerances = match gate::check::Tolerances::default().with(&args.tolerances) {
+                Ok(t) => t,
+                Err(e) => {
+                    eprintln!("stampede gate: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            with_runtime(gate(args, tolerances))
+        }
         Command::Compare { results, markdown } => {
             let mut labels = Vec::new();
             let mut runs = Vec::new();
@@ -281,19 +289,21 @@ async fn repeat_runs(plan: &scenario::Scenario, file: &std::path::Path, n: usize
     Ok(runs)
 }
 
-async fn gate(
-    files: Vec<PathBuf>,
-    baseline_path: PathBuf,
-    run: Option<PathBuf>,
-    repeat: usize,
-    set: Vec<scenario::Override>,
-    markdown: Option<PathBuf>,
-    junit: Option<PathBuf>,
-) -> ExitCode {
+async fn gate(args: GateArgs, tolerances: gate::check::Tolerances) -> ExitCode {
     let usage = |msg: String| {
         eprintln!("stampede gate: {msg}");
         ExitCode::from(2)
     };
+    let GateArgs {
+        results: files,
+        baseline: baseline_path,
+        run,
+        repeat,
+        set,
+        markdown,
+        junit,
+        ..
+    } = args;
     let baseline = match Baseline::read(&baseline_path) {
         Ok(b) => b,
         Err(e) => return usage(format!("{e:#}")),
@@ -343,7 +353,7 @@ async fn gate(
     let metrics: Vec<_> = runs.iter().map(gate::metrics::of_results).collect();
     let current = gate::baseline::medians(&gate::baseline::aggregate(&metrics));
     let thresholds = gate::parse_all(&runs[0].scenario.spec.thresholds).unwrap_or_default();
-    let checks = gate::check::gate(&baseline, &current, &thresholds);
+    let checks = gate::check::gate(&baseline, &current, &thresholds, &tolerances);
     print!("{}", gate::report::table(&baseline.scenario, &checks));
     for (path, text) in [
         (&markdown, gate::report::markdown(&baseline.scenario, &checks)),

@@ -36,6 +36,50 @@ const RELATIVE: [(&str, f64, Better); 5] = [
     ("target_cpu_per_request", 0.25, Better::Lower),
 ];
 
+/// The relative tolerances of the speed checks: the defaults above, some replaced with
+/// `--tolerance METRIC=PCT` (a CI machine other than the one that recorded the baseline needs wider ones).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tolerances(BTreeMap<&'static str, f64>);
+
+impl Default for Tolerances {
+    fn default() -> Self {
+        Tolerances(RELATIVE.iter().map(|(m, t, _)| (*m, *t)).collect())
+    }
+}
+
+impl Tolerances {
+    /// Apply `METRIC=PCT` settings (`rps=30%`, `p99=1.0` = 100 %), naming anything it does not understand.
+    pub fn with(mut self, settings: &[String]) -> Result<Self, String> {
+        for setting in settings {
+            let (metric, value) = setting
+                .split_once('=')
+                .ok_or_else(|| format!("--tolerance {setting:?}: expected METRIC=PCT, e.g. rps=30%"))?;
+            let metric = metric.trim();
+            let Some((name, _, _)) = RELATIVE.iter().find(|(m, _, _)| *m == metric) else {
+                let known: Vec<_> = RELATIVE.iter().map(|(m, _, _)| *m).collect();
+                return Err(format!(
+                    "--tolerance {setting:?}: {metric:?} is not a relative check (one of {})",
+                    known.join(", ")
+                ));
+            };
+            let value = value.trim();
+            let fraction = match value.strip_suffix('%') {
+                Some(pct) => pct.trim().parse::<f64>().map(|p| p / 100.0),
+                None => value.parse::<f64>(),
+            }
+            .ok()
+            .filter(|f| f.is_finite() && *f >= 0.0)
+            .ok_or_else(|| format!("--tolerance {setting:?}: {value:?} is not a percentage like 30%"))?;
+            self.0.insert(name, fraction);
+        }
+        Ok(self)
+    }
+
+    pub fn get(&self, metric: &str) -> f64 {
+        self.0.get(metric).copied().unwrap_or(0.0)
+    }
+}
+
 /// How many baseline spreads a change may be before it counts.
 pub const SPREAD_FACTOR: f64 = 3.0;
 
@@ -80,6 +124,7 @@ pub fn gate(
     baseline: &Baseline,
     current: &BTreeMap<String, Metrics>,
     thresholds: &[(String, Threshold)],
+    tolerances: &Tolerances,
 ) -> Vec<Check> {
     let mut checks = Vec::new();
     let empty = Metrics::default();
@@ -103,7 +148,8 @@ pub fn gate(
             },
         });
     }
-    for (metric, tolerance, better) in RELATIVE {
+    for (metric, _, better) in RELATIVE {
+        let tolerance = tolerances.get(metric);
         let b = base.and_then(|m| m.get(metric));
         let value = now.get(metric);
         let samples = now.get("count").unwrap_or(0.0) as u64;
@@ -227,7 +273,12 @@ mod tests {
     #[test]
     fn tails_of_small_runs_are_not_judged() {
         let b = baseline(&[("p99", 100.0, 5.0), ("p50", 10.0, 1.0)]);
-        let c = gate(&b, &now(&[("p99", 500.0), ("p50", 11.0), ("count", 300.0)]), &[]);
+        let c = gate(
+            &b,
+            &now(&[("p99", 500.0), ("p50", 11.0), ("count", 300.0)]),
+            &[],
+            &Tolerances::default(),
+        );
         assert_eq!(verdict(&c, "p99"), Verdict::NotMeasured, "300 samples: p99 is noise");
         assert_eq!(verdict(&c, "p50"), Verdict::Pass);
     }
@@ -235,22 +286,64 @@ mod tests {
     #[test]
     fn speed_regressions_fail_in_the_right_direction() {
         let b = baseline(&[("rps", 1000.0, 10.0), ("p99", 100.0, 5.0)]);
-        let c = gate(&b, &now(&[("rps", 900.0), ("p99", 140.0), ("count", 5000.0)]), &[]);
+        let c = gate(
+            &b,
+            &now(&[("rps", 900.0), ("p99", 140.0), ("count", 5000.0)]),
+            &[],
+            &Tolerances::default(),
+        );
         assert_eq!(verdict(&c, "rps"), Verdict::Pass, "-10% within 15%");
         assert_eq!(verdict(&c, "p99"), Verdict::Pass, "+40% within 50%");
-        let c = gate(&b, &now(&[("rps", 800.0), ("p99", 160.0), ("count", 5000.0)]), &[]);
+        let c = gate(
+            &b,
+            &now(&[("rps", 800.0), ("p99", 160.0), ("count", 5000.0)]),
+            &[],
+            &Tolerances::default(),
+        );
         assert_eq!(verdict(&c, "rps"), Verdict::Fail);
         assert_eq!(verdict(&c, "p99"), Verdict::Fail);
-        let c = gate(&b, &now(&[("rps", 2000.0), ("p99", 10.0)]), &[]);
+        let c = gate(&b, &now(&[("rps", 2000.0), ("p99", 10.0)]), &[], &Tolerances::default());
         assert!(passed(&c), "faster is never a regression");
         let rps = c.iter().find(|c| c.name == "rps").unwrap();
         assert_eq!(rps.change, Some(1.0));
     }
 
     #[test]
+    fn tolerances_can_be_widened_per_metric_and_bad_ones_are_named() {
+        let b = baseline(&[("rps", 1000.0, 0.0)]);
+        let wide = Tolerances::default().with(&["rps=30%".into()]).unwrap();
+        assert_eq!(
+            verdict(&gate(&b, &now(&[("rps", 750.0)]), &[], &wide), "rps"),
+            Verdict::Pass
+        );
+        assert_eq!(
+            verdict(&gate(&b, &now(&[("rps", 750.0)]), &[], &Tolerances::default()), "rps"),
+            Verdict::Fail
+        );
+        assert!(
+            Tolerances::default()
+                .with(&["rps".into()])
+                .unwrap_err()
+                .contains("METRIC=PCT")
+        );
+        assert!(
+            Tolerances::default()
+                .with(&["failure_rate=5%".into()])
+                .unwrap_err()
+                .contains("not a relative check")
+        );
+        assert!(
+            Tolerances::default()
+                .with(&["p99=lots".into()])
+                .unwrap_err()
+                .contains("not a percentage")
+        );
+    }
+
+    #[test]
     fn a_noisy_baseline_widens_what_is_allowed() {
         let b = baseline(&[("rps", 1000.0, 100.0)]);
-        let c = gate(&b, &now(&[("rps", 750.0)]), &[]);
+        let c = gate(&b, &now(&[("rps", 750.0)]), &[], &Tolerances::default());
         assert_eq!(verdict(&c, "rps"), Verdict::Pass, "-25% within 3 × 10% spread");
     }
 
@@ -265,6 +358,7 @@ mod tests {
                 ("failure_rate", 0.0),
             ]),
             &[],
+            &Tolerances::default(),
         );
         assert_eq!(verdict(&c, "blocked_queries.max"), Verdict::Fail);
         assert_eq!(verdict(&c, "post_load_cpu.mean"), Verdict::Fail);
@@ -272,7 +366,12 @@ mod tests {
         assert_eq!(verdict(&c, "sse_sessions_left"), Verdict::NotMeasured);
         assert!(!passed(&c));
         let noisy = baseline(&[("post_load_cpu.mean", 8.0, 1.0)]);
-        let c = gate(&noisy, &now(&[("post_load_cpu.mean", 10.0)]), &[]);
+        let c = gate(
+            &noisy,
+            &now(&[("post_load_cpu.mean", 10.0)]),
+            &[],
+            &Tolerances::default(),
+        );
         assert_eq!(verdict(&c, "post_load_cpu.mean"), Verdict::Pass, "limit 8 + 3 × 1 = 11");
     }
 
@@ -283,9 +382,9 @@ mod tests {
             "all".to_owned(),
             super::super::threshold::parse("rps > baseline * 0.9").unwrap(),
         )];
-        let c = gate(&b, &now(&[("rps", 850.0)]), &t);
+        let c = gate(&b, &now(&[("rps", 850.0)]), &t, &Tolerances::default());
         assert_eq!(verdict(&c, "rps > baseline * 0.9"), Verdict::Fail);
-        let c = gate(&b, &now(&[("rps", 950.0)]), &t);
+        let c = gate(&b, &now(&[("rps", 950.0)]), &t, &Tolerances::default());
         assert_eq!(verdict(&c, "rps > baseline * 0.9"), Verdict::Pass);
     }
 }

@@ -1,5 +1,5 @@
 # stampede — see README.md. Every target runs from a fresh clone with Rust and PostgreSQL 15 installed.
-.PHONY: run tui gate baseline validate build release test lint fmt pg pg-stop gateway token clean
+.PHONY: run tui reproduce gate baseline validate build release test lint fmt pg pg-stop gateway token clean
 
 CARGO ?= cargo
 BIND ?= 127.0.0.1:4444
@@ -19,6 +19,16 @@ run:
 tui:
 	$(CARGO) build --workspace $(if $(filter release,$(BUILD)),--release,)
 	target/$(BUILD)/stampede-tui run $(SCENARIO) $(RUN_ARGS)
+
+## reproduce: the field failure and its fix: mixed-4000 on a throwaway PostgreSQL, legacy then fixed, each
+##            with its post-load window; writes results, a comparison and report.html under
+##            results/reproduce/. ABLATE=1 also runs fixed with one fix off at a time; SMALL=1 is a
+##            seconds-long version (CI).
+ABLATE ?= 0
+SMALL ?= 0
+reproduce:
+	$(CARGO) build --workspace $(if $(filter release,$(BUILD)),--release,)
+	scripts/reproduce.sh --bin target/$(BUILD) $(if $(filter 1,$(ABLATE)),--ablate,) $(if $(filter 1,$(SMALL)),--small,)
 
 ## gate: ci-smoke on PostgreSQL against results/baselines/ci-smoke.json (fixed passes, legacy must fail).
 gate: build

@@ -14,6 +14,7 @@ pub mod live;
 pub mod observe;
 pub mod output;
 pub mod record;
+pub mod report;
 pub mod results;
 pub mod scenario;
 pub mod setup;

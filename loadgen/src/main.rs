@@ -53,6 +53,19 @@ enum Command {
     /// Compare a run (or the median of several) with a baseline and the scenario's thresholds.
     /// Exit 0 pass, 1 regression, 2 usage or input error.
     Gate(GateArgs),
+    /// Write a self-contained HTML report of a run (charts, verdicts, chains, SSE, statuses), with other
+    /// runs overlaid and compared (`--compare`) and a baseline's gate (`--baseline`).
+    Report {
+        results: PathBuf,
+        #[arg(long)]
+        baseline: Option<PathBuf>,
+        /// More results files to overlay and compare with the first (repeatable).
+        #[arg(long, num_args = 1..)]
+        compare: Vec<PathBuf>,
+        /// The HTML file to write.
+        #[arg(long, short)]
+        out: PathBuf,
+    },
     /// Show runs side by side (the change of each against the first).
     Compare {
         #[arg(required = true, num_args = 2..)]
@@ -144,19 +157,19 @@ fn main() -> ExitCode {
             };
             with_runtime(gate(args, tolerances))
         }
+        Command::Report {
+            results,
+            baseline,
+            compare,
+            out,
+        } => report(results, baseline, compare, out),
         Command::Compare { results, markdown } => {
             let mut labels = Vec::new();
             let mut runs = Vec::new();
             for path in &results {
                 match Results::read(path) {
                     Ok(r) => {
-                        let stem = path
-                            .file_stem()
-                            .map_or(String::new(), |s| s.to_string_lossy().into_owned());
-                        labels.push(match &r.target.profile {
-                            Some(p) => format!("{} ({p})", stem),
-                            None => stem,
-                        });
+                        labels.push(r.label(path));
                         runs.push(gate::metrics::of_results(&r));
                     }
                     Err(e) => {
@@ -257,6 +270,37 @@ async fn run(
     match output.completion {
         Completion::Complete => ExitCode::SUCCESS,
         Completion::Interrupted => ExitCode::from(130),
+    }
+}
+
+fn report(results: PathBuf, baseline: Option<PathBuf>, compare: Vec<PathBuf>, out: PathBuf) -> ExitCode {
+    let mut runs = Vec::new();
+    for path in std::iter::once(&results).chain(&compare) {
+        match Results::read(path) {
+            Ok(r) => runs.push(stampede_loadgen::report::Run::labelled(path, r)),
+            Err(e) => {
+                eprintln!("stampede report: {e:#}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let baseline = match baseline.as_deref().map(Baseline::read).transpose() {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("stampede report: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    let page = stampede_loadgen::report::render(&runs, baseline.as_ref());
+    match stampede_loadgen::results::write_file_atomically(&out, page.as_bytes()) {
+        Ok(()) => {
+            println!("report: {}", out.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("stampede report: {e:#}");
+            ExitCode::from(1)
+        }
     }
 }
 

@@ -20,6 +20,28 @@ use crate::scenario::{ActionKind, Model, Phase, ScenarioSpec, TargetPlan};
 
 pub const SCHEMA_VERSION: u32 = 1;
 
+/// Write a file so that a reader sees the old one or the whole new one, never a part: a temporary
+/// file in the same directory, synced, then renamed over the path.
+pub fn write_file_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    tmp.write_all(bytes)?;
+    // Readable like any file the user writes (a temporary file starts as 0600).
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        tmp.as_file().set_permissions(std::fs::Permissions::from_mode(0o644))?;
+    }
+    tmp.as_file().sync_all()?;
+    tmp.persist(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Results {
     pub schema_version: u32,
@@ -203,24 +225,21 @@ impl Results {
 
     /// Write to a temporary file beside `path`, sync, rename: a reader never sees half a file.
     pub fn write_atomically(&self, path: &Path) -> anyhow::Result<()> {
-        let dir = path
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-        serde_json::to_writer_pretty(&mut tmp, self)?;
-        tmp.write_all(b"\n")?;
-        // Readable like any file the user writes (a temporary file starts as 0600).
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt as _;
-            tmp.as_file().set_permissions(std::fs::Permissions::from_mode(0o644))?;
+        let mut bytes = serde_json::to_vec_pretty(self)?;
+        bytes.push(b'\n');
+        write_file_atomically(path, &bytes)
+    }
+
+    /// How a run read from `path` is named in tables: the file name, and the spawned gateway's profile
+    /// when the name does not already say it.
+    pub fn label(&self, path: &Path) -> String {
+        let stem = path
+            .file_stem()
+            .map_or(String::new(), |s| s.to_string_lossy().into_owned());
+        match &self.target.profile {
+            Some(p) if !stem.contains(p.as_str()) => format!("{stem} ({p})"),
+            _ => stem,
         }
-        tmp.as_file().sync_all()?;
-        tmp.persist(path)
-            .with_context(|| format!("writing {}", path.display()))?;
-        Ok(())
     }
 
     pub fn read(path: &Path) -> anyhow::Result<Results> {

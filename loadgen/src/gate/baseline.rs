@@ -119,13 +119,7 @@ impl Baseline {
     }
 
     pub fn write(&self, path: &Path) -> anyhow::Result<()> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)?;
-        }
-        let tmp = path.with_extension("json.tmp");
-        std::fs::write(&tmp, serde_json::to_string_pretty(self)? + "\n")?;
-        std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
-        Ok(())
+        crate::results::write_file_atomically(path, (serde_json::to_string_pretty(self)? + "\n").as_bytes())
     }
 }
 

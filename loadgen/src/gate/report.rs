@@ -8,7 +8,7 @@ use super::check::{Check, passed};
 use super::metrics::Metrics;
 use super::threshold::Verdict;
 
-fn num(v: Option<f64>) -> String {
+pub(crate) fn num(v: Option<f64>) -> String {
     match v {
         None => "not measured".into(),
         Some(0.0) => "0".into(),
@@ -161,8 +161,8 @@ fn cell(metric: &str, v: Option<f64>) -> String {
     }
 }
 
-/// Runs side by side (`labels[i]` names `runs[i]`), with the change of each run against the first.
-pub fn compare(labels: &[String], runs: &[BTreeMap<String, Metrics>], markdown: bool) -> String {
+/// The rows of `compare`: per figure, its label and each run's value, with the change against the first.
+pub fn compare_rows(runs: &[BTreeMap<String, Metrics>]) -> Vec<Vec<String>> {
     let empty = Metrics::default();
     let all: Vec<&Metrics> = runs.iter().map(|r| r.get("all").unwrap_or(&empty)).collect();
     let mut rows: Vec<Vec<String>> = Vec::new();
@@ -182,6 +182,12 @@ pub fn compare(labels: &[String], runs: &[BTreeMap<String, Metrics>], markdown: 
         }
         rows.push(row);
     }
+    rows
+}
+
+/// Runs side by side (`labels[i]` names `runs[i]`), with the change of each run against the first.
+pub fn compare(labels: &[String], runs: &[BTreeMap<String, Metrics>], markdown: bool) -> String {
+    let rows = compare_rows(runs);
     let mut out = String::new();
     if markdown {
         let _ = writeln!(out, "| figure | {} |", labels.join(" | "));

@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Reproduce the field failure and its fix on this machine: `mixed-4000` against the reference gateway on a
+# throwaway PostgreSQL, legacy profile then fixed, each with its post-load window; then a comparison and
+# an HTML report. With --ablate, also the fixed profile with one fix turned off at a time.
+#
+#   scripts/reproduce.sh [--ablate] [--small] [--bin DIR] [--out DIR]
+#
+#   --ablate   also run fixed without the bulk cascade (STATE_CASCADE=row-locks), without NOWAIT
+#              (LOCK_WAIT=wait) and without SSE disconnect detection (SSE_DISCONNECT_DETECTION=off)
+#   --small    a seconds-long version (150 users, 8 s) for CI: the pipeline, not the figures
+#   --bin DIR  where stampede and stampede-gateway are (default target/release)
+#   --out DIR  default results/reproduce/<UTC timestamp>
+#
+# Every run gets a database of its own, so no run inherits rows or locks from the one before.
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+cd "$here"
+
+ablate=0 small=0 bin=target/release out=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --ablate) ablate=1 ;;
+    --small) small=1 ;;
+    --bin) bin=$2; shift ;;
+    --out) out=$2; shift ;;
+    *) echo "reproduce: unknown argument $1 (see the header of $0)" >&2; exit 2 ;;
+  esac
+  shift
+done
+out=${out:-results/reproduce/$(date -u +%Y%m%dT%H%M%SZ)}
+mkdir -p "$out"
+for b in stampede stampede-gateway; do
+  [ -x "$bin/$b" ] || { echo "reproduce: $bin/$b not built (make release, or --bin target/debug)" >&2; exit 2; }
+done
+
+scenario=scenarios/mixed-4000.toml
+size=()
+if [ "$small" = 1 ]; then
+  size=(--users 150 --duration 8s --set load.ramp_up=3s --set load.ramp_down=1s --set load.graceful_stop=3s
+    --set observe.post_load=6s --set observe.settle=2s --set setup.tools=100
+    --set 'load.think_time="200ms..600ms"' --set 'actions[7].hold="1s..3s"' --set 'actions[8].hold="1s..3s"')
+fi
+
+say() { printf '\n== reproduce: %s\n' "$*"; }
+
+export STAMPEDE_PG_STATE="$here/.pg/reproduce-state"
+trap 'scripts/pg.sh stop' EXIT
+say "starting a throwaway PostgreSQL"
+pg=$(scripts/pg.sh start)
+echo "$pg"
+
+# variant name, what it is, then its overrides.
+runs=()
+run() {
+  local name=$1 what=$2
+  shift 2
+  local db="stampede_${name//-/_}"
+  PGOPTIONS="-c client_min_messages=warning" psql -q "$pg" -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db" >/dev/null
+  say "$name: $what"
+  "$bin/stampede" run "$scenario" "${size[@]}" --set "target.database_url=${pg%/*}/$db" "$@" -o "$out/$name.json"
+  runs+=("$out/$name.json")
+}
+
+started=$(date +%s)
+run legacy "legacy profile: row-by-row FOR UPDATE cascade, waiting locks, SSE spin after disconnects" \
+  --set target.profile=legacy
+run fixed "fixed profile: bulk cascade, FOR UPDATE NOWAIT → 409, SSE ends when the client is gone" \
+  --set target.profile=fixed
+if [ "$ablate" = 1 ]; then
+  run without-bulk-cascade "fixed, but the gateway toggle locks and updates row by row (STATE_CASCADE=row-locks)" \
+    --set target.profile=fixed --set target.env.STATE_CASCADE=row-locks
+  run without-nowait "fixed, but toggles wait on a locked row (LOCK_WAIT=wait)" \
+    --set target.profile=fixed --set target.env.LOCK_WAIT=wait
+  run without-sse-detection "fixed, but SSE disconnect detection off (SSE_DISCONNECT_DETECTION=off)" \
+    --set target.profile=fixed --set target.env.SSE_DISCONNECT_DETECTION=off
+fi
+
+say "legacy vs fixed"
+"$bin/stampede" compare "$out/legacy.json" "$out/fixed.json" --markdown "$out/compare.md"
+if [ "$ablate" = 1 ]; then
+  say "what each fix is worth: fixed, then fixed with one fix turned off"
+  "$bin/stampede" compare "$out/fixed.json" "$out/without-bulk-cascade.json" "$out/without-nowait.json" \
+    "$out/without-sse-detection.json" --markdown "$out/ablation.md"
+fi
+"$bin/stampede" report "${runs[0]}" --compare "${runs[@]:1}" -o "$out/report.html"
+say "done in $(($(date +%s) - started)) s: $out/{legacy,fixed}.json, compare.md$([ "$ablate" = 1 ] && echo ", ablation.md"), report.html"

@@ -43,7 +43,8 @@ fi
 
 say() { printf '\n== reproduce: %s\n' "$*"; }
 
-export STAMPEDE_PG_STATE="$here/.pg/reproduce-state"
+# Its own cluster state, never the one a test run or `make pg` started.
+export STAMPEDE_PG_STATE=${STAMPEDE_REPRODUCE_PG_STATE:-$here/.pg/reproduce-state}
 trap 'scripts/pg.sh stop' EXIT
 say "starting a throwaway PostgreSQL"
 pg=$(scripts/pg.sh start)

@@ -4,7 +4,8 @@
 //!
 //! Data path: `scenario` (file → validated `Scenario`) → `engine` (target, setup, load model, one-second
 //! `timeline`) → `record` (per-window histograms and counters) → `results` (JSON file), with snapshots
-//! to `output` (progress, summary) and `live` (the feed for the dashboard).
+//! to `output` (progress, summary) and `live` (the feed for the dashboard). Finished runs are judged by
+//! `gate` and drawn by `report` (HTML).
 
 pub mod cli;
 pub mod engine;

@@ -291,6 +291,15 @@ fn report(results: PathBuf, baseline: Option<PathBuf>, compare: Vec<PathBuf>, ou
             return ExitCode::from(2);
         }
     };
+    if let Some(b) = &baseline
+        && b.scenario != runs[0].results.scenario.name
+    {
+        eprintln!(
+            "stampede report: the baseline is of scenario {:?}, the results are of {:?}",
+            b.scenario, runs[0].results.scenario.name
+        );
+        return ExitCode::from(2);
+    }
     let page = stampede_loadgen::report::render(&runs, baseline.as_ref());
     match stampede_loadgen::results::write_file_atomically(&out, page.as_bytes()) {
         Ok(()) => {

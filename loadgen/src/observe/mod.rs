@@ -60,6 +60,9 @@ struct Scrape {
     lock_waits: Option<f64>,
 }
 
+/// The shortest interval a CPU percentage is computed over.
+const MIN_CPU_WINDOW: Duration = Duration::from_millis(500);
+
 pub struct Observers {
     config: ObserveConfig,
     scrape: Arc<Mutex<Option<Scrape>>>,
@@ -134,11 +137,16 @@ impl Observers {
     /// Close the window ending now: CPU over it, the worst PostgreSQL figures in it, the latest metrics.
     pub fn window(&mut self) -> Observed {
         let now = self.cpu_now();
+        // /proc counts CPU in 10 ms ticks: over a very short window (the last, partial one) the quotient
+        // is quantization noise (280 % of a core on 2 cores was seen), so such a window is not measured
+        // and the next one starts from the same reading.
         let cpu_pct = match (self.last_cpu, now) {
-            (Some((t0, c0)), Some((t1, c1))) if t1 > t0 => Some(((c1 - c0) / (t1 - t0).as_secs_f64() * 100.0).max(0.0)),
+            (Some((t0, c0)), Some((t1, c1))) if t1.duration_since(t0) >= MIN_CPU_WINDOW => {
+                Some(((c1 - c0) / (t1 - t0).as_secs_f64() * 100.0).max(0.0))
+            }
             _ => None,
         };
-        if now.is_some() {
+        if now.is_some() && (cpu_pct.is_some() || self.last_cpu.is_none()) {
             self.last_cpu = now;
         }
         let pg = self.pg.lock().expect("pg window lock").take().filter(|w| w.samples > 0);

@@ -31,7 +31,7 @@ h1 { font-size: 22px; margin: 0 0 4px; } h2 { font-size: 17px; margin: 28px 0 8p
 .bad { color: #d1242f; } .good { color: #1a7f37; } .nm { fill: #8c959f; color: #8c959f; font-style: italic; }
 table { border-collapse: collapse; margin: 6px 0 12px; font-variant-numeric: tabular-nums; }
 th, td { border: 1px solid #d0d7de; padding: 3px 8px; text-align: right; vertical-align: top; }
-th:first-child, td:first-child { text-align: left; } th { background: #f6f8fa; }
+th:first-child, td:first-child, table.left th, table.left td { text-align: left; } th { background: #f6f8fa; }
 td.q { text-align: left; font-family: ui-monospace, monospace; font-size: 12px; max-width: 640px; }
 .grid2 { display: grid; grid-template-columns: repeat(auto-fit, minmax(520px, 1fr)); gap: 8px 18px; }
 figure { margin: 0; } svg.chart { width: 100%; height: auto; }

@@ -389,7 +389,7 @@ fn chains(body: &mut String, runs: &[Run]) {
             o.blocked_queries_max.map_or("not measured".into(), |b| b.to_string()),
             num(o.longest_lock_wait_s)
         );
-        body.push_str("<table><thead><tr><th>chain</th><th>link</th><th>pid</th><th>state</th><th>waiting on</th><th>age (s)</th><th>query</th></tr></thead><tbody>");
+        body.push_str("<table class=\"left\"><thead><tr><th>chain</th><th>link</th><th>pid</th><th>state</th><th>waiting on</th><th>age (s)</th><th>query</th></tr></thead><tbody>");
         for (c, chain) in o.blocking_chains.iter().enumerate().take(5) {
             for (l, link) in chain.iter().enumerate() {
                 let role = if l + 1 == chain.len() { "blocker" } else { "blocked" };

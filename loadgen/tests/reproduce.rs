@@ -1,0 +1,61 @@
+//! `scripts/reproduce.sh --small` end to end (what `make reproduce SMALL=1` runs): a throwaway
+//! PostgreSQL, `mixed-4000` at small size against the legacy then the fixed gateway, the comparison and
+//! the report. Seconds, not minutes; the shape it checks is the one the full run shows: the legacy
+//! gateway leaves its abandoned SSE sessions spinning after the load, the fixed one ends them all.
+
+use std::path::Path;
+use std::process::Command;
+
+use stampede_loadgen::results::Results;
+
+#[test]
+fn reproduce_small_writes_both_runs_the_comparison_and_the_report() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let bin = Path::new(env!("CARGO_BIN_EXE_stampede")).parent().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let output = Command::new("bash")
+        .arg(root.join("scripts/reproduce.sh"))
+        .arg("--small")
+        .arg("--bin")
+        .arg(bin)
+        .arg("--out")
+        .arg(&out)
+        .env("STAMPEDE_REPRODUCE_PG_STATE", dir.path().join("pg-state"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "reproduce failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // It says what it is doing as it goes.
+    for step in [
+        "starting a throwaway PostgreSQL",
+        "legacy: legacy profile",
+        "fixed: fixed profile",
+        "legacy vs fixed",
+        "done in",
+    ] {
+        assert!(stdout.contains(step), "no {step:?} in:\n{stdout}");
+    }
+    let legacy = Results::read(&out.join("legacy.json")).unwrap();
+    let fixed = Results::read(&out.join("fixed.json")).unwrap();
+    assert_eq!(legacy.target.profile.as_deref(), Some("legacy"));
+    assert_eq!(fixed.target.profile.as_deref(), Some("fixed"));
+    assert!(legacy.complete && fixed.complete);
+    assert!(
+        legacy.observed.sources.postgres.is_some() && fixed.observed.blocked_queries_max.is_some(),
+        "both runs watched PostgreSQL"
+    );
+    let left = |r: &Results| r.observed.sse_sessions_active_end.unwrap();
+    assert!(left(&legacy) > 0.0, "legacy leaves its abandoned sessions");
+    assert_eq!(left(&fixed), 0.0, "fixed ends every session");
+    assert_eq!(fixed.observed.blocked_queries_max, Some(0));
+    let compare = std::fs::read_to_string(out.join("compare.md")).unwrap();
+    assert!(compare.contains("| SSE sessions left open |"), "{compare}");
+    let report = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(report.contains("<svg") && report.contains("Side by side"));
+    assert!(!out.join("ablation.md").exists(), "no ablation unless asked");
+}

@@ -1,5 +1,5 @@
 # stampede — see README.md. Every target runs from a fresh clone with Rust and PostgreSQL 15 installed.
-.PHONY: run tui reproduce gate baseline validate build release test lint fmt pg pg-stop gateway token clean
+.PHONY: run tui reproduce bench gate baseline validate build release test lint fmt pg pg-stop gateway token clean
 
 CARGO ?= cargo
 BIND ?= 127.0.0.1:4444
@@ -29,6 +29,16 @@ SMALL ?= 0
 reproduce:
 	$(CARGO) build --workspace $(if $(filter release,$(BUILD)),--release,)
 	scripts/reproduce.sh --bin target/$(BUILD) $(if $(filter 1,$(ABLATE)),--ablate,) $(if $(filter 1,$(SMALL)),--small,)
+
+## bench: stampede against oha and wrk (installed when missing), SSE memory, gateway throughput on SQLite
+##        and a throwaway PostgreSQL; writes results/bench/<date>.json and .md. Takes about 15 minutes.
+##        BENCH_ARGS="--rounds 5 --connections 64,1000" to change it.
+BENCH_ARGS ?=
+bench: release
+	STAMPEDE_PG_STATE=$(CURDIR)/.pg/bench-state scripts/pg.sh start >/dev/null
+	target/release/stampede-bench --install-peers \
+	  --postgres $$(STAMPEDE_PG_STATE=$(CURDIR)/.pg/bench-state scripts/pg.sh url) $(BENCH_ARGS); \
+	  status=$$?; STAMPEDE_PG_STATE=$(CURDIR)/.pg/bench-state scripts/pg.sh stop; exit $$status
 
 ## gate: ci-smoke on PostgreSQL against results/baselines/ci-smoke.json (fixed passes, legacy must fail).
 gate: build

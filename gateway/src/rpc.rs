@@ -10,7 +10,7 @@ use serde::Serialize;
 use serde_json::value::{RawValue, to_raw_value};
 use serde_json::{Value, json};
 
-use crate::model::{Prompt, PromptArgument, Resource, Tool, is_valid_id};
+use crate::model::{Prompt, PromptArgument, Resource, is_valid_id};
 use crate::store::Store;
 
 pub const PARSE_ERROR: i64 = -32700;
@@ -176,14 +176,12 @@ impl Rpc {
         {
             return Err(RpcError::params(format!("Server not found: {id}")));
         }
-        let tools = self.store.enabled_tools(server_id).await?;
-        #[derive(Serialize)]
-        struct List<'a> {
-            tools: Vec<ToolInfo<'a>>,
-        }
-        raw(&List {
-            tools: tools.iter().map(ToolInfo::from).collect(),
-        })
+        let tools = self.store.enabled_tools_json(server_id).await?;
+        let mut out = String::with_capacity(tools.len() + 10);
+        out.push_str("{\"tools\":");
+        out.push_str(&tools);
+        out.push('}');
+        RawValue::from_string(out).map_err(|e| RpcError::new(INTERNAL_ERROR, format!("tools/list: {e}")))
     }
 
     async fn tools_call(&self, params: &Value) -> Result<Box<RawValue>, RpcError> {
@@ -290,30 +288,6 @@ fn sleep_delay(arguments: &Value) -> Result<Duration, RpcError> {
             .ok_or_else(|| RpcError::params("arguments.seconds must be a non-negative number"));
     }
     Err(RpcError::params("sleep needs arguments.ms or arguments.seconds"))
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct ToolInfo<'a> {
-    name: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    description: Option<&'a str>,
-    input_schema: &'a RawValue,
-}
-
-impl<'a> From<&'a Tool> for ToolInfo<'a> {
-    fn from(t: &'a Tool) -> Self {
-        ToolInfo {
-            name: &t.name,
-            description: t.description.as_deref(),
-            // Stored by the gateway itself from a JSON object, so it parses.
-            input_schema: serde_json::from_str(&t.input_schema).unwrap_or_else(|_| empty_object()),
-        }
-    }
-}
-
-fn empty_object() -> &'static RawValue {
-    serde_json::from_str("{}").expect("static JSON")
 }
 
 #[derive(Serialize)]

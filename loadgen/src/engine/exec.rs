@@ -2,22 +2,29 @@
 
 use std::time::Duration;
 
-use reqwest::header::CONTENT_TYPE;
+use hyper::Method;
 use serde::Deserialize;
 use tokio::time::Instant;
 
 use super::Ctx;
+use super::conn::{Answer, Conn};
 use crate::record::{FailureKind, Outcome, Sample};
 use crate::scenario::{ActionPlan, OkStatuses, Template};
 use crate::setup::PoolValues;
 
-/// Per-user scratch space, so rendering does not allocate per request once warmed up.
+/// Per-user scratch space, so rendering does not allocate per request once warmed up, and the
+/// user's own connection.
 #[derive(Default)]
 pub struct Scratch {
+    /// The request target: path and query (an SSE action renders its whole URL here).
     pub url: String,
     pub body: String,
     pub error: String,
+    pub conn: Conn,
 }
+
+/// A JSON-RPC answer is 200 (its errors are in the body).
+static RPC_OK: OkStatuses = OkStatuses::Exactly(200);
 
 /// What the engine needs to know about an action's end besides the sample it recorded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,7 +73,7 @@ pub async fn http_or_rpc(
     scratch: &mut Scratch,
     intended: Instant,
 ) -> Ended {
-    let (request, ok, expected, expected_errors, is_rpc): (_, &OkStatuses, &[u16], &[i64], bool) = match plan {
+    let (method, body, ok, expected, expected_errors, is_rpc): (_, _, &OkStatuses, &[u16], &[i64], bool) = match plan {
         ActionPlan::Http {
             method,
             path,
@@ -74,30 +81,30 @@ pub async fn http_or_rpc(
             ok,
             expected,
         } => {
-            render(&mut scratch.url, &ctx.base, path, values);
-            let mut req = ctx.http.request(method.clone(), scratch.url.as_str());
-            if let Some(body) = body {
-                scratch.body.clear();
-                body.render_into(&mut scratch.body, values);
-                req = req.header(CONTENT_TYPE, "application/json").body(scratch.body.clone());
-            }
-            (req, ok, expected.as_slice(), &[][..], false)
+            render(&mut scratch.url, &ctx.base_path, path, values);
+            let has_body = match body {
+                Some(body) => {
+                    scratch.body.clear();
+                    body.render_into(&mut scratch.body, values);
+                    true
+                }
+                None => false,
+            };
+            (method, has_body, ok, expected.as_slice(), &[][..], false)
         }
         ActionPlan::Rpc {
             body,
             expected,
             expected_errors,
         } => {
+            scratch.url.clear();
+            scratch.url.push_str(&ctx.rpc_path);
             scratch.body.clear();
             body.render_into(&mut scratch.body, values);
-            let req = ctx
-                .http
-                .post(ctx.rpc_url.as_str())
-                .header(CONTENT_TYPE, "application/json")
-                .body(scratch.body.clone());
             (
-                req,
-                &OkStatuses::Only(vec![200]),
+                &Method::POST,
+                true,
+                &RPC_OK,
                 expected.as_slice(),
                 expected_errors.as_slice(),
                 true,
@@ -106,13 +113,11 @@ pub async fn http_or_rpc(
         ActionPlan::Sse { .. } => unreachable!("SSE actions run in engine::sse"),
     };
 
-    let result = async {
-        let resp = request.send().await?;
-        let status = resp.status().as_u16();
-        let body = resp.bytes().await?;
-        Ok::<_, reqwest::Error>((status, body))
-    }
-    .await;
+    let body = body.then_some(scratch.body.as_str());
+    let answer = scratch
+        .conn
+        .send(&ctx.endpoint, method, &scratch.url, body, is_rpc)
+        .await;
     let latency = intended.elapsed();
     let mut sample = Sample {
         latency,
@@ -121,12 +126,9 @@ pub async fn http_or_rpc(
         rpc_error: None,
         error: None,
     };
-    let ended = match result {
-        Err(e) => {
-            let kind = classify_error(&e);
-            scratch.error.clear();
-            use std::fmt::Write as _;
-            let _ = write!(scratch.error, "{}", error_chain(&e));
+    let ended = match answer {
+        Answer::Failed(kind, message) => {
+            scratch.error = message;
             sample.outcome = Outcome::Failed(kind);
             ctx.recorder.record(
                 slot,
@@ -141,7 +143,7 @@ pub async fn http_or_rpc(
                 Ended::Done(sample.outcome)
             };
         }
-        Ok((status, body)) => {
+        Answer::Answered(status, body) => {
             sample.status = Some(status);
             sample.outcome = if expected.contains(&status) {
                 Outcome::Expected

@@ -1,6 +1,7 @@
 //! The engine: start the target, set up, drive the load model, keep the timeline, stop on time (or on
 //! interrupt), hold the post-load window, and hand back everything the results file needs.
 
+mod conn;
 mod exec;
 mod models;
 mod sse;
@@ -27,7 +28,11 @@ use timeline::{Snapshot, SnapshotCell, SseFigures, Timeline, Window};
 pub struct Ctx {
     pub scenario: Arc<Scenario>,
     pub base: String,
-    pub rpc_url: String,
+    /// The base URL's path (usually empty), which request targets start with.
+    pub base_path: String,
+    pub rpc_path: String,
+    /// Where the request loop's own connections go.
+    pub endpoint: conn::Endpoint,
     pub token: Option<String>,
     pub http: reqwest::Client,
     pub pools: Pools,
@@ -125,6 +130,46 @@ impl Ctx {
     }
 }
 
+/// The request loop's endpoint from the target's base URL (`http://host:port[/prefix]`), resolved once.
+async fn endpoint_of(base: &str, token: Option<&str>, scenario: &Scenario) -> anyhow::Result<(conn::Endpoint, String)> {
+    let rest = base
+        .strip_prefix("http://")
+        .with_context(|| format!("{base}: the request loop speaks plain http:// only"))?;
+    let (authority, path) = rest.split_once('/').map_or((rest, ""), |(a, p)| (a, p));
+    let with_port = if authority
+        .rsplit_once(':')
+        .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+    {
+        authority.to_owned()
+    } else {
+        format!("{authority}:80")
+    };
+    let addr = tokio::net::lookup_host(&with_port)
+        .await
+        .with_context(|| format!("resolving {authority}"))?
+        .next()
+        .with_context(|| format!("{authority} resolves to no address"))?;
+    let endpoint = conn::Endpoint {
+        addr,
+        host: HeaderValue::from_str(authority).with_context(|| format!("{authority}: not a host"))?,
+        authorization: token
+            .map(|t| HeaderValue::from_str(&format!("Bearer {t}")))
+            .transpose()
+            .context("token")?,
+        timeout: scenario.timeout,
+        connect_timeout: scenario.timeout.min(Duration::from_secs(10)),
+    };
+    let path = path.trim_end_matches('/');
+    Ok((
+        endpoint,
+        if path.is_empty() {
+            String::new()
+        } else {
+            format!("/{path}")
+        },
+    ))
+}
+
 /// Decrements the in-flight gauge however the action ends (cut included).
 struct InFlight<'a>(&'a std::sync::atomic::AtomicI64);
 
@@ -208,6 +253,7 @@ async fn drive(
         .tcp_nodelay(true)
         .build()?;
     let pools = crate::setup::prepare(&http, &target.base, &scenario).await?;
+    let (endpoint, base_path) = endpoint_of(&target.base, target.token.as_deref(), &scenario).await?;
 
     let mut slots: Vec<String> = scenario.actions.iter().map(|a| a.name.clone()).collect();
     let mut slot_of = Vec::new();
@@ -233,7 +279,9 @@ async fn drive(
     let load_duration = scenario.load.duration();
     let ctx = Arc::new(Ctx {
         base: target.base.clone(),
-        rpc_url: format!("{}/rpc", target.base),
+        rpc_path: format!("{base_path}/rpc"),
+        base_path,
+        endpoint,
         token: target.token.clone(),
         http,
         pools,

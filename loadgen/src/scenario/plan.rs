@@ -120,6 +120,8 @@ pub enum AuthPlan {
 pub enum OkStatuses {
     AnySuccess,
     Only(Vec<u16>),
+    /// One status (a JSON-RPC answer's 200), without a list to allocate.
+    Exactly(u16),
 }
 
 impl OkStatuses {
@@ -127,6 +129,7 @@ impl OkStatuses {
         match self {
             OkStatuses::AnySuccess => (200..300).contains(&status),
             OkStatuses::Only(list) => list.contains(&status),
+            OkStatuses::Exactly(s) => *s == status,
         }
     }
 }

@@ -1,0 +1,280 @@
+//! `stampede-bench` (`make bench`): see the library's documentation and README.md, "Benchmarks".
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use stampede_bench::proc::Server;
+use stampede_bench::report::{BenchResults, markdown};
+use stampede_bench::tools::{Tools, find};
+use stampede_bench::{Settings, sections};
+
+#[derive(Parser)]
+#[command(name = "stampede-bench")]
+struct Args {
+    /// Seconds per run.
+    #[arg(long, default_value_t = 10.0)]
+    duration: f64,
+    /// Rounds per tool and concurrency (medians are reported).
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    #[arg(long, value_delimiter = ',', default_value = "64,1000,4000")]
+    connections: Vec<u32>,
+    #[arg(long, value_delimiter = ',', default_value = "1000,5000,10000")]
+    sse_streams: Vec<u32>,
+    #[arg(long, value_delimiter = ',', default_value = "64,1000")]
+    gateway_connections: Vec<u32>,
+    /// PostgreSQL admin URL: also bench the gateway on it (each run on a fresh database).
+    #[arg(long)]
+    postgres: Option<String>,
+    /// Install missing peers (wrk from Debian's packages, oha with cargo install).
+    #[arg(long)]
+    install_peers: bool,
+    /// A one-second pass over every part at small sizes, to prove the bench works (CI).
+    #[arg(long, conflicts_with_all = ["duration", "rounds", "connections", "sse_streams", "gateway_connections"])]
+    quick: bool,
+    /// Where the JSON and Markdown go.
+    #[arg(long, default_value = "results/bench")]
+    out: PathBuf,
+}
+
+fn say(s: String) {
+    println!("{s}");
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("stampede-bench: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn version(path: &Path) -> String {
+    Command::new(path)
+        .arg("--version")
+        .output()
+        .ok()
+        .and_then(|o| {
+            let text = String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr);
+            text.lines().find(|l| !l.trim().is_empty()).map(|l| l.trim().to_owned())
+        })
+        .unwrap_or_else(|| "version unknown".into())
+}
+
+/// Find a peer, installing it when asked; say what happened either way.
+fn peer(name: &str, install: bool, peers: &mut Vec<(String, String)>) -> Option<PathBuf> {
+    if find(name).is_none() && install {
+        let (what, mut cmd) = if name == "wrk" {
+            let mut c = Command::new("apt-get");
+            c.args(["install", "-y", "-qq", "wrk"])
+                .env("DEBIAN_FRONTEND", "noninteractive");
+            ("apt-get install wrk", c)
+        } else {
+            let mut c = Command::new("cargo");
+            c.args(["install", "--locked", "oha"]);
+            ("cargo install --locked oha", c)
+        };
+        say(format!("{name} is not installed: {what}"));
+        let ok = cmd.status().map(|s| s.success()).unwrap_or(false);
+        if !ok {
+            say(format!("{name}: {what} failed"));
+        }
+    }
+    match find(name) {
+        Some(p) => {
+            let v = version(&p);
+            say(format!("{name}: {v}"));
+            peers.push((name.to_owned(), v));
+            Some(p)
+        }
+        None => {
+            let why = format!(
+                "skipped: not installed{}",
+                if install {
+                    " and could not be installed"
+                } else {
+                    " (make bench installs it)"
+                }
+            );
+            say(format!("{name}: {why}"));
+            peers.push((name.to_owned(), why));
+            None
+        }
+    }
+}
+
+fn run(args: Args) -> anyhow::Result<()> {
+    let settings = if args.quick {
+        Settings {
+            duration: Duration::from_secs(1),
+            rounds: 1,
+            connections: vec![64],
+            sse_streams: vec![50, 100],
+            gateway_connections: vec![16],
+            postgres: args.postgres.clone(),
+        }
+    } else {
+        Settings {
+            duration: Duration::from_secs_f64(args.duration),
+            rounds: args.rounds.max(1),
+            connections: args.connections.clone(),
+            sse_streams: args.sse_streams.clone(),
+            gateway_connections: args.gateway_connections.clone(),
+            postgres: args.postgres.clone(),
+        }
+    };
+    let exe = std::env::current_exe()?;
+    let bin = exe.parent().context("where stampede-bench is")?;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let scratch = tempfile::tempdir()?;
+    let mut peers = Vec::new();
+    let tools = Tools {
+        stampede: bin.join("stampede"),
+        oha: peer("oha", args.install_peers, &mut peers),
+        wrk: peer("wrk", args.install_peers, &mut peers),
+        scratch: scratch.path().to_owned(),
+    };
+    anyhow::ensure!(tools.stampede.is_file(), "{} is not built", tools.stampede.display());
+
+    say("\n== generator: GET / on the hello server".into());
+    let hello = Server::start(&mut Command::new(bin.join("bench-hello")))?;
+    let (generator, ratios) = sections::generator(&settings, &tools, &hello, &|s| say(s));
+    let mut targets = sections::target_runs(
+        &settings,
+        &tools,
+        &hello,
+        "hello (the ceiling)",
+        None,
+        &[("GET /", "kind = \"http\"\npath = \"/\"")],
+        &|s| say(s),
+    );
+    drop(hello);
+
+    let gateway_bin = bin.join("stampede-gateway");
+    let token = String::from_utf8(
+        Command::new(&gateway_bin)
+            .args(["token", "--sub", "bench@example.com", "--exp", "120m"])
+            .output()?
+            .stdout,
+    )?
+    .trim()
+    .to_owned();
+    let gateway = |database: Option<String>| -> anyhow::Result<(Server, tempfile::TempDir)> {
+        let dir = tempfile::tempdir()?;
+        let mut cmd = Command::new(&gateway_bin);
+        cmd.args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
+            .arg(dir.path())
+            .env("SSE_KEEPALIVE_INTERVAL", "30")
+            .env("RUST_LOG", "warn");
+        if let Some(url) = database {
+            cmd.env("DATABASE_URL", url);
+        }
+        Ok((Server::start(&mut cmd)?, dir))
+    };
+
+    say("\n== SSE: idle streams held by the generator".into());
+    let (gw, _dir) = gateway(None)?;
+    let sse = sections::sse(&settings, &tools, &gw, &token, &root, &|s| say(s));
+    drop(gw);
+
+    say("\n== gateway: /rpc tools/list and /tools".into());
+    let endpoints = [
+        ("rpc tools/list", "kind = \"rpc\"\nmethod = \"tools/list\""),
+        ("GET /tools", "kind = \"http\"\npath = \"/tools?limit=50\""),
+    ];
+    let mut databases: Vec<(String, Option<String>)> = vec![("gateway, SQLite".into(), None)];
+    if let Some(pg) = &settings.postgres {
+        let db = "stampede_bench";
+        let admin = Command::new("psql")
+            .arg(pg)
+            .args([
+                "-q",
+                "-c",
+                &format!("DROP DATABASE IF EXISTS {db}"),
+                "-c",
+                &format!("CREATE DATABASE {db}"),
+            ])
+            .env("PGOPTIONS", "-c client_min_messages=warning")
+            .status();
+        match admin {
+            Ok(s) if s.success() => {
+                let base = pg.rsplit_once('/').map_or(pg.as_str(), |(b, _)| b);
+                databases.push(("gateway, PostgreSQL".into(), Some(format!("{base}/{db}"))));
+            }
+            _ => say("gateway on PostgreSQL: skipped (could not create its database with psql)".into()),
+        }
+    }
+    for (label, url) in databases {
+        let (gw, _dir) = gateway(url)?;
+        seed(&tools, &gw, &token)?;
+        targets.extend(sections::target_runs(
+            &settings,
+            &tools,
+            &gw,
+            &label,
+            Some(&token),
+            &endpoints,
+            &|s| say(s),
+        ));
+    }
+
+    let results = BenchResults {
+        kind: "stampede-bench".into(),
+        date: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+        environment: stampede_loadgen::environment::Environment::here(),
+        duration_s: settings.duration.as_secs_f64(),
+        rounds: settings.rounds,
+        peers,
+        generator,
+        ratios,
+        sse,
+        targets,
+    };
+    let md = markdown(&results);
+    say(format!("\n{md}"));
+    let day = &results.date[..10];
+    let json = args.out.join(format!("{day}.json"));
+    stampede_loadgen::results::write_file_atomically(
+        &json,
+        (serde_json::to_string_pretty(&results)? + "\n").as_bytes(),
+    )?;
+    stampede_loadgen::results::write_file_atomically(&args.out.join(format!("{day}.md")), md.as_bytes())?;
+    say(format!(
+        "bench: {} and {}",
+        json.display(),
+        args.out.join(format!("{day}.md")).display()
+    ));
+    Ok(())
+}
+
+/// Give the gateway something to list: one gateway with 50 tools, through its API.
+fn seed(tools: &Tools, gateway: &Server, token: &str) -> anyhow::Result<()> {
+    let scenario = tools.scratch.join("seed.toml");
+    std::fs::write(
+        &scenario,
+        format!(
+            "# bench: seed the gateway\nname = \"bench-seed\"\n\n[target]\nurl = \"{}\"\n\n[setup]\ngateways = 1\ntools = 50\n\n\
+             [load]\nusers = 1\nduration = \"100ms\"\n\n[observe]\npost_load = \"0s\"\nmetrics = \"\"\n\n\
+             [[actions]]\nname = \"health\"\nkind = \"http\"\npath = \"/health\"\n",
+            gateway.url
+        ),
+    )?;
+    let out = Command::new(&tools.stampede)
+        .arg("run")
+        .arg(&scenario)
+        .args(["--quiet", "--set", &format!("target.token={token}"), "-o"])
+        .arg(tools.scratch.join("seed.json"))
+        .output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "seeding the gateway: {}",
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+    Ok(())
+}

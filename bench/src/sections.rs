@@ -1,0 +1,293 @@
+//! The three parts of the bench. Every generator run is a separate process measured by `wait4`; the
+//! targets are started by the bench, never by a generator, so no target's CPU or memory is counted as
+//! the generator's.
+
+use std::path::Path;
+use std::process::Command;
+
+use serde::{Deserialize, Serialize};
+
+use crate::proc::{Server, measure};
+use crate::tools::{Load, Tool, ToolRun, Tools};
+use crate::{Settings, median};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GeneratorRow {
+    pub connections: u32,
+    pub tool: Tool,
+    pub runs: Vec<ToolRun>,
+    /// Field by field medians over the rounds.
+    pub median: Option<ToolRun>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Ratio {
+    pub connections: u32,
+    /// stampede (closed) requests per generator CPU-second ÷ the peer's, medians of the same run.
+    pub vs_oha: Option<f64>,
+    pub vs_wrk: Option<f64>,
+}
+
+fn median_run(runs: &[ToolRun]) -> Option<ToolRun> {
+    let m = |f: &dyn Fn(&ToolRun) -> f64| median(runs.iter().map(f).collect());
+    let opt = |f: &dyn Fn(&ToolRun) -> Option<f64>| median(runs.iter().filter_map(f).collect());
+    Some(ToolRun {
+        requests: m(&|r| r.requests as f64)? as u64,
+        errors: m(&|r| r.errors as f64)? as u64,
+        rps: m(&|r| r.rps)?,
+        p50_ms: opt(&|r| r.p50_ms),
+        p99_ms: opt(&|r| r.p99_ms),
+        cpu_seconds: m(&|r| r.cpu_seconds)?,
+        peak_rss_bytes: m(&|r| r.peak_rss_bytes as f64)? as u64,
+        requests_per_cpu_second: m(&|r| r.requests_per_cpu_second)?,
+    })
+}
+
+/// Each tool against the hello server at each concurrency, in alternating order over the rounds
+/// (A B A B: drift of a noisy machine falls on every tool alike).
+pub fn generator(
+    settings: &Settings,
+    tools: &Tools,
+    hello: &Server,
+    say: &dyn Fn(String),
+) -> (Vec<GeneratorRow>, Vec<Ratio>) {
+    let mut rows = Vec::new();
+    let mut ratios = Vec::new();
+    let url = format!("{}/", hello.url);
+    for &connections in &settings.connections {
+        let order = [Tool::StampedeClosed, Tool::Oha, Tool::StampedeOpen, Tool::Wrk];
+        let mut runs: Vec<(Tool, Vec<ToolRun>)> = order.iter().map(|t| (*t, Vec::new())).collect();
+        let mut rate = 0.0;
+        for round in 0..settings.rounds {
+            let mut this_round = order.to_vec();
+            if round % 2 == 1 {
+                this_round.reverse();
+            }
+            for tool in this_round {
+                if !tools.has(tool) {
+                    continue;
+                }
+                if tool == Tool::StampedeOpen && rate == 0.0 {
+                    // The open model's fixed rate: 3/4 of what the closed model reached here.
+                    let closed = runs
+                        .iter()
+                        .find(|(t, _)| *t == Tool::StampedeClosed)
+                        .and_then(|(_, r)| r.first());
+                    match closed {
+                        Some(r) => rate = (r.rps * 0.75).max(100.0),
+                        None => continue,
+                    }
+                }
+                let load = Load {
+                    url: &url,
+                    connections,
+                    duration: settings.duration,
+                    rate,
+                };
+                match tools.run(tool, load) {
+                    Ok(r) => {
+                        say(format!(
+                            "  c={connections:<5} round {} {:<18} {:>8.0} req/s  p99 {:>8}  {:>6.2} CPU s  {:>7.1} MiB  {:>8.0} req/CPU-s{}",
+                            round + 1,
+                            tool.label(),
+                            r.rps,
+                            r.p99_ms.map_or("-".into(), |p| format!("{p:.2}ms")),
+                            r.cpu_seconds,
+                            r.peak_rss_bytes as f64 / 1048576.0,
+                            r.requests_per_cpu_second,
+                            if r.errors > 0 {
+                                format!("  ({} errors)", r.errors)
+                            } else {
+                                String::new()
+                            }
+                        ));
+                        runs.iter_mut().find(|(t, _)| *t == tool).expect("listed").1.push(r);
+                    }
+                    Err(e) => say(format!("  c={connections} {}: {e:#}", tool.label())),
+                }
+            }
+        }
+        let med = |tool: Tool| runs.iter().find(|(t, _)| *t == tool).and_then(|(_, r)| median_run(r));
+        let ours = med(Tool::StampedeClosed).map(|r| r.requests_per_cpu_second);
+        let ratio = |peer: Tool| Some(ours? / med(peer)?.requests_per_cpu_second);
+        ratios.push(Ratio {
+            connections,
+            vs_oha: ratio(Tool::Oha),
+            vs_wrk: ratio(Tool::Wrk),
+        });
+        for (tool, r) in runs {
+            if !r.is_empty() {
+                rows.push(GeneratorRow {
+                    connections,
+                    tool,
+                    median: median_run(&r),
+                    runs: r,
+                });
+            }
+        }
+    }
+    (rows, ratios)
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SseRow {
+    pub streams: u32,
+    /// Streams open at once, as the generator counted them.
+    pub peak_open: i64,
+    pub peak_rss_bytes: u64,
+    /// The slope from the smallest count: (RSS − RSS at the smallest) ÷ (streams − smallest).
+    pub bytes_per_stream: Option<f64>,
+}
+
+/// The generator holding N idle SSE streams against the gateway (`scenarios/sse-hold.toml`).
+pub fn sse(
+    settings: &Settings,
+    tools: &Tools,
+    gateway: &Server,
+    token: &str,
+    root: &Path,
+    say: &dyn Fn(String),
+) -> Vec<SseRow> {
+    let mut rows: Vec<SseRow> = Vec::new();
+    for &n in &settings.sse_streams {
+        let out = tools.scratch.join("sse.json");
+        let ramp = format!("{}s", (n / 1000).max(2));
+        let m = measure(
+            Command::new(&tools.stampede)
+                .arg("run")
+                .arg(root.join("scenarios/sse-hold.toml"))
+                .args([
+                    "--quiet",
+                    "--target",
+                    &gateway.url,
+                    "--users",
+                    &n.to_string(),
+                    "--duration",
+                    "5s",
+                ])
+                .args(["--set", &format!("load.ramp_up={ramp}")])
+                .args(["--set", &format!("target.token={token}")])
+                .args(["--set", "observe.post_load=\"0s\"", "-o"])
+                .arg(&out),
+        );
+        let row = match m {
+            Ok(m) if m.success => {
+                let r = stampede_loadgen::results::Results::read(&out).ok();
+                let peak_open = r.map_or(0, |r| r.sse.peak_open);
+                let first = rows.first().map(|f| (f.streams, f.peak_rss_bytes));
+                SseRow {
+                    streams: n,
+                    peak_open,
+                    peak_rss_bytes: m.peak_rss_bytes,
+                    bytes_per_stream: first
+                        .filter(|(s, _)| *s < n)
+                        .map(|(s, rss)| (m.peak_rss_bytes as f64 - rss as f64) / f64::from(n - s)),
+                }
+            }
+            Ok(m) => {
+                say(format!("  {n} streams: stampede failed: {}", m.stderr.trim()));
+                continue;
+            }
+            Err(e) => {
+                say(format!("  {n} streams: {e:#}"));
+                continue;
+            }
+        };
+        say(format!(
+            "  {n:>6} streams: {} open at once, peak RSS {:.1} MiB{}",
+            row.peak_open,
+            row.peak_rss_bytes as f64 / 1048576.0,
+            row.bytes_per_stream
+                .map_or(String::new(), |b| format!(", {:.1} KiB per stream", b / 1024.0))
+        ));
+        rows.push(row);
+    }
+    rows
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TargetRow {
+    pub target: String,
+    pub endpoint: String,
+    pub connections: u32,
+    pub rps: f64,
+    pub p99_ms: Option<f64>,
+    pub failures: u64,
+    /// The target's CPU seconds per request over the load (from /proc).
+    pub cpu_per_request_s: Option<f64>,
+}
+
+/// The reference gateway's throughput on an endpoint, driven by stampede (closed model, no think time).
+pub fn target_runs(
+    settings: &Settings,
+    tools: &Tools,
+    server: &Server,
+    label: &str,
+    token: Option<&str>,
+    endpoints: &[(&str, &str)],
+    say: &dyn Fn(String),
+) -> Vec<TargetRow> {
+    let mut rows = Vec::new();
+    for (endpoint, action) in endpoints {
+        let scenario = tools.scratch.join("bench-target.toml");
+        let text = format!(
+            "# bench: {endpoint}\nname = \"bench-target\"\n\n[target]\nurl = \"{}\"\n\n[load]\nusers = 64\nduration = \"10s\"\n\n\
+             [observe]\npost_load = \"0s\"\nmetrics = \"\"\npid = {}\n\n[[actions]]\nname = \"{endpoint}\"\n{action}\n",
+            server.url,
+            server.pid()
+        );
+        if std::fs::write(&scenario, text).is_err() {
+            continue;
+        }
+        for &c in &settings.gateway_connections {
+            let out = tools.scratch.join("target.json");
+            let mut cmd = Command::new(&tools.stampede);
+            cmd.arg("run")
+                .arg(&scenario)
+                .args(["--quiet", "--users", &c.to_string()])
+                .args(["--duration", &format!("{}ms", settings.duration.as_millis())]);
+            if let Some(t) = token {
+                cmd.args(["--set", &format!("target.token={t}")]);
+            }
+            cmd.arg("-o").arg(&out);
+            let r = match measure(&mut cmd) {
+                Ok(m) if m.success => stampede_loadgen::results::Results::read(&out).ok(),
+                Ok(m) => {
+                    say(format!("  {label} {endpoint} c={c}: {}", m.stderr.trim()));
+                    None
+                }
+                Err(e) => {
+                    say(format!("  {label} {endpoint} c={c}: {e:#}"));
+                    None
+                }
+            };
+            let Some(r) = r else { continue };
+            let row = TargetRow {
+                target: label.to_owned(),
+                endpoint: (*endpoint).to_owned(),
+                connections: c,
+                rps: r.totals.rps,
+                p99_ms: r.totals.p99_ms,
+                failures: r.totals.failed,
+                cpu_per_request_s: r
+                    .observed
+                    .cpu_load_mean_pct
+                    .filter(|_| r.totals.count > 0)
+                    .map(|pct| pct / 100.0 * r.load.seconds / r.totals.count as f64),
+            };
+            say(format!(
+                "  {label:<20} {endpoint:<16} c={c:<5} {:>8.0} req/s  p99 {:>9}  {} failed  {}",
+                row.rps,
+                row.p99_ms.map_or("-".into(), |p| format!("{p:.1}ms")),
+                row.failures,
+                row.cpu_per_request_s
+                    .map_or("target CPU not measured".into(), |s| format!(
+                        "{:.0} µs target CPU per request",
+                        s * 1e6
+                    ))
+            ));
+            rows.push(row);
+        }
+    }
+    rows
+}

@@ -1,0 +1,301 @@
+//! The load generators compared: stampede (closed and open model), oha and wrk — how each is started
+//! for `connections` against a URL for a duration, and how its own report is read back.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use serde::{Deserialize, Serialize};
+
+use crate::proc::{Measured, measure};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Tool {
+    StampedeClosed,
+    StampedeOpen,
+    Oha,
+    Wrk,
+}
+
+impl Tool {
+    pub fn label(self) -> &'static str {
+        match self {
+            Tool::StampedeClosed => "stampede (closed)",
+            Tool::StampedeOpen => "stampede (open)",
+            Tool::Oha => "oha",
+            Tool::Wrk => "wrk",
+        }
+    }
+}
+
+/// One tool run: what it reported and what it cost.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ToolRun {
+    pub requests: u64,
+    pub errors: u64,
+    pub rps: f64,
+    pub p50_ms: Option<f64>,
+    pub p99_ms: Option<f64>,
+    pub cpu_seconds: f64,
+    pub peak_rss_bytes: u64,
+    pub requests_per_cpu_second: f64,
+}
+
+/// Where the tools are.
+#[derive(Debug, Clone)]
+pub struct Tools {
+    pub stampede: PathBuf,
+    pub oha: Option<PathBuf>,
+    pub wrk: Option<PathBuf>,
+    pub scratch: PathBuf,
+}
+
+/// What to load.
+#[derive(Debug, Clone, Copy)]
+pub struct Load<'a> {
+    pub url: &'a str,
+    pub connections: u32,
+    pub duration: Duration,
+    /// The open model's arrival rate.
+    pub rate: f64,
+}
+
+fn finish(m: &Measured, requests: u64, errors: u64, rps: f64, p50: Option<f64>, p99: Option<f64>) -> ToolRun {
+    ToolRun {
+        requests,
+        errors,
+        rps,
+        p50_ms: p50,
+        p99_ms: p99,
+        cpu_seconds: m.cpu_seconds,
+        peak_rss_bytes: m.peak_rss_bytes,
+        requests_per_cpu_second: if m.cpu_seconds > 0.0 {
+            requests as f64 / m.cpu_seconds
+        } else {
+            0.0
+        },
+    }
+}
+
+impl Tools {
+    pub fn has(&self, tool: Tool) -> bool {
+        match tool {
+            Tool::StampedeClosed | Tool::StampedeOpen => true,
+            Tool::Oha => self.oha.is_some(),
+            Tool::Wrk => self.wrk.is_some(),
+        }
+    }
+
+    pub fn run(&self, tool: Tool, load: Load) -> anyhow::Result<ToolRun> {
+        match tool {
+            Tool::StampedeClosed | Tool::StampedeOpen => self.stampede(tool == Tool::StampedeOpen, load),
+            Tool::Oha => self.oha(load),
+            Tool::Wrk => self.wrk(load),
+        }
+    }
+
+    fn stampede(&self, open: bool, load: Load) -> anyhow::Result<ToolRun> {
+        let scenario = self.scratch.join("bench-get.toml");
+        std::fs::write(&scenario, get_scenario(load.url, open))?;
+        let out = self.scratch.join("stampede-run.json");
+        let secs = format!("{}ms", load.duration.as_millis());
+        let mut cmd = Command::new(&self.stampede);
+        cmd.arg("run")
+            .arg(&scenario)
+            .args(["--quiet", "--duration", &secs, "-o"])
+            .arg(&out);
+        if open {
+            cmd.args(["--rate", &format!("{:.0}", load.rate)])
+                .args(["--set", &format!("load.max_in_flight={}", load.connections)]);
+        } else {
+            cmd.args(["--users", &load.connections.to_string()]);
+        }
+        let m = measure(&mut cmd)?;
+        if !m.success {
+            bail!("stampede failed: {}", m.stderr.trim());
+        }
+        let r = stampede_loadgen::results::Results::read(&out)?;
+        Ok(finish(
+            &m,
+            r.totals.count,
+            r.totals.failed,
+            r.totals.rps,
+            r.totals.p50_ms,
+            r.totals.p99_ms,
+        ))
+    }
+
+    fn oha(&self, load: Load) -> anyhow::Result<ToolRun> {
+        let oha = self.oha.as_ref().context("oha is not installed")?;
+        let m = measure(
+            Command::new(oha)
+                .args(["--no-tui", "--output-format", "json", "-c"])
+                .arg(load.connections.to_string())
+                .arg("-z")
+                .arg(format!("{}ms", load.duration.as_millis()))
+                .arg(load.url),
+        )?;
+        if !m.success {
+            bail!("oha failed: {}", m.stderr.trim());
+        }
+        let (requests, errors, rps, p50, p99) = parse_oha(&m.stdout)?;
+        Ok(finish(&m, requests, errors, rps, p50, p99))
+    }
+
+    fn wrk(&self, load: Load) -> anyhow::Result<ToolRun> {
+        let wrk = self.wrk.as_ref().context("wrk is not installed")?;
+        let m = measure(
+            Command::new(wrk)
+                .args(["-t2", "--latency", "-c"])
+                .arg(load.connections.to_string())
+                .arg("-d")
+                .arg(format!("{}s", load.duration.as_secs().max(1)))
+                .arg(load.url),
+        )?;
+        if !m.success {
+            bail!("wrk failed: {}", m.stderr.trim());
+        }
+        let (requests, errors, rps, p50, p99) = parse_wrk(&m.stdout)?;
+        Ok(finish(&m, requests, errors, rps, p50, p99))
+    }
+}
+
+/// The scenario stampede runs against the hello server: one GET, no think time, no observers; the
+/// closed model's users or the open model's rate come from the command line.
+pub fn get_scenario(url: &str, open: bool) -> String {
+    let model = if open {
+        "model = \"open\"\nrate = 1000.0"
+    } else {
+        "users = 64"
+    };
+    format!(
+        "# bench: GET / as fast as the connections allow\nname = \"bench-get\"\n\n[target]\nurl = \"{url}\"\n\n\
+         [load]\n{model}\nduration = \"10s\"\n\n[observe]\npost_load = \"0s\"\nmetrics = \"\"\n\n\
+         [[actions]]\nname = \"get\"\nkind = \"http\"\npath = \"/\"\n"
+    )
+}
+
+type Parsed = (u64, u64, f64, Option<f64>, Option<f64>);
+
+/// oha's `--output-format json`: latencies in seconds; requests = answers with a status.
+pub fn parse_oha(text: &str) -> anyhow::Result<Parsed> {
+    let v: serde_json::Value = serde_json::from_str(text).context("oha's JSON")?;
+    let sum = |key: &str| -> u64 {
+        v[key]
+            .as_object()
+            .map_or(0, |m| m.values().filter_map(|n| n.as_u64()).sum())
+    };
+    let statuses = sum("statusCodeDistribution");
+    // Requests still in flight when `-z` ends are "aborted due to deadline": cut, not failed.
+    let errors: u64 = v["errorDistribution"].as_object().map_or(0, |m| {
+        m.iter()
+            .filter(|(k, _)| !k.contains("deadline"))
+            .filter_map(|(_, n)| n.as_u64())
+            .sum()
+    });
+    let non_2xx: u64 = v["statusCodeDistribution"].as_object().map_or(0, |m| {
+        m.iter()
+            .filter(|(k, _)| !k.starts_with('2'))
+            .filter_map(|(_, n)| n.as_u64())
+            .sum()
+    });
+    let rps = v["summary"]["requestsPerSec"]
+        .as_f64()
+        .context("oha: no summary.requestsPerSec")?;
+    let ms = |k: &str| v["latencyPercentiles"][k].as_f64().map(|s| s * 1000.0);
+    Ok((statuses, errors + non_2xx, rps, ms("p50"), ms("p99")))
+}
+
+/// A wrk duration such as `435.00us`, `1.23ms`, `2.00s`, in milliseconds.
+fn wrk_ms(s: &str) -> Option<f64> {
+    let s = s.trim();
+    let (num, scale) = if let Some(n) = s.strip_suffix("us") {
+        (n, 0.001)
+    } else if let Some(n) = s.strip_suffix("ms") {
+        (n, 1.0)
+    } else if let Some(n) = s.strip_suffix('s') {
+        (n, 1000.0)
+    } else if let Some(n) = s.strip_suffix('m') {
+        (n, 60_000.0)
+    } else {
+        return None;
+    };
+    num.parse::<f64>().ok().map(|n| n * scale)
+}
+
+/// wrk's text report with `--latency`.
+pub fn parse_wrk(text: &str) -> anyhow::Result<Parsed> {
+    let mut requests = None;
+    let mut rps = None;
+    let (mut p50, mut p99) = (None, None);
+    let mut errors = 0u64;
+    for line in text.lines().map(str::trim) {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words.as_slice() {
+            ["50%", v] => p50 = wrk_ms(v),
+            ["99%", v] => p99 = wrk_ms(v),
+            [n, "requests", "in", ..] => requests = n.parse::<u64>().ok(),
+            ["Requests/sec:", v] => rps = v.parse::<f64>().ok(),
+            ["Non-2xx", "or", "3xx", "responses:", n] => errors += n.parse::<u64>().unwrap_or(0),
+            ["Socket", "errors:", rest @ ..] => {
+                errors += rest
+                    .iter()
+                    .filter_map(|w| w.trim_end_matches(',').parse::<u64>().ok())
+                    .sum::<u64>()
+            }
+            _ => {}
+        }
+    }
+    Ok((
+        requests.context("wrk: no 'N requests in' line")?,
+        errors,
+        rps.context("wrk: no Requests/sec line")?,
+        p50,
+        p99,
+    ))
+}
+
+/// A peer on PATH or in cargo's bin folder.
+pub fn find(name: &str) -> Option<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect())
+        .unwrap_or_default();
+    if let Some(home) = std::env::var_os("CARGO_HOME") {
+        dirs.push(Path::new(&home).join("bin"));
+    }
+    if let Some(home) = std::env::var_os("HOME") {
+        dirs.push(Path::new(&home).join(".cargo/bin"));
+    }
+    dirs.into_iter().map(|d| d.join(name)).find(|p| p.is_file())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_wrk_reports() {
+        let text = "Running 10s test @ http://127.0.0.1:1/\n  2 threads and 64 connections\n  Latency Distribution\n     50%  435.00us\n     75%  600.00us\n     90%  800.00us\n     99%    1.23ms\n  123456 requests in 10.00s, 12.34MB read\n  Socket errors: connect 0, read 2, write 0, timeout 1\n  Non-2xx or 3xx responses: 4\nRequests/sec:  12345.67\nTransfer/sec:      1.23MB\n";
+        let (n, errors, rps, p50, p99) = parse_wrk(text).unwrap();
+        assert_eq!((n, errors), (123456, 7));
+        assert!((rps - 12345.67).abs() < 1e-9);
+        assert!((p50.unwrap() - 0.435).abs() < 1e-9);
+        assert!((p99.unwrap() - 1.23).abs() < 1e-9);
+        assert!(parse_wrk("nothing").is_err());
+    }
+
+    #[test]
+    fn reads_oha_json() {
+        let text = r#"{"summary":{"successRate":1.0,"requestsPerSec":5000.5},"latencyPercentiles":{"p50":0.001,"p99":0.004},"statusCodeDistribution":{"200":4990,"503":10},"errorDistribution":{"aborted due to deadline":3}}"#;
+        let (n, errors, rps, p50, p99) = parse_oha(text).unwrap();
+        assert_eq!(
+            (n, errors),
+            (5000, 10),
+            "503s are errors, requests cut at the deadline are not"
+        );
+        assert_eq!(rps, 5000.5);
+        assert_eq!((p50, p99), (Some(1.0), Some(4.0)));
+    }
+}

@@ -116,7 +116,7 @@ pub async fn http_or_rpc(
     let body = body.then_some(scratch.body.as_str());
     let answer = scratch
         .conn
-        .send(&ctx.endpoint, method, &scratch.url, body, is_rpc)
+        .send(&ctx.endpoint, method.as_str(), &scratch.url, body, is_rpc)
         .await;
     let latency = intended.elapsed();
     let mut sample = Sample {
@@ -143,14 +143,14 @@ pub async fn http_or_rpc(
                 Ended::Done(sample.outcome)
             };
         }
-        Answer::Answered(status, body) => {
+        Answer::Answered(status) => {
             sample.status = Some(status);
             sample.outcome = if expected.contains(&status) {
                 Outcome::Expected
             } else if !ok.contains(status) {
                 Outcome::Failed(FailureKind::Status)
             } else if is_rpc {
-                match serde_json::from_slice::<RpcAnswer>(&body) {
+                match serde_json::from_slice::<RpcAnswer>(scratch.conn.body()) {
                     Ok(RpcAnswer { error: Some(e), .. }) => {
                         sample.rpc_error = Some(e.code);
                         if expected_errors.contains(&e.code) {

@@ -24,7 +24,7 @@ struct Args {
     connections: Vec<u32>,
     #[arg(long, value_delimiter = ',', default_value = "1000,5000,10000")]
     sse_streams: Vec<u32>,
-    #[arg(long, value_delimiter = ',', default_value = "64,1000")]
+    #[arg(long, value_delimiter = ',', default_value = "64,1000,4000")]
     gateway_connections: Vec<u32>,
     /// PostgreSQL admin URL: also bench the gateway on it (each run on a fresh database).
     #[arg(long)]

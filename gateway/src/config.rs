@@ -83,6 +83,11 @@ pub struct ServeArgs {
     #[arg(long, env = "DB_STATEMENT_TIMEOUT_MS", default_value_t = 30_000)]
     pub db_statement_timeout_ms: u64,
 
+    /// How long a `tools/list` answer may be served from memory (ms; any write through this gateway ends
+    /// it at once; 0 = always read the database).
+    #[arg(long, env = "TOOLS_LIST_CACHE_MS", default_value_t = 1_000)]
+    pub tools_list_cache_ms: u64,
+
     /// Simulated upstream round trip when a gateway is activated (ms). Unset: a real GET to its URL.
     #[arg(long, env = "GATEWAY_ACTIVATION_IO_MS")]
     pub gateway_activation_io_ms: Option<u64>,
@@ -165,6 +170,8 @@ pub struct StoreBehaviour {
     pub lock_timeout: Option<Duration>,
     pub statement_timeout: Option<Duration>,
     pub activation: Activation,
+    /// How long a `tools/list` answer may be served from memory between writes (zero: never).
+    pub tools_list_cache: Duration,
 }
 
 /// What activating a gateway does to reach its upstream.
@@ -222,6 +229,7 @@ impl ServeArgs {
                     timeout: Duration::from_millis(self.gateway_activation_timeout_ms),
                 },
             },
+            tools_list_cache: Duration::from_millis(self.tools_list_cache_ms),
         }
     }
 

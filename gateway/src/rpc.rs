@@ -177,11 +177,11 @@ impl Rpc {
             return Err(RpcError::params(format!("Server not found: {id}")));
         }
         let tools = self.store.enabled_tools_json(server_id).await?;
-        let mut out = String::with_capacity(tools.len() + 10);
-        out.push_str("{\"tools\":");
-        out.push_str(&tools);
-        out.push('}');
-        RawValue::from_string(out).map_err(|e| RpcError::new(INTERNAL_ERROR, format!("tools/list: {e}")))
+        #[derive(Serialize)]
+        struct List<'a> {
+            tools: &'a RawValue,
+        }
+        raw(&List { tools: &tools })
     }
 
     async fn tools_call(&self, params: &Value) -> Result<Box<RawValue>, RpcError> {

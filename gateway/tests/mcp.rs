@@ -15,7 +15,7 @@ async fn rpc_methods_answer_as_api_md(db: Db) {
     let db = TestDb::new(db).await;
     let gw = Gateway::start(&db, &[]).await;
     let echo = gw.tool("echo", None).await;
-    gw.tool("time", None).await;
+    let time = gw.tool("time", None).await;
     gw.create(
         "tools",
         json!({"tool": {"name": "sleep", "description": "sleeps",
@@ -69,6 +69,22 @@ async fn rpc_methods_answer_as_api_md(db: Db) {
         "narrowed to the server's tools"
     );
     assert_eq!(r["result"]["tools"][0]["name"], "echo");
+    // The list is served from memory between writes: a toggle shows at once, both ways.
+    let listed = |r: &Value| -> Vec<String> {
+        r["result"]["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(gw.toggle("tools", &time, false).await.0, StatusCode::OK);
+    assert_eq!(listed(&gw.rpc("tools/list", json!({})).await.1), ["echo", "sleep"]);
+    assert_eq!(gw.toggle("tools", &time, true).await.0, StatusCode::OK);
+    assert_eq!(
+        listed(&gw.rpc("tools/list", json!({})).await.1),
+        ["echo", "sleep", "time"]
+    );
 
     let (_, r) = gw
         .rpc("tools/call", json!({"name": "echo", "arguments": {"text": "hi"}}))

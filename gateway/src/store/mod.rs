@@ -3,6 +3,7 @@
 //! locked — lives behind the [`Backend`] trait, so the lock behaviour of each profile is written once.
 
 mod backend;
+mod cache;
 mod error;
 mod lookup;
 mod read;
@@ -119,6 +120,7 @@ struct Inner {
     stats: Arc<DbStats>,
     pool_size: u32,
     http: reqwest::Client,
+    tools: cache::ToolsCache,
 }
 
 impl Store {
@@ -144,8 +146,14 @@ impl Store {
                 stats: Arc::default(),
                 pool_size: pool.size,
                 http: reqwest::Client::builder().timeout(timeout).build()?,
+                tools: cache::ToolsCache::new(behaviour.tools_list_cache),
             }),
         })
+    }
+
+    /// Held for the length of every write: invalidates cached lists when it ends.
+    fn writing(&self) -> cache::WriteGuard<'_> {
+        self.inner.tools.writing()
     }
 
     pub fn behaviour(&self) -> &StoreBehaviour {

@@ -94,6 +94,7 @@ macro_rules! bind_child {
 impl Store {
     /// Activate or deactivate one entity; a gateway cascades to its tools, prompts and resources.
     pub async fn set_state(&self, kind: Kind, id: &str, activate: bool) -> Result<Entity> {
+        let _written = self.writing();
         match kind {
             Kind::Gateway => match self.inner.behaviour.cascade {
                 StateCascade::Bulk => self.toggle_gateway_bulk(id, activate).await,

@@ -23,6 +23,7 @@ const INSERT_RESOURCE: &str = "INSERT INTO resources (id, uri, name, description
 
 impl Store {
     pub async fn create_gateway(&self, g: &NewGateway) -> Result<Gateway> {
+        let _written = self.writing();
         g.validate()?;
         let id = new_id();
         on_backend!(&self.inner.pool, b => sqlx::query_as(INSERT_GATEWAY)
@@ -38,6 +39,7 @@ impl Store {
     }
 
     pub async fn create_tool(&self, t: &NewTool) -> Result<Tool> {
+        let _written = self.writing();
         t.validate()?;
         let id = new_id();
         let schema = t.input_schema.to_string();
@@ -57,6 +59,7 @@ impl Store {
     }
 
     pub async fn create_server(&self, s: &NewServer) -> Result<Server> {
+        let _written = self.writing();
         s.validate()?;
         let id = new_id();
         let err = |e| classify(e, Kind::Server, &id);
@@ -88,6 +91,7 @@ impl Store {
     }
 
     pub async fn create_prompt(&self, p: &NewPrompt) -> Result<Prompt> {
+        let _written = self.writing();
         p.validate()?;
         let id = new_id();
         let arguments = serde_json::to_string(&p.arguments).expect("arguments serialize");
@@ -105,6 +109,7 @@ impl Store {
     }
 
     pub async fn create_resource(&self, r: &NewResource) -> Result<Resource> {
+        let _written = self.writing();
         r.validate()?;
         let id = new_id();
         on_backend!(&self.inner.pool, b => sqlx::query_as(INSERT_RESOURCE)
@@ -123,6 +128,7 @@ impl Store {
 
     /// Delete one entity (a gateway takes its tools, prompts and resources with it).
     pub async fn delete(&self, kind: Kind, id: &str) -> Result<()> {
+        let _written = self.writing();
         let mode = self.inner.behaviour.lock_wait;
         let err = |e| classify(e, kind, id);
         on_backend!(&self.inner.pool, b => {

@@ -37,6 +37,8 @@ pub struct Endpoint {
 
 const INITIAL_READ: usize = 4096;
 const MAX_ANSWER: usize = 64 << 20;
+/// A buffer grown past this is given back after the answer.
+const KEEP_BUFFER: usize = 64 << 10;
 
 /// One user's connection and its buffers; reconnects on demand.
 #[derive(Default)]
@@ -124,7 +126,9 @@ impl Conn {
             }
             let reused = self.used;
             self.used = true;
-            match self.exchange(head, keep_body).await {
+            let exchanged = self.exchange(head, keep_body).await;
+            self.trim();
+            match exchanged {
                 Ok((status, keep_alive)) => {
                     if !keep_alive {
                         self.stream = None;
@@ -143,6 +147,17 @@ impl Conn {
             }
         }
         Answer::Failed(FailureKind::Protocol, "connection closed".into())
+    }
+
+    /// Give back buffers a rare large answer (a long head, a big chunked or kept body) grew, so a user's
+    /// memory stays flat over a long run.
+    fn trim(&mut self) {
+        if self.read.len() > KEEP_BUFFER {
+            self.read = vec![0; INITIAL_READ];
+        }
+        if self.body.capacity() > KEEP_BUFFER {
+            self.body = Vec::new();
+        }
     }
 
     /// Read more into `read[filled..]`, growing it when full; `Ok(0)` is the end of the stream.
@@ -229,15 +244,23 @@ impl Conn {
         let mut pos = header_len;
         match framing {
             Framing::Length(n) => {
-                while filled - pos < n {
-                    let got = Self::fill(stream, read, filled).await?;
+                // What came with the head, then the rest read through the same buffer from its start:
+                // the buffer stays at its size whatever the body's (an unused body is not kept at all).
+                let in_buf = (filled - pos).min(n);
+                if keep_body {
+                    body.extend_from_slice(&read[pos..pos + in_buf]);
+                }
+                let mut remaining = n - in_buf;
+                while remaining > 0 {
+                    let got = Self::fill(stream, read, 0).await?;
                     if got == 0 {
                         return Err(Broken::Protocol("connection closed inside the answer's body".into()));
                     }
-                    filled += got;
-                }
-                if keep_body {
-                    body.extend_from_slice(&read[pos..pos + n]);
+                    let take = got.min(remaining);
+                    if keep_body {
+                        body.extend_from_slice(&read[..take]);
+                    }
+                    remaining -= take;
                 }
                 Ok((status, keep_alive))
             }

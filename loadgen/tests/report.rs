@@ -34,6 +34,26 @@ fn report(dir: &Path, args: &[&Path]) -> String {
     std::fs::read_to_string(&out).unwrap()
 }
 
+/// Run `stampede report RESULTS --baseline BASELINE -o DIR/gate.html` and return the page.
+fn report_against(dir: &Path, results: &Path, baseline: &Path) -> String {
+    let out = dir.join("gate.html");
+    let output = stampede()
+        .arg("report")
+        .arg(results)
+        .arg("--baseline")
+        .arg(baseline)
+        .arg("-o")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "report failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    std::fs::read_to_string(&out).unwrap()
+}
+
 fn parse(page: &str) -> roxmltree::Document<'_> {
     let opts = roxmltree::ParsingOptions {
         allow_dtd: true,
@@ -227,36 +247,15 @@ fn with_a_baseline_the_gate_is_in_the_report() {
     let baseline = stampede_loadgen::gate::baseline::Baseline::from_runs(&[fixed]).unwrap();
     let path = dir.path().join("baseline.json");
     baseline.write(&path).unwrap();
-    let out = dir.path().join("gate.html");
-    let ok = stampede()
-        .arg("report")
-        .arg(data("fixed-small.json"))
-        .arg("--baseline")
-        .arg(&path)
-        .arg("-o")
-        .arg(&out)
-        .status()
-        .unwrap();
-    assert!(ok.success());
-    let page = std::fs::read_to_string(&out).unwrap();
+    let page = report_against(dir.path(), &data("fixed-small.json"), &path);
     let doc = parse(&page);
     let text = text_of(&doc);
     assert!(text.contains("Gate against the baseline"));
     assert!(text.contains("PASS"), "a run passes its own baseline");
     assert!(text.contains("baseline (median of 1)"));
     // The legacy run against the fixed baseline fails, on the field's checks.
-    let out = dir.path().join("legacy.html");
-    let ok = stampede()
-        .arg("report")
-        .arg(data("legacy-small.json"))
-        .arg("--baseline")
-        .arg(&path)
-        .arg("-o")
-        .arg(&out)
-        .status()
-        .unwrap();
-    assert!(ok.success(), "a failing gate is reported, not an error");
-    let page = std::fs::read_to_string(&out).unwrap();
+    // (A failing gate is reported, not an error: `report_against` checks the exit status.)
+    let page = report_against(dir.path(), &data("legacy-small.json"), &path);
     assert!(page.contains("FAIL: regression"));
 }
 

@@ -41,7 +41,7 @@ struct Args {
 }
 
 fn say(s: String) {
-    println!("{s}");
+    stampede_loadgen::outln!("{s}");
 }
 
 fn main() -> ExitCode {
@@ -49,7 +49,7 @@ fn main() -> ExitCode {
     match run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("stampede-bench: {e:#}");
+            stampede_loadgen::errln!("stampede-bench: {e:#}");
             ExitCode::from(1)
         }
     }

@@ -1,3 +1,5 @@
+use std::io::{IsTerminal as _, Write as _};
+use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
@@ -29,21 +31,35 @@ enum Command {
     },
 }
 
-fn main() -> anyhow::Result<()> {
+/// Exit 0 when stopped by a signal after draining, 1 when it could not start or serve (the error in one
+/// line with its causes — no backtrace, even with RUST_BACKTRACE set: it is a message for a person).
+fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
+    let outcome = match cli.command {
         Command::Serve(args) => {
             tracing_subscriber::fmt()
                 .with_env_filter(
                     tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,sqlx=warn".into()),
                 )
                 .with_writer(std::io::stderr)
+                // Colours only for a person at a terminal, not in a log file.
+                .with_ansi(std::io::stderr().is_terminal())
                 .init();
-            tokio::runtime::Runtime::new()?.block_on(stampede_gateway::serve(*args))
+            tokio::runtime::Runtime::new()
+                .map_err(anyhow::Error::from)
+                .and_then(|rt| rt.block_on(stampede_gateway::serve(*args)))
         }
         Command::Token { sub, exp, auth } => {
-            println!("{}", Auth::new(&auth).mint(&sub, exp));
+            // A closed pipe (`… | head -c 10`) is the end of output, not a failure.
+            let _ = writeln!(std::io::stdout(), "{}", Auth::new(&auth).mint(&sub, exp));
             Ok(())
+        }
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let _ = writeln!(std::io::stderr(), "stampede-gateway: {e:#}");
+            ExitCode::FAILURE
         }
     }
 }

@@ -65,8 +65,10 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     };
     let app = api::router(state, args.max_body_bytes);
     // The first line on stdout is the address, so scripts and tests that bind port 0 can find it.
-    println!("stampede-gateway listening on http://{addr}");
-    std::io::stdout().flush().ok();
+    // A closed stdout (the reader has gone) is not a reason to stop serving.
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(stdout, "stampede-gateway listening on http://{addr}").and_then(|()| stdout.flush());
+    drop(stdout);
     tracing::info!(%addr, backend = store.backend_name(), ?behaviour, sse = ?args.sse(), "serving");
 
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);

@@ -481,6 +481,12 @@ async fn bad_input_gets_a_clear_error(db: Db) {
             &body[..body.len().min(80)]
         );
     }
+    let (_, answer) = raw(Method::POST, "/tools", &"x".repeat(5000)).await;
+    let detail = answer["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("4096 bytes") && detail.contains("MAX_BODY_BYTES"),
+        "a 413 states the limit and its setting: {answer}"
+    );
     let (_, answer) = raw(
         Method::POST,
         "/tools",

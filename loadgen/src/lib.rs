@@ -19,6 +19,7 @@ pub mod report;
 pub mod results;
 pub mod scenario;
 pub mod setup;
+pub mod stdio;
 pub mod target;
 
 /// The version every results file and report is stamped with.

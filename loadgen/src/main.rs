@@ -9,7 +9,7 @@ use stampede_loadgen::cli::ScenarioArgs;
 use stampede_loadgen::engine::{self, Completion, RunOptions};
 use stampede_loadgen::gate::{self, baseline::Baseline};
 use stampede_loadgen::results::Results;
-use stampede_loadgen::{live, output, scenario};
+use stampede_loadgen::{errln, live, out, outln, output, scenario};
 
 /// stampede: load testing and diagnostics for MCP gateways.
 #[derive(Parser)]
@@ -110,9 +110,9 @@ fn main() -> ExitCode {
             let mut ok = true;
             for f in &files {
                 match scenario::load(f, &[]) {
-                    Ok(s) => println!("{}: ok ({}, {} actions)", f.display(), s.name, s.actions.len()),
+                    Ok(s) => outln!("{}: ok ({}, {} actions)", f.display(), s.name, s.actions.len()),
                     Err(e) => {
-                        eprintln!("{e}");
+                        errln!("{e}");
                         ok = false;
                     }
                 }
@@ -123,7 +123,7 @@ fn main() -> ExitCode {
             let plan = match scenario.load() {
                 Ok(p) => p,
                 Err(e) => {
-                    eprintln!("{e}");
+                    errln!("{e}");
                     return ExitCode::from(2);
                 }
             };
@@ -131,17 +131,17 @@ fn main() -> ExitCode {
                 let runs = match repeat_runs(&plan, &scenario.scenario, repeat.max(1)).await {
                     Ok(r) => r,
                     Err(e) => {
-                        eprintln!("stampede: {e:#}");
+                        errln!("stampede: {e:#}");
                         return ExitCode::from(1);
                     }
                 };
                 match Baseline::from_runs(&runs).and_then(|b| b.write(&out).map(|_| b)) {
                     Ok(b) => {
-                        println!("baseline of {} over {} runs: {}", b.scenario, b.runs, out.display());
+                        outln!("baseline of {} over {} runs: {}", b.scenario, b.runs, out.display());
                         ExitCode::SUCCESS
                     }
                     Err(e) => {
-                        eprintln!("stampede: {e:#}");
+                        errln!("stampede: {e:#}");
                         ExitCode::from(1)
                     }
                 }
@@ -151,7 +151,7 @@ fn main() -> ExitCode {
             let tolerances = match gate::check::Tolerances::default().with(&args.tolerances) {
                 Ok(t) => t,
                 Err(e) => {
-                    eprintln!("stampede gate: {e}");
+                    errln!("stampede gate: {e}");
                     return ExitCode::from(2);
                 }
             };
@@ -173,16 +173,16 @@ fn main() -> ExitCode {
                         runs.push(gate::metrics::of_results(&r));
                     }
                     Err(e) => {
-                        eprintln!("stampede: {e:#}");
+                        errln!("stampede: {e:#}");
                         return ExitCode::from(2);
                     }
                 }
             }
-            print!("{}", gate::report::compare(&labels, &runs, false));
+            out!("{}", gate::report::compare(&labels, &runs, false));
             if let Some(md) = markdown
                 && let Err(e) = std::fs::write(&md, gate::report::compare(&labels, &runs, true))
             {
-                eprintln!("stampede: writing {}: {e}", md.display());
+                errln!("stampede: writing {}: {e}", md.display());
                 return ExitCode::from(2);
             }
             ExitCode::SUCCESS
@@ -196,7 +196,7 @@ fn main() -> ExitCode {
             let plan = match scenario.load() {
                 Ok(p) => p,
                 Err(e) => {
-                    eprintln!("{e}");
+                    errln!("{e}");
                     return ExitCode::from(2);
                 }
             };
@@ -209,7 +209,7 @@ fn main() -> ExitCode {
             let runtime = match tokio::runtime::Runtime::new() {
                 Ok(r) => r,
                 Err(e) => {
-                    eprintln!("stampede: {e}");
+                    errln!("stampede: {e}");
                     return ExitCode::from(1);
                 }
             };
@@ -228,9 +228,9 @@ async fn run(
     let cell = Arc::new(tokio::sync::watch::Sender::new(None));
     if let Some(addr) = live_addr {
         match live::serve(addr, Arc::clone(&cell)).await {
-            Ok(bound) => eprintln!("live feed on http://{bound}/live"),
+            Ok(bound) => errln!("live feed on http://{bound}/live"),
             Err(e) => {
-                eprintln!("stampede: cannot serve the live feed on {addr}: {e}");
+                errln!("stampede: cannot serve the live feed on {addr}: {e}");
                 return ExitCode::from(2);
             }
         }
@@ -241,11 +241,11 @@ async fn run(
     let (interrupt_tx, interrupt_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!("\ninterrupted: stopping the load, writing what was measured");
+            errln!("\ninterrupted: stopping the load, writing what was measured");
             interrupt_tx.send_replace(true);
         }
     });
-    eprintln!(
+    errln!(
         "{}: starting ({:.0}s of load)",
         plan.name,
         plan.load.duration().as_secs_f64()
@@ -253,7 +253,7 @@ async fn run(
     let output = match engine::run(plan, RunOptions { snapshots: Some(cell) }, interrupt_rx).await {
         Ok(o) => o,
         Err(e) => {
-            eprintln!("stampede: {e:#}");
+            errln!("stampede: {e:#}");
             return ExitCode::from(1);
         }
     };
@@ -261,12 +261,12 @@ async fn run(
     tokio::time::sleep(Duration::from_millis(50)).await;
     let results = Results::from_run(&output, Some(&file));
     let path = out.unwrap_or_else(|| results.default_path());
-    print!("{}", output::summary(&results));
+    out!("{}", output::summary(&results));
     if let Err(e) = results.write_atomically(&path) {
-        eprintln!("stampede: {e:#}");
+        errln!("stampede: {e:#}");
         return ExitCode::from(1);
     }
-    println!("results: {}", path.display());
+    outln!("results: {}", path.display());
     match output.completion {
         Completion::Complete => ExitCode::SUCCESS,
         Completion::Interrupted => ExitCode::from(130),
@@ -279,7 +279,7 @@ fn report(results: PathBuf, baseline: Option<PathBuf>, compare: Vec<PathBuf>, ou
         match Results::read(path) {
             Ok(r) => runs.push(stampede_loadgen::report::Run::labelled(path, r)),
             Err(e) => {
-                eprintln!("stampede report: {e:#}");
+                errln!("stampede report: {e:#}");
                 return ExitCode::from(2);
             }
         }
@@ -287,27 +287,28 @@ fn report(results: PathBuf, baseline: Option<PathBuf>, compare: Vec<PathBuf>, ou
     let baseline = match baseline.as_deref().map(Baseline::read).transpose() {
         Ok(b) => b,
         Err(e) => {
-            eprintln!("stampede report: {e:#}");
+            errln!("stampede report: {e:#}");
             return ExitCode::from(2);
         }
     };
     if let Some(b) = &baseline
         && b.scenario != runs[0].results.scenario.name
     {
-        eprintln!(
+        errln!(
             "stampede report: the baseline is of scenario {:?}, the results are of {:?}",
-            b.scenario, runs[0].results.scenario.name
+            b.scenario,
+            runs[0].results.scenario.name
         );
         return ExitCode::from(2);
     }
     let page = stampede_loadgen::report::render(&runs, baseline.as_ref());
     match stampede_loadgen::results::write_file_atomically(&out, page.as_bytes()) {
         Ok(()) => {
-            println!("report: {}", out.display());
+            outln!("report: {}", out.display());
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("stampede report: {e:#}");
+            errln!("stampede report: {e:#}");
             ExitCode::from(1)
         }
     }
@@ -317,7 +318,7 @@ fn with_runtime(f: impl std::future::Future<Output = ExitCode>) -> ExitCode {
     match tokio::runtime::Runtime::new() {
         Ok(rt) => rt.block_on(f),
         Err(e) => {
-            eprintln!("stampede: {e}");
+            errln!("stampede: {e}");
             ExitCode::from(1)
         }
     }
@@ -330,7 +331,7 @@ async fn repeat_runs(plan: &scenario::Scenario, file: &std::path::Path, n: usize
         let (_tx, rx) = tokio::sync::watch::channel(false);
         let out = engine::run(plan.clone(), RunOptions::default(), rx).await?;
         let r = Results::from_run(&out, Some(file));
-        eprintln!(
+        errln!(
             "run {i}/{n}: {} requests, {:.0}/s, p99 {:.1} ms, {} failed",
             r.totals.count,
             r.totals.rps,
@@ -344,7 +345,7 @@ async fn repeat_runs(plan: &scenario::Scenario, file: &std::path::Path, n: usize
 
 async fn gate(args: GateArgs, tolerances: gate::check::Tolerances) -> ExitCode {
     let usage = |msg: String| {
-        eprintln!("stampede gate: {msg}");
+        errln!("stampede gate: {msg}");
         ExitCode::from(2)
     };
     let GateArgs {
@@ -370,7 +371,7 @@ async fn gate(args: GateArgs, tolerances: gate::check::Tolerances) -> ExitCode {
             match repeat_runs(&plan, &file, repeat.max(1)).await {
                 Ok(r) => r,
                 Err(e) => {
-                    eprintln!("stampede gate: the run failed: {e:#}");
+                    errln!("stampede gate: the run failed: {e:#}");
                     return ExitCode::from(2);
                 }
             }
@@ -407,7 +408,7 @@ async fn gate(args: GateArgs, tolerances: gate::check::Tolerances) -> ExitCode {
     let current = gate::baseline::medians(&gate::baseline::aggregate(&metrics));
     let thresholds = gate::parse_all(&runs[0].scenario.spec.thresholds).unwrap_or_default();
     let checks = gate::check::gate(&baseline, &current, &thresholds, &tolerances);
-    print!("{}", gate::report::table(&baseline.scenario, &checks));
+    out!("{}", gate::report::table(&baseline.scenario, &checks));
     for (path, text) in [
         (&markdown, gate::report::markdown(&baseline.scenario, &checks)),
         (&junit, gate::report::junit(&baseline.scenario, &checks)),

@@ -170,3 +170,47 @@ fn ctrl_c_stops_the_load_and_still_writes_the_results_marked_incomplete() {
     assert_eq!(r["completion"], "interrupted");
     assert!(r["totals"]["count"].as_u64().unwrap() > 0);
 }
+
+/// A pipe whose reader is already gone: every write to it is EPIPE.
+fn closed_pipe() -> std::process::Stdio {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    writer.into()
+}
+
+#[test]
+fn a_closed_stdout_or_stderr_ends_the_output_not_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
+    // `stampede validate … | head -0`: nothing to read, still exit 0.
+    let out = stampede()
+        .arg("validate")
+        .arg(root.join("smoke.toml"))
+        .stdout(closed_pipe())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // A run whose reader left: the summary goes nowhere, the results are still written.
+    let results = dir.path().join("piped.json");
+    let status = stampede()
+        .arg("run")
+        .arg(root.join("ci-smoke.toml"))
+        .args([
+            "--users",
+            "5",
+            "--duration",
+            "1s",
+            "--set",
+            "observe.post_load=\"0s\"",
+            "-o",
+        ])
+        .arg(&results)
+        .stdout(closed_pipe())
+        .stderr(closed_pipe())
+        .status()
+        .unwrap();
+    assert_eq!(status.code(), Some(0), "no panic (101) on a closed pipe");
+    let r: Value = serde_json::from_str(&std::fs::read_to_string(&results).unwrap()).unwrap();
+    assert_eq!(r["complete"], true);
+}

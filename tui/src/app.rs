@@ -162,6 +162,11 @@ impl App {
         app
     }
 
+    /// Whether anything of a run has arrived (a snapshot, or a results file).
+    pub fn has_run(&self) -> bool {
+        !self.scenario.is_empty()
+    }
+
     /// The windows the view shows: up to the cursor (replay) or the pause, the last `span` seconds.
     pub fn visible(&self) -> &[Window] {
         let end = match (self.cursor, self.paused_at) {

@@ -52,22 +52,41 @@ pub struct Inputs {
     pub interrupt: Option<watch::Sender<bool>>,
 }
 
+/// The newest value of a watch channel if it is one not read yet. A channel whose sender is gone still
+/// holds its last value — the run's final snapshot, "finished: results in …" — which is read once; then
+/// the receiver is dropped. (`has_changed()` is an error once the sender is gone, so treating that error
+/// as "nothing new" loses exactly the last value.)
+fn take_new<T: Clone>(rx: &mut Option<watch::Receiver<T>>) -> Option<T> {
+    let r = rx.as_mut()?;
+    match r.has_changed() {
+        Ok(true) => Some(r.borrow_and_update().clone()),
+        Ok(false) => None,
+        Err(_) => {
+            let last = r.borrow_and_update();
+            let value = last.has_changed().then(|| last.clone());
+            drop(last);
+            *rx = None;
+            value
+        }
+    }
+}
+
 /// Draw and handle keys until the person quits (run mode: until the stopped run has finished).
 pub fn run_ui(mut app: App, mut inputs: Inputs) -> anyhow::Result<App> {
     let mut term = TerminalGuard::new();
     let mut quitting = false;
     let mut last_step = Instant::now();
     loop {
-        if let Some(rx) = inputs.snapshots.as_mut()
-            && rx.has_changed().unwrap_or(false)
-            && let Some(s) = rx.borrow_and_update().clone()
-        {
+        if let Some(Some(s)) = take_new(&mut inputs.snapshots) {
             app.apply(&s);
         }
-        if let Some(rx) = inputs.status.as_mut()
-            && rx.has_changed().unwrap_or(false)
-        {
-            app.status = rx.borrow_and_update().clone();
+        if let Some(status) = take_new(&mut inputs.status) {
+            app.status = status;
+        }
+        // Run mode: the engine has dropped its end of the snapshots. Without a finished snapshot the run
+        // failed (its error is printed once the terminal is restored): nothing more will come.
+        if app.mode == Mode::Run && inputs.snapshots.is_none() && !app.finished {
+            break;
         }
         if app.mode == Mode::Replay && last_step.elapsed() >= Duration::from_millis(250) {
             app.step_playback();
@@ -82,12 +101,14 @@ pub fn run_ui(mut app: App, mut inputs: Inputs) -> anyhow::Result<App> {
             && key.kind == KeyEventKind::Press
             && app.on_key(key) == Command::Quit
         {
-            match (&inputs.interrupt, app.finished) {
+            match (&inputs.interrupt, app.finished || quitting) {
                 (Some(tx), false) => {
                     tx.send_replace(true);
                     quitting = true;
-                    app.status = Some("stopping the load, writing the results…".into());
+                    app.status = Some("stopping the load, writing the results… (q again: leave now)".into());
                 }
+                // Finished, not a run, or a second q while stopping: leave (the run still writes its
+                // results before the process exits).
                 _ => break,
             }
         }

@@ -5,8 +5,9 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 use stampede_loadgen::cli::ScenarioArgs;
 use stampede_loadgen::engine::{self, RunOptions};
-use stampede_loadgen::output;
 use stampede_loadgen::results::Results;
+use stampede_loadgen::scenario::Scenario;
+use stampede_loadgen::{errln, out, outln, output};
 use stampede_tui::app::{App, Mode};
 use stampede_tui::{Inputs, feed, require_tty, run_ui};
 
@@ -37,25 +38,37 @@ enum Command {
     Replay { results: PathBuf },
 }
 
+/// Exit codes as `stampede run`: 0 done, 1 the run could not be carried out, 2 bad input (checked before
+/// the terminal is: a missing file is named even without a TTY), 130 the run was stopped with q.
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Err(e) = require_tty() {
-        eprintln!("{e}");
-        return ExitCode::from(2);
-    }
-    let outcome = match cli.command {
-        Command::Replay { results } => Results::read(&results).and_then(|r| {
-            run_ui(
-                App::from_results(&r),
-                Inputs {
-                    snapshots: None,
-                    status: None,
-                    interrupt: None,
-                },
-            )
-            .map(|_| ExitCode::SUCCESS)
-        }),
-        Command::Attach { addr } => tokio::runtime::Runtime::new().map_err(Into::into).and_then(|rt| {
+    // Input first: its mistakes are worth more than "needs a terminal".
+    let input = match cli.command {
+        Command::Replay { results } => Results::read(&results).map(|r| Input::Replay(Box::new(r))),
+        Command::Attach { addr } => Ok(Input::Attach(addr)),
+        Command::Run { scenario, out } => match scenario.load() {
+            Ok(plan) => Ok(Input::Run(Box::new(plan), scenario.scenario, out)),
+            Err(e) => Err(anyhow::anyhow!("{e}")),
+        },
+    };
+    let input = match input.and_then(|i| require_tty().map(|()| i)) {
+        Ok(i) => i,
+        Err(e) => {
+            errln!("stampede-tui: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    let outcome = match input {
+        Input::Replay(r) => run_ui(
+            App::from_results(&r),
+            Inputs {
+                snapshots: None,
+                status: None,
+                interrupt: None,
+            },
+        )
+        .map(|_| ExitCode::SUCCESS),
+        Input::Attach(addr) => tokio::runtime::Runtime::new().map_err(Into::into).and_then(|rt| {
             let _guard = rt.enter();
             let (snapshots, status) = feed::attach(addr);
             run_ui(
@@ -68,22 +81,22 @@ fn main() -> ExitCode {
             )
             .map(|_| ExitCode::SUCCESS)
         }),
-        Command::Run { scenario, out } => run(scenario, out),
+        Input::Run(plan, file, out) => run(*plan, file, out),
     };
     outcome.unwrap_or_else(|e| {
-        eprintln!("stampede-tui: {e:#}");
+        errln!("stampede-tui: {e:#}");
         ExitCode::from(1)
     })
 }
 
-fn run(args: ScenarioArgs, out: Option<PathBuf>) -> anyhow::Result<ExitCode> {
-    let plan = match args.load() {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("{e}");
-            return Ok(ExitCode::from(2));
-        }
-    };
+/// What a command asks for, checked.
+enum Input {
+    Replay(Box<Results>),
+    Attach(String),
+    Run(Box<Scenario>, PathBuf, Option<PathBuf>),
+}
+
+fn run(plan: Scenario, file: PathBuf, out: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     let rt = tokio::runtime::Runtime::new()?;
     let cell = Arc::new(tokio::sync::watch::Sender::new(None));
     let snapshots = cell.subscribe();
@@ -91,14 +104,14 @@ fn run(args: ScenarioArgs, out: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     let (status_tx, status_rx) = tokio::sync::watch::channel(None);
     let engine = rt.spawn(async move {
         let output = engine::run(plan, RunOptions { snapshots: Some(cell) }, interrupt_rx).await?;
-        let results = Results::from_run(&output, Some(&args.scenario));
+        let results = Results::from_run(&output, Some(&file));
         let path = out.unwrap_or_else(|| results.default_path());
         results.write_atomically(&path)?;
         status_tx.send_replace(Some(format!("finished: results in {} — q to quit", path.display())));
         Ok::<_, anyhow::Error>((results, path))
     });
     let _guard = rt.enter();
-    let app = run_ui(
+    run_ui(
         App::new(Mode::Run),
         Inputs {
             snapshots: Some(snapshots),
@@ -107,9 +120,8 @@ fn run(args: ScenarioArgs, out: Option<PathBuf>) -> anyhow::Result<ExitCode> {
         },
     )?;
     let (results, path) = rt.block_on(engine)??;
-    print!("{}", output::summary(&results));
-    println!("results: {}", path.display());
-    let _ = app;
+    out!("{}", output::summary(&results));
+    outln!("results: {}", path.display());
     Ok(if results.complete {
         ExitCode::SUCCESS
     } else {

@@ -40,8 +40,10 @@ impl Palette {
 
 pub fn draw(f: &mut Frame, app: &App) {
     let p = Palette { on: app.color };
-    let [header, body] = Layout::vertical([Constraint::Length(2), Constraint::Min(0)]).areas(f.area());
-    draw_header(f, app, header, &p);
+    let header_lines = header(app, f.area().width, &p);
+    let [header, body] =
+        Layout::vertical([Constraint::Length(header_lines.len() as u16), Constraint::Min(0)]).areas(f.area());
+    f.render_widget(Paragraph::new(header_lines), header);
     if let Some(panel) = app.focus {
         draw_panel(f, app, panel, body, &p);
     } else {
@@ -71,7 +73,9 @@ fn fmt_ms(v: Option<f64>) -> String {
     }
 }
 
-fn draw_header(f: &mut Frame, app: &App, area: Rect, p: &Palette) {
+/// The header: what runs and where it is, the totals, and a status line (or the keys). Two lines when
+/// they fit the width, else the status gets a line of its own rather than being cut.
+fn header<'a>(app: &App, width: u16, p: &Palette) -> Vec<Line<'a>> {
     let mode = match (app.mode, app.paused(), app.playing) {
         (Mode::Replay, _, true) => "REPLAY ▶".to_owned(),
         (Mode::Replay, _, false) => "REPLAY".to_owned(),
@@ -79,6 +83,20 @@ fn draw_header(f: &mut Frame, app: &App, area: Rect, p: &Palette) {
         (Mode::Run, false, _) => "RUN".to_owned(),
         (Mode::Attach, false, _) => "ATTACHED".to_owned(),
     };
+    let status = app
+        .status
+        .clone()
+        .unwrap_or_else(|| "q quit · tab panels · +/- span · p pause · ? help".into());
+    if !app.has_run() {
+        // Nothing received yet (attach before the run, run before its first snapshot): no phase to show.
+        return vec![
+            Line::from(vec![
+                Span::styled(format!(" {mode} "), p.bold()),
+                Span::raw("waiting for a run"),
+            ]),
+            Line::from(Span::styled(format!(" {status}"), p.dim())),
+        ];
+    }
     let level = match app.visible().last() {
         Some(w) if w.users > 0 => format!("{} users", w.users),
         Some(w) if w.target > 0.0 => format!("{:.0}/s target", w.target),
@@ -106,18 +124,22 @@ fn draw_header(f: &mut Frame, app: &App, area: Rect, p: &Palette) {
     } else {
         0.0
     };
-    let status = app
-        .status
-        .clone()
-        .unwrap_or_else(|| "q quit · tab panels · +/- span · p pause · ? help".into());
-    let line2 = Line::from(vec![
-        Span::raw(format!(
-            " total {} · ok {} · expected {} · failed {} ({fail:.2}%)  ",
-            t.count, t.ok, t.expected, t.failed
-        )),
-        Span::styled(status, p.dim()),
-    ]);
-    f.render_widget(Paragraph::new(vec![line1, line2]), area);
+    let totals = format!(
+        " total {} · ok {} · expected {} · failed {} ({fail:.2}%)  ",
+        t.count, t.ok, t.expected, t.failed
+    );
+    if totals.chars().count() + status.chars().count() <= usize::from(width) {
+        vec![
+            line1,
+            Line::from(vec![Span::raw(totals), Span::styled(status, p.dim())]),
+        ]
+    } else {
+        vec![
+            line1,
+            Line::raw(totals),
+            Line::from(Span::styled(format!(" {status}"), p.dim())),
+        ]
+    }
 }
 
 fn block<'a>(title: String, p: &Palette) -> Block<'a> {
@@ -503,9 +525,6 @@ fn line_chart(
 
 fn draw_help(f: &mut Frame, p: &Palette) {
     let area = f.area();
-    let w = 52.min(area.width);
-    let h = 14.min(area.height);
-    let rect = Rect::new(area.x + (area.width - w) / 2, area.y + (area.height - h) / 2, w, h);
     let lines = vec![
         Line::raw("q, Ctrl-C   quit (run: stop the load, write results)"),
         Line::raw("tab         next panel full size; esc: all panels"),
@@ -518,6 +537,19 @@ fn draw_help(f: &mut Frame, p: &Palette) {
         Line::raw(""),
         Line::styled("any key closes the help", p.dim()),
     ];
+    // Sized to its longest line (plus border and a space each side), so nothing is cut.
+    let widest = lines.iter().map(Line::width).max().unwrap_or(0) as u16;
+    let w = (widest + 4).min(area.width);
+    let h = (lines.len() as u16 + 2).min(area.height);
+    let rect = Rect::new(area.x + (area.width - w) / 2, area.y + (area.height - h) / 2, w, h);
+    let lines: Vec<Line> = lines
+        .into_iter()
+        .map(|l| {
+            let mut spans = vec![Span::raw(" ")];
+            spans.extend(l.spans);
+            Line::from(spans).style(l.style)
+        })
+        .collect();
     f.render_widget(Clear, rect);
     f.render_widget(Paragraph::new(lines).block(block("Help".into(), p)), rect);
 }

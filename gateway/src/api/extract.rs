@@ -3,10 +3,15 @@
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Query, Request};
+use axum::http::StatusCode;
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
+
+/// The body limit in force (a request extension set beside `DefaultBodyLimit`), so a 413 can say it.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimit(pub usize);
 
 /// The raw request body, within the body limit (413 with a JSON detail beyond it).
 pub struct RawBody(pub Bytes);
@@ -15,10 +20,17 @@ impl<S: Send + Sync> FromRequest<S> for RawBody {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let limit = req.extensions().get::<BodyLimit>().copied();
         Bytes::from_request(req, state)
             .await
             .map(RawBody)
-            .map_err(|rejection| ApiError::new(rejection.status(), rejection.body_text()))
+            .map_err(|rejection| match (rejection.status(), limit) {
+                (StatusCode::PAYLOAD_TOO_LARGE, Some(BodyLimit(max))) => ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!("Request body is larger than the limit of {max} bytes (MAX_BODY_BYTES)"),
+                ),
+                (status, _) => ApiError::new(status, rejection.body_text()),
+            })
     }
 }
 

@@ -59,6 +59,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> axum::Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(axum::Extension(extract::BodyLimit(max_body_bytes)))
         .layer(middleware::from_fn_with_state(state.clone(), track))
         .with_state(state)
 }

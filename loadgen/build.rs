@@ -1,7 +1,9 @@
-// Stamp results files with the revision that produced them.
+// Stamp results files with the revision that produced them. `--no-optional-locks`: `describe --dirty`
+// refreshes the index, and writing it back would touch `.git/index` — an input of this script — so
+// every build would see it changed and rebuild loadgen and everything above it.
 fn main() {
     let rev = std::process::Command::new("git")
-        .args(["describe", "--always", "--dirty"])
+        .args(["--no-optional-locks", "describe", "--always", "--dirty"])
         .output()
         .ok()
         .filter(|o| o.status.success())

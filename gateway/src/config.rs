@@ -96,6 +96,15 @@ pub struct ServeArgs {
     #[arg(long, env = "GATEWAY_ACTIVATION_TIMEOUT_MS", default_value_t = 2_000)]
     pub gateway_activation_timeout_ms: u64,
 
+    /// For the gate's sensitivity test only: burn this much CPU (µs of busy work on the worker thread)
+    /// in every request, a known slowdown the gate must catch. 0 = off (no layer at all).
+    #[arg(long, env = "TEST_ONLY_CPU_COST_US", default_value_t = 0, hide = true)]
+    pub test_only_cpu_cost_us: u64,
+
+    /// For the gate's sensitivity test only: delay every request by this much (µs). 0 = off.
+    #[arg(long, env = "TEST_ONLY_DELAY_US", default_value_t = 0, hide = true)]
+    pub test_only_delay_us: u64,
+
     /// Largest accepted request body (bytes); larger ones get 413.
     #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
     pub max_body_bytes: usize,

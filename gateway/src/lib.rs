@@ -1,4 +1,4 @@
-//! stampede's reference MCP gateway: the HTTP surface of API.md over PostgreSQL or SQLite, with the
+//! stampede's reference MCP gateway: the HTTP surface of docs/api.md over PostgreSQL or SQLite, with the
 //! fixed lock behaviour by default and the field failures behind `--profile legacy`.
 
 pub mod api;

@@ -44,6 +44,7 @@ fn main() -> ExitCode {
                 .with_writer(std::io::stderr)
                 // Colours only for a person at a terminal, not in a log file.
                 .with_ansi(std::io::stderr().is_terminal())
+                .log_internal_errors(false)
                 .init();
             tokio::runtime::Runtime::new()
                 .map_err(anyhow::Error::from)

@@ -1,4 +1,4 @@
-//! The five entity kinds, their stored rows (serialized camelCase as API.md shows them) and the
+//! The five entity kinds, their stored rows (serialized camelCase as docs/api.md shows them) and the
 //! validated inputs that create them.
 
 use std::fmt;

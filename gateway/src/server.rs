@@ -63,7 +63,11 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         local_host: addr.to_string(),
         info: Arc::new(info),
     };
-    let app = api::router(state, args.max_body_bytes);
+    let app = api::slowdown::layer(
+        api::router(state, args.max_body_bytes),
+        std::time::Duration::from_micros(args.test_only_cpu_cost_us),
+        std::time::Duration::from_micros(args.test_only_delay_us),
+    );
     // The first line on stdout is the address, so scripts and tests that bind port 0 can find it.
     // A closed stdout (the reader has gone) is not a reason to stop serving.
     let mut stdout = std::io::stdout().lock();

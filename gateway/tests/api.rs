@@ -1,4 +1,4 @@
-//! The HTTP contract of API.md, on both backends: endpoints, status codes, JSON shapes, auth, and
+//! The HTTP contract of docs/api.md, on both backends: endpoints, status codes, JSON shapes, auth, and
 //! bad input answered with a JSON `detail` instead of a 500.
 
 mod common;

@@ -12,10 +12,12 @@ pub struct ScenarioArgs {
     /// The scenario file (TOML).
     pub scenario: PathBuf,
     /// Closed model: users at the steady stage (`--set load.users=N`).
-    #[arg(long)]
-    pub users: Option<u32>,
+    // Any integer is taken here and judged with the scenario, so `--users -5`, `--users 0` and a file's
+    // `users = -5` get the same message.
+    #[arg(long, allow_negative_numbers = true)]
+    pub users: Option<i64>,
     /// Open model: arrivals per second (`--set load.rate=R`).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub rate: Option<f64>,
     /// Steady duration, e.g. 30s (`--set load.duration=…`).
     #[arg(long)]
@@ -35,7 +37,7 @@ impl ScenarioArgs {
             out.push(Override::new("target.url", toml::Value::String(url.clone())));
         }
         if let Some(u) = self.users {
-            out.push(Override::new("load.users", toml::Value::Integer(i64::from(u))));
+            out.push(Override::new("load.users", toml::Value::Integer(u)));
         }
         if let Some(r) = self.rate {
             out.push(Override::new("load.rate", toml::Value::Float(r)));

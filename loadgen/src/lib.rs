@@ -1,5 +1,5 @@
 //! stampede's load generator as a library: scenarios, the engine, recording, results and the live
-//! feed (DESIGN.md, "The load generator"). The `stampede` binary and the `stampede-tui` dashboard are
+//! feed (docs/design.md, "The load generator"). The `stampede` binary and the `stampede-tui` dashboard are
 //! thin front ends over it.
 //!
 //! Data path: `scenario` (file → validated `Scenario`) → `engine` (target, setup, load model, one-second

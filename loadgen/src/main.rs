@@ -165,11 +165,13 @@ fn main() -> ExitCode {
         } => report(results, baseline, compare, out),
         Command::Compare { results, markdown } => {
             let mut labels = Vec::new();
+            let mut names: Vec<String> = Vec::new();
             let mut runs = Vec::new();
             for path in &results {
                 match Results::read(path) {
                     Ok(r) => {
                         labels.push(r.label(path));
+                        names.push(r.scenario.name.clone());
                         runs.push(gate::metrics::of_results(&r));
                     }
                     Err(e) => {
@@ -177,6 +179,15 @@ fn main() -> ExitCode {
                         return ExitCode::from(2);
                     }
                 }
+            }
+            let mut scenarios: Vec<&str> = names.iter().map(String::as_str).collect();
+            scenarios.sort_unstable();
+            scenarios.dedup();
+            if scenarios.len() > 1 {
+                errln!(
+                    "stampede compare: note: these runs are of different scenarios ({}): their figures are not like for like",
+                    scenarios.join(", ")
+                );
             }
             out!("{}", gate::report::compare(&labels, &runs, false));
             if let Some(md) = markdown
@@ -205,6 +216,10 @@ fn main() -> ExitCode {
                     tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
                 )
                 .with_writer(std::io::stderr)
+                // Colours for a terminal only; a failed write (stderr closed) is dropped, not reported
+                // through `eprintln!`, which would panic on the same closed stderr.
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+                .log_internal_errors(false)
                 .init();
             let runtime = match tokio::runtime::Runtime::new() {
                 Ok(r) => r,
@@ -245,16 +260,15 @@ async fn run(
             interrupt_tx.send_replace(true);
         }
     });
-    errln!(
-        "{}: starting ({:.0}s of load)",
-        plan.name,
-        plan.load.duration().as_secs_f64()
-    );
+    if let Err(e) = stampede_loadgen::target::check_environment(&plan) {
+        errln!("{}: {e}", file.display());
+        return ExitCode::from(2);
+    }
     let output = match engine::run(plan, RunOptions { snapshots: Some(cell) }, interrupt_rx).await {
         Ok(o) => o,
         Err(e) => {
             errln!("stampede: {e:#}");
-            return ExitCode::from(1);
+            return ExitCode::from(exit_code_of(&e));
         }
     };
     // Let the progress line print its last state.
@@ -291,16 +305,6 @@ fn report(results: PathBuf, baseline: Option<PathBuf>, compare: Vec<PathBuf>, ou
             return ExitCode::from(2);
         }
     };
-    if let Some(b) = &baseline
-        && b.scenario != runs[0].results.scenario.name
-    {
-        errln!(
-            "stampede report: the baseline is of scenario {:?}, the results are of {:?}",
-            b.scenario,
-            runs[0].results.scenario.name
-        );
-        return ExitCode::from(2);
-    }
     let page = stampede_loadgen::report::render(&runs, baseline.as_ref());
     match stampede_loadgen::results::write_file_atomically(&out, page.as_bytes()) {
         Ok(()) => {
@@ -311,6 +315,15 @@ fn report(results: PathBuf, baseline: Option<PathBuf>, compare: Vec<PathBuf>, ou
             errln!("stampede report: {e:#}");
             ExitCode::from(1)
         }
+    }
+}
+
+/// 2 for a mistake in what the run was given, 1 for a run that could not be carried out.
+fn exit_code_of(e: &anyhow::Error) -> u8 {
+    if e.downcast_ref::<stampede_loadgen::target::BadInput>().is_some() {
+        2
+    } else {
+        1
     }
 }
 
@@ -387,27 +400,10 @@ async fn gate(args: GateArgs, tolerances: gate::check::Tolerances) -> ExitCode {
             out
         }
     };
-    for r in &runs {
-        if r.scenario.name != baseline.scenario {
-            return usage(format!(
-                "the baseline is of scenario {:?}, the results are of {:?}",
-                baseline.scenario, r.scenario.name
-            ));
-        }
-        if !r.complete {
-            return usage("a results file of an interrupted run cannot be gated".into());
-        }
-        if !baseline.environment.build.is_empty() && r.environment.build != baseline.environment.build {
-            return usage(format!(
-                "the baseline was recorded with a {} build, the results with a {} build: speed is not comparable",
-                baseline.environment.build, r.environment.build
-            ));
-        }
-    }
-    let metrics: Vec<_> = runs.iter().map(gate::metrics::of_results).collect();
-    let current = gate::baseline::medians(&gate::baseline::aggregate(&metrics));
-    let thresholds = gate::parse_all(&runs[0].scenario.spec.thresholds).unwrap_or_default();
-    let checks = gate::check::gate(&baseline, &current, &thresholds, &tolerances);
+    let checks = match gate::verdict::judge_runs(&baseline, &runs, &tolerances) {
+        Ok(c) => c,
+        Err(refusal) => return usage(refusal.to_string()),
+    };
     out!("{}", gate::report::table(&baseline.scenario, &checks));
     for (path, text) in [
         (&markdown, gate::report::markdown(&baseline.scenario, &checks)),
@@ -419,9 +415,5 @@ async fn gate(args: GateArgs, tolerances: gate::check::Tolerances) -> ExitCode {
             return usage(format!("writing {}: {e}", p.display()));
         }
     }
-    if gate::check::passed(&checks) {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    }
+    ExitCode::from(gate::verdict::Outcome::of(&checks).exit_code())
 }

@@ -74,10 +74,21 @@ pub async fn progress(cell: SnapshotCell, every: Duration) {
     let tty = std::io::stderr().is_terminal();
     let mut rx = cell.subscribe();
     let mut last_print = tokio::time::Instant::now();
+    let mut started = false;
     while rx.changed().await.is_ok() {
         let Some(snap) = rx.borrow_and_update().clone() else {
             continue;
         };
+        if !started {
+            // The first snapshot comes once the target is up and set up: only now has the load started.
+            started = true;
+            let _ = writeln!(
+                std::io::stderr(),
+                "{}: load started, {:.0}s to go (post-load window included)",
+                snap.scenario,
+                snap.remaining_s
+            );
+        }
         let mut err = std::io::stderr();
         if tty {
             let _ = write!(err, "\r\x1b[2K{}", status_line(&snap, 120));
@@ -164,6 +175,8 @@ pub fn summary(r: &Results) -> String {
     }
     let o = &r.observed;
     let nm = |v: Option<f64>, unit: &str| v.map_or("not measured".to_owned(), |v| format!("{v:.1}{unit}"));
+    // Counts read from the target's metrics are whole numbers, and print as such.
+    let count = |v: Option<f64>| v.map_or("not measured".to_owned(), |v| format!("{v:.0}"));
     let _ = writeln!(
         out,
         "target CPU ({}): load mean {} max {}; post-load mean {} max {}, after {:.0}s settle {}",
@@ -199,9 +212,9 @@ pub fn summary(r: &Results) -> String {
     let _ = writeln!(
         out,
         "target metrics: lock conflicts {}, SSE sessions active max {} / at the end {}{}",
-        nm(o.lock_conflicts, ""),
-        nm(o.sse_sessions_active_max, ""),
-        nm(o.sse_sessions_active_end, ""),
+        count(o.lock_conflicts),
+        count(o.sse_sessions_active_max),
+        count(o.sse_sessions_active_end),
         if o.sse_session_ends.is_empty() {
             String::new()
         } else {

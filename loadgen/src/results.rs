@@ -83,6 +83,10 @@ pub struct TargetInfo {
     /// The spawned gateway's profile.
     pub profile: Option<String>,
     pub pid: Option<u32>,
+    /// The spawned gateway's store, `sqlite` or `postgres` (speed on one says nothing of the other);
+    /// null for a gateway at a URL. Absent in files written before it was recorded.
+    #[serde(default)]
+    pub store: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -185,6 +189,16 @@ impl Results {
                     TargetPlan::Url(_) => None,
                 },
                 pid: run.target_pid,
+                store: match &scenario.target {
+                    TargetPlan::Spawn { database_url, .. } => Some(
+                        match database_url.as_deref() {
+                            Some(u) if u.starts_with("postgres") => "postgres",
+                            _ => "sqlite",
+                        }
+                        .to_owned(),
+                    ),
+                    TargetPlan::Url(_) => None,
+                },
             },
             environment: Environment::here(),
             started_at: started,
@@ -236,9 +250,14 @@ impl Results {
         let stem = path
             .file_stem()
             .map_or(String::new(), |s| s.to_string_lossy().into_owned());
-        match &self.target.profile {
+        let label = match &self.target.profile {
             Some(p) if !stem.contains(p.as_str()) => format!("{stem} ({p})"),
             _ => stem,
+        };
+        if self.complete {
+            label
+        } else {
+            format!("{label} (interrupted)")
         }
     }
 
@@ -246,6 +265,12 @@ impl Results {
         let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         let value: serde_json::Value =
             serde_json::from_str(&text).with_context(|| format!("{}: not JSON", path.display()))?;
+        if value["kind"] == "stampede-baseline" {
+            anyhow::bail!(
+                "{} is a baseline, not the results file of a run (give it with --baseline)",
+                path.display()
+            );
+        }
         let version = value["schema_version"].as_u64();
         if version != Some(u64::from(SCHEMA_VERSION)) {
             anyhow::bail!(

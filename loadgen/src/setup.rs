@@ -1,5 +1,5 @@
 //! Before the load: seed entities through the API, or discover the ones the target has, so templates
-//! like `{tool_id}` have values. Works against any gateway with the API.md surface.
+//! like `{tool_id}` have values. Works against any gateway with the docs/api.md surface.
 
 use anyhow::{Context as _, bail};
 use serde_json::{Value, json};
@@ -16,6 +16,8 @@ pub struct Pools {
     pub prompts: Vec<(String, String)>,
     /// (id, uri)
     pub resources: Vec<(String, String)>,
+    /// Seeded by this run (not discovered) and not asked to be kept: teardown deletes them.
+    pub remove_after: bool,
 }
 
 impl Pools {
@@ -96,6 +98,18 @@ pub async fn prepare(http: &reqwest::Client, base: &str, scenario: &Scenario) ->
     Ok(pools)
 }
 
+/// What to do about a 401/403 from the target: say how a scenario carries a token.
+fn auth_hint(status: reqwest::StatusCode) -> &'static str {
+    match status.as_u16() {
+        401 | 403 => {
+            " — the gateway wants a bearer token: set target.token, target.token_env (a variable holding \
+             it) or target.jwt_secret_env (a variable holding the JWT secret, to mint one), e.g. \
+             --set target.token_env=MCPGATEWAY_BEARER_TOKEN"
+        }
+        _ => "",
+    }
+}
+
 async fn post(http: &reqwest::Client, url: String, body: Value) -> anyhow::Result<Value> {
     let resp = http
         .post(&url)
@@ -106,7 +120,7 @@ async fn post(http: &reqwest::Client, url: String, body: Value) -> anyhow::Resul
     let status = resp.status();
     let text = resp.text().await?;
     if !status.is_success() {
-        bail!("setup: POST {url} answered {status}: {text}");
+        bail!("setup: POST {url} answered {status}: {text}{}", auth_hint(status));
     }
     serde_json::from_str(&text).with_context(|| format!("setup: POST {url}: not JSON: {text}"))
 }
@@ -121,7 +135,10 @@ fn id_of(v: &Value) -> anyhow::Result<String> {
 /// Create the entities, a few requests at a time; names carry a run prefix so runs do not collide.
 async fn seed(http: &reqwest::Client, base: &str, s: &SetupSpec) -> anyhow::Result<Pools> {
     let run = &uuid::Uuid::new_v4().simple().to_string()[..8];
-    let mut pools = Pools::default();
+    let mut pools = Pools {
+        remove_after: s.teardown,
+        ..Pools::default()
+    };
     for i in 0..s.gateways {
         let g = post(
             http,
@@ -198,6 +215,45 @@ async fn seed(http: &reqwest::Client, base: &str, s: &SetupSpec) -> anyhow::Resu
     Ok(pools)
 }
 
+/// After the run: delete what `seed` created — servers first (they refer to tools), gateways last — so
+/// runs against one database start alike. Without it a shared database grows by a seed per run, and
+/// list latencies drift upwards run after run (a baseline's spread would be that drift). Answers what
+/// could not be deleted; never fails the run.
+pub async fn teardown(http: &reqwest::Client, base: &str, pools: &Pools) -> Vec<String> {
+    if !pools.remove_after {
+        return Vec::new();
+    }
+    let kinds: [(&str, Vec<&str>); 5] = [
+        ("servers", pools.servers.iter().map(String::as_str).collect()),
+        ("tools", pools.tools.iter().map(|(id, _)| id.as_str()).collect()),
+        ("prompts", pools.prompts.iter().map(|(id, _)| id.as_str()).collect()),
+        ("resources", pools.resources.iter().map(|(id, _)| id.as_str()).collect()),
+        ("gateways", pools.gateways.iter().map(String::as_str).collect()),
+    ];
+    let mut problems = Vec::new();
+    // One at a time: on SQLite concurrent writes are refused with 409 (no busy wait in the fixed
+    // profile); a 409 left by a write still in flight is retried a few times.
+    for (kind, ids) in kinds {
+        for id in ids {
+            let url = format!("{base}/{kind}/{id}");
+            let mut attempt = 0;
+            let problem = loop {
+                attempt += 1;
+                match http.delete(&url).send().await {
+                    Ok(r) if r.status().is_success() || r.status() == reqwest::StatusCode::NOT_FOUND => break None,
+                    Ok(r) if r.status() == reqwest::StatusCode::CONFLICT && attempt < 5 => {
+                        tokio::time::sleep(std::time::Duration::from_millis(20 * attempt)).await;
+                    }
+                    Ok(r) => break Some(format!("DELETE {url}: {}", r.status())),
+                    Err(e) => break Some(format!("DELETE {url}: {e}")),
+                }
+            };
+            problems.extend(problem);
+        }
+    }
+    problems
+}
+
 /// List every kind (inactive ones included), following cursors, up to 10,000 of each.
 async fn discover(http: &reqwest::Client, base: &str) -> anyhow::Result<Pools> {
     let mut pools = Pools::default();
@@ -237,7 +293,7 @@ async fn list_all(http: &reqwest::Client, base: &str, kind: &str) -> anyhow::Res
             .with_context(|| format!("setup: GET {url}"))?;
         let status = resp.status();
         if !status.is_success() {
-            bail!("setup: GET {url} answered {status}");
+            bail!("setup: GET {url} answered {status}{}", auth_hint(status));
         }
         let page: Value = resp
             .json()

@@ -72,15 +72,40 @@ impl Target {
     }
 }
 
+/// A mistake in what the run was given (not in the target): the front ends exit 2 on it, as on a bad
+/// scenario file.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct BadInput(pub String);
+
+/// Check what the run needs from its environment before anything starts (a variable named by
+/// `token_env` or `jwt_secret_env` that is not set).
+pub fn check_environment(s: &Scenario) -> Result<(), BadInput> {
+    let (field, var) = match &s.auth {
+        AuthPlan::TokenEnv(var) => ("target.token_env", var),
+        AuthPlan::JwtSecretEnv(var) => ("target.jwt_secret_env", var),
+        AuthPlan::None | AuthPlan::Token(_) => return Ok(()),
+    };
+    match std::env::var(var) {
+        Ok(v) if !v.is_empty() => Ok(()),
+        _ => Err(BadInput(format!("{field}: the environment variable ${var} is not set"))),
+    }
+}
+
 /// The token the load carries: a given one, one from the environment, or one minted.
 fn token_for(auth: &AuthPlan, spawned_secret: Option<&str>) -> anyhow::Result<Option<String>> {
     Ok(match auth {
         AuthPlan::Token(t) => Some(t.clone()),
-        AuthPlan::TokenEnv(var) => {
-            Some(std::env::var(var).with_context(|| format!("target.token_env: ${var} is not set"))?)
-        }
+        AuthPlan::TokenEnv(var) => Some(
+            std::env::var(var)
+                .map_err(|_| BadInput(format!("target.token_env: the environment variable ${var} is not set")))?,
+        ),
         AuthPlan::JwtSecretEnv(var) => {
-            let secret = std::env::var(var).with_context(|| format!("target.jwt_secret_env: ${var} is not set"))?;
+            let secret = std::env::var(var).map_err(|_| {
+                BadInput(format!(
+                    "target.jwt_secret_env: the environment variable ${var} is not set"
+                ))
+            })?;
             Some(mint(&secret)?)
         }
         AuthPlan::None => spawned_secret.map(mint).transpose()?,

@@ -214,3 +214,70 @@ fn a_closed_stdout_or_stderr_ends_the_output_not_the_run() {
     let r: Value = serde_json::from_str(&std::fs::read_to_string(&results).unwrap()).unwrap();
     assert_eq!(r["complete"], true);
 }
+
+#[test]
+fn a_missing_token_variable_is_bad_input_and_nothing_starts() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
+    let out = stampede()
+        .arg("run")
+        .arg(root.join("ci-smoke.toml"))
+        .args(["--set", "target.token_env=STAMPEDE_TEST_NO_SUCH_VARIABLE"])
+        .env_remove("STAMPEDE_TEST_NO_SUCH_VARIABLE")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("target.token_env: the environment variable $STAMPEDE_TEST_NO_SUCH_VARIABLE is not set"),
+        "{err}"
+    );
+    assert!(!err.contains("started"), "nothing was started: {err}");
+}
+
+#[test]
+fn a_gateway_that_wants_a_token_gets_a_hint_and_no_start_line() {
+    // A gateway of our own at a URL: the run is not given a token for it.
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_stampede")).with_file_name("stampede-gateway");
+    let dir = tempfile::tempdir().unwrap();
+    let mut gateway = Command::new(bin)
+        .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(gateway.stdout.take().unwrap()), &mut first).unwrap();
+    let url = first.trim().rsplit(' ').next().unwrap().to_owned();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
+    let run = |extra: &[&str]| {
+        stampede()
+            .arg("run")
+            .arg(root.join("ci-smoke.toml"))
+            .args(["--target", &url, "--duration", "1s", "--set", "observe.post_load=\"0s\"", "--quiet"])
+            .args(extra)
+            .arg("-o")
+            .arg(dir.path().join("out.json"))
+            .env("STAMPEDE_TEST_SECRET", "my-test-key")
+            .output()
+            .unwrap()
+    };
+    let out = run(&[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("401"), "{err}");
+    assert!(err.contains("target.token_env"), "says how to give a token: {err}");
+    assert!(!err.contains("started"), "the load never started: {err}");
+
+    // With a token (minted from the gateway's secret) the run goes through and its teardown deletes
+    // what its setup seeded: a run that only discovers finds nothing to use.
+    let token = ["--set", "target.jwt_secret_env=STAMPEDE_TEST_SECRET"];
+    let out = run(&token);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = run(&[&token[..], &["--set", "setup.mode=\"discover\""]].concat());
+    let _ = gateway.kill();
+    let _ = gateway.wait();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("has none to offer"), "the seed was deleted: {err}");
+}

@@ -204,3 +204,69 @@ fn gate_input_errors_exit_2_with_a_clear_message() {
     let out = stampede().arg("gate").arg(&alpha).output().unwrap();
     assert_eq!(out.status.code(), Some(2), "no --baseline is a usage error");
 }
+
+fn data(name: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name)
+}
+
+#[test]
+fn compare_warns_of_mixed_scenarios_and_marks_an_interrupted_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut other: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(data("fixed-small.json")).unwrap()).unwrap();
+    other["scenario"]["name"] = "something-else".into();
+    other["complete"] = false.into();
+    other["completion"] = "interrupted".into();
+    let other_path = dir.path().join("stopped.json");
+    std::fs::write(&other_path, other.to_string()).unwrap();
+    let out = stampede()
+        .arg("compare")
+        .arg(data("fixed-small.json"))
+        .arg(&other_path)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stdout.lines().next().unwrap().contains("stopped (fixed) (interrupted)"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("different scenarios (mixed-4000, something-else)"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_results_file_and_a_baseline_in_each_others_place_are_named() {
+    let baseline = Path::new(env!("CARGO_MANIFEST_DIR")).join("../results/baselines/ci-smoke.json");
+    let results = data("fixed-small.json");
+    let out = stampede()
+        .arg("gate")
+        .arg(&baseline)
+        .arg("--baseline")
+        .arg(&results)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("fixed-small.json is the results file of a run, not a baseline"),
+        "{err}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let out = stampede()
+        .arg("report")
+        .arg(&baseline)
+        .arg("-o")
+        .arg(dir.path().join("r.html"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("ci-smoke.json is a baseline, not the results file of a run"),
+        "{err}"
+    );
+}

@@ -271,19 +271,44 @@ fn bad_input_exits_2_and_writes_nothing() {
     assert_eq!(missing.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("no-such-results.json"));
     assert!(!out.exists());
-    // A baseline of another scenario is refused.
-    let other = stampede()
-        .arg("report")
+}
+
+#[test]
+fn report_and_gate_give_one_judgement_refusals_included() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixed = stampede_loadgen::results::Results::read(&data("fixed-small.json")).unwrap();
+    let mut baseline = stampede_loadgen::gate::baseline::Baseline::from_runs(&[fixed]).unwrap();
+    // Recorded with the other build: `gate` refuses (exit 2), and the report says the same instead of
+    // judging.
+    baseline.environment.build = if baseline.environment.build == "debug" {
+        "release"
+    } else {
+        "debug"
+    }
+    .into();
+    let path = dir.path().join("other-build.json");
+    baseline.write(&path).unwrap();
+    let gate = stampede()
+        .arg("gate")
         .arg(data("fixed-small.json"))
         .arg("--baseline")
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../results/baselines/ci-smoke.json"))
-        .arg("-o")
-        .arg(&out)
+        .arg(&path)
         .output()
         .unwrap();
-    assert_eq!(other.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&other.stderr).contains("ci-smoke"));
-    assert!(!out.exists());
+    assert_eq!(gate.status.code(), Some(2));
+    let refusal = String::from_utf8_lossy(&gate.stderr);
+    assert!(refusal.contains("speed is not comparable"), "{refusal}");
+    let page = report_against(dir.path(), &data("fixed-small.json"), &path);
+    let text = text_of(&parse(&page));
+    assert!(text.contains("not judged"), "{text}");
+    assert!(text.contains("speed is not comparable"), "{text}");
+    assert!(!text.contains("PASS"), "no verdict where the gate refuses");
+
+    // A baseline of another scenario: the same.
+    let ci = Path::new(env!("CARGO_MANIFEST_DIR")).join("../results/baselines/ci-smoke.json");
+    let page = report_against(dir.path(), &data("fixed-small.json"), &ci);
+    let text = text_of(&parse(&page));
+    assert!(text.contains("not judged") && text.contains("ci-smoke"), "{text}");
 }
 
 /// A Chromium on this machine: $CHROMIUM, else the usual names on PATH.
@@ -371,4 +396,17 @@ fn the_report_renders_in_headless_chromium() {
         colours.contains(&vec![0xff, 0xf1, 0xe5]),
         "no post-load shading on screen"
     );
+}
+
+#[test]
+fn the_summary_prints_counts_as_whole_numbers() {
+    let r = stampede_loadgen::results::Results::read(&data("fixed-small.json")).unwrap();
+    let text = stampede_loadgen::output::summary(&r);
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("target metrics:"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(line.contains("lock conflicts 0,"), "{line}");
+    assert!(line.contains("SSE sessions active max 89 "), "{line}");
+    assert!(!line.contains(".0"), "{line}");
 }

@@ -47,7 +47,9 @@ fn main() -> ExitCode {
         Command::Replay { results } => Results::read(&results).map(|r| Input::Replay(Box::new(r))),
         Command::Attach { addr } => Ok(Input::Attach(addr)),
         Command::Run { scenario, out } => match scenario.load() {
-            Ok(plan) => Ok(Input::Run(Box::new(plan), scenario.scenario, out)),
+            Ok(plan) => stampede_loadgen::target::check_environment(&plan)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", scenario.scenario.display()))
+                .map(|()| Input::Run(Box::new(plan), scenario.scenario, out)),
             Err(e) => Err(anyhow::anyhow!("{e}")),
         },
     };

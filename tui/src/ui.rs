@@ -128,7 +128,13 @@ fn header<'a>(app: &App, width: u16, p: &Palette) -> Vec<Line<'a>> {
         " total {} · ok {} · expected {} · failed {} ({fail:.2}%)  ",
         t.count, t.ok, t.expected, t.failed
     );
-    if totals.chars().count() + status.chars().count() <= usize::from(width) {
+    let fits = |text: &str| totals.chars().count() + text.chars().count() <= usize::from(width);
+    // The key hint shrinks to fit; a real status (where the results went, the feed's state) is never cut.
+    let status = match (&app.status, fits(&status)) {
+        (None, false) => "? help".to_owned(),
+        _ => status,
+    };
+    if fits(&status) {
         vec![
             line1,
             Line::from(vec![Span::raw(totals), Span::styled(status, p.dim())]),
@@ -410,7 +416,7 @@ fn draw_panel(f: &mut Frame, app: &App, panel: Panel, area: Rect, p: &Palette) {
                                 let (mark, style) = match j.verdict {
                                     Verdict::Pass => ("pass", p.fg(Color::Green)),
                                     Verdict::Fail => ("FAIL", p.fg(Color::Red).add_modifier(Modifier::BOLD)),
-                                    Verdict::NotMeasured | Verdict::NoBaseline => ("  - ", p.dim()),
+                                    Verdict::NotMeasured | Verdict::NoBaseline | Verdict::Stale => ("  - ", p.dim()),
                                 };
                                 let value = match (j.verdict, j.value) {
                                     (Verdict::NotMeasured, _) => "not measured".to_owned(),

@@ -197,3 +197,36 @@ fn thresholds_hold_or_fail_right_now() {
     assert!(s.contains("pass failure_rate < 1%"), "{s}");
     assert!(s.contains("blocked_queries.max == 0 (not measured)"), "{s}");
 }
+
+#[test]
+fn at_100_columns_nothing_in_the_header_or_the_help_is_cut() {
+    let mut app = replay_app();
+    let status = "finished: results in results/runs/ci-smoke-20261128T101500Z.json — q to quit";
+    app.status = Some(status.into());
+    let s = screen(&app, 100, 30);
+    assert!(s.contains(status), "the whole status:\n{s}");
+    app.status = None;
+    let s = screen(&app, 100, 30);
+    assert!(s.contains("q quit · tab panels · +/- span · p pause · ? help"), "{s}");
+    let s = screen(&app, 80, 24);
+    assert!(s.contains("? help"), "the hint shrinks to fit at 80 columns:\n{s}");
+    key(&mut app, KeyCode::Char('?'));
+    let s = screen(&app, 100, 30);
+    for line in [
+        "q, Ctrl-C   quit (run: stop the load, write results)",
+        "tab         next panel full size; esc: all panels",
+        "any key closes the help",
+    ] {
+        assert!(s.contains(line), "{line:?} whole in the help:\n{s}");
+    }
+}
+
+#[test]
+fn before_any_run_the_header_says_it_waits_instead_of_showing_a_phase() {
+    let mut app = App::new(Mode::Attach);
+    app.color = false;
+    app.status = Some("no run at 127.0.0.1:9400".into());
+    let s = screen(&app, 80, 24);
+    assert!(s.contains("waiting for a run"), "{s}");
+    assert!(!s.contains("ramp-up") && !s.contains("0s elapsed"), "{s}");
+}

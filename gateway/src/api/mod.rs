@@ -1,9 +1,10 @@
-//! The HTTP surface (API.md): routes, auth and metrics layers, health endpoints.
+//! The HTTP surface (docs/api.md): routes, auth and metrics layers, health endpoints.
 
 mod entities;
 mod error;
 mod extract;
 mod mcp;
+pub mod slowdown;
 
 use std::sync::Arc;
 use std::time::Instant;

@@ -1,4 +1,4 @@
-//! SSE sessions (API.md, "SSE sessions"): the registry of open sessions, each session's producer, and
+//! SSE sessions (docs/api.md, "SSE sessions"): the registry of open sessions, each session's producer, and
 //! the frame format. The HTTP handlers are in `api::mcp`.
 
 mod registry;

@@ -399,6 +399,10 @@ async fn drive(
     observers.stop();
     let elapsed = start.elapsed();
     let cpu_after = crate::environment::process_cpu_seconds();
+    // After everything was measured: the deletions are no part of the load or the post-load window.
+    for problem in crate::setup::teardown(&ctx.http, &target.base, &ctx.pools).await {
+        tracing::warn!("teardown: {problem}");
+    }
     publish(
         &timeline,
         timeline.windows.last().cloned(),

@@ -29,6 +29,9 @@ pub struct Baseline {
     pub runs: usize,
     pub created_at: String,
     pub environment: Environment,
+    /// The spawned gateway's store (`sqlite`, `postgres`) the runs were against; absent when unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store: Option<String>,
     /// Scope (`all` or an action) → metric → statistics.
     pub metrics: BTreeMap<String, BTreeMap<String, Stat>>,
 }
@@ -101,14 +104,23 @@ impl Baseline {
             runs: runs.len(),
             created_at: first.started_at.clone(),
             environment: first.environment.clone(),
+            store: first.target.store.clone(),
             metrics: aggregate(&metrics),
         })
     }
 
     pub fn read(path: &Path) -> anyhow::Result<Baseline> {
         let text = std::fs::read_to_string(path).with_context(|| format!("reading the baseline {}", path.display()))?;
+        let value: serde_json::Value =
+            serde_json::from_str(&text).with_context(|| format!("{}: not JSON", path.display()))?;
+        if value.get("kind").is_none() && value.get("series").is_some() {
+            anyhow::bail!(
+                "{} is the results file of a run, not a baseline (record one with `stampede baseline`)",
+                path.display()
+            );
+        }
         let b: Baseline =
-            serde_json::from_str(&text).with_context(|| format!("{}: not a stampede baseline", path.display()))?;
+            serde_json::from_value(value).with_context(|| format!("{}: not a stampede baseline", path.display()))?;
         if b.kind != "stampede-baseline" || b.schema_version != BASELINE_SCHEMA_VERSION {
             anyhow::bail!(
                 "{}: not a stampede baseline of schema version {BASELINE_SCHEMA_VERSION}",

@@ -168,15 +168,30 @@ pub fn gate(
                 } else {
                     0.0
                 };
-                let worse = match better {
-                    Better::Higher => change < -allowed,
-                    Better::Lower => change > allowed,
+                // Worse beyond the allowed change fails. Better by as much (the same factor the other
+                // way: 1.5× slower allowed ⇒ 1.5× faster is stale) means the baseline no longer
+                // describes this tree: a slowdown back to it would pass unseen.
+                let ratio = 1.0 + change;
+                let (worse, stale) = match better {
+                    Better::Higher => (change < -allowed, allowed < 1.0 && ratio > 1.0 / (1.0 - allowed)),
+                    Better::Lower => (change > allowed, ratio < 1.0 / (1.0 + allowed)),
                 };
-                let sign = if better == Better::Higher { "-" } else { "+" };
+                let verdict = if worse {
+                    Verdict::Fail
+                } else if stale {
+                    Verdict::Stale
+                } else {
+                    Verdict::Pass
+                };
+                let (worst, best) = match better {
+                    Better::Higher => (-allowed, (1.0 / (1.0 - allowed) - 1.0).min(99.99)),
+                    Better::Lower => (allowed, 1.0 / (1.0 + allowed) - 1.0),
+                };
+                let (low, high) = if worst < best { (worst, best) } else { (best, worst) };
                 (
-                    if worse { Verdict::Fail } else { Verdict::Pass },
+                    verdict,
                     Some(change),
-                    format!("{sign}{:.0}%", allowed * 100.0),
+                    format!("{:+.0}%..{:+.0}%", low * 100.0, high * 100.0),
                 )
             }
         };
@@ -213,9 +228,10 @@ pub fn gate(
     checks
 }
 
-/// Passed when nothing failed (not measured and no baseline are reported, not failed).
+/// Passed when nothing failed and the baseline is not stale (not measured and no baseline are
+/// reported, not failed).
 pub fn passed(checks: &[Check]) -> bool {
-    checks.iter().all(|c| c.verdict != Verdict::Fail)
+    super::verdict::Outcome::of(checks) == super::verdict::Outcome::Pass
 }
 
 #[cfg(test)]
@@ -244,6 +260,7 @@ mod tests {
             runs: 3,
             created_at: String::new(),
             environment: crate::environment::Environment::here(),
+            store: None,
             metrics: BTreeMap::from([("all".to_owned(), metrics)]),
         }
     }
@@ -302,10 +319,10 @@ mod tests {
         );
         assert_eq!(verdict(&c, "rps"), Verdict::Fail);
         assert_eq!(verdict(&c, "p99"), Verdict::Fail);
-        let c = gate(&b, &now(&[("rps", 2000.0), ("p99", 10.0)]), &[], &Tolerances::default());
-        assert!(passed(&c), "faster is never a regression");
+        let c = gate(&b, &now(&[("rps", 1100.0), ("p99", 80.0)]), &[], &Tolerances::default());
+        assert!(passed(&c), "faster within the band is a pass");
         let rps = c.iter().find(|c| c.name == "rps").unwrap();
-        assert_eq!(rps.change, Some(1.0));
+        assert!((rps.change.unwrap() - 0.1).abs() < 1e-9);
     }
 
     #[test]
@@ -338,6 +355,33 @@ mod tests {
                 .unwrap_err()
                 .contains("not a percentage")
         );
+    }
+
+    #[test]
+    fn faster_beyond_the_band_says_the_baseline_is_stale() {
+        use super::super::verdict::Outcome;
+        let b = baseline(&[("rps", 1000.0, 0.0), ("p50", 10.0, 0.0)]);
+        let judge = |rps: f64, p50: f64| {
+            gate(
+                &b,
+                &now(&[("rps", rps), ("p50", p50), ("count", 5000.0)]),
+                &[],
+                &Tolerances::default(),
+            )
+        };
+        // p50 may be 25 % slower, so 1/1.25 = 0.8 of the baseline is as far the other way.
+        let c = judge(1000.0, 7.9);
+        assert_eq!(verdict(&c, "p50"), Verdict::Stale);
+        assert_eq!(Outcome::of(&c), Outcome::Stale);
+        assert!(!passed(&c), "a stale baseline fails the gate");
+        assert_eq!(c.iter().find(|c| c.name == "p50").unwrap().allowed, "-20%..+25%");
+        assert_eq!(verdict(&judge(1000.0, 8.1), "p50"), Verdict::Pass);
+        // RPS may be 15 % lower; 1/0.85 = 1.18 × higher is stale.
+        assert_eq!(verdict(&judge(1200.0, 10.0), "rps"), Verdict::Stale);
+        assert_eq!(verdict(&judge(1150.0, 10.0), "rps"), Verdict::Pass);
+        // A regression outranks a stale figure.
+        assert_eq!(Outcome::of(&judge(800.0, 7.0)), Outcome::Regression);
+        assert_eq!(Outcome::of(&judge(1000.0, 10.0)), Outcome::Pass);
     }
 
     #[test]

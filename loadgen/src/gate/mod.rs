@@ -6,6 +6,7 @@ pub mod check;
 pub mod metrics;
 pub mod report;
 pub mod threshold;
+pub mod verdict;
 
 use std::collections::BTreeMap;
 

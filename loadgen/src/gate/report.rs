@@ -4,9 +4,10 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use super::check::{Check, passed};
+use super::check::Check;
 use super::metrics::Metrics;
 use super::threshold::Verdict;
+use super::verdict::Outcome;
 
 pub(crate) fn num(v: Option<f64>) -> String {
     match v {
@@ -24,7 +25,7 @@ fn change(c: &Check) -> String {
 
 pub fn table(scenario: &str, checks: &[Check]) -> String {
     let mut out = String::new();
-    let verdict = if passed(checks) { "PASS" } else { "FAIL: regression" };
+    let verdict = Outcome::of(checks);
     let _ = writeln!(out, "stampede gate — {scenario}: {verdict}");
     let w = checks.iter().map(|c| c.name.len()).max().unwrap_or(10).max(6);
     let _ = writeln!(
@@ -50,7 +51,11 @@ pub fn table(scenario: &str, checks: &[Check]) -> String {
 
 pub fn markdown(scenario: &str, checks: &[Check]) -> String {
     let mut out = String::new();
-    let verdict = if passed(checks) { "✅ pass" } else { "❌ regression" };
+    let verdict = match Outcome::of(checks) {
+        Outcome::Pass => "✅ pass",
+        Outcome::Regression => "❌ regression",
+        Outcome::Stale => "❌ baseline stale — re-record it",
+    };
     let _ = writeln!(out, "### stampede gate — `{scenario}`: {verdict}\n");
     let _ = writeln!(
         out,
@@ -59,7 +64,7 @@ pub fn markdown(scenario: &str, checks: &[Check]) -> String {
     let _ = writeln!(out, "|---|---|---:|---:|---:|---:|---|");
     for c in checks {
         let v = match c.verdict {
-            Verdict::Fail => "**FAIL**".to_owned(),
+            Verdict::Fail | Verdict::Stale => format!("**{}**", c.verdict),
             other => other.to_string(),
         };
         let _ = writeln!(
@@ -85,7 +90,10 @@ fn xml_escape(s: &str) -> String {
 }
 
 pub fn junit(scenario: &str, checks: &[Check]) -> String {
-    let failures = checks.iter().filter(|c| c.verdict == Verdict::Fail).count();
+    let failures = checks
+        .iter()
+        .filter(|c| matches!(c.verdict, Verdict::Fail | Verdict::Stale))
+        .count();
     let skipped = checks
         .iter()
         .filter(|c| matches!(c.verdict, Verdict::NotMeasured | Verdict::NoBaseline))
@@ -118,11 +126,16 @@ pub fn junit(scenario: &str, checks: &[Check]) -> String {
         );
         match c.verdict {
             Verdict::Pass => out.push_str("/>\n"),
-            Verdict::Fail => {
+            Verdict::Fail | Verdict::Stale => {
+                let what = if c.verdict == Verdict::Fail {
+                    "regression"
+                } else {
+                    "baseline stale, re-record it"
+                };
                 let _ = writeln!(
                     out,
                     ">\n      <failure message=\"{}\">{}</failure>\n    </testcase>",
-                    xml_escape(&format!("regression: {detail}")),
+                    xml_escape(&format!("{what}: {detail}")),
                     xml_escape(&detail)
                 );
             }

@@ -67,6 +67,8 @@ pub enum Verdict {
     NotMeasured,
     /// `baseline * x` without a baseline to compare with.
     NoBaseline,
+    /// A speed check better than the baseline beyond the allowed band: the baseline is out of date.
+    Stale,
 }
 
 impl fmt::Display for Verdict {
@@ -76,6 +78,7 @@ impl fmt::Display for Verdict {
             Verdict::Fail => "FAIL",
             Verdict::NotMeasured => "not measured",
             Verdict::NoBaseline => "no baseline",
+            Verdict::Stale => "STALE",
         })
     }
 }

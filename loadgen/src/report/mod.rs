@@ -142,7 +142,7 @@ fn cards(body: &mut String, r: &Results) {
 fn verdict_cell(v: gate::Verdict) -> String {
     let class = match v {
         gate::Verdict::Pass => "pass",
-        gate::Verdict::Fail => "fail",
+        gate::Verdict::Fail | gate::Verdict::Stale => "fail",
         _ => "other",
     };
     format!("<span class=\"{class}\">{v}</span>")
@@ -151,19 +151,35 @@ fn verdict_cell(v: gate::Verdict) -> String {
 fn verdicts(body: &mut String, main: &Run, baseline: Option<&Baseline>) {
     let r = &main.results;
     if let Some(b) = baseline {
-        let current = gate::metrics::of_results(r);
-        let thresholds = gate::parse_all(&r.scenario.spec.thresholds).unwrap_or_default();
-        let checks = gate::check::gate(b, &current, &thresholds, &Tolerances::default());
+        // The same judgement as `stampede gate`, refusals included.
         let _ = write!(
             body,
-            "<h2>Gate against the baseline ({} runs, {})</h2><p>{}</p>",
+            "<h2>Gate against the baseline ({} runs, {})</h2>",
             b.runs,
-            escape(&b.created_at),
-            if gate::check::passed(&checks) {
-                "<span class=\"pass\">PASS</span>"
-            } else {
-                "<span class=\"fail\">FAIL: regression</span>"
+            escape(&b.created_at)
+        );
+        let checks = match gate::verdict::judge_runs(b, std::slice::from_ref(r), &Tolerances::default()) {
+            Ok(checks) => checks,
+            Err(refusal) => {
+                let _ = write!(
+                    body,
+                    "<p><span class=\"other\">not judged</span>: {} (as <code>stampede gate</code> \
+                     refuses, exit 2)</p>",
+                    escape(&refusal.to_string())
+                );
+                return;
             }
+        };
+        let outcome = gate::verdict::Outcome::of(&checks);
+        let class = if outcome == gate::verdict::Outcome::Pass {
+            "pass"
+        } else {
+            "fail"
+        };
+        let _ = write!(
+            body,
+            "<p><span class=\"{class}\">{}</span></p>",
+            escape(&outcome.to_string())
         );
         body.push_str("<table><thead><tr><th>kind</th><th>check</th><th>baseline</th><th>current</th><th>change</th><th>allowed</th><th>verdict</th></tr></thead><tbody>");
         for c in &checks {

@@ -340,7 +340,7 @@ fn auth_plan(spec: &ScenarioSpec, problems: &mut Vec<Problem>) -> AuthPlan {
 fn load_plan(l: &LoadSpec, problems: &mut Vec<Problem>) -> Option<LoadPlan> {
     let before = problems.len();
     let (level_field, level) = match l.model {
-        Model::Closed => ("load.users", l.users.map(f64::from)),
+        Model::Closed => ("load.users", l.users.map(|u| u as f64)),
         Model::Open => ("load.rate", l.rate),
     };
     let not_for = |field: &str, set: bool, model: &str, problems: &mut Vec<Problem>| {
@@ -406,7 +406,7 @@ fn load_plan(l: &LoadSpec, problems: &mut Vec<Problem>) -> Option<LoadPlan> {
                 return None;
             };
             if !(level.is_finite() && level > 0.0) {
-                problems.push(problem(level_field, "must be more than 0"));
+                problems.push(problem(level_field, format!("is {level}: it must be more than 0")));
             }
             let Some(duration) = l.duration else {
                 problems.push(problem("load.duration", "is required (or give `stages`)"));

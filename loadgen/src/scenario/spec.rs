@@ -107,10 +107,18 @@ pub struct SetupSpec {
     pub prompts: u32,
     #[serde(default)]
     pub resources: u32,
+    /// Delete what was seeded once the run is over (default true), so repeated runs against one
+    /// database start alike.
+    #[serde(default = "yes")]
+    pub teardown: bool,
 }
 
 fn default_tools_per_server() -> u32 {
     5
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -136,9 +144,10 @@ pub struct StageSpec {
 pub struct LoadSpec {
     #[serde(default)]
     pub model: Model,
-    /// Closed: users at the steady stage.
+    /// Closed: users at the steady stage. Signed so that `-5` is judged by the same check as `0`, with
+    /// one message, wherever it comes from (the file, `--users`, `--set`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub users: Option<u32>,
+    pub users: Option<i64>,
     /// Open: arrivals per second at the steady stage.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate: Option<f64>,

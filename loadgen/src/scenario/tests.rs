@@ -187,7 +187,16 @@ fn every_shipped_scenario_is_valid() {
         if path.extension().is_some_and(|e| e == "toml") {
             let text = std::fs::read_to_string(&path).unwrap();
             assert!(text.starts_with('#'), "{} starts with a comment header", path.display());
-            load(&path, &[]).unwrap_or_else(|e| panic!("{e}"));
+            let s = load(&path, &[]).unwrap_or_else(|e| panic!("{e}"));
+            // A post-load window no longer than its settle time never measures the settled CPU mean,
+            // the figure that says whether the gateway came back to idle.
+            assert!(
+                s.post_load.is_zero() || s.settle < s.post_load,
+                "{}: post_load {:?} leaves nothing after settle {:?}",
+                path.display(),
+                s.post_load,
+                s.settle
+            );
             seen += 1;
         }
     }
@@ -206,4 +215,20 @@ fn thresholds_are_checked_before_the_run() {
     assert!(e.line.is_some());
     let e = one_error(&format!("{GOOD}\n[thresholds]\nnobody = [\"p99 < 1s\"]\n"));
     assert_eq!(e.field, "thresholds.nobody");
+}
+
+#[test]
+fn a_bad_user_count_gets_one_message_wherever_it_comes_from() {
+    let from_file = one_error(&GOOD.replace("users = 50", "users = -5"));
+    assert_eq!(from_file.field, "load.users");
+    assert!(from_file.message.contains("must be more than 0"), "{from_file}");
+    for value in ["-5", "0"] {
+        let set: Override = format!("load.users={value}").parse().unwrap();
+        let e = match parse("s.toml", GOOD, "s", &[set]) {
+            Err(errors) => errors.0.into_iter().next().unwrap(),
+            Ok(_) => panic!("users = {value} accepted"),
+        };
+        assert_eq!(e.field, "load.users");
+        assert!(e.message.contains("must be more than 0"), "{e}");
+    }
 }

@@ -40,7 +40,8 @@ bench: release
 	  --postgres $$(STAMPEDE_PG_STATE=$(CURDIR)/.pg/bench-state scripts/pg.sh url) $(BENCH_ARGS); \
 	  status=$$?; STAMPEDE_PG_STATE=$(CURDIR)/.pg/bench-state scripts/pg.sh stop; exit $$status
 
-## gate: ci-smoke on PostgreSQL against results/baselines/ci-smoke.json (fixed passes, legacy must fail).
+## gate: ci-smoke on PostgreSQL against results/baselines/ci-smoke.json: five unchanged runs pass (false
+##       alarms counted), legacy fails, and injected 1.5x/2x slowdowns fail (about 5 minutes).
 gate: build
 	scripts/ci-gate.sh target/debug
 

@@ -254,7 +254,15 @@ fn a_gateway_that_wants_a_token_gets_a_hint_and_no_start_line() {
         stampede()
             .arg("run")
             .arg(root.join("ci-smoke.toml"))
-            .args(["--target", &url, "--duration", "1s", "--set", "observe.post_load=\"0s\"", "--quiet"])
+            .args([
+                "--target",
+                &url,
+                "--duration",
+                "1s",
+                "--set",
+                "observe.post_load=\"0s\"",
+                "--quiet",
+            ])
             .args(extra)
             .arg("-o")
             .arg(dir.path().join("out.json"))

@@ -192,7 +192,7 @@ fn gate_input_errors_exit_2_with_a_clear_message() {
         ),
         (
             vec![alpha.as_os_str(), "--baseline".as_ref(), alpha.as_os_str()],
-            "not a stampede baseline",
+            "is the results file of a run, not a baseline",
         ),
     ];
     for (args, says) in cases {

@@ -131,6 +131,7 @@ fn header<'a>(app: &App, width: u16, p: &Palette) -> Vec<Line<'a>> {
     let fits = |text: &str| totals.chars().count() + text.chars().count() <= usize::from(width);
     // The key hint shrinks to fit; a real status (where the results went, the feed's state) is never cut.
     let status = match (&app.status, fits(&status)) {
+        (None, false) if fits("q quit · ? help") => "q quit · ? help".to_owned(),
         (None, false) => "? help".to_owned(),
         _ => status,
     };

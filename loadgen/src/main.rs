@@ -40,12 +40,17 @@ enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
-    /// Run a scenario N times and record each metric's median and run-to-run spread.
+    /// Run a scenario N times (or take finished runs, `--from`) and record each metric's median and
+    /// run-to-run spread.
     Baseline {
         #[command(flatten)]
-        scenario: ScenarioArgs,
+        scenario: Option<ScenarioArgs>,
         #[arg(long, default_value_t = 3)]
         repeat: usize,
+        /// Results files of runs already made (of one scenario), instead of running it: e.g. unchanged
+        /// runs interleaved with changed ones, so both see the machine in the same state.
+        #[arg(long, num_args = 1.., conflicts_with_all = ["scenario", "repeat"])]
+        from: Vec<PathBuf>,
         /// The baseline file, e.g. results/baselines/ci-smoke.json.
         #[arg(long, short)]
         out: PathBuf,
@@ -119,8 +124,13 @@ fn main() -> ExitCode {
             }
             if ok { ExitCode::SUCCESS } else { ExitCode::from(2) }
         }
-        Command::Baseline { scenario, repeat, out } => {
-            let plan = match scenario.load() {
+        Command::Baseline {
+            scenario,
+            repeat,
+            from,
+            out,
+        } => {
+            let plan = match scenario.as_ref().map(ScenarioArgs::load).transpose() {
                 Ok(p) => p,
                 Err(e) => {
                     errln!("{e}");
@@ -128,12 +138,21 @@ fn main() -> ExitCode {
                 }
             };
             with_runtime(async move {
-                let runs = match repeat_runs(&plan, &scenario.scenario, repeat.max(1)).await {
-                    Ok(r) => r,
-                    Err(e) => {
-                        errln!("stampede: {e:#}");
-                        return ExitCode::from(1);
-                    }
+                let runs = match (plan, scenario) {
+                    (Some(plan), Some(args)) => match repeat_runs(&plan, &args.scenario, repeat.max(1)).await {
+                        Ok(r) => r,
+                        Err(e) => {
+                            errln!("stampede: {e:#}");
+                            return ExitCode::from(1);
+                        }
+                    },
+                    _ => match read_runs_of_one_scenario(&from) {
+                        Ok(r) => r,
+                        Err(e) => {
+                            errln!("stampede baseline: {e:#}");
+                            return ExitCode::from(2);
+                        }
+                    },
                 };
                 match Baseline::from_runs(&runs).and_then(|b| b.write(&out).map(|_| b)) {
                     Ok(b) => {
@@ -335,6 +354,27 @@ fn with_runtime(f: impl std::future::Future<Output = ExitCode>) -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// Finished runs for a baseline: complete, of one scenario, at least one.
+fn read_runs_of_one_scenario(files: &[PathBuf]) -> anyhow::Result<Vec<Results>> {
+    anyhow::ensure!(!files.is_empty(), "give a scenario to run, or --from RESULTS…");
+    let runs = files
+        .iter()
+        .map(|f| Results::read(f))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    for (r, f) in runs.iter().zip(files) {
+        anyhow::ensure!(r.complete, "{} is an interrupted run", f.display());
+        anyhow::ensure!(
+            r.scenario.name == runs[0].scenario.name,
+            "{} is of scenario {:?}, {} of {:?}",
+            f.display(),
+            r.scenario.name,
+            files[0].display(),
+            runs[0].scenario.name
+        );
+    }
+    Ok(runs)
 }
 
 /// Run `plan` `n` times, quietly, one line each.

@@ -270,3 +270,39 @@ fn a_results_file_and_a_baseline_in_each_others_place_are_named() {
         "{err}"
     );
 }
+
+#[test]
+fn a_baseline_from_runs_already_made_takes_complete_runs_of_one_scenario() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("b.json");
+    let ok = stampede()
+        .args(["baseline", "--from"])
+        .arg(data("fixed-small.json"))
+        .arg(data("legacy-small.json"))
+        .arg("-o")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    let b: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    assert_eq!(b["runs"], 2);
+    assert_eq!(b["scenario"], "mixed-4000");
+
+    let mut other: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(data("fixed-small.json")).unwrap()).unwrap();
+    other["complete"] = false.into();
+    other["completion"] = "interrupted".into();
+    let stopped = dir.path().join("stopped.json");
+    std::fs::write(&stopped, other.to_string()).unwrap();
+    let refused = stampede()
+        .args(["baseline", "--from"])
+        .arg(data("fixed-small.json"))
+        .arg(&stopped)
+        .arg("-o")
+        .arg(dir.path().join("no.json"))
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("interrupted run"));
+    assert!(!dir.path().join("no.json").exists());
+}

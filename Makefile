@@ -1,5 +1,5 @@
 # stampede — see README.md. Every target runs from a fresh clone with Rust and PostgreSQL 15 installed.
-.PHONY: run tui reproduce bench gate baseline validate build release test lint fmt pg pg-stop gateway token clean
+.PHONY: run tui reproduce bench gate baseline validate build test-build release test lint fmt pg pg-stop gateway token clean
 
 CARGO ?= cargo
 BIND ?= 127.0.0.1:4444
@@ -43,11 +43,12 @@ bench: release
 ## gate: ci-smoke on PostgreSQL: fixed passes results/baselines/ci-smoke.json and legacy fails it; then,
 ##       against a baseline recorded on the spot, unchanged runs pass (false alarms counted) and injected
 ##       1.5x/2x slowdowns fail (about 8 minutes).
-gate: build
+gate: test-build
 	scripts/ci-gate.sh target/debug
 
-## baseline: re-record results/baselines/ci-smoke.json (debug build, 5 runs, a throwaway PostgreSQL).
-baseline: build
+## baseline: re-record results/baselines/ci-smoke.json (the debug binaries `make test` builds and CI
+##           gates, 5 runs, a throwaway PostgreSQL).
+baseline: test-build
 	STAMPEDE_PG_STATE=$(CURDIR)/.pg/baseline-state scripts/pg.sh start >/dev/null
 	target/debug/stampede baseline scenarios/ci-smoke.toml --repeat 5 \
 	  --set target.database_url=$$(STAMPEDE_PG_STATE=$(CURDIR)/.pg/baseline-state scripts/pg.sh url) \
@@ -61,6 +62,11 @@ validate: build
 ## build: debug build of the whole workspace.
 build:
 	$(CARGO) build --workspace
+
+# The debug binaries as the tests build them (dependency features unified with the dev-dependencies):
+# the gate and its baseline use these, the build CI gates.
+test-build:
+	$(CARGO) build --workspace --all-targets
 
 release:
 	$(CARGO) build --workspace --release

@@ -47,9 +47,28 @@ impl RpcError {
     }
 }
 
+/// What a client may read of a store error, as the REST surface shows it (`ApiError`): a conflict, a
+/// missing or duplicate entity, an invalid field by name. A database failure is logged here and answered
+/// without the driver's text.
 impl From<crate::store::StoreError> for RpcError {
     fn from(e: crate::store::StoreError) -> Self {
-        Self::new(INTERNAL_ERROR, e.to_string())
+        use crate::store::StoreError;
+        let message = match e {
+            StoreError::Unavailable(e) => {
+                tracing::warn!(error = %e, "database unavailable");
+                "Database unavailable".to_owned()
+            }
+            StoreError::StatementTimeout => "Database statement timed out".to_owned(),
+            StoreError::Database(e) => {
+                tracing::error!(error = %e, "database error");
+                "Internal database error".to_owned()
+            }
+            e @ (StoreError::LockConflict(_)
+            | StoreError::NotFound { .. }
+            | StoreError::Duplicate { .. }
+            | StoreError::Invalid(_)) => e.to_string(),
+        };
+        Self::new(INTERNAL_ERROR, message)
     }
 }
 

@@ -59,6 +59,9 @@ async fn concurrent_toggles_of_one_tool_give_200_or_409_and_the_last_write_wins(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_that_goes_away_gives_503_and_the_gateway_recovers() {
+    if common::no_pg() {
+        return;
+    }
     let db = TestDb::new(Db::Postgres).await;
     let mut gw = Gateway::start(&db, &[("DB_POOL_TIMEOUT_MS", "2000")]).await;
     let tid = gw.tool("t", None).await;
@@ -91,6 +94,9 @@ async fn a_database_that_goes_away_gives_503_and_the_gateway_recovers() {
         assert_eq!(body["detail"], "Database unavailable");
         let (status, _) = gw.toggle("tools", &tid, false).await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        // JSON-RPC says the same, without the driver's text.
+        let (_, answer) = gw.rpc("prompts/list", serde_json::json!({})).await;
+        assert_eq!(answer["error"]["message"], "Database unavailable", "{answer}");
     }
     assert!(gw.is_running(), "no panic, no exit");
 

@@ -52,6 +52,9 @@ async fn observer(db: &TestDb) -> sqlx::PgPool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fixed_toggle_of_a_locked_row_is_409_at_once_and_nothing_waits() {
+    if common::no_pg() {
+        return;
+    }
     let db = TestDb::new(Db::Postgres).await;
     let gw = Gateway::start(&db, &[("PROFILE", "fixed")]).await;
     let tid = gw.tool("contended", None).await;
@@ -96,6 +99,9 @@ async fn fixed_toggle_of_a_locked_row_is_409_at_once_and_nothing_waits() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fixed_gateway_toggle_meeting_a_locked_child_is_409_and_changes_nothing() {
+    if common::no_pg() {
+        return;
+    }
     let db = TestDb::new(Db::Postgres).await;
     let gw = Gateway::start(&db, &[("PROFILE", "fixed")]).await;
     let gid = gw.gateway("g").await;
@@ -126,6 +132,9 @@ async fn fixed_gateway_toggle_meeting_a_locked_child_is_409_and_changes_nothing(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn legacy_toggle_waits_on_the_lock_until_it_is_released() {
+    if common::no_pg() {
+        return;
+    }
     let db = TestDb::new(Db::Postgres).await;
     let gw = Gateway::start(&db, &[("PROFILE", "legacy")]).await;
     let tid = gw.tool("contended", None).await;
@@ -221,6 +230,9 @@ async fn counted_toggle(
 async fn gateway_cascade_is_bulk_in_fixed_and_row_by_row_in_legacy_with_the_same_result() {
     const TOOLS: i64 = 500;
     const OTHERS: i64 = 50;
+    if common::no_pg() {
+        return;
+    }
     let db = TestDb::new(Db::Postgres).await;
     let fixed = Gateway::start(&db, &[("PROFILE", "fixed")]).await;
     let legacy = Gateway::start(&db, &[("PROFILE", "legacy")]).await;

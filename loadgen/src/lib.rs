@@ -8,6 +8,7 @@
 //! `gate` and drawn by `report` (HTML).
 
 pub mod cli;
+pub mod data;
 pub mod engine;
 pub mod environment;
 pub mod gate;

@@ -14,7 +14,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use futures_core::Stream;
 
-use crate::engine::timeline::{Snapshot, SnapshotCell};
+use crate::data::Snapshot;
+use crate::engine::timeline::SnapshotCell;
 
 /// Serve the feed until the process ends; answers the bound address.
 pub async fn serve(addr: SocketAddr, cell: SnapshotCell) -> anyhow::Result<SocketAddr> {

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use stampede_loadgen::cli::ScenarioArgs;
-use stampede_loadgen::engine::{self, Completion, RunOptions};
+use stampede_loadgen::data::Completion;
+use stampede_loadgen::engine::{self, RunOptions};
 use stampede_loadgen::gate::{self, baseline::Baseline};
 use stampede_loadgen::results::Results;
 use stampede_loadgen::{errln, live, out, outln, output, scenario};
@@ -191,7 +192,7 @@ fn main() -> ExitCode {
                     Ok(r) => {
                         labels.push(r.label(path));
                         names.push(r.scenario.name.clone());
-                        runs.push(gate::metrics::of_results(&r));
+                        runs.push(r.metrics());
                     }
                     Err(e) => {
                         errln!("stampede: {e:#}");

@@ -5,7 +5,8 @@ use std::fmt::Write as _;
 use std::io::{IsTerminal as _, Write as _};
 use std::time::Duration;
 
-use crate::engine::timeline::{Snapshot, SnapshotCell};
+use crate::data::Snapshot;
+use crate::engine::timeline::SnapshotCell;
 use crate::results::Results;
 
 fn ms(v: Option<f64>) -> String {
@@ -125,7 +126,7 @@ pub fn summary(r: &Results) -> String {
         "{:<name_width$}  {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}",
         "action", "count", "rps", "ok", "expected", "failed", "p50", "p90", "p99", "max"
     );
-    let row = |out: &mut String, name: &str, s: &crate::record::Summary| {
+    let row = |out: &mut String, name: &str, s: &crate::data::Summary| {
         let name: String = name.chars().take(name_width).collect();
         let _ = writeln!(
             out,

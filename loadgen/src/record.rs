@@ -9,7 +9,8 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
-use serde::{Deserialize, Serialize};
+
+use crate::data::{FailureKind, Summary};
 
 /// Highest latency a histogram holds (µs): one hour. Longer ones are clamped.
 const MAX_MICROS: u64 = 3_600_000_000;
@@ -18,40 +19,6 @@ const MAX_ERROR_MESSAGES: usize = 20;
 
 pub fn new_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, MAX_MICROS, 3).expect("static histogram bounds")
-}
-
-/// Why an action failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FailureKind {
-    /// An answer with a status that is neither ok nor expected.
-    Status,
-    Timeout,
-    Connect,
-    /// A broken answer: unreadable body, malformed JSON-RPC or SSE.
-    Protocol,
-    /// A JSON-RPC error that was not declared expected.
-    JsonRpc,
-}
-
-impl FailureKind {
-    pub const ALL: [FailureKind; 5] = [
-        FailureKind::Status,
-        FailureKind::Timeout,
-        FailureKind::Connect,
-        FailureKind::Protocol,
-        FailureKind::JsonRpc,
-    ];
-
-    pub fn label(self) -> &'static str {
-        match self {
-            FailureKind::Status => "status",
-            FailureKind::Timeout => "timeout",
-            FailureKind::Connect => "connect",
-            FailureKind::Protocol => "protocol",
-            FailureKind::JsonRpc => "jsonrpc",
-        }
-    }
 }
 
 /// What one action came to.
@@ -190,22 +157,6 @@ impl Stats {
             max_ms: (self.count > 0).then(|| self.latency.max() as f64 / 1000.0),
         }
     }
-}
-
-/// The figures of one action over some span. Latencies of a span without samples are absent.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Summary {
-    pub count: u64,
-    pub ok: u64,
-    pub expected: u64,
-    pub failed: u64,
-    pub rps: f64,
-    pub mean_ms: Option<f64>,
-    pub p50_ms: Option<f64>,
-    pub p90_ms: Option<f64>,
-    pub p95_ms: Option<f64>,
-    pub p99_ms: Option<f64>,
-    pub max_ms: Option<f64>,
 }
 
 /// Live gauges the engine keeps while it runs.

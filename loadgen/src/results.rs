@@ -11,12 +11,12 @@ use anyhow::Context as _;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
-use crate::engine::timeline::{SseFigures, Window};
-use crate::engine::{Completion, RunOutput};
+use crate::data::{Completion, FailureKind, Judged, Metrics, ObservedSummary, Phase, SseFigures, Summary, Window};
+use crate::engine::RunOutput;
 use crate::environment::Environment;
-use crate::observe::{ObservedSummary, summarize};
-use crate::record::{FailureKind, Stats, Summary};
-use crate::scenario::{ActionKind, Model, Phase, ScenarioSpec, TargetPlan};
+use crate::observe::summarize;
+use crate::record::Stats;
+use crate::scenario::{ActionKind, Model, ScenarioSpec, TargetPlan};
 
 pub const SCHEMA_VERSION: u32 = 1;
 
@@ -65,7 +65,7 @@ pub struct Results {
     /// The scenario's thresholds judged against this run (no baseline). Absent in files written
     /// before thresholds were judged.
     #[serde(default)]
-    pub thresholds: Vec<crate::gate::Judged>,
+    pub thresholds: Vec<Judged>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -224,10 +224,7 @@ impl Results {
             observed,
             thresholds: Vec::new(),
         };
-        // Validated with the scenario, so they parse.
-        if let Ok(thresholds) = crate::gate::parse_all(&scenario.spec.thresholds) {
-            results.thresholds = crate::gate::judge(&thresholds, &crate::gate::metrics::of_results(&results), None);
-        }
+        results.thresholds = crate::data::threshold::judge(&scenario.thresholds, &results.metrics(), None);
         results
     }
 
@@ -242,6 +239,41 @@ impl Results {
         let mut bytes = serde_json::to_vec_pretty(self)?;
         bytes.push(b'\n');
         write_file_atomically(path, &bytes)
+    }
+
+    /// The named metrics of this run by scope: `all`, then each action by name.
+    pub fn metrics(&self) -> BTreeMap<String, Metrics> {
+        use crate::data::metrics::unexpected;
+        let r = self;
+        let mut scopes = BTreeMap::new();
+        let mut failures = BTreeMap::new();
+        for a in &r.actions {
+            for (k, n) in &a.failures {
+                *failures.entry(*k).or_default() += n;
+            }
+            scopes.insert(
+                a.name.clone(),
+                Metrics::from_summary(&a.summary, Some(unexpected(&a.failures))),
+            );
+        }
+        let mut all = Metrics::from_summary(&r.totals, Some(unexpected(&failures)));
+        all.add_observed(&r.observed);
+        // CPU seconds per request: the generator's own, and the target's over the load.
+        let requests = r.totals.count as f64;
+        if requests > 0.0 {
+            all.set(
+                "generator_cpu_per_request",
+                r.generator.cpu_seconds.map(|c| c / requests),
+            );
+            all.set(
+                "target_cpu_per_request",
+                r.observed
+                    .cpu_load_mean_pct
+                    .map(|pct| pct / 100.0 * r.load.seconds / requests),
+            );
+        }
+        scopes.insert("all".to_owned(), all);
+        scopes
     }
 
     /// How a run read from `path` is named in tables: the file name, and the spawned gateway's profile

@@ -4,12 +4,10 @@
 use std::collections::BTreeMap;
 
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-use stampede_loadgen::engine::timeline::{Snapshot, SseFigures, Window};
-use stampede_loadgen::gate::{self, Judged};
+use stampede_loadgen::data::threshold;
+use stampede_loadgen::data::{FailureKind, Judged, Phase, Snapshot, SseFigures, Summary, Window};
 use stampede_loadgen::observe;
-use stampede_loadgen::record::{FailureKind, Summary};
 use stampede_loadgen::results::Results;
-use stampede_loadgen::scenario::Phase;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -181,9 +179,9 @@ impl App {
     }
 
     /// The thresholds judged against what the view shows now (up to the cursor or pause).
-    pub fn judge_thresholds(&self) -> Result<Vec<Judged>, Vec<String>> {
-        use stampede_loadgen::gate::metrics::{Metrics, unexpected};
-        let thresholds = gate::parse_all(&self.thresholds)?;
+    pub fn judge_thresholds(&self) -> Result<Vec<Judged>, Vec<threshold::ThresholdError>> {
+        use stampede_loadgen::data::metrics::{Metrics, unexpected};
+        let thresholds = threshold::parse_all(&self.thresholds)?;
         let mut scopes = BTreeMap::new();
         for (name, s) in self.slots.iter().zip(&self.slot_totals) {
             scopes.insert(name.clone(), Metrics::from_summary(s, None));
@@ -210,7 +208,7 @@ impl App {
             Default::default(),
         ));
         scopes.insert("all".to_owned(), all);
-        Ok(gate::judge(&thresholds, &scopes, None))
+        Ok(threshold::judge(&thresholds, &scopes, None))
     }
 
     pub fn span_label(&self) -> String {

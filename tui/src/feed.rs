@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use stampede_loadgen::engine::timeline::Snapshot;
+use stampede_loadgen::data::Snapshot;
 use tokio::sync::watch;
 
 pub fn attach(addr: String) -> (watch::Receiver<Option<Arc<Snapshot>>>, watch::Receiver<Option<String>>) {

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ratatui::crossterm::event::{self, Event, KeyEventKind};
-use stampede_loadgen::engine::timeline::Snapshot;
+use stampede_loadgen::data::Snapshot;
 use tokio::sync::watch;
 
 use app::{App, Command, Mode};

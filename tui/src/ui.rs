@@ -10,9 +10,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Axis, Block, Borders, Chart, Clear, Dataset, GraphType, Paragraph, Wrap};
 
 use crate::app::{App, Mode, Panel};
-use stampede_loadgen::engine::timeline::Window;
-use stampede_loadgen::gate::Verdict;
-use stampede_loadgen::scenario::Phase;
+use stampede_loadgen::data::{Phase, Verdict, Window};
 
 struct Palette {
     on: bool,
@@ -402,7 +400,7 @@ fn draw_panel(f: &mut Frame, app: &App, panel: Panel, area: Rect, p: &Palette) {
                 match app.judge_thresholds() {
                     Err(errors) => (
                         "Thresholds — invalid".into(),
-                        errors.into_iter().map(Line::raw).collect(),
+                        errors.into_iter().map(|e| Line::raw(e.to_string())).collect(),
                     ),
                     Ok(judged) => {
                         let failing = judged.iter().filter(|j| j.verdict == Verdict::Fail).count();

@@ -3,9 +3,8 @@
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-use stampede_loadgen::observe::ChainLink;
+use stampede_loadgen::data::{ChainLink, Phase};
 use stampede_loadgen::results::Results;
-use stampede_loadgen::scenario::Phase;
 use stampede_tui::app::{App, Mode};
 use stampede_tui::ui;
 

@@ -15,7 +15,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
-use crate::record::FailureKind;
+use crate::data::FailureKind;
 
 /// What a request came to; the body (when kept) is `Conn::body`.
 #[derive(Debug)]

@@ -8,7 +8,8 @@ use tokio::time::Instant;
 
 use super::Ctx;
 use super::conn::{Answer, Conn};
-use crate::record::{FailureKind, Outcome, Sample};
+use crate::data::FailureKind;
+use crate::record::{Outcome, Sample};
 use crate::scenario::{ActionPlan, OkStatuses, Template};
 use crate::setup::PoolValues;
 

@@ -16,13 +16,14 @@ use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::observe::{ObserveConfig, Observers, Sources};
+use crate::data::{Completion, Phase, Snapshot, Sources, SseFigures, Window};
+use crate::observe::{ObserveConfig, Observers};
 use crate::record::Recorder;
-use crate::scenario::{Action, ActionPlan, Model, Phase, Scenario};
+use crate::scenario::{Action, ActionPlan, Model, Scenario};
 use crate::setup::{PoolValues, Pools};
 use crate::target::Target;
 pub use exec::{Backoff, Ended};
-use timeline::{Snapshot, SnapshotCell, SseFigures, Timeline, Window};
+use timeline::{SnapshotCell, Timeline, sse_figures};
 
 /// Everything a user or worker needs, shared.
 pub struct Ctx {
@@ -178,15 +179,6 @@ impl Drop for InFlight<'_> {
     }
 }
 
-/// How a run ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Completion {
-    Complete,
-    /// Interrupted (Ctrl-C, or the dashboard's quit): the results hold what was measured.
-    Interrupted,
-}
-
 /// What a finished run hands to the results file.
 pub struct RunOutput {
     pub scenario: Arc<Scenario>,
@@ -334,7 +326,7 @@ async fn drive(
                 window,
                 totals_all: all.summary(elapsed.as_secs_f64()),
                 totals,
-                sse: SseFigures::read(&ctx.recorder.gauges, timeline.peak_sse_open),
+                sse: sse_figures(&ctx.recorder.gauges, timeline.peak_sse_open),
                 statuses: all.statuses,
                 failures: all.failures,
                 thresholds: scenario.spec.thresholds.clone(),
@@ -421,7 +413,7 @@ async fn drive(
         started_at,
         completion,
         slots,
-        sse: SseFigures::read(g, timeline.peak_sse_open),
+        sse: sse_figures(g, timeline.peak_sse_open),
         timeline,
         pools: ctx.pools.counts(),
         observer_sources: observers.sources(),

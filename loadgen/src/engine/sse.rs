@@ -23,7 +23,8 @@ use tokio::time::Instant;
 
 use super::Ctx;
 use super::exec::{Ended, error_chain, render};
-use crate::record::{FailureKind, Outcome, Sample};
+use crate::data::FailureKind;
+use crate::record::{Outcome, Sample};
 use crate::scenario::{CloseMode, DurRange, SseRequest, Template};
 use crate::setup::PoolValues;
 

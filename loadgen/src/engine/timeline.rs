@@ -6,81 +6,19 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
+use crate::data::{Observed, Phase, Snapshot, SseFigures, Window};
+use crate::record::{Gauges, Recorder, Stats};
 
-use crate::observe::Observed;
-use std::collections::BTreeMap;
-
-use crate::record::{FailureKind, Gauges, Recorder, Stats, Summary};
-use crate::scenario::Phase;
-
-/// One second of the run.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Window {
-    /// Seconds since the load started, at the end of the window.
-    pub t: u64,
-    pub phase: Phase,
-    /// Users (closed) or arrivals per second (open) the load aimed at.
-    pub target: f64,
-    /// Closed model: users running.
-    pub users: u64,
-    pub in_flight: i64,
-    pub sse_open: i64,
-    /// Open model: arrivals dropped in this window.
-    pub dropped: u64,
-    /// Per recording slot, in the order of `Results::slots`.
-    pub actions: Vec<Summary>,
-    /// All slots together.
-    pub all: Summary,
-    /// What the target-side observers saw in this window.
-    pub observed: Observed,
-}
-
-/// What a live view shows: where the run is, the latest window and the totals so far.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Snapshot {
-    pub scenario: String,
-    pub target: String,
-    pub phase: Phase,
-    pub elapsed_s: f64,
-    /// Of the load and the post-load window together.
-    pub remaining_s: f64,
-    pub slots: Vec<String>,
-    pub window: Option<Window>,
-    pub totals: Vec<Summary>,
-    pub totals_all: Summary,
-    pub sse: SseFigures,
-    /// Statuses and failure kinds over all actions so far.
-    pub statuses: BTreeMap<u16, u64>,
-    pub failures: BTreeMap<FailureKind, u64>,
-    /// The scenario's threshold expressions, by scope.
-    pub thresholds: BTreeMap<String, Vec<String>>,
-    pub finished: bool,
-}
-
-/// Client-side SSE figures.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
-pub struct SseFigures {
-    pub open: i64,
-    pub opened: u64,
-    pub closed_abrupt: u64,
-    pub closed_rst: u64,
-    pub closed_graceful: u64,
-    pub server_closed: u64,
-    pub peak_open: i64,
-}
-
-impl SseFigures {
-    pub fn read(g: &Gauges, peak_open: i64) -> Self {
-        SseFigures {
-            open: g.sse_open.load(Ordering::Relaxed),
-            opened: Gauges::get(&g.sse_opened),
-            closed_abrupt: Gauges::get(&g.sse_closed_abrupt),
-            closed_rst: Gauges::get(&g.sse_closed_rst),
-            closed_graceful: Gauges::get(&g.sse_closed_graceful),
-            server_closed: Gauges::get(&g.sse_server_closed),
-            peak_open,
-        }
+/// The client-side SSE figures as the gauges hold them now.
+pub fn sse_figures(g: &Gauges, peak_open: i64) -> SseFigures {
+    SseFigures {
+        open: g.sse_open.load(Ordering::Relaxed),
+        opened: Gauges::get(&g.sse_opened),
+        closed_abrupt: Gauges::get(&g.sse_closed_abrupt),
+        closed_rst: Gauges::get(&g.sse_closed_rst),
+        closed_graceful: Gauges::get(&g.sse_closed_graceful),
+        server_closed: Gauges::get(&g.sse_server_closed),
+        peak_open,
     }
 }
 

@@ -7,7 +7,7 @@ use std::path::Path;
 use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 
-use super::metrics::Metrics;
+use crate::data::Metrics;
 use crate::environment::Environment;
 use crate::results::Results;
 
@@ -96,7 +96,7 @@ pub fn medians(stats: &BTreeMap<String, BTreeMap<String, Stat>>) -> BTreeMap<Str
 impl Baseline {
     pub fn from_runs(runs: &[Results]) -> anyhow::Result<Baseline> {
         let first = runs.first().context("a baseline needs at least one run")?;
-        let metrics: Vec<_> = runs.iter().map(super::metrics::of_results).collect();
+        let metrics: Vec<_> = runs.iter().map(Results::metrics).collect();
         Ok(Baseline {
             schema_version: BASELINE_SCHEMA_VERSION,
             kind: "stampede-baseline".into(),

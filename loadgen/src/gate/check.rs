@@ -9,8 +9,8 @@
 use std::collections::BTreeMap;
 
 use super::baseline::{Baseline, medians};
-use super::metrics::Metrics;
-use super::threshold::{Threshold, Verdict};
+use crate::data::Metrics;
+use crate::data::{Threshold, Verdict};
 
 /// (metric, limit) — lower is better; scope `all`.
 const ABSOLUTE: [(&str, f64); 5] = [
@@ -206,7 +206,7 @@ pub fn gate(
         });
     }
     let base_medians = medians(&baseline.metrics);
-    for j in super::judge(thresholds, current, Some(&base_medians)) {
+    for j in crate::data::threshold::judge(thresholds, current, Some(&base_medians)) {
         let base_value = thresholds
             .iter()
             .find(|(scope, t)| scope == &j.scope && t.text == j.threshold)
@@ -424,7 +424,7 @@ mod tests {
         let b = baseline(&[("rps", 1000.0, 0.0)]);
         let t = vec![(
             "all".to_owned(),
-            super::super::threshold::parse("rps > baseline * 0.9").unwrap(),
+            crate::data::threshold::parse("rps > baseline * 0.9").unwrap(),
         )];
         let c = gate(&b, &now(&[("rps", 850.0)]), &t, &Tolerances::default());
         assert_eq!(verdict(&c, "rps > baseline * 0.9"), Verdict::Fail);

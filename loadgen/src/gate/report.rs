@@ -5,9 +5,9 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use super::check::Check;
-use super::metrics::Metrics;
-use super::threshold::Verdict;
 use super::verdict::Outcome;
+use crate::data::Metrics;
+use crate::data::Verdict;
 
 pub(crate) fn num(v: Option<f64>) -> String {
     match v {

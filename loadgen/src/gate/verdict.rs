@@ -7,7 +7,7 @@ use std::fmt;
 
 use super::baseline::{self, Baseline};
 use super::check::{self, Check, Tolerances};
-use super::threshold::Verdict;
+use crate::data::Verdict;
 use crate::results::Results;
 
 /// Why runs cannot be judged against a baseline: the comparison itself would be meaningless.
@@ -127,8 +127,8 @@ pub fn admissible(baseline: &Baseline, runs: &[Results]) -> Result<(), Refusal> 
 /// Judge `runs` (their medians, when several) against `baseline` and the scenario's thresholds.
 pub fn judge_runs(baseline: &Baseline, runs: &[Results], tolerances: &Tolerances) -> Result<Vec<Check>, Refusal> {
     admissible(baseline, runs)?;
-    let metrics: Vec<_> = runs.iter().map(super::metrics::of_results).collect();
+    let metrics: Vec<_> = runs.iter().map(Results::metrics).collect();
     let current = baseline::medians(&baseline::aggregate(&metrics));
-    let thresholds = super::parse_all(&runs[0].scenario.spec.thresholds).unwrap_or_default();
+    let thresholds = crate::data::threshold::parse_all(&runs[0].scenario.spec.thresholds).unwrap_or_default();
     Ok(check::gate(baseline, &current, &thresholds, tolerances))
 }

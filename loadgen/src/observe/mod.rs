@@ -10,11 +10,10 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-pub use postgres::ChainLink;
+use crate::data::{ChainLink, Observed, ObservedSummary, Sources};
 use postgres::PgWindow;
 
 /// Where the observers look.
@@ -27,26 +26,6 @@ pub struct ObserveConfig {
     pub pid: Option<u32>,
     /// With its descendants.
     pub children: bool,
-}
-
-/// What the observers saw in one window. `None`: not measured.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Observed {
-    /// Target CPU over the window, 100 = one core.
-    pub cpu_pct: Option<f64>,
-    /// Backends waiting on a lock (the most seen in the window).
-    pub blocked_queries: Option<u32>,
-    pub longest_lock_wait_s: Option<f64>,
-    pub idle_in_tx: Option<u32>,
-    pub idle_in_tx_longest_s: Option<f64>,
-    /// The longest blocking chain seen in the window (blocked first); empty when none.
-    pub blocking_chain: Vec<ChainLink>,
-    /// From the target's metrics.
-    pub sse_sessions_active: Option<f64>,
-    pub lock_conflicts_total: Option<f64>,
-    pub sse_session_ends_total: BTreeMap<String, f64>,
-    pub db_pool_in_use: Option<f64>,
-    pub db_lock_waits_in_flight: Option<f64>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -226,41 +205,6 @@ fn redact(url: &str) -> String {
         },
         _ => url.to_owned(),
     }
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Sources {
-    /// Where target CPU came from; null: not measured.
-    pub cpu: Option<String>,
-    pub metrics: Option<String>,
-    pub postgres: Option<String>,
-}
-
-/// The observers' figures over the run. Every `Option` is `None` when that source gave nothing.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct ObservedSummary {
-    pub sources: Sources,
-    pub cpu_load_mean_pct: Option<f64>,
-    pub cpu_load_max_pct: Option<f64>,
-    pub cpu_post_load_mean_pct: Option<f64>,
-    pub cpu_post_load_max_pct: Option<f64>,
-    /// Mean over the post-load window after the settle time: does the target come back to idle?
-    pub cpu_post_load_settled_mean_pct: Option<f64>,
-    pub settle_s: f64,
-    pub blocked_queries_max: Option<u32>,
-    pub blocked_queries_mean: Option<f64>,
-    pub longest_lock_wait_s: Option<f64>,
-    pub idle_in_tx_max: Option<u32>,
-    pub idle_in_tx_longest_s: Option<f64>,
-    /// Distinct blocking chains seen (by their queries), longest first, at most 10.
-    pub blocking_chains: Vec<Vec<ChainLink>>,
-    /// Change of the target's `lock_conflicts_total` over the run.
-    pub lock_conflicts: Option<f64>,
-    pub sse_sessions_active_max: Option<f64>,
-    /// At the end of the post-load window.
-    pub sse_sessions_active_end: Option<f64>,
-    /// Change of `sse_session_ends_total{reason}` over the run.
-    pub sse_session_ends: BTreeMap<String, f64>,
 }
 
 fn mean(v: &[f64]) -> Option<f64> {

@@ -6,20 +6,9 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use sqlx::{Connection as _, Row as _};
 
-/// One backend in a blocking chain.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ChainLink {
-    pub pid: i32,
-    pub state: Option<String>,
-    pub wait_event_type: Option<String>,
-    /// Seconds since its current query (or transaction, when idle in one) started.
-    pub age_s: f64,
-    /// Truncated to 200 characters.
-    pub query: String,
-}
+use crate::data::ChainLink;
 
 /// The worst of what was seen since the last window was taken.
 #[derive(Debug, Clone, Default)]

@@ -8,10 +8,9 @@ pub mod svg;
 
 use std::fmt::Write as _;
 
-use crate::engine::timeline::{SseFigures, Window};
+use crate::data::{Phase, SseFigures, Verdict, Window};
 use crate::gate::{self, baseline::Baseline, check::Tolerances};
 use crate::results::Results;
-use crate::scenario::Phase;
 use html::{escape, table};
 use svg::{Chart, PALETTE, Reference, Series};
 
@@ -139,10 +138,10 @@ fn cards(body: &mut String, r: &Results) {
     body.push_str("</div>");
 }
 
-fn verdict_cell(v: gate::Verdict) -> String {
+fn verdict_cell(v: Verdict) -> String {
     let class = match v {
-        gate::Verdict::Pass => "pass",
-        gate::Verdict::Fail | gate::Verdict::Stale => "fail",
+        Verdict::Pass => "pass",
+        Verdict::Fail | Verdict::Stale => "fail",
         _ => "other",
     };
     format!("<span class=\"{class}\">{v}</span>")
@@ -221,7 +220,7 @@ fn before_after(body: &mut String, runs: &[Run], baseline: Option<&Baseline>) {
     }
     for run in runs {
         labels.push(run.label.clone());
-        metrics.push(gate::metrics::of_results(&run.results));
+        metrics.push(run.results.metrics());
     }
     let mut head = vec!["figure"];
     head.extend(labels.iter().map(String::as_str));

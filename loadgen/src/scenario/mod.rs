@@ -13,7 +13,7 @@ use std::path::Path;
 pub use duration::{Dur, DurRange, format_duration, parse_duration};
 pub use error::{ScenarioError, ScenarioErrors};
 pub use overrides::Override;
-pub use plan::{Action, ActionPlan, AuthPlan, LoadPlan, OkStatuses, Phase, Scenario, SseRequest, Stage, TargetPlan};
+pub use plan::{Action, ActionPlan, AuthPlan, LoadPlan, OkStatuses, Scenario, SseRequest, Stage, TargetPlan};
 pub use spec::*;
 pub use template::{Template, Values, Var};
 

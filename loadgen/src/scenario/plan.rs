@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use serde::Serialize;
+use crate::data::{Phase, Threshold};
 
 use super::duration::DurRange;
 use super::spec::{
@@ -24,27 +24,6 @@ fn problem(field: impl Into<String>, message: impl Into<String>) -> Problem {
     Problem {
         field: field.into(),
         message: message.into(),
-    }
-}
-
-/// The phase of the load a moment belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Phase {
-    RampUp,
-    Steady,
-    RampDown,
-    PostLoad,
-}
-
-impl Phase {
-    pub fn label(self) -> &'static str {
-        match self {
-            Phase::RampUp => "ramp-up",
-            Phase::Steady => "steady",
-            Phase::RampDown => "ramp-down",
-            Phase::PostLoad => "post-load",
-        }
     }
 }
 
@@ -218,6 +197,8 @@ pub struct Scenario {
     pub actions: Vec<Action>,
     pub post_load: Duration,
     pub settle: Duration,
+    /// The scenario's thresholds, parsed: (scope, threshold).
+    pub thresholds: Vec<(String, Threshold)>,
 }
 
 /// Check everything; answer the plan or every problem found.
@@ -226,8 +207,9 @@ pub fn plan(spec: ScenarioSpec, default_name: &str) -> Result<Scenario, Vec<Prob
     let target = target_plan(&spec, &mut problems);
     let auth = auth_plan(&spec, &mut problems);
     let load = load_plan(&spec.load, &mut problems);
-    let actions = action_plans(&spec.actions, &mut problems);
-    check_setup_provides(&spec.setup, &actions, &mut problems);
+    let planned = action_plans(&spec.actions, &mut problems);
+    check_setup_provides(&spec.setup, &planned, &mut problems);
+    let actions: Vec<Action> = planned.into_iter().map(|(_, a)| a).collect();
     if spec.observe.pid.is_some() && spec.observe.pid_file.is_some() {
         problems.push(problem("observe.pid_file", "give either `pid` or `pid_file`, not both"));
     }
@@ -247,12 +229,16 @@ pub fn plan(spec: ScenarioSpec, default_name: &str) -> Result<Scenario, Vec<Prob
             ));
         }
     }
-    if let Err(errors) = crate::gate::parse_all(&spec.thresholds) {
-        for e in errors {
-            let (field, message) = e.split_once(": ").unwrap_or(("thresholds", e.as_str()));
-            problems.push(problem(field, message));
+    // Parsed once, here; the engine and the results judge what the scenario holds.
+    let thresholds = match crate::data::threshold::parse_all(&spec.thresholds) {
+        Ok(t) => t,
+        Err(errors) => {
+            for e in errors {
+                problems.push(problem(e.field, e.message));
+            }
+            Vec::new()
         }
-    }
+    };
     if spec.target.timeout.0.is_zero() {
         problems.push(problem("target.timeout", "must be more than 0s"));
     }
@@ -271,6 +257,7 @@ pub fn plan(spec: ScenarioSpec, default_name: &str) -> Result<Scenario, Vec<Prob
             actions,
             post_load: spec.observe.post_load.map_or(Duration::from_secs(30), |d| d.0),
             settle: spec.observe.settle.map_or(Duration::from_secs(5), |d| d.0),
+            thresholds,
             spec,
         }),
         _ => Err(problems),
@@ -471,7 +458,9 @@ fn kind_name(k: ActionKind) -> &'static str {
     }
 }
 
-fn action_plans(specs: &[ActionSpec], problems: &mut Vec<Problem>) -> Vec<Action> {
+/// The actions that planned, each with its index in the file (an action with a problem is left out, so
+/// positions in the answer are not indices in `[[actions]]`).
+fn action_plans(specs: &[ActionSpec], problems: &mut Vec<Problem>) -> Vec<(usize, Action)> {
     if specs.is_empty() {
         problems.push(problem("actions", "needs at least one [[actions]] entry"));
     } else if specs.iter().map(|a| u64::from(a.weight)).sum::<u64>() == 0 {
@@ -607,11 +596,14 @@ fn action_plans(specs: &[ActionSpec], problems: &mut Vec<Problem>) -> Vec<Action
             ));
         }
         if let (Some(plan), true) = (plan, problems.len() == before) {
-            out.push(Action {
-                name,
-                weight: a.weight,
-                plan,
-            });
+            out.push((
+                i,
+                Action {
+                    name,
+                    weight: a.weight,
+                    plan,
+                },
+            ));
         }
     }
     out
@@ -648,11 +640,11 @@ fn seeded(setup: &SetupSpec, var: Var) -> Option<(u32, &'static str)> {
     }
 }
 
-fn check_setup_provides(setup: &SetupSpec, actions: &[Action], problems: &mut Vec<Problem>) {
+fn check_setup_provides(setup: &SetupSpec, actions: &[(usize, Action)], problems: &mut Vec<Problem>) {
     if setup.mode == SetupMode::Discover {
         return; // known only once the target has been listed
     }
-    for (i, action) in actions.iter().enumerate() {
+    for (i, action) in actions {
         for var in action.vars() {
             if let Some((0, kind)) = seeded(setup, var) {
                 problems.push(problem(

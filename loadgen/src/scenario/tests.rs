@@ -1,5 +1,7 @@
 use std::time::Duration;
 
+use crate::data::Phase;
+
 use super::*;
 
 const GOOD: &str = r#"
@@ -231,4 +233,34 @@ fn a_bad_user_count_gets_one_message_wherever_it_comes_from() {
         assert_eq!(e.field, "load.users");
         assert!(e.message.contains("must be more than 0"), "{e}");
     }
+}
+
+#[test]
+fn a_missing_seed_names_the_action_that_needs_it_even_after_a_bad_one() {
+    // actions[0] has its own problem (and is left out of the plan); actions[1] needs prompts that
+    // [setup] does not seed: the error must name actions[1], not the second of the planned ones.
+    let text = r#"
+# test
+[target]
+spawn = "gateway"
+[setup]
+tools = 1
+[load]
+users = 1
+duration = "1s"
+[[actions]]
+kind = "http"
+path = "/tools"
+params = { a = 1 }
+[[actions]]
+kind = "rpc"
+method = "prompts/get"
+params = { name = "{prompt_name}" }
+"#;
+    let e = errors(text);
+    let seed = e
+        .iter()
+        .find(|e| e.message.contains("seeds no prompts"))
+        .unwrap_or_else(|| panic!("{e:?}"));
+    assert_eq!(seed.field, "actions[1]", "{seed}");
 }

@@ -3,6 +3,7 @@
 //! metric, a comparison and a value with its unit — or the baseline's value times a factor. Anything
 //! else is an error that says what was expected.
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use super::metrics::{MetricKind, Metrics, metric_kind};
@@ -195,6 +196,70 @@ impl Threshold {
             Bound::Baseline(f) => format!("{} baseline × {f}", self.op.text()),
         }
     }
+}
+
+/// One threshold judged.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Judged {
+    pub scope: String,
+    pub threshold: String,
+    pub verdict: Verdict,
+    pub value: Option<f64>,
+    pub bound: Option<f64>,
+}
+
+/// Parse every threshold of a scenario (`scope → expressions`); the errors name scope and expression.
+pub fn parse_all(spec: &BTreeMap<String, Vec<String>>) -> Result<Vec<(String, Threshold)>, Vec<ThresholdError>> {
+    let mut out = Vec::new();
+    let mut errors = Vec::new();
+    for (scope, exprs) in spec {
+        for e in exprs {
+            match parse(e) {
+                Ok(t) => out.push((scope.clone(), t)),
+                Err(message) => errors.push(ThresholdError {
+                    field: format!("thresholds.{scope}"),
+                    message,
+                }),
+            }
+        }
+    }
+    if errors.is_empty() { Ok(out) } else { Err(errors) }
+}
+
+/// A threshold that does not parse: the field it is in (`thresholds.<scope>`) and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ThresholdError {
+    pub field: String,
+    pub message: String,
+}
+
+impl fmt::Display for ThresholdError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.field, self.message)
+    }
+}
+
+/// Judge thresholds against metrics by scope (and a baseline's, when there is one).
+pub fn judge(
+    thresholds: &[(String, Threshold)],
+    scopes: &BTreeMap<String, Metrics>,
+    baseline: Option<&BTreeMap<String, Metrics>>,
+) -> Vec<Judged> {
+    thresholds
+        .iter()
+        .map(|(scope, t)| {
+            let empty = Metrics::default();
+            let metrics = scopes.get(scope).unwrap_or(&empty);
+            let (verdict, value, bound) = t.evaluate(metrics, baseline.and_then(|b| b.get(scope)));
+            Judged {
+                scope: scope.clone(),
+                threshold: t.text.clone(),
+                verdict,
+                value,
+                bound,
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -3,8 +3,8 @@
 
 use std::collections::BTreeMap;
 
-use crate::observe::ObservedSummary;
-use crate::record::{FailureKind, Summary};
+use super::observed::ObservedSummary;
+use super::summary::{FailureKind, Summary};
 
 /// What a metric's numbers are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,37 +108,4 @@ impl Metrics {
 /// Failures of kind `status` among `failures`.
 pub fn unexpected(failures: &BTreeMap<FailureKind, u64>) -> u64 {
     failures.get(&FailureKind::Status).copied().unwrap_or(0)
-}
-
-/// The metrics of a finished run by scope: `all`, then each action by name.
-pub fn of_results(r: &crate::results::Results) -> BTreeMap<String, Metrics> {
-    let mut scopes = BTreeMap::new();
-    let mut failures = BTreeMap::new();
-    for a in &r.actions {
-        for (k, n) in &a.failures {
-            *failures.entry(*k).or_default() += n;
-        }
-        scopes.insert(
-            a.name.clone(),
-            Metrics::from_summary(&a.summary, Some(unexpected(&a.failures))),
-        );
-    }
-    let mut all = Metrics::from_summary(&r.totals, Some(unexpected(&failures)));
-    all.add_observed(&r.observed);
-    // CPU seconds per request: the generator's own, and the target's over the load.
-    let requests = r.totals.count as f64;
-    if requests > 0.0 {
-        all.set(
-            "generator_cpu_per_request",
-            r.generator.cpu_seconds.map(|c| c / requests),
-        );
-        all.set(
-            "target_cpu_per_request",
-            r.observed
-                .cpu_load_mean_pct
-                .map(|pct| pct / 100.0 * r.load.seconds / requests),
-        );
-    }
-    scopes.insert("all".to_owned(), all);
-    scopes
 }

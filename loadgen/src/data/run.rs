@@ -1,0 +1,95 @@
+//! A run as the one-second timeline saves it: its phases, each second (`Window`), what a live view is
+//! shown (`Snapshot`), the client-side SSE figures, and how the run ended.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::observed::Observed;
+use super::summary::{FailureKind, Summary};
+
+/// The phase of the load a moment belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    RampUp,
+    Steady,
+    RampDown,
+    PostLoad,
+}
+
+impl Phase {
+    pub fn label(self) -> &'static str {
+        match self {
+            Phase::RampUp => "ramp-up",
+            Phase::Steady => "steady",
+            Phase::RampDown => "ramp-down",
+            Phase::PostLoad => "post-load",
+        }
+    }
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Completion {
+    Complete,
+    /// Interrupted (Ctrl-C, or the dashboard's quit): the results hold what was measured.
+    Interrupted,
+}
+
+/// One second of the run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Window {
+    /// Seconds since the load started, at the end of the window.
+    pub t: u64,
+    pub phase: Phase,
+    /// Users (closed) or arrivals per second (open) the load aimed at.
+    pub target: f64,
+    /// Closed model: users running.
+    pub users: u64,
+    pub in_flight: i64,
+    pub sse_open: i64,
+    /// Open model: arrivals dropped in this window.
+    pub dropped: u64,
+    /// Per recording slot, in the order of `Results::slots`.
+    pub actions: Vec<Summary>,
+    /// All slots together.
+    pub all: Summary,
+    /// What the target-side observers saw in this window.
+    pub observed: Observed,
+}
+
+/// What a live view shows: where the run is, the latest window and the totals so far.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub scenario: String,
+    pub target: String,
+    pub phase: Phase,
+    pub elapsed_s: f64,
+    /// Of the load and the post-load window together.
+    pub remaining_s: f64,
+    pub slots: Vec<String>,
+    pub window: Option<Window>,
+    pub totals: Vec<Summary>,
+    pub totals_all: Summary,
+    pub sse: SseFigures,
+    /// Statuses and failure kinds over all actions so far.
+    pub statuses: BTreeMap<u16, u64>,
+    pub failures: BTreeMap<FailureKind, u64>,
+    /// The scenario's threshold expressions, by scope.
+    pub thresholds: BTreeMap<String, Vec<String>>,
+    pub finished: bool,
+}
+
+/// Client-side SSE figures.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SseFigures {
+    pub open: i64,
+    pub opened: u64,
+    pub closed_abrupt: u64,
+    pub closed_rst: u64,
+    pub closed_graceful: u64,
+    pub server_closed: u64,
+    pub peak_open: i64,
+}

@@ -93,6 +93,20 @@ fn min_samples(metric: &str) -> u64 {
     }
 }
 
+/// CPU seconds a CPU-per-request figure must rest on before it is judged relatively: process CPU time
+/// comes in 10 ms ticks, so a run that used 0.1 s of CPU is only known to ±10 % — as much as a
+/// tolerance (a 2-second test run once came out "23 % faster", and stale).
+const MIN_CPU_SECONDS: f64 = 1.0;
+
+/// Why a relative check cannot be judged on this run, if it cannot.
+fn too_few(metric: &str, value: f64, samples: u64) -> Option<String> {
+    if samples < min_samples(metric) {
+        return Some(format!("needs {} samples", min_samples(metric)));
+    }
+    let per_request_cpu = matches!(metric, "generator_cpu_per_request" | "target_cpu_per_request");
+    (per_request_cpu && value * (samples as f64) < MIN_CPU_SECONDS).then(|| format!("needs {MIN_CPU_SECONDS} CPU s"))
+}
+
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Check {
     /// `absolute`, `relative` or `threshold`.
@@ -156,11 +170,7 @@ pub fn gate(
         let (verdict, change, allowed) = match (b, value) {
             (None, _) => (Verdict::NoBaseline, None, "-".to_owned()),
             (_, None) => (Verdict::NotMeasured, None, "-".to_owned()),
-            (Some(_), Some(_)) if samples < min_samples(metric) => (
-                Verdict::NotMeasured,
-                None,
-                format!("needs {} samples", min_samples(metric)),
-            ),
+            (Some(_), Some(v)) if let Some(why) = too_few(metric, v, samples) => (Verdict::NotMeasured, None, why),
             (Some(s), Some(v)) => {
                 let allowed = allowed_change(tolerance, s.median, s.mad);
                 let change = if s.median != 0.0 {
@@ -298,6 +308,30 @@ mod tests {
         );
         assert_eq!(verdict(&c, "p99"), Verdict::NotMeasured, "300 samples: p99 is noise");
         assert_eq!(verdict(&c, "p50"), Verdict::Pass);
+    }
+
+    #[test]
+    fn cpu_per_request_resting_on_a_few_ticks_is_not_judged() {
+        let b = baseline(&[("generator_cpu_per_request", 6.5e-4, 0.0)]);
+        // 200 requests × 0.5 ms = 0.1 CPU s: ten ticks of the clock, not a figure to judge.
+        let c = gate(
+            &b,
+            &now(&[("generator_cpu_per_request", 5.0e-4), ("count", 200.0)]),
+            &[],
+            &Tolerances::default(),
+        );
+        assert_eq!(verdict(&c, "generator_cpu_per_request"), Verdict::NotMeasured);
+        let c = gate(
+            &b,
+            &now(&[("generator_cpu_per_request", 5.0e-4), ("count", 5000.0)]),
+            &[],
+            &Tolerances::default(),
+        );
+        assert_eq!(
+            verdict(&c, "generator_cpu_per_request"),
+            Verdict::Stale,
+            "2.5 CPU s: judged"
+        );
     }
 
     #[test]

@@ -289,3 +289,18 @@ fn a_gateway_that_wants_a_token_gets_a_hint_and_no_start_line() {
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("has none to offer"), "the seed was deleted: {err}");
 }
+
+#[test]
+fn a_negative_user_count_on_the_command_line_is_judged_with_the_scenario() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
+    let out = stampede()
+        .arg("run")
+        .arg(root.join("smoke.toml"))
+        .args(["--users", "-5"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("load.users: is -5: it must be more than 0"), "{err}");
+    assert!(!err.contains("-- -5"), "not taken for a flag: {err}");
+}

@@ -306,3 +306,35 @@ fn a_baseline_from_runs_already_made_takes_complete_runs_of_one_scenario() {
     assert!(String::from_utf8_lossy(&refused.stderr).contains("interrupted run"));
     assert!(!dir.path().join("no.json").exists());
 }
+
+#[test]
+fn a_run_on_another_store_than_the_baseline_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut run: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(data("fixed-small.json")).unwrap()).unwrap();
+    run["target"]["store"] = "postgres".into();
+    let on_pg = dir.path().join("pg.json");
+    std::fs::write(&on_pg, run.to_string()).unwrap();
+    run["target"]["store"] = "sqlite".into();
+    let on_sqlite = dir.path().join("sqlite.json");
+    std::fs::write(&on_sqlite, run.to_string()).unwrap();
+    let baseline = dir.path().join("b.json");
+    let made = stampede()
+        .args(["baseline", "--from"])
+        .arg(&on_pg)
+        .arg("-o")
+        .arg(&baseline)
+        .output()
+        .unwrap();
+    assert!(made.status.success());
+    let out = stampede()
+        .arg("gate")
+        .arg(&on_sqlite)
+        .arg("--baseline")
+        .arg(&baseline)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("on postgres, the results against one on sqlite"), "{err}");
+}

@@ -14,7 +14,8 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let app = axum::Router::new().route("/", axum::routing::get(|| async { "ok" }));
     let listener = tokio::net::TcpListener::bind(args.bind).await?;
-    println!("bench-hello listening on http://{}", listener.local_addr()?);
+    // A closed stdout (the bench read its line and went) is not a reason to stop serving.
+    stampede_loadgen::outln!("bench-hello listening on http://{}", listener.local_addr()?);
     axum::serve(listener, app)
         .with_graceful_shutdown(async {
             let mut term =

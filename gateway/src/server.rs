@@ -68,6 +68,8 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         std::time::Duration::from_micros(args.test_only_cpu_cost_us),
         std::time::Duration::from_micros(args.test_only_delay_us),
     );
+    // Signals are caught from before the address is announced: whoever reads it may stop us at once.
+    let stop_signal = shutdown_signal().context("installing the SIGINT/SIGTERM handlers")?;
     // The first line on stdout is the address, so scripts and tests that bind port 0 can find it.
     // A closed stdout (the reader has gone) is not a reason to stop serving.
     let mut stdout = std::io::stdout().lock();
@@ -77,7 +79,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
-        shutdown_signal().await;
+        stop_signal.await;
         let _ = stop_tx.send(true);
     });
     let mut drain_rx = stop_rx.clone();
@@ -107,19 +109,18 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("installing the SIGTERM handler");
+/// SIGINT or SIGTERM, listened for from this call on (the handlers are installed here, not when the
+/// future is first polled — a signal in between would otherwise kill the process undrained).
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    Ok(async move {
         tokio::select! {
-            _ = ctrl_c => {},
-            _ = term.recv() => {},
+            _ = interrupt.recv() => {},
+            _ = terminate.recv() => {},
         }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
+    })
 }
 
 /// A database URL without its password, for messages.

@@ -41,7 +41,7 @@ bench: release
 	  status=$$?; STAMPEDE_PG_STATE=$(CURDIR)/.pg/bench-state scripts/pg.sh stop; exit $$status
 
 ## gate: ci-smoke on PostgreSQL: fixed passes results/baselines/ci-smoke.json and legacy fails it; then,
-##       against a baseline recorded on the spot, unchanged runs pass (false alarms counted) and injected
+##       against a baseline recorded on the spot, unchanged runs are gated (false alarms counted) and injected
 ##       1.5x/2x slowdowns fail (about 8 minutes).
 gate: test-build
 	scripts/ci-gate.sh target/debug

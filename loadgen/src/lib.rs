@@ -7,11 +7,13 @@
 //! to `output` (progress, summary) and `live` (the feed for the dashboard). Finished runs are judged by
 //! `gate` and drawn by `report` (HTML).
 
+pub mod actions;
 pub mod cli;
 pub mod data;
 pub mod engine;
 pub mod environment;
 pub mod gate;
+pub mod lang;
 pub mod live;
 pub mod observe;
 pub mod output;

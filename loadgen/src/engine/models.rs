@@ -11,7 +11,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use super::Ctx;
-use super::exec::{Backoff, Ended};
+use crate::actions::{Ended, Scratch};
 
 const CONTROL_TICK: Duration = Duration::from_millis(100);
 
@@ -19,7 +19,7 @@ const CONTROL_TICK: Duration = Duration::from_millis(100);
 pub async fn closed(ctx: Arc<Ctx>, start: Instant) {
     let target = Arc::new(AtomicUsize::new(0));
     let mut users: Vec<Option<tokio::task::JoinHandle<()>>> = Vec::new();
-    let mut stop = ctx.soft_stop.clone();
+    let mut stop = ctx.env.soft_stop.clone();
     let total = ctx.load_duration;
     loop {
         let elapsed = start.elapsed();
@@ -55,11 +55,11 @@ pub async fn closed(ctx: Arc<Ctx>, start: Instant) {
 /// One virtual user: pick an action, run it, think, again — until its index is above the target or
 /// the load stops. An action cut by the hard stop is not recorded.
 async fn user(ctx: Arc<Ctx>, idx: usize, target: Arc<AtomicUsize>) {
-    ctx.recorder.gauges.users.fetch_add(1, Ordering::Relaxed);
+    ctx.env.recorder.gauges.users.fetch_add(1, Ordering::Relaxed);
     let mut rng = fastrand::Rng::with_seed(ctx.seed ^ (idx as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-    let mut scratch = super::exec::Scratch::default();
+    let mut scratch = Scratch::default();
     let mut backoff = Backoff::default();
-    let mut soft = ctx.soft_stop.clone();
+    let mut soft = ctx.env.soft_stop.clone();
     let mut hard = ctx.hard_stop.clone();
     while idx < target.load(Ordering::Relaxed) && !*soft.borrow() {
         let action = ctx.pick(&mut rng);
@@ -69,7 +69,7 @@ async fn user(ctx: Arc<Ctx>, idx: usize, target: Arc<AtomicUsize>) {
         };
         let pause = match ended {
             None => {
-                ctx.recorder.gauges.cut.fetch_add(1, Ordering::Relaxed);
+                ctx.env.recorder.gauges.cut.fetch_add(1, Ordering::Relaxed);
                 break;
             }
             Some(Ended::Unreachable) => backoff.fail(),
@@ -85,7 +85,7 @@ async fn user(ctx: Arc<Ctx>, idx: usize, target: Arc<AtomicUsize>) {
             }
         }
     }
-    ctx.recorder.gauges.users.fetch_sub(1, Ordering::Relaxed);
+    ctx.env.recorder.gauges.users.fetch_sub(1, Ordering::Relaxed);
 }
 
 /// Run the open model until the stages end or the soft stop.
@@ -98,10 +98,10 @@ pub async fn open(ctx: Arc<Ctx>, start: Instant) {
         let rx = rx.clone();
         pool.spawn(async move {
             let mut rng = fastrand::Rng::with_seed(ctx.seed ^ (w as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-            let mut scratch = super::exec::Scratch::default();
+            let mut scratch = Scratch::default();
             let mut hard = ctx.hard_stop.clone();
             while let Ok(intended) = rx.recv().await {
-                if *ctx.soft_stop.borrow() {
+                if *ctx.env.soft_stop.borrow() {
                     // Arrivals still queued when the load ends are not started.
                     continue;
                 }
@@ -109,7 +109,7 @@ pub async fn open(ctx: Arc<Ctx>, start: Instant) {
                 tokio::select! {
                     _ = ctx.execute(action, &mut rng, &mut scratch, intended) => {}
                     _ = hard.wait_for(|s| *s) => {
-                        ctx.recorder.gauges.cut.fetch_add(1, Ordering::Relaxed);
+                        ctx.env.recorder.gauges.cut.fetch_add(1, Ordering::Relaxed);
                         break;
                     }
                 }
@@ -118,7 +118,7 @@ pub async fn open(ctx: Arc<Ctx>, start: Instant) {
     }
     drop(rx);
 
-    let mut stop = ctx.soft_stop.clone();
+    let mut stop = ctx.env.soft_stop.clone();
     let total = ctx.load_duration;
     let mut next = start;
     loop {
@@ -135,7 +135,7 @@ pub async fn open(ctx: Arc<Ctx>, start: Instant) {
                 continue;
             }
             if tx.try_send(next).is_err() {
-                ctx.recorder.gauges.dropped.fetch_add(1, Ordering::Relaxed);
+                ctx.env.recorder.gauges.dropped.fetch_add(1, Ordering::Relaxed);
             }
             next += Duration::from_secs_f64(1.0 / rate);
         }
@@ -146,4 +146,36 @@ pub async fn open(ctx: Arc<Ctx>, start: Instant) {
     }
     tx.close();
     while pool.join_next().await.is_some() {}
+}
+
+/// Exponential backoff after connect failures: 100 ms doubling to 5 s, reset by a success.
+#[derive(Debug, Default)]
+pub struct Backoff {
+    next: Option<Duration>,
+}
+
+impl Backoff {
+    pub fn fail(&mut self) -> Duration {
+        let d = self.next.unwrap_or(Duration::from_millis(100));
+        self.next = Some((d * 2).min(Duration::from_secs(5)));
+        d
+    }
+
+    pub fn succeed(&mut self) {
+        self.next = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_to_a_cap_and_resets() {
+        let mut b = Backoff::default();
+        let steps: Vec<u128> = (0..8).map(|_| b.fail().as_millis()).collect();
+        assert_eq!(steps, [100, 200, 400, 800, 1600, 3200, 5000, 5000]);
+        b.succeed();
+        assert_eq!(b.fail(), Duration::from_millis(100));
+    }
 }

@@ -1,21 +1,19 @@
 //! Scenarios: TOML files parsed into typed structs and validated before anything starts. Every
 //! mistake is reported with the file, line, column and field path.
 
-mod duration;
 mod error;
 mod overrides;
 mod plan;
 mod spec;
-mod template;
 
 use std::path::Path;
 
-pub use duration::{Dur, DurRange, format_duration, parse_duration};
+pub use crate::actions::{Action, ActionPlan, OkStatuses};
+pub use crate::lang::{Dur, DurRange, Template, Values, Var, format_duration, parse_duration};
 pub use error::{ScenarioError, ScenarioErrors};
 pub use overrides::Override;
-pub use plan::{Action, ActionPlan, AuthPlan, LoadPlan, OkStatuses, Scenario, SseRequest, Stage, TargetPlan};
+pub use plan::{AuthPlan, LoadPlan, Scenario, Stage, TargetPlan};
 pub use spec::*;
-pub use template::{Template, Values, Var};
 
 use error::{Locator, line_col};
 

@@ -2,30 +2,13 @@
 //! their phases. Every check that can be made before the run is made here, each mistake with the
 //! field path it concerns.
 
-use std::collections::BTreeSet;
 use std::time::Duration;
 
 use crate::data::{Phase, Threshold};
 
-use super::duration::DurRange;
-use super::spec::{
-    ActionKind, ActionSpec, CloseMode, GatewayProfile, LoadSpec, Model, ScenarioSpec, SetupMode, SetupSpec,
-};
-use super::template::{Context, Template, Var, json_template};
-
-/// A problem at a field path; located in the file by the loader.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
-    pub field: String,
-    pub message: String,
-}
-
-fn problem(field: impl Into<String>, message: impl Into<String>) -> Problem {
-    Problem {
-        field: field.into(),
-        message: message.into(),
-    }
-}
+use super::spec::{GatewayProfile, LoadSpec, Model, ScenarioSpec, SetupMode, SetupSpec};
+use crate::actions::Action;
+use crate::lang::{DurRange, Problem, Var, problem};
 
 #[derive(Debug, Clone)]
 pub struct Stage {
@@ -94,95 +77,6 @@ pub enum AuthPlan {
     JwtSecretEnv(String),
 }
 
-/// Which statuses make an outcome ok.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum OkStatuses {
-    AnySuccess,
-    Only(Vec<u16>),
-    /// One status (a JSON-RPC answer's 200), without a list to allocate.
-    Exactly(u16),
-}
-
-impl OkStatuses {
-    pub fn contains(&self, status: u16) -> bool {
-        match self {
-            OkStatuses::AnySuccess => (200..300).contains(&status),
-            OkStatuses::Only(list) => list.contains(&status),
-            OkStatuses::Exactly(s) => *s == status,
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct SseRequest {
-    pub method: String,
-    /// The whole JSON-RPC request except its id, which the session numbers itself.
-    pub params: Option<Template>,
-}
-
-#[derive(Debug, Clone)]
-pub enum ActionPlan {
-    Http {
-        method: reqwest::Method,
-        path: Template,
-        body: Option<Template>,
-        ok: OkStatuses,
-        expected: Vec<u16>,
-    },
-    Rpc {
-        /// The request body: `{"jsonrpc":"2.0","id":1,"method":…,"params":…}`.
-        body: Template,
-        expected: Vec<u16>,
-        expected_errors: Vec<i64>,
-    },
-    Sse {
-        path: Template,
-        requests: Vec<SseRequest>,
-        hold: DurRange,
-        close: CloseMode,
-        rst: bool,
-    },
-}
-
-#[derive(Debug, Clone)]
-pub struct Action {
-    pub name: String,
-    pub weight: u32,
-    pub plan: ActionPlan,
-}
-
-impl Action {
-    pub fn kind(&self) -> ActionKind {
-        match self.plan {
-            ActionPlan::Http { .. } => ActionKind::Http,
-            ActionPlan::Rpc { .. } => ActionKind::Rpc,
-            ActionPlan::Sse { .. } => ActionKind::Sse,
-        }
-    }
-
-    pub fn vars(&self) -> BTreeSet<Var> {
-        let mut vars = BTreeSet::new();
-        match &self.plan {
-            ActionPlan::Http { path, body, .. } => {
-                vars.extend(path.vars());
-                if let Some(b) = body {
-                    vars.extend(b.vars());
-                }
-            }
-            ActionPlan::Rpc { body, .. } => vars.extend(body.vars()),
-            ActionPlan::Sse { path, requests, .. } => {
-                vars.extend(path.vars());
-                for r in requests {
-                    if let Some(p) = &r.params {
-                        vars.extend(p.vars());
-                    }
-                }
-            }
-        }
-        vars
-    }
-}
-
 /// A scenario ready to run.
 #[derive(Debug, Clone)]
 pub struct Scenario {
@@ -207,7 +101,7 @@ pub fn plan(spec: ScenarioSpec, default_name: &str) -> Result<Scenario, Vec<Prob
     let target = target_plan(&spec, &mut problems);
     let auth = auth_plan(&spec, &mut problems);
     let load = load_plan(&spec.load, &mut problems);
-    let planned = action_plans(&spec.actions, &mut problems);
+    let planned = crate::actions::plan_all(&spec.actions, &mut problems);
     check_setup_provides(&spec.setup, &planned, &mut problems);
     let actions: Vec<Action> = planned.into_iter().map(|(_, a)| a).collect();
     if spec.observe.pid.is_some() && spec.observe.pid_file.is_some() {
@@ -447,184 +341,6 @@ fn model_name(m: Model) -> &'static str {
     match m {
         Model::Closed => "closed",
         Model::Open => "open",
-    }
-}
-
-fn kind_name(k: ActionKind) -> &'static str {
-    match k {
-        ActionKind::Http => "http",
-        ActionKind::Rpc => "rpc",
-        ActionKind::Sse => "sse",
-    }
-}
-
-/// The actions that planned, each with its index in the file (an action with a problem is left out, so
-/// positions in the answer are not indices in `[[actions]]`).
-fn action_plans(specs: &[ActionSpec], problems: &mut Vec<Problem>) -> Vec<(usize, Action)> {
-    if specs.is_empty() {
-        problems.push(problem("actions", "needs at least one [[actions]] entry"));
-    } else if specs.iter().map(|a| u64::from(a.weight)).sum::<u64>() == 0 {
-        problems.push(problem(
-            "actions",
-            "the weights sum to 0: give at least one action a weight above 0",
-        ));
-    }
-    let mut names = BTreeSet::new();
-    let mut out = Vec::new();
-    for (i, a) in specs.iter().enumerate() {
-        let at = |field: &str| format!("actions[{i}].{field}");
-        let before = problems.len();
-        let kind = kind_name(a.kind);
-        // Fields that do not belong to this kind.
-        let fields: [(&str, bool, &[ActionKind]); 12] = [
-            ("method", a.method.is_some(), &[ActionKind::Http, ActionKind::Rpc]),
-            ("path", a.path.is_some(), &[ActionKind::Http, ActionKind::Sse]),
-            ("body", a.body.is_some(), &[ActionKind::Http]),
-            ("params", a.params.is_some(), &[ActionKind::Rpc]),
-            ("ok", a.ok.is_some(), &[ActionKind::Http]),
-            ("expected", a.expected.is_some(), &[ActionKind::Http, ActionKind::Rpc]),
-            ("expected_errors", a.expected_errors.is_some(), &[ActionKind::Rpc]),
-            ("server", a.server.is_some(), &[ActionKind::Sse]),
-            ("requests", a.requests.is_some(), &[ActionKind::Sse]),
-            ("hold", a.hold.is_some(), &[ActionKind::Sse]),
-            ("close", a.close.is_some(), &[ActionKind::Sse]),
-            ("rst", a.rst.is_some(), &[ActionKind::Sse]),
-        ];
-        for (field, set, kinds) in fields {
-            if set && !kinds.contains(&a.kind) {
-                problems.push(problem(at(field), format!("does not apply to kind = \"{kind}\"")));
-            }
-        }
-        let url_template = |field: &str, text: &str, problems: &mut Vec<Problem>| {
-            if !text.starts_with('/') {
-                problems.push(problem(at(field), format!("{text:?} must start with '/'")));
-            }
-            Template::parse(text, Context::Url)
-                .map_err(|e| problems.push(problem(at(field), e)))
-                .ok()
-        };
-        let json = |field: &str, value: &serde_json::Value, problems: &mut Vec<Problem>| {
-            json_template(value)
-                .map_err(|e| problems.push(problem(at(field), e)))
-                .ok()
-        };
-        let plan = match a.kind {
-            ActionKind::Http => {
-                let method = a.method.as_deref().unwrap_or("GET");
-                let method = reqwest::Method::from_bytes(method.to_ascii_uppercase().as_bytes())
-                    .map_err(|_| problems.push(problem(at("method"), format!("{method:?} is not an HTTP method"))))
-                    .ok();
-                let path = match &a.path {
-                    Some(p) => url_template("path", p, problems),
-                    None => {
-                        problems.push(problem(at("path"), "is required for kind = \"http\""));
-                        None
-                    }
-                };
-                let body = a.body.as_ref().and_then(|b| json("body", b, problems));
-                match (method, path) {
-                    (Some(method), Some(path)) => Some(ActionPlan::Http {
-                        method,
-                        path,
-                        body,
-                        ok: a.ok.clone().map_or(OkStatuses::AnySuccess, OkStatuses::Only),
-                        expected: a.expected.clone().unwrap_or_default(),
-                    }),
-                    _ => None,
-                }
-            }
-            ActionKind::Rpc => match &a.method {
-                Some(method) => {
-                    let mut request = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": method});
-                    if let Some(p) = &a.params {
-                        request["params"] = p.clone();
-                    }
-                    json("params", &request, problems).map(|body| ActionPlan::Rpc {
-                        body,
-                        expected: a.expected.clone().unwrap_or_default(),
-                        expected_errors: a.expected_errors.clone().unwrap_or_default(),
-                    })
-                }
-                None => {
-                    problems.push(problem(
-                        at("method"),
-                        "is required for kind = \"rpc\" (e.g. \"tools/list\")",
-                    ));
-                    None
-                }
-            },
-            ActionKind::Sse => {
-                let default = if a.server == Some(true) {
-                    "/servers/{server_id}/sse"
-                } else {
-                    "/sse"
-                };
-                let path = url_template("path", a.path.as_deref().unwrap_or(default), problems);
-                let mut requests = Vec::new();
-                for (j, r) in a.requests.iter().flatten().enumerate() {
-                    let params = r.params.as_ref().and_then(|p| {
-                        json_template(p)
-                            .map_err(|e| problems.push(problem(format!("actions[{i}].requests[{j}].params"), e)))
-                            .ok()
-                    });
-                    requests.push(SseRequest {
-                        method: r.method.clone(),
-                        params,
-                    });
-                }
-                if a.rst == Some(true) && a.close == Some(CloseMode::Graceful) {
-                    problems.push(problem(at("rst"), "applies only to close = \"abrupt\""));
-                }
-                path.map(|path| ActionPlan::Sse {
-                    path,
-                    requests,
-                    hold: a.hold.unwrap_or_default(),
-                    close: a.close.unwrap_or_default(),
-                    rst: a.rst.unwrap_or(false),
-                })
-            }
-        };
-        let name = if a.name.is_empty() {
-            default_name(a)
-        } else {
-            a.name.clone()
-        };
-        if !names.insert(name.clone()) {
-            problems.push(problem(
-                at("name"),
-                format!("{name:?} is used by another action; names must be unique"),
-            ));
-        }
-        if let (Some(plan), true) = (plan, problems.len() == before) {
-            out.push((
-                i,
-                Action {
-                    name,
-                    weight: a.weight,
-                    plan,
-                },
-            ));
-        }
-    }
-    out
-}
-
-fn default_name(a: &ActionSpec) -> String {
-    match a.kind {
-        ActionKind::Http => format!(
-            "{} {}",
-            a.method.as_deref().unwrap_or("GET").to_ascii_uppercase(),
-            a.path.as_deref().unwrap_or("")
-        ),
-        ActionKind::Rpc => format!("rpc {}", a.method.as_deref().unwrap_or("")),
-        ActionKind::Sse => format!(
-            "sse {}",
-            a.path.as_deref().unwrap_or(if a.server == Some(true) {
-                "/servers/{server_id}/sse"
-            } else {
-                "/sse"
-            })
-        ),
     }
 }
 

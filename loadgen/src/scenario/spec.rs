@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::duration::{Dur, DurRange};
+pub use crate::actions::{ActionKind, ActionSpec, CloseMode, SseRequestSpec};
+use crate::lang::{Dur, DurRange};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -169,82 +170,6 @@ pub struct LoadSpec {
     /// How long in-flight actions may finish after the load ends before they are cut.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub graceful_stop: Option<Dur>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ActionKind {
-    Http,
-    Rpc,
-    Sse,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum CloseMode {
-    /// Drop the socket without a word (with `rst = true`, a TCP reset).
-    #[default]
-    Abrupt,
-    /// Shut the write side and let the server close.
-    Graceful,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SseRequestSpec {
-    pub method: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub params: Option<serde_json::Value>,
-}
-
-/// One entry of `[[actions]]`; which fields apply depends on `kind`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ActionSpec {
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub name: String,
-    pub kind: ActionKind,
-    #[serde(default = "default_weight")]
-    pub weight: u32,
-    /// http: the HTTP method (default GET); rpc: the JSON-RPC method.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub method: Option<String>,
-    /// http: path template, e.g. `/tools/{tool_id}/state?activate={bool}`; sse: default `/sse`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub path: Option<String>,
-    /// http: JSON body (strings may hold templates).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub body: Option<serde_json::Value>,
-    /// rpc: JSON-RPC params (strings may hold templates).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub params: Option<serde_json::Value>,
-    /// http: statuses that are ok (default: any 2xx).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ok: Option<Vec<u16>>,
-    /// http/rpc: statuses that are expected outcomes, not failures (e.g. 409 on a contended toggle).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub expected: Option<Vec<u16>>,
-    /// rpc: JSON-RPC error codes that are expected outcomes, not failures.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub expected_errors: Option<Vec<i64>>,
-    /// sse: open the stream on `/servers/{server_id}/sse`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub server: Option<bool>,
-    /// sse: JSON-RPC requests sent through the session, replies timed on the stream.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub requests: Option<Vec<SseRequestSpec>>,
-    /// sse: how long to keep the stream open after the requests.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub hold: Option<DurRange>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub close: Option<CloseMode>,
-    /// sse, abrupt close: reset the connection (SO_LINGER 0) instead of closing it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rst: Option<bool>,
-}
-
-fn default_weight() -> u32 {
-    1
 }
 
 /// Target-side observation, on the load's timeline and through the post-load window.

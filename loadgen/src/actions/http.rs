@@ -1,0 +1,123 @@
+//! `kind = "http"`: one REST request — a method, a path template, an optional JSON body — judged by
+//! its status (`ok`, `expected`).
+
+use std::collections::BTreeSet;
+
+use tokio::time::Instant;
+
+use super::request::{self, Judge, Scratch, render};
+use super::{ActionSpec, At, Ended, Env, Kind, Slots};
+use crate::lang::{Context, Problem, Template, Values, Var, json_template, problem};
+
+#[derive(Debug, Clone)]
+pub struct Http {
+    pub method: reqwest::Method,
+    pub path: Template,
+    pub body: Option<Template>,
+    pub ok: OkStatuses,
+    pub expected: Vec<u16>,
+}
+
+/// Which statuses make an outcome ok.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OkStatuses {
+    AnySuccess,
+    Only(Vec<u16>),
+    /// One status (a JSON-RPC answer's 200), without a list to allocate.
+    Exactly(u16),
+}
+
+impl OkStatuses {
+    pub fn contains(&self, status: u16) -> bool {
+        match self {
+            OkStatuses::AnySuccess => (200..300).contains(&status),
+            OkStatuses::Only(list) => list.contains(&status),
+            OkStatuses::Exactly(s) => *s == status,
+        }
+    }
+}
+
+/// A path template (`/tools/{tool_id}`): it must start with '/'.
+pub fn url_template(at: At, field: &str, text: &str, problems: &mut Vec<Problem>) -> Option<Template> {
+    if !text.starts_with('/') {
+        problems.push(problem(at.field(field), format!("{text:?} must start with '/'")));
+    }
+    Template::parse(text, Context::Url)
+        .map_err(|e| problems.push(problem(at.field(field), e)))
+        .ok()
+}
+
+impl Kind for Http {
+    const FIELDS: &'static [&'static str] = &["method", "path", "body", "ok", "expected"];
+
+    fn plan(a: &ActionSpec, at: At, problems: &mut Vec<Problem>) -> Option<Self> {
+        let method = a.method.as_deref().unwrap_or("GET");
+        let method = reqwest::Method::from_bytes(method.to_ascii_uppercase().as_bytes())
+            .map_err(|_| problems.push(problem(at.field("method"), format!("{method:?} is not an HTTP method"))))
+            .ok();
+        let path = match &a.path {
+            Some(p) => url_template(at, "path", p, problems),
+            None => {
+                problems.push(problem(at.field("path"), "is required for kind = \"http\""));
+                None
+            }
+        };
+        let body = a.body.as_ref().and_then(|b| {
+            json_template(b)
+                .map_err(|e| problems.push(problem(at.field("body"), e)))
+                .ok()
+        });
+        Some(Http {
+            method: method?,
+            path: path?,
+            body,
+            ok: a.ok.clone().map_or(OkStatuses::AnySuccess, OkStatuses::Only),
+            expected: a.expected.clone().unwrap_or_default(),
+        })
+    }
+
+    fn default_name(a: &ActionSpec) -> String {
+        format!(
+            "{} {}",
+            a.method.as_deref().unwrap_or("GET").to_ascii_uppercase(),
+            a.path.as_deref().unwrap_or("")
+        )
+    }
+
+    fn vars(&self, vars: &mut BTreeSet<Var>) {
+        vars.extend(self.path.vars());
+        if let Some(b) = &self.body {
+            vars.extend(b.vars());
+        }
+    }
+
+    async fn run(
+        &self,
+        env: &Env,
+        slots: Slots,
+        values: &mut (impl Values + Send),
+        scratch: &mut Scratch,
+        intended: Instant,
+    ) -> Ended {
+        render(&mut scratch.url, &env.base_path, &self.path, values);
+        if let Some(body) = &self.body {
+            scratch.body.clear();
+            body.render_into(&mut scratch.body, values);
+        }
+        let judge = Judge {
+            ok: &self.ok,
+            expected: &self.expected,
+            rpc_expected_errors: None,
+        };
+        request::exchange(
+            env,
+            slots.main,
+            self.method.as_str(),
+            self.body.is_some(),
+            &judge,
+            scratch,
+            intended,
+        )
+        .await
+    }
+}

@@ -1,0 +1,107 @@
+//! One request and its answer on the user's own connection, shared by the kinds that are a single
+//! exchange (`http`, `rpc`): send, read the whole answer, classify, record.
+
+use tokio::time::Instant;
+
+use super::conn::{Answer, Conn};
+use super::http::OkStatuses;
+use super::jsonrpc::{self, Reply};
+use super::{Ended, Env};
+use crate::data::FailureKind;
+use crate::lang::{Template, Values};
+use crate::record::{Outcome, Sample};
+
+/// Per-user scratch space, so rendering does not allocate per request once warmed up, and the
+/// user's own connection.
+#[derive(Default)]
+pub struct Scratch {
+    /// The request target: path and query (an SSE action renders its whole URL here).
+    pub url: String,
+    pub body: String,
+    pub error: String,
+    pub conn: Conn,
+}
+
+/// `base` followed by the rendered template, into `out`.
+pub fn render(out: &mut String, base: &str, template: &Template, values: &mut impl Values) {
+    out.clear();
+    out.push_str(base);
+    template.render_into(out, values);
+}
+
+/// How an answer is judged.
+pub struct Judge<'a> {
+    pub ok: &'a OkStatuses,
+    /// Statuses that are expected outcomes, not failures.
+    pub expected: &'a [u16],
+    /// For a JSON-RPC exchange: the error codes that are expected outcomes. `None`: plain HTTP.
+    pub rpc_expected_errors: Option<&'a [i64]>,
+}
+
+/// Send what `scratch` holds (`url`, and `body` when `has_body`), judge and record the answer.
+pub async fn exchange(
+    env: &Env,
+    slot: usize,
+    method: &str,
+    has_body: bool,
+    judge: &Judge<'_>,
+    scratch: &mut Scratch,
+    intended: Instant,
+) -> Ended {
+    let body = has_body.then_some(scratch.body.as_str());
+    let is_rpc = judge.rpc_expected_errors.is_some();
+    let answer = scratch
+        .conn
+        .send(&env.endpoint, method, &scratch.url, body, is_rpc)
+        .await;
+    let mut sample = Sample {
+        latency: intended.elapsed(),
+        outcome: Outcome::Ok,
+        status: None,
+        rpc_error: None,
+        error: None,
+    };
+    match answer {
+        Answer::Failed(kind, message) => {
+            scratch.error = message;
+            sample.outcome = Outcome::Failed(kind);
+            env.recorder.record(
+                slot,
+                &Sample {
+                    error: Some(&scratch.error),
+                    ..sample
+                },
+            );
+            if kind == FailureKind::Connect {
+                Ended::Unreachable
+            } else {
+                Ended::Done(sample.outcome)
+            }
+        }
+        Answer::Answered(status) => {
+            sample.status = Some(status);
+            sample.outcome = if judge.expected.contains(&status) {
+                Outcome::Expected
+            } else if !judge.ok.contains(status) {
+                Outcome::Failed(FailureKind::Status)
+            } else if let Some(expected_errors) = judge.rpc_expected_errors {
+                match jsonrpc::parse(scratch.conn.body()) {
+                    Ok((_, Reply::Error(code))) => {
+                        sample.rpc_error = Some(code);
+                        if expected_errors.contains(&code) {
+                            Outcome::Expected
+                        } else {
+                            Outcome::Failed(FailureKind::JsonRpc)
+                        }
+                    }
+                    Ok((_, Reply::Result)) => Outcome::Ok,
+                    _ => Outcome::Failed(FailureKind::Protocol),
+                }
+            } else {
+                Outcome::Ok
+            };
+            env.recorder.record(slot, &sample);
+            Ended::Done(sample.outcome)
+        }
+    }
+}

@@ -1,0 +1,95 @@
+//! `[[actions]]` as written: one flat table whose fields apply by `kind`. Each kind declares the
+//! fields it reads (`Kind::FIELDS`); any other field given is an error naming the kind.
+
+use serde::{Deserialize, Serialize};
+
+use super::ActionKind;
+use crate::lang::DurRange;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CloseMode {
+    /// Drop the socket without a word (with `rst = true`, a TCP reset).
+    #[default]
+    Abrupt,
+    /// Shut the write side and let the server close.
+    Graceful,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SseRequestSpec {
+    pub method: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub params: Option<serde_json::Value>,
+}
+
+/// One entry of `[[actions]]`; which fields apply depends on `kind`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActionSpec {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub name: String,
+    pub kind: ActionKind,
+    #[serde(default = "default_weight")]
+    pub weight: u32,
+    /// http: the HTTP method (default GET); rpc: the JSON-RPC method.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    /// http: path template, e.g. `/tools/{tool_id}/state?activate={bool}`; sse: default `/sse`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// http: JSON body (strings may hold templates).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<serde_json::Value>,
+    /// rpc: JSON-RPC params (strings may hold templates).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub params: Option<serde_json::Value>,
+    /// http: statuses that are ok (default: any 2xx).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ok: Option<Vec<u16>>,
+    /// http/rpc: statuses that are expected outcomes, not failures (e.g. 409 on a contended toggle).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected: Option<Vec<u16>>,
+    /// rpc: JSON-RPC error codes that are expected outcomes, not failures.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_errors: Option<Vec<i64>>,
+    /// sse: open the stream on `/servers/{server_id}/sse`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<bool>,
+    /// sse: JSON-RPC requests sent through the session, replies timed on the stream.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests: Option<Vec<SseRequestSpec>>,
+    /// sse: how long to keep the stream open after the requests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold: Option<DurRange>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub close: Option<CloseMode>,
+    /// sse, abrupt close: reset the connection (SO_LINGER 0) instead of closing it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rst: Option<bool>,
+}
+
+fn default_weight() -> u32 {
+    1
+}
+
+impl ActionSpec {
+    /// The kind-specific fields, each with whether the file gave it; in the order they are checked.
+    pub fn given(&self) -> [(&'static str, bool); 12] {
+        [
+            ("method", self.method.is_some()),
+            ("path", self.path.is_some()),
+            ("body", self.body.is_some()),
+            ("params", self.params.is_some()),
+            ("ok", self.ok.is_some()),
+            ("expected", self.expected.is_some()),
+            ("expected_errors", self.expected_errors.is_some()),
+            ("server", self.server.is_some()),
+            ("requests", self.requests.is_some()),
+            ("hold", self.hold.is_some()),
+            ("close", self.close.is_some()),
+            ("rst", self.rst.is_some()),
+        ]
+    }
+}

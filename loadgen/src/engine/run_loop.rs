@@ -172,7 +172,7 @@ impl<'a> RunLoop<'a> {
                 observed,
             );
         }
-        self.observers.stop();
+        let observer_sources = self.observers.stop();
         let elapsed = self.start.elapsed();
         let generator_cpu_after = crate::environment::process_cpu_seconds();
         // After everything was measured: the deletions are no part of the load or the post-load window.
@@ -198,7 +198,7 @@ impl<'a> RunLoop<'a> {
             slots: self.names,
             timeline: self.timeline,
             pools: ctx.pools.counts(),
-            observer_sources: self.observers.sources(),
+            observer_sources,
             load_seconds,
             cut: g.cut.load(Ordering::Relaxed),
             dropped: g.dropped.load(Ordering::Relaxed),

@@ -2,19 +2,20 @@
 //! target's Prometheus metrics, PostgreSQL's blocked queries and blocking chains, and the target's CPU
 //! (from /proc when it is a local process, else from `process_cpu_seconds_total`). A source that is
 //! not configured or not reachable gives "not measured" (`null`), never 0, and the run goes on.
+//!
+//! Each observer is one module: an `Observer` (started from the configuration, asked for each window,
+//! naming its source) and a summarizer over the saved windows (so a replayed results file is
+//! summarized by the same code). `OBSERVERS` registers them; see ARCHITECTURE.md, "How to add an
+//! observer".
 
+pub mod cpu;
+pub mod metrics;
 pub mod postgres;
 pub mod prometheus;
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::task::JoinHandle;
-use tokio::time::Instant;
-
-use crate::data::{ChainLink, Observed, ObservedSummary, Sources};
-use postgres::PgWindow;
+use crate::data::{Observed, ObservedSummary, Sources};
 
 /// Where the observers look.
 #[derive(Debug, Clone, Default)]
@@ -28,191 +29,70 @@ pub struct ObserveConfig {
     pub children: bool,
 }
 
-#[derive(Debug, Clone, Default)]
-struct Scrape {
-    at: Option<Instant>,
-    cpu_seconds: Option<f64>,
-    sse_active: Option<f64>,
-    lock_conflicts: Option<f64>,
-    sse_ends: BTreeMap<String, f64>,
-    pool_in_use: Option<f64>,
-    lock_waits: Option<f64>,
+/// One source of target-side figures while a run goes on. Background work (a scrape loop, a polling
+/// connection) belongs to the observer and stops when it is dropped.
+pub trait Observer: Send {
+    /// Close the window ending now: put what was seen over it into `o`; leave what was not measured.
+    fn window(&mut self, o: &mut Observed);
+
+    /// Name where it reads, for the results.
+    fn source(&self, sources: &mut Sources);
 }
 
-/// The shortest interval a CPU percentage is computed over.
-const MIN_CPU_WINDOW: Duration = Duration::from_millis(500);
+/// The saved windows a summary is made from, and where the load ended in them.
+pub struct Windows<'a> {
+    /// `(t, in post-load, observed)` per window.
+    pub windows: &'a [(u64, bool, &'a Observed)],
+    pub load_end_s: f64,
+    /// Part of the post-load window left out of the settled figures.
+    pub settle: Duration,
+}
 
+/// An observer kind: how to start it, and how to summarize what it put into the windows.
+pub struct Registration {
+    pub start: fn(&ObserveConfig, &reqwest::Client) -> Option<Box<dyn Observer>>,
+    pub summarize: fn(&Windows<'_>, &mut ObservedSummary),
+}
+
+/// Every observer, in the order each window is filled.
+const OBSERVERS: [Registration; 3] = [cpu::OBSERVER, metrics::OBSERVER, postgres::OBSERVER];
+
+/// The observers of a run.
 pub struct Observers {
-    config: ObserveConfig,
-    scrape: Arc<Mutex<Option<Scrape>>>,
-    pg: Arc<Mutex<Option<PgWindow>>>,
-    tasks: Vec<JoinHandle<()>>,
-    last_cpu: Option<(Instant, f64)>,
+    running: Vec<Box<dyn Observer>>,
 }
 
 impl Observers {
     pub fn start(config: ObserveConfig, http: reqwest::Client) -> Observers {
-        let scrape = Arc::new(Mutex::new(None));
-        let pg = Arc::new(Mutex::new(None));
-        let mut tasks = Vec::new();
-        if let Some(url) = config.metrics_url.clone() {
-            let slot = Arc::clone(&scrape);
-            tasks.push(tokio::spawn(scrape_loop(url, http, slot)));
+        Observers {
+            running: OBSERVERS.iter().filter_map(|r| (r.start)(&config, &http)).collect(),
         }
-        if let Some(url) = config.postgres.clone() {
-            tasks.push(tokio::spawn(postgres::observe(url, Arc::clone(&pg))));
-        }
-        let mut observers = Observers {
-            config,
-            scrape,
-            pg,
-            tasks,
-            last_cpu: None,
-        };
-        observers.last_cpu = observers.cpu_now();
-        observers
     }
 
     /// Human-readable sources, for the results.
     pub fn sources(&self) -> Sources {
-        Sources {
-            cpu: match self.config.pid {
-                Some(pid) if self.config.children => Some(format!("/proc/{pid} and descendants")),
-                Some(pid) => Some(format!("/proc/{pid}")),
-                None => self
-                    .config
-                    .metrics_url
-                    .as_ref()
-                    .map(|_| "process_cpu_seconds_total".to_owned()),
-            },
-            metrics: self.config.metrics_url.clone(),
-            postgres: self.config.postgres.as_ref().map(|u| redact(u)),
+        let mut sources = Sources::default();
+        for o in &self.running {
+            o.source(&mut sources);
         }
-    }
-
-    /// (when, CPU seconds) of the target now, from /proc or from the latest scrape.
-    fn cpu_now(&self) -> Option<(Instant, f64)> {
-        match self.config.pid {
-            Some(pid) => {
-                let own = crate::environment::cpu_seconds_of(&pid.to_string())?;
-                let children: f64 = if self.config.children {
-                    crate::environment::descendants(pid)
-                        .iter()
-                        .filter_map(|c| crate::environment::cpu_seconds_of(&c.to_string()))
-                        .sum()
-                } else {
-                    0.0
-                };
-                Some((Instant::now(), own + children))
-            }
-            None => {
-                let s = self.scrape.lock().expect("scrape lock");
-                let s = s.as_ref()?;
-                Some((s.at?, s.cpu_seconds?))
-            }
-        }
+        sources
     }
 
     /// Close the window ending now: CPU over it, the worst PostgreSQL figures in it, the latest metrics.
     pub fn window(&mut self) -> Observed {
-        let now = self.cpu_now();
-        // /proc counts CPU in 10 ms ticks: over a very short window (the last, partial one) the quotient
-        // is quantization noise (280 % of a core on 2 cores was seen), so such a window is not measured
-        // and the next one starts from the same reading.
-        let cpu_pct = match (self.last_cpu, now) {
-            (Some((t0, c0)), Some((t1, c1))) if t1.duration_since(t0) >= MIN_CPU_WINDOW => {
-                Some(((c1 - c0) / (t1 - t0).as_secs_f64() * 100.0).max(0.0))
-            }
-            _ => None,
-        };
-        if now.is_some() && (cpu_pct.is_some() || self.last_cpu.is_none()) {
-            self.last_cpu = now;
+        let mut observed = Observed::default();
+        for o in &mut self.running {
+            o.window(&mut observed);
         }
-        let pg = self.pg.lock().expect("pg window lock").take().filter(|w| w.samples > 0);
-        let scrape = self
-            .scrape
-            .lock()
-            .expect("scrape lock")
-            .clone()
-            .filter(|s| s.at.is_some());
-        let mut o = Observed {
-            cpu_pct,
-            ..Observed::default()
-        };
-        if let Some(w) = pg {
-            o.blocked_queries = Some(w.blocked);
-            o.longest_lock_wait_s = Some(w.longest_wait_s);
-            o.idle_in_tx = Some(w.idle_in_tx);
-            o.idle_in_tx_longest_s = Some(w.idle_in_tx_longest_s);
-            o.blocking_chain = w.chain;
-        }
-        if let Some(s) = scrape {
-            o.sse_sessions_active = s.sse_active;
-            o.lock_conflicts_total = s.lock_conflicts;
-            o.sse_session_ends_total = s.sse_ends;
-            o.db_pool_in_use = s.pool_in_use;
-            o.db_lock_waits_in_flight = s.lock_waits;
-        }
-        o
+        observed
     }
 
-    pub fn stop(&mut self) {
-        for t in self.tasks.drain(..) {
-            t.abort();
-        }
+    /// Stop every observer's background work; answer where they read.
+    pub fn stop(&mut self) -> Sources {
+        let sources = self.sources();
+        self.running.clear();
+        sources
     }
-}
-
-impl Drop for Observers {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-async fn scrape_loop(url: String, http: reqwest::Client, slot: Arc<Mutex<Option<Scrape>>>) {
-    loop {
-        let text = async {
-            let resp = http.get(&url).timeout(Duration::from_secs(2)).send().await.ok()?;
-            if !resp.status().is_success() {
-                return None;
-            }
-            resp.text().await.ok()
-        }
-        .await;
-        let reading = text.map(|t| {
-            let s = prometheus::parse(&t);
-            Scrape {
-                at: Some(Instant::now()),
-                cpu_seconds: prometheus::sum(&s, "process_cpu_seconds_total"),
-                sse_active: prometheus::sum(&s, "sse_sessions_active"),
-                lock_conflicts: prometheus::sum(&s, "lock_conflicts_total"),
-                sse_ends: prometheus::by_label(&s, "sse_session_ends_total", "reason"),
-                pool_in_use: prometheus::with_label(&s, "db_pool_connections", "state", "in_use"),
-                lock_waits: prometheus::sum(&s, "db_lock_waits_in_flight"),
-            }
-        });
-        // A failed scrape leaves the window unmeasured rather than reusing an old reading.
-        *slot.lock().expect("scrape lock") = reading;
-        tokio::time::sleep(Duration::from_millis(1000)).await;
-    }
-}
-
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => match url[s + 3..at].find(':') {
-            Some(c) => format!("{}:***{}", &url[..s + 3 + c], &url[at..]),
-            None => url.to_owned(),
-        },
-        _ => url.to_owned(),
-    }
-}
-
-fn mean(v: &[f64]) -> Option<f64> {
-    (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
-}
-
-fn max(v: &[f64]) -> Option<f64> {
-    v.iter().copied().reduce(f64::max)
 }
 
 /// Summarize the per-window observations: `(t, in post-load, observed)`, settle counted from the end of
@@ -223,78 +103,33 @@ pub fn summarize(
     settle: Duration,
     sources: Sources,
 ) -> ObservedSummary {
-    let cpu = |f: &dyn Fn(u64, bool) -> bool| -> Vec<f64> {
-        windows
-            .iter()
-            .filter(|(t, p, _)| f(*t, *p))
-            .filter_map(|(_, _, o)| o.cpu_pct)
-            .collect()
+    let w = Windows {
+        windows,
+        load_end_s,
+        settle,
     };
-    let load_cpu = cpu(&|_, post| !post);
-    let post_cpu = cpu(&|_, post| post);
-    // A window ending at t covers (t-1, t]: settled when it starts after load end + settle.
-    let settled_from = load_end_s + settle.as_secs_f64();
-    let settled_cpu = cpu(&|t, post| post && (t as f64 - 1.0) >= settled_from - 0.5);
-    let blocked: Vec<f64> = windows
-        .iter()
-        .filter_map(|(_, _, o)| o.blocked_queries.map(f64::from))
-        .collect();
-    let mut chains: Vec<Vec<ChainLink>> = Vec::new();
-    for (_, _, o) in windows {
-        if o.blocking_chain.len() > 1 {
-            let key: Vec<&str> = o.blocking_chain.iter().map(|l| l.query.as_str()).collect();
-            if !chains
-                .iter()
-                .any(|c| c.iter().map(|l| l.query.as_str()).eq(key.iter().copied()))
-            {
-                chains.push(o.blocking_chain.clone());
-            }
-        }
-    }
-    chains.sort_by_key(|c| std::cmp::Reverse(c.len()));
-    chains.truncate(10);
-    let first_metrics = windows.iter().find(|(_, _, o)| o.lock_conflicts_total.is_some());
-    let last_metrics = windows.iter().rev().find(|(_, _, o)| o.lock_conflicts_total.is_some());
-    let sse_active: Vec<f64> = windows.iter().filter_map(|(_, _, o)| o.sse_sessions_active).collect();
-    let mut ends = BTreeMap::new();
-    if let (Some((_, _, first)), Some((_, _, last))) = (first_metrics, last_metrics) {
-        for (reason, n) in &last.sse_session_ends_total {
-            ends.insert(
-                reason.clone(),
-                n - first.sse_session_ends_total.get(reason).copied().unwrap_or(0.0),
-            );
-        }
-    }
-    ObservedSummary {
+    let mut summary = ObservedSummary {
         sources,
-        cpu_load_mean_pct: mean(&load_cpu),
-        cpu_load_max_pct: max(&load_cpu),
-        cpu_post_load_mean_pct: mean(&post_cpu),
-        cpu_post_load_max_pct: max(&post_cpu),
-        cpu_post_load_settled_mean_pct: mean(&settled_cpu),
-        settle_s: settle.as_secs_f64(),
-        blocked_queries_max: max(&blocked).map(|m| m as u32),
-        blocked_queries_mean: mean(&blocked),
-        longest_lock_wait_s: max(&windows
-            .iter()
-            .filter_map(|(_, _, o)| o.longest_lock_wait_s)
-            .collect::<Vec<_>>()),
-        idle_in_tx_max: max(&windows
-            .iter()
-            .filter_map(|(_, _, o)| o.idle_in_tx.map(f64::from))
-            .collect::<Vec<_>>())
-        .map(|m| m as u32),
-        idle_in_tx_longest_s: max(&windows
-            .iter()
-            .filter_map(|(_, _, o)| o.idle_in_tx_longest_s)
-            .collect::<Vec<_>>()),
-        blocking_chains: chains,
-        lock_conflicts: first_metrics
-            .zip(last_metrics)
-            .and_then(|((_, _, a), (_, _, b))| Some(b.lock_conflicts_total? - a.lock_conflicts_total?)),
-        sse_sessions_active_max: max(&sse_active),
-        sse_sessions_active_end: windows.iter().rev().find_map(|(_, _, o)| o.sse_sessions_active),
-        sse_session_ends: ends,
+        ..ObservedSummary::default()
+    };
+    for r in &OBSERVERS {
+        (r.summarize)(&w, &mut summary);
+    }
+    summary
+}
+
+fn mean(v: &[f64]) -> Option<f64> {
+    (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+}
+
+fn max(v: &[f64]) -> Option<f64> {
+    v.iter().copied().reduce(f64::max)
+}
+
+impl Windows<'_> {
+    /// One figure from every window that measured it.
+    fn each<T>(&self, f: impl Fn(&Observed) -> Option<T>) -> Vec<T> {
+        self.windows.iter().filter_map(|(_, _, o)| f(o)).collect()
     }
 }
 

@@ -7,8 +7,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sqlx::{Connection as _, Row as _};
+use tokio::task::JoinHandle;
 
-use crate::data::ChainLink;
+use super::{Observer, Registration, Windows, max, mean};
+use crate::data::{ChainLink, Observed, ObservedSummary, Sources};
 
 /// The worst of what was seen since the last window was taken.
 #[derive(Debug, Clone, Default)]
@@ -118,6 +120,86 @@ pub fn longest_chain(edges: &[(ChainLink, ChainLink)]) -> Vec<ChainLink> {
         }
     }
     best
+}
+
+pub const OBSERVER: Registration = Registration {
+    start: |config, _| {
+        let url = config.postgres.clone()?;
+        let window = Arc::new(Mutex::new(None));
+        let task = tokio::spawn(observe(url.clone(), Arc::clone(&window)));
+        Some(Box::new(Postgres { url, window, task }))
+    },
+    summarize,
+};
+
+struct Postgres {
+    url: String,
+    window: Arc<Mutex<Option<PgWindow>>>,
+    task: JoinHandle<()>,
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Observer for Postgres {
+    fn window(&mut self, o: &mut Observed) {
+        let w = self
+            .window
+            .lock()
+            .expect("pg window lock")
+            .take()
+            .filter(|w| w.samples > 0);
+        if let Some(w) = w {
+            o.blocked_queries = Some(w.blocked);
+            o.longest_lock_wait_s = Some(w.longest_wait_s);
+            o.idle_in_tx = Some(w.idle_in_tx);
+            o.idle_in_tx_longest_s = Some(w.idle_in_tx_longest_s);
+            o.blocking_chain = w.chain;
+        }
+    }
+
+    fn source(&self, sources: &mut Sources) {
+        sources.postgres = Some(redact(&self.url));
+    }
+}
+
+/// The worst of each figure over the run, and the distinct blocking chains, longest first.
+fn summarize(w: &Windows<'_>, s: &mut ObservedSummary) {
+    let blocked = w.each(|o| o.blocked_queries.map(f64::from));
+    s.blocked_queries_max = max(&blocked).map(|m| m as u32);
+    s.blocked_queries_mean = mean(&blocked);
+    s.longest_lock_wait_s = max(&w.each(|o| o.longest_lock_wait_s));
+    s.idle_in_tx_max = max(&w.each(|o| o.idle_in_tx.map(f64::from))).map(|m| m as u32);
+    s.idle_in_tx_longest_s = max(&w.each(|o| o.idle_in_tx_longest_s));
+    let mut chains: Vec<Vec<ChainLink>> = Vec::new();
+    for (_, _, o) in w.windows {
+        if o.blocking_chain.len() > 1 {
+            let key: Vec<&str> = o.blocking_chain.iter().map(|l| l.query.as_str()).collect();
+            if !chains
+                .iter()
+                .any(|c| c.iter().map(|l| l.query.as_str()).eq(key.iter().copied()))
+            {
+                chains.push(o.blocking_chain.clone());
+            }
+        }
+    }
+    chains.sort_by_key(|c| std::cmp::Reverse(c.len()));
+    chains.truncate(10);
+    s.blocking_chains = chains;
+}
+
+/// The URL with its password starred.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => match url[s + 3..at].find(':') {
+            Some(c) => format!("{}:***{}", &url[..s + 3 + c], &url[at..]),
+            None => url.to_owned(),
+        },
+        _ => url.to_owned(),
+    }
 }
 
 #[cfg(test)]

@@ -53,3 +53,48 @@ impl ScenarioArgs {
         scenario::load(&self.scenario, &self.overrides())
     }
 }
+
+/// How a command ended other than well. Every command answers `Result<(), CliError>`; the binary maps
+/// it to one line on stderr and an exit code, in one place.
+#[derive(Debug)]
+pub enum CliError {
+    /// A mistake in what the command was given: a scenario, a file, a flag. Exit 2.
+    Usage(String),
+    /// The work could not be carried out (the target is down, a file cannot be written). Exit 1.
+    Failed(String),
+    /// The verdict is no (a regression, a stale baseline); the output has said why. Exit 1.
+    Rejected,
+    /// Stopped by the user; what was measured was written, marked incomplete. Exit 130.
+    Interrupted,
+}
+
+impl CliError {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            CliError::Usage(_) => 2,
+            CliError::Failed(_) | CliError::Rejected => 1,
+            CliError::Interrupted => 130,
+        }
+    }
+
+    /// The line to print, if the error has one of its own.
+    pub fn message(&self) -> Option<&str> {
+        match self {
+            CliError::Usage(m) | CliError::Failed(m) => Some(m),
+            CliError::Rejected | CliError::Interrupted => None,
+        }
+    }
+}
+
+/// Print the error's line (if any) and answer its exit code: the one mapping of a command's end.
+pub fn exit(result: Result<(), CliError>) -> std::process::ExitCode {
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            if let Some(m) = e.message() {
+                crate::errln!("{m}");
+            }
+            std::process::ExitCode::from(e.exit_code())
+        }
+    }
+}

@@ -9,6 +9,7 @@
 
 pub mod actions;
 pub mod cli;
+pub mod commands;
 pub mod data;
 pub mod engine;
 pub mod environment;

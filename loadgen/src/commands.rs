@@ -1,0 +1,288 @@
+//! What each `stampede` subcommand does, once its arguments are parsed: each answers
+//! `Result<(), CliError>`, and `main.rs` maps that to stderr and an exit code (0 done, 1 could not be
+//! carried out or the gate said no, 2 bad input, 130 interrupted).
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::cli::{CliError, ScenarioArgs};
+use crate::data::Completion;
+use crate::engine::{self, RunOptions};
+use crate::gate::{self, baseline::Baseline};
+use crate::results::Results;
+use crate::{errln, live, out, outln, output, scenario};
+
+/// `stampede gate`'s arguments.
+#[derive(clap::Args)]
+pub struct GateArgs {
+    /// Results files (gated on their medians when several).
+    #[arg(required_unless_present = "run")]
+    pub results: Vec<PathBuf>,
+    #[arg(long)]
+    pub baseline: PathBuf,
+    /// Run this scenario (`--repeat` times) instead of reading results.
+    #[arg(long, conflicts_with = "results")]
+    pub run: Option<PathBuf>,
+    #[arg(long, default_value_t = 1, requires = "run")]
+    pub repeat: usize,
+    /// Overrides for `--run`.
+    #[arg(long = "set", value_name = "PATH=VALUE", requires = "run")]
+    pub set: Vec<scenario::Override>,
+    /// Also write the verdicts as Markdown (for a CI job summary).
+    #[arg(long)]
+    pub markdown: Option<PathBuf>,
+    /// Also write the verdicts as JUnit XML (one test case per check).
+    #[arg(long)]
+    pub junit: Option<PathBuf>,
+    /// Replace a speed check's tolerance, e.g. `rps=30%` (repeatable; wider on a CI machine other
+    /// than the one that recorded the baseline).
+    #[arg(long = "tolerance", value_name = "METRIC=PCT")]
+    pub tolerances: Vec<String>,
+}
+
+fn usage(context: &str) -> impl Fn(anyhow::Error) -> CliError + '_ {
+    move |e| CliError::Usage(format!("{context}: {e:#}"))
+}
+
+fn failed(context: &str) -> impl Fn(anyhow::Error) -> CliError + '_ {
+    move |e| CliError::Failed(format!("{context}: {e:#}"))
+}
+
+/// `stampede validate`: check each file, report every mistake.
+pub fn validate(files: &[PathBuf]) -> Result<(), CliError> {
+    let mut problems = Vec::new();
+    for f in files {
+        match scenario::load(f, &[]) {
+            Ok(s) => outln!("{}: ok ({}, {} actions)", f.display(), s.name, s.actions.len()),
+            Err(e) => problems.push(e.to_string()),
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(CliError::Usage(problems.join("\n")))
+    }
+}
+
+/// `stampede baseline`: run the scenario `repeat` times (or read finished runs) and write the baseline.
+pub fn baseline(scenario: Option<ScenarioArgs>, repeat: usize, from: &[PathBuf], out: &Path) -> Result<(), CliError> {
+    let plan = scenario
+        .as_ref()
+        .map(ScenarioArgs::load)
+        .transpose()
+        .map_err(|e| CliError::Usage(e.to_string()))?;
+    with_runtime(async move {
+        let runs = match (plan, scenario) {
+            (Some(plan), Some(args)) => repeat_runs(&plan, &args.scenario, repeat.max(1))
+                .await
+                .map_err(failed("stampede"))?,
+            _ => read_runs_of_one_scenario(from).map_err(usage("stampede baseline"))?,
+        };
+        let b = Baseline::from_runs(&runs)
+            .and_then(|b| b.write(out).map(|_| b))
+            .map_err(failed("stampede"))?;
+        outln!("baseline of {} over {} runs: {}", b.scenario, b.runs, out.display());
+        Ok(())
+    })
+}
+
+/// `stampede gate`: judge runs (read or made now) against a baseline and the thresholds.
+pub fn gate(args: GateArgs) -> Result<(), CliError> {
+    let tolerances = gate::check::Tolerances::default()
+        .with(&args.tolerances)
+        .map_err(|e| CliError::Usage(format!("stampede gate: {e}")))?;
+    with_runtime(gate_runs(args, tolerances))
+}
+
+async fn gate_runs(args: GateArgs, tolerances: gate::check::Tolerances) -> Result<(), CliError> {
+    let usage = |msg: String| CliError::Usage(format!("stampede gate: {msg}"));
+    let baseline = Baseline::read(&args.baseline).map_err(|e| usage(format!("{e:#}")))?;
+    let runs: Vec<Results> = match &args.run {
+        Some(file) => {
+            let plan = scenario::load(file, &args.set).map_err(|e| usage(e.to_string()))?;
+            repeat_runs(&plan, file, args.repeat.max(1))
+                .await
+                .map_err(|e| usage(format!("the run failed: {e:#}")))?
+        }
+        None => args
+            .results
+            .iter()
+            .map(|f| Results::read(f))
+            .collect::<anyhow::Result<_>>()
+            .map_err(|e| usage(format!("{e:#}")))?,
+    };
+    let checks = gate::verdict::judge_runs(&baseline, &runs, &tolerances).map_err(|r| usage(r.to_string()))?;
+    out!("{}", gate::report::table(&baseline.scenario, &checks));
+    for (path, text) in [
+        (&args.markdown, gate::report::markdown(&baseline.scenario, &checks)),
+        (&args.junit, gate::report::junit(&baseline.scenario, &checks)),
+    ] {
+        if let Some(p) = path {
+            std::fs::write(p, text).map_err(|e| usage(format!("writing {}: {e}", p.display())))?;
+        }
+    }
+    match gate::verdict::Outcome::of(&checks).exit_code() {
+        0 => Ok(()),
+        _ => Err(CliError::Rejected),
+    }
+}
+
+/// `stampede report`: the HTML report of a run, with others overlaid and a baseline's gate.
+pub fn report(results: &Path, baseline: Option<&Path>, compare: &[PathBuf], out: &Path) -> Result<(), CliError> {
+    let context = "stampede report";
+    let runs = std::iter::once(results)
+        .chain(compare.iter().map(PathBuf::as_path))
+        .map(|path| Results::read(path).map(|r| crate::report::Run::labelled(path, r)))
+        .collect::<anyhow::Result<Vec<_>>>()
+        .map_err(usage(context))?;
+    let baseline = baseline.map(Baseline::read).transpose().map_err(usage(context))?;
+    let page = crate::report::render(&runs, baseline.as_ref());
+    crate::results::write_file_atomically(out, page.as_bytes()).map_err(failed(context))?;
+    outln!("report: {}", out.display());
+    Ok(())
+}
+
+/// `stampede compare`: runs side by side, each against the first.
+pub fn compare(results: &[PathBuf], markdown: Option<&Path>) -> Result<(), CliError> {
+    let mut labels = Vec::new();
+    let mut names: Vec<String> = Vec::new();
+    let mut runs = Vec::new();
+    for path in results {
+        let r = Results::read(path).map_err(usage("stampede"))?;
+        labels.push(r.label(path));
+        names.push(r.scenario.name.clone());
+        runs.push(r.metrics());
+    }
+    let mut scenarios: Vec<&str> = names.iter().map(String::as_str).collect();
+    scenarios.sort_unstable();
+    scenarios.dedup();
+    if scenarios.len() > 1 {
+        errln!(
+            "stampede compare: note: these runs are of different scenarios ({}): their figures are not like for like",
+            scenarios.join(", ")
+        );
+    }
+    out!("{}", gate::report::compare(&labels, &runs, false));
+    if let Some(md) = markdown {
+        std::fs::write(md, gate::report::compare(&labels, &runs, true))
+            .map_err(|e| CliError::Usage(format!("stampede: writing {}: {e}", md.display())))?;
+    }
+    Ok(())
+}
+
+/// `stampede run`: run the scenario, print the summary, write the results (also when interrupted).
+pub fn run(
+    args: ScenarioArgs,
+    out: Option<PathBuf>,
+    live_addr: Option<SocketAddr>,
+    quiet: bool,
+) -> Result<(), CliError> {
+    let plan = args.load().map_err(|e| CliError::Usage(e.to_string()))?;
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .with_writer(std::io::stderr)
+        // Colours for a terminal only; a failed write (stderr closed) is dropped, not reported through
+        // `eprintln!`, which would panic on the same closed stderr.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .log_internal_errors(false)
+        .init();
+    with_runtime(run_once(plan, args.scenario, out, live_addr, quiet))
+}
+
+async fn run_once(
+    plan: scenario::Scenario,
+    file: PathBuf,
+    out: Option<PathBuf>,
+    live_addr: Option<SocketAddr>,
+    quiet: bool,
+) -> Result<(), CliError> {
+    let cell = Arc::new(tokio::sync::watch::Sender::new(None));
+    if let Some(addr) = live_addr {
+        let bound = live::serve(addr, Arc::clone(&cell))
+            .await
+            .map_err(|e| CliError::Usage(format!("stampede: cannot serve the live feed on {addr}: {e}")))?;
+        errln!("live feed on http://{bound}/live");
+    }
+    if !quiet {
+        tokio::spawn(output::progress(Arc::clone(&cell), Duration::from_secs(5)));
+    }
+    let (interrupt_tx, interrupt_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            errln!("\ninterrupted: stopping the load, writing what was measured");
+            interrupt_tx.send_replace(true);
+        }
+    });
+    crate::target::check_environment(&plan).map_err(|e| CliError::Usage(format!("{}: {e}", file.display())))?;
+    let output = engine::run(plan, RunOptions { snapshots: Some(cell) }, interrupt_rx)
+        .await
+        .map_err(|e| {
+            let message = format!("stampede: {e:#}");
+            // A mistake in what the run was given, or a run that could not be carried out.
+            if e.downcast_ref::<crate::target::BadInput>().is_some() {
+                CliError::Usage(message)
+            } else {
+                CliError::Failed(message)
+            }
+        })?;
+    // Let the progress line print its last state.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let results = Results::from_run(&output, Some(&file));
+    let path = out.unwrap_or_else(|| results.default_path());
+    out!("{}", output::summary(&results));
+    results.write_atomically(&path).map_err(failed("stampede"))?;
+    outln!("results: {}", path.display());
+    match output.completion {
+        Completion::Complete => Ok(()),
+        Completion::Interrupted => Err(CliError::Interrupted),
+    }
+}
+
+fn with_runtime(f: impl Future<Output = Result<(), CliError>>) -> Result<(), CliError> {
+    tokio::runtime::Runtime::new()
+        .map_err(|e| CliError::Failed(format!("stampede: {e}")))?
+        .block_on(f)
+}
+
+/// Finished runs for a baseline: complete, of one scenario, at least one.
+fn read_runs_of_one_scenario(files: &[PathBuf]) -> anyhow::Result<Vec<Results>> {
+    anyhow::ensure!(!files.is_empty(), "give a scenario to run, or --from RESULTS…");
+    let runs = files
+        .iter()
+        .map(|f| Results::read(f))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    for (r, f) in runs.iter().zip(files) {
+        anyhow::ensure!(r.complete, "{} is an interrupted run", f.display());
+        anyhow::ensure!(
+            r.scenario.name == runs[0].scenario.name,
+            "{} is of scenario {:?}, {} of {:?}",
+            f.display(),
+            r.scenario.name,
+            files[0].display(),
+            runs[0].scenario.name
+        );
+    }
+    Ok(runs)
+}
+
+/// Run `plan` `n` times, quietly, one line each.
+async fn repeat_runs(plan: &scenario::Scenario, file: &Path, n: usize) -> anyhow::Result<Vec<Results>> {
+    let mut runs = Vec::new();
+    for i in 1..=n {
+        let (_tx, rx) = tokio::sync::watch::channel(false);
+        let out = engine::run(plan.clone(), RunOptions::default(), rx).await?;
+        let r = Results::from_run(&out, Some(file));
+        errln!(
+            "run {i}/{n}: {} requests, {:.0}/s, p99 {:.1} ms, {} failed",
+            r.totals.count,
+            r.totals.rps,
+            r.totals.p99_ms.unwrap_or(f64::NAN),
+            r.totals.failed
+        );
+        runs.push(r);
+    }
+    Ok(runs)
+}

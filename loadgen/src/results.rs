@@ -243,37 +243,26 @@ impl Results {
 
     /// The named metrics of this run by scope: `all`, then each action by name.
     pub fn metrics(&self) -> BTreeMap<String, Metrics> {
-        use crate::data::metrics::unexpected;
-        let r = self;
-        let mut scopes = BTreeMap::new();
+        use crate::data::metrics::{Figures, unexpected};
         let mut failures = BTreeMap::new();
-        for a in &r.actions {
+        for a in &self.actions {
             for (k, n) in &a.failures {
                 *failures.entry(*k).or_default() += n;
             }
-            scopes.insert(
-                a.name.clone(),
-                Metrics::from_summary(&a.summary, Some(unexpected(&a.failures))),
-            );
         }
-        let mut all = Metrics::from_summary(&r.totals, Some(unexpected(&failures)));
-        all.add_observed(&r.observed);
-        // CPU seconds per request: the generator's own, and the target's over the load.
-        let requests = r.totals.count as f64;
-        if requests > 0.0 {
-            all.set(
-                "generator_cpu_per_request",
-                r.generator.cpu_seconds.map(|c| c / requests),
-            );
-            all.set(
-                "target_cpu_per_request",
-                r.observed
-                    .cpu_load_mean_pct
-                    .map(|pct| pct / 100.0 * r.load.seconds / requests),
-            );
+        Figures {
+            actions: self
+                .actions
+                .iter()
+                .map(|a| (a.name.as_str(), &a.summary, Some(unexpected(&a.failures))))
+                .collect(),
+            totals: &self.totals,
+            failures: &failures,
+            observed: &self.observed,
+            generator_cpu_s: self.generator.cpu_seconds,
+            load_seconds: self.load.seconds,
         }
-        scopes.insert("all".to_owned(), all);
-        scopes
+        .by_scope()
     }
 
     /// How a run read from `path` is named in tables: the file name, and the spawned gateway's profile

@@ -2,8 +2,10 @@
 //! person looking has chosen (focused panel, time span, pause, help, replay cursor).
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use stampede_loadgen::data::metrics::Figures;
 use stampede_loadgen::data::threshold;
 use stampede_loadgen::data::{FailureKind, Judged, Phase, Snapshot, SseFigures, Summary, Window};
 use stampede_loadgen::observe;
@@ -70,6 +72,8 @@ pub struct App {
     pub statuses: BTreeMap<u16, u64>,
     pub failures: BTreeMap<FailureKind, u64>,
     pub thresholds: BTreeMap<String, Vec<String>>,
+    /// The scenario's settle time, in seconds.
+    pub settle_s: f64,
     pub finished: bool,
     /// Replay: index of the window the view ends at.
     pub cursor: Option<usize>,
@@ -101,6 +105,7 @@ impl App {
             statuses: BTreeMap::new(),
             failures: BTreeMap::new(),
             thresholds: BTreeMap::new(),
+            settle_s: 5.0,
             finished: false,
             cursor: None,
             playing: false,
@@ -127,6 +132,7 @@ impl App {
         self.statuses = s.statuses.clone();
         self.failures = s.failures.clone();
         self.thresholds = s.thresholds.clone();
+        self.settle_s = s.settle_s;
         self.finished = s.finished;
         if let Some(w) = &s.window
             && self.windows.last().is_none_or(|last| last.t < w.t)
@@ -154,6 +160,7 @@ impl App {
             }
         }
         app.thresholds = r.scenario.spec.thresholds.clone();
+        app.settle_s = r.observed.settle_s;
         app.finished = true;
         app.cursor = app.windows.len().checked_sub(1);
         app.sync_cursor();
@@ -178,15 +185,10 @@ impl App {
         &self.windows[start..end]
     }
 
-    /// The thresholds judged against what the view shows now (up to the cursor or pause).
+    /// The thresholds judged against what the view shows now (up to the cursor or pause), from the
+    /// same figures a finished run's results give, with the scenario's settle time.
     pub fn judge_thresholds(&self) -> Result<Vec<Judged>, Vec<threshold::ThresholdError>> {
-        use stampede_loadgen::data::metrics::{Metrics, unexpected};
         let thresholds = threshold::parse_all(&self.thresholds)?;
-        let mut scopes = BTreeMap::new();
-        for (name, s) in self.slots.iter().zip(&self.slot_totals) {
-            scopes.insert(name.clone(), Metrics::from_summary(s, None));
-        }
-        let mut all = Metrics::from_summary(&self.totals, Some(unexpected(&self.failures)));
         let end = self
             .cursor
             .map_or(self.windows.len(), |c| c + 1)
@@ -201,13 +203,27 @@ impl App {
             .iter()
             .map(|w| (w.t, w.phase == Phase::PostLoad, &w.observed))
             .collect();
-        all.add_observed(&observe::summarize(
+        let observed = observe::summarize(
             &observed,
             load_end,
-            std::time::Duration::from_secs(5),
+            Duration::from_secs_f64(self.settle_s),
             Default::default(),
-        ));
-        scopes.insert("all".to_owned(), all);
+        );
+        let scopes = Figures {
+            actions: self
+                .slots
+                .iter()
+                .zip(&self.slot_totals)
+                .map(|(name, s)| (name.as_str(), s, None))
+                .collect(),
+            totals: &self.totals,
+            failures: &self.failures,
+            observed: &observed,
+            // Not in the live feed: the figure stays not measured.
+            generator_cpu_s: None,
+            load_seconds: load_end,
+        }
+        .by_scope();
         Ok(threshold::judge(&thresholds, &scopes, None))
     }
 

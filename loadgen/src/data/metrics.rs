@@ -19,34 +19,121 @@ pub enum MetricKind {
     Seconds,
 }
 
-/// Every metric a threshold may name.
-pub const KNOWN: &[(&str, MetricKind)] = &[
-    ("p50", MetricKind::Millis),
-    ("p90", MetricKind::Millis),
-    ("p95", MetricKind::Millis),
-    ("p99", MetricKind::Millis),
-    ("max", MetricKind::Millis),
-    ("mean", MetricKind::Millis),
-    ("rps", MetricKind::PerSecond),
-    ("count", MetricKind::Count),
-    ("failures", MetricKind::Count),
-    ("failure_rate", MetricKind::Ratio),
-    ("unexpected_statuses", MetricKind::Count),
-    ("blocked_queries.max", MetricKind::Count),
-    ("blocked_queries.mean", MetricKind::Count),
-    ("lock_wait.max", MetricKind::Seconds),
-    ("load_cpu.mean", MetricKind::PercentOfCore),
-    ("load_cpu.max", MetricKind::PercentOfCore),
-    ("post_load_cpu.mean", MetricKind::PercentOfCore),
-    ("post_load_cpu.max", MetricKind::PercentOfCore),
-    ("sse_sessions_left", MetricKind::Count),
-    ("lock_conflicts", MetricKind::Count),
-    ("generator_cpu_per_request", MetricKind::Seconds),
-    ("target_cpu_per_request", MetricKind::Seconds),
+/// Which way a metric improves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Better {
+    Higher,
+    Lower,
+}
+
+/// How the gate judges a metric against a baseline (scope `all`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum GateRule {
+    /// Not gated (thresholds may still name it).
+    None,
+    /// A signal that does not depend on the machine: at most `limit` (or what the baseline itself
+    /// reached, if more).
+    Absolute { limit: f64 },
+    /// A speed signal: its change from the baseline within `tolerance` (or the baseline's own noise).
+    Relative {
+        tolerance: f64,
+        /// Samples the run needs before it is judged (a p99 of 300 requests is noise).
+        min_samples: u64,
+        /// CPU seconds the figure must rest on (process CPU comes in 10 ms ticks).
+        min_cpu_seconds: f64,
+    },
+}
+
+/// One named figure: what thresholds, the gate, `compare`, the report and the dashboard know of it.
+#[derive(Debug, Clone, Copy)]
+pub struct Metric {
+    pub name: &'static str,
+    pub kind: MetricKind,
+    pub better: Better,
+    pub gate: GateRule,
+    /// Its row in `compare` (and the report's before/after table), if it has one.
+    pub label: Option<&'static str>,
+}
+
+const fn m(name: &'static str, kind: MetricKind, better: Better) -> Metric {
+    Metric {
+        name,
+        kind,
+        better,
+        gate: GateRule::None,
+        label: None,
+    }
+}
+
+impl Metric {
+    const fn shown(mut self, label: &'static str) -> Metric {
+        self.label = Some(label);
+        self
+    }
+
+    const fn at_most(mut self, limit: f64) -> Metric {
+        self.gate = GateRule::Absolute { limit };
+        self
+    }
+
+    const fn within(mut self, tolerance: f64, min_samples: u64, min_cpu_seconds: f64) -> Metric {
+        self.gate = GateRule::Relative {
+            tolerance,
+            min_samples,
+            min_cpu_seconds,
+        };
+        self
+    }
+}
+
+use Better::{Higher, Lower};
+use MetricKind::{Count, Millis, PerSecond, PercentOfCore, Ratio, Seconds};
+
+/// Every metric, in the order tables list them.
+pub const METRICS: &[Metric] = &[
+    m("rps", PerSecond, Higher)
+        .shown("requests per second")
+        .within(0.15, 0, 0.0),
+    m("p50", Millis, Lower).shown("p50 (ms)").within(0.25, 20, 0.0),
+    m("p90", Millis, Lower),
+    m("p95", Millis, Lower),
+    m("p99", Millis, Lower).shown("p99 (ms)").within(0.50, 1000, 0.0),
+    m("max", Millis, Lower),
+    m("mean", Millis, Lower),
+    m("count", Count, Higher),
+    m("failures", Count, Lower),
+    m("failure_rate", Ratio, Lower).shown("failure rate").at_most(0.001),
+    m("unexpected_statuses", Count, Lower)
+        .shown("unexpected statuses")
+        .at_most(0.0),
+    m("blocked_queries.max", Count, Lower)
+        .shown("blocked queries (max)")
+        .at_most(0.0),
+    m("blocked_queries.mean", Count, Lower),
+    m("lock_wait.max", Seconds, Lower).shown("longest lock wait (s)"),
+    m("load_cpu.mean", PercentOfCore, Lower).shown("target CPU during load (%)"),
+    m("load_cpu.max", PercentOfCore, Lower),
+    m("post_load_cpu.mean", PercentOfCore, Lower)
+        .shown("target CPU after load, settled (%)")
+        .at_most(5.0),
+    m("post_load_cpu.max", PercentOfCore, Lower),
+    m("sse_sessions_left", Count, Lower)
+        .shown("SSE sessions left open")
+        .at_most(0.0),
+    m("lock_conflicts", Count, Lower),
+    m("generator_cpu_per_request", Seconds, Lower)
+        .shown("generator CPU s per request")
+        .within(0.25, 0, 1.0),
+    m("target_cpu_per_request", Seconds, Lower).within(0.25, 0, 1.0),
 ];
 
+/// The metric called `name`.
+pub fn metric(name: &str) -> Option<&'static Metric> {
+    METRICS.iter().find(|m| m.name == name)
+}
+
 pub fn metric_kind(name: &str) -> Option<MetricKind> {
-    KNOWN.iter().find(|(n, _)| *n == name).map(|(_, k)| *k)
+    metric(name).map(|m| m.kind)
 }
 
 /// Named values of one scope.
@@ -102,6 +189,44 @@ impl Metrics {
         self.set("post_load_cpu.max", o.cpu_post_load_max_pct);
         self.set("sse_sessions_left", o.sse_sessions_active_end);
         self.set("lock_conflicts", o.lock_conflicts);
+    }
+}
+
+/// What the named figures of a run are made from — alike for a finished run (`Results::metrics`) and
+/// for the dashboard's view of one still going, so a threshold is judged the same by both.
+pub struct Figures<'a> {
+    /// Per action: its name, its summary, and its unexpected statuses when they were counted per action.
+    pub actions: Vec<(&'a str, &'a Summary, Option<u64>)>,
+    pub totals: &'a Summary,
+    pub failures: &'a BTreeMap<FailureKind, u64>,
+    pub observed: &'a ObservedSummary,
+    /// The generator's CPU seconds over the load, when measured.
+    pub generator_cpu_s: Option<f64>,
+    pub load_seconds: f64,
+}
+
+impl Figures<'_> {
+    /// The named figures per scope: each action's, and `all` with the target-side ones.
+    pub fn by_scope(&self) -> BTreeMap<String, Metrics> {
+        let mut scopes = BTreeMap::new();
+        for (name, summary, unexpected) in &self.actions {
+            scopes.insert((*name).to_owned(), Metrics::from_summary(summary, *unexpected));
+        }
+        let mut all = Metrics::from_summary(self.totals, Some(unexpected(self.failures)));
+        all.add_observed(self.observed);
+        // CPU seconds per request: the generator's own, and the target's over the load.
+        let requests = self.totals.count as f64;
+        if requests > 0.0 {
+            all.set("generator_cpu_per_request", self.generator_cpu_s.map(|c| c / requests));
+            all.set(
+                "target_cpu_per_request",
+                self.observed
+                    .cpu_load_mean_pct
+                    .map(|pct| pct / 100.0 * self.load_seconds / requests),
+            );
+        }
+        scopes.insert("all".to_owned(), all);
+        scopes
     }
 }
 

@@ -79,7 +79,14 @@ pub struct Snapshot {
     pub failures: BTreeMap<FailureKind, u64>,
     /// The scenario's threshold expressions, by scope.
     pub thresholds: BTreeMap<String, Vec<String>>,
+    /// The scenario's settle time: the start of the post-load window left out of the settled CPU.
+    #[serde(default = "default_settle_s")]
+    pub settle_s: f64,
     pub finished: bool,
+}
+
+fn default_settle_s() -> f64 {
+    5.0
 }
 
 /// Client-side SSE figures.

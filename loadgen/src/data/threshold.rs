@@ -104,9 +104,9 @@ pub fn parse(text: &str) -> Result<Threshold, String> {
     let kind = metric_kind(metric).ok_or_else(|| {
         format!(
             "{text:?}: unknown metric {metric:?}; known: {}",
-            super::metrics::KNOWN
+            super::metrics::METRICS
                 .iter()
-                .map(|(n, _)| *n)
+                .map(|m| m.name)
                 .collect::<Vec<_>>()
                 .join(", ")
         )

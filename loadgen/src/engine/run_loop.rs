@@ -228,6 +228,7 @@ impl<'a> RunLoop<'a> {
             statuses: all.statuses,
             failures: all.failures,
             thresholds: scenario.spec.thresholds.clone(),
+            settle_s: scenario.settle.as_secs_f64(),
             finished,
         };
         cell.send_replace(Some(Arc::new(snapshot)));

@@ -9,32 +9,21 @@
 use std::collections::BTreeMap;
 
 use super::baseline::{Baseline, medians};
-use crate::data::Metrics;
-use crate::data::{Threshold, Verdict};
+use crate::data::metrics::{Better, GateRule, METRICS, Metric};
+use crate::data::{Metrics, Threshold, Verdict};
 
-/// (metric, limit) — lower is better; scope `all`.
-const ABSOLUTE: [(&str, f64); 5] = [
-    ("failure_rate", 0.001),
-    ("unexpected_statuses", 0.0),
-    ("blocked_queries.max", 0.0),
-    ("post_load_cpu.mean", 5.0),
-    ("sse_sessions_left", 0.0),
-];
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Better {
-    Higher,
-    Lower,
+/// The absolute checks: (metric, limit), lower is better; scope `all`.
+fn absolute() -> impl Iterator<Item = (&'static str, f64)> {
+    METRICS.iter().filter_map(|m| match m.gate {
+        GateRule::Absolute { limit } => Some((m.name, limit)),
+        _ => None,
+    })
 }
 
-/// (metric, tolerance, which way is better) — scope `all`.
-const RELATIVE: [(&str, f64, Better); 5] = [
-    ("rps", 0.15, Better::Higher),
-    ("p50", 0.25, Better::Lower),
-    ("p99", 0.50, Better::Lower),
-    ("generator_cpu_per_request", 0.25, Better::Lower),
-    ("target_cpu_per_request", 0.25, Better::Lower),
-];
+/// The relative checks, with their rule; scope `all`.
+fn relative() -> impl Iterator<Item = &'static Metric> {
+    METRICS.iter().filter(|m| matches!(m.gate, GateRule::Relative { .. }))
+}
 
 /// The relative tolerances of the speed checks: the defaults above, some replaced with
 /// `--tolerance METRIC=PCT` (a CI machine other than the one that recorded the baseline needs wider ones).
@@ -43,7 +32,14 @@ pub struct Tolerances(BTreeMap<&'static str, f64>);
 
 impl Default for Tolerances {
     fn default() -> Self {
-        Tolerances(RELATIVE.iter().map(|(m, t, _)| (*m, *t)).collect())
+        Tolerances(
+            relative()
+                .filter_map(|m| match m.gate {
+                    GateRule::Relative { tolerance, .. } => Some((m.name, tolerance)),
+                    _ => None,
+                })
+                .collect(),
+        )
     }
 }
 
@@ -55,8 +51,8 @@ impl Tolerances {
                 .split_once('=')
                 .ok_or_else(|| format!("--tolerance {setting:?}: expected METRIC=PCT, e.g. rps=30%"))?;
             let metric = metric.trim();
-            let Some((name, _, _)) = RELATIVE.iter().find(|(m, _, _)| *m == metric) else {
-                let known: Vec<_> = RELATIVE.iter().map(|(m, _, _)| *m).collect();
+            let Some(name) = relative().map(|m| m.name).find(|m| *m == metric) else {
+                let known: Vec<_> = relative().map(|m| m.name).collect();
                 return Err(format!(
                     "--tolerance {setting:?}: {metric:?} is not a relative check (one of {})",
                     known.join(", ")
@@ -83,28 +79,23 @@ impl Tolerances {
 /// How many baseline spreads a change may be before it counts.
 pub const SPREAD_FACTOR: f64 = 3.0;
 
-/// Samples a run needs before a latency percentile is judged relatively: at least ten in the tail
-/// (a p99 of 300 requests is the third-slowest request, which is noise, not a figure).
-fn min_samples(metric: &str) -> u64 {
-    match metric {
-        "p99" => 1000,
-        "p50" => 20,
-        _ => 0,
+/// Why a relative check cannot be judged on this run, if it cannot: too few samples for a percentile
+/// (a p99 of 300 requests is the third-slowest request, which is noise, not a figure), or a
+/// CPU-per-request figure resting on too few CPU seconds (process CPU time comes in 10 ms ticks, so
+/// 0.1 s of CPU is only known to ±10 % — as much as a tolerance).
+fn too_few(metric: &Metric, value: f64, samples: u64) -> Option<String> {
+    let GateRule::Relative {
+        min_samples,
+        min_cpu_seconds,
+        ..
+    } = metric.gate
+    else {
+        return None;
+    };
+    if samples < min_samples {
+        return Some(format!("needs {min_samples} samples"));
     }
-}
-
-/// CPU seconds a CPU-per-request figure must rest on before it is judged relatively: process CPU time
-/// comes in 10 ms ticks, so a run that used 0.1 s of CPU is only known to ±10 % — as much as a
-/// tolerance (a 2-second test run once came out "23 % faster", and stale).
-const MIN_CPU_SECONDS: f64 = 1.0;
-
-/// Why a relative check cannot be judged on this run, if it cannot.
-fn too_few(metric: &str, value: f64, samples: u64) -> Option<String> {
-    if samples < min_samples(metric) {
-        return Some(format!("needs {} samples", min_samples(metric)));
-    }
-    let per_request_cpu = matches!(metric, "generator_cpu_per_request" | "target_cpu_per_request");
-    (per_request_cpu && value * (samples as f64) < MIN_CPU_SECONDS).then(|| format!("needs {MIN_CPU_SECONDS} CPU s"))
+    (value * (samples as f64) < min_cpu_seconds).then(|| format!("needs {min_cpu_seconds} CPU s"))
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -144,7 +135,7 @@ pub fn gate(
     let empty = Metrics::default();
     let now = current.get("all").unwrap_or(&empty);
     let base = baseline.metrics.get("all");
-    for (metric, limit) in ABSOLUTE {
+    for (metric, limit) in absolute() {
         let b = base.and_then(|m| m.get(metric));
         let limit = b.map_or(limit, |s| limit.max(s.median + SPREAD_FACTOR * s.mad));
         let value = now.get(metric);
@@ -162,7 +153,8 @@ pub fn gate(
             },
         });
     }
-    for (metric, _, better) in RELATIVE {
+    for rule in relative() {
+        let metric = rule.name;
         let tolerance = tolerances.get(metric);
         let b = base.and_then(|m| m.get(metric));
         let value = now.get(metric);
@@ -170,7 +162,7 @@ pub fn gate(
         let (verdict, change, allowed) = match (b, value) {
             (None, _) => (Verdict::NoBaseline, None, "-".to_owned()),
             (_, None) => (Verdict::NotMeasured, None, "-".to_owned()),
-            (Some(_), Some(v)) if let Some(why) = too_few(metric, v, samples) => (Verdict::NotMeasured, None, why),
+            (Some(_), Some(v)) if let Some(why) = too_few(rule, v, samples) => (Verdict::NotMeasured, None, why),
             (Some(s), Some(v)) => {
                 let allowed = allowed_change(tolerance, s.median, s.mad);
                 let change = if s.median != 0.0 {
@@ -182,7 +174,7 @@ pub fn gate(
                 // way: 1.5× slower allowed ⇒ 1.5× faster is stale) means the baseline no longer
                 // describes this tree: a slowdown back to it would pass unseen.
                 let ratio = 1.0 + change;
-                let (worse, stale) = match better {
+                let (worse, stale) = match rule.better {
                     Better::Higher => (change < -allowed, allowed < 1.0 && ratio > 1.0 / (1.0 - allowed)),
                     Better::Lower => (change > allowed, ratio < 1.0 / (1.0 + allowed)),
                 };
@@ -193,7 +185,7 @@ pub fn gate(
                 } else {
                     Verdict::Pass
                 };
-                let (worst, best) = match better {
+                let (worst, best) = match rule.better {
                     Better::Higher => (-allowed, (1.0 / (1.0 - allowed) - 1.0).min(99.99)),
                     Better::Lower => (allowed, 1.0 / (1.0 + allowed) - 1.0),
                 };

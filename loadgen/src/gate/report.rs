@@ -8,6 +8,7 @@ use super::check::Check;
 use super::verdict::Outcome;
 use crate::data::Metrics;
 use crate::data::Verdict;
+use crate::data::metrics::{METRICS, Metric, MetricKind};
 
 pub(crate) fn num(v: Option<f64>) -> String {
     match v {
@@ -152,24 +153,9 @@ pub fn junit(scenario: &str, checks: &[Check]) -> String {
     out
 }
 
-/// The figures `compare` puts side by side.
-const COMPARED: [(&str, &str); 11] = [
-    ("rps", "requests per second"),
-    ("p50", "p50 (ms)"),
-    ("p99", "p99 (ms)"),
-    ("failure_rate", "failure rate"),
-    ("unexpected_statuses", "unexpected statuses"),
-    ("blocked_queries.max", "blocked queries (max)"),
-    ("lock_wait.max", "longest lock wait (s)"),
-    ("load_cpu.mean", "target CPU during load (%)"),
-    ("post_load_cpu.mean", "target CPU after load, settled (%)"),
-    ("sse_sessions_left", "SSE sessions left open"),
-    ("generator_cpu_per_request", "generator CPU s per request"),
-];
-
-fn cell(metric: &str, v: Option<f64>) -> String {
-    match (metric, v) {
-        ("failure_rate", Some(r)) => format!("{:.3}%", r * 100.0),
+fn cell(metric: &Metric, v: Option<f64>) -> String {
+    match (metric.kind, v) {
+        (MetricKind::Ratio, Some(r)) => format!("{:.3}%", r * 100.0),
         (_, v) => num(v),
     }
 }
@@ -179,11 +165,11 @@ pub fn compare_rows(runs: &[BTreeMap<String, Metrics>]) -> Vec<Vec<String>> {
     let empty = Metrics::default();
     let all: Vec<&Metrics> = runs.iter().map(|r| r.get("all").unwrap_or(&empty)).collect();
     let mut rows: Vec<Vec<String>> = Vec::new();
-    for (metric, label) in COMPARED {
+    for (metric, label) in METRICS.iter().filter_map(|m| Some((m, m.label?))) {
         let mut row = vec![label.to_owned()];
-        let first = all.first().and_then(|m| m.get(metric));
+        let first = all.first().and_then(|m| m.get(metric.name));
         for (i, m) in all.iter().enumerate() {
-            let v = m.get(metric);
+            let v = m.get(metric.name);
             let mut text = cell(metric, v);
             if i > 0
                 && let (Some(a), Some(b)) = (first, v)

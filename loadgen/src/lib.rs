@@ -13,6 +13,7 @@ pub mod commands;
 pub mod data;
 pub mod engine;
 pub mod environment;
+pub mod format;
 pub mod gate;
 pub mod lang;
 pub mod live;

@@ -7,16 +7,8 @@ use std::time::Duration;
 
 use crate::data::Snapshot;
 use crate::engine::timeline::SnapshotCell;
+use crate::format::ms;
 use crate::results::Results;
-
-fn ms(v: Option<f64>) -> String {
-    match v {
-        Some(v) if v >= 1000.0 => format!("{:.2}s", v / 1000.0),
-        Some(v) if v >= 10.0 => format!("{v:.0}ms"),
-        Some(v) => format!("{v:.1}ms"),
-        None => "-".into(),
-    }
-}
 
 fn pct(part: u64, whole: u64) -> String {
     if whole == 0 {

@@ -72,6 +72,13 @@ impl Target {
     }
 }
 
+/// The URL in a server's first line, `<name> listening on http://ADDR` — what the gateway, the bench's
+/// servers and anything else stampede starts print once they accept connections.
+pub fn listening_url(line: &str) -> Option<&str> {
+    let (_, url) = line.split_once("listening on ")?;
+    Some(url.trim()).filter(|u| u.starts_with("http://"))
+}
+
 /// A mistake in what the run was given (not in the target): the front ends exit 2 on it, as on a bad
 /// scenario file.
 #[derive(Debug, thiserror::Error)]
@@ -193,10 +200,7 @@ async fn spawn_gateway(
         let log_text = std::fs::read_to_string(&log).unwrap_or_default();
         bail!("the gateway exited before listening:\n{log_text}");
     };
-    let base = line
-        .rsplit(' ')
-        .next()
-        .filter(|u| u.starts_with("http://"))
+    let base = listening_url(&line)
         .with_context(|| format!("unexpected first line from the gateway: {line}"))?
         .to_owned();
     Ok((

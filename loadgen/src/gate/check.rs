@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use super::baseline::{Baseline, medians};
 use crate::data::metrics::{Better, GateRule, METRICS, Metric};
 use crate::data::{Metrics, Threshold, Verdict};
+use crate::format::bound;
 
 /// The absolute checks: (metric, limit), lower is better; scope `all`.
 fn absolute() -> impl Iterator<Item = (&'static str, f64)> {
@@ -117,14 +118,6 @@ pub fn allowed_change(tolerance: f64, median: f64, mad: f64) -> f64 {
     tolerance.max(SPREAD_FACTOR * spread)
 }
 
-fn fmt(v: f64) -> String {
-    if v == 0.0 || (0.01..100_000.0).contains(&v.abs()) {
-        format!("{v:.3}").trim_end_matches('0').trim_end_matches('.').to_owned()
-    } else {
-        format!("{v:.3e}")
-    }
-}
-
 pub fn gate(
     baseline: &Baseline,
     current: &BTreeMap<String, Metrics>,
@@ -145,7 +138,7 @@ pub fn gate(
             baseline: b.map(|s| s.median),
             current: value,
             change: None,
-            allowed: format!("<= {}", fmt(limit)),
+            allowed: format!("<= {}", bound(limit)),
             verdict: match value {
                 None => Verdict::NotMeasured,
                 Some(v) if v <= limit + 1e-12 => Verdict::Pass,
@@ -223,7 +216,7 @@ pub fn gate(
             baseline: base_value,
             current: j.value,
             change: None,
-            allowed: j.bound.map_or("-".into(), fmt),
+            allowed: j.bound.map_or("-".into(), bound),
             verdict: j.verdict,
         });
     }

@@ -9,16 +9,7 @@ use super::verdict::Outcome;
 use crate::data::Metrics;
 use crate::data::Verdict;
 use crate::data::metrics::{METRICS, Metric, MetricKind};
-
-pub(crate) fn num(v: Option<f64>) -> String {
-    match v {
-        None => "not measured".into(),
-        Some(0.0) => "0".into(),
-        Some(v) if v.abs() >= 100.0 => format!("{v:.0}"),
-        Some(v) if v.abs() >= 0.01 => format!("{v:.3}").trim_end_matches('0').trim_end_matches('.').to_owned(),
-        Some(v) => format!("{v:.2e}"),
-    }
-}
+use crate::format::num;
 
 fn change(c: &Check) -> String {
     c.change.map_or("-".into(), |x| format!("{:+.1}%", x * 100.0))

@@ -9,6 +9,7 @@ pub mod svg;
 use std::fmt::Write as _;
 
 use crate::data::{Phase, SseFigures, Verdict, Window};
+use crate::format::num;
 use crate::gate::{self, baseline::Baseline, check::Tolerances};
 use crate::results::Results;
 use html::{escape, table};
@@ -27,10 +28,6 @@ impl Run {
             results,
         }
     }
-}
-
-fn num(v: Option<f64>) -> String {
-    gate::report::num(v)
 }
 
 fn pct(v: Option<f64>) -> String {

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::io::{IsTerminal as _, Write as _};
 use std::time::Duration;
 
-use crate::data::Snapshot;
+use crate::data::{ObservedSummary, Snapshot};
 use crate::engine::timeline::SnapshotCell;
 use crate::format::ms;
 use crate::results::Results;
@@ -99,7 +99,7 @@ pub async fn progress(cell: SnapshotCell, every: Duration) {
     }
 }
 
-/// The end-of-run summary.
+/// The end-of-run summary: the run, its actions, SSE, the target's side, thresholds, the generator.
 pub fn summary(r: &Results) -> String {
     let mut out = String::new();
     let state = if r.complete {
@@ -112,6 +112,43 @@ pub fn summary(r: &Results) -> String {
         "\n{} against {} — {:?} model, {:.1}s of load, {}",
         r.scenario.name, r.target.url, r.load.model, r.load.seconds, state
     );
+    actions_table(&mut out, r);
+    outcomes(&mut out, r);
+    if r.sse.opened > 0 {
+        let s = &r.sse;
+        let _ = writeln!(
+            out,
+            "SSE streams: {} opened, peak {} open at once; closed {} abrupt, {} with RST, {} gracefully; {} ended by the server",
+            s.opened, s.peak_open, s.closed_abrupt, s.closed_rst, s.closed_graceful, s.server_closed
+        );
+    }
+    if r.load.dropped > 0 {
+        let _ = writeln!(out, "dropped arrivals (every slot busy): {}", r.load.dropped);
+    }
+    target_side(&mut out, &r.observed);
+    for j in &r.thresholds {
+        let value = j.value.map_or("not measured".to_owned(), |v| format!("{v:.4}"));
+        let _ = writeln!(
+            out,
+            "threshold {}: {} — {} (value {value})",
+            j.scope, j.threshold, j.verdict
+        );
+    }
+    let g = &r.generator;
+    let _ = writeln!(
+        out,
+        "generator: {} CPU s, {} requests per CPU second, peak RSS {}",
+        g.cpu_seconds.map_or("not measured".into(), |c| format!("{c:.1}")),
+        g.requests_per_cpu_second
+            .map_or("not measured".into(), |r| format!("{r:.0}")),
+        g.peak_rss_bytes
+            .map_or("not measured".into(), |b| format!("{} MiB", b / (1024 * 1024)))
+    );
+    out
+}
+
+/// One row per action and one for all: counts, outcomes, latency percentiles.
+fn actions_table(out: &mut String, r: &Results) {
     let name_width = r.actions.iter().map(|a| a.name.len()).max().unwrap_or(6).clamp(6, 48);
     let _ = writeln!(
         out,
@@ -136,9 +173,13 @@ pub fn summary(r: &Results) -> String {
         );
     };
     for a in &r.actions {
-        row(&mut out, &a.name, &a.summary);
+        row(out, &a.name, &a.summary);
     }
-    row(&mut out, "all", &r.totals);
+    row(out, "all", &r.totals);
+}
+
+/// The failure rate, and per action its statuses, failure kinds and first error messages.
+fn outcomes(out: &mut String, r: &Results) {
     let _ = writeln!(out, "failure rate {}", pct(r.totals.failed, r.totals.count));
     for a in &r.actions {
         if a.statuses.is_empty() && a.failures.is_empty() {
@@ -155,18 +196,10 @@ pub fn summary(r: &Results) -> String {
             let _ = writeln!(out, "    {n}× {msg}");
         }
     }
-    if r.sse.opened > 0 {
-        let s = &r.sse;
-        let _ = writeln!(
-            out,
-            "SSE streams: {} opened, peak {} open at once; closed {} abrupt, {} with RST, {} gracefully; {} ended by the server",
-            s.opened, s.peak_open, s.closed_abrupt, s.closed_rst, s.closed_graceful, s.server_closed
-        );
-    }
-    if r.load.dropped > 0 {
-        let _ = writeln!(out, "dropped arrivals (every slot busy): {}", r.load.dropped);
-    }
-    let o = &r.observed;
+}
+
+/// What the observers saw: CPU, PostgreSQL, the longest blocking chain, the target's own metrics.
+fn target_side(out: &mut String, o: &ObservedSummary) {
     let nm = |v: Option<f64>, unit: &str| v.map_or("not measured".to_owned(), |v| format!("{v:.1}{unit}"));
     // Counts read from the target's metrics are whole numbers, and print as such.
     let count = |v: Option<f64>| v.map_or("not measured".to_owned(), |v| format!("{v:.0}"));
@@ -215,23 +248,4 @@ pub fn summary(r: &Results) -> String {
             format!("; ends: {}", ends.join(", "))
         }
     );
-    for j in &r.thresholds {
-        let value = j.value.map_or("not measured".to_owned(), |v| format!("{v:.4}"));
-        let _ = writeln!(
-            out,
-            "threshold {}: {} — {} (value {value})",
-            j.scope, j.threshold, j.verdict
-        );
-    }
-    let g = &r.generator;
-    let _ = writeln!(
-        out,
-        "generator: {} CPU s, {} requests per CPU second, peak RSS {}",
-        g.cpu_seconds.map_or("not measured".into(), |c| format!("{c:.1}")),
-        g.requests_per_cpu_second
-            .map_or("not measured".into(), |r| format!("{r:.0}")),
-        g.peak_rss_bytes
-            .map_or("not measured".into(), |b| format!("{} MiB", b / (1024 * 1024)))
-    );
-    out
 }

@@ -15,7 +15,6 @@ use super::timeline::{Timeline, sse_figures};
 use super::{Ctx, RunOptions, RunOutput, Stops, models, observe_config, series};
 use crate::data::{Completion, Phase, Snapshot, Window};
 use crate::observe::Observers;
-use crate::scenario::Model;
 use crate::target::Target;
 
 pub(super) struct RunLoop<'a> {
@@ -52,13 +51,7 @@ impl<'a> RunLoop<'a> {
         let observers = Observers::start(observe_config(&ctx.scenario, target), ctx.env.http.clone());
         let generator_cpu_before = crate::environment::process_cpu_seconds();
         let start = Instant::now();
-        let driver = {
-            let ctx = Arc::clone(&ctx);
-            match ctx.scenario.load.model {
-                Model::Closed => tokio::spawn(models::closed(ctx, start)),
-                Model::Open => tokio::spawn(models::open(ctx, start)),
-            }
-        };
+        let driver = models::spawn(Arc::clone(&ctx), start);
         let run = RunLoop {
             timeline: Timeline::new(names.len()),
             ctx,

@@ -1,0 +1,84 @@
+//! The closed model: a controller keeps the number of running users at the stage's target (linear
+//! ramps), each user looping over the weighted mix with think time.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use tokio::time::Instant;
+
+use super::{Backoff, CONTROL_TICK, rng_for};
+use crate::actions::{Ended, Scratch};
+use crate::engine::Ctx;
+
+/// Run the closed model until the load's stages end or the soft stop.
+pub async fn run(ctx: Arc<Ctx>, start: Instant) {
+    let target = Arc::new(AtomicUsize::new(0));
+    let mut users: Vec<Option<tokio::task::JoinHandle<()>>> = Vec::new();
+    let mut stop = ctx.env.soft_stop.clone();
+    let total = ctx.load_duration;
+    loop {
+        let elapsed = start.elapsed();
+        if elapsed >= total || *stop.borrow() {
+            break;
+        }
+        let (level, phase) = ctx.scenario.load.at(elapsed);
+        ctx.set_phase(phase, level);
+        let want = level.round().max(0.0) as usize;
+        target.store(want, Ordering::Relaxed);
+        for idx in 0..want {
+            if idx >= users.len() {
+                users.push(None);
+            }
+            let running = users[idx].as_ref().is_some_and(|h| !h.is_finished());
+            if !running {
+                let ctx = Arc::clone(&ctx);
+                let target = Arc::clone(&target);
+                users[idx] = Some(tokio::spawn(user(ctx, idx, target)));
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(CONTROL_TICK) => {}
+            _ = stop.wait_for(|s| *s) => {}
+        }
+    }
+    target.store(0, Ordering::Relaxed);
+    for handle in users.into_iter().flatten() {
+        let _ = handle.await;
+    }
+}
+
+/// One virtual user: pick an action, run it, think, again — until its index is above the target or
+/// the load stops. An action cut by the hard stop is not recorded.
+async fn user(ctx: Arc<Ctx>, idx: usize, target: Arc<AtomicUsize>) {
+    ctx.env.recorder.gauges.users.fetch_add(1, Ordering::Relaxed);
+    let mut rng = rng_for(&ctx, idx);
+    let mut scratch = Scratch::default();
+    let mut backoff = Backoff::default();
+    let mut soft = ctx.env.soft_stop.clone();
+    let mut hard = ctx.hard_stop.clone();
+    while idx < target.load(Ordering::Relaxed) && !*soft.borrow() {
+        let action = ctx.pick(&mut rng);
+        let ended = tokio::select! {
+            ended = ctx.execute(action, &mut rng, &mut scratch, Instant::now()) => Some(ended),
+            _ = hard.wait_for(|s| *s) => None,
+        };
+        let pause = match ended {
+            None => {
+                ctx.env.recorder.gauges.cut.fetch_add(1, Ordering::Relaxed);
+                break;
+            }
+            Some(Ended::Unreachable) => backoff.fail(),
+            Some(Ended::Done(_)) => {
+                backoff.succeed();
+                ctx.scenario.load.think_time.sample(&mut rng)
+            }
+        };
+        if !pause.is_zero() {
+            tokio::select! {
+                _ = tokio::time::sleep(pause) => {}
+                _ = soft.wait_for(|s| *s) => {}
+            }
+        }
+    }
+    ctx.env.recorder.gauges.users.fetch_sub(1, Ordering::Relaxed);
+}

@@ -1,0 +1,63 @@
+//! Load models: how users or arrivals are paced. Each is one module with a `run(ctx, start)` that
+//! drives the load until its stages end or the soft stop; `spawn` below registers them by the
+//! scenario's `load.model`.
+
+mod closed;
+mod open;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use super::Ctx;
+use crate::scenario::Model;
+
+/// How often a model re-reads its stage's target.
+const CONTROL_TICK: Duration = Duration::from_millis(100);
+
+/// Start the scenario's load model.
+pub fn spawn(ctx: Arc<Ctx>, start: Instant) -> JoinHandle<()> {
+    match ctx.scenario.load.model {
+        Model::Closed => tokio::spawn(closed::run(ctx, start)),
+        Model::Open => tokio::spawn(open::run(ctx, start)),
+    }
+}
+
+/// A user's or worker's own random stream, different for each and reproducible from the run's seed.
+fn rng_for(ctx: &Ctx, index: usize) -> fastrand::Rng {
+    fastrand::Rng::with_seed(ctx.seed ^ (index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15))
+}
+
+/// Exponential backoff after connect failures: 100 ms doubling to 5 s, reset by a success.
+#[derive(Debug, Default)]
+pub struct Backoff {
+    next: Option<Duration>,
+}
+
+impl Backoff {
+    pub fn fail(&mut self) -> Duration {
+        let d = self.next.unwrap_or(Duration::from_millis(100));
+        self.next = Some((d * 2).min(Duration::from_secs(5)));
+        d
+    }
+
+    pub fn succeed(&mut self) {
+        self.next = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_to_a_cap_and_resets() {
+        let mut b = Backoff::default();
+        let steps: Vec<u128> = (0..8).map(|_| b.fail().as_millis()).collect();
+        assert_eq!(steps, [100, 200, 400, 800, 1600, 3200, 5000, 5000]);
+        b.succeed();
+        assert_eq!(b.fail(), Duration::from_millis(100));
+    }
+}

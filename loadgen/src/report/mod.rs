@@ -235,150 +235,187 @@ fn series(run: &Run, i: usize, label: String, dashed: bool, f: impl Fn(&Window) 
     }
 }
 
+/// The "Over time" charts, in page order.
 fn charts(runs: &[Run], baseline: Option<&Baseline>) -> Vec<Chart> {
-    let main = &runs[0].results;
-    let last_t = main.series.last().map_or(0.0, |w| w.t as f64);
-    let post_load_from = main
-        .series
-        .iter()
-        .find(|w| w.phase == Phase::PostLoad)
-        .map(|w| w.t.saturating_sub(1) as f64);
-    let shade = post_load_from.map(|from| (from, last_t, "post-load".to_owned()));
-    let several = runs.len() > 1;
-    let name = |run: &Run, what: &str| if several { run.label.clone() } else { what.to_owned() };
-    let base = |metric: &str| {
-        baseline
+    let c = Charts::new(runs, baseline);
+    vec![c.rps(), c.failures(), c.latency(), c.blocked(), c.cpu(), c.sse()]
+}
+
+/// What every chart shares: the runs, the baseline, and the post-load window of the main run.
+struct Charts<'a> {
+    runs: &'a [Run],
+    baseline: Option<&'a Baseline>,
+    /// The post-load window of `runs[0]`, shaded on every chart.
+    shade: Option<(f64, f64, String)>,
+}
+
+/// A window of the load itself, not of the post-load window (the request charts stop where the load did).
+fn in_load(w: &Window) -> bool {
+    w.phase != Phase::PostLoad
+}
+
+impl<'a> Charts<'a> {
+    fn new(runs: &'a [Run], baseline: Option<&'a Baseline>) -> Charts<'a> {
+        let main = &runs[0].results;
+        let last_t = main.series.last().map_or(0.0, |w| w.t as f64);
+        let post_load_from = main
+            .series
+            .iter()
+            .find(|w| w.phase == Phase::PostLoad)
+            .map(|w| w.t.saturating_sub(1) as f64);
+        let shade = post_load_from.map(|from| (from, last_t, "post-load".to_owned()));
+        Charts { runs, baseline, shade }
+    }
+
+    fn several(&self) -> bool {
+        self.runs.len() > 1
+    }
+
+    /// A solid series' label: the run's with several runs (the colour is the run), else `what`.
+    fn name(&self, run: &Run, what: &str) -> String {
+        if self.several() {
+            run.label.clone()
+        } else {
+            what.to_owned()
+        }
+    }
+
+    /// A dashed series' label: `what`, after the run's label with several runs.
+    fn dashed_name(&self, run: &Run, what: &str) -> String {
+        format!("{} {what}", if self.several() { &run.label } else { "" })
+            .trim()
+            .to_owned()
+    }
+
+    /// The baseline's median of `metric` over all actions, as a reference line.
+    fn base(&self, metric: &str) -> Option<Reference> {
+        self.baseline
             .and_then(|b| b.metrics.get("all")?.get(metric))
             .map(|s| Reference {
                 label: format!("baseline {}", num(Some(s.median))),
                 value: s.median,
             })
-    };
-    let in_load = |w: &Window| w.phase != Phase::PostLoad;
+    }
 
-    let mut out = Vec::new();
-    out.push(Chart {
-        title: "Requests per second".into(),
-        unit: "completed/s".into(),
-        series: runs
+    /// One series per run, in the run's colour.
+    fn per_run(&self, what: &str, f: impl Fn(&Window) -> Option<f64>) -> Vec<Series> {
+        self.runs
             .iter()
             .enumerate()
-            .map(|(i, r)| series(r, i, name(r, "all actions"), false, |w| in_load(w).then_some(w.all.rps)))
-            .collect(),
-        shade: shade.clone(),
-        reference: base("rps"),
-    });
-    out.push(Chart {
-        title: "Failures per second".into(),
-        unit: "per second; dashed: expected outcomes such as 409".into(),
-        series: runs
+            .map(|(i, r)| series(r, i, self.name(r, what), false, &f))
+            .collect()
+    }
+
+    /// Two series per run in the run's colour: `solid` and, dashed, `dashed`.
+    fn per_run_pair(
+        &self,
+        (solid, f_solid): (&str, impl Fn(&Window) -> Option<f64>),
+        (dashed, f_dashed): (&str, impl Fn(&Window) -> Option<f64>),
+    ) -> Vec<Series> {
+        self.runs
             .iter()
             .enumerate()
             .flat_map(|(i, r)| {
                 [
-                    series(r, i, name(r, "failed"), false, |w| {
-                        in_load(w).then_some(w.all.failed as f64)
-                    }),
-                    series(
-                        r,
-                        i,
-                        format!("{} expected", if several { &r.label } else { "" })
-                            .trim()
-                            .to_owned(),
-                        true,
-                        |w| in_load(w).then_some(w.all.expected as f64),
-                    ),
+                    series(r, i, self.name(r, solid), false, &f_solid),
+                    series(r, i, self.dashed_name(r, dashed), true, &f_dashed),
                 ]
             })
-            .collect(),
-        shade: shade.clone(),
-        reference: None,
-    });
-    let latency = if several {
-        runs.iter()
-            .enumerate()
-            .map(|(i, r)| series(r, i, format!("{} p99", r.label), false, |w| w.all.p99_ms))
             .collect()
-    } else {
-        let r = &runs[0];
-        vec![
-            Series {
-                color: PALETTE[2],
-                ..series(r, 0, "p50".into(), false, |w| w.all.p50_ms)
-            },
-            Series {
-                color: PALETTE[3],
-                ..series(r, 0, "p95".into(), false, |w| w.all.p95_ms)
-            },
-            Series {
-                color: PALETTE[1],
-                ..series(r, 0, "p99".into(), false, |w| w.all.p99_ms)
-            },
-        ]
-    };
-    out.push(Chart {
-        title: "Latency".into(),
-        unit: "ms".into(),
-        series: latency,
-        shade: shade.clone(),
-        reference: base("p99").map(|r| Reference {
+    }
+
+    fn chart(&self, title: &str, unit: &str, series: Vec<Series>, reference: Option<Reference>) -> Chart {
+        Chart {
+            title: title.into(),
+            unit: unit.into(),
+            series,
+            shade: self.shade.clone(),
+            reference,
+        }
+    }
+
+    fn rps(&self) -> Chart {
+        self.chart(
+            "Requests per second",
+            "completed/s",
+            self.per_run("all actions", |w| in_load(w).then_some(w.all.rps)),
+            self.base("rps"),
+        )
+    }
+
+    fn failures(&self) -> Chart {
+        self.chart(
+            "Failures per second",
+            "per second; dashed: expected outcomes such as 409",
+            self.per_run_pair(
+                ("failed", |w| in_load(w).then_some(w.all.failed as f64)),
+                ("expected", |w| in_load(w).then_some(w.all.expected as f64)),
+            ),
+            None,
+        )
+    }
+
+    /// Several runs: their p99s; one run: its p50, p95 and p99 in colours of their own.
+    fn latency(&self) -> Chart {
+        let latency = if self.several() {
+            self.runs
+                .iter()
+                .enumerate()
+                .map(|(i, r)| series(r, i, format!("{} p99", r.label), false, |w| w.all.p99_ms))
+                .collect()
+        } else {
+            let r = &self.runs[0];
+            vec![
+                Series {
+                    color: PALETTE[2],
+                    ..series(r, 0, "p50".into(), false, |w| w.all.p50_ms)
+                },
+                Series {
+                    color: PALETTE[3],
+                    ..series(r, 0, "p95".into(), false, |w| w.all.p95_ms)
+                },
+                Series {
+                    color: PALETTE[1],
+                    ..series(r, 0, "p99".into(), false, |w| w.all.p99_ms)
+                },
+            ]
+        };
+        let reference = self.base("p99").map(|r| Reference {
             label: format!("{} (p99)", r.label),
             ..r
-        }),
-    });
-    out.push(Chart {
-        title: "Blocked queries".into(),
-        unit: "backends waiting on a lock".into(),
-        series: runs
-            .iter()
-            .enumerate()
-            .map(|(i, r)| {
-                series(r, i, name(r, "blocked"), false, |w| {
-                    w.observed.blocked_queries.map(f64::from)
-                })
-            })
-            .collect(),
-        shade: shade.clone(),
-        reference: None,
-    });
-    out.push(Chart {
-        title: "Target CPU".into(),
-        unit: "% of one core".into(),
-        series: runs
-            .iter()
-            .enumerate()
-            .map(|(i, r)| series(r, i, name(r, "target CPU"), false, |w| w.observed.cpu_pct))
-            .collect(),
-        shade: shade.clone(),
-        reference: None,
-    });
-    out.push(Chart {
-        title: "SSE".into(),
-        unit: "solid: server sessions active; dashed: client streams open".into(),
-        series: runs
-            .iter()
-            .enumerate()
-            .flat_map(|(i, r)| {
-                [
-                    series(r, i, name(r, "server sessions"), false, |w| {
-                        w.observed.sse_sessions_active
-                    }),
-                    series(
-                        r,
-                        i,
-                        format!("{} client", if several { &r.label } else { "" })
-                            .trim()
-                            .to_owned(),
-                        true,
-                        |w| Some(w.sse_open as f64),
-                    ),
-                ]
-            })
-            .collect(),
-        shade,
-        reference: None,
-    });
-    out
+        });
+        self.chart("Latency", "ms", latency, reference)
+    }
+
+    fn blocked(&self) -> Chart {
+        self.chart(
+            "Blocked queries",
+            "backends waiting on a lock",
+            self.per_run("blocked", |w| w.observed.blocked_queries.map(f64::from)),
+            None,
+        )
+    }
+
+    fn cpu(&self) -> Chart {
+        self.chart(
+            "Target CPU",
+            "% of one core",
+            self.per_run("target CPU", |w| w.observed.cpu_pct),
+            None,
+        )
+    }
+
+    fn sse(&self) -> Chart {
+        self.chart(
+            "SSE",
+            "solid: server sessions active; dashed: client streams open",
+            self.per_run_pair(
+                ("server sessions", |w| w.observed.sse_sessions_active),
+                ("client", |w| Some(w.sse_open as f64)),
+            ),
+            None,
+        )
+    }
 }
 
 fn chains(body: &mut String, runs: &[Run]) {

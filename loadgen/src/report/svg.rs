@@ -37,6 +37,9 @@ const LEFT: f64 = 56.0;
 const RIGHT: f64 = 12.0;
 const TOP: f64 = 28.0;
 const BOTTOM: f64 = 44.0;
+/// The plot area's size inside the margins.
+const PLOT_W: f64 = W - LEFT - RIGHT;
+const PLOT_H: f64 = H - TOP - BOTTOM;
 
 /// A round step that gives about `n` ticks over `span`.
 fn nice_step(span: f64, n: f64) -> f64 {
@@ -73,6 +76,35 @@ impl Chart {
     /// The chart as an `<svg>` element (HTML5 inline SVG needs no namespace declaration).
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(8 * 1024);
+        self.heading(&mut out);
+        if !self.measured() {
+            let _ = write!(
+                out,
+                r#"<text x="{}" y="{}" class="nm" text-anchor="middle">not measured</text></svg>"#,
+                W / 2.0,
+                H / 2.0
+            );
+            return out;
+        }
+        let scale = self.scale();
+        if let Some((from, to, caption)) = &self.shade {
+            scale.shade(&mut out, *from, *to, caption);
+        }
+        scale.y_grid(&mut out);
+        scale.time_ticks(&mut out);
+        axes(&mut out);
+        if let Some(r) = &self.reference {
+            scale.reference(&mut out, r);
+        }
+        for s in &self.series {
+            scale.line(&mut out, s);
+        }
+        out.push_str("</svg>");
+        out
+    }
+
+    /// The opening tag and the title with its unit.
+    fn heading(&self, out: &mut String) {
         let _ = write!(
             out,
             r#"<svg class="chart" viewBox="0 0 {W} {H}" role="img" aria-label="{}">"#,
@@ -84,15 +116,10 @@ impl Chart {
             escape(&self.title),
             escape(&self.unit)
         );
-        if !self.measured() {
-            let _ = write!(
-                out,
-                r#"<text x="{}" y="{}" class="nm" text-anchor="middle">not measured</text></svg>"#,
-                W / 2.0,
-                H / 2.0
-            );
-            return out;
-        }
+    }
+
+    /// Axes that hold every point, the shaded span and the reference line; y starts at 0.
+    fn scale(&self) -> Scale {
         let t_max = self
             .series
             .iter()
@@ -110,45 +137,92 @@ impl Chart {
         }
         let y_step = nice_step(y_max, 4.0);
         let y_top = (y_max / y_step).ceil() * y_step;
-        let plot_w = W - LEFT - RIGHT;
-        let plot_h = H - TOP - BOTTOM;
-        let x = |t: f64| LEFT + t / t_max * plot_w;
-        let y = |v: f64| TOP + plot_h - v / y_top * plot_h;
+        Scale { t_max, y_step, y_top }
+    }
 
-        if let Some((from, to, caption)) = &self.shade {
+    /// The chart with its legend under it (HTML, so long labels wrap instead of overlapping).
+    pub fn figure(&self) -> String {
+        let mut out = String::from("<figure>");
+        out.push_str(&self.render());
+        if self.measured() {
+            self.legend(&mut out);
+        }
+        out.push_str("</figure>");
+        out
+    }
+
+    /// A `<figcaption>` with a swatch and the label of each series.
+    fn legend(&self, out: &mut String) {
+        out.push_str("<figcaption>");
+        for s in &self.series {
+            let style = if s.dashed { "dashed" } else { "solid" };
             let _ = write!(
                 out,
-                r#"<rect class="shade" x="{:.1}" y="{TOP}" width="{:.1}" height="{plot_h}"/><text class="shade-label" x="{:.1}" y="{}">{}</text>"#,
-                x(*from),
-                (x(*to) - x(*from)).max(0.0),
-                x(*from) + 4.0,
-                TOP + 12.0,
-                escape(caption)
+                r#"<span class="key"><span class="swatch" style="border-top: 3px {style} {}"></span>{}</span>"#,
+                s.color,
+                escape(&s.label)
             );
         }
-        // Horizontal grid and y ticks.
+        out.push_str("</figcaption>");
+    }
+}
+
+/// Where values land in the plot area: time from 0 to `t_max`, values from 0 to `y_top` in steps of `y_step`.
+struct Scale {
+    t_max: f64,
+    y_step: f64,
+    y_top: f64,
+}
+
+impl Scale {
+    fn x(&self, t: f64) -> f64 {
+        LEFT + t / self.t_max * PLOT_W
+    }
+
+    fn y(&self, v: f64) -> f64 {
+        TOP + PLOT_H - v / self.y_top * PLOT_H
+    }
+
+    /// The shaded span (the post-load window) with its caption at the top left.
+    fn shade(&self, out: &mut String, from: f64, to: f64, caption: &str) {
+        let _ = write!(
+            out,
+            r#"<rect class="shade" x="{:.1}" y="{TOP}" width="{:.1}" height="{PLOT_H}"/><text class="shade-label" x="{:.1}" y="{}">{}</text>"#,
+            self.x(from),
+            (self.x(to) - self.x(from)).max(0.0),
+            self.x(from) + 4.0,
+            TOP + 12.0,
+            escape(caption)
+        );
+    }
+
+    /// Horizontal grid lines and the y ticks, from 0 up to `y_top`.
+    fn y_grid(&self, out: &mut String) {
         let mut v = 0.0;
-        while v <= y_top + y_step / 2.0 {
+        while v <= self.y_top + self.y_step / 2.0 {
             let _ = write!(
                 out,
                 r#"<line class="grid" x1="{LEFT}" x2="{:.1}" y1="{:.1}" y2="{:.1}"/><text class="tick" x="{}" y="{:.1}" text-anchor="end">{}</text>"#,
                 W - RIGHT,
-                y(v),
-                y(v),
+                self.y(v),
+                self.y(v),
                 LEFT - 6.0,
-                y(v) + 4.0,
+                self.y(v) + 4.0,
                 tick_label(v)
             );
-            v += y_step;
+            v += self.y_step;
         }
-        // Time ticks.
-        let t_step = nice_step(t_max, 8.0).max(1.0);
+    }
+
+    /// Time ticks under the plot, whole seconds at the least, and the axis caption.
+    fn time_ticks(&self, out: &mut String) {
+        let t_step = nice_step(self.t_max, 8.0).max(1.0);
         let mut t = 0.0;
-        while t <= t_max + 1e-9 {
+        while t <= self.t_max + 1e-9 {
             let _ = write!(
                 out,
                 r#"<text class="tick" x="{:.1}" y="{}" text-anchor="middle">{}</text>"#,
-                x(t),
+                self.x(t),
                 H - BOTTOM + 16.0,
                 tick_label(t)
             );
@@ -160,72 +234,62 @@ impl Chart {
             W - RIGHT,
             H - BOTTOM + 30.0
         );
-        let _ = write!(
-            out,
-            r#"<line class="axis" x1="{LEFT}" x2="{LEFT}" y1="{TOP}" y2="{:.1}"/><line class="axis" x1="{LEFT}" x2="{:.1}" y1="{:.1}" y2="{:.1}"/>"#,
-            TOP + plot_h,
-            W - RIGHT,
-            TOP + plot_h,
-            TOP + plot_h
-        );
-        if let Some(r) = &self.reference {
-            let _ = write!(
-                out,
-                r#"<line class="reference" x1="{LEFT}" x2="{:.1}" y1="{:.1}" y2="{:.1}"/><text class="tick" x="{:.1}" y="{:.1}" text-anchor="end">{}</text>"#,
-                W - RIGHT,
-                y(r.value),
-                y(r.value),
-                W - RIGHT - 2.0,
-                y(r.value) - 4.0,
-                escape(&r.label)
-            );
-        }
-        for s in &self.series {
-            // One path; a gap (not measured) starts a new subpath.
-            let mut d = String::new();
-            let mut pen_down = false;
-            for (t, v) in &s.points {
-                match v {
-                    Some(v) => {
-                        let _ = write!(d, "{}{:.1},{:.1} ", if pen_down { "L" } else { "M" }, x(*t), y(*v));
-                        pen_down = true;
-                    }
-                    None => pen_down = false,
-                }
-            }
-            let dash = if s.dashed { r#" stroke-dasharray="6 4""# } else { "" };
-            let _ = write!(
-                out,
-                r#"<path class="line" d="{}" stroke="{}"{dash}><title>{}</title></path>"#,
-                d.trim_end(),
-                s.color,
-                escape(&s.label)
-            );
-        }
-        out.push_str("</svg>");
-        out
     }
 
-    /// The chart with its legend under it (HTML, so long labels wrap instead of overlapping).
-    pub fn figure(&self) -> String {
-        let mut out = String::from("<figure>");
-        out.push_str(&self.render());
-        if self.measured() {
-            out.push_str("<figcaption>");
-            for s in &self.series {
-                let style = if s.dashed { "dashed" } else { "solid" };
-                let _ = write!(
-                    out,
-                    r#"<span class="key"><span class="swatch" style="border-top: 3px {style} {}"></span>{}</span>"#,
-                    s.color,
-                    escape(&s.label)
-                );
-            }
-            out.push_str("</figcaption>");
-        }
-        out.push_str("</figure>");
-        out
+    /// A horizontal reference line across the plot, labelled at its right end.
+    fn reference(&self, out: &mut String, r: &Reference) {
+        let _ = write!(
+            out,
+            r#"<line class="reference" x1="{LEFT}" x2="{:.1}" y1="{:.1}" y2="{:.1}"/><text class="tick" x="{:.1}" y="{:.1}" text-anchor="end">{}</text>"#,
+            W - RIGHT,
+            self.y(r.value),
+            self.y(r.value),
+            W - RIGHT - 2.0,
+            self.y(r.value) - 4.0,
+            escape(&r.label)
+        );
     }
+
+    /// A series as one path; a gap (not measured) starts a new subpath rather than dropping to 0.
+    fn line(&self, out: &mut String, s: &Series) {
+        let mut d = String::new();
+        let mut pen_down = false;
+        for (t, v) in &s.points {
+            match v {
+                Some(v) => {
+                    let _ = write!(
+                        d,
+                        "{}{:.1},{:.1} ",
+                        if pen_down { "L" } else { "M" },
+                        self.x(*t),
+                        self.y(*v)
+                    );
+                    pen_down = true;
+                }
+                None => pen_down = false,
+            }
+        }
+        let dash = if s.dashed { r#" stroke-dasharray="6 4""# } else { "" };
+        let _ = write!(
+            out,
+            r#"<path class="line" d="{}" stroke="{}"{dash}><title>{}</title></path>"#,
+            d.trim_end(),
+            s.color,
+            escape(&s.label)
+        );
+    }
+}
+
+/// The y axis and the time axis along the plot's left and bottom edges.
+fn axes(out: &mut String) {
+    let _ = write!(
+        out,
+        r#"<line class="axis" x1="{LEFT}" x2="{LEFT}" y1="{TOP}" y2="{:.1}"/><line class="axis" x1="{LEFT}" x2="{:.1}" y1="{:.1}" y2="{:.1}"/>"#,
+        TOP + PLOT_H,
+        W - RIGHT,
+        TOP + PLOT_H,
+        TOP + PLOT_H
+    );
 }
 
 #[cfg(test)]

@@ -1,0 +1,33 @@
+//! The latency panel: p50, p95 and p99 over time, titled with the last window that had requests.
+
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::style::Color;
+use stampede_loadgen::data::Window;
+
+use crate::app::App;
+use crate::ui::{Palette, block, fmt_ms, line_chart};
+
+pub(in crate::ui) fn draw(f: &mut Frame, app: &App, area: Rect, p: &Palette) {
+    let w = app.visible();
+    let last = w.iter().rev().find(|w| w.all.count > 0).map(|w| &w.all);
+    let title = format!(
+        "Latency p50 {} p95 {} p99 {}",
+        fmt_ms(last.and_then(|s| s.p50_ms)),
+        fmt_ms(last.and_then(|s| s.p95_ms)),
+        fmt_ms(last.and_then(|s| s.p99_ms))
+    );
+    line_chart(
+        f,
+        area,
+        block(title, p),
+        w,
+        &[
+            ("p50", p.fg(Color::Green), &|w: &Window| w.all.p50_ms),
+            ("p95", p.fg(Color::Yellow), &|w: &Window| w.all.p95_ms),
+            ("p99", p.fg(Color::Red), &|w: &Window| w.all.p99_ms),
+        ],
+        None,
+        p,
+    );
+}

@@ -1,0 +1,10 @@
+//! One module per dashboard panel, each with `draw(f, app, area, p)`, dispatched by `ui::draw_panel`.
+
+pub(super) mod blocked;
+pub(super) mod cpu;
+pub(super) mod failures;
+pub(super) mod latency;
+pub(super) mod rps;
+pub(super) mod sse;
+pub(super) mod statuses;
+pub(super) mod thresholds;

@@ -65,15 +65,6 @@ pub fn draw(f: &mut Frame, app: &App) {
     }
 }
 
-fn fmt_ms(v: Option<f64>) -> String {
-    match v {
-        None => "-".into(),
-        Some(v) if v >= 1000.0 => format!("{:.2}s", v / 1000.0),
-        Some(v) if v >= 10.0 => format!("{v:.0}ms"),
-        Some(v) => format!("{v:.1}ms"),
-    }
-}
-
 /// Failed requests as a percentage of all requests in `s` (0 when there were none). The header and
 /// the failures panel show it for the totals and for the latest window; one definition keeps them equal.
 fn failed_pct(s: &Summary) -> f64 {

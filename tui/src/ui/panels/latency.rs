@@ -4,18 +4,19 @@ use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::style::Color;
 use stampede_loadgen::data::Window;
+use stampede_loadgen::format::ms;
 
 use crate::app::App;
-use crate::ui::{Palette, block, fmt_ms, line_chart};
+use crate::ui::{Palette, block, line_chart};
 
 pub(in crate::ui) fn draw(f: &mut Frame, app: &App, area: Rect, p: &Palette) {
     let w = app.visible();
     let last = w.iter().rev().find(|w| w.all.count > 0).map(|w| &w.all);
     let title = format!(
         "Latency p50 {} p95 {} p99 {}",
-        fmt_ms(last.and_then(|s| s.p50_ms)),
-        fmt_ms(last.and_then(|s| s.p95_ms)),
-        fmt_ms(last.and_then(|s| s.p99_ms))
+        ms(last.and_then(|s| s.p50_ms)),
+        ms(last.and_then(|s| s.p95_ms)),
+        ms(last.and_then(|s| s.p99_ms))
     );
     line_chart(
         f,

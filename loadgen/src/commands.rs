@@ -286,3 +286,85 @@ async fn repeat_runs(plan: &scenario::Scenario, file: &Path, n: usize) -> anyhow
     }
     Ok(runs)
 }
+
+/// `stampede upstream`'s arguments: where to listen and how to behave.
+#[derive(clap::Args, Debug, Clone)]
+pub struct UpstreamArgs {
+    /// Address to listen on (port 0: any free port; the first line printed names it).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub bind: SocketAddr,
+    /// Generated tools besides echo, time, sleep, payload and fail.
+    #[arg(long, default_value_t = 0)]
+    pub tools: u32,
+    /// Latency added to every request: a duration or a range, e.g. 20ms..200ms.
+    #[arg(long, default_value = "0s", value_parser = parse_range)]
+    pub latency: crate::lang::DurRange,
+    /// Latency added to `initialize` instead (a gateway's activation does it).
+    #[arg(long, default_value = "0s", value_parser = parse_range)]
+    pub initialize_latency: crate::lang::DurRange,
+    /// Share of requests answered with an error, 0..1.
+    #[arg(long, default_value_t = 0.0, value_parser = parse_share)]
+    pub error_rate: f64,
+    /// Share of requests accepted and never answered, 0..1.
+    #[arg(long, default_value_t = 0.0, value_parser = parse_share)]
+    pub stall_rate: f64,
+    /// Streamable HTTP: answer as an SSE stream when the client accepts both.
+    #[arg(long)]
+    pub sse_replies: bool,
+}
+
+fn parse_range(text: &str) -> Result<crate::lang::DurRange, String> {
+    crate::lang::DurRange::parse(text)
+}
+
+fn parse_share(text: &str) -> Result<f64, String> {
+    text.parse::<f64>()
+        .ok()
+        .filter(|v| (0.0..=1.0).contains(v))
+        .ok_or_else(|| format!("{text:?} is not a share between 0 and 1"))
+}
+
+impl UpstreamArgs {
+    pub fn knobs(&self) -> crate::upstream::Knobs {
+        crate::upstream::Knobs {
+            tools: self.tools,
+            latency: self.latency,
+            initialize_latency: self.initialize_latency,
+            error_rate: self.error_rate,
+            stall_rate: self.stall_rate,
+            sse_replies: self.sse_replies,
+        }
+    }
+}
+
+/// `stampede upstream`: serve the built-in upstream MCP server until SIGINT or SIGTERM.
+pub fn upstream(args: UpstreamArgs) -> Result<(), CliError> {
+    with_runtime(async move {
+        let listener = tokio::net::TcpListener::bind(args.bind)
+            .await
+            .map_err(|e| CliError::Usage(format!("stampede upstream: cannot listen on {}: {e}", args.bind)))?;
+        let bound = listener
+            .local_addr()
+            .map_err(|e| CliError::Failed(format!("stampede upstream: {e}")))?;
+        // Installed before the address is printed: a supervisor may signal as soon as it reads it.
+        let shutdown = shutdown_signal().map_err(|e| CliError::Failed(format!("stampede upstream: {e}")))?;
+        outln!("stampede-upstream listening on http://{bound}");
+        crate::upstream::serve(listener, args.knobs(), shutdown)
+            .await
+            .map_err(|e| CliError::Failed(format!("stampede upstream: {e}")))
+    })
+}
+
+/// SIGINT or SIGTERM, listened for from this call on (installed here, not when first polled: a signal
+/// in between would otherwise kill the process undrained).
+fn shutdown_signal() -> std::io::Result<impl Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {},
+            _ = terminate.recv() => {},
+        }
+    })
+}

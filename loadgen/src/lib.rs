@@ -26,6 +26,7 @@ pub mod scenario;
 pub mod setup;
 pub mod stdio;
 pub mod target;
+pub mod upstream;
 
 /// The version every results file and report is stamped with.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use stampede_loadgen::cli::{self, ScenarioArgs};
-use stampede_loadgen::commands::{self, GateArgs};
+use stampede_loadgen::commands::{self, GateArgs, UpstreamArgs};
 
 /// stampede: load testing and diagnostics for MCP gateways.
 #[derive(Parser)]
@@ -68,6 +68,9 @@ enum Command {
         #[arg(long, short)]
         out: PathBuf,
     },
+    /// Serve the built-in upstream MCP server (legacy SSE and Streamable HTTP, REST endpoints), for a
+    /// gateway to federate; prints `stampede-upstream listening on http://ADDR` first.
+    Upstream(UpstreamArgs),
     /// Show runs side by side (the change of each against the first).
     Compare {
         #[arg(required = true, num_args = 2..)]
@@ -102,6 +105,7 @@ fn main() -> ExitCode {
             live,
             quiet,
         } => commands::run(scenario, out, live, quiet),
+        Command::Upstream(args) => commands::upstream(args),
     };
     cli::exit(result)
 }

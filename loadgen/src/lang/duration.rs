@@ -99,6 +99,21 @@ impl DurRange {
         DurRange { min: d, max: d }
     }
 
+    /// `"250ms"` (fixed) or `"100ms..500ms"` (uniform between).
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let range = match text.split_once("..") {
+            Some((a, b)) => DurRange {
+                min: parse_duration(a)?,
+                max: parse_duration(b)?,
+            },
+            None => DurRange::fixed(parse_duration(text)?),
+        };
+        if range.max < range.min {
+            return Err(format!("range {text:?} ends before it starts"));
+        }
+        Ok(range)
+    }
+
     pub fn sample(&self, rng: &mut fastrand::Rng) -> Duration {
         if self.max <= self.min {
             return self.min;
@@ -121,19 +136,7 @@ impl Serialize for DurRange {
 impl<'de> Deserialize<'de> for DurRange {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let text = String::deserialize(d)?;
-        let range = match text.split_once("..") {
-            Some((a, b)) => DurRange {
-                min: parse_duration(a).map_err(serde::de::Error::custom)?,
-                max: parse_duration(b).map_err(serde::de::Error::custom)?,
-            },
-            None => DurRange::fixed(parse_duration(&text).map_err(serde::de::Error::custom)?),
-        };
-        if range.max < range.min {
-            return Err(serde::de::Error::custom(format!(
-                "range {text:?} ends before it starts"
-            )));
-        }
-        Ok(range)
+        DurRange::parse(&text).map_err(serde::de::Error::custom)
     }
 }
 

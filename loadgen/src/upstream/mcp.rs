@@ -1,0 +1,172 @@
+//! The MCP methods, transport aside: one JSON-RPC message in, its answer (or none, for a
+//! notification) out, after the knobs have had their say.
+
+use serde_json::{Value, json};
+
+use super::{Fate, Upstream, stall};
+
+/// Protocol versions spoken, newest first; `initialize` answers the client's when it is one of them.
+pub const VERSIONS: [&str; 3] = ["2025-06-18", "2025-03-26", "2024-11-05"];
+
+/// The built-in tools; generated ones (`gen_0001`…) behave as `echo`.
+const TOOLS: [(&str, &str); 5] = [
+    ("echo", "Answers its `text` argument."),
+    ("time", "Answers the server's time (RFC 3339)."),
+    ("sleep", "Sleeps `ms` milliseconds (at most 10 000) before answering."),
+    ("payload", "Answers `bytes` bytes of text (at most 1 MiB)."),
+    ("fail", "Always a tool error (`isError: true`)."),
+];
+
+const MAX_SLEEP_MS: u64 = 10_000;
+const MAX_PAYLOAD: usize = 1 << 20;
+
+/// The version a client asked for, if spoken here, else the newest.
+pub fn negotiate(requested: Option<&str>) -> &'static str {
+    VERSIONS
+        .iter()
+        .find(|v| Some(**v) == requested)
+        .copied()
+        .unwrap_or(VERSIONS[0])
+}
+
+fn error(id: &Value, code: i64, message: &str) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}})
+}
+
+fn result(id: &Value, result: Value) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "result": result})
+}
+
+/// A JSON-RPC message's method, when it is a request or a notification.
+pub fn method(msg: &Value) -> Option<&str> {
+    msg.get("method").and_then(Value::as_str)
+}
+
+/// A request has an id; a notification (and a response) does not need an answer.
+pub fn is_request(msg: &Value) -> bool {
+    method(msg).is_some() && msg.get("id").is_some_and(|id| !id.is_null())
+}
+
+/// Answer one message: `None` for a notification or a response from the client. A stalled request
+/// never returns.
+pub async fn answer(up: &Upstream, transport: &'static str, msg: &Value) -> Option<Value> {
+    let method = method(msg);
+    up.counters.request(transport, method.unwrap_or("(none)"));
+    if !is_request(msg) {
+        return match method {
+            // A notification, or a client's answer to a server request: nothing to say.
+            Some(_) | None if msg.get("jsonrpc").is_some() => None,
+            _ => Some(error(&Value::Null, -32600, "Invalid Request")),
+        };
+    }
+    let id = &msg["id"];
+    let method = method.expect("a request has a method");
+    match up.fate(method == "initialize").await {
+        Fate::Stall => stall().await,
+        Fate::Error => return Some(error(id, -32603, "injected upstream error")),
+        Fate::Answer => {}
+    }
+    let params = msg.get("params").cloned().unwrap_or(Value::Null);
+    Some(match dispatch(up, method, &params).await {
+        Ok(r) => result(id, r),
+        Err((code, message)) => error(id, code, &message),
+    })
+}
+
+async fn dispatch(up: &Upstream, method: &str, params: &Value) -> Result<Value, (i64, String)> {
+    match method {
+        "initialize" => {
+            let version = negotiate(params.get("protocolVersion").and_then(Value::as_str));
+            Ok(json!({
+                "protocolVersion": version,
+                "capabilities": {"tools": {"listChanged": false}, "resources": {}, "prompts": {}},
+                "serverInfo": {"name": "stampede-upstream", "version": crate::VERSION},
+            }))
+        }
+        "ping" => Ok(json!({})),
+        "tools/list" => Ok(json!({"tools": tool_list(up.knobs.tools)})),
+        "tools/call" => call(params).await,
+        "resources/list" => Ok(json!({"resources": [
+            {"uri": "upstream://readme", "name": "readme", "mimeType": "text/plain"}
+        ]})),
+        "resources/read" => match params.get("uri").and_then(Value::as_str) {
+            Some(uri @ "upstream://readme") => Ok(json!({"contents": [
+                {"uri": uri, "mimeType": "text/plain", "text": "stampede's upstream MCP server"}
+            ]})),
+            Some(uri) => Err((-32002, format!("Resource not found: {uri}"))),
+            None => Err((-32602, "params.uri is required".into())),
+        },
+        "prompts/list" => Ok(json!({"prompts": [{
+            "name": "greet",
+            "description": "A greeting for `name`.",
+            "arguments": [{"name": "name", "required": true}],
+        }]})),
+        "prompts/get" => match params.get("name").and_then(Value::as_str) {
+            Some("greet") => {
+                let name = params["arguments"]["name"].as_str().unwrap_or("you");
+                Ok(json!({
+                    "description": "A greeting",
+                    "messages": [{"role": "user", "content": {"type": "text", "text": format!("Hello, {name}!")}}],
+                }))
+            }
+            Some(other) => Err((-32602, format!("Unknown prompt: {other}"))),
+            None => Err((-32602, "params.name is required".into())),
+        },
+        other => Err((-32601, format!("Method not found: {other}"))),
+    }
+}
+
+fn tool_list(generated: u32) -> Vec<Value> {
+    let schema = |props: Value| json!({"type": "object", "properties": props});
+    let mut tools: Vec<Value> = TOOLS
+        .iter()
+        .map(|(name, description)| {
+            let props = match *name {
+                "echo" => json!({"text": {"type": "string"}}),
+                "sleep" => json!({"ms": {"type": "integer"}}),
+                "payload" => json!({"bytes": {"type": "integer"}}),
+                _ => json!({}),
+            };
+            json!({"name": name, "description": description, "inputSchema": schema(props)})
+        })
+        .collect();
+    for i in 1..=generated {
+        tools.push(json!({
+            "name": format!("gen_{i:04}"),
+            "description": "A generated tool; answers its `text` argument.",
+            "inputSchema": schema(json!({"text": {"type": "string"}})),
+        }));
+    }
+    tools
+}
+
+fn text(t: impl Into<String>) -> Value {
+    json!({"content": [{"type": "text", "text": t.into()}], "isError": false})
+}
+
+async fn call(params: &Value) -> Result<Value, (i64, String)> {
+    let name = params
+        .get("name")
+        .and_then(Value::as_str)
+        .ok_or((-32602, "params.name is required".to_owned()))?;
+    let args = &params["arguments"];
+    let echo = || text(args.get("text").and_then(Value::as_str).unwrap_or_default());
+    match name {
+        "echo" => Ok(echo()),
+        "time" => Ok(text(
+            humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
+        )),
+        "sleep" => {
+            let ms = args.get("ms").and_then(Value::as_u64).unwrap_or(0).min(MAX_SLEEP_MS);
+            tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+            Ok(text(format!("slept {ms} ms")))
+        }
+        "payload" => {
+            let n = args.get("bytes").and_then(Value::as_u64).unwrap_or(0) as usize;
+            Ok(text("x".repeat(n.min(MAX_PAYLOAD))))
+        }
+        "fail" => Ok(json!({"content": [{"type": "text", "text": "failed, as asked"}], "isError": true})),
+        n if n.strip_prefix("gen_").is_some_and(|d| d.parse::<u32>().is_ok()) => Ok(echo()),
+        other => Err((-32602, format!("Unknown tool: {other}"))),
+    }
+}

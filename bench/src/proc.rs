@@ -84,7 +84,7 @@ impl Server {
         let mut lines = BufReader::new(child.stdout.take().expect("piped"));
         let mut first = String::new();
         lines.read_line(&mut first)?;
-        let Some(url) = stampede_loadgen::target::listening_url(&first).map(str::to_owned) else {
+        let Some(url) = stampede_loadgen::process::listening_url(&first).map(str::to_owned) else {
             let _ = child.kill();
             bail!("{:?} did not say where it listens (said {first:?})", cmd.get_program());
         };

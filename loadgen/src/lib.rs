@@ -19,6 +19,7 @@ pub mod lang;
 pub mod live;
 pub mod observe;
 pub mod output;
+pub mod process;
 pub mod record;
 pub mod report;
 pub mod results;

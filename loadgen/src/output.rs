@@ -126,6 +126,15 @@ pub fn summary(r: &Results) -> String {
         let _ = writeln!(out, "dropped arrivals (every slot busy): {}", r.load.dropped);
     }
     target_side(&mut out, &r.observed);
+    if let Some(u) = &r.upstream {
+        let _ = writeln!(
+            out,
+            "upstream: {}{}, CPU {}",
+            u.url,
+            if u.spawned { " (spawned)" } else { "" },
+            u.cpu_seconds.map_or("not measured".into(), |c| format!("{c:.1} s"))
+        );
+    }
     for j in &r.thresholds {
         let value = j.value.map_or("not measured".to_owned(), |v| format!("{v:.4}"));
         let _ = writeln!(

@@ -49,6 +49,9 @@ pub struct Results {
     pub completion: Completion,
     pub scenario: ScenarioInfo,
     pub target: TargetInfo,
+    /// The upstream MCP server the run's gateways federated, when it had one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<UpstreamInfo>,
     pub environment: Environment,
     pub started_at: String,
     pub setup: serde_json::Value,
@@ -87,6 +90,15 @@ pub struct TargetInfo {
     /// null for a gateway at a URL. Absent in files written before it was recorded.
     #[serde(default)]
     pub store: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UpstreamInfo {
+    pub url: String,
+    pub spawned: bool,
+    /// A spawned upstream's CPU seconds over its life (setup, load and post-load window), measured
+    /// apart from the generator's and the target's; null when not measured.
+    pub cpu_seconds: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -200,6 +212,11 @@ impl Results {
                     TargetPlan::Url(_) => None,
                 },
             },
+            upstream: run.upstream.as_ref().map(|u| UpstreamInfo {
+                url: u.url.clone(),
+                spawned: u.spawned,
+                cpu_seconds: u.cpu_seconds,
+            }),
             environment: Environment::here(),
             started_at: started,
             setup: run.pools.clone(),

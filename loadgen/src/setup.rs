@@ -4,7 +4,7 @@
 use anyhow::{Context as _, bail};
 use serde_json::{Value, json};
 
-use crate::scenario::{Scenario, SetupMode, SetupSpec, Values, Var};
+use crate::scenario::{GatewayTransport, Scenario, SetupMode, SetupSpec, Values, Var};
 
 /// Ids (and names) the load draws from.
 #[derive(Debug, Clone, Default)]
@@ -18,6 +18,8 @@ pub struct Pools {
     pub resources: Vec<(String, String)>,
     /// Seeded by this run (not discovered) and not asked to be kept: teardown deletes them.
     pub remove_after: bool,
+    /// The run's upstream MCP server, empty when there is none.
+    pub upstream_url: String,
 }
 
 impl Pools {
@@ -29,6 +31,7 @@ impl Pools {
             Var::PromptId | Var::PromptName => self.prompts.len(),
             Var::ResourceId | Var::ResourceUri => self.resources.len(),
             Var::Bool => 2,
+            Var::UpstreamUrl => usize::from(!self.upstream_url.is_empty()),
         }
     }
 
@@ -78,6 +81,7 @@ impl Values for PoolValues<'_> {
             Var::PromptName => &p.prompts[pick(self.rng, p.prompts.len())].1,
             Var::ResourceId => &p.resources[pick(self.rng, p.resources.len())].0,
             Var::ResourceUri => &p.resources[pick(self.rng, p.resources.len())].1,
+            Var::UpstreamUrl => &p.upstream_url,
             Var::Bool => {
                 if self.rng.bool() {
                     "true"
@@ -89,11 +93,19 @@ impl Values for PoolValues<'_> {
     }
 }
 
-pub async fn prepare(http: &reqwest::Client, base: &str, scenario: &Scenario) -> anyhow::Result<Pools> {
-    let pools = match scenario.setup.mode {
-        SetupMode::Seed => seed(http, base, &scenario.setup).await?,
+/// Seed or discover; `upstream` is the run's upstream MCP server, which seeded gateways federate and
+/// seeded REST tools call.
+pub async fn prepare(
+    http: &reqwest::Client,
+    base: &str,
+    scenario: &Scenario,
+    upstream: Option<&str>,
+) -> anyhow::Result<Pools> {
+    let mut pools = match scenario.setup.mode {
+        SetupMode::Seed => seed(http, base, &scenario.setup, upstream).await?,
         SetupMode::Discover => discover(http, base).await?,
     };
+    pools.upstream_url = upstream.unwrap_or_default().to_owned();
     pools.check(scenario)?;
     Ok(pools)
 }
@@ -133,17 +145,25 @@ fn id_of(v: &Value) -> anyhow::Result<String> {
 }
 
 /// Create the entities, a few requests at a time; names carry a run prefix so runs do not collide.
-async fn seed(http: &reqwest::Client, base: &str, s: &SetupSpec) -> anyhow::Result<Pools> {
+async fn seed(http: &reqwest::Client, base: &str, s: &SetupSpec, upstream: Option<&str>) -> anyhow::Result<Pools> {
     let run = &uuid::Uuid::new_v4().simple().to_string()[..8];
     let mut pools = Pools {
         remove_after: s.teardown,
         ..Pools::default()
     };
+    // Gateways federate the upstream when there is one; else they point at the target's own health
+    // check, which a gateway that does not federate accepts.
+    let (gateway_url, transport) = match upstream {
+        Some(u) => (format!("{u}{}", s.gateway_transport.path()), s.gateway_transport),
+        None => (format!("{base}/health"), GatewayTransport::Sse),
+    };
+    // REST tools call the upstream's echo endpoint when there is one.
+    let rest_url = upstream.map(|u| format!("{u}/rest/echo"));
     for i in 0..s.gateways {
         let g = post(
             http,
             format!("{base}/gateways"),
-            json!({"name": format!("st-{run}-gateway-{i}"), "url": format!("{base}/health"), "transport": "SSE"}),
+            json!({"name": format!("st-{run}-gateway-{i}"), "url": gateway_url, "transport": transport.name()}),
         )
         .await?;
         pools.gateways.push(id_of(&g)?);
@@ -162,7 +182,7 @@ async fn seed(http: &reqwest::Client, base: &str, s: &SetupSpec) -> anyhow::Resu
             .map(|t| {
                 let name = format!("st-{run}-tool-{t}");
                 let body = json!({"tool": {"name": name, "description": "seeded by stampede",
-                    "integration_type": "REST", "request_type": "POST",
+                    "integration_type": "REST", "request_type": "POST", "url": rest_url,
                     "input_schema": {"type": "object", "properties": {"text": {"type": "string"}}},
                     "gateway_id": gateway_of(t, &pools)}});
                 let fut = post(http, format!("{base}/tools"), body);

@@ -72,13 +72,6 @@ impl Target {
     }
 }
 
-/// The URL in a server's first line, `<name> listening on http://ADDR` — what the gateway, the bench's
-/// servers and anything else stampede starts print once they accept connections.
-pub fn listening_url(line: &str) -> Option<&str> {
-    let (_, url) = line.split_once("listening on ")?;
-    Some(url.trim()).filter(|u| u.starts_with("http://"))
-}
-
 /// A mistake in what the run was given (not in the target): the front ends exit 2 on it, as on a bad
 /// scenario file.
 #[derive(Debug, thiserror::Error)]
@@ -136,23 +129,6 @@ pub fn mint(secret: &str) -> anyhow::Result<String> {
     )?)
 }
 
-/// The `stampede-gateway` binary: `$STAMPEDE_GATEWAY_BIN`, beside this executable (or one folder up,
-/// for test binaries), or on PATH.
-pub fn gateway_binary() -> PathBuf {
-    if let Some(p) = std::env::var_os("STAMPEDE_GATEWAY_BIN") {
-        return PathBuf::from(p);
-    }
-    if let Ok(exe) = std::env::current_exe() {
-        for dir in exe.ancestors().skip(1).take(2) {
-            let candidate = dir.join("stampede-gateway");
-            if candidate.is_file() {
-                return candidate;
-            }
-        }
-    }
-    PathBuf::from("stampede-gateway")
-}
-
 async fn spawn_gateway(
     profile: GatewayProfile,
     env: &[(String, String)],
@@ -161,7 +137,7 @@ async fn spawn_gateway(
 ) -> anyhow::Result<(Spawned, String)> {
     let dir = tempfile::Builder::new().prefix("stampede-gateway-").tempdir()?;
     let log = dir.path().join("gateway.log");
-    let bin = gateway_binary();
+    let bin = crate::process::gateway_binary();
     let mut cmd = Command::new(&bin);
     cmd.arg("serve")
         .args(["--bind", "127.0.0.1:0", "--data-dir"])
@@ -200,7 +176,7 @@ async fn spawn_gateway(
         let log_text = std::fs::read_to_string(&log).unwrap_or_default();
         bail!("the gateway exited before listening:\n{log_text}");
     };
-    let base = listening_url(&line)
+    let base = crate::process::listening_url(&line)
         .with_context(|| format!("unexpected first line from the gateway: {line}"))?
         .to_owned();
     Ok((

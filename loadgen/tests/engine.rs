@@ -393,3 +393,72 @@ path = "/ok"
     // A results file is never left half-written: nothing else in the folder.
     assert_eq!(std::fs::read_dir(path.parent().unwrap()).unwrap().count(), 1);
 }
+
+/// A target that accepts setup's entities and keeps what it was sent.
+async fn recording_target(seen: Arc<std::sync::Mutex<Vec<(String, Value)>>>) -> SocketAddr {
+    let record = |kind: &'static str, seen: Arc<std::sync::Mutex<Vec<(String, Value)>>>| {
+        post(move |Json(body): Json<Value>| async move {
+            seen.lock().unwrap().push((kind.to_owned(), body));
+            Json(json!({"id": uuid::Uuid::new_v4().simple().to_string()}))
+        })
+    };
+    let app = axum::Router::new()
+        .route("/ok", get(|| async { "ok" }))
+        .route("/gateways", record("gateway", Arc::clone(&seen)))
+        .route("/tools", record("tool", Arc::clone(&seen)));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spawned_upstream_is_what_seeded_gateways_federate_and_it_stops_with_the_run() {
+    // SAFETY: set before any thread of this test reads the environment; other tests never read it.
+    unsafe { std::env::set_var("STAMPEDE_BIN", env!("CARGO_BIN_EXE_stampede")) };
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let addr = recording_target(Arc::clone(&seen)).await;
+    let s = scenario(&format!(
+        r#"
+[target]
+url = "http://{addr}"
+[upstream]
+spawn = true
+tools = 3
+[setup]
+gateways = 1
+tools = 2
+gateway_transport = "STREAMABLEHTTP"
+teardown = false
+[load]
+users = 2
+duration = "1s"
+[observe]
+post_load = "0s"
+[[actions]]
+kind = "http"
+path = "/ok"
+"#
+    ));
+    let out = run(s).await;
+    let upstream = out.upstream.clone().expect("the run had an upstream");
+    assert!(upstream.spawned);
+    assert!(upstream.cpu_seconds.is_some(), "its CPU is read apart");
+    let seen = seen.lock().unwrap().clone();
+    let gateways: Vec<&Value> = seen.iter().filter(|(k, _)| k == "gateway").map(|(_, b)| b).collect();
+    assert_eq!(gateways.len(), 1);
+    assert_eq!(gateways[0]["url"], format!("{}/mcp", upstream.url));
+    assert_eq!(gateways[0]["transport"], "STREAMABLEHTTP");
+    let tools: Vec<&Value> = seen.iter().filter(|(k, _)| k == "tool").map(|(_, b)| b).collect();
+    assert_eq!(tools.len(), 2);
+    assert!(
+        tools
+            .iter()
+            .all(|t| t["tool"]["url"] == format!("{}/rest/echo", upstream.url))
+    );
+    // Stopped with the run: nothing listens there any more.
+    let port = upstream.url.rsplit(':').next().unwrap();
+    assert!(std::net::TcpStream::connect(format!("127.0.0.1:{port}")).is_err());
+    let results = Results::from_run(&out, None);
+    assert_eq!(results.upstream.unwrap().url, upstream.url);
+}

@@ -32,7 +32,7 @@ fn start(args: &[&str]) -> Upstream {
     BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut first)
         .unwrap();
-    let url = stampede_loadgen::target::listening_url(&first)
+    let url = stampede_loadgen::process::listening_url(&first)
         .unwrap_or_else(|| panic!("first line: {first:?}"))
         .to_owned();
     Upstream { child, url }

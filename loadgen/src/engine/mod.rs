@@ -20,7 +20,7 @@ use crate::actions::{Action, Ended, Env, Scratch, Slots, conn};
 use crate::data::{Completion, Phase, Sources, SseFigures};
 use crate::observe::ObserveConfig;
 use crate::record::Recorder;
-use crate::scenario::Scenario;
+use crate::scenario::{Scenario, UpstreamPlan};
 use crate::setup::{PoolValues, Pools};
 use crate::target::Target;
 use timeline::{SnapshotCell, Timeline};
@@ -201,6 +201,7 @@ pub struct RunOutput {
     /// Generator CPU seconds (this process) over the load.
     pub generator_cpu_s: Option<f64>,
     pub generator_peak_rss_bytes: Option<u64>,
+    pub upstream: Option<UpstreamOutput>,
 }
 
 /// Options of one run besides the scenario.
@@ -220,15 +221,75 @@ pub async fn run(
     let started_at = SystemTime::now();
     let mut target = Target::prepare(&scenario).await?;
     let result = async {
-        let (ctx, stops) = prepare(Arc::clone(&scenario), &target).await?;
-        let output = run_loop::RunLoop::start(ctx, stops, &target, options, started_at)
-            .drive(&mut interrupt)
-            .await;
-        Ok(output)
+        let upstream = RunUpstream::start(&scenario.upstream).await?;
+        let output = async {
+            let (ctx, stops) = prepare(Arc::clone(&scenario), &target, upstream.url()).await?;
+            Ok::<_, anyhow::Error>(
+                run_loop::RunLoop::start(ctx, stops, &target, options, started_at)
+                    .drive(&mut interrupt)
+                    .await,
+            )
+        }
+        .await;
+        let upstream = upstream.stop().await;
+        output.map(|o| RunOutput { upstream, ..o })
     }
     .await;
     target.stop().await;
     result
+}
+
+/// The run's upstream MCP server: spawned for it, given, or none.
+enum RunUpstream {
+    None,
+    Spawned(crate::upstream::spawn::Spawned),
+    Given(String),
+}
+
+impl RunUpstream {
+    async fn start(plan: &UpstreamPlan) -> anyhow::Result<RunUpstream> {
+        Ok(match plan {
+            UpstreamPlan::None => RunUpstream::None,
+            UpstreamPlan::Url(url) => RunUpstream::Given(url.clone()),
+            UpstreamPlan::Spawn(knobs) => RunUpstream::Spawned(crate::upstream::spawn::spawn(knobs).await?),
+        })
+    }
+
+    fn url(&self) -> Option<&str> {
+        match self {
+            RunUpstream::None => None,
+            RunUpstream::Spawned(s) => Some(&s.url),
+            RunUpstream::Given(url) => Some(url),
+        }
+    }
+
+    async fn stop(self) -> Option<UpstreamOutput> {
+        match self {
+            RunUpstream::None => None,
+            RunUpstream::Given(url) => Some(UpstreamOutput {
+                url,
+                spawned: false,
+                cpu_seconds: None,
+            }),
+            RunUpstream::Spawned(s) => {
+                let stopped = s.stop().await;
+                Some(UpstreamOutput {
+                    url: stopped.url,
+                    spawned: true,
+                    cpu_seconds: stopped.cpu_seconds,
+                })
+            }
+        }
+    }
+}
+
+/// The upstream a run used.
+#[derive(Debug, Clone)]
+pub struct UpstreamOutput {
+    pub url: String,
+    pub spawned: bool,
+    /// A spawned upstream's CPU seconds over its life (setup, load, post-load window).
+    pub cpu_seconds: Option<f64>,
 }
 
 /// The senders of the two stops.
@@ -238,9 +299,13 @@ pub(crate) struct Stops {
 }
 
 /// Set up the target and everything the users share.
-async fn prepare(scenario: Arc<Scenario>, target: &Target) -> anyhow::Result<(Arc<Ctx>, Stops)> {
+async fn prepare(
+    scenario: Arc<Scenario>,
+    target: &Target,
+    upstream: Option<&str>,
+) -> anyhow::Result<(Arc<Ctx>, Stops)> {
     let http = http_client(&scenario, target.token.as_deref())?;
-    let pools = crate::setup::prepare(&http, &target.base, &scenario).await?;
+    let pools = crate::setup::prepare(&http, &target.base, &scenario, upstream).await?;
     let (endpoint, base_path) = endpoint_of(&target.base, target.token.as_deref(), &scenario).await?;
     let (names, slots) = series(&scenario);
     let cumulative = scenario

@@ -197,6 +197,8 @@ impl<'a> RunLoop<'a> {
             dropped: g.dropped.load(Ordering::Relaxed),
             generator_cpu_s: self.generator_cpu_before.zip(generator_cpu_after).map(|(b, a)| a - b),
             generator_peak_rss_bytes: crate::environment::peak_rss_bytes(),
+            // Filled in by `engine::run`, which stops the upstream after the run.
+            upstream: None,
         }
     }
 

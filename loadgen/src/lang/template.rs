@@ -16,10 +16,12 @@ pub enum Var {
     ResourceUri,
     /// `true` or `false`, at random.
     Bool,
+    /// The run's upstream MCP server (`http://127.0.0.1:PORT`).
+    UpstreamUrl,
 }
 
 impl Var {
-    pub const ALL: [Var; 9] = [
+    pub const ALL: [Var; 10] = [
         Var::GatewayId,
         Var::ToolId,
         Var::ServerId,
@@ -29,6 +31,7 @@ impl Var {
         Var::PromptName,
         Var::ResourceUri,
         Var::Bool,
+        Var::UpstreamUrl,
     ];
 
     pub fn name(self) -> &'static str {
@@ -42,6 +45,7 @@ impl Var {
             Var::PromptName => "prompt_name",
             Var::ResourceUri => "resource_uri",
             Var::Bool => "bool",
+            Var::UpstreamUrl => "upstream_url",
         }
     }
 

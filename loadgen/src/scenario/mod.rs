@@ -12,7 +12,7 @@ pub use crate::actions::{Action, ActionPlan, OkStatuses};
 pub use crate::lang::{Dur, DurRange, Template, Values, Var, format_duration, parse_duration};
 pub use error::{ScenarioError, ScenarioErrors};
 pub use overrides::Override;
-pub use plan::{AuthPlan, LoadPlan, Scenario, Stage, TargetPlan};
+pub use plan::{AuthPlan, LoadPlan, Scenario, Stage, TargetPlan, UpstreamPlan};
 pub use spec::*;
 
 use error::{Locator, line_col};

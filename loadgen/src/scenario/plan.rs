@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::data::{Phase, Threshold};
 
-use super::spec::{GatewayProfile, LoadSpec, Model, ScenarioSpec, SetupMode, SetupSpec};
+use super::spec::{GatewayProfile, LoadSpec, Model, ScenarioSpec, SetupMode, SetupSpec, UpstreamSpec};
 use crate::actions::Action;
 use crate::lang::{DurRange, Problem, Var, problem};
 
@@ -77,6 +77,15 @@ pub enum AuthPlan {
     JwtSecretEnv(String),
 }
 
+/// The upstream MCP server of a run, if any.
+#[derive(Debug, Clone)]
+pub enum UpstreamPlan {
+    None,
+    /// `stampede upstream`, started for the run with these knobs.
+    Spawn(crate::upstream::Knobs),
+    Url(String),
+}
+
 /// A scenario ready to run.
 #[derive(Debug, Clone)]
 pub struct Scenario {
@@ -93,6 +102,7 @@ pub struct Scenario {
     pub settle: Duration,
     /// The scenario's thresholds, parsed: (scope, threshold).
     pub thresholds: Vec<(String, Threshold)>,
+    pub upstream: UpstreamPlan,
 }
 
 /// Check everything; answer the plan or every problem found.
@@ -102,7 +112,13 @@ pub fn plan(spec: ScenarioSpec, default_name: &str) -> Result<Scenario, Vec<Prob
     let auth = auth_plan(&spec, &mut problems);
     let load = load_plan(&spec.load, &mut problems);
     let planned = crate::actions::plan_all(&spec.actions, &mut problems);
-    check_setup_provides(&spec.setup, &planned, &mut problems);
+    let upstream = upstream_plan(spec.upstream.as_ref(), &mut problems);
+    check_setup_provides(
+        &spec.setup,
+        !matches!(upstream, UpstreamPlan::None),
+        &planned,
+        &mut problems,
+    );
     let actions: Vec<Action> = planned.into_iter().map(|(_, a)| a).collect();
     if spec.observe.pid.is_some() && spec.observe.pid_file.is_some() {
         problems.push(problem("observe.pid_file", "give either `pid` or `pid_file`, not both"));
@@ -152,6 +168,7 @@ pub fn plan(spec: ScenarioSpec, default_name: &str) -> Result<Scenario, Vec<Prob
             post_load: spec.observe.post_load.map_or(Duration::from_secs(30), |d| d.0),
             settle: spec.observe.settle.map_or(Duration::from_secs(5), |d| d.0),
             thresholds,
+            upstream,
             spec,
         }),
         _ => Err(problems),
@@ -352,11 +369,77 @@ fn seeded(setup: &SetupSpec, var: Var) -> Option<(u32, &'static str)> {
         Var::ServerId => Some((setup.servers, "servers")),
         Var::PromptId | Var::PromptName => Some((setup.prompts, "prompts")),
         Var::ResourceId | Var::ResourceUri => Some((setup.resources, "resources")),
-        Var::Bool => None,
+        Var::Bool | Var::UpstreamUrl => None,
     }
 }
 
-fn check_setup_provides(setup: &SetupSpec, actions: &[(usize, Action)], problems: &mut Vec<Problem>) {
+fn upstream_plan(spec: Option<&UpstreamSpec>, problems: &mut Vec<Problem>) -> UpstreamPlan {
+    let Some(u) = spec else {
+        return UpstreamPlan::None;
+    };
+    for (field, rate) in [
+        ("upstream.error_rate", u.error_rate),
+        ("upstream.stall_rate", u.stall_rate),
+    ] {
+        if let Some(r) = rate
+            && !(0.0..=1.0).contains(&r)
+        {
+            problems.push(problem(field, format!("is {r}: give a share between 0 and 1")));
+        }
+    }
+    match (&u.url, u.spawn) {
+        (Some(_), true) => {
+            problems.push(problem("upstream.url", "give either `url` or `spawn = true`, not both"));
+            UpstreamPlan::None
+        }
+        (Some(url), false) => {
+            if !url.starts_with("http://") || reqwest::Url::parse(url).is_err() {
+                problems.push(problem("upstream.url", format!("{url:?} is not an http:// URL")));
+            }
+            let knobs = [
+                ("upstream.tools", u.tools.is_some()),
+                ("upstream.latency", u.latency.is_some()),
+                ("upstream.initialize_latency", u.initialize_latency.is_some()),
+                ("upstream.error_rate", u.error_rate.is_some()),
+                ("upstream.stall_rate", u.stall_rate.is_some()),
+                ("upstream.sse_replies", u.sse_replies),
+            ];
+            for (field, given) in knobs {
+                if given {
+                    problems.push(problem(field, "applies only to a spawned upstream (`spawn = true`)"));
+                }
+            }
+            UpstreamPlan::Url(url.trim_end_matches('/').to_owned())
+        }
+        (None, true) => UpstreamPlan::Spawn(crate::upstream::Knobs {
+            tools: u.tools.unwrap_or(0),
+            latency: u.latency.unwrap_or_default(),
+            initialize_latency: u.initialize_latency.unwrap_or_default(),
+            error_rate: u.error_rate.unwrap_or(0.0),
+            stall_rate: u.stall_rate.unwrap_or(0.0),
+            sse_replies: u.sse_replies,
+        }),
+        (None, false) => {
+            problems.push(problem("upstream", "needs `spawn = true` or `url = \"http://…\"`"));
+            UpstreamPlan::None
+        }
+    }
+}
+
+fn check_setup_provides(
+    setup: &SetupSpec,
+    has_upstream: bool,
+    actions: &[(usize, Action)],
+    problems: &mut Vec<Problem>,
+) {
+    for (i, action) in actions {
+        if !has_upstream && action.vars().contains(&Var::UpstreamUrl) {
+            problems.push(problem(
+                format!("actions[{i}]"),
+                "uses {upstream_url} but there is no [upstream] (set upstream.spawn = true)",
+            ));
+        }
+    }
     if setup.mode == SetupMode::Discover {
         return; // known only once the target has been listed
     }

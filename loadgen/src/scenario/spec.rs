@@ -23,6 +23,9 @@ pub struct ScenarioSpec {
     pub actions: Vec<ActionSpec>,
     #[serde(default)]
     pub observe: ObserveSpec,
+    /// A built-in upstream MCP server for the target to federate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<UpstreamSpec>,
     /// Threshold expressions by scope (`all` or an action name); evaluated by the gate.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub thresholds: BTreeMap<String, Vec<String>>,
@@ -112,6 +115,68 @@ pub struct SetupSpec {
     /// database start alike.
     #[serde(default = "yes")]
     pub teardown: bool,
+    /// How seeded gateways reach the upstream, when there is one.
+    #[serde(default)]
+    pub gateway_transport: GatewayTransport,
+}
+
+/// The MCP transport a gateway federates its upstream over, as the gateway API names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum GatewayTransport {
+    /// The legacy HTTP+SSE transport: the upstream's `/sse`.
+    #[default]
+    #[serde(rename = "SSE")]
+    Sse,
+    /// Streamable HTTP: the upstream's `/mcp`.
+    #[serde(rename = "STREAMABLEHTTP")]
+    StreamableHttp,
+}
+
+impl GatewayTransport {
+    pub fn name(self) -> &'static str {
+        match self {
+            GatewayTransport::Sse => "SSE",
+            GatewayTransport::StreamableHttp => "STREAMABLEHTTP",
+        }
+    }
+
+    /// The upstream's endpoint for this transport.
+    pub fn path(self) -> &'static str {
+        match self {
+            GatewayTransport::Sse => "/sse",
+            GatewayTransport::StreamableHttp => "/mcp",
+        }
+    }
+}
+
+/// `[upstream]`: stampede's own upstream MCP server (`stampede upstream`), started before setup and
+/// stopped after the post-load window — or one already running (`url`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamSpec {
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub spawn: bool,
+    /// An upstream already running (`http://host:port`), instead of spawning one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// Generated tools besides the built-in ones.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tools: Option<u32>,
+    /// Latency of every request: `"20ms"` or `"20ms..200ms"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency: Option<DurRange>,
+    /// Latency of `initialize` instead (what a gateway's activation waits for).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initialize_latency: Option<DurRange>,
+    /// Share of requests answered with an error, 0..1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_rate: Option<f64>,
+    /// Share of requests accepted and never answered, 0..1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stall_rate: Option<f64>,
+    /// Streamable HTTP answers as SSE streams when the client accepts both.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub sse_replies: bool,
 }
 
 fn default_tools_per_server() -> u32 {

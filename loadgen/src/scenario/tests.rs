@@ -264,3 +264,48 @@ params = { name = "{prompt_name}" }
         .unwrap_or_else(|| panic!("{e:?}"));
     assert_eq!(seed.field, "actions[1]", "{seed}");
 }
+
+#[test]
+fn an_upstream_is_planned_and_its_mistakes_are_named() {
+    let with = |upstream: &str| format!("{GOOD}\n[upstream]\n{upstream}\n");
+    let s = parse(
+        "s.toml",
+        &with("spawn = true\ntools = 20\nlatency = \"20ms..200ms\""),
+        "s",
+        &[],
+    )
+    .unwrap();
+    match &s.upstream {
+        UpstreamPlan::Spawn(k) => {
+            assert_eq!(k.tools, 20);
+            assert_eq!(k.latency.max, Duration::from_millis(200));
+        }
+        other => panic!("{other:?}"),
+    }
+    let e = errors(&with("spawn = true\nerror_rate = 2.0\nstall_rate = -1.0"));
+    let fields: Vec<&str> = e.iter().map(|e| e.field.as_str()).collect();
+    assert_eq!(fields, ["upstream.error_rate", "upstream.stall_rate"]);
+    assert_eq!(e[0].line, Some(GOOD.lines().count() + 4), "located in the file");
+    let e = one_error(&with("spawn = true\nurl = \"http://127.0.0.1:9\""));
+    assert_eq!(e.field, "upstream.url");
+    let e = one_error(&with("url = \"http://127.0.0.1:9\"\ntools = 3"));
+    assert_eq!(e.field, "upstream.tools");
+    assert!(e.message.contains("spawned upstream"), "{}", e.message);
+    let e = one_error(&with("tools = 3"));
+    assert_eq!(e.field, "upstream");
+}
+
+#[test]
+fn upstream_url_needs_an_upstream() {
+    let text = GOOD.replace(
+        "params = { name = \"{tool_name}\", arguments = { text = \"hi\" } }",
+        "params = { name = \"{tool_name}\", arguments = { text = \"{upstream_url}\" } }",
+    );
+    let e = one_error(&text);
+    assert!(
+        e.message.contains("{upstream_url}") && e.message.contains("[upstream]"),
+        "{}",
+        e.message
+    );
+    parse("s.toml", &format!("{text}\n[upstream]\nspawn = true\n"), "s", &[]).unwrap();
+}

@@ -14,6 +14,7 @@ mod legacy;
 mod mcp;
 mod metrics;
 mod rest;
+pub mod spawn;
 mod streamable;
 
 use std::collections::HashMap;

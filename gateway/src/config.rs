@@ -88,11 +88,12 @@ pub struct ServeArgs {
     #[arg(long, env = "TOOLS_LIST_CACHE_MS", default_value_t = 1_000)]
     pub tools_list_cache_ms: u64,
 
-    /// Simulated upstream round trip when a gateway is activated (ms). Unset: a real GET to its URL.
+    /// Simulate the upstream round trip of registering or activating a gateway (ms; no I/O, no
+    /// federated tools). Unset: real federation, MCP initialize + tools/list on its upstream.
     #[arg(long, env = "GATEWAY_ACTIVATION_IO_MS")]
     pub gateway_activation_io_ms: Option<u64>,
 
-    /// Timeout of the real upstream request made when a gateway is activated (ms).
+    /// Timeout of that real exchange with a gateway's upstream (ms).
     #[arg(long, env = "GATEWAY_ACTIVATION_TIMEOUT_MS", default_value_t = 2_000)]
     pub gateway_activation_timeout_ms: u64,
 

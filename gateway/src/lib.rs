@@ -11,5 +11,6 @@ pub mod rpc;
 mod server;
 pub mod sse;
 pub mod store;
+pub mod upstream;
 
 pub use server::serve;

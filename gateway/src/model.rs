@@ -109,6 +109,10 @@ pub struct Tool {
     pub reachable: bool,
     pub created_at: String,
     pub updated_at: String,
+    /// A federated tool's name on its upstream (what a forwarded call names).
+    #[sqlx(default)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub original_name: Option<String>,
 }
 
 #[derive(Debug, Clone, sqlx::FromRow, Serialize)]

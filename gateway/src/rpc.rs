@@ -18,6 +18,10 @@ pub const INVALID_REQUEST: i64 = -32600;
 pub const METHOD_NOT_FOUND: i64 = -32601;
 pub const INVALID_PARAMS: i64 = -32602;
 pub const INTERNAL_ERROR: i64 = -32603;
+/// A federated or REST tool whose upstream failed, timed out or could not be reached.
+pub const UPSTREAM_ERROR: i64 = -32000;
+/// How long a forwarded tool call may take (the upstream's `sleep` tool goes up to 10 s).
+const UPSTREAM_CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 pub const PROTOCOL_VERSION: &str = "2025-03-26";
 
@@ -66,7 +70,8 @@ impl From<crate::store::StoreError> for RpcError {
             e @ (StoreError::LockConflict(_)
             | StoreError::NotFound { .. }
             | StoreError::Duplicate { .. }
-            | StoreError::Invalid(_)) => e.to_string(),
+            | StoreError::Invalid(_)
+            | StoreError::Upstream { .. }) => e.to_string(),
         };
         Self::new(INTERNAL_ERROR, message)
     }
@@ -214,6 +219,12 @@ impl Rpc {
         if !tool.enabled {
             return Err(RpcError::params(format!("Tool is disabled: {name}")));
         }
+        if let (Some(gateway_id), Some(original)) = (&tool.gateway_id, &tool.original_name) {
+            return self.forward(gateway_id, original, arguments).await;
+        }
+        if let Some(url) = tool.url.as_deref().filter(|u| !u.is_empty()) {
+            return self.call_rest(url, &tool.request_type, arguments).await;
+        }
         let text = match tool.name.as_str() {
             "time" => crate::model::now(),
             "sleep" => {
@@ -234,6 +245,59 @@ impl Rpc {
             },
         };
         raw(&json!({"content": [{"type": "text", "text": text}], "isError": false}))
+    }
+
+    /// A federated tool: call it on its gateway's upstream and relay the answer as it came.
+    async fn forward(&self, gateway_id: &str, original: &str, arguments: Value) -> Result<Box<RawValue>, RpcError> {
+        let crate::model::Entity::Gateway(gateway) = self.store.get(crate::model::Kind::Gateway, gateway_id).await?
+        else {
+            unreachable!("get(Gateway) returns a gateway")
+        };
+        if !gateway.enabled {
+            return Err(RpcError::params(format!("Gateway is disabled: {}", gateway.name)));
+        }
+        let transport = crate::upstream::Transport::parse(&gateway.transport);
+        match self
+            .store
+            .upstream()
+            .call(&gateway.url, transport, original, arguments, UPSTREAM_CALL_TIMEOUT)
+            .await
+        {
+            Ok(result) => raw(&result),
+            Err(crate::upstream::UpstreamError::Rpc { code, message }) => Err(RpcError::new(code, message)),
+            Err(e) => Err(RpcError::new(
+                UPSTREAM_ERROR,
+                format!("Tool invocation failed: upstream {}: {e}", gateway.url),
+            )),
+        }
+    }
+
+    /// A REST tool with a URL: one HTTP request there (arguments as the JSON body, or as the query for
+    /// GET); its body is the tool's text, a failing status a tool error.
+    async fn call_rest(&self, url: &str, request_type: &str, arguments: Value) -> Result<Box<RawValue>, RpcError> {
+        let http = self.store.upstream().http();
+        let request = if request_type.eq_ignore_ascii_case("GET") {
+            let query: Vec<(String, String)> = arguments
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(k, v)| (k.clone(), v.as_str().map_or_else(|| v.to_string(), str::to_owned)))
+                .collect();
+            http.get(url).query(&query)
+        } else {
+            let method = reqwest::Method::from_bytes(request_type.to_ascii_uppercase().as_bytes())
+                .unwrap_or(reqwest::Method::POST);
+            http.request(method, url).json(&arguments)
+        };
+        let failed = |e: String| RpcError::new(UPSTREAM_ERROR, format!("Tool invocation failed: {url}: {e}"));
+        let resp = request
+            .timeout(UPSTREAM_CALL_TIMEOUT)
+            .send()
+            .await
+            .map_err(|e| failed(e.to_string()))?;
+        let ok = resp.status().is_success();
+        let text = resp.text().await.map_err(|e| failed(e.to_string()))?;
+        raw(&json!({"content": [{"type": "text", "text": text}], "isError": !ok}))
     }
 
     async fn resources_read(&self, params: &Value) -> Result<Box<RawValue>, RpcError> {

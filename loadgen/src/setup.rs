@@ -122,6 +122,17 @@ fn auth_hint(status: reqwest::StatusCode) -> &'static str {
     }
 }
 
+/// What to do about a gateway registration the target refused as bad gateway: it federates for real,
+/// so the gateway needs an upstream MCP server that answers.
+fn federation_hint(url: &str, status: reqwest::StatusCode) -> &'static str {
+    if url.ends_with("/gateways") && matches!(status.as_u16(), 502 | 504) {
+        " — the target connects to each gateway's upstream: give the run one with [upstream] spawn = true \
+         (stampede's own upstream MCP server), or url = an upstream that answers"
+    } else {
+        ""
+    }
+}
+
 async fn post(http: &reqwest::Client, url: String, body: Value) -> anyhow::Result<Value> {
     let resp = http
         .post(&url)
@@ -132,7 +143,11 @@ async fn post(http: &reqwest::Client, url: String, body: Value) -> anyhow::Resul
     let status = resp.status();
     let text = resp.text().await?;
     if !status.is_success() {
-        bail!("setup: POST {url} answered {status}: {text}{}", auth_hint(status));
+        bail!(
+            "setup: POST {url} answered {status}: {text}{}{}",
+            auth_hint(status),
+            federation_hint(&url, status)
+        );
     }
     serde_json::from_str(&text).with_context(|| format!("setup: POST {url}: not JSON: {text}"))
 }
@@ -144,6 +159,12 @@ fn id_of(v: &Value) -> anyhow::Result<String> {
         .context("setup: created entity has no id")
 }
 
+/// The name the target gave what was created: a gateway may rename it (ContextForge prefixes a tool or
+/// prompt of a gateway with the gateway's slug), and `{tool_name}` must be the name it answers to.
+fn name_of(created: &Value, sent: String) -> String {
+    created["name"].as_str().map_or(sent, str::to_owned)
+}
+
 /// Create the entities, a few requests at a time; names carry a run prefix so runs do not collide.
 async fn seed(http: &reqwest::Client, base: &str, s: &SetupSpec, upstream: Option<&str>) -> anyhow::Result<Pools> {
     let run = &uuid::Uuid::new_v4().simple().to_string()[..8];
@@ -151,11 +172,16 @@ async fn seed(http: &reqwest::Client, base: &str, s: &SetupSpec, upstream: Optio
         remove_after: s.teardown,
         ..Pools::default()
     };
-    // Gateways federate the upstream when there is one; else they point at the target's own health
-    // check, which a gateway that does not federate accepts.
+    // Gateways federate the upstream when there is one — each at its own URL (a query the upstream
+    // ignores), since a gateway may refuse two registrations of one URL, as ContextForge does; else
+    // they point at the target's own health check, which a gateway that does not federate accepts.
     let (gateway_url, transport) = match upstream {
         Some(u) => (format!("{u}{}", s.gateway_transport.path()), s.gateway_transport),
         None => (format!("{base}/health"), GatewayTransport::Sse),
+    };
+    let gateway_url = |i: u32| match upstream {
+        Some(_) => format!("{gateway_url}?gateway={i}"),
+        None => gateway_url.clone(),
     };
     // REST tools call the upstream's echo endpoint when there is one.
     let rest_url = upstream.map(|u| format!("{u}/rest/echo"));
@@ -163,7 +189,7 @@ async fn seed(http: &reqwest::Client, base: &str, s: &SetupSpec, upstream: Optio
         let g = post(
             http,
             format!("{base}/gateways"),
-            json!({"name": format!("st-{run}-gateway-{i}"), "url": gateway_url, "transport": transport.name()}),
+            json!({"name": format!("st-{run}-gateway-{i}"), "url": gateway_url(i), "transport": transport.name()}),
         )
         .await?;
         pools.gateways.push(id_of(&g)?);
@@ -186,7 +212,7 @@ async fn seed(http: &reqwest::Client, base: &str, s: &SetupSpec, upstream: Optio
                     "input_schema": {"type": "object", "properties": {"text": {"type": "string"}}},
                     "gateway_id": gateway_of(t, &pools)}});
                 let fut = post(http, format!("{base}/tools"), body);
-                async move { fut.await.and_then(|v| Ok((id_of(&v)?, name))) }
+                async move { fut.await.and_then(|v| Ok((id_of(&v)?, name_of(&v, name)))) }
             })
             .collect();
         for tool in futures_util::future::join_all(batch).await {
@@ -219,7 +245,7 @@ async fn seed(http: &reqwest::Client, base: &str, s: &SetupSpec, upstream: Optio
                    "gateway_id": gateway_of(n, &pools)}}),
         )
         .await?;
-        pools.prompts.push((id_of(&v)?, name));
+        pools.prompts.push((id_of(&v)?, name_of(&v, name)));
     }
     for n in 0..s.resources {
         let uri = format!("stampede://{run}/resource/{n}");

@@ -261,6 +261,9 @@ fn a_gateway_that_wants_a_token_gets_a_hint_and_no_start_line() {
                 "1s",
                 "--set",
                 "observe.post_load=\"0s\"",
+                // The gateway federates for real: its gateway needs an upstream that answers.
+                "--set",
+                "upstream.spawn=true",
                 "--quiet",
             ])
             .args(extra)

@@ -447,7 +447,7 @@ path = "/ok"
     let seen = seen.lock().unwrap().clone();
     let gateways: Vec<&Value> = seen.iter().filter(|(k, _)| k == "gateway").map(|(_, b)| b).collect();
     assert_eq!(gateways.len(), 1);
-    assert_eq!(gateways[0]["url"], format!("{}/mcp", upstream.url));
+    assert_eq!(gateways[0]["url"], format!("{}/mcp?gateway=0", upstream.url));
     assert_eq!(gateways[0]["transport"], "STREAMABLEHTTP");
     let tools: Vec<&Value> = seen.iter().filter(|(k, _)| k == "tool").map(|(_, b)| b).collect();
     assert_eq!(tools.len(), 2);

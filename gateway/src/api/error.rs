@@ -55,6 +55,16 @@ impl From<StoreError> for ApiError {
                 tracing::error!(error = %e, "database error");
                 Self::new(StatusCode::INTERNAL_SERVER_ERROR, "Internal database error")
             }
+            e @ StoreError::Upstream { .. } => {
+                let status = match &e {
+                    StoreError::Upstream {
+                        source: crate::upstream::UpstreamError::TimedOut(_),
+                        ..
+                    } => StatusCode::GATEWAY_TIMEOUT,
+                    _ => StatusCode::BAD_GATEWAY,
+                };
+                Self::new(status, e.to_string())
+            }
         }
     }
 }

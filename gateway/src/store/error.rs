@@ -27,6 +27,12 @@ pub enum StoreError {
     StatementTimeout,
     #[error("database error: {0}")]
     Database(sqlx::Error),
+    /// A gateway's upstream could not be initialized and listed.
+    #[error("Failed to initialize gateway at {url}: {source}")]
+    Upstream {
+        url: String,
+        source: crate::upstream::UpstreamError,
+    },
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 pub use error::{LockConflict, Result, StoreError};
 
-use crate::config::{Activation, StoreBehaviour};
+use crate::config::StoreBehaviour;
 use backend::{Backend, PgBackend, SqliteBackend};
 
 /// What to list and how much of it.
@@ -119,7 +119,7 @@ struct Inner {
     behaviour: StoreBehaviour,
     stats: Arc<DbStats>,
     pool_size: u32,
-    http: reqwest::Client,
+    upstream: crate::upstream::Client,
     tools: cache::ToolsCache,
 }
 
@@ -135,17 +135,13 @@ impl Store {
             anyhow::bail!("DATABASE_URL must start with postgres:// or sqlite:// (got {url:?})");
         };
         on_backend!(&backend, b => schema::migrate(b.pool()).await?);
-        let timeout = match behaviour.activation {
-            Activation::Request { timeout } => timeout,
-            Activation::Simulated(_) => Duration::from_secs(2),
-        };
         Ok(Store {
             inner: Arc::new(Inner {
                 pool: backend,
                 behaviour,
                 stats: Arc::default(),
                 pool_size: pool.size,
-                http: reqwest::Client::builder().timeout(timeout).build()?,
+                upstream: crate::upstream::Client::new()?,
                 tools: cache::ToolsCache::new(behaviour.tools_list_cache),
             }),
         })
@@ -154,6 +150,11 @@ impl Store {
     /// Held for the length of every write: invalidates cached lists when it ends.
     fn writing(&self) -> cache::WriteGuard<'_> {
         self.inner.tools.writing()
+    }
+
+    /// The MCP client gateways federate their upstreams with.
+    pub fn upstream(&self) -> &crate::upstream::Client {
+        &self.inner.upstream
     }
 
     pub fn behaviour(&self) -> &StoreBehaviour {

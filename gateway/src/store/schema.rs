@@ -3,7 +3,10 @@
 use sqlx::{Database, Executor, IntoArguments, Pool};
 
 /// (version, SQL). Append only: a deployed migration never changes.
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../migrations/0001_entities.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../../migrations/0001_entities.sql")),
+    (2, include_str!("../../migrations/0002_federation.sql")),
+];
 
 pub(crate) async fn migrate<DB>(pool: &Pool<DB>) -> anyhow::Result<()>
 where

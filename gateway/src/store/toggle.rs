@@ -29,7 +29,7 @@ const SET_GATEWAY: &str = "UPDATE gateways SET enabled = $2, reachable = $3, upd
 /// The same, failing at once (55P03) when another transaction holds the gateway's row.
 const SET_GATEWAY_NOWAIT: &str = "UPDATE gateways SET enabled = $2, reachable = $3, updated_at = $4 \
      WHERE id = (SELECT id FROM gateways WHERE id = $1 FOR UPDATE NOWAIT) RETURNING *";
-const GATEWAY_URL: &str = "SELECT url FROM gateways WHERE id = $1";
+const GATEWAY_UPSTREAM: &str = "SELECT url, transport FROM gateways WHERE id = $1";
 
 /// One child table of a gateway: how the two cascades change it. Parameters: `$1` the gateway's id
 /// (bulk) or the child's id (row), `$2` enabled, then for tools `$3` reachable and `$4` updated_at,
@@ -159,7 +159,7 @@ impl Store {
         let Entity::Gateway(current) = self.get(Kind::Gateway, id).await? else {
             unreachable!("get(Gateway) returns a gateway")
         };
-        let reachable = activate && self.contact_upstream(&current.url).await;
+        let reachable = activate && self.contact_upstream(&current.url, &current.transport).await;
         let mode = self.inner.behaviour.lock_wait;
         on_backend!(&self.inner.pool, b => {
             let mut tx = b.begin_write(mode, &self.inner.stats).await.map_err(err)?;
@@ -206,13 +206,13 @@ impl Store {
             if found.is_none() {
                 return Err(StoreError::NotFound { kind: Kind::Gateway, id: id.to_owned() });
             }
-            let url: String = sqlx::query_scalar(GATEWAY_URL)
+            let (url, transport): (String, String) = sqlx::query_as(GATEWAY_UPSTREAM)
                 .bind(id)
                 .fetch_one(&mut *tx)
                 .await
                 .map_err(err)?;
             // Upstream I/O while holding the gateway's lock: the session sits idle in transaction.
-            let reachable = activate && self.contact_upstream(&url).await;
+            let reachable = activate && self.contact_upstream(&url, &transport).await;
             let ts = now();
             for child in &CHILDREN {
                 let ids: Vec<String> = sqlx::query_scalar(child.list)
@@ -249,15 +249,24 @@ impl Store {
         })
     }
 
-    /// Reach the gateway's upstream: a real request (any HTTP answer counts as reachable), or a
-    /// simulated round trip.
-    async fn contact_upstream(&self, url: &str) -> bool {
+    /// Reach the gateway's upstream: a real MCP initialize and tools/list over its transport
+    /// (reachable when both answer in time), or a simulated round trip.
+    async fn contact_upstream(&self, url: &str, transport: &str) -> bool {
         match self.inner.behaviour.activation {
             Activation::Simulated(delay) => {
                 tokio::time::sleep(delay).await;
                 true
             }
-            Activation::Request { .. } => self.inner.http.get(url).send().await.is_ok(),
+            Activation::Request { timeout } => {
+                let transport = crate::upstream::Transport::parse(transport);
+                match self.inner.upstream.discover(url, transport, timeout).await {
+                    Ok(_) => true,
+                    Err(e) => {
+                        tracing::warn!(url, error = %e, "gateway upstream unreachable");
+                        false
+                    }
+                }
+            }
         }
     }
 }

@@ -124,7 +124,9 @@ pub const METRICS: &[Metric] = &[
     m("generator_cpu_per_request", Seconds, Lower)
         .shown("generator CPU s per request")
         .within(0.25, 0, 1.0),
-    m("target_cpu_per_request", Seconds, Lower).within(0.25, 0, 1.0),
+    m("target_cpu_per_request", Seconds, Lower)
+        .shown("target CPU s per request")
+        .within(0.25, 0, 1.0),
 ];
 
 /// The metric called `name`.

@@ -1,0 +1,226 @@
+//! The gateway's MCP client: how it federates an upstream MCP server. Activating a gateway connects to
+//! its upstream over the gateway's transport, initializes and lists its tools; a `tools/call` of a
+//! federated tool opens a session, initializes and forwards the call — the shape ContextForge has, so
+//! an upstream's latency and failures show through the gateway. Every exchange is bounded by a
+//! timeout; a session never outlives the call that opened it.
+
+mod frames;
+mod sse;
+mod streamable;
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+/// How a gateway reaches its upstream, as `POST /gateways` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// The legacy HTTP+SSE transport (protocol 2024-11-05).
+    Sse,
+    /// Streamable HTTP (2025-03-26 and later).
+    StreamableHttp,
+}
+
+impl Transport {
+    pub fn parse(name: &str) -> Transport {
+        if name.eq_ignore_ascii_case("STREAMABLEHTTP") {
+            Transport::StreamableHttp
+        } else {
+            Transport::Sse
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    /// No connection, or the connection failed before an answer.
+    #[error("unreachable: {0}")]
+    Unreachable(String),
+    #[error("no answer within {} ms", .0.as_millis())]
+    TimedOut(Duration),
+    /// An answer that is not MCP as the transport specifies it.
+    #[error("{0}")]
+    Protocol(String),
+    /// The upstream answered with a JSON-RPC error.
+    #[error("the upstream answered error {code}: {message}")]
+    Rpc { code: i64, message: String },
+}
+
+impl UpstreamError {
+    fn of(e: reqwest::Error) -> UpstreamError {
+        if e.is_connect() {
+            UpstreamError::Unreachable(chain(&e))
+        } else {
+            UpstreamError::Protocol(chain(&e))
+        }
+    }
+}
+
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+/// A tool an upstream lists.
+#[derive(Debug, Clone)]
+pub struct FederatedTool {
+    pub name: String,
+    pub description: Option<String>,
+    pub input_schema: Value,
+}
+
+/// The client, shared by every gateway.
+#[derive(Clone)]
+pub struct Client {
+    http: reqwest::Client,
+}
+
+impl Client {
+    pub fn new() -> anyhow::Result<Client> {
+        Ok(Client {
+            http: reqwest::Client::builder().build()?,
+        })
+    }
+
+    /// The plain HTTP client (REST tools call their URL with it).
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    /// Initialize and list the upstream's tools, within `timeout`.
+    pub async fn discover(
+        &self,
+        url: &str,
+        transport: Transport,
+        timeout: Duration,
+    ) -> Result<Vec<FederatedTool>, UpstreamError> {
+        self.in_session(url, transport, timeout, async |s: &mut Session| {
+            let listed = s.request("tools/list", json!({})).await?;
+            let tools = listed["tools"]
+                .as_array()
+                .ok_or_else(|| UpstreamError::Protocol("tools/list answered no `tools` array".into()))?;
+            tools
+                .iter()
+                .map(|t| {
+                    Ok(FederatedTool {
+                        name: t["name"]
+                            .as_str()
+                            .ok_or_else(|| UpstreamError::Protocol("a listed tool has no name".into()))?
+                            .to_owned(),
+                        description: t["description"].as_str().map(str::to_owned),
+                        input_schema: t
+                            .get("inputSchema")
+                            .cloned()
+                            .unwrap_or_else(|| json!({"type": "object"})),
+                    })
+                })
+                .collect()
+        })
+        .await
+    }
+
+    /// Call `name` on the upstream; answers its result as it gave it.
+    pub async fn call(
+        &self,
+        url: &str,
+        transport: Transport,
+        name: &str,
+        arguments: Value,
+        timeout: Duration,
+    ) -> Result<Value, UpstreamError> {
+        self.in_session(url, transport, timeout, async |s: &mut Session| {
+            s.request("tools/call", json!({"name": name, "arguments": arguments}))
+                .await
+        })
+        .await
+    }
+
+    /// Open a session, initialize, run `f`, close — all within `timeout`.
+    async fn in_session<T>(
+        &self,
+        url: &str,
+        transport: Transport,
+        timeout: Duration,
+        f: impl AsyncFnOnce(&mut Session) -> Result<T, UpstreamError>,
+    ) -> Result<T, UpstreamError> {
+        let work = async {
+            let mut session = Session::open(&self.http, url, transport).await?;
+            let result = f(&mut session).await;
+            session.close().await;
+            result
+        };
+        tokio::time::timeout(timeout, work)
+            .await
+            .unwrap_or(Err(UpstreamError::TimedOut(timeout)))
+    }
+}
+
+/// One MCP session over either transport.
+enum Session {
+    Sse(sse::Session),
+    Streamable(streamable::Session),
+}
+
+impl Session {
+    async fn open(http: &reqwest::Client, url: &str, transport: Transport) -> Result<Session, UpstreamError> {
+        let mut session = match transport {
+            Transport::Sse => Session::Sse(sse::Session::open(http, url).await?),
+            Transport::StreamableHttp => Session::Streamable(streamable::Session::new(http, url)),
+        };
+        let version = match transport {
+            Transport::Sse => "2024-11-05",
+            Transport::StreamableHttp => "2025-06-18",
+        };
+        let init = json!({
+            "protocolVersion": version,
+            "capabilities": {},
+            "clientInfo": {"name": "stampede-gateway", "version": env!("CARGO_PKG_VERSION")},
+        });
+        let answer = session.request("initialize", init).await?;
+        if let Session::Streamable(s) = &mut session {
+            s.set_version(answer["protocolVersion"].as_str().unwrap_or(version));
+        }
+        session.notify("notifications/initialized").await?;
+        Ok(session)
+    }
+
+    /// A request; answers its `result`, or the upstream's JSON-RPC error.
+    async fn request(&mut self, method: &str, params: Value) -> Result<Value, UpstreamError> {
+        let answer = match self {
+            Session::Sse(s) => s.request(method, params).await?,
+            Session::Streamable(s) => s.request(method, params).await?,
+        };
+        if let Some(e) = answer.get("error") {
+            return Err(UpstreamError::Rpc {
+                code: e["code"].as_i64().unwrap_or(-32603),
+                message: e["message"].as_str().unwrap_or("").to_owned(),
+            });
+        }
+        answer
+            .get("result")
+            .cloned()
+            .ok_or_else(|| UpstreamError::Protocol(format!("{method}: an answer with neither result nor error")))
+    }
+
+    async fn notify(&mut self, method: &str) -> Result<(), UpstreamError> {
+        let msg = json!({"jsonrpc": "2.0", "method": method});
+        match self {
+            Session::Sse(s) => s.post(&msg).await,
+            Session::Streamable(s) => s.notify(&msg).await,
+        }
+    }
+
+    async fn close(self) {
+        match self {
+            // Dropping the stream closes the session.
+            Session::Sse(_) => {}
+            Session::Streamable(s) => s.close().await,
+        }
+    }
+}

@@ -167,11 +167,49 @@ fn name_of(created: &Value, sent: String) -> String {
 
 /// Create the entities, a few requests at a time; names carry a run prefix so runs do not collide.
 async fn seed(http: &reqwest::Client, base: &str, s: &SetupSpec, upstream: Option<&str>) -> anyhow::Result<Pools> {
-    let run = &uuid::Uuid::new_v4().simple().to_string()[..8];
     let mut pools = Pools {
         remove_after: s.teardown,
         ..Pools::default()
     };
+    match seed_into(&mut pools, http, base, s, upstream).await {
+        Ok(()) => Ok(pools),
+        Err(e) => {
+            // Nothing partial left unsaid: what was created before the failure is deleted (unless the
+            // scenario keeps its seed), and the error says so.
+            let created = pools.gateways.len()
+                + pools.tools.len()
+                + pools.servers.len()
+                + pools.prompts.len()
+                + pools.resources.len();
+            if created == 0 {
+                return Err(e);
+            }
+            if !pools.remove_after {
+                return Err(e.context(format!("setup: {created} entities created before this are kept")));
+            }
+            let problems = teardown(http, base, &pools).await;
+            Err(if problems.is_empty() {
+                e.context(format!(
+                    "setup: the {created} entities created before this were deleted"
+                ))
+            } else {
+                e.context(format!(
+                    "setup: of the {created} entities created before this, some could not be deleted: {}",
+                    problems.join("; ")
+                ))
+            })
+        }
+    }
+}
+
+async fn seed_into(
+    pools: &mut Pools,
+    http: &reqwest::Client,
+    base: &str,
+    s: &SetupSpec,
+    upstream: Option<&str>,
+) -> anyhow::Result<()> {
+    let run = &uuid::Uuid::new_v4().simple().to_string()[..8];
     // Gateways federate the upstream when there is one — each at its own URL (a query the upstream
     // ignores), since a gateway may refuse two registrations of one URL, as ContextForge does; else
     // they point at the target's own health check, which a gateway that does not federate accepts.
@@ -210,13 +248,22 @@ async fn seed(http: &reqwest::Client, base: &str, s: &SetupSpec, upstream: Optio
                 let body = json!({"tool": {"name": name, "description": "seeded by stampede",
                     "integration_type": "REST", "request_type": "POST", "url": rest_url,
                     "input_schema": {"type": "object", "properties": {"text": {"type": "string"}}},
-                    "gateway_id": gateway_of(t, &pools)}});
+                    "gateway_id": gateway_of(t, pools)}});
                 let fut = post(http, format!("{base}/tools"), body);
                 async move { fut.await.and_then(|v| Ok((id_of(&v)?, name_of(&v, name)))) }
             })
             .collect();
+        // Every tool the batch created is recorded before a failure in it is answered, so a failed
+        // setup deletes them too.
+        let mut failed = None;
         for tool in futures_util::future::join_all(batch).await {
-            pools.tools.push(tool?);
+            match tool {
+                Ok(t) => pools.tools.push(t),
+                Err(e) => failed = failed.or(Some(e)),
+            }
+        }
+        if let Some(e) = failed {
+            return Err(e);
         }
         i += 16;
     }
@@ -242,7 +289,7 @@ async fn seed(http: &reqwest::Client, base: &str, s: &SetupSpec, upstream: Optio
             http,
             format!("{base}/prompts"),
             json!({"prompt": {"name": name, "template": "Hello {{name}}", "arguments": [{"name": "name", "required": false}],
-                   "gateway_id": gateway_of(n, &pools)}}),
+                   "gateway_id": gateway_of(n, pools)}}),
         )
         .await?;
         pools.prompts.push((id_of(&v)?, name_of(&v, name)));
@@ -253,12 +300,12 @@ async fn seed(http: &reqwest::Client, base: &str, s: &SetupSpec, upstream: Optio
             http,
             format!("{base}/resources"),
             json!({"resource": {"uri": uri, "name": format!("resource {n}"), "content": "seeded by stampede",
-                   "mimeType": "text/plain", "gateway_id": gateway_of(n, &pools)}}),
+                   "mimeType": "text/plain", "gateway_id": gateway_of(n, pools)}}),
         )
         .await?;
         pools.resources.push((id_of(&v)?, uri));
     }
-    Ok(pools)
+    Ok(())
 }
 
 /// After the run: delete what `seed` created — servers first (they refer to tools), gateways last — so

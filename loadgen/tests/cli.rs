@@ -294,6 +294,53 @@ fn a_gateway_that_wants_a_token_gets_a_hint_and_no_start_line() {
 }
 
 #[test]
+fn a_target_that_refuses_a_gateway_registration_stops_setup_with_the_reason_and_a_hint() {
+    // A gateway that federates for real, and a run that gives its gateways no upstream.
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_stampede")).with_file_name("stampede-gateway");
+    let dir = tempfile::tempdir().unwrap();
+    let mut gateway = Command::new(bin)
+        .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .env("JWT_SECRET_KEY", "my-test-key")
+        .env_remove("GATEWAY_ACTIVATION_IO_MS")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(gateway.stdout.take().unwrap()), &mut first).unwrap();
+    let url = stampede_loadgen::process::listening_url(&first).unwrap().to_owned();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
+    let out = stampede()
+        .arg("run")
+        .arg(root.join("ci-smoke.toml"))
+        .args(["--target", &url, "--duration", "1s", "--quiet"])
+        .args(["--set", "target.jwt_secret_env=STAMPEDE_TEST_SECRET"])
+        .arg("-o")
+        .arg(dir.path().join("out.json"))
+        .env("STAMPEDE_TEST_SECRET", "my-test-key")
+        .output()
+        .unwrap();
+    let _ = gateway.kill();
+    let _ = gateway.wait();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("/gateways answered 502"),
+        "names the request and the answer: {err}"
+    );
+    assert!(
+        err.contains("Failed to initialize gateway"),
+        "the target's reason: {err}"
+    );
+    assert!(err.contains("[upstream] spawn = true"), "what to do: {err}");
+    assert!(
+        !dir.path().join("out.json").exists(),
+        "no results for a run that never started"
+    );
+}
+
+#[test]
 fn a_negative_user_count_on_the_command_line_is_judged_with_the_scenario() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
     let out = stampede()

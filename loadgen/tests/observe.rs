@@ -131,6 +131,75 @@ async fn legacy_lock_contention_shows_blocked_queries_and_chains_and_fixed_shows
     db.drop_it().await;
 }
 
+fn slow_upstream(profile: &str, database_url: &str) -> String {
+    format!(
+        r#"
+[target]
+spawn = "gateway"
+profile = "{profile}"
+database_url = "{database_url}"
+env = {{ DB_POOL_SIZE = "20" }}
+[upstream]
+spawn = true
+initialize_latency = "1s"
+[setup]
+gateways = 1
+tools = 20
+[load]
+users = 8
+duration = "5s"
+think_time = "10ms..50ms"
+[observe]
+post_load = "1s"
+[[actions]]
+kind = "http"
+method = "POST"
+path = "/gateways/{{gateway_id}}/state?activate={{bool}}"
+expected = [409]
+[[actions]]
+kind = "http"
+method = "POST"
+path = "/tools/{{tool_id}}/state?activate={{bool}}"
+expected = [409]
+"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_upstream_holds_the_legacy_gateway_lock_for_its_latency_and_fixed_holds_none() {
+    if std::env::var_os("STAMPEDE_TEST_PG").is_none() {
+        eprintln!("skipped: STAMPEDE_TEST_PG is not set (`make test` starts a throwaway PostgreSQL)");
+        return;
+    }
+    let db = TestDb::new().await;
+    // Real federation: every activation initializes the upstream, which takes a second to answer.
+    let legacy = run(&slow_upstream("legacy", &db.url)).await;
+    let o = &legacy.observed;
+    eprintln!(
+        "legacy: blocked max {:?}, longest wait {:?}, idle in tx longest {:?}",
+        o.blocked_queries_max, o.longest_lock_wait_s, o.idle_in_tx_longest_s
+    );
+    assert!(
+        o.idle_in_tx_longest_s.unwrap() >= 0.9,
+        "the gateway's lock is held, idle in transaction, across the upstream's second"
+    );
+    assert!(
+        o.blocked_queries_max.unwrap() > 0,
+        "other toggles of the gateway wait on it"
+    );
+    assert!(o.longest_lock_wait_s.unwrap() >= 0.9, "for about that second");
+
+    let fixed = run(&slow_upstream("fixed", &db.url)).await;
+    let o = &fixed.observed;
+    eprintln!("fixed: blocked max {:?}", o.blocked_queries_max);
+    assert_eq!(
+        o.blocked_queries_max,
+        Some(0),
+        "the upstream is contacted outside any transaction"
+    );
+    db.drop_it().await;
+}
+
 fn sse_storm(profile: &str) -> String {
     format!(
         r#"

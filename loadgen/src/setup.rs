@@ -4,7 +4,7 @@
 use anyhow::{Context as _, bail};
 use serde_json::{Value, json};
 
-use crate::scenario::{GatewayTransport, Scenario, SetupMode, SetupSpec, Values, Var};
+use crate::scenario::{GatewayTransport, Scenario, SetupMode, SetupSpec, ToolsFrom, Values, Var};
 
 /// Ids (and names) the load draws from.
 #[derive(Debug, Clone, Default)]
@@ -159,6 +159,57 @@ fn id_of(v: &Value) -> anyhow::Result<String> {
         .context("setup: created entity has no id")
 }
 
+/// How long a target may take to list the tools of a gateway it was just given.
+const FEDERATION_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Wait until the target lists, for every gateway, the tools it federates from the upstream; answer
+/// them all as (id, name). A gateway that lists none in time is named.
+async fn federated_tools(
+    http: &reqwest::Client,
+    base: &str,
+    gateways: &[String],
+) -> anyhow::Result<Vec<(String, String)>> {
+    let deadline = tokio::time::Instant::now() + FEDERATION_WAIT;
+    let mut all = Vec::new();
+    for id in gateways {
+        let url = format!("{base}/tools?gateway_id={id}&include_inactive=true");
+        loop {
+            let resp = http
+                .get(&url)
+                .send()
+                .await
+                .with_context(|| format!("setup: GET {url}"))?;
+            let status = resp.status();
+            if !status.is_success() {
+                bail!("setup: GET {url} answered {status}{}", auth_hint(status));
+            }
+            let listed: Value = resp
+                .json()
+                .await
+                .with_context(|| format!("setup: GET {url}: not JSON"))?;
+            let tools: Vec<(String, String)> = listed
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|t| Some((t["id"].as_str()?.to_owned(), t["name"].as_str()?.to_owned())))
+                .collect();
+            if !tools.is_empty() {
+                all.extend(tools);
+                break;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                bail!(
+                    "setup: gateway {id} lists no tools of its upstream after {} s (GET {url}): the target did \
+                     not federate it",
+                    FEDERATION_WAIT.as_secs()
+                );
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        }
+    }
+    Ok(all)
+}
+
 /// The name the target gave what was created: a gateway may rename it (ContextForge prefixes a tool or
 /// prompt of a gateway with the gateway's slug), and `{tool_name}` must be the name it answers to.
 fn name_of(created: &Value, sent: String) -> String {
@@ -232,6 +283,10 @@ async fn seed_into(
         .await?;
         pools.gateways.push(id_of(&g)?);
     }
+    let federated = match upstream {
+        Some(_) => federated_tools(http, base, &pools.gateways).await?,
+        None => Vec::new(),
+    };
     let gateway_of = |i: u32, pools: &Pools| -> Value {
         if pools.gateways.is_empty() {
             Value::Null
@@ -266,6 +321,13 @@ async fn seed_into(
             return Err(e);
         }
         i += 16;
+    }
+    // What `{tool_id}` and `{tool_name}` draw from; servers associate the seeded REST tools (or, with
+    // none, these).
+    match s.tools_from {
+        ToolsFrom::Rest => {}
+        ToolsFrom::Federated => pools.tools = federated,
+        ToolsFrom::All => pools.tools.extend(federated),
     }
     for n in 0..s.servers {
         let mut rng = fastrand::Rng::with_seed(u64::from(n));

@@ -120,7 +120,9 @@ fn run(label: &str, url: &str, auth: &[&str], pid: &str, out_dir: &Path) -> Valu
 fn check(label: &str, r: &Value) {
     assert_eq!(r["complete"], true, "{label}");
     assert_eq!(r["setup"]["gateways"], 2, "{label}: both gateways registered");
-    assert_eq!(r["setup"]["tools"], 10, "{label}");
+    // Ten REST tools seeded, and each gateway's ten federated from the upstream (5 built in, 5
+    // generated): `tools_from = "all"` puts all of them where `{tool_name}` draws from.
+    assert_eq!(r["setup"]["tools"], 30, "{label}: the seeded and the federated tools");
     for a in r["actions"].as_array().unwrap() {
         let s = &a["summary"];
         let count = s["count"].as_f64().unwrap();

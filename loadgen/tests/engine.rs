@@ -405,7 +405,12 @@ async fn recording_target(seen: Arc<std::sync::Mutex<Vec<(String, Value)>>>) -> 
     let app = axum::Router::new()
         .route("/ok", get(|| async { "ok" }))
         .route("/gateways", record("gateway", Arc::clone(&seen)))
-        .route("/tools", record("tool", Arc::clone(&seen)));
+        // As a federating gateway lists its upstream's tools (setup waits for them).
+        .route(
+            "/tools",
+            record("tool", Arc::clone(&seen))
+                .get(|| async { Json(json!([{"id": "f1", "name": "gw-echo", "originalName": "echo"}])) }),
+        );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });

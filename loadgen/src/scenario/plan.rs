@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::data::{Phase, Threshold};
 
-use super::spec::{GatewayProfile, LoadSpec, Model, ScenarioSpec, SetupMode, SetupSpec, UpstreamSpec};
+use super::spec::{GatewayProfile, LoadSpec, Model, ScenarioSpec, SetupMode, SetupSpec, ToolsFrom, UpstreamSpec};
 use crate::actions::Action;
 use crate::lang::{DurRange, Problem, Var, problem};
 
@@ -365,6 +365,8 @@ fn model_name(m: Model) -> &'static str {
 fn seeded(setup: &SetupSpec, var: Var) -> Option<(u32, &'static str)> {
     match var {
         Var::GatewayId => Some((setup.gateways, "gateways")),
+        // Federated tools are counted once the target lists them; REST ones are what setup seeds.
+        Var::ToolId | Var::ToolName if setup.tools_from != ToolsFrom::Rest => None,
         Var::ToolId | Var::ToolName => Some((setup.tools, "tools")),
         Var::ServerId => Some((setup.servers, "servers")),
         Var::PromptId | Var::PromptName => Some((setup.prompts, "prompts")),
@@ -432,6 +434,12 @@ fn check_setup_provides(
     actions: &[(usize, Action)],
     problems: &mut Vec<Problem>,
 ) {
+    if setup.tools_from != ToolsFrom::Rest && !(has_upstream && setup.gateways > 0) {
+        problems.push(problem(
+            "setup.tools_from",
+            "federated tools need gateways (setup.gateways) and an [upstream] for them to federate",
+        ));
+    }
     for (i, action) in actions {
         if !has_upstream && action.vars().contains(&Var::UpstreamUrl) {
             problems.push(problem(

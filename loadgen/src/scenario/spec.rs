@@ -118,6 +118,19 @@ pub struct SetupSpec {
     /// How seeded gateways reach the upstream, when there is one.
     #[serde(default)]
     pub gateway_transport: GatewayTransport,
+    /// Which tools `{tool_id}` and `{tool_name}` draw from: the REST tools seeded (default), the
+    /// upstream's tools the gateways federate, or both.
+    #[serde(default)]
+    pub tools_from: ToolsFrom,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ToolsFrom {
+    #[default]
+    Rest,
+    Federated,
+    All,
 }
 
 /// The MCP transport a gateway federates its upstream over, as the gateway API names it.

@@ -309,3 +309,15 @@ fn upstream_url_needs_an_upstream() {
     );
     parse("s.toml", &format!("{text}\n[upstream]\nspawn = true\n"), "s", &[]).unwrap();
 }
+
+#[test]
+fn federated_tools_need_gateways_and_an_upstream() {
+    let e = one_error(
+        &format!("{GOOD}\n[upstream]\nspawn = true\n")
+            .replace("tools = 10\n", "tools = 10\ntools_from = \"federated\"\n"),
+    );
+    assert_eq!(e.field, "setup.tools_from");
+    let ok = format!("{GOOD}\n[upstream]\nspawn = true\n")
+        .replace("tools = 10\n", "tools = 0\ngateways = 1\ntools_from = \"federated\"\n");
+    parse("s.toml", &ok, "s", &[]).unwrap();
+}

@@ -171,6 +171,9 @@ fn run(args: Args) -> anyhow::Result<()> {
         cmd.args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
             .arg(dir.path())
             .env("SSE_KEEPALIVE_INTERVAL", "30")
+            // The seeded gateway only groups the listed tools: its activation is simulated (no upstream
+            // to federate), as the gateway section measures lists, not federation.
+            .env("GATEWAY_ACTIVATION_IO_MS", "0")
             .env("RUST_LOG", "warn");
         if let Some(url) = database {
             cmd.env("DATABASE_URL", url);

@@ -133,6 +133,20 @@ fn federation_hint(url: &str, status: reqwest::StatusCode) -> &'static str {
     }
 }
 
+/// GET a JSON answer; anything but success names the request and, for 401/403, how to give a token.
+async fn get(http: &reqwest::Client, url: &str) -> anyhow::Result<Value> {
+    let resp = http
+        .get(url)
+        .send()
+        .await
+        .with_context(|| format!("setup: GET {url}"))?;
+    let status = resp.status();
+    if !status.is_success() {
+        bail!("setup: GET {url} answered {status}{}", auth_hint(status));
+    }
+    resp.json().await.with_context(|| format!("setup: GET {url}: not JSON"))
+}
+
 async fn post(http: &reqwest::Client, url: String, body: Value) -> anyhow::Result<Value> {
     let resp = http
         .post(&url)
@@ -174,19 +188,7 @@ async fn federated_tools(
     for id in gateways {
         let url = format!("{base}/tools?gateway_id={id}&include_inactive=true");
         loop {
-            let resp = http
-                .get(&url)
-                .send()
-                .await
-                .with_context(|| format!("setup: GET {url}"))?;
-            let status = resp.status();
-            if !status.is_success() {
-                bail!("setup: GET {url} answered {status}{}", auth_hint(status));
-            }
-            let listed: Value = resp
-                .json()
-                .await
-                .with_context(|| format!("setup: GET {url}: not JSON"))?;
+            let listed = get(http, &url).await?;
             let tools: Vec<(String, String)> = listed
                 .as_array()
                 .into_iter()
@@ -441,19 +443,7 @@ async fn list_all(http: &reqwest::Client, base: &str, kind: &str) -> anyhow::Res
         if let Some(c) = &cursor {
             url.push_str(&format!("&cursor={c}"));
         }
-        let resp = http
-            .get(&url)
-            .send()
-            .await
-            .with_context(|| format!("setup: GET {url}"))?;
-        let status = resp.status();
-        if !status.is_success() {
-            bail!("setup: GET {url} answered {status}{}", auth_hint(status));
-        }
-        let page: Value = resp
-            .json()
-            .await
-            .with_context(|| format!("setup: GET {url}: not JSON"))?;
+        let page = get(http, &url).await?;
         match page {
             // A gateway without pagination answers the bare list.
             Value::Array(items) => {

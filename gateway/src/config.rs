@@ -33,6 +33,13 @@ pub enum Detection {
 }
 
 /// What an entity toggle does when its row is locked.
+/// How a Streamable HTTP request is answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReplyFormat {
+    Json,
+    Sse,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LockWait {
     /// Fail at once: `FOR UPDATE NOWAIT` (PostgreSQL) or no busy wait (SQLite) → 409.
@@ -137,6 +144,15 @@ pub struct ServeArgs {
     #[arg(long, env = "SSE_RAPID_YIELD_CONSECUTIVE")]
     pub sse_rapid_yield_consecutive: Option<u32>,
 
+    /// End a Streamable HTTP session after this long without a request or an open stream (seconds,
+    /// 0 = never; default 120, or 0 in the legacy profile).
+    #[arg(long, env = "MCP_SESSION_IDLE_TIMEOUT", value_parser = parse_seconds)]
+    pub mcp_session_idle_timeout: Option<Duration>,
+
+    /// How `POST /mcp` answers a request when the client accepts both: `json` or an `sse` stream.
+    #[arg(long, env = "STREAMABLE_HTTP_REPLIES", value_enum, default_value = "json")]
+    pub streamable_http_replies: ReplyFormat,
+
     /// Longest delay the built-in `sleep` tool accepts (ms).
     #[arg(long, env = "SLEEP_TOOL_MAX_MS", default_value_t = 10_000)]
     pub sleep_tool_max_ms: u64,
@@ -221,6 +237,17 @@ impl ServeArgs {
             rapid_yield_consecutive: Some(self.sse_rapid_yield_consecutive.unwrap_or(if fixed { 10 } else { 0 }))
                 .filter(|n| *n > 0),
         }
+    }
+
+    /// The Streamable HTTP idle timeout, resolved from the profile; `None`: sessions never expire.
+    pub fn mcp_idle_timeout(&self) -> Option<Duration> {
+        let fixed = self.profile == Profile::Fixed;
+        let timeout = self.mcp_session_idle_timeout.unwrap_or(if fixed {
+            Duration::from_secs(120)
+        } else {
+            Duration::ZERO
+        });
+        (timeout > Duration::ZERO).then_some(timeout)
     }
 
     pub fn behaviour(&self) -> StoreBehaviour {

@@ -88,7 +88,7 @@ impl Metrics {
     }
 
     /// The Prometheus text exposition of everything, plus the store and process figures.
-    pub fn render(&self, info: &[(&str, &str)], pool: PoolStats, db: &DbStats, sse: &SseCounts) -> String {
+    pub fn render(&self, info: &[(&str, &str)], pool: PoolStats, db: &DbStats, sessions: &[SseCounts]) -> String {
         let mut out = String::with_capacity(16 * 1024);
         let routes: Vec<(String, Arc<RouteMetrics>)> = {
             let map = self.inner.routes.read().expect("metrics lock");
@@ -163,15 +163,41 @@ impl Metrics {
         let _ = writeln!(out, "db_pool_connections{{state=\"idle\"}} {}", pool.idle);
         let _ = writeln!(out, "db_pool_connections{{state=\"max\"}} {}", pool.max);
 
-        out.push_str("# HELP sse_sessions_active SSE sessions now registered.\n# TYPE sse_sessions_active gauge\n");
-        let _ = writeln!(out, "sse_sessions_active {}", sse.active);
-        out.push_str("# HELP sse_sessions_total SSE sessions opened.\n# TYPE sse_sessions_total counter\n");
-        let _ = writeln!(out, "sse_sessions_total {}", sse.total);
+        // Both MCP transports' sessions, told apart by `transport` (`sse`, `streamable_http`).
         out.push_str(
-            "# HELP sse_session_ends_total SSE sessions ended, by reason.\n# TYPE sse_session_ends_total counter\n",
+            "# HELP sse_sessions_active MCP sessions now registered, by transport.\n# TYPE sse_sessions_active gauge\n",
         );
-        for (reason, n) in sse.ends {
-            let _ = writeln!(out, "sse_session_ends_total{{reason=\"{}\"}} {n}", reason.label());
+        for c in sessions {
+            let _ = writeln!(
+                out,
+                "sse_sessions_active{{transport=\"{}\"}} {}",
+                c.transport.label(),
+                c.active
+            );
+        }
+        out.push_str(
+            "# HELP sse_sessions_total MCP sessions opened, by transport.\n# TYPE sse_sessions_total counter\n",
+        );
+        for c in sessions {
+            let _ = writeln!(
+                out,
+                "sse_sessions_total{{transport=\"{}\"}} {}",
+                c.transport.label(),
+                c.total
+            );
+        }
+        out.push_str(
+            "# HELP sse_session_ends_total MCP sessions ended, by transport and reason.\n# TYPE sse_session_ends_total counter\n",
+        );
+        for c in sessions {
+            for (reason, n) in c.ends {
+                let _ = writeln!(
+                    out,
+                    "sse_session_ends_total{{transport=\"{}\",reason=\"{}\"}} {n}",
+                    c.transport.label(),
+                    reason.label()
+                );
+            }
         }
 
         render_process(&mut out);
@@ -218,22 +244,26 @@ mod tests {
         m.record_request("/tools", 200, Duration::from_millis(30));
         m.record_request("/tools", 409, Duration::from_secs(20));
         m.record_lock_conflict(Kind::Tool);
-        let sse = crate::sse::Registry::new(crate::config::SseBehaviour {
-            detection: crate::config::Detection::On,
-            send_timeout: None,
-            keepalive: Duration::from_secs(30),
-            rapid_yield_window: Duration::from_secs(1),
-            rapid_yield_max: None,
-            rapid_yield_consecutive: None,
-        });
+        let sse = crate::sse::Registry::new(
+            crate::config::SseBehaviour {
+                detection: crate::config::Detection::On,
+                send_timeout: None,
+                keepalive: Duration::from_secs(30),
+                rapid_yield_window: Duration::from_secs(1),
+                rapid_yield_max: None,
+                rapid_yield_consecutive: None,
+            },
+            None,
+        );
         let pool = PoolStats {
             max: 5,
             open: 3,
             idle: 1,
         };
         let text = m.render(&[("profile", "fixed")], pool, &DbStats::default(), &sse.counts());
-        assert!(text.contains("sse_sessions_active 0\n"));
-        assert!(text.contains("sse_session_ends_total{reason=\"client_gone\"} 0\n"));
+        assert!(text.contains("sse_sessions_active{transport=\"sse\"} 0\n"));
+        assert!(text.contains("sse_sessions_active{transport=\"streamable_http\"} 0\n"));
+        assert!(text.contains("sse_session_ends_total{transport=\"sse\",reason=\"client_gone\"} 0\n"));
         assert!(
             text.contains("http_requests_total{route=\"/tools\",status=\"200\"} 2\n"),
             "{text}"
@@ -247,8 +277,7 @@ mod tests {
         assert!(text.contains("db_pool_connections{state=\"in_use\"} 2\n"));
         assert!(text.contains("stampede_gateway_info{profile=\"fixed\"} 1\n"));
         assert!(text.contains("process_cpu_seconds_total "));
-        assert!(text.contains("sse_sessions_active 0\n"));
-        assert!(text.contains("sse_session_ends_total{reason=\"client_gone\"} 0\n"));
+        assert!(text.contains("sse_session_ends_total{transport=\"streamable_http\",reason=\"deleted\"} 0\n"));
     }
 
     #[test]

@@ -24,6 +24,16 @@ pub const UPSTREAM_ERROR: i64 = -32000;
 const UPSTREAM_CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 pub const PROTOCOL_VERSION: &str = "2025-03-26";
+/// The protocol versions spoken here; `initialize` answers the client's when it is one of them.
+pub const VERSIONS: [&str; 3] = ["2024-11-05", "2025-03-26", "2025-06-18"];
+
+/// The version to answer a client that asked for `requested`.
+pub fn negotiate(requested: Option<&str>) -> &'static str {
+    VERSIONS
+        .into_iter()
+        .find(|v| Some(*v) == requested)
+        .unwrap_or(PROTOCOL_VERSION)
+}
 
 /// What JSON-RPC methods need: the store and the built-in tools' limits.
 #[derive(Clone)]
@@ -85,10 +95,36 @@ pub struct Request {
     pub params: Value,
 }
 
+/// A message a client sends: a request (or notification), or its response to a server's request.
+#[derive(Debug)]
+pub enum Message {
+    Request(Request),
+    Response,
+}
+
 /// Parse a request body; a malformed or invalid one gets its error answer (with `id: null`).
 pub fn parse(body: &[u8]) -> Result<Request, Vec<u8>> {
+    match parse_message(body)? {
+        Message::Request(r) => Ok(r),
+        Message::Response => Err(failure(
+            &Value::Null,
+            INVALID_REQUEST,
+            "Invalid Request: method must be a string",
+        )),
+    }
+}
+
+/// Parse any message a client may send (Streamable HTTP takes responses too).
+pub fn parse_message(body: &[u8]) -> Result<Message, Vec<u8>> {
     let value: Value =
         serde_json::from_slice(body).map_err(|e| failure(&Value::Null, PARSE_ERROR, &format!("Parse error: {e}")))?;
+    if value.is_array() {
+        return Err(failure(
+            &Value::Null,
+            INVALID_REQUEST,
+            "Invalid Request: batches are not supported; send one message per request",
+        ));
+    }
     let Value::Object(mut obj) = value else {
         return Err(failure(
             &Value::Null,
@@ -101,14 +137,18 @@ pub fn parse(body: &[u8]) -> Result<Request, Vec<u8>> {
     if obj.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
         return Err(invalid("Invalid Request: jsonrpc must be \"2.0\""));
     }
-    let Some(Value::String(method)) = obj.remove("method") else {
-        return Err(invalid("Invalid Request: method must be a string"));
+    let method = match obj.remove("method") {
+        Some(Value::String(method)) => method,
+        None if id.is_some() && (obj.contains_key("result") || obj.contains_key("error")) => {
+            return Ok(Message::Response);
+        }
+        _ => return Err(invalid("Invalid Request: method must be a string")),
     };
-    Ok(Request {
+    Ok(Message::Request(Request {
         id,
         method,
         params: obj.remove("params").unwrap_or(Value::Null),
-    })
+    }))
 }
 
 #[derive(Serialize)]
@@ -160,7 +200,7 @@ impl Rpc {
     async fn call(&self, method: &str, params: &Value, server_id: Option<&str>) -> Result<Box<RawValue>, RpcError> {
         match method {
             "initialize" => raw(&json!({
-                "protocolVersion": params.get("protocolVersion").and_then(Value::as_str).unwrap_or(PROTOCOL_VERSION),
+                "protocolVersion": negotiate(params.get("protocolVersion").and_then(Value::as_str)),
                 "capabilities": {
                     "tools": {"listChanged": false},
                     "resources": {"subscribe": false, "listChanged": false},

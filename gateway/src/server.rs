@@ -50,7 +50,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", args.bind))?;
     let addr = listener.local_addr()?;
-    let sse = Registry::new(args.sse());
+    let sse = Registry::new(args.sse(), args.mcp_idle_timeout());
     let state = AppState {
         store: store.clone(),
         auth: Arc::new(Auth::new(&args.auth)),
@@ -60,6 +60,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             sleep_max: std::time::Duration::from_millis(args.sleep_tool_max_ms),
         },
         sse: Arc::clone(&sse),
+        streamable_replies: args.streamable_http_replies,
         local_host: addr.to_string(),
         info: Arc::new(info),
     };

@@ -78,14 +78,17 @@ async fn fixed_after_an_abrupt_storm_every_session_ends_and_the_gateway_goes_idl
     // A short keepalive would hide a detector that only notices at the next write: keep it long.
     let gw = Gateway::start(&db, &[("PROFILE", "fixed"), ("SSE_KEEPALIVE_INTERVAL", "60")]).await;
     let streams = storm(&gw).await;
-    assert_eq!(gw.metric("sse_sessions_active").await, Some(STORM as f64));
+    assert_eq!(
+        gw.metric("sse_sessions_active{transport=\"sse\"}").await,
+        Some(STORM as f64)
+    );
 
     let dropped = Instant::now();
     drop_abruptly(streams);
     eventually(
         Duration::from_secs(10),
         "every session to leave the registry",
-        || async { (gw.metric("sse_sessions_active").await == Some(0.0)).then_some(()) },
+        || async { (gw.metric("sse_sessions_active{transport=\"sse\"}").await == Some(0.0)).then_some(()) },
     )
     .await;
     eprintln!(
@@ -93,7 +96,8 @@ async fn fixed_after_an_abrupt_storm_every_session_ends_and_the_gateway_goes_idl
         dropped.elapsed()
     );
     assert_eq!(
-        gw.metric("sse_session_ends_total{reason=\"client_gone\"}").await,
+        gw.metric("sse_session_ends_total{transport=\"sse\",reason=\"client_gone\"}")
+            .await,
         Some(STORM as f64)
     );
 
@@ -122,7 +126,11 @@ async fn a_client_that_stops_reading_is_ended_by_the_send_timeout_and_cut() {
     let text = "x".repeat(64 * 1024);
     let started = Instant::now();
     let mut posts = 0;
-    while gw.metric("sse_session_ends_total{reason=\"send_timeout\"}").await != Some(1.0) {
+    while gw
+        .metric("sse_session_ends_total{transport=\"sse\",reason=\"send_timeout\"}")
+        .await
+        != Some(1.0)
+    {
         assert!(
             started.elapsed() < Duration::from_secs(30),
             "no send timeout after {posts} replies"
@@ -145,10 +153,11 @@ async fn a_client_that_stops_reading_is_ended_by_the_send_timeout_and_cut() {
     }
     eprintln!("send timeout after {posts} replies of 64 KiB to a client that does not read");
     assert_eq!(
-        gw.metric("sse_session_ends_total{reason=\"send_timeout\"}").await,
+        gw.metric("sse_session_ends_total{transport=\"sse\",reason=\"send_timeout\"}")
+            .await,
         Some(1.0)
     );
-    assert_eq!(gw.metric("sse_sessions_active").await, Some(0.0));
+    assert_eq!(gw.metric("sse_sessions_active{transport=\"sse\"}").await, Some(0.0));
     let resp = gw
         .http
         .post(&endpoint)
@@ -190,7 +199,7 @@ async fn legacy_abandoned_sessions_stay_and_burn_cpu_and_sigterm_still_stops_it(
     assert!(cpu > 0.5, "abandoned sessions burn CPU: {:.1} % of a core", cpu * 100.0);
     let start = Instant::now();
     assert_eq!(
-        gw.metric("sse_sessions_active").await,
+        gw.metric("sse_sessions_active{transport=\"sse\"}").await,
         Some(STORM as f64),
         "nobody noticed they left"
     );
@@ -199,7 +208,8 @@ async fn legacy_abandoned_sessions_stay_and_burn_cpu_and_sigterm_still_stops_it(
         "the gateway still answers while it spins"
     );
     assert_eq!(
-        gw.metric("sse_session_ends_total{reason=\"client_gone\"}").await,
+        gw.metric("sse_session_ends_total{transport=\"sse\",reason=\"client_gone\"}")
+            .await,
         Some(0.0)
     );
 
@@ -233,15 +243,17 @@ async fn with_detection_off_the_rapid_yield_detector_still_ends_the_spin() {
     eventually(
         Duration::from_secs(10),
         "the detector to end every spinning session",
-        || async { (gw.metric("sse_sessions_active").await == Some(0.0)).then_some(()) },
+        || async { (gw.metric("sse_sessions_active{transport=\"sse\"}").await == Some(0.0)).then_some(()) },
     )
     .await;
     assert_eq!(
-        gw.metric("sse_session_ends_total{reason=\"spin_detected\"}").await,
+        gw.metric("sse_session_ends_total{transport=\"sse\",reason=\"spin_detected\"}")
+            .await,
         Some(50.0)
     );
     assert_eq!(
-        gw.metric("sse_session_ends_total{reason=\"client_gone\"}").await,
+        gw.metric("sse_session_ends_total{transport=\"sse\",reason=\"client_gone\"}")
+            .await,
         Some(0.0)
     );
     let cpu = gw.cpu_over(Duration::from_secs(1)).await;

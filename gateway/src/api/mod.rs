@@ -5,6 +5,7 @@ mod error;
 mod extract;
 mod mcp;
 pub mod slowdown;
+mod streamable;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -20,6 +21,7 @@ use serde_json::json;
 pub use error::ApiError;
 
 use crate::auth::Auth;
+use crate::config::ReplyFormat;
 use crate::metrics::Metrics;
 use crate::model::Kind;
 use crate::rpc::Rpc;
@@ -34,6 +36,8 @@ pub struct AppState {
     pub metrics: Metrics,
     pub rpc: Rpc,
     pub sse: Arc<Registry>,
+    /// How `POST /mcp` answers when the client accepts both JSON and a stream.
+    pub streamable_replies: ReplyFormat,
     /// The address the gateway listens on, for endpoint URLs when a request has no Host header.
     pub local_host: String,
     /// Labels of `stampede_gateway_info`.
@@ -50,7 +54,17 @@ pub fn router(state: AppState, max_body_bytes: usize) -> axum::Router {
         .route("/sse", get(mcp::open_sse))
         .route("/servers/{id}/sse", get(mcp::open_server_sse))
         .route("/message", post(mcp::post_message))
-        .route("/servers/{id}/message", post(mcp::post_server_message));
+        .route("/servers/{id}/message", post(mcp::post_server_message))
+        .route(
+            "/mcp",
+            post(streamable::post).get(streamable::get).delete(streamable::delete),
+        )
+        .route(
+            "/servers/{id}/mcp",
+            post(streamable::post_server)
+                .get(streamable::get_server)
+                .delete(streamable::delete_server),
+        );
     let protected = protected.route_layer(middleware::from_fn_with_state(state.clone(), require_auth));
     axum::Router::new()
         .route("/health", get(health))

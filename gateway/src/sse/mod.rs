@@ -1,8 +1,10 @@
-//! SSE sessions (docs/api.md, "SSE sessions"): the registry of open sessions, each session's producer, and
-//! the frame format. The HTTP handlers are in `api::mcp`.
+//! MCP sessions and their streams (docs/api.md, "SSE sessions", "Streamable HTTP"): the registry of
+//! open sessions of both transports, the producer every stream runs, the Streamable HTTP session
+//! task, and the frame format. The HTTP handlers are in `api::mcp` and `api::streamable`.
 
 mod registry;
 mod session;
+mod streamable;
 
 use std::convert::Infallible;
 use std::pin::Pin;
@@ -11,7 +13,8 @@ use std::task::{Context, Poll};
 use axum::body::Bytes;
 use tokio::sync::mpsc;
 
-pub use registry::{EndReason, Entry, Registry, SseCounts};
+pub use registry::{EndReason, Entry, Registry, SseCounts, Transport};
+pub use streamable::{Control, Refused};
 
 /// Frames are `event: <name>\r\ndata: <data>\r\n\r\n`.
 pub mod frame {

@@ -1,15 +1,18 @@
-//! Every open SSE session, by id. A session is registered when its stream opens and leaves the
-//! registry when its producer task ends — by whatever path: the [`Registration`] guard removes it on
-//! drop, so a return, an error and a panic all count.
+//! Every open session of either transport, by id. An HTTP+SSE session is registered when its stream
+//! opens, a Streamable HTTP session when `initialize` succeeds; either leaves the registry when its
+//! task ends — by whatever path: the [`Registration`] guard removes it on drop, so a return, an error
+//! and a panic all count. Figures are kept per transport (the metrics' `transport` label).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::body::Bytes;
 use tokio::sync::{mpsc, watch};
 
-use super::session::Session;
+use super::session::{Producer, Session};
+use super::streamable::{Control, StreamableSession};
 use crate::config::SseBehaviour;
 use crate::conn::ConnHandle;
 
@@ -26,15 +29,21 @@ pub enum EndReason {
     Shutdown,
     /// The producer ended any other way (a panic included).
     Error,
+    /// Streamable HTTP: the client ended the session with `DELETE`.
+    Deleted,
+    /// Streamable HTTP: no request and no stream for the idle timeout.
+    Expired,
 }
 
 impl EndReason {
-    pub const ALL: [EndReason; 5] = [
+    pub const ALL: [EndReason; 7] = [
         EndReason::ClientGone,
         EndReason::SendTimeout,
         EndReason::SpinDetected,
         EndReason::Shutdown,
         EndReason::Error,
+        EndReason::Deleted,
+        EndReason::Expired,
     ];
 
     pub fn label(self) -> &'static str {
@@ -44,6 +53,38 @@ impl EndReason {
             EndReason::SpinDetected => "spin_detected",
             EndReason::Shutdown => "shutdown",
             EndReason::Error => "error",
+            EndReason::Deleted => "deleted",
+            EndReason::Expired => "expired",
+        }
+    }
+
+    /// Whether the session ended with its client still connected but no longer served: its
+    /// connection must be cut, or hyper would keep it (and the frames it holds) open.
+    pub fn leaves_client_connected(self) -> bool {
+        matches!(self, EndReason::SendTimeout | EndReason::SpinDetected)
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// The MCP transport a session came by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// HTTP+SSE (2024-11-05): `GET /sse`, then `POST /message`.
+    Sse,
+    /// Streamable HTTP (2025-03-26): `/mcp`.
+    StreamableHttp,
+}
+
+impl Transport {
+    pub const ALL: [Transport; 2] = [Transport::Sse, Transport::StreamableHttp];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Transport::Sse => "sse",
+            Transport::StreamableHttp => "streamable_http",
         }
     }
 
@@ -52,12 +93,14 @@ impl EndReason {
     }
 }
 
-/// How to reach a session from `POST /message`.
+/// How to reach a session from a request.
 #[derive(Clone)]
 pub struct Entry {
     /// Serialized `event: message` frames for the session's producer.
     pub inbox: mpsc::Sender<Bytes>,
     pub server_id: Option<String>,
+    /// A Streamable HTTP session's controls; `None` for HTTP+SSE.
+    pub streamable: Option<Arc<Control>>,
 }
 
 /// Frames a client has not taken yet, per session; with the send timeout this bounds its memory.
@@ -65,30 +108,56 @@ const OUT_FRAMES: usize = 8;
 /// Replies waiting for the producer, per session.
 const INBOX_FRAMES: usize = 32;
 
-pub struct Registry {
-    sessions: Mutex<HashMap<String, Entry>>,
+/// Counters of one transport.
+#[derive(Default)]
+struct Counters {
+    active: AtomicU64,
     total: AtomicU64,
     ends: [AtomicU64; EndReason::ALL.len()],
-    shutdown: watch::Sender<bool>,
-    behaviour: SseBehaviour,
 }
 
-/// Figures for the metrics endpoint.
+pub struct Registry {
+    sessions: Mutex<HashMap<String, Entry>>,
+    counters: [Counters; Transport::ALL.len()],
+    shutdown: watch::Sender<bool>,
+    behaviour: SseBehaviour,
+    /// Streamable HTTP sessions end after this long without a request or a stream; `None`: never.
+    idle_timeout: Option<Duration>,
+}
+
+/// Figures of one transport for the metrics endpoint.
 pub struct SseCounts {
-    pub active: usize,
+    pub transport: Transport,
+    pub active: u64,
     pub total: u64,
     pub ends: [(EndReason, u64); EndReason::ALL.len()],
 }
 
 impl Registry {
-    pub fn new(behaviour: SseBehaviour) -> Arc<Registry> {
+    pub fn new(behaviour: SseBehaviour, idle_timeout: Option<Duration>) -> Arc<Registry> {
         Arc::new(Registry {
             sessions: Mutex::default(),
-            total: AtomicU64::new(0),
-            ends: Default::default(),
+            counters: Default::default(),
             shutdown: watch::Sender::new(false),
             behaviour,
+            idle_timeout,
         })
+    }
+
+    /// Add a session to the map and the counts; its registration removes it again.
+    fn register(self: &Arc<Self>, entry: Entry, transport: Transport) -> (String, Registration) {
+        let id = crate::model::new_id();
+        self.sessions.lock().expect("registry lock").insert(id.clone(), entry);
+        let counters = &self.counters[transport.index()];
+        counters.total.fetch_add(1, Ordering::Relaxed);
+        counters.active.fetch_add(1, Ordering::Relaxed);
+        let registration = Registration {
+            registry: Arc::clone(self),
+            id: id.clone(),
+            transport,
+            reason: EndReason::Error,
+        };
+        (id, registration)
     }
 
     /// Register a new session: answers its id, its producer (to be spawned) and the receiving end of
@@ -98,31 +167,36 @@ impl Registry {
         server_id: Option<String>,
         conn: ConnHandle,
     ) -> (String, Session, mpsc::Receiver<Bytes>) {
-        let id = crate::model::new_id();
         let (inbox_tx, inbox_rx) = mpsc::channel(INBOX_FRAMES);
         let (out_tx, out_rx) = mpsc::channel(OUT_FRAMES);
-        self.sessions.lock().expect("registry lock").insert(
-            id.clone(),
-            Entry {
-                inbox: inbox_tx,
-                server_id,
-            },
-        );
-        self.total.fetch_add(1, Ordering::Relaxed);
-        let registration = Registration {
-            registry: Arc::clone(self),
-            id: id.clone(),
-            reason: EndReason::Error,
+        let entry = Entry {
+            inbox: inbox_tx,
+            server_id,
+            streamable: None,
         };
-        let session = Session::new(
-            registration,
-            inbox_rx,
-            out_tx,
-            self.shutdown.subscribe(),
-            self.behaviour,
-            conn,
-        );
-        (id, session, out_rx)
+        let (id, registration) = self.register(entry, Transport::Sse);
+        let producer = Producer::new(inbox_rx, self.shutdown.subscribe(), self.behaviour);
+        (id, Session::new(registration, producer, out_tx, conn), out_rx)
+    }
+
+    /// Register a Streamable HTTP session: answers its id and its task (to be spawned).
+    pub fn open_streamable(self: &Arc<Self>, server_id: Option<String>) -> (String, StreamableSession) {
+        let (inbox_tx, inbox_rx) = mpsc::channel(INBOX_FRAMES);
+        let (control, commands) = Control::new();
+        let entry = Entry {
+            inbox: inbox_tx,
+            server_id,
+            streamable: Some(Arc::clone(&control)),
+        };
+        let (id, registration) = self.register(entry, Transport::StreamableHttp);
+        let producer = Producer::new(inbox_rx, self.shutdown.subscribe(), self.behaviour);
+        let session = StreamableSession::new(registration, producer, control, commands, self.idle_timeout);
+        (id, session)
+    }
+
+    /// A new stream's frame channel: the producer's end and the response body's.
+    pub fn stream_channel() -> (mpsc::Sender<Bytes>, mpsc::Receiver<Bytes>) {
+        mpsc::channel(OUT_FRAMES)
     }
 
     pub fn lookup(&self, id: &str) -> Option<Entry> {
@@ -138,12 +212,16 @@ impl Registry {
         self.sessions.lock().expect("registry lock").len()
     }
 
-    pub fn counts(&self) -> SseCounts {
-        SseCounts {
-            active: self.active(),
-            total: self.total.load(Ordering::Relaxed),
-            ends: EndReason::ALL.map(|r| (r, self.ends[r.index()].load(Ordering::Relaxed))),
-        }
+    pub fn counts(&self) -> [SseCounts; Transport::ALL.len()] {
+        Transport::ALL.map(|transport| {
+            let c = &self.counters[transport.index()];
+            SseCounts {
+                transport,
+                active: c.active.load(Ordering::Relaxed),
+                total: c.total.load(Ordering::Relaxed),
+                ends: EndReason::ALL.map(|r| (r, c.ends[r.index()].load(Ordering::Relaxed))),
+            }
+        })
     }
 }
 
@@ -151,6 +229,7 @@ impl Registry {
 pub struct Registration {
     registry: Arc<Registry>,
     id: String,
+    transport: Transport,
     reason: EndReason,
 }
 
@@ -163,6 +242,8 @@ impl Registration {
 impl Drop for Registration {
     fn drop(&mut self) {
         self.registry.sessions.lock().expect("registry lock").remove(&self.id);
-        self.registry.ends[self.reason.index()].fetch_add(1, Ordering::Relaxed);
+        let counters = &self.registry.counters[self.transport.index()];
+        counters.active.fetch_sub(1, Ordering::Relaxed);
+        counters.ends[self.reason.index()].fetch_add(1, Ordering::Relaxed);
     }
 }

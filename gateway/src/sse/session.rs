@@ -1,4 +1,4 @@
-//! One SSE session's producer: the task that writes the stream's frames.
+//! A stream's producer (the task that writes its frames) and the HTTP+SSE session built on it.
 //!
 //! Fixed (`SSE_DISCONNECT_DETECTION=on`): every iteration of the loop also waits on the body's
 //! receiver closing, so a client that goes away — FIN or RST, which hyper notices and answers by
@@ -31,84 +31,77 @@ enum Origin {
     Producer,
 }
 
-pub struct Session {
-    registration: Registration,
+/// The frame loop every stream runs, whatever its transport: replies from the inbox, keepalives,
+/// the fixed profile's disconnect detection and send timeout, the legacy profile's retry, the
+/// rapid-yield detector. It outlives one stream: a Streamable HTTP session runs it for each GET.
+pub struct Producer {
     inbox: mpsc::Receiver<Bytes>,
-    out: mpsc::Sender<Bytes>,
     shutdown: watch::Receiver<bool>,
     cfg: SseBehaviour,
     detector: RapidYield,
-    conn: ConnHandle,
 }
 
-impl Session {
-    pub(super) fn new(
-        registration: Registration,
-        inbox: mpsc::Receiver<Bytes>,
-        out: mpsc::Sender<Bytes>,
-        shutdown: watch::Receiver<bool>,
-        cfg: SseBehaviour,
-        conn: ConnHandle,
-    ) -> Session {
-        Session {
-            registration,
+impl Producer {
+    pub(super) fn new(inbox: mpsc::Receiver<Bytes>, shutdown: watch::Receiver<bool>, cfg: SseBehaviour) -> Producer {
+        Producer {
             inbox,
-            out,
             shutdown,
             detector: RapidYield::new(&cfg),
             cfg,
-            conn,
         }
     }
 
-    /// Run until the session ends; the registration (and with it the registry entry) goes with it.
-    pub async fn run(mut self, endpoint: Bytes) {
-        let reason = self.serve(endpoint).await;
-        tracing::debug!(reason = reason.label(), "SSE session ended");
-        if matches!(reason, EndReason::SendTimeout | EndReason::SpinDetected) {
-            // The client is still connected but not being served: cut the connection, or hyper would
-            // keep it (and the frames it holds) open for as long as the client likes.
-            self.conn.abort();
-        }
-        self.registration.set_reason(reason);
+    /// Whether the gateway is shutting down.
+    pub async fn shutting_down(&mut self) {
+        let _ = self.shutdown.wait_for(|stop| *stop).await;
     }
 
-    async fn serve(&mut self, endpoint: Bytes) -> EndReason {
-        for first in [endpoint, frame::keepalive()] {
-            if let Err(reason) = self.deliver(first, Origin::Client).await {
+    /// Serve one stream until it ends: `first` frames, then replies and keepalives. `stop` ends it
+    /// from outside (a Streamable HTTP session deleted) with its own reason.
+    pub async fn stream(
+        &mut self,
+        out: &mpsc::Sender<Bytes>,
+        first: &[Bytes],
+        keepalive: fn() -> Bytes,
+        stop: impl Future<Output = EndReason>,
+    ) -> EndReason {
+        for frame in first {
+            if let Err(reason) = self.deliver(out, frame.clone(), Origin::Client).await {
                 return reason;
             }
         }
         let detect = self.cfg.detection == Detection::On;
+        let mut stop = std::pin::pin!(stop);
         loop {
             let keepalive_at = Instant::now() + self.cfg.keepalive;
             let (next, origin) = tokio::select! {
                 biased;
                 _ = async { let _ = self.shutdown.wait_for(|stop| *stop).await; } => {
                     // Best effort: a final frame to a client that still reads.
-                    let _ = tokio::time::timeout(Duration::from_millis(200), self.out.send(frame::shutdown())).await;
+                    let _ = tokio::time::timeout(Duration::from_millis(200), out.send(frame::shutdown())).await;
                     return EndReason::Shutdown;
                 }
-                _ = self.out.closed(), if detect => return EndReason::ClientGone,
+                reason = &mut stop => return reason,
+                _ = out.closed(), if detect => return EndReason::ClientGone,
                 Some(reply) = self.inbox.recv() => (reply, Origin::Client),
-                _ = tokio::time::sleep_until(keepalive_at) => (frame::keepalive(), Origin::Producer),
+                _ = tokio::time::sleep_until(keepalive_at) => (keepalive(), Origin::Producer),
             };
-            if let Err(reason) = self.deliver(next, origin).await {
+            if let Err(reason) = self.deliver(out, next, origin).await {
                 return reason;
             }
         }
     }
 
-    async fn deliver(&mut self, mut next: Bytes, origin: Origin) -> Result<(), EndReason> {
+    async fn deliver(&mut self, out: &mpsc::Sender<Bytes>, mut next: Bytes, origin: Origin) -> Result<(), EndReason> {
         if origin == Origin::Producer && self.detector.spinning(Instant::now()) {
             return Err(EndReason::SpinDetected);
         }
         loop {
             let sent = match self.cfg.send_timeout {
-                Some(limit) => tokio::time::timeout(limit, self.out.send(next))
+                Some(limit) => tokio::time::timeout(limit, out.send(next))
                     .await
                     .map_err(|_| EndReason::SendTimeout)?,
-                None => self.out.send(next).await,
+                None => out.send(next).await,
             };
             match (sent, self.cfg.detection) {
                 (Ok(()), _) => return Ok(()),
@@ -128,6 +121,46 @@ impl Session {
                 }
             }
         }
+    }
+}
+
+/// An HTTP+SSE session: one stream, whose end is the session's.
+pub struct Session {
+    registration: Registration,
+    producer: Producer,
+    out: mpsc::Sender<Bytes>,
+    conn: ConnHandle,
+}
+
+impl Session {
+    pub(super) fn new(
+        registration: Registration,
+        producer: Producer,
+        out: mpsc::Sender<Bytes>,
+        conn: ConnHandle,
+    ) -> Session {
+        Session {
+            registration,
+            producer,
+            out,
+            conn,
+        }
+    }
+
+    /// Run until the session ends; the registration (and with it the registry entry) goes with it.
+    pub async fn run(mut self, endpoint: Bytes) {
+        let first = [endpoint, frame::keepalive()];
+        let reason = self
+            .producer
+            .stream(&self.out, &first, frame::keepalive, std::future::pending())
+            .await;
+        tracing::debug!(reason = reason.label(), "SSE session ended");
+        if reason.leaves_client_connected() {
+            // The client is still connected but not being served: cut the connection, or hyper would
+            // keep it (and the frames it holds) open for as long as the client likes.
+            self.conn.abort();
+        }
+        self.registration.set_reason(reason);
     }
 }
 

@@ -90,11 +90,14 @@ pub fn with_label(series: &[Series], name: &str, key: &str, value: &str) -> Opti
 
 /// Every `name{key=…}` as label value → value.
 pub fn by_label(series: &[Series], name: &str, key: &str) -> BTreeMap<String, f64> {
-    series
-        .iter()
-        .filter(|s| s.name == name)
-        .filter_map(|s| Some((s.labels.get(key)?.clone(), s.value)))
-        .collect()
+    let mut out = BTreeMap::new();
+    for s in series.iter().filter(|s| s.name == name) {
+        if let Some(value) = s.labels.get(key) {
+            // Series that differ in another label (`transport`) add up.
+            *out.entry(value.clone()).or_insert(0.0) += s.value;
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -106,7 +109,8 @@ mod tests {
 lock_conflicts_total{entity="tool"} 12
 lock_conflicts_total{entity="gateway"} 3
 sse_sessions_active 40
-sse_session_ends_total{reason="client_gone"} 7
+sse_session_ends_total{transport="sse",reason="client_gone"} 7
+sse_session_ends_total{transport="streamable_http",reason="client_gone"} 2
 weird{a="x\"y\\z",b="2"} 1.5e3 1700000000000
 http_request_duration_seconds_bucket{route="/tools",le="+Inf"} 9
 process_cpu_seconds_total 12.25
@@ -119,7 +123,7 @@ not a metric line
         assert_eq!(sum(&s, "lock_conflicts_total"), Some(15.0));
         assert_eq!(with_label(&s, "lock_conflicts_total", "entity", "tool"), Some(12.0));
         assert_eq!(sum(&s, "sse_sessions_active"), Some(40.0));
-        assert_eq!(by_label(&s, "sse_session_ends_total", "reason")["client_gone"], 7.0);
+        assert_eq!(by_label(&s, "sse_session_ends_total", "reason")["client_gone"], 9.0);
         let weird = s.iter().find(|x| x.name == "weird").unwrap();
         assert_eq!(weird.labels["a"], "x\"y\\z");
         assert_eq!(weird.value, 1500.0);

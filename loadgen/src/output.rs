@@ -42,7 +42,7 @@ pub fn status_line(s: &Snapshot, width: usize) -> String {
         .and_then(|o| o.blocked_queries)
         .map_or("-".to_owned(), |b| b.to_string());
     let mut line = format!(
-        "{:>5.0}s/{:.0}s {:<9} {:>8.0} req/s  p99 {:>7}  fail {:>6}  {}  sse {}  target cpu {cpu} blocked {blocked}",
+        "{:>5.0}s/{:.0}s {:<9} {:>8.0} req/s  p99 {:>7}  fail {:>6}  {}  streams {}  target cpu {cpu} blocked {blocked}",
         s.elapsed_s,
         total,
         s.phase.label(),
@@ -50,7 +50,7 @@ pub fn status_line(s: &Snapshot, width: usize) -> String {
         ms(p99),
         pct(t.failed, t.count),
         users,
-        s.sse.open
+        s.sse.open + s.mcp.open
     );
     if width > 0 && total > 0.0 {
         let bar_len = 20usize;
@@ -114,13 +114,23 @@ pub fn summary(r: &Results) -> String {
     );
     actions_table(&mut out, r);
     outcomes(&mut out, r);
-    if r.sse.opened > 0 {
-        let s = &r.sse;
-        let _ = writeln!(
-            out,
-            "SSE streams: {} opened, peak {} open at once; closed {} abrupt, {} with RST, {} gracefully; {} ended by the server",
-            s.opened, s.peak_open, s.closed_abrupt, s.closed_rst, s.closed_graceful, s.server_closed
-        );
+    for (transport, s) in [("SSE sessions", &r.sse), ("Streamable HTTP sessions", &r.mcp)] {
+        if s.opened > 0 {
+            let _ = writeln!(
+                out,
+                "{transport}: {} opened, peak {} open at once; ended by the client {} ({} abrupt, {} with RST, {} gracefully, {} deleted), by the server {}, by an error {}; {} re-initialized after 404",
+                s.opened,
+                s.peak_open,
+                s.closed_by_client(),
+                s.closed_abrupt,
+                s.closed_rst,
+                s.closed_graceful,
+                s.closed_delete,
+                s.server_closed,
+                s.errored,
+                s.reinitialized
+            );
+        }
     }
     if r.load.dropped > 0 {
         let _ = writeln!(out, "dropped arrivals (every slot busy): {}", r.load.dropped);
@@ -246,7 +256,7 @@ fn target_side(out: &mut String, o: &ObservedSummary) {
     }
     let _ = writeln!(
         out,
-        "target metrics: lock conflicts {}, SSE sessions active max {} / at the end {}{}",
+        "target metrics: lock conflicts {}, MCP sessions (SSE and Streamable HTTP) active max {} / at the end {}{}",
         count(o.lock_conflicts),
         count(o.sse_sessions_active_max),
         count(o.sse_sessions_active_end),

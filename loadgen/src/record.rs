@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
-use crate::data::{FailureKind, Summary};
+use crate::data::{FailureKind, StreamFigures, Summary};
 
 /// Highest latency a histogram holds (µs): one hour. Longer ones are clamped.
 const MAX_MICROS: u64 = 3_600_000_000;
@@ -166,14 +166,10 @@ pub struct Gauges {
     pub users: AtomicU64,
     /// Actions started and not finished.
     pub in_flight: AtomicI64,
-    /// SSE streams open now (client side).
-    pub sse_open: AtomicI64,
-    pub sse_opened: AtomicU64,
-    pub sse_closed_abrupt: AtomicU64,
-    pub sse_closed_rst: AtomicU64,
-    pub sse_closed_graceful: AtomicU64,
-    /// Streams the server ended before the client closed them.
-    pub sse_server_closed: AtomicU64,
+    /// HTTP+SSE sessions (client side).
+    pub sse: StreamGauges,
+    /// Streamable HTTP sessions (client side).
+    pub mcp: StreamGauges,
     /// Open model: arrivals dropped because every slot was busy.
     pub dropped: AtomicU64,
     /// Actions cut at the end of the graceful stop.
@@ -183,6 +179,42 @@ pub struct Gauges {
 impl Gauges {
     pub fn get(a: &AtomicU64) -> u64 {
         a.load(Ordering::Relaxed)
+    }
+}
+
+/// One transport's sessions as the client sees them: open now, opened, and how each ended.
+#[derive(Debug, Default)]
+pub struct StreamGauges {
+    pub open: AtomicI64,
+    pub opened: AtomicU64,
+    /// Ended by the client: dropped (FIN), reset (RST), closed in order, or deleted (`DELETE`).
+    pub closed_abrupt: AtomicU64,
+    pub closed_rst: AtomicU64,
+    pub closed_graceful: AtomicU64,
+    pub closed_delete: AtomicU64,
+    /// Ended by the server before the client closed them (stream ended, session gone).
+    pub server_closed: AtomicU64,
+    /// Ended by an error on the way (a broken connection, a malformed answer, a timeout).
+    pub errored: AtomicU64,
+    /// Told their session had expired (404) and started a new one.
+    pub reinitialized: AtomicU64,
+}
+
+impl StreamGauges {
+    pub fn figures(&self, peak_open: i64) -> StreamFigures {
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        StreamFigures {
+            open: self.open.load(Ordering::Relaxed),
+            opened: get(&self.opened),
+            closed_abrupt: get(&self.closed_abrupt),
+            closed_rst: get(&self.closed_rst),
+            closed_graceful: get(&self.closed_graceful),
+            closed_delete: get(&self.closed_delete),
+            server_closed: get(&self.server_closed),
+            errored: get(&self.errored),
+            reinitialized: get(&self.reinitialized),
+            peak_open,
+        }
     }
 }
 

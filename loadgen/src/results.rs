@@ -11,7 +11,7 @@ use anyhow::Context as _;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
-use crate::data::{Completion, FailureKind, Judged, Metrics, ObservedSummary, Phase, SseFigures, Summary, Window};
+use crate::data::{Completion, FailureKind, Judged, Metrics, ObservedSummary, Phase, StreamFigures, Summary, Window};
 use crate::engine::RunOutput;
 use crate::environment::Environment;
 use crate::observe::summarize;
@@ -61,7 +61,10 @@ pub struct Results {
     pub series: Vec<Window>,
     pub actions: Vec<ActionTotals>,
     pub totals: Summary,
-    pub sse: SseFigures,
+    pub sse: StreamFigures,
+    /// Streamable HTTP sessions (client side).
+    #[serde(default)]
+    pub mcp: StreamFigures,
     pub generator: GeneratorFigures,
     /// Target-side figures; each is null when its source was not configured or not reachable.
     pub observed: ObservedSummary,
@@ -233,6 +236,7 @@ impl Results {
             actions,
             totals,
             sse: run.sse.clone(),
+            mcp: run.mcp.clone(),
             generator: GeneratorFigures {
                 cpu_seconds: run.generator_cpu_s,
                 requests_per_cpu_second: run.generator_cpu_s.filter(|c| *c > 0.0).map(|c| requests as f64 / c),

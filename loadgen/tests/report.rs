@@ -111,7 +111,7 @@ fn legacy_against_fixed_is_well_formed_self_contained_and_holds_charts_and_the_t
     assert_eq!(
         svgs.len(),
         6,
-        "RPS, failures, latency, blocked queries, target CPU, SSE"
+        "RPS, failures, latency, blocked queries, target CPU, streams"
     );
     let labels: Vec<&str> = svgs.iter().filter_map(|s| s.attribute("aria-label")).collect();
     for want in [
@@ -120,7 +120,7 @@ fn legacy_against_fixed_is_well_formed_self_contained_and_holds_charts_and_the_t
         "Latency",
         "Blocked queries",
         "Target CPU",
-        "SSE",
+        "Streams",
     ] {
         assert!(labels.contains(&want), "no {want} chart in {labels:?}");
     }
@@ -170,7 +170,8 @@ fn legacy_against_fixed_is_well_formed_self_contained_and_holds_charts_and_the_t
     let text = text_of(&doc);
     for section in [
         "Blocking chains seen",
-        "SSE sessions",
+        "Sessions and streams",
+        "client, SSE: opened",
         "Statuses and errors by action",
         "spin_detected",
     ] {
@@ -407,6 +408,9 @@ fn the_summary_prints_counts_as_whole_numbers() {
         .find(|l| l.starts_with("target metrics:"))
         .unwrap_or_else(|| panic!("{text}"));
     assert!(line.contains("lock conflicts 0,"), "{line}");
-    assert!(line.contains("SSE sessions active max 89 "), "{line}");
+    assert!(
+        line.contains("MCP sessions (SSE and Streamable HTTP) active max 89 "),
+        "{line}"
+    );
     assert!(!line.contains(".0"), "{line}");
 }

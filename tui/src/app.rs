@@ -7,7 +7,7 @@ use std::time::Duration;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use stampede_loadgen::data::metrics::Figures;
 use stampede_loadgen::data::threshold;
-use stampede_loadgen::data::{FailureKind, Judged, Phase, Snapshot, SseFigures, Summary, Window};
+use stampede_loadgen::data::{FailureKind, Judged, Phase, Snapshot, StreamFigures, Summary, Window};
 use stampede_loadgen::observe;
 use stampede_loadgen::results::Results;
 
@@ -30,7 +30,7 @@ pub enum Panel {
     Statuses,
     Blocked,
     Cpu,
-    Sse,
+    Streams,
     Thresholds,
 }
 
@@ -42,7 +42,7 @@ impl Panel {
         Panel::Statuses,
         Panel::Blocked,
         Panel::Cpu,
-        Panel::Sse,
+        Panel::Streams,
         Panel::Thresholds,
     ];
 }
@@ -68,7 +68,8 @@ pub struct App {
     pub totals: Summary,
     /// Per recording slot, in the order of `slots`.
     pub slot_totals: Vec<Summary>,
-    pub sse: SseFigures,
+    pub sse: StreamFigures,
+    pub mcp: StreamFigures,
     pub statuses: BTreeMap<u16, u64>,
     pub failures: BTreeMap<FailureKind, u64>,
     pub thresholds: BTreeMap<String, Vec<String>>,
@@ -101,7 +102,8 @@ impl App {
             remaining_s: 0.0,
             totals: Summary::default(),
             slot_totals: Vec::new(),
-            sse: SseFigures::default(),
+            sse: StreamFigures::default(),
+            mcp: StreamFigures::default(),
             statuses: BTreeMap::new(),
             failures: BTreeMap::new(),
             thresholds: BTreeMap::new(),
@@ -129,6 +131,7 @@ impl App {
         self.totals = s.totals_all.clone();
         self.slot_totals = s.totals.clone();
         self.sse = s.sse.clone();
+        self.mcp = s.mcp.clone();
         self.statuses = s.statuses.clone();
         self.failures = s.failures.clone();
         self.thresholds = s.thresholds.clone();
@@ -151,6 +154,7 @@ impl App {
         app.totals = r.totals.clone();
         app.slot_totals = r.actions.iter().map(|a| a.summary.clone()).collect();
         app.sse = r.sse.clone();
+        app.mcp = r.mcp.clone();
         for a in &r.actions {
             for (s, n) in &a.statuses {
                 *app.statuses.entry(*s).or_default() += n;

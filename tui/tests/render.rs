@@ -46,7 +46,7 @@ fn a_finished_run_at_80_by_24_shows_every_panel() {
         "Status codes",
         "200×",
         "Thresholds",
-        "SSE client",
+        "Streams: client",
     ] {
         assert!(s.contains(text), "{text:?} missing at 80x24:\n{s}");
     }

@@ -10,6 +10,7 @@
 pub mod conn;
 mod http;
 mod jsonrpc;
+mod mcp;
 mod request;
 mod rpc;
 mod spec;
@@ -44,9 +45,10 @@ pub trait Kind: Sized {
     /// The template variables the action draws (so the scenario can check setup provides them).
     fn vars(&self, vars: &mut BTreeSet<Var>);
 
-    /// Whether the action records a second series besides its own (an SSE session's replies).
-    fn has_replies(&self) -> bool {
-        false
+    /// The series the action records besides its own, as suffixes of its name (an SSE session's
+    /// `reply`, an MCP session's methods); `Slots::extra(i)` is the slot of the i-th.
+    fn series(&self) -> Vec<String> {
+        Vec::new()
     }
 
     /// Run once; `intended` is when it should have started (open model) or started (closed).
@@ -105,8 +107,8 @@ macro_rules! kinds {
                 match self { $(ActionPlan::$variant(k) => k.vars(vars)),+ }
             }
 
-            fn has_replies(&self) -> bool {
-                match self { $(ActionPlan::$variant(k) => k.has_replies()),+ }
+            fn series(&self) -> Vec<String> {
+                match self { $(ActionPlan::$variant(k) => k.series()),+ }
             }
 
             pub async fn run(
@@ -127,6 +129,7 @@ kinds! {
     Http = "http" => http::Http,
     Rpc = "rpc" => rpc::Rpc,
     Sse = "sse" => sse::Sse,
+    Mcp = "mcp" => mcp::Mcp,
 }
 
 /// A planned action: its name (also its series in the results), weight and plan.
@@ -148,9 +151,9 @@ impl Action {
         vars
     }
 
-    /// Whether the action has a reply series (`"<name> reply"`) besides its own.
-    pub fn has_replies(&self) -> bool {
-        self.plan.has_replies()
+    /// The action's series besides its own, as suffixes (`"<name> reply"`).
+    pub fn series(&self) -> Vec<String> {
+        self.plan.series()
     }
 }
 
@@ -232,11 +235,27 @@ pub struct Env {
     pub soft_stop: watch::Receiver<bool>,
 }
 
-/// Recording slots of an action: its own series, and its replies' when it has them.
+/// Recording slots of an action: its own series, and those of `Kind::series` (consecutive).
 #[derive(Debug, Clone, Copy)]
 pub struct Slots {
     pub main: usize,
-    pub replies: Option<usize>,
+    first_extra: usize,
+    extra: usize,
+}
+
+impl Slots {
+    pub fn new(main: usize, first_extra: usize, extra: usize) -> Slots {
+        Slots {
+            main,
+            first_extra,
+            extra,
+        }
+    }
+
+    /// The slot of the action's i-th extra series.
+    pub fn extra(&self, i: usize) -> Option<usize> {
+        (i < self.extra).then(|| self.first_extra + i)
+    }
 }
 
 /// What the engine needs to know about an action's end besides the sample it recorded.

@@ -20,6 +20,8 @@ pub struct Scratch {
     pub body: String,
     pub error: String,
     pub conn: Conn,
+    /// An MCP session's buffers.
+    pub mcp: super::mcp::State,
 }
 
 /// `base` followed by the rendered template, into `out`.

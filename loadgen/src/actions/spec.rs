@@ -14,6 +14,8 @@ pub enum CloseMode {
     Abrupt,
     /// Shut the write side and let the server close.
     Graceful,
+    /// mcp: end the session with `DELETE`, as a client that is done does.
+    Delete,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -54,18 +56,25 @@ pub struct ActionSpec {
     /// rpc: JSON-RPC error codes that are expected outcomes, not failures.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expected_errors: Option<Vec<i64>>,
-    /// sse: open the stream on `/servers/{server_id}/sse`.
+    /// mcp: the Streamable HTTP endpoint (default `/mcp`, or `/servers/{server_id}/mcp` with
+    /// `server = true`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// mcp: hold the session's `GET` stream for server messages during `hold`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listen: Option<bool>,
+    /// sse/mcp: open the stream on `/servers/{server_id}/sse` (`/mcp`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server: Option<bool>,
-    /// sse: JSON-RPC requests sent through the session, replies timed on the stream.
+    /// sse/mcp: JSON-RPC requests sent through the session, each reply timed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requests: Option<Vec<SseRequestSpec>>,
-    /// sse: how long to keep the stream open after the requests.
+    /// sse/mcp: how long to keep the session open after the requests.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hold: Option<DurRange>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub close: Option<CloseMode>,
-    /// sse, abrupt close: reset the connection (SO_LINGER 0) instead of closing it.
+    /// sse/mcp, abrupt close: reset the connection (SO_LINGER 0) instead of closing it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rst: Option<bool>,
 }
@@ -76,7 +85,7 @@ fn default_weight() -> u32 {
 
 impl ActionSpec {
     /// The kind-specific fields, each with whether the file gave it; in the order they are checked.
-    pub fn given(&self) -> [(&'static str, bool); 12] {
+    pub fn given(&self) -> [(&'static str, bool); 14] {
         [
             ("method", self.method.is_some()),
             ("path", self.path.is_some()),
@@ -85,6 +94,8 @@ impl ActionSpec {
             ("ok", self.ok.is_some()),
             ("expected", self.expected.is_some()),
             ("expected_errors", self.expected_errors.is_some()),
+            ("endpoint", self.endpoint.is_some()),
+            ("listen", self.listen.is_some()),
             ("server", self.server.is_some()),
             ("requests", self.requests.is_some()),
             ("hold", self.hold.is_some()),

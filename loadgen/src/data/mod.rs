@@ -13,6 +13,6 @@ pub mod threshold;
 
 pub use metrics::{MetricKind, Metrics};
 pub use observed::{ChainLink, Observed, ObservedSummary, Sources};
-pub use run::{Completion, Phase, Snapshot, SseFigures, Window};
+pub use run::{Completion, Phase, Snapshot, StreamFigures, Window};
 pub use summary::{FailureKind, Summary};
 pub use threshold::{Judged, Threshold, Verdict};

@@ -50,6 +50,9 @@ pub struct Window {
     pub users: u64,
     pub in_flight: i64,
     pub sse_open: i64,
+    /// Streamable HTTP sessions open (client side).
+    #[serde(default)]
+    pub mcp_open: i64,
     /// Open model: arrivals dropped in this window.
     pub dropped: u64,
     /// Per recording slot, in the order of `Results::slots`.
@@ -73,7 +76,9 @@ pub struct Snapshot {
     pub window: Option<Window>,
     pub totals: Vec<Summary>,
     pub totals_all: Summary,
-    pub sse: SseFigures,
+    pub sse: StreamFigures,
+    #[serde(default)]
+    pub mcp: StreamFigures,
     /// Statuses and failure kinds over all actions so far.
     pub statuses: BTreeMap<u16, u64>,
     pub failures: BTreeMap<FailureKind, u64>,
@@ -89,14 +94,27 @@ fn default_settle_s() -> f64 {
     5.0
 }
 
-/// Client-side SSE figures.
+/// One transport's sessions, client side: open now and at most, opened, and how they ended.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
-pub struct SseFigures {
+pub struct StreamFigures {
     pub open: i64,
     pub opened: u64,
     pub closed_abrupt: u64,
     pub closed_rst: u64,
     pub closed_graceful: u64,
+    #[serde(default)]
+    pub closed_delete: u64,
     pub server_closed: u64,
+    #[serde(default)]
+    pub errored: u64,
+    #[serde(default)]
+    pub reinitialized: u64,
     pub peak_open: i64,
+}
+
+impl StreamFigures {
+    /// Sessions the client ended, whichever way.
+    pub fn closed_by_client(&self) -> u64 {
+        self.closed_abrupt + self.closed_rst + self.closed_graceful + self.closed_delete
+    }
 }

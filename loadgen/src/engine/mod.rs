@@ -17,7 +17,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::actions::{Action, Ended, Env, Scratch, Slots, conn};
-use crate::data::{Completion, Phase, Sources, SseFigures};
+use crate::data::{Completion, Phase, Sources, StreamFigures};
 use crate::observe::ObserveConfig;
 use crate::record::Recorder;
 use crate::scenario::{Scenario, UpstreamPlan};
@@ -103,16 +103,14 @@ impl Ctx {
     }
 }
 
-/// The recording series: one per action, then one per action with replies (`"<name> reply"`).
+/// The recording series: one per action, then each action's own extra series (`"<name> reply"`).
 fn series(scenario: &Scenario) -> (Vec<String>, Vec<Slots>) {
     let mut names: Vec<String> = scenario.actions.iter().map(|a| a.name.clone()).collect();
     let mut slots = Vec::new();
     for (i, a) in scenario.actions.iter().enumerate() {
-        let replies = a.has_replies().then(|| {
-            names.push(format!("{} reply", a.name));
-            names.len() - 1
-        });
-        slots.push(Slots { main: i, replies });
+        let extra = a.series();
+        slots.push(Slots::new(i, names.len(), extra.len()));
+        names.extend(extra.iter().map(|suffix| format!("{} {suffix}", a.name)));
     }
     (names, slots)
 }
@@ -192,7 +190,8 @@ pub struct RunOutput {
     pub completion: Completion,
     pub slots: Vec<String>,
     pub timeline: Timeline,
-    pub sse: SseFigures,
+    pub sse: StreamFigures,
+    pub mcp: StreamFigures,
     pub pools: serde_json::Value,
     pub load_seconds: f64,
     pub cut: u64,

@@ -11,7 +11,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::timeline::{Timeline, sse_figures};
+use super::timeline::Timeline;
 use super::{Ctx, RunOptions, RunOutput, Stops, models, observe_config, series};
 use crate::data::{Completion, Phase, Snapshot, Window};
 use crate::observe::Observers;
@@ -187,7 +187,8 @@ impl<'a> RunLoop<'a> {
             spawned: self.target.spawned.is_some(),
             started_at: self.started_at,
             completion: self.completion,
-            sse: sse_figures(g, self.timeline.peak_sse_open),
+            sse: g.sse.figures(self.timeline.peak_sse_open),
+            mcp: g.mcp.figures(self.timeline.peak_mcp_open),
             slots: self.names,
             timeline: self.timeline,
             pools: ctx.pools.counts(),
@@ -219,7 +220,8 @@ impl<'a> RunLoop<'a> {
             window,
             totals_all: all.summary(secs),
             totals: self.timeline.totals.iter().map(|t| t.summary(secs)).collect(),
-            sse: sse_figures(&self.ctx.env.recorder.gauges, self.timeline.peak_sse_open),
+            sse: self.ctx.env.recorder.gauges.sse.figures(self.timeline.peak_sse_open),
+            mcp: self.ctx.env.recorder.gauges.mcp.figures(self.timeline.peak_mcp_open),
             statuses: all.statuses,
             failures: all.failures,
             thresholds: scenario.spec.thresholds.clone(),

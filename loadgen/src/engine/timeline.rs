@@ -6,21 +6,8 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use crate::data::{Observed, Phase, Snapshot, SseFigures, Window};
+use crate::data::{Observed, Phase, Snapshot, Window};
 use crate::record::{Gauges, Recorder, Stats};
-
-/// The client-side SSE figures as the gauges hold them now.
-pub fn sse_figures(g: &Gauges, peak_open: i64) -> SseFigures {
-    SseFigures {
-        open: g.sse_open.load(Ordering::Relaxed),
-        opened: Gauges::get(&g.sse_opened),
-        closed_abrupt: Gauges::get(&g.sse_closed_abrupt),
-        closed_rst: Gauges::get(&g.sse_closed_rst),
-        closed_graceful: Gauges::get(&g.sse_closed_graceful),
-        server_closed: Gauges::get(&g.sse_server_closed),
-        peak_open,
-    }
-}
 
 /// Owns the series and the totals while the run goes on.
 pub struct Timeline {
@@ -29,6 +16,7 @@ pub struct Timeline {
     spare: Vec<Stats>,
     last_dropped: u64,
     pub peak_sse_open: i64,
+    pub peak_mcp_open: i64,
 }
 
 impl Timeline {
@@ -39,6 +27,7 @@ impl Timeline {
             spare: (0..slots).map(|_| Stats::default()).collect(),
             last_dropped: 0,
             peak_sse_open: 0,
+            peak_mcp_open: 0,
         }
     }
 
@@ -63,8 +52,10 @@ impl Timeline {
         }
         let g = &recorder.gauges;
         let dropped = Gauges::get(&g.dropped);
-        let sse_open = g.sse_open.load(Ordering::Relaxed);
+        let sse_open = g.sse.open.load(Ordering::Relaxed);
         self.peak_sse_open = self.peak_sse_open.max(sse_open);
+        let mcp_open = g.mcp.open.load(Ordering::Relaxed);
+        self.peak_mcp_open = self.peak_mcp_open.max(mcp_open);
         self.windows.push(Window {
             t,
             phase,
@@ -72,6 +63,7 @@ impl Timeline {
             users: Gauges::get(&g.users),
             in_flight: g.in_flight.load(Ordering::Relaxed),
             sse_open,
+            mcp_open,
             dropped: dropped - self.last_dropped,
             actions,
             all: all.summary(secs),

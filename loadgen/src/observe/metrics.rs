@@ -1,4 +1,4 @@
-//! The target's own metrics: its Prometheus endpoint scraped once a second — SSE sessions active and
+//! The target's own metrics: its Prometheus endpoint scraped once a second — MCP sessions active (both transports) and
 //! their ends by reason, lock conflicts, the database pool in use, lock waits in flight, and (when the
 //! target is not a local process) its CPU from `process_cpu_seconds_total`.
 

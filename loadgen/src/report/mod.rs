@@ -8,7 +8,7 @@ pub mod svg;
 
 use std::fmt::Write as _;
 
-use crate::data::{Phase, SseFigures, Verdict, Window};
+use crate::data::{Phase, StreamFigures, Verdict, Window};
 use crate::format::num;
 use crate::gate::{self, baseline::Baseline, check::Tolerances};
 use crate::results::Results;
@@ -407,11 +407,11 @@ impl<'a> Charts<'a> {
 
     fn sse(&self) -> Chart {
         self.chart(
-            "SSE",
-            "solid: server sessions active; dashed: client streams open",
+            "Streams",
+            "solid: server sessions active; dashed: client sessions open (SSE and Streamable HTTP)",
             self.per_run_pair(
                 ("server sessions", |w| w.observed.sse_sessions_active),
-                ("client", |w| Some(w.sse_open as f64)),
+                ("client", |w| Some((w.sse_open + w.mcp_open) as f64)),
             ),
             None,
         )
@@ -458,11 +458,13 @@ fn chains(body: &mut String, runs: &[Run]) {
     }
 }
 
-/// One of the client-side SSE figures, read from a run's totals.
-type ClientFigure = fn(&SseFigures) -> i64;
+/// One of the client-side session figures, read from a transport's totals.
+type ClientFigure = fn(&StreamFigures) -> i64;
+/// A transport's totals in a run.
+type Transport = fn(&Run) -> &StreamFigures;
 
 fn sse(body: &mut String, runs: &[Run]) {
-    body.push_str("<h2>SSE sessions</h2>");
+    body.push_str("<h2>Sessions and streams</h2>");
     let mut reasons: Vec<String> = runs
         .iter()
         .flat_map(|r| r.results.observed.sse_session_ends.keys().cloned())
@@ -472,18 +474,27 @@ fn sse(body: &mut String, runs: &[Run]) {
     let mut head = vec!["figure"];
     head.extend(runs.iter().map(|r| r.label.as_str()));
     let mut rows: Vec<Vec<String>> = Vec::new();
-    let client: [(&str, ClientFigure); 6] = [
-        ("client: streams opened", |s| s.opened as i64),
-        ("client: peak open at once", |s| s.peak_open),
-        ("client: dropped abruptly", |s| s.closed_abrupt as i64),
-        ("client: reset (RST)", |s| s.closed_rst as i64),
-        ("client: closed gracefully", |s| s.closed_graceful as i64),
-        ("client: closed by the server", |s| s.server_closed as i64),
+    let client: [(&str, ClientFigure); 9] = [
+        ("opened", |s| s.opened as i64),
+        ("peak open at once", |s| s.peak_open),
+        ("dropped abruptly", |s| s.closed_abrupt as i64),
+        ("reset (RST)", |s| s.closed_rst as i64),
+        ("closed gracefully", |s| s.closed_graceful as i64),
+        ("deleted (DELETE)", |s| s.closed_delete as i64),
+        ("ended by the server", |s| s.server_closed as i64),
+        ("ended by an error", |s| s.errored as i64),
+        ("re-initialized after 404", |s| s.reinitialized as i64),
     ];
-    for (label, f) in client {
-        let mut row = vec![label.to_owned()];
-        row.extend(runs.iter().map(|r| f(&r.results.sse).to_string()));
-        rows.push(row);
+    let transports: [(&str, Transport); 2] = [("SSE", |r| &r.results.sse), ("Streamable HTTP", |r| &r.results.mcp)];
+    for (transport, figures) in transports {
+        if runs.iter().all(|r| figures(r).opened == 0) {
+            continue;
+        }
+        for (label, f) in client {
+            let mut row = vec![format!("client, {transport}: {label}")];
+            row.extend(runs.iter().map(|r| f(figures(r)).to_string()));
+            rows.push(row);
+        }
     }
     let mut row = vec!["server: sessions active at most".to_owned()];
     row.extend(runs.iter().map(|r| num(r.results.observed.sse_sessions_active_max)));

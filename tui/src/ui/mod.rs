@@ -163,7 +163,7 @@ fn draw_panel(f: &mut Frame, app: &App, panel: Panel, area: Rect, p: &Palette) {
         Panel::Statuses => panels::statuses::draw,
         Panel::Blocked => panels::blocked::draw,
         Panel::Cpu => panels::cpu::draw,
-        Panel::Sse => panels::sse::draw,
+        Panel::Streams => panels::streams::draw,
         Panel::Thresholds => panels::thresholds::draw,
     };
     draw(f, app, area, p);

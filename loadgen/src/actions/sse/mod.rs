@@ -21,7 +21,7 @@ use super::request::{Scratch, render};
 use super::{ActionSpec, At, CloseMode, Ended, Env, Kind, Slots, error_chain};
 use crate::data::FailureKind;
 use crate::lang::{DurRange, Problem, Template, Values, Var, json_template, problem};
-use crate::record::{Gauges, Outcome, Sample};
+use crate::record::{Outcome, Sample, StreamGauges};
 use transport::{ConnectFailed, OwnedConnection};
 
 #[derive(Debug, Clone)]
@@ -65,6 +65,12 @@ impl Kind for Sse {
                 params,
             });
         }
+        if a.close == Some(CloseMode::Delete) {
+            problems.push(problem(
+                at.field("close"),
+                "\"delete\" applies only to kind = \"mcp\" (an SSE session ends when its stream does)",
+            ));
+        }
         if a.rst == Some(true) && a.close == Some(CloseMode::Graceful) {
             problems.push(problem(at.field("rst"), "applies only to close = \"abrupt\""));
         }
@@ -90,8 +96,12 @@ impl Kind for Sse {
         }
     }
 
-    fn has_replies(&self) -> bool {
-        !self.requests.is_empty()
+    fn series(&self) -> Vec<String> {
+        if self.requests.is_empty() {
+            Vec::new()
+        } else {
+            vec!["reply".to_owned()]
+        }
     }
 
     async fn run(
@@ -152,12 +162,12 @@ async fn session(
             error: None,
         },
     );
-    let gauges = &env.recorder.gauges;
-    gauges.sse_open.fetch_add(1, Ordering::Relaxed);
-    gauges.sse_opened.fetch_add(1, Ordering::Relaxed);
+    let gauges = &env.recorder.gauges.sse;
+    gauges.open.fetch_add(1, Ordering::Relaxed);
+    gauges.opened.fetch_add(1, Ordering::Relaxed);
 
     // 2. Requests through the session, replies timed on the stream.
-    let server_closed = match slots.replies {
+    let server_closed = match slots.extra(0) {
         Some(reply_slot) => talk(a, env, reply_slot, &endpoint, &mut stream, values).await,
         None => false,
     };
@@ -172,14 +182,14 @@ async fn session(
             transport.cut();
             drop(stream);
         }
-        CloseMode::Graceful => {
+        CloseMode::Graceful | CloseMode::Delete => {
             // Release the stream; hyper closes the connection in order.
             drop(stream);
             drop(client);
         }
     }
     counter.fetch_add(1, Ordering::Relaxed);
-    gauges.sse_open.fetch_sub(1, Ordering::Relaxed);
+    gauges.open.fetch_sub(1, Ordering::Relaxed);
     Ended::Done(Outcome::Ok)
 }
 
@@ -277,14 +287,15 @@ async fn hold(env: &Env, hold: DurRange) {
 }
 
 /// The counter a session's end goes to.
-fn close_counter(g: &Gauges, server_closed: bool, close: CloseMode, rst: bool) -> &AtomicU64 {
+fn close_counter(g: &StreamGauges, server_closed: bool, close: CloseMode, rst: bool) -> &AtomicU64 {
     if server_closed {
-        return &g.sse_server_closed;
+        return &g.server_closed;
     }
     match (close, rst) {
-        (CloseMode::Abrupt, true) => &g.sse_closed_rst,
-        (CloseMode::Abrupt, false) => &g.sse_closed_abrupt,
-        (CloseMode::Graceful, _) => &g.sse_closed_graceful,
+        (CloseMode::Abrupt, true) => &g.closed_rst,
+        (CloseMode::Abrupt, false) => &g.closed_abrupt,
+        // `delete` is refused for SSE when planning.
+        (CloseMode::Graceful | CloseMode::Delete, _) => &g.closed_graceful,
     }
 }
 

@@ -5,6 +5,6 @@ pub(super) mod cpu;
 pub(super) mod failures;
 pub(super) mod latency;
 pub(super) mod rps;
-pub(super) mod sse;
 pub(super) mod statuses;
+pub(super) mod streams;
 pub(super) mod thresholds;

@@ -16,6 +16,12 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
 use crate::data::FailureKind;
+use wire::{Chunk, Framing, parse_chunk};
+
+mod stream;
+mod wire;
+
+pub use stream::Head;
 
 /// What a request came to; the body (when kept) is `Conn::body`.
 #[derive(Debug)]
@@ -49,6 +55,8 @@ pub struct Conn {
     request: Vec<u8>,
     read: Vec<u8>,
     body: Vec<u8>,
+    /// Where a streamed answer's body is (`stream.rs`).
+    reading: stream::Reading,
 }
 
 /// Why an exchange failed, before it is told as a failure kind.
@@ -76,12 +84,22 @@ impl Conn {
         Ok(())
     }
 
-    fn render(&mut self, ep: &Endpoint, method: &str, path_and_query: &str, body: Option<&str>) {
+    fn render(
+        &mut self,
+        ep: &Endpoint,
+        method: &str,
+        path_and_query: &str,
+        headers: &[(&str, &str)],
+        body: Option<&str>,
+    ) {
         let r = &mut self.request;
         r.clear();
         let _ = write!(r, "{method} {path_and_query} HTTP/1.1\r\nhost: {}\r\n", ep.host);
         if let Some(auth) = &ep.authorization {
             let _ = write!(r, "authorization: {auth}\r\n");
+        }
+        for (name, value) in headers {
+            let _ = write!(r, "{name}: {value}\r\n");
         }
         match body {
             Some(b) => {
@@ -106,7 +124,7 @@ impl Conn {
         body: Option<&str>,
         keep_body: bool,
     ) -> Answer {
-        self.render(ep, method, path_and_query, body);
+        self.render(ep, method, path_and_query, &[], body);
         match tokio::time::timeout(ep.timeout, self.send_rendered(ep, method == "HEAD", keep_body)).await {
             Ok(answer) => answer,
             Err(_) => {
@@ -203,41 +221,10 @@ impl Conn {
                 });
             }
             filled += n;
-            let mut headers = [httparse::EMPTY_HEADER; 48];
-            let mut resp = httparse::Response::new(&mut headers);
-            match resp.parse(&read[..filled]) {
-                Ok(httparse::Status::Partial) => continue,
-                Err(e) => return Err(Broken::Protocol(format!("a malformed answer: {e}"))),
-                Ok(httparse::Status::Complete(len)) => {
-                    let status = resp.code.unwrap_or(0);
-                    let mut framing = Framing::UntilClose;
-                    let mut keep_alive = resp.version == Some(1);
-                    for h in resp.headers.iter() {
-                        if h.name.eq_ignore_ascii_case("content-length") {
-                            let n = std::str::from_utf8(h.value)
-                                .ok()
-                                .and_then(|v| v.trim().parse::<usize>().ok());
-                            match n {
-                                Some(n) => framing = Framing::Length(n),
-                                None => return Err(Broken::Protocol("a malformed content-length".into())),
-                            }
-                        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
-                            if contains_token(h.value, b"chunked") {
-                                framing = Framing::Chunked;
-                            }
-                        } else if h.name.eq_ignore_ascii_case("connection") {
-                            if contains_token(h.value, b"close") {
-                                keep_alive = false;
-                            } else if contains_token(h.value, b"keep-alive") {
-                                keep_alive = true;
-                            }
-                        }
-                    }
-                    if head || status == 204 || status == 304 || (100..200).contains(&status) {
-                        framing = Framing::Length(0);
-                    }
-                    break (status, len, framing, keep_alive);
-                }
+            match wire::parse_head(&read[..filled], head) {
+                Ok(None) => continue,
+                Err(e) => return Err(Broken::Protocol(e)),
+                Ok(Some(h)) => break (h.status, h.len, h.framing, h.keep_alive),
             }
         };
         // Body.
@@ -303,106 +290,5 @@ impl Conn {
                 }
             },
         }
-    }
-}
-
-#[derive(Debug, Clone, Copy)]
-enum Framing {
-    Length(usize),
-    Chunked,
-    UntilClose,
-}
-
-fn contains_token(value: &[u8], token: &[u8]) -> bool {
-    value
-        .split(|b| *b == b',')
-        .any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
-}
-
-#[derive(Debug, PartialEq, Eq)]
-enum Chunk {
-    Incomplete,
-    Malformed,
-    /// Data at `start..start + len` of the slice; the next chunk starts at `next`.
-    Data {
-        start: usize,
-        len: usize,
-        next: usize,
-    },
-    Last,
-}
-
-fn parse_chunk(buf: &[u8]) -> Chunk {
-    let Some(eol) = buf.windows(2).position(|w| w == b"\r\n") else {
-        return if buf.len() > 1024 {
-            Chunk::Malformed
-        } else {
-            Chunk::Incomplete
-        };
-    };
-    let line = &buf[..eol];
-    let size_part = line.split(|b| *b == b';').next().unwrap_or(line).trim_ascii();
-    let Some(size) = std::str::from_utf8(size_part)
-        .ok()
-        .and_then(|s| usize::from_str_radix(s, 16).ok())
-    else {
-        return Chunk::Malformed;
-    };
-    let start = eol + 2;
-    if size == 0 {
-        // Trailers end with an empty line; without trailers that is the CRLF right here.
-        let rest = &buf[start..];
-        return if rest.starts_with(b"\r\n") || rest.windows(4).any(|w| w == b"\r\n\r\n") {
-            Chunk::Last
-        } else {
-            Chunk::Incomplete
-        };
-    }
-    if buf.len() < start + size + 2 {
-        return Chunk::Incomplete;
-    }
-    if &buf[start + size..start + size + 2] != b"\r\n" {
-        return Chunk::Malformed;
-    }
-    Chunk::Data {
-        start,
-        len: size,
-        next: start + size + 2,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn chunks_parse_incrementally() {
-        assert_eq!(parse_chunk(b"5\r\nhel"), Chunk::Incomplete);
-        assert_eq!(
-            parse_chunk(b"5\r\nhello\r\n0\r\n\r\n"),
-            Chunk::Data {
-                start: 3,
-                len: 5,
-                next: 10
-            }
-        );
-        assert_eq!(parse_chunk(b"0\r\n\r\n"), Chunk::Last);
-        assert_eq!(parse_chunk(b"0\r\n"), Chunk::Incomplete);
-        assert_eq!(
-            parse_chunk(b"a;ext=1\r\n0123456789\r\n"),
-            Chunk::Data {
-                start: 9,
-                len: 10,
-                next: 21
-            }
-        );
-        assert_eq!(parse_chunk(b"zz\r\n"), Chunk::Malformed);
-        assert_eq!(parse_chunk(b"2\r\nabXX"), Chunk::Malformed);
-    }
-
-    #[test]
-    fn header_tokens() {
-        assert!(contains_token(b"keep-alive, Close", b"close"));
-        assert!(!contains_token(b"closed", b"close"));
     }
 }

@@ -1,5 +1,6 @@
-//! The SSE panel: client streams open and, when the target reports it, server sessions active, with
-//! the server's session end reasons on a line under the chart.
+//! The streams panel: client sessions open (HTTP+SSE and Streamable HTTP) and, when the target
+//! reports it, server sessions active, with the server's session end reasons on a line under the
+//! chart.
 
 use std::collections::BTreeMap;
 
@@ -15,13 +16,22 @@ use crate::ui::{Palette, Series, block, line_chart};
 pub(in crate::ui) fn draw(f: &mut Frame, app: &App, area: Rect, p: &Palette) {
     let w = app.visible();
     let server = w.iter().rev().find_map(|w| w.observed.sse_sessions_active);
+    let (sse, mcp) = w
+        .last()
+        .map_or((app.sse.open, app.mcp.open), |w| (w.sse_open, w.mcp_open));
+    let client = match (sse, mcp, app.mcp.opened > 0) {
+        (sse, _, false) => format!("SSE {sse}"),
+        (0, mcp, true) => format!("MCP {mcp}"),
+        (sse, mcp, true) => format!("SSE {sse} + MCP {mcp}"),
+    };
     let title = format!(
-        "SSE client {} open · server {}",
-        w.last().map_or(app.sse.open, |w| w.sse_open),
+        "Streams: client {client} open · server {}",
         server.map_or("not measured".to_owned(), |s| format!("{s:.0} active"))
     );
     let ends = w.last().map(|w| &w.observed.sse_session_ends_total);
-    let mut series: Vec<Series<'_>> = vec![("client open", p.fg(Color::Green), &|w: &Window| Some(w.sse_open as f64))];
+    let mut series: Vec<Series<'_>> = vec![("client open", p.fg(Color::Green), &|w: &Window| {
+        Some((w.sse_open + w.mcp_open) as f64)
+    })];
     if server.is_some() {
         series.push(("server active", p.fg(Color::Magenta), &|w: &Window| {
             w.observed.sse_sessions_active

@@ -1,0 +1,174 @@
+//! HTTP/1.1 on the wire, for the hand-written client: the answer's head, its framing, chunks.
+
+use std::ops::Range;
+
+/// An answer's head as parsed: what the body reader needs, and where the headers some callers read
+/// are in the buffer (ranges, so nothing is copied).
+#[derive(Debug, Clone)]
+pub struct ParsedHead {
+    pub status: u16,
+    /// Bytes of the head, up to and including its blank line.
+    pub len: usize,
+    pub framing: Framing,
+    pub keep_alive: bool,
+    pub content_type: Option<Range<usize>>,
+    pub session_id: Option<Range<usize>>,
+}
+
+/// Parse an answer's head from `buf`; `Ok(None)` while it is incomplete. `head_request`: the answer
+/// to a HEAD has no body whatever it says.
+pub fn parse_head(buf: &[u8], head_request: bool) -> Result<Option<ParsedHead>, String> {
+    let mut headers = [httparse::EMPTY_HEADER; 48];
+    let mut resp = httparse::Response::new(&mut headers);
+    let len = match resp.parse(buf) {
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(e) => return Err(format!("a malformed answer: {e}")),
+        Ok(httparse::Status::Complete(len)) => len,
+    };
+    let status = resp.code.unwrap_or(0);
+    let mut framing = Framing::UntilClose;
+    let mut keep_alive = resp.version == Some(1);
+    let mut content_type = None;
+    let mut session_id = None;
+    let range = |v: &[u8]| {
+        let start = v.as_ptr() as usize - buf.as_ptr() as usize;
+        start..start + v.len()
+    };
+    for h in resp.headers.iter() {
+        if h.name.eq_ignore_ascii_case("content-length") {
+            let n = std::str::from_utf8(h.value)
+                .ok()
+                .and_then(|v| v.trim().parse::<usize>().ok());
+            match n {
+                Some(n) => framing = Framing::Length(n),
+                None => return Err("a malformed content-length".into()),
+            }
+        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+            if contains_token(h.value, b"chunked") {
+                framing = Framing::Chunked;
+            }
+        } else if h.name.eq_ignore_ascii_case("connection") {
+            if contains_token(h.value, b"close") {
+                keep_alive = false;
+            } else if contains_token(h.value, b"keep-alive") {
+                keep_alive = true;
+            }
+        } else if h.name.eq_ignore_ascii_case("content-type") {
+            content_type = Some(range(h.value));
+        } else if h.name.eq_ignore_ascii_case("mcp-session-id") {
+            session_id = Some(range(h.value));
+        }
+    }
+    if head_request || status == 204 || status == 304 || (100..200).contains(&status) {
+        framing = Framing::Length(0);
+    }
+    Ok(Some(ParsedHead {
+        status,
+        len,
+        framing,
+        keep_alive,
+        content_type,
+        session_id,
+    }))
+}
+
+#[derive(Debug, Clone, Copy)]
+pub enum Framing {
+    Length(usize),
+    Chunked,
+    UntilClose,
+}
+
+pub fn contains_token(value: &[u8], token: &[u8]) -> bool {
+    value
+        .split(|b| *b == b',')
+        .any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Chunk {
+    Incomplete,
+    Malformed,
+    /// Data at `start..start + len` of the slice; the next chunk starts at `next`.
+    Data {
+        start: usize,
+        len: usize,
+        next: usize,
+    },
+    Last,
+}
+
+pub fn parse_chunk(buf: &[u8]) -> Chunk {
+    let Some(eol) = buf.windows(2).position(|w| w == b"\r\n") else {
+        return if buf.len() > 1024 {
+            Chunk::Malformed
+        } else {
+            Chunk::Incomplete
+        };
+    };
+    let line = &buf[..eol];
+    let size_part = line.split(|b| *b == b';').next().unwrap_or(line).trim_ascii();
+    let Some(size) = std::str::from_utf8(size_part)
+        .ok()
+        .and_then(|s| usize::from_str_radix(s, 16).ok())
+    else {
+        return Chunk::Malformed;
+    };
+    let start = eol + 2;
+    if size == 0 {
+        // Trailers end with an empty line; without trailers that is the CRLF right here.
+        let rest = &buf[start..];
+        return if rest.starts_with(b"\r\n") || rest.windows(4).any(|w| w == b"\r\n\r\n") {
+            Chunk::Last
+        } else {
+            Chunk::Incomplete
+        };
+    }
+    if buf.len() < start + size + 2 {
+        return Chunk::Incomplete;
+    }
+    if &buf[start + size..start + size + 2] != b"\r\n" {
+        return Chunk::Malformed;
+    }
+    Chunk::Data {
+        start,
+        len: size,
+        next: start + size + 2,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_parse_incrementally() {
+        assert_eq!(parse_chunk(b"5\r\nhel"), Chunk::Incomplete);
+        assert_eq!(
+            parse_chunk(b"5\r\nhello\r\n0\r\n\r\n"),
+            Chunk::Data {
+                start: 3,
+                len: 5,
+                next: 10
+            }
+        );
+        assert_eq!(parse_chunk(b"0\r\n\r\n"), Chunk::Last);
+        assert_eq!(parse_chunk(b"0\r\n"), Chunk::Incomplete);
+        assert_eq!(
+            parse_chunk(b"a;ext=1\r\n0123456789\r\n"),
+            Chunk::Data {
+                start: 9,
+                len: 10,
+                next: 21
+            }
+        );
+        assert_eq!(parse_chunk(b"zz\r\n"), Chunk::Malformed);
+        assert_eq!(parse_chunk(b"2\r\nabXX"), Chunk::Malformed);
+    }
+
+    #[test]
+    fn header_tokens() {
+        assert!(contains_token(b"keep-alive, Close", b"close"));
+        assert!(!contains_token(b"closed", b"close"));
+    }
+}

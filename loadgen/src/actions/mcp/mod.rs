@@ -1,0 +1,172 @@
+//! `kind = "mcp"`: one MCP client session over Streamable HTTP (2025-03-26), on the user's own
+//! connection: `initialize` (its `Mcp-Session-Id` kept), `notifications/initialized`, the
+//! scenario's `requests` — each reply read as JSON or as an event stream, whichever the server
+//! chose — then, with `listen = true`, the session's `GET` stream held for `hold`, and the end:
+//! `close = "delete"` (a `DELETE`, as a client that is done sends) or `"abrupt"` (the connection
+//! dropped, with a reset when `rst = true`). A session the server says is gone (404) is started
+//! again once, and counted.
+//!
+//! Series: the action's own is the session's start (`initialize` and the notification); then one
+//! per request method, `listen` (the `GET` stream's head) and `delete`.
+
+mod events;
+mod session;
+
+use std::collections::BTreeSet;
+
+use tokio::time::Instant;
+
+use super::http::url_template;
+use super::request::Scratch;
+use super::{ActionSpec, At, CloseMode, Ended, Env, Kind, Slots};
+use crate::lang::{DurRange, Problem, Template, Values, Var, json_template, problem};
+pub use session::State;
+
+#[derive(Debug, Clone)]
+pub struct Mcp {
+    pub endpoint: Template,
+    pub requests: Vec<McpRequest>,
+    /// The distinct request methods, in the order of their series.
+    pub methods: Vec<String>,
+    pub listen: bool,
+    pub hold: DurRange,
+    pub close: CloseMode,
+    pub rst: bool,
+    pub expected_errors: Vec<i64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct McpRequest {
+    /// The method as a JSON string, quotes included.
+    pub method_json: String,
+    pub params: Option<Template>,
+    /// Its series: an index into `methods`.
+    pub series: usize,
+}
+
+fn default_endpoint(a: &ActionSpec) -> &'static str {
+    if a.server == Some(true) {
+        "/servers/{server_id}/mcp"
+    } else {
+        "/mcp"
+    }
+}
+
+impl Mcp {
+    /// The extra series index of the `GET` stream's head, when listening.
+    fn listen_series(&self) -> Option<usize> {
+        self.listen.then_some(self.methods.len())
+    }
+
+    /// The extra series index of the `DELETE`, when the session ends with one.
+    fn delete_series(&self) -> Option<usize> {
+        (self.close == CloseMode::Delete).then(|| self.methods.len() + usize::from(self.listen))
+    }
+}
+
+impl Kind for Mcp {
+    const FIELDS: &'static [&'static str] = &[
+        "endpoint",
+        "server",
+        "requests",
+        "listen",
+        "hold",
+        "close",
+        "rst",
+        "expected_errors",
+    ];
+
+    fn plan(a: &ActionSpec, at: At, problems: &mut Vec<Problem>) -> Option<Self> {
+        if a.endpoint.is_some() && a.server.is_some() {
+            problems.push(problem(
+                at.field("server"),
+                "give either endpoint or server = true, not both",
+            ));
+        }
+        let text = a.endpoint.as_deref().unwrap_or(default_endpoint(a));
+        let endpoint = url_template(at, "endpoint", text, problems);
+        let mut methods: Vec<String> = Vec::new();
+        let mut requests = Vec::new();
+        for (j, r) in a.requests.iter().flatten().enumerate() {
+            if r.method == "initialize" {
+                problems.push(problem(
+                    at.field(&format!("requests[{j}].method")),
+                    "the session sends initialize itself; list the requests after it",
+                ));
+            }
+            let params = r.params.as_ref().and_then(|p| {
+                json_template(p)
+                    .map_err(|e| problems.push(problem(at.field(&format!("requests[{j}].params")), e)))
+                    .ok()
+            });
+            let series = match methods.iter().position(|m| *m == r.method) {
+                Some(i) => i,
+                None => {
+                    methods.push(r.method.clone());
+                    methods.len() - 1
+                }
+            };
+            requests.push(McpRequest {
+                method_json: serde_json::Value::from(r.method.as_str()).to_string(),
+                params,
+                series,
+            });
+        }
+        let close = a.close.unwrap_or_default();
+        if close == CloseMode::Graceful {
+            problems.push(problem(
+                at.field("close"),
+                "is \"delete\" (the session ended with DELETE) or \"abrupt\" for kind = \"mcp\"",
+            ));
+        }
+        if a.rst == Some(true) && close != CloseMode::Abrupt {
+            problems.push(problem(at.field("rst"), "applies only to close = \"abrupt\""));
+        }
+        Some(Mcp {
+            endpoint: endpoint?,
+            requests,
+            methods,
+            listen: a.listen.unwrap_or(false),
+            hold: a.hold.unwrap_or_default(),
+            close,
+            rst: a.rst.unwrap_or(false),
+            expected_errors: a.expected_errors.clone().unwrap_or_default(),
+        })
+    }
+
+    fn default_name(a: &ActionSpec) -> String {
+        format!("mcp {}", a.endpoint.as_deref().unwrap_or(default_endpoint(a)))
+    }
+
+    fn vars(&self, vars: &mut BTreeSet<Var>) {
+        vars.extend(self.endpoint.vars());
+        for r in &self.requests {
+            if let Some(p) = &r.params {
+                vars.extend(p.vars());
+            }
+        }
+    }
+
+    fn series(&self) -> Vec<String> {
+        let mut out = self.methods.clone();
+        if self.listen {
+            out.push("listen".to_owned());
+        }
+        if self.close == CloseMode::Delete {
+            out.push("delete".to_owned());
+        }
+        out
+    }
+
+    async fn run(
+        &self,
+        env: &Env,
+        slots: Slots,
+        values: &mut (impl Values + Send),
+        scratch: &mut Scratch,
+        intended: Instant,
+    ) -> Ended {
+        // Boxed, as the SSE session is: its state would otherwise size every user's task.
+        Box::pin(session::run(self, env, slots, values, scratch, intended)).await
+    }
+}

@@ -135,6 +135,11 @@ fn check(label: &str, r: &Value) {
             a["errors"]
         );
     }
+    let mcp = &r["mcp"];
+    assert!(
+        mcp["opened"].as_u64().unwrap() > 0 && mcp["errored"] == 0 && mcp["server_closed"] == 0,
+        "{label}: Streamable HTTP sessions opened and ended by the client: {mcp}"
+    );
     let o = &r["observed"];
     assert!(
         o["cpu_load_mean_pct"].as_f64().is_some(),

@@ -145,7 +145,7 @@ pub async fn run(
             Ended::Done(Outcome::Failed(kind))
         };
     }
-    record(env, slots.main, intended.elapsed(), &Ok((Outcome::Ok, 200)));
+    record(env, slots.main, intended.elapsed(), &Ok((Outcome::Ok, 200, None)));
     let g = &env.recorder.gauges.mcp;
     g.opened.fetch_add(1, Ordering::Relaxed);
     g.open.fetch_add(1, Ordering::Relaxed);
@@ -301,15 +301,15 @@ fn status_failure(status: u16, message: &str) -> Failed {
     }
 }
 
-/// An exchange as recorded: the outcome and status, or the failure.
-type Judged = Result<(Outcome, u16), Failed>;
+/// An exchange as recorded: the outcome, status and JSON-RPC error code, or the failure.
+type Judged = Result<(Outcome, u16, Option<i64>), Failed>;
 
 /// A request's answer as an outcome: a result is ok, an error is a failure unless expected.
 fn judge(answered: Result<Answered, Failed>, expected_errors: &[i64]) -> Judged {
     match answered? {
-        Answered::Reply(status, Reply::Result) => Ok((Outcome::Ok, status)),
+        Answered::Reply(status, Reply::Result) => Ok((Outcome::Ok, status, None)),
         Answered::Reply(status, Reply::Error(code)) if expected_errors.contains(&code) => {
-            Ok((Outcome::Expected, status))
+            Ok((Outcome::Expected, status, Some(code)))
         }
         Answered::Reply(status, Reply::Error(code)) => Err(Failed {
             kind: FailureKind::JsonRpc,
@@ -331,11 +331,11 @@ fn judge(answered: Result<Answered, Failed>, expected_errors: &[i64]) -> Judged 
 
 fn record(env: &Env, slot: usize, latency: Duration, judged: &Judged) {
     let sample = match judged {
-        Ok((outcome, status)) => Sample {
+        Ok((outcome, status, rpc_error)) => Sample {
             latency,
             outcome: *outcome,
             status: Some(*status),
-            rpc_error: None,
+            rpc_error: *rpc_error,
             error: None,
         },
         Err(f) => Sample {
@@ -660,7 +660,7 @@ async fn listen(env: &Env, slot: usize, conn: &mut Conn, url: &str, st: &mut Sta
         }
         return (false, end);
     }
-    record(env, slot, sent.elapsed(), &Ok((Outcome::Ok, 200)));
+    record(env, slot, sent.elapsed(), &Ok((Outcome::Ok, 200, None)));
 
     // Held: read (and parse) whatever the server sends until the hold ends.
     st.parser.reset();
@@ -721,8 +721,8 @@ async fn delete(env: &Env, conn: &mut Conn, url: &str, session_id: &str, version
             })
         }
         Ok(Err(f)) => Err(f),
-        Ok(Ok(s)) if (200..300).contains(&s) => Ok((Outcome::Ok, s)),
-        Ok(Ok(s @ (404 | 405))) => Ok((Outcome::Expected, s)),
+        Ok(Ok(s)) if (200..300).contains(&s) => Ok((Outcome::Ok, s, None)),
+        Ok(Ok(s @ (404 | 405))) => Ok((Outcome::Expected, s, None)),
         Ok(Ok(s)) => Err(status_failure(s, "")),
     }
 }

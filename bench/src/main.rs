@@ -181,9 +181,19 @@ fn run(args: Args) -> anyhow::Result<()> {
         Ok((Server::start(&mut cmd)?, dir))
     };
 
-    say("\n== SSE: idle streams held by the generator".into());
+    say("\n== streams: idle SSE and Streamable HTTP streams held by the generator".into());
     let (gw, _dir) = gateway(None)?;
-    let sse = sections::sse(&settings, &tools, &gw, &token, &root, &|s| say(s));
+    let mut streams = Vec::new();
+    for kind in [sections::SSE_STREAMS, sections::MCP_STREAMS] {
+        streams.extend(sections::streams(&settings, &tools, &gw, &token, &root, kind, &|s| {
+            say(s)
+        }));
+    }
+    drop(gw);
+
+    say("\n== sessions: Streamable HTTP sessions on /mcp, as fast as the gateway takes them".into());
+    let (gw, _dir) = gateway(None)?;
+    let sessions = sections::sessions(&settings, &tools, &gw, &token, &|s| say(s));
     drop(gw);
 
     say("\n== gateway: /rpc tools/list and /tools".into());
@@ -236,7 +246,8 @@ fn run(args: Args) -> anyhow::Result<()> {
         peers,
         generator,
         ratios,
-        sse,
+        streams,
+        sessions,
         targets,
     };
     let md = markdown(&results);

@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
-use crate::sections::{GeneratorRow, Ratio, SseRow, TargetRow};
+use crate::sections::{GeneratorRow, Ratio, SessionRow, StreamRow, TargetRow};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BenchResults {
@@ -17,7 +17,11 @@ pub struct BenchResults {
     pub peers: Vec<(String, String)>,
     pub generator: Vec<GeneratorRow>,
     pub ratios: Vec<Ratio>,
-    pub sse: Vec<SseRow>,
+    /// Idle streams of both transports (`sse` in files written before Streamable HTTP).
+    #[serde(alias = "sse")]
+    pub streams: Vec<StreamRow>,
+    #[serde(default)]
+    pub sessions: Vec<SessionRow>,
     pub targets: Vec<TargetRow>,
 }
 
@@ -66,20 +70,41 @@ pub fn markdown(b: &BenchResults) -> String {
             opt(r.vs_wrk, |v| format!("{v:.2}×"))
         );
     }
-    if !b.sse.is_empty() {
+    if !b.streams.is_empty() {
         let _ = writeln!(
             out,
-            "\n| idle SSE streams | open at once | generator peak RSS | per stream (slope) |"
+            "\n| idle streams | transport | open at once | generator peak RSS | per stream (slope) |"
         );
-        let _ = writeln!(out, "|---:|---:|---:|---:|");
-        for s in &b.sse {
+        let _ = writeln!(out, "|---:|---|---:|---:|---:|");
+        for s in &b.streams {
             let _ = writeln!(
                 out,
-                "| {} | {} | {:.1} MiB | {} |",
+                "| {} | {} | {} | {:.1} MiB | {} |",
                 s.streams,
+                s.transport,
                 s.peak_open,
                 s.peak_rss_bytes as f64 / 1048576.0,
                 opt(s.bytes_per_stream, |v| format!("{:.1} KiB", v / 1024.0))
+            );
+        }
+    }
+    if !b.sessions.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n| Streamable HTTP sessions: connections | sessions/s | requests/s | p99 | failures | requests per generator CPU-second | same on /rpc |"
+        );
+        let _ = writeln!(out, "|---:|---:|---:|---:|---:|---:|---:|");
+        for s in &b.sessions {
+            let _ = writeln!(
+                out,
+                "| {} | {:.0} | {:.0} | {} | {} | **{:.0}** | {} |",
+                s.connections,
+                s.sessions_per_s,
+                s.requests_per_s,
+                opt(s.p99_ms, |v| format!("{v:.1} ms")),
+                s.failures,
+                s.requests_per_cpu_second,
+                opt(s.rpc_requests_per_cpu_second, |v| format!("{v:.0}"))
             );
         }
     }

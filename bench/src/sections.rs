@@ -129,8 +129,35 @@ pub fn generator(
     (rows, ratios)
 }
 
+/// Idle streams of one MCP transport: HTTP+SSE sessions (`sse-hold.toml`) or Streamable HTTP
+/// sessions holding their GET stream (`mcp-hold.toml`).
+#[derive(Debug, Clone, Copy)]
+pub struct StreamKind {
+    pub label: &'static str,
+    pub scenario: &'static str,
+    pub figures: fn(&stampede_loadgen::results::Results) -> &stampede_loadgen::data::StreamFigures,
+}
+
+pub const SSE_STREAMS: StreamKind = StreamKind {
+    label: "SSE",
+    scenario: "scenarios/sse-hold.toml",
+    figures: |r| &r.sse,
+};
+
+pub const MCP_STREAMS: StreamKind = StreamKind {
+    label: "Streamable HTTP",
+    scenario: "scenarios/mcp-hold.toml",
+    figures: |r| &r.mcp,
+};
+
+fn sse_label() -> String {
+    SSE_STREAMS.label.to_owned()
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct SseRow {
+pub struct StreamRow {
+    #[serde(default = "sse_label")]
+    pub transport: String,
     pub streams: u32,
     /// Streams open at once, as the generator counted them.
     pub peak_open: i64,
@@ -139,23 +166,24 @@ pub struct SseRow {
     pub bytes_per_stream: Option<f64>,
 }
 
-/// The generator holding N idle SSE streams against the gateway (`scenarios/sse-hold.toml`).
-pub fn sse(
+/// The generator holding N idle streams of one transport against the gateway.
+pub fn streams(
     settings: &Settings,
     tools: &Tools,
     gateway: &Server,
     token: &str,
     root: &Path,
+    kind: StreamKind,
     say: &dyn Fn(String),
-) -> Vec<SseRow> {
-    let mut rows: Vec<SseRow> = Vec::new();
+) -> Vec<StreamRow> {
+    let mut rows: Vec<StreamRow> = Vec::new();
     for &n in &settings.sse_streams {
-        let out = tools.scratch.join("sse.json");
+        let out = tools.scratch.join("streams.json");
         let ramp = format!("{}s", (n / 1000).max(2));
         let m = measure(
             Command::new(&tools.stampede)
                 .arg("run")
-                .arg(root.join("scenarios/sse-hold.toml"))
+                .arg(root.join(kind.scenario))
                 .args([
                     "--quiet",
                     "--target",
@@ -173,9 +201,10 @@ pub fn sse(
         let row = match m {
             Ok(m) if m.success => {
                 let r = stampede_loadgen::results::Results::read(&out).ok();
-                let peak_open = r.map_or(0, |r| r.sse.peak_open);
+                let peak_open = r.as_ref().map_or(0, |r| (kind.figures)(r).peak_open);
                 let first = rows.first().map(|f| (f.streams, f.peak_rss_bytes));
-                SseRow {
+                StreamRow {
+                    transport: kind.label.to_owned(),
                     streams: n,
                     peak_open,
                     peak_rss_bytes: m.peak_rss_bytes,
@@ -194,7 +223,8 @@ pub fn sse(
             }
         };
         say(format!(
-            "  {n:>6} streams: {} open at once, peak RSS {:.1} MiB{}",
+            "  {:<16} {n:>6} streams: {} open at once, peak RSS {:.1} MiB{}",
+            kind.label,
             row.peak_open,
             row.peak_rss_bytes as f64 / 1048576.0,
             row.bytes_per_stream
@@ -288,6 +318,106 @@ pub fn target_runs(
             ));
             rows.push(row);
         }
+    }
+    rows
+}
+
+/// Streamable HTTP sessions driven as fast as the gateway takes them: each session is `initialize`,
+/// the initialized notification, `tools/list`, `ping` and `DELETE` — five HTTP requests on the user's
+/// connection.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SessionRow {
+    pub connections: u32,
+    pub sessions_per_s: f64,
+    /// HTTP requests per second, all five of each session counted.
+    pub requests_per_s: f64,
+    pub p99_ms: Option<f64>,
+    pub failures: u64,
+    pub generator_cpu_s: f64,
+    pub requests_per_cpu_second: f64,
+    /// The same generator on `POST /rpc` (`ping`) at the same concurrency, for comparison.
+    pub rpc_requests_per_cpu_second: Option<f64>,
+}
+
+const SESSION_ACTION: &str =
+    "kind = \"mcp\"\nrequests = [{ method = \"tools/list\" }, { method = \"ping\" }]\nclose = \"delete\"";
+const RPC_ACTION: &str = "kind = \"rpc\"\nmethod = \"ping\"";
+
+/// One measured stampede run of `action` against the gateway: its results and its CPU seconds.
+fn measured_run(
+    settings: &Settings,
+    tools: &Tools,
+    gateway: &Server,
+    token: &str,
+    action: &str,
+    connections: u32,
+) -> anyhow::Result<(stampede_loadgen::results::Results, f64)> {
+    let scenario = tools.scratch.join("bench-sessions.toml");
+    std::fs::write(
+        &scenario,
+        format!(
+            "# bench: sessions\nname = \"bench-sessions\"\n\n[target]\nurl = \"{}\"\n\n[load]\nusers = 64\nduration = \"10s\"\n\n\
+             [observe]\npost_load = \"0s\"\nmetrics = \"\"\n\n[[actions]]\nname = \"s\"\n{action}\n",
+            gateway.url
+        ),
+    )?;
+    let out = tools.scratch.join("sessions.json");
+    let m = measure(
+        Command::new(&tools.stampede)
+            .arg("run")
+            .arg(&scenario)
+            .args(["--quiet", "--users", &connections.to_string()])
+            .args(["--duration", &format!("{}ms", settings.duration.as_millis())])
+            .args(["--set", &format!("target.token={token}"), "-o"])
+            .arg(&out),
+    )?;
+    anyhow::ensure!(m.success, "{}", m.stderr.trim());
+    Ok((stampede_loadgen::results::Results::read(&out)?, m.cpu_seconds))
+}
+
+pub fn sessions(
+    settings: &Settings,
+    tools: &Tools,
+    gateway: &Server,
+    token: &str,
+    say: &dyn Fn(String),
+) -> Vec<SessionRow> {
+    let mut rows = Vec::new();
+    for &c in &settings.gateway_connections {
+        let (r, cpu) = match measured_run(settings, tools, gateway, token, SESSION_ACTION, c) {
+            Ok(run) => run,
+            Err(e) => {
+                say(format!("  sessions c={c}: {e:#}"));
+                continue;
+            }
+        };
+        // Every series counts one request, and the action's own (the session's start) two.
+        let requests = r.totals.count + r.actions.first().map_or(0, |a| a.summary.count);
+        let secs = r.load.seconds.max(1e-9);
+        let rpc = measured_run(settings, tools, gateway, token, RPC_ACTION, c)
+            .ok()
+            .map(|(r, cpu)| r.totals.count as f64 / cpu.max(1e-9));
+        let row = SessionRow {
+            connections: c,
+            sessions_per_s: r.mcp.opened as f64 / secs,
+            requests_per_s: requests as f64 / secs,
+            p99_ms: r.totals.p99_ms,
+            failures: r.totals.failed,
+            generator_cpu_s: cpu,
+            requests_per_cpu_second: requests as f64 / cpu.max(1e-9),
+            rpc_requests_per_cpu_second: rpc,
+        };
+        say(format!(
+            "  c={c:<5} {:>7.0} sessions/s {:>8.0} req/s  p99 {:>9}  {} failed  {:>8.0} req/CPU-s (rpc: {})",
+            row.sessions_per_s,
+            row.requests_per_s,
+            row.p99_ms.map_or("-".into(), |p| format!("{p:.1}ms")),
+            row.failures,
+            row.requests_per_cpu_second,
+            row.rpc_requests_per_cpu_second
+                .map_or("not measured".into(), |v| format!("{v:.0}"))
+        ));
+        rows.push(row);
     }
     rows
 }

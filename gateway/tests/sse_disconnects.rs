@@ -7,7 +7,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Db, Gateway, TestDb, eventually};
+use common::{Db, Gateway, TestDb, drop_abruptly, eventually};
 use reqwest::StatusCode;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -60,16 +60,6 @@ async fn storm(gw: &Gateway) -> Vec<TcpStream> {
         streams.extend(batch.join_all().await.into_iter().map(|(stream, _)| stream));
     }
     streams
-}
-
-/// Drop every stream abruptly: half closed (FIN), half reset (RST, SO_LINGER 0).
-fn drop_abruptly(streams: Vec<TcpStream>) {
-    for (i, stream) in streams.into_iter().enumerate() {
-        if i % 2 == 0 {
-            stream.set_zero_linger().unwrap();
-        }
-        drop(stream);
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Db, Gateway, TestDb, eventually};
+use common::{Db, Gateway, TestDb, drop_abruptly, eventually};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -247,16 +247,6 @@ async fn storm(gw: &Gateway) -> Vec<TcpStream> {
         streams.push(listen_raw(gw).await);
     }
     streams
-}
-
-/// Half closed (FIN), half reset (RST).
-fn drop_abruptly(streams: Vec<TcpStream>) {
-    for (i, stream) in streams.into_iter().enumerate() {
-        if i % 2 == 0 {
-            stream.set_zero_linger().unwrap();
-        }
-        drop(stream);
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

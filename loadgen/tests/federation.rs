@@ -3,46 +3,13 @@
 //! Streamable HTTP), a `tools/call` of a federated tool reaches the upstream (counted there) and its
 //! answer comes back, and an upstream that is down or stalls is a 502 or 504 within the timeout.
 
-use std::io::{BufRead as _, BufReader};
-use std::process::{Child, Command, Stdio};
+mod common;
+
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::{Proc, first_line_url, upstream};
 use serde_json::{Value, json};
-
-/// A child process killed on drop, with the URL its first line named.
-struct Proc {
-    child: Child,
-    url: String,
-    _dir: Option<tempfile::TempDir>,
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn first_line_url(child: &mut Child) -> String {
-    let mut first = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
-    stampede_loadgen::process::listening_url(&first)
-        .unwrap_or_else(|| panic!("first line: {first:?}"))
-        .to_owned()
-}
-
-fn upstream(args: &[&str]) -> Proc {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_stampede"))
-        .arg("upstream")
-        .args(args)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let url = first_line_url(&mut child);
-    Proc { child, url, _dir: None }
-}
 
 const SECRET: &str = "federation-test-secret";
 

@@ -3,51 +3,12 @@
 //! (fixed ends every one, legacy leaves them spinning); and a server that answers badly, each way a
 //! classified failure with its message.
 
-use std::io::{BufRead as _, BufReader};
-use std::process::{Child, Command, Stdio};
+mod common;
 
+use common::{run, upstream};
 use stampede_loadgen::data::FailureKind;
-use stampede_loadgen::engine::{self, RunOptions};
 use stampede_loadgen::results::Results;
-use stampede_loadgen::scenario;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-
-async fn run(text: &str) -> Results {
-    let s = scenario::parse("test.toml", text, "test", &[]).unwrap_or_else(|e| panic!("{e}"));
-    let (_tx, rx) = tokio::sync::watch::channel(false);
-    let out = engine::run(s, RunOptions::default(), rx).await.expect("run");
-    Results::from_run(&out, None)
-}
-
-struct Upstream {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Upstream {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn upstream(args: &[&str]) -> Upstream {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_stampede"))
-        .arg("upstream")
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start stampede upstream");
-    let mut first = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
-    let url = stampede_loadgen::process::listening_url(&first)
-        .unwrap_or_else(|| panic!("first line: {first:?}"))
-        .to_owned();
-    Upstream { child, url }
-}
 
 fn action<'a>(r: &'a Results, name: &str) -> &'a stampede_loadgen::results::ActionTotals {
     r.actions

@@ -4,17 +4,10 @@
 
 use std::time::Duration;
 
-use stampede_loadgen::engine::{self, RunOptions};
-use stampede_loadgen::output;
-use stampede_loadgen::results::Results;
-use stampede_loadgen::scenario;
+mod common;
 
-async fn run(text: &str) -> Results {
-    let s = scenario::parse("test.toml", text, "test", &[]).unwrap_or_else(|e| panic!("{e}"));
-    let (_tx, rx) = tokio::sync::watch::channel(false);
-    let out = engine::run(s, RunOptions::default(), rx).await.expect("run");
-    Results::from_run(&out, None)
-}
+use common::run;
+use stampede_loadgen::output;
 
 /// A fresh database on the server in `STAMPEDE_TEST_PG`, dropped at the end.
 struct TestDb {

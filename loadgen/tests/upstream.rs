@@ -1,42 +1,13 @@
 //! `stampede upstream`, the built-in upstream MCP server, as a gateway meets it: the real binary on a
 //! real socket, spoken to over both MCP transports with plain HTTP, its knobs and its metrics.
 
-use std::io::{BufRead as _, BufReader};
-use std::process::{Child, Command, Stdio};
+mod common;
+
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::upstream as start;
 use serde_json::{Value, json};
-
-/// A running `stampede upstream`, killed on drop.
-struct Upstream {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Upstream {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start(args: &[&str]) -> Upstream {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_stampede"))
-        .arg("upstream")
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start stampede upstream");
-    let mut first = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
-    let url = stampede_loadgen::process::listening_url(&first)
-        .unwrap_or_else(|| panic!("first line: {first:?}"))
-        .to_owned();
-    Upstream { child, url }
-}
 
 fn client() -> reqwest::Client {
     reqwest::Client::builder()

@@ -414,3 +414,13 @@ impl SseStream {
         }
     }
 }
+
+/// Drop every stream abruptly: half closed (FIN), half reset (RST, SO_LINGER 0).
+pub fn drop_abruptly(streams: Vec<tokio::net::TcpStream>) {
+    for (i, stream) in streams.into_iter().enumerate() {
+        if i % 2 == 0 {
+            stream.set_zero_linger().unwrap();
+        }
+        drop(stream);
+    }
+}

@@ -136,35 +136,51 @@ impl Conn {
     }
 
     async fn send_rendered(&mut self, ep: &Endpoint, head: bool, keep_body: bool) -> Answer {
+        let exchanged = self
+            .with_retry(ep, async move |c| {
+                let exchanged = c.exchange(head, keep_body).await;
+                c.trim();
+                exchanged
+            })
+            .await;
+        match exchanged {
+            Ok((status, keep_alive)) => {
+                if !keep_alive {
+                    self.stream = None;
+                }
+                Answer::Answered(status)
+            }
+            Err(failed) => failed,
+        }
+    }
+
+    /// Run `once` on the connection, connecting first when there is none. A connection used before
+    /// that fails unanswered (the server closed it while idle) is replaced and `once` run again, once.
+    async fn with_retry<T>(
+        &mut self,
+        ep: &Endpoint,
+        mut once: impl AsyncFnMut(&mut Conn) -> Result<T, Broken>,
+    ) -> Result<T, Answer> {
         for attempt in 0..2 {
-            if self.stream.is_none()
-                && let Err(failed) = self.connect(ep).await
-            {
-                return failed;
+            if self.stream.is_none() {
+                self.connect(ep).await?;
             }
             let reused = self.used;
             self.used = true;
-            let exchanged = self.exchange(head, keep_body).await;
-            self.trim();
-            match exchanged {
-                Ok((status, keep_alive)) => {
-                    if !keep_alive {
-                        self.stream = None;
-                    }
-                    return Answer::Answered(status);
-                }
+            match once(self).await {
+                Ok(done) => return Ok(done),
                 Err(broken) => {
                     self.stream = None;
                     match broken {
                         Broken::Unanswered(_) if reused && attempt == 0 => continue,
                         Broken::Unanswered(msg) | Broken::Protocol(msg) => {
-                            return Answer::Failed(FailureKind::Protocol, msg);
+                            return Err(Answer::Failed(FailureKind::Protocol, msg));
                         }
                     }
                 }
             }
         }
-        Answer::Failed(FailureKind::Protocol, "connection closed".into())
+        Err(Answer::Failed(FailureKind::Protocol, "connection closed".into()))
     }
 
     /// Give back buffers a rare large answer (a long head, a big chunked or kept body) grew, so a user's

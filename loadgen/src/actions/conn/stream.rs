@@ -49,28 +49,7 @@ impl Conn {
     ) -> Result<Head, Answer> {
         self.render(ep, method, path_and_query, headers, body);
         self.reading = Reading::default();
-        for attempt in 0..2 {
-            if self.stream.is_none()
-                && let Err(failed) = self.connect(ep).await
-            {
-                return Err(failed);
-            }
-            let reused = self.used;
-            self.used = true;
-            match self.send_and_read_head().await {
-                Ok(head) => return Ok(head),
-                Err(broken) => {
-                    self.stream = None;
-                    match broken {
-                        Broken::Unanswered(_) if reused && attempt == 0 => continue,
-                        Broken::Unanswered(msg) | Broken::Protocol(msg) => {
-                            return Err(Answer::Failed(FailureKind::Protocol, msg));
-                        }
-                    }
-                }
-            }
-        }
-        Err(Answer::Failed(FailureKind::Protocol, "connection closed".into()))
+        self.with_retry(ep, async |c| c.send_and_read_head().await).await
     }
 
     async fn send_and_read_head(&mut self) -> Result<Head, Broken> {

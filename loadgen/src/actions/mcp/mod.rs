@@ -10,6 +10,7 @@
 //! per request method, `listen` (the `GET` stream's head) and `delete`.
 
 mod events;
+mod exchange;
 mod session;
 
 use std::collections::BTreeSet;

@@ -1,23 +1,23 @@
-//! One Streamable HTTP session on the user's own connection (`conn::Conn::open`/`next_data`), its
-//! buffers kept in the user's scratch so a warm session allocates nothing per request: the request
-//! is rendered into the scratch body, a JSON reply read into a kept buffer, a streamed reply parsed
-//! as it arrives, the session id and protocol version kept in kept strings.
+//! One Streamable HTTP session's flow on the user's own connection: start (`initialize`, the
+//! notification), the requests (each one `exchange`, a 404 starting the session again once), the hold
+//! (on the `GET` stream when listening), the end. Its buffers are kept in the user's scratch, so a warm
+//! session allocates nothing per request: the request is rendered into the scratch body, the session
+//! id and protocol version kept in kept strings.
 //!
-//! Every answer is classified, never trusted: a content type other than JSON or an event stream, a
-//! reply larger than 1 MiB, a stream cut inside an event, data that is not UTF-8, a session id that
-//! changes — each is a protocol failure with its message, and the session ends as "by an error".
+//! Every answer is classified, never trusted (`exchange.rs`); a failure other than a refused request
+//! or a JSON-RPC error ends the session as "by an error".
 
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use serde::Deserialize;
 use tokio::time::Instant;
 
 use super::Mcp;
-use super::events::{EventParser, MAX_EVENT};
-use crate::actions::conn::{Answer, Conn, Head};
-use crate::actions::jsonrpc::{self, Reply};
+use super::events::EventParser;
+use super::exchange::{Answered, Awaits, Body, DRAIN, Failed, body_kind, drain, exchange, headers, status_failure};
+use crate::actions::conn::Conn;
+use crate::actions::jsonrpc::Reply;
 use crate::actions::request::{Scratch, render};
 use crate::actions::{CloseMode, Ended, Env, Slots};
 use crate::data::FailureKind;
@@ -26,20 +26,17 @@ use crate::record::{Outcome, Sample};
 
 /// The version asked for in `initialize`; the server's answer is sent from then on.
 const PROTOCOL_VERSION: &str = "2025-03-26";
-const ACCEPT_BOTH: &str = "application/json, text/event-stream";
-/// After its reply, how long a reply stream may take to end before its connection is dropped.
-const DRAIN: Duration = Duration::from_secs(1);
 /// A reply buffer grown past this is given back after the session.
 const KEEP_REPLY: usize = 64 << 10;
 
 /// A session's buffers, kept in the user's scratch between sessions.
 #[derive(Default)]
 pub struct State {
-    session_id: String,
-    version: String,
-    parser: EventParser,
+    pub(super) session_id: String,
+    pub(super) version: String,
+    pub(super) parser: EventParser,
     /// A JSON reply's body.
-    reply: Vec<u8>,
+    pub(super) reply: Vec<u8>,
     /// The second connection a listening session's `DELETE` goes on (its first holds the stream).
     side: Conn,
     next_id: u64,
@@ -61,63 +58,6 @@ enum End {
     Server,
     /// A failure on the way (broken connection, malformed answer, timeout).
     Error,
-}
-
-/// What an exchange came to when it did not fail.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Answered {
-    /// 202: a notification taken.
-    Accepted,
-    Reply(u16, Reply),
-    /// 404: the session is unknown or ended.
-    Gone,
-}
-
-/// A failed exchange, as recorded.
-#[derive(Debug)]
-struct Failed {
-    kind: FailureKind,
-    status: Option<u16>,
-    rpc_error: Option<i64>,
-    message: String,
-}
-
-impl Failed {
-    fn protocol(status: Option<u16>, message: impl Into<String>) -> Failed {
-        Failed {
-            kind: FailureKind::Protocol,
-            status,
-            rpc_error: None,
-            message: message.into(),
-        }
-    }
-
-    fn from_answer(answer: Answer) -> Failed {
-        match answer {
-            Answer::Failed(kind, message) => Failed {
-                kind,
-                status: None,
-                rpc_error: None,
-                message,
-            },
-            Answer::Answered(status) => Failed::protocol(Some(status), "unexpected answer"),
-        }
-    }
-
-    /// Whether the session can go on after it (a JSON-RPC error or a refused request can).
-    fn ends_session(&self) -> bool {
-        !matches!(self.kind, FailureKind::JsonRpc | FailureKind::Status)
-    }
-}
-
-/// Which reply an exchange waits for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Awaits {
-    /// A notification: 202 and no reply.
-    Nothing,
-    Reply(u64),
-    /// `initialize`'s reply: it also gives the session id and the protocol version.
-    Initialize(u64),
 }
 
 pub async fn run(
@@ -265,12 +205,11 @@ async fn start(env: &Env, conn: &mut Conn, url: &str, body: &mut String, st: &mu
     match exchange(env, conn, url, body, st, Awaits::Initialize(id)).await? {
         Answered::Reply(_, Reply::Result) => {}
         Answered::Reply(status, Reply::Error(code)) => {
-            return Err(Failed {
-                kind: FailureKind::JsonRpc,
-                status: Some(status),
-                rpc_error: Some(code),
-                message: format!("initialize refused with JSON-RPC error {code}"),
-            });
+            return Err(Failed::json_rpc(
+                status,
+                code,
+                format!("initialize refused with JSON-RPC error {code}"),
+            ));
         }
         Answered::Reply(status, Reply::Neither) => {
             return Err(Failed::protocol(
@@ -292,15 +231,6 @@ async fn start(env: &Env, conn: &mut Conn, url: &str, body: &mut String, st: &mu
     }
 }
 
-fn status_failure(status: u16, message: &str) -> Failed {
-    Failed {
-        kind: FailureKind::Status,
-        status: Some(status),
-        rpc_error: None,
-        message: message.to_owned(),
-    }
-}
-
 /// An exchange as recorded: the outcome, status and JSON-RPC error code, or the failure.
 type Judged = Result<(Outcome, u16, Option<i64>), Failed>;
 
@@ -311,12 +241,7 @@ fn judge(answered: Result<Answered, Failed>, expected_errors: &[i64]) -> Judged 
         Answered::Reply(status, Reply::Error(code)) if expected_errors.contains(&code) => {
             Ok((Outcome::Expected, status, Some(code)))
         }
-        Answered::Reply(status, Reply::Error(code)) => Err(Failed {
-            kind: FailureKind::JsonRpc,
-            status: Some(status),
-            rpc_error: Some(code),
-            message: String::new(),
-        }),
+        Answered::Reply(status, Reply::Error(code)) => Err(Failed::json_rpc(status, code, String::new())),
         Answered::Reply(status, Reply::Neither) => Err(Failed::protocol(
             Some(status),
             "a reply with neither a result nor an error",
@@ -349,286 +274,16 @@ fn record(env: &Env, slot: usize, latency: Duration, judged: &Judged) {
     env.recorder.record(slot, &sample);
 }
 
-/// One POST within the endpoint's timeout; a late answer never reuses the connection.
-async fn exchange(
-    env: &Env,
-    conn: &mut Conn,
-    url: &str,
-    body: &str,
-    st: &mut State,
-    awaits: Awaits,
-) -> Result<Answered, Failed> {
-    match tokio::time::timeout(env.timeout, post(env, conn, url, body, st, awaits)).await {
-        Ok(answered) => {
-            if answered.is_err() && conn.mid_answer() {
-                conn.discard();
-            }
-            answered
-        }
-        Err(_) => {
-            conn.discard();
-            Err(Failed {
-                kind: FailureKind::Timeout,
-                status: None,
-                rpc_error: None,
-                message: "timed out".into(),
-            })
-        }
-    }
-}
-
-/// What a content type says the body is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Body {
-    Json,
-    Events,
-    Other,
-}
-
-fn body_kind(content_type: Option<&[u8]>) -> Body {
-    let Some(ct) = content_type else { return Body::Other };
-    let essence = ct.split(|b| *b == b';').next().unwrap_or(ct).trim_ascii();
-    if essence.eq_ignore_ascii_case(b"application/json") {
-        Body::Json
-    } else if essence.eq_ignore_ascii_case(b"text/event-stream") {
-        Body::Events
-    } else {
-        Body::Other
-    }
-}
-
-async fn post(
-    env: &Env,
-    conn: &mut Conn,
-    url: &str,
-    body: &str,
-    st: &mut State,
-    awaits: Awaits,
-) -> Result<Answered, Failed> {
-    let mut headers = [("accept", ACCEPT_BOTH), ("", ""), ("", "")];
-    let mut n = 1;
-    for (name, value) in [
-        ("mcp-session-id", &st.session_id),
-        ("mcp-protocol-version", &st.version),
-    ] {
-        if !value.is_empty() {
-            headers[n] = (name, value.as_str());
-            n += 1;
-        }
-    }
-    let head = conn
-        .open(&env.endpoint, "POST", url, &headers[..n], Some(body))
-        .await
-        .map_err(Failed::from_answer)?;
-    check_session_id(conn, &head, st, matches!(awaits, Awaits::Initialize(_)))?;
-    let status = head.status;
-    match status {
-        202 => return drain(conn, status).await.map(|()| Answered::Accepted),
-        404 => return drain(conn, status).await.map(|()| Answered::Gone),
-        s if !(200..300).contains(&s) => {
-            drain(conn, status).await?;
-            return Err(status_failure(s, ""));
-        }
-        _ => {}
-    }
-    let id = match awaits {
-        Awaits::Nothing => return drain(conn, status).await.map(|()| Answered::Accepted),
-        Awaits::Reply(id) | Awaits::Initialize(id) => id,
-    };
-    let want_version = matches!(awaits, Awaits::Initialize(_));
-    match body_kind(head.content_type.as_ref().map(|r| conn.head_value(r))) {
-        Body::Json => json_reply(conn, st, status, id, want_version).await,
-        Body::Events => stream_reply(conn, st, status, id, want_version).await,
-        Body::Other => {
-            let ct = head.content_type.as_ref().map_or("no content type".to_owned(), |r| {
-                String::from_utf8_lossy(conn.head_value(r)).into_owned()
-            });
-            conn.discard();
-            Err(Failed::protocol(
-                Some(status),
-                format!("answered {ct}, not JSON or an event stream"),
-            ))
-        }
-    }
-}
-
-/// The session id an answer carries must be the session's; `initialize`'s answer gives it.
-fn check_session_id(conn: &Conn, head: &Head, st: &mut State, initializing: bool) -> Result<(), Failed> {
-    let Some(range) = &head.session_id else { return Ok(()) };
-    let id = conn.head_value(range);
-    if initializing {
-        st.session_id.clear();
-        st.session_id.push_str(&String::from_utf8_lossy(id));
-        return Ok(());
-    }
-    if id != st.session_id.as_bytes() {
-        return Err(Failed::protocol(
-            Some(head.status),
-            format!(
-                "the session id changed mid-session (was {:?}, now {:?})",
-                st.session_id,
-                String::from_utf8_lossy(id)
-            ),
-        ));
-    }
-    Ok(())
-}
-
-/// Read the rest of a body, keeping nothing.
-async fn drain(conn: &mut Conn, status: u16) -> Result<(), Failed> {
-    while conn
-        .next_data()
-        .await
-        .map_err(|(kind, message)| Failed {
-            kind,
-            status: Some(status),
-            rpc_error: None,
-            message,
-        })?
-        .is_some()
-    {}
-    Ok(())
-}
-
-#[derive(Deserialize)]
-struct InitReply<'a> {
-    #[serde(borrow, default)]
-    result: Option<InitResult<'a>>,
-}
-
-#[derive(Deserialize)]
-struct InitResult<'a> {
-    #[serde(borrow, default, rename = "protocolVersion")]
-    protocol_version: Option<&'a str>,
-}
-
-/// What one JSON-RPC message says, when it is the reply to `id`; keeps the version of an
-/// `initialize` reply.
-fn reply_to(bytes: &[u8], id: u64, version: Option<&mut String>) -> Result<Option<Reply>, String> {
-    let (reply_id, reply) = jsonrpc::parse(bytes).map_err(|e| format!("a message that is not JSON-RPC: {e}"))?;
-    if reply_id.and_then(|v| v.as_u64()) != Some(id) || reply == Reply::Neither {
-        // A notification, or a request from the server: not the reply.
-        return Ok(None);
-    }
-    if let Some(version) = version
-        && let Ok(InitReply { result: Some(r) }) = serde_json::from_slice::<InitReply>(bytes)
-        && let Some(v) = r.protocol_version
-    {
-        version.clear();
-        version.push_str(v);
-    }
-    Ok(Some(reply))
-}
-
-async fn json_reply(
-    conn: &mut Conn,
-    st: &mut State,
-    status: u16,
-    id: u64,
-    want_version: bool,
-) -> Result<Answered, Failed> {
-    st.reply.clear();
-    loop {
-        let data = conn.next_data().await.map_err(|(kind, message)| Failed {
-            kind,
-            status: Some(status),
-            rpc_error: None,
-            message,
-        })?;
-        let Some(data) = data else { break };
-        if st.reply.len() + data.len() > MAX_EVENT {
-            conn.discard();
-            return Err(Failed::protocol(
-                Some(status),
-                format!("a reply larger than {} KiB", MAX_EVENT >> 10),
-            ));
-        }
-        st.reply.extend_from_slice(data);
-    }
-    let version = want_version.then_some(&mut st.version);
-    match reply_to(&st.reply, id, version) {
-        Ok(Some(reply)) => Ok(Answered::Reply(status, reply)),
-        Ok(None) => Err(Failed::protocol(
-            Some(status),
-            "the answer is not the reply to the request",
-        )),
-        Err(message) => Err(Failed::protocol(Some(status), message)),
-    }
-}
-
-async fn stream_reply(
-    conn: &mut Conn,
-    st: &mut State,
-    status: u16,
-    id: u64,
-    want_version: bool,
-) -> Result<Answered, Failed> {
-    st.parser.reset();
-    let State { parser, version, .. } = st;
-    let mut version = want_version.then_some(version);
-    let found = loop {
-        let data = conn.next_data().await.map_err(|(kind, message)| Failed {
-            kind,
-            status: Some(status),
-            rpc_error: None,
-            message,
-        })?;
-        let Some(data) = data else {
-            let message = if parser.pending() {
-                "the stream ended inside an event"
-            } else {
-                "the stream ended before the reply"
-            };
-            return Err(Failed::protocol(Some(status), message));
-        };
-        let fed = parser.feed(data, |name, payload| {
-            if name != b"message" {
-                return None;
-            }
-            reply_to(payload.as_bytes(), id, version.as_deref_mut()).transpose()
-        });
-        match fed {
-            Ok(None) => {}
-            Ok(Some(Ok(reply))) => break reply,
-            Ok(Some(Err(message))) | Err(message) => {
-                conn.discard();
-                return Err(Failed::protocol(Some(status), message));
-            }
-        }
-    };
-    // The server should end the stream after the reply; one that does not loses the connection.
-    if tokio::time::timeout(DRAIN, drain(conn, status)).await.is_err() {
-        conn.discard();
-    }
-    Ok(Answered::Reply(status, found))
-}
-
 /// Open the session's GET stream (timed in the `listen` series) and read it for the hold; answers
 /// whether the stream was held, and how the session stands after it.
 async fn listen(env: &Env, slot: usize, conn: &mut Conn, url: &str, st: &mut State, hold_for: DurRange) -> (bool, End) {
-    let mut headers = [("accept", "text/event-stream"), ("", ""), ("", "")];
-    let mut n = 1;
-    for (name, value) in [
-        ("mcp-session-id", &st.session_id),
-        ("mcp-protocol-version", &st.version),
-    ] {
-        if !value.is_empty() {
-            headers[n] = (name, value.as_str());
-            n += 1;
-        }
-    }
+    let (headers, n) = headers("text/event-stream", st);
     let sent = Instant::now();
     let opened = tokio::time::timeout(env.timeout, conn.open(&env.endpoint, "GET", url, &headers[..n], None)).await;
     let head = match opened {
         Err(_) => {
             conn.discard();
-            let f = Failed {
-                kind: FailureKind::Timeout,
-                status: None,
-                rpc_error: None,
-                message: "no stream in time".into(),
-            };
-            record(env, slot, sent.elapsed(), &Err(f));
+            record(env, slot, sent.elapsed(), &Err(Failed::timeout("no stream in time")));
             return (false, End::Error);
         }
         Ok(Err(answer)) => {
@@ -713,12 +368,7 @@ async fn delete(env: &Env, conn: &mut Conn, url: &str, session_id: &str, version
     match sent {
         Err(_) => {
             conn.discard();
-            Err(Failed {
-                kind: FailureKind::Timeout,
-                status: None,
-                rpc_error: None,
-                message: "timed out".into(),
-            })
+            Err(Failed::timeout("timed out"))
         }
         Ok(Err(f)) => Err(f),
         Ok(Ok(s)) if (200..300).contains(&s) => Ok((Outcome::Ok, s, None)),

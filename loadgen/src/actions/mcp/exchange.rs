@@ -1,0 +1,332 @@
+//! One HTTP exchange of an MCP session on the user's connection: a `POST` with the session's headers,
+//! its answer classified — 202, 404 (the session is gone), another status, or a reply read as JSON
+//! (into the session's kept buffer) or as an event stream (parsed as it arrives, notifications and
+//! other messages skipped until the reply to this request). Every way an answer can be wrong is a
+//! `Failed` with its kind and message.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::events::MAX_EVENT;
+use super::session::State;
+use crate::actions::Env;
+use crate::actions::conn::{Answer, Conn, Head};
+use crate::actions::jsonrpc::{self, Reply};
+use crate::data::FailureKind;
+
+const ACCEPT_BOTH: &str = "application/json, text/event-stream";
+/// After its reply, how long a reply stream may take to end before its connection is dropped.
+pub(super) const DRAIN: Duration = Duration::from_secs(1);
+/// What an exchange came to when it did not fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Answered {
+    /// 202: a notification taken.
+    Accepted,
+    Reply(u16, Reply),
+    /// 404: the session is unknown or ended.
+    Gone,
+}
+
+/// A failed exchange, as recorded.
+#[derive(Debug)]
+pub(super) struct Failed {
+    pub(super) kind: FailureKind,
+    pub(super) status: Option<u16>,
+    pub(super) rpc_error: Option<i64>,
+    pub(super) message: String,
+}
+
+impl Failed {
+    pub(super) fn new(kind: FailureKind, status: Option<u16>, message: impl Into<String>) -> Failed {
+        Failed {
+            kind,
+            status,
+            rpc_error: None,
+            message: message.into(),
+        }
+    }
+
+    pub(super) fn protocol(status: Option<u16>, message: impl Into<String>) -> Failed {
+        Failed::new(FailureKind::Protocol, status, message)
+    }
+
+    pub(super) fn timeout(message: &str) -> Failed {
+        Failed::new(FailureKind::Timeout, None, message)
+    }
+
+    pub(super) fn json_rpc(status: u16, code: i64, message: String) -> Failed {
+        Failed {
+            kind: FailureKind::JsonRpc,
+            status: Some(status),
+            rpc_error: Some(code),
+            message,
+        }
+    }
+
+    /// A body that could not be read, under the answer's status.
+    fn reading(status: u16) -> impl FnOnce((FailureKind, String)) -> Failed {
+        move |(kind, message)| Failed::new(kind, Some(status), message)
+    }
+
+    pub(super) fn from_answer(answer: Answer) -> Failed {
+        match answer {
+            Answer::Failed(kind, message) => Failed::new(kind, None, message),
+            Answer::Answered(status) => Failed::protocol(Some(status), "unexpected answer"),
+        }
+    }
+
+    /// Whether the session can go on after it (a JSON-RPC error or a refused request can).
+    pub(super) fn ends_session(&self) -> bool {
+        !matches!(self.kind, FailureKind::JsonRpc | FailureKind::Status)
+    }
+}
+
+/// Which reply an exchange waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Awaits {
+    /// A notification: 202 and no reply.
+    Nothing,
+    Reply(u64),
+    /// `initialize`'s reply: it also gives the session id and the protocol version.
+    Initialize(u64),
+}
+
+pub(super) fn status_failure(status: u16, message: &str) -> Failed {
+    Failed::new(FailureKind::Status, Some(status), message)
+}
+
+/// One POST within the endpoint's timeout; a late answer never reuses the connection.
+pub(super) async fn exchange(
+    env: &Env,
+    conn: &mut Conn,
+    url: &str,
+    body: &str,
+    st: &mut State,
+    awaits: Awaits,
+) -> Result<Answered, Failed> {
+    match tokio::time::timeout(env.timeout, post(env, conn, url, body, st, awaits)).await {
+        Ok(answered) => {
+            if answered.is_err() && conn.mid_answer() {
+                conn.discard();
+            }
+            answered
+        }
+        Err(_) => {
+            conn.discard();
+            Err(Failed::timeout("timed out"))
+        }
+    }
+}
+
+/// What a content type says the body is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Body {
+    Json,
+    Events,
+    Other,
+}
+
+pub(super) fn body_kind(content_type: Option<&[u8]>) -> Body {
+    let Some(ct) = content_type else { return Body::Other };
+    let essence = ct.split(|b| *b == b';').next().unwrap_or(ct).trim_ascii();
+    if essence.eq_ignore_ascii_case(b"application/json") {
+        Body::Json
+    } else if essence.eq_ignore_ascii_case(b"text/event-stream") {
+        Body::Events
+    } else {
+        Body::Other
+    }
+}
+
+async fn post(
+    env: &Env,
+    conn: &mut Conn,
+    url: &str,
+    body: &str,
+    st: &mut State,
+    awaits: Awaits,
+) -> Result<Answered, Failed> {
+    let (headers, n) = headers(ACCEPT_BOTH, st);
+    let head = conn
+        .open(&env.endpoint, "POST", url, &headers[..n], Some(body))
+        .await
+        .map_err(Failed::from_answer)?;
+    check_session_id(conn, &head, st, matches!(awaits, Awaits::Initialize(_)))?;
+    let status = head.status;
+    match status {
+        202 => return drain(conn, status).await.map(|()| Answered::Accepted),
+        404 => return drain(conn, status).await.map(|()| Answered::Gone),
+        s if !(200..300).contains(&s) => {
+            drain(conn, status).await?;
+            return Err(status_failure(s, ""));
+        }
+        _ => {}
+    }
+    let id = match awaits {
+        Awaits::Nothing => return drain(conn, status).await.map(|()| Answered::Accepted),
+        Awaits::Reply(id) | Awaits::Initialize(id) => id,
+    };
+    let want_version = matches!(awaits, Awaits::Initialize(_));
+    match body_kind(head.content_type.as_ref().map(|r| conn.head_value(r))) {
+        Body::Json => json_reply(conn, st, status, id, want_version).await,
+        Body::Events => stream_reply(conn, st, status, id, want_version).await,
+        Body::Other => {
+            let ct = head.content_type.as_ref().map_or("no content type".to_owned(), |r| {
+                String::from_utf8_lossy(conn.head_value(r)).into_owned()
+            });
+            conn.discard();
+            Err(Failed::protocol(
+                Some(status),
+                format!("answered {ct}, not JSON or an event stream"),
+            ))
+        }
+    }
+}
+
+/// A request's headers: `Accept`, then the session's id and version once it has them (the first `n`).
+pub(super) fn headers<'a>(accept: &'a str, st: &'a State) -> ([(&'static str, &'a str); 3], usize) {
+    let mut headers = [("accept", accept), ("", ""), ("", "")];
+    let mut n = 1;
+    for (name, value) in [
+        ("mcp-session-id", &st.session_id),
+        ("mcp-protocol-version", &st.version),
+    ] {
+        if !value.is_empty() {
+            headers[n] = (name, value.as_str());
+            n += 1;
+        }
+    }
+    (headers, n)
+}
+
+/// The session id an answer carries must be the session's; `initialize`'s answer gives it.
+fn check_session_id(conn: &Conn, head: &Head, st: &mut State, initializing: bool) -> Result<(), Failed> {
+    let Some(range) = &head.session_id else { return Ok(()) };
+    let id = conn.head_value(range);
+    if initializing {
+        st.session_id.clear();
+        st.session_id.push_str(&String::from_utf8_lossy(id));
+        return Ok(());
+    }
+    if id != st.session_id.as_bytes() {
+        return Err(Failed::protocol(
+            Some(head.status),
+            format!(
+                "the session id changed mid-session (was {:?}, now {:?})",
+                st.session_id,
+                String::from_utf8_lossy(id)
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Read the rest of a body, keeping nothing.
+pub(super) async fn drain(conn: &mut Conn, status: u16) -> Result<(), Failed> {
+    while conn.next_data().await.map_err(Failed::reading(status))?.is_some() {}
+    Ok(())
+}
+
+#[derive(Deserialize)]
+struct InitReply<'a> {
+    #[serde(borrow, default)]
+    result: Option<InitResult<'a>>,
+}
+
+#[derive(Deserialize)]
+struct InitResult<'a> {
+    #[serde(borrow, default, rename = "protocolVersion")]
+    protocol_version: Option<&'a str>,
+}
+
+/// What one JSON-RPC message says, when it is the reply to `id`; keeps the version of an
+/// `initialize` reply.
+fn reply_to(bytes: &[u8], id: u64, version: Option<&mut String>) -> Result<Option<Reply>, String> {
+    let (reply_id, reply) = jsonrpc::parse(bytes).map_err(|e| format!("a message that is not JSON-RPC: {e}"))?;
+    if reply_id.and_then(|v| v.as_u64()) != Some(id) || reply == Reply::Neither {
+        // A notification, or a request from the server: not the reply.
+        return Ok(None);
+    }
+    if let Some(version) = version
+        && let Ok(InitReply { result: Some(r) }) = serde_json::from_slice::<InitReply>(bytes)
+        && let Some(v) = r.protocol_version
+    {
+        version.clear();
+        version.push_str(v);
+    }
+    Ok(Some(reply))
+}
+
+async fn json_reply(
+    conn: &mut Conn,
+    st: &mut State,
+    status: u16,
+    id: u64,
+    want_version: bool,
+) -> Result<Answered, Failed> {
+    st.reply.clear();
+    loop {
+        let data = conn.next_data().await.map_err(Failed::reading(status))?;
+        let Some(data) = data else { break };
+        if st.reply.len() + data.len() > MAX_EVENT {
+            conn.discard();
+            return Err(Failed::protocol(
+                Some(status),
+                format!("a reply larger than {} KiB", MAX_EVENT >> 10),
+            ));
+        }
+        st.reply.extend_from_slice(data);
+    }
+    let version = want_version.then_some(&mut st.version);
+    match reply_to(&st.reply, id, version) {
+        Ok(Some(reply)) => Ok(Answered::Reply(status, reply)),
+        Ok(None) => Err(Failed::protocol(
+            Some(status),
+            "the answer is not the reply to the request",
+        )),
+        Err(message) => Err(Failed::protocol(Some(status), message)),
+    }
+}
+
+async fn stream_reply(
+    conn: &mut Conn,
+    st: &mut State,
+    status: u16,
+    id: u64,
+    want_version: bool,
+) -> Result<Answered, Failed> {
+    st.parser.reset();
+    let State { parser, version, .. } = st;
+    let mut version = want_version.then_some(version);
+    let found = loop {
+        let data = conn.next_data().await.map_err(Failed::reading(status))?;
+        let Some(data) = data else {
+            let message = if parser.pending() {
+                "the stream ended inside an event"
+            } else {
+                "the stream ended before the reply"
+            };
+            return Err(Failed::protocol(Some(status), message));
+        };
+        let fed = parser.feed(data, |name, payload| {
+            if name != b"message" {
+                return None;
+            }
+            reply_to(payload.as_bytes(), id, version.as_deref_mut()).transpose()
+        });
+        match fed {
+            Ok(None) => {}
+            Ok(Some(Ok(reply))) => break reply,
+            Ok(Some(Err(message))) | Err(message) => {
+                conn.discard();
+                return Err(Failed::protocol(Some(status), message));
+            }
+        }
+    };
+    // The server should end the stream after the reply; one that does not loses the connection.
+    if tokio::time::timeout(DRAIN, drain(conn, status)).await.is_err() {
+        conn.discard();
+    }
+    Ok(Answered::Reply(status, found))
+}

@@ -9,7 +9,7 @@
 #        p99 -59 % against a baseline recorded half an hour earlier), so the speed bands here are wide
 #        (CPU per request 2×, p50 2.5×, p99 4×, rps 35 %): they catch a tree at least that much slower,
 #        or a baseline that much too slow to describe the tree any more.
-#     2. The legacy profile must fail, on post-load CPU and SSE sessions left open.
+#     2. The legacy profile must fail, on post-load CPU and MCP sessions left open.
 #  B. The gate's sensitivity, against runs made in this job: five unchanged runs interleaved with the
 #     slowed ones (so a drift of the machine's speed over these minutes reaches both alike). Known
 #     slowdowns injected into the gateway (TEST_ONLY_CPU_COST_US, TEST_ONLY_DELAY_US), sized from the
@@ -67,7 +67,7 @@ for check in post_load_cpu.mean sse_sessions_left; do
     exit 1
   fi
 done
-echo "ci-gate: the legacy profile fails the gate on post-load CPU and SSE sessions left open, as it must"
+echo "ci-gate: the legacy profile fails the gate on post-load CPU and MCP sessions left open, as it must"
 
 echo "ci-gate: B. the gate's sensitivity: unchanged runs interleaved with slowed ones"
 # Interleaved (U S U S … U) so that a drift of the machine's speed over the minutes this takes reaches

@@ -161,7 +161,7 @@ fn legacy_against_fixed_is_well_formed_self_contained_and_holds_charts_and_the_t
             .map(|n| text_of_node(&n))
             .collect()
     };
-    let left = row("SSE sessions left open");
+    let left = row("MCP sessions left open");
     assert_ne!(left[1], "0", "legacy leaves sessions open: {left:?}");
     assert!(left[2].starts_with("0 "), "fixed leaves none: {left:?}");
     let post = row("target CPU after load, settled (%)");

@@ -54,7 +54,7 @@ fn reproduce_small_writes_both_runs_the_comparison_and_the_report() {
     assert_eq!(left(&fixed), 0.0, "fixed ends every session");
     assert_eq!(fixed.observed.blocked_queries_max, Some(0));
     let compare = std::fs::read_to_string(out.join("compare.md")).unwrap();
-    assert!(compare.contains("| SSE sessions left open |"), "{compare}");
+    assert!(compare.contains("| MCP sessions left open |"), "{compare}");
     let report = std::fs::read_to_string(out.join("report.html")).unwrap();
     assert!(report.contains("<svg") && report.contains("Side by side"));
     assert!(!out.join("ablation.md").exists(), "no ablation unless asked");

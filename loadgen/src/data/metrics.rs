@@ -118,7 +118,7 @@ pub const METRICS: &[Metric] = &[
         .at_most(5.0),
     m("post_load_cpu.max", PercentOfCore, Lower),
     m("sse_sessions_left", Count, Lower)
-        .shown("SSE sessions left open")
+        .shown("MCP sessions left open")
         .at_most(0.0),
     m("lock_conflicts", Count, Lower),
     m("generator_cpu_per_request", Seconds, Lower)

@@ -1,7 +1,7 @@
 //! The gate: a run (or the median of several) against a baseline and the scenario's thresholds.
 //!
 //! Absolute checks are signals that do not depend on the machine — failure rate, unexpected statuses,
-//! blocked queries, post-load CPU, SSE sessions left open — against a fixed limit (never stricter than
+//! blocked queries, post-load CPU, MCP sessions left open — against a fixed limit (never stricter than
 //! what the baseline itself achieved). Relative checks are the speed signals — RPS, p50, p99, generator
 //! and target CPU per request — whose allowed change is the larger of a tolerance and three times the
 //! baseline's own relative spread (MAD / median), so a noisy machine does not fail a good change.

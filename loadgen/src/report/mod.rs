@@ -112,7 +112,7 @@ fn cards(body: &mut String, r: &Results) {
             o.cpu_post_load_settled_mean_pct.map(|c| c < 5.0),
         ),
         (
-            "SSE sessions left open",
+            "MCP sessions left open",
             num(o.sse_sessions_active_end),
             o.sse_sessions_active_end.map(|n| n == 0.0),
         ),

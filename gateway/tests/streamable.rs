@@ -290,3 +290,47 @@ async fn legacy_leaves_the_sessions_spinning() {
     assert!(cpu > 0.5, "abandoned streams burn CPU: {:.1} % of a core", cpu * 100.0);
     assert!(gw.stop().await, "SIGTERM still stops it");
 }
+
+#[tokio::test]
+async fn a_session_is_not_idle_while_a_request_runs() {
+    let db = TestDb::new(Db::Sqlite).await;
+    let gw = Gateway::start(&db, &[("PROFILE", "fixed"), ("MCP_SESSION_IDLE_TIMEOUT", "0.3")]).await;
+    gw.tool("sleep", None).await;
+    let id = initialize(&gw).await;
+    // The call takes longer than the idle timeout; the session must outlive it.
+    let call = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "sleep", "arguments": {"ms": 900}}});
+    let (_, answer) = message(post(&gw, Some(&id), Some(BOTH), &call).await).await;
+    assert_eq!(answer["result"]["content"][0]["text"], "slept 900 ms", "{answer}");
+    let ping = json!({"jsonrpc": "2.0", "id": 3, "method": "ping"});
+    assert_eq!(
+        post(&gw, Some(&id), Some(BOTH), &ping).await.status(),
+        StatusCode::OK,
+        "the session is still there after its long request"
+    );
+    eventually(Duration::from_secs(5), "then it expires, idle", || async {
+        (gw.metric("sse_session_ends_total{transport=\"streamable_http\",reason=\"expired\"}")
+            .await
+            == Some(1.0))
+        .then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_request_without_accept_is_refused_with_406() {
+    let db = TestDb::new(Db::Sqlite).await;
+    let gw = Gateway::start(&db, &[("PROFILE", "fixed")]).await;
+    let addr = gw.base.strip_prefix("http://").unwrap();
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let body = init_body().to_string();
+    let request = format!(
+        "POST /mcp HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        gw.token,
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 406"), "{answer}");
+    assert!(answer.contains("\"jsonrpc\":\"2.0\""), "JSON-RPC shaped: {answer}");
+}

@@ -154,6 +154,8 @@ async fn bad_server() -> String {
 
 async fn serve_badly(mut sock: tokio::net::TcpStream) {
     let mut buf = Vec::new();
+    // `/expire`: each session is gone (404) at its first request, and the one started again is not.
+    let mut inits = 0;
     let mut chunk = [0u8; 4096];
     loop {
         // One request: its head, then its body by Content-Length.
@@ -181,7 +183,33 @@ async fn serve_badly(mut sock: tokio::net::TcpStream) {
         buf.drain(..head_end + len);
         let path = head.split_whitespace().nth(1).unwrap_or("/").to_owned();
         let good_init = br#"{"jsonrpc":"2.0","id":1,"result":{"protocolVersion":"2025-03-26","capabilities":{},"serverInfo":{"name":"bad","version":"0"}}}"#;
-        let answer: Vec<u8> = if !body.contains("\"initialize\"") {
+        let answer: Vec<u8> = if head.starts_with("delete ") {
+            b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n".to_vec()
+        } else if path == "/expire" {
+            let request: serde_json::Value = serde_json::from_str(&body).unwrap();
+            let json = |inits: u32, text: String| {
+                format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nmcp-session-id: s{inits}\r\ncontent-length: {}\r\n\r\n{text}",
+                    text.len()
+                )
+                .into_bytes()
+            };
+            match (request["method"].as_str(), &request["id"]) {
+                (Some("initialize"), id) => {
+                    inits += 1;
+                    json(
+                        inits,
+                        format!(r#"{{"jsonrpc":"2.0","id":{id},"result":{{"protocolVersion":"2025-03-26"}}}}"#),
+                    )
+                }
+                (_, serde_json::Value::Null) => b"HTTP/1.1 202 Accepted\r\ncontent-length: 0\r\n\r\n".to_vec(),
+                // Every session's first id (odd) is gone at its first request; the next one (even) is not.
+                _ if head.contains(&format!("mcp-session-id: s{inits}\r\n")) && inits % 2 == 1 => {
+                    b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n".to_vec()
+                }
+                (_, id) => json(inits, format!(r#"{{"jsonrpc":"2.0","id":{id},"result":{{}}}}"#)),
+            }
+        } else if !body.contains("\"initialize\"") {
             if path == "/sid" {
                 b"HTTP/1.1 202 Accepted\r\nmcp-session-id: other\r\ncontent-length: 0\r\n\r\n".to_vec()
             } else {
@@ -260,4 +288,20 @@ async fn bad_answers_are_classified_failures_with_their_message() {
             a.errors
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_told_404_starts_again_once_and_is_counted() {
+    let url = bad_server().await;
+    let r = run(&format!(
+        "[target]\nurl = \"{url}\"\n[load]\nusers = 1\nduration = \"500ms\"\n[observe]\npost_load = \"0s\"\n\
+         [[actions]]\nname = \"s\"\nkind = \"mcp\"\nendpoint = \"/expire\"\nrequests = [{{ method = \"tools/list\" }}]\nclose = \"delete\"\n"
+    ))
+    .await;
+    let m = &r.mcp;
+    eprintln!("{m:?}");
+    assert!(m.opened > 0);
+    assert_eq!(m.reinitialized, m.opened, "each session started again once");
+    assert_eq!(m.closed_delete, m.opened, "and went on to its end");
+    assert_eq!(r.totals.failed, 0, "the request was answered in the new session");
 }

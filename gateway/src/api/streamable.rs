@@ -161,7 +161,7 @@ async fn handle_post(
     let (_, entry) = session(state, headers, server.as_deref())?;
     version_ok(headers)?;
     let control = entry.streamable.as_ref().expect("a Streamable HTTP session");
-    control.touch();
+    let _running = control.begin();
     // A notification or a response is taken with nothing to answer.
     let answer = match request {
         Some(r) => state.rpc.dispatch(r, entry.server_id.as_deref()).await,
@@ -170,7 +170,6 @@ async fn handle_post(
     let Some(answer) = answer else {
         return Ok(StatusCode::ACCEPTED.into_response());
     };
-    control.touch();
     Ok(answer_as(as_stream, answer))
 }
 

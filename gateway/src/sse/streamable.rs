@@ -9,7 +9,7 @@
 //! 404 and starts a new session, as the specification provides.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::body::Bytes;
@@ -34,7 +34,19 @@ pub struct Control {
     streaming: AtomicBool,
     /// Milliseconds since `epoch` of the last request, for the idle timeout.
     last_seen: AtomicU64,
+    /// Requests being answered now: a session is not idle while one runs, however long.
+    in_flight: AtomicUsize,
     epoch: Instant,
+}
+
+/// A request running in a session; touches it when it starts and when it ends.
+pub struct InFlight<'a>(&'a Control);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.touch();
+        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// Why a command could not be given.
@@ -53,13 +65,20 @@ impl Control {
             commands,
             streaming: AtomicBool::new(false),
             last_seen: AtomicU64::new(0),
+            in_flight: AtomicUsize::new(0),
             epoch: Instant::now(),
         };
         (Arc::new(control), rx)
     }
 
-    /// A request reached the session.
-    pub fn touch(&self) {
+    /// A request reached the session: it is not idle until the guard is dropped.
+    pub fn begin(&self) -> InFlight<'_> {
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        self.touch();
+        InFlight(self)
+    }
+
+    fn touch(&self) {
         let ms = self.epoch.elapsed().as_millis() as u64;
         self.last_seen.store(ms, Ordering::Relaxed);
     }
@@ -126,9 +145,10 @@ impl StreamableSession {
                 _ = self.producer.shutting_down() => return EndReason::Shutdown,
                 command = self.commands.recv() => command,
                 _ = sleep_until(idle_at) => {
-                    // A request may have come meanwhile: then sleep again from it.
+                    // A request may have come meanwhile, or be running: then sleep again from it.
                     let timeout = self.idle_timeout.unwrap_or_default();
-                    if self.control.last_seen() + timeout <= Instant::now() {
+                    let busy = self.control.in_flight.load(Ordering::Acquire) > 0;
+                    if !busy && self.control.last_seen() + timeout <= Instant::now() {
                         return EndReason::Expired;
                     }
                     continue;

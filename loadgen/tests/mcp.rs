@@ -209,6 +209,22 @@ async fn serve_badly(mut sock: tokio::net::TcpStream) {
                 }
                 (_, id) => json(inits, format!(r#"{{"jsonrpc":"2.0","id":{id},"result":{{}}}}"#)),
             }
+        } else if path == "/notify" && body.contains("\"initialize\"") {
+            // A streamed reply, chunked, with a notification and a request of the server's first; the
+            // reply's event split over two chunks, the frame lines ending in CRLF.
+            let events = [
+                "event: message\r\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/message\",\"params\":{}}\r\n\r\n",
+                ": a comment\r\nevent: message\r\ndata: {\"jsonrpc\":\"2.0\",\"id\":\"srv-1\",\"method\":\"ping\"}\r\n\r\n",
+                "data: {\"jsonrpc\":\"2.0\",\"id\":1,",
+                "\"result\":{\"protocolVersion\":\"2025-03-26\"}}\r\n\r\n",
+            ];
+            let mut a =
+                b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n".to_vec();
+            for e in events {
+                a.extend_from_slice(format!("{:x}\r\n{e}\r\n", e.len()).as_bytes());
+            }
+            a.extend_from_slice(b"0\r\n\r\n");
+            a
         } else if !body.contains("\"initialize\"") {
             if path == "/sid" {
                 b"HTTP/1.1 202 Accepted\r\nmcp-session-id: other\r\ncontent-length: 0\r\n\r\n".to_vec()
@@ -304,4 +320,21 @@ async fn a_session_told_404_starts_again_once_and_is_counted() {
     assert_eq!(m.reinitialized, m.opened, "each session started again once");
     assert_eq!(m.closed_delete, m.opened, "and went on to its end");
     assert_eq!(r.totals.failed, 0, "the request was answered in the new session");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_streamed_reply_may_carry_server_messages_before_the_result() {
+    let url = bad_server().await;
+    let r = run(&format!(
+        "[target]\nurl = \"{url}\"\n[load]\nusers = 2\nduration = \"500ms\"\n[observe]\npost_load = \"0s\"\n\
+         [[actions]]\nname = \"s\"\nkind = \"mcp\"\nendpoint = \"/notify\"\nclose = \"delete\"\n"
+    ))
+    .await;
+    eprintln!("{:?}; errors {:?}", r.mcp, r.actions[0].errors);
+    assert!(r.mcp.opened > 0);
+    assert_eq!(
+        r.totals.failed, 0,
+        "the notification and the server's request were skipped"
+    );
+    assert_eq!(r.mcp.closed_delete, r.mcp.opened);
 }

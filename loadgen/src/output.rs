@@ -241,6 +241,15 @@ fn target_side(out: &mut String, o: &ObservedSummary) {
         nm(o.longest_lock_wait_s, "s"),
         o.idle_in_tx_max.map_or("not measured".into(), |v| v.to_string()),
     );
+    if o.sources.pgbouncer.is_some() {
+        let _ = writeln!(
+            out,
+            "PgBouncer pools: clients waiting for a server connection max {}, mean {}; longest wait {}",
+            o.pgbouncer_waiting_max.map_or("not measured".into(), |v| v.to_string()),
+            nm(o.pgbouncer_waiting_mean, ""),
+            nm(o.pgbouncer_longest_wait_s, "s"),
+        );
+    }
     if let Some(chain) = o.blocking_chains.first() {
         let _ = writeln!(out, "longest blocking chain ({} backends):", chain.len());
         for (i, link) in chain.iter().enumerate() {

@@ -300,3 +300,122 @@ path = "/ok"
     );
     let _ = Duration::ZERO;
 }
+
+/// PgBouncer from Debian's package, started by `scripts/pgbouncer.sh` in front of `url` with a pool of
+/// one connection; stopped on drop.
+struct PgBouncer {
+    url: String,
+    admin: String,
+    state: tempfile::TempDir,
+}
+
+impl PgBouncer {
+    /// `None` when PgBouncer is not installed (and the test may skip: `STAMPEDE_REQUIRE_PGBOUNCER` unset).
+    fn start(url: &str) -> Option<PgBouncer> {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/pgbouncer.sh");
+        let state = tempfile::tempdir().unwrap();
+        let out = std::process::Command::new(script)
+            .args(["start", url])
+            .env("PGBOUNCER_POOL_SIZE", "1")
+            .env("STAMPEDE_PGBOUNCER_STATE", state.path().join("state"))
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if !out.status.success() {
+            let required = std::env::var_os("STAMPEDE_REQUIRE_PGBOUNCER").is_some();
+            assert!(
+                !required && stderr.contains("not installed"),
+                "scripts/pgbouncer.sh failed: {stderr}"
+            );
+            eprintln!("skipped: {stderr}");
+            return None;
+        }
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let field = |name: &str| {
+            stdout
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .unwrap_or_else(|| panic!("no {name} in {stdout}"))
+                .to_owned()
+        };
+        Some(PgBouncer {
+            url: field("url="),
+            admin: field("admin="),
+            state,
+        })
+    }
+}
+
+impl Drop for PgBouncer {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/pgbouncer.sh"))
+            .arg("stop")
+            .env("STAMPEDE_PGBOUNCER_STATE", self.state.path().join("state"))
+            .status();
+    }
+}
+
+fn watch_pgbouncer(admin: &str) -> String {
+    format!(
+        r#"
+[target]
+spawn = "gateway"
+[load]
+users = 2
+duration = "6s"
+think_time = "100ms"
+[observe]
+post_load = "2s"
+settle = "0s"
+pgbouncer = "{admin}"
+[[actions]]
+kind = "http"
+path = "/health"
+"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pgbouncer_clients_waiting_on_a_dry_pool_are_seen_and_an_absent_one_is_not_measured() {
+    use sqlx::Connection as _;
+    let db = TestDb::new().await;
+    let Some(pgb) = PgBouncer::start(&db.url) else { return };
+    // Four clients that each hold the one server connection for 1.5 s: three wait in turn.
+    let url = pgb.url.clone();
+    let sleepers = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+        let mut clients = tokio::task::JoinSet::new();
+        for _ in 0..4 {
+            let url = url.clone();
+            clients.spawn(async move {
+                let mut c = sqlx::PgConnection::connect(&url)
+                    .await
+                    .expect("connect through PgBouncer");
+                sqlx::Executor::execute(&mut c, "SELECT pg_sleep(1.5)")
+                    .await
+                    .expect("sleep");
+            });
+        }
+        clients.join_all().await;
+    });
+    let r = run(&watch_pgbouncer(&pgb.admin)).await;
+    sleepers.await.unwrap();
+    let o = &r.observed;
+    eprintln!(
+        "PgBouncer: waiting max {:?} mean {:?}, longest wait {:?} s (source {:?})",
+        o.pgbouncer_waiting_max, o.pgbouncer_waiting_mean, o.pgbouncer_longest_wait_s, o.sources.pgbouncer
+    );
+    assert!(o.pgbouncer_waiting_max.unwrap() >= 2, "clients queued on the pool");
+    assert!(o.pgbouncer_longest_wait_s.unwrap() >= 1.0, "and waited for it");
+    assert!(o.sources.pgbouncer.as_deref().unwrap().ends_with("/pgbouncer"));
+    let summary = output::summary(&r);
+    assert!(summary.contains("PgBouncer pools: clients waiting"), "{summary}");
+    drop(pgb);
+    db.drop_it().await;
+
+    // Nobody at the address: not measured, never 0, and the run goes on.
+    let r = run(&watch_pgbouncer("postgres://postgres@127.0.0.1:9/pgbouncer")).await;
+    assert!(r.complete);
+    assert_eq!(r.observed.pgbouncer_waiting_max, None);
+    assert_eq!(r.observed.pgbouncer_longest_wait_s, None);
+}

@@ -118,6 +118,30 @@ fn a_live_run_with_blocked_queries_shows_the_chain() {
 }
 
 #[test]
+fn pgbouncer_waits_show_beside_blocked_queries() {
+    let mut app = replay_app();
+    for (i, w) in app.windows.iter_mut().enumerate() {
+        w.observed.blocked_queries = Some(1);
+        w.observed.pgbouncer_waiting = Some(i as u32 * 2);
+    }
+    let last = app.windows.len() as u32 - 1;
+    let s = screen(&app, 160, 48);
+    assert!(
+        s.contains(&format!(
+            "Blocked queries 1 now · max 1 · PgBouncer waiting {}",
+            last * 2
+        )),
+        "{s}"
+    );
+    // Only PgBouncer watched: the panel still draws its waits.
+    for w in app.windows.iter_mut() {
+        w.observed.blocked_queries = None;
+    }
+    let s = screen(&app, 160, 48);
+    assert!(s.contains("Blocked queries not measured · PgBouncer waiting"), "{s}");
+}
+
+#[test]
 fn keys_focus_a_panel_change_the_span_pause_and_open_help() {
     let mut app = replay_app();
     key(&mut app, KeyCode::Tab);

@@ -111,6 +111,9 @@ pub const METRICS: &[Metric] = &[
         .at_most(0.0),
     m("blocked_queries.mean", Count, Lower),
     m("lock_wait.max", Seconds, Lower).shown("longest lock wait (s)"),
+    m("pgbouncer_waiting.max", Count, Lower).shown("PgBouncer clients waiting (max)"),
+    m("pgbouncer_waiting.mean", Count, Lower),
+    m("pgbouncer_wait.max", Seconds, Lower).shown("longest PgBouncer wait (s)"),
     m("load_cpu.mean", PercentOfCore, Lower).shown("target CPU during load (%)"),
     m("load_cpu.max", PercentOfCore, Lower),
     m("post_load_cpu.mean", PercentOfCore, Lower)
@@ -184,6 +187,9 @@ impl Metrics {
         self.set("blocked_queries.max", o.blocked_queries_max.map(f64::from));
         self.set("blocked_queries.mean", o.blocked_queries_mean);
         self.set("lock_wait.max", o.longest_lock_wait_s);
+        self.set("pgbouncer_waiting.max", o.pgbouncer_waiting_max.map(f64::from));
+        self.set("pgbouncer_waiting.mean", o.pgbouncer_waiting_mean);
+        self.set("pgbouncer_wait.max", o.pgbouncer_longest_wait_s);
         self.set("load_cpu.mean", o.cpu_load_mean_pct);
         self.set("load_cpu.max", o.cpu_load_max_pct);
         // "post-load CPU" is the settled mean: does the target come back to idle?

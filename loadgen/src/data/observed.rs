@@ -35,6 +35,12 @@ pub struct Observed {
     pub sse_session_ends_total: BTreeMap<String, f64>,
     pub db_pool_in_use: Option<f64>,
     pub db_lock_waits_in_flight: Option<f64>,
+    /// From PgBouncer's `SHOW POOLS`: clients waiting for a server connection (the most seen in the
+    /// window, summed over the pools) and the longest wait.
+    #[serde(default)]
+    pub pgbouncer_waiting: Option<u32>,
+    #[serde(default)]
+    pub pgbouncer_longest_wait_s: Option<f64>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -43,6 +49,8 @@ pub struct Sources {
     pub cpu: Option<String>,
     pub metrics: Option<String>,
     pub postgres: Option<String>,
+    #[serde(default)]
+    pub pgbouncer: Option<String>,
 }
 
 /// The observers' figures over the run. Every `Option` is `None` when that source gave nothing.
@@ -70,4 +78,12 @@ pub struct ObservedSummary {
     pub sse_sessions_active_end: Option<f64>,
     /// Change of `sse_session_ends_total{reason}` over the run.
     pub sse_session_ends: BTreeMap<String, f64>,
+    /// PgBouncer: the most clients waiting for a server connection in any window, the mean over the
+    /// windows, and the longest wait.
+    #[serde(default)]
+    pub pgbouncer_waiting_max: Option<u32>,
+    #[serde(default)]
+    pub pgbouncer_waiting_mean: Option<f64>,
+    #[serde(default)]
+    pub pgbouncer_longest_wait_s: Option<f64>,
 }

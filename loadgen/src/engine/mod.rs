@@ -366,9 +366,14 @@ fn observe_config(scenario: &Scenario, target: &Target) -> ObserveConfig {
             .and_then(|f| std::fs::read_to_string(f).ok())
             .and_then(|t| t.trim().parse().ok())
     });
+    let pgbouncer = o
+        .pgbouncer
+        .clone()
+        .filter(|u| u.starts_with("postgres://") || u.starts_with("postgresql://"));
     ObserveConfig {
         metrics_url,
         postgres,
+        pgbouncer,
         pid: pid.or(target.pid()),
         children: o.children,
     }

@@ -1,5 +1,6 @@
 //! Target-side observers, on the load's one-second timeline and through the post-load window: the
-//! target's Prometheus metrics, PostgreSQL's blocked queries and blocking chains, and the target's CPU
+//! target's Prometheus metrics, PostgreSQL's blocked queries and blocking chains, PgBouncer's waiting
+//! clients, and the target's CPU
 //! (from /proc when it is a local process, else from `process_cpu_seconds_total`). A source that is
 //! not configured or not reachable gives "not measured" (`null`), never 0, and the run goes on.
 //!
@@ -10,6 +11,7 @@
 
 pub mod cpu;
 pub mod metrics;
+pub mod pgbouncer;
 pub mod postgres;
 pub mod prometheus;
 
@@ -23,6 +25,8 @@ pub struct ObserveConfig {
     /// Full URL of the Prometheus endpoint.
     pub metrics_url: Option<String>,
     pub postgres: Option<String>,
+    /// PgBouncer's admin console (`postgres://user@host:port/pgbouncer`).
+    pub pgbouncer: Option<String>,
     /// A local process to read CPU from.
     pub pid: Option<u32>,
     /// With its descendants.
@@ -55,7 +59,12 @@ pub struct Registration {
 }
 
 /// Every observer, in the order each window is filled.
-const OBSERVERS: [Registration; 3] = [cpu::OBSERVER, metrics::OBSERVER, postgres::OBSERVER];
+const OBSERVERS: [Registration; 4] = [
+    cpu::OBSERVER,
+    metrics::OBSERVER,
+    postgres::OBSERVER,
+    pgbouncer::OBSERVER,
+];
 
 /// The observers of a run.
 pub struct Observers {

@@ -192,7 +192,7 @@ fn summarize(w: &Windows<'_>, s: &mut ObservedSummary) {
 }
 
 /// The URL with its password starred.
-fn redact(url: &str) -> String {
+pub fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(s), Some(at)) if at > s => match url[s + 3..at].find(':') {
             Some(c) => format!("{}:***{}", &url[..s + 3 + c], &url[at..]),

@@ -388,10 +388,24 @@ impl<'a> Charts<'a> {
     }
 
     fn blocked(&self) -> Chart {
+        let blocked = |w: &Window| w.observed.blocked_queries.map(f64::from);
+        let pgbouncer = self.runs.iter().any(|r| r.results.observed.sources.pgbouncer.is_some());
+        if pgbouncer {
+            // Beside the backends waiting on a lock, the clients that cannot even get a connection.
+            return self.chart(
+                "Blocked queries",
+                "solid: backends waiting on a lock; dashed: clients waiting in PgBouncer's pools",
+                self.per_run_pair(
+                    ("blocked", blocked),
+                    ("PgBouncer waiting", |w| w.observed.pgbouncer_waiting.map(f64::from)),
+                ),
+                None,
+            );
+        }
         self.chart(
             "Blocked queries",
             "backends waiting on a lock",
-            self.per_run("blocked", |w| w.observed.blocked_queries.map(f64::from)),
+            self.per_run("blocked", blocked),
             None,
         )
     }

@@ -268,6 +268,10 @@ pub struct ObserveSpec {
     /// `database_url`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub postgres: Option<String>,
+    /// PgBouncer's admin console to watch for clients waiting on a pool
+    /// (`postgres://user@host:port/pgbouncer`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pgbouncer: Option<String>,
     /// A local target process to read CPU from (default: the spawned gateway).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pid: Option<u32>,

@@ -1,5 +1,6 @@
-//! The blocked queries panel: PostgreSQL backends waiting on a lock over time, and under the chart
-//! the latest blocking chain when there is room for it.
+//! The blocked queries panel: PostgreSQL backends waiting on a lock over time — and, when PgBouncer is
+//! watched, its clients waiting for a server connection beside them — and under the chart the latest
+//! blocking chain when there is room for it.
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -9,12 +10,13 @@ use ratatui::widgets::Paragraph;
 use stampede_loadgen::data::{ChainLink, Window};
 
 use crate::app::App;
-use crate::ui::{Palette, block, line_chart, not_measured};
+use crate::ui::{Palette, Series, block, line_chart, not_measured};
 
 pub(in crate::ui) fn draw(f: &mut Frame, app: &App, area: Rect, p: &Palette) {
     let w = app.visible();
     let measured = w.iter().any(|w| w.observed.blocked_queries.is_some());
-    if !measured {
+    let pgbouncer = w.iter().rev().find_map(|w| w.observed.pgbouncer_waiting);
+    if !measured && pgbouncer.is_none() {
         not_measured(
             f,
             area,
@@ -26,7 +28,25 @@ pub(in crate::ui) fn draw(f: &mut Frame, app: &App, area: Rect, p: &Palette) {
     }
     let now = w.iter().rev().find_map(|w| w.observed.blocked_queries).unwrap_or(0);
     let max = w.iter().filter_map(|w| w.observed.blocked_queries).max().unwrap_or(0);
-    let title = format!("Blocked queries {now} now · max {max}");
+    let mut title = if measured {
+        format!("Blocked queries {now} now · max {max}")
+    } else {
+        "Blocked queries not measured".to_owned()
+    };
+    if let Some(waiting) = pgbouncer {
+        title.push_str(&format!(" · PgBouncer waiting {waiting}"));
+    }
+    let mut series: Vec<Series<'_>> = Vec::new();
+    if measured {
+        series.push(("blocked", p.fg(Color::Red), &|w: &Window| {
+            w.observed.blocked_queries.map(f64::from)
+        }));
+    }
+    if pgbouncer.is_some() {
+        series.push(("PgBouncer waiting", p.fg(Color::Yellow), &|w: &Window| {
+            w.observed.pgbouncer_waiting.map(f64::from)
+        }));
+    }
     let chain = w
         .iter()
         .rev()
@@ -37,17 +57,7 @@ pub(in crate::ui) fn draw(f: &mut Frame, app: &App, area: Rect, p: &Palette) {
     } else {
         [area, Rect::default()]
     };
-    line_chart(
-        f,
-        chart_area,
-        block(title, p),
-        w,
-        &[("blocked", p.fg(Color::Red), &|w: &Window| {
-            w.observed.blocked_queries.map(f64::from)
-        })],
-        None,
-        p,
-    );
+    line_chart(f, chart_area, block(title, p), w, &series, None, p);
     if let Some(chain) = chain
         && chain_area.height > 0
     {

@@ -6,9 +6,12 @@
 #     1. ci-smoke against the fixed gateway, the median of 3 runs, must pass: no regression, and no stale
 #        baseline (faster beyond the band: re-record it, or a slowdown back to it would pass unseen).
 #        This machine's own speed swings between sessions (measured: CPU per request -37 %, p50 -44 %,
-#        p99 -59 % against a baseline recorded half an hour earlier), so the speed bands here are wide
-#        (CPU per request 2×, p50 2.5×, p99 4×, rps 35 %): they catch a tree at least that much slower,
-#        or a baseline that much too slow to describe the tree any more.
+#        p99 -59 % against a baseline recorded half an hour earlier; and the other way, on 2026-11-29,
+#        the baseline's own tree, cf7f5fd, rebuilt and run unchanged: p50 1.8-2.1× the baseline's, and a
+#        CI run of the next tree, the same code on the ci-smoke path, p50 2.58×, p99 4.2×, CPU per
+#        request 1.72-1.85×), so the speed bands here are wide (CPU per request 2.5×, p50 3.5×, p99 5×,
+#        rps 35 %): they catch a tree at least that much slower, or a baseline that much too slow to
+#        describe the tree any more.
 #     2. The legacy profile must fail, on post-load CPU and MCP sessions left open.
 #  B. The gate's sensitivity, against runs made in this job: five unchanged runs interleaved with the
 #     slowed ones (so a drift of the machine's speed over these minutes reaches both alike). Known
@@ -37,8 +40,8 @@ scenario=scenarios/ci-smoke.toml
 set_pg=(--set "target.database_url=$pg")
 
 # Against the committed baseline: bands for a machine whose speed is not the recording's.
-across_sessions=(--tolerance rps=35% --tolerance p50=150% --tolerance p99=300%
-  --tolerance generator_cpu_per_request=100% --tolerance target_cpu_per_request=100%)
+across_sessions=(--tolerance rps=35% --tolerance p50=250% --tolerance p99=400%
+  --tolerance generator_cpu_per_request=150% --tolerance target_cpu_per_request=150%)
 # Against runs of this job: bands that stay below a 1.5× slowdown.
 same_session=(--tolerance rps=25% --tolerance p50=35% --tolerance p99=60%
   --tolerance generator_cpu_per_request=30% --tolerance target_cpu_per_request=30%)

@@ -20,15 +20,18 @@ tui:
 	$(CARGO) build --workspace $(if $(filter release,$(BUILD)),--release,)
 	target/$(BUILD)/stampede-tui run $(SCENARIO) $(RUN_ARGS)
 
-## reproduce: the field failure and its fix: mixed-4000 on a throwaway PostgreSQL, legacy then fixed, each
-##            with its post-load window; writes results, a comparison and report.html under
-##            results/reproduce/. ABLATE=1 also runs fixed with one fix off at a time; SMALL=1 is a
+## reproduce: the field failure and its fix on the field's topology (three gateway replicas behind nginx,
+##            PgBouncer in front of a throwaway PostgreSQL, an upstream MCP server with the field's latency),
+##            legacy then fixed, each with its post-load window; writes results, a comparison, a gate of
+##            legacy against fixed and report.html under results/reproduce/. ABLATE=1 also runs fixed with one
+##            fix off at a time; TOPOLOGY=single runs mixed-4000 on one gateway instead; SMALL=1 is a
 ##            seconds-long version (CI).
 ABLATE ?= 0
 SMALL ?= 0
+TOPOLOGY ?= field
 reproduce:
 	$(CARGO) build --workspace $(if $(filter release,$(BUILD)),--release,)
-	scripts/reproduce.sh --bin target/$(BUILD) $(if $(filter 1,$(ABLATE)),--ablate,) $(if $(filter 1,$(SMALL)),--small,)
+	scripts/reproduce.sh --bin target/$(BUILD) --topology $(TOPOLOGY) $(if $(filter 1,$(ABLATE)),--ablate,) $(if $(filter 1,$(SMALL)),--small,)
 
 ## bench: stampede against oha and wrk (installed when missing), SSE memory, gateway throughput on SQLite
 ##        and a throwaway PostgreSQL; writes results/bench/<date>.json and .md. Takes about 15 minutes.

@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
-# Reproduce the field failure and its fix on this machine: `mixed-4000` against the reference gateway on a
-# throwaway PostgreSQL, legacy profile then fixed, each with its post-load window; then a comparison and
-# an HTML report. With --ablate, also the fixed profile with one fix turned off at a time.
+# Reproduce the field failure and its fix on this machine, legacy profile then fixed, each with its
+# post-load window; then a comparison, a gate of legacy against a baseline of fixed, and an HTML report.
+# With --ablate, also the fixed profile with one fix turned off at a time.
 #
-#   scripts/reproduce.sh [--ablate] [--small] [--bin DIR] [--out DIR]
+# The field's topology (default; scenarios/field.toml): three gateway replicas behind Debian's nginx, on
+# a throwaway PostgreSQL through Debian's PgBouncer (transaction pooling), federating stampede's upstream
+# MCP server with the field's upstream latency. --topology single: mixed-4000 against one gateway on
+# PostgreSQL directly (the first reproduction: one figure of four).
+#
+#   scripts/reproduce.sh [--topology field|single] [--ablate] [--small] [--bin DIR] [--out DIR]
 #
 #   --ablate   also run fixed without the bulk cascade (STATE_CASCADE=row-locks), without NOWAIT
 #              (LOCK_WAIT=wait) and without SSE disconnect detection (SSE_DISCONNECT_DETECTION=off)
+#   --topology field (default) or single
 #   --small    a seconds-long version (150 users, 8 s) for CI: the pipeline, not the figures
 #   --bin DIR  where stampede and stampede-gateway are (default target/release)
 #   --out DIR  default results/reproduce/<UTC timestamp>
@@ -16,11 +22,12 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
 
-ablate=0 small=0 bin=target/release out=""
+ablate=0 small=0 bin=target/release out="" topology=field
 while [ $# -gt 0 ]; do
   case "$1" in
     --ablate) ablate=1 ;;
     --small) small=1 ;;
+    --topology) topology=$2; shift ;;
     --bin) bin=$2; shift ;;
     --out) out=$2; shift ;;
     *) echo "reproduce: unknown argument $1 (see the header of $0)" >&2; exit 2 ;;
@@ -33,19 +40,35 @@ for b in stampede stampede-gateway; do
   [ -x "$bin/$b" ] || { echo "reproduce: $bin/$b not built (make release, or --bin target/debug)" >&2; exit 2; }
 done
 
-scenario=scenarios/mixed-4000.toml
+case "$topology" in
+  field)
+    scenario=scenarios/field.toml
+    # Both parts come from Debian's packages; say which one is missing before anything starts.
+    command -v pgbouncer >/dev/null || [ -x /usr/sbin/pgbouncer ] ||
+      { echo "reproduce: PgBouncer is not installed: apt-get install pgbouncer (or --topology single)" >&2; exit 2; }
+    command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] ||
+      { echo "reproduce: nginx is not installed: apt-get install nginx-light (or --topology single)" >&2; exit 2; }
+    ;;
+  single) scenario=scenarios/mixed-4000.toml ;;
+  *) echo "reproduce: --topology is field or single, not $topology" >&2; exit 2 ;;
+esac
 size=()
 if [ "$small" = 1 ]; then
+  # The actions' order is the same in both scenarios: 7 and 8 are the SSE sessions, 9 and 10 the MCP ones.
   size=(--users 150 --duration 8s --set load.ramp_up=3s --set load.ramp_down=1s --set load.graceful_stop=3s
     --set observe.post_load=6s --set observe.settle=2s --set setup.tools=100
-    --set 'load.think_time="200ms..600ms"' --set 'actions[7].hold="1s..3s"' --set 'actions[8].hold="1s..3s"')
+    --set 'load.think_time="200ms..600ms"' --set 'actions[7].hold="1s..3s"' --set 'actions[8].hold="1s..3s"'
+    --set 'actions[9].hold="1s..3s"' --set 'actions[10].hold="1s..3s"')
 fi
 
 say() { printf '\n== reproduce: %s\n' "$*"; }
 
 # Its own cluster state, never the one a test run or `make pg` started.
 export STAMPEDE_PG_STATE=${STAMPEDE_REPRODUCE_PG_STATE:-$here/.pg/reproduce-state}
-trap 'scripts/pg.sh stop' EXIT
+export STAMPEDE_PGBOUNCER_STATE=${STAMPEDE_REPRODUCE_PGBOUNCER_STATE:-$here/.pg/reproduce-pgbouncer}
+# Ctrl-C reaches stampede too, which stops its replicas and nginx and writes its results (incomplete);
+# then this stops PgBouncer and PostgreSQL.
+trap 'scripts/pgbouncer.sh stop >/dev/null 2>&1 || true; scripts/pg.sh stop' EXIT
 say "starting a throwaway PostgreSQL"
 pg=$(scripts/pg.sh start)
 echo "$pg"
@@ -57,8 +80,22 @@ run() {
   shift 2
   local db="stampede_${name//-/_}"
   PGOPTIONS="-c client_min_messages=warning" psql -q "$pg" -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db" >/dev/null
+  local direct="${pg%/*}/$db" where=()
+  if [ "$topology" = field ]; then
+    # PgBouncer in front of this run's database: the gateways go through it; the session bus (LISTEN
+    # does not pass a transaction pooler) and the blocked-query observer go to PostgreSQL directly.
+    scripts/pgbouncer.sh stop >/dev/null 2>&1 || true
+    local pgb url admin
+    pgb=$(scripts/pgbouncer.sh start "$direct")
+    url=$(sed -n 's/^url=//p' <<<"$pgb")
+    admin=$(sed -n 's/^admin=//p' <<<"$pgb")
+    where=(--set "target.database_url=$url" --set "target.env.SESSION_BUS_URL=$direct"
+      --set "observe.postgres=$direct" --set "observe.pgbouncer=$admin")
+  else
+    where=(--set "target.database_url=$direct")
+  fi
   say "$name: $what"
-  "$bin/stampede" run "$scenario" "${size[@]}" --set "target.database_url=${pg%/*}/$db" "$@" -o "$out/$name.json"
+  "$bin/stampede" run "$scenario" "${size[@]}" "${where[@]}" "$@" -o "$out/$name.json"
   runs+=("$out/$name.json")
 }
 
@@ -78,10 +115,21 @@ fi
 
 say "legacy vs fixed"
 "$bin/stampede" compare "$out/legacy.json" "$out/fixed.json" --markdown "$out/compare.md"
+say "legacy gated against a baseline of the fixed run (it should fail: that is the regression the gate exists for)"
+"$bin/stampede" baseline --from "$out/fixed.json" -o "$out/baseline-fixed.json" >/dev/null
+set +e
+"$bin/stampede" gate "$out/legacy.json" --baseline "$out/baseline-fixed.json" --markdown "$out/gate.md"
+gate=$?
+set -e
+case $gate in
+  1) echo "reproduce: the gate failed legacy against fixed, as it should" ;;
+  0) echo "reproduce: the gate passed legacy against fixed: the failure did not reproduce" ;;
+  *) echo "reproduce: the gate could not judge (exit $gate)" >&2; exit "$gate" ;;
+esac
 if [ "$ablate" = 1 ]; then
   say "what each fix is worth: fixed, then fixed with one fix turned off"
   "$bin/stampede" compare "$out/fixed.json" "$out/without-bulk-cascade.json" "$out/without-nowait.json" \
     "$out/without-sse-detection.json" --markdown "$out/ablation.md"
 fi
 "$bin/stampede" report "${runs[0]}" --compare "${runs[@]:1}" -o "$out/report.html"
-say "done in $(($(date +%s) - started)) s: $out/{legacy,fixed}.json, compare.md$([ "$ablate" = 1 ] && echo ", ablation.md"), report.html"
+say "done in $(($(date +%s) - started)) s: $out/{legacy,fixed}.json, compare.md, gate.md$([ "$ablate" = 1 ] && echo ", ablation.md"), report.html"

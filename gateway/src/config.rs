@@ -7,6 +7,15 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
+/// A connection pooler in front of PostgreSQL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Pooler {
+    None,
+    /// PgBouncer's `pool_mode = transaction`: a server connection is the client's only inside a
+    /// transaction.
+    Transaction,
+}
+
 /// A preset of the toggles below. `legacy` reproduces the field failures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Profile {
@@ -152,6 +161,24 @@ pub struct ServeArgs {
     /// How `POST /mcp` answers a request when the client accepts both: `json` or an `sse` stream.
     #[arg(long, env = "STREAMABLE_HTTP_REPLIES", value_enum, default_value = "json")]
     pub streamable_http_replies: ReplyFormat,
+
+    /// PostgreSQL URL of the session bus replicas use to find each other's sessions (LISTEN/NOTIFY;
+    /// a direct one — not through a transaction-pooling PgBouncer). Unset: this gateway is alone.
+    #[arg(long, env = "SESSION_BUS_URL")]
+    pub session_bus_url: Option<String>,
+
+    /// How long a replica waits for another to say it holds a session (ms).
+    #[arg(long, env = "SESSION_BUS_TIMEOUT_MS", default_value_t = 1_000)]
+    pub session_bus_timeout_ms: u64,
+
+    /// The URL other replicas forward to (default: http:// and the bound address).
+    #[arg(long, env = "SESSION_BUS_ADVERTISE")]
+    pub session_bus_advertise: Option<String>,
+
+    /// What stands between the gateway and PostgreSQL: `none`, or a `transaction`-pooling PgBouncer
+    /// (each checkout of a connection is then one transaction, and no prepared statement outlives it).
+    #[arg(long, env = "DB_POOLER", value_enum, default_value = "none")]
+    pub db_pooler: Pooler,
 
     /// Longest delay the built-in `sleep` tool accepts (ms).
     #[arg(long, env = "SLEEP_TOOL_MAX_MS", default_value_t = 10_000)]

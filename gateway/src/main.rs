@@ -39,7 +39,10 @@ fn main() -> ExitCode {
         Command::Serve(args) => {
             tracing_subscriber::fmt()
                 .with_env_filter(
-                    tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,sqlx=warn".into()),
+                    tracing_subscriber::EnvFilter::try_from_default_env()
+                        .unwrap_or_else(|_| "info,sqlx=warn".into())
+                        // Behind a transaction pooler a write's BEGIN inside its checkout's is a notice.
+                        .add_directive("sqlx::postgres::notice=error".parse().expect("a valid directive")),
                 )
                 .with_writer(std::io::stderr)
                 // Colours only for a person at a terminal, not in a log file.

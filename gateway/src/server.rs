@@ -21,6 +21,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let pool = PoolConfig {
         size: args.db_pool_size.max(1),
         acquire_timeout: std::time::Duration::from_millis(args.db_pool_timeout_ms),
+        pooler: args.db_pooler,
     };
     let store = Store::open(&url, pool, behaviour)
         .await
@@ -51,6 +52,21 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .with_context(|| format!("binding {}", args.bind))?;
     let addr = listener.local_addr()?;
     let sse = Registry::new(args.sse(), args.mcp_idle_timeout());
+    let bus = match &args.session_bus_url {
+        Some(bus_url) => {
+            let advertise = args
+                .session_bus_advertise
+                .clone()
+                .unwrap_or_else(|| format!("http://{addr}"));
+            let timeout = std::time::Duration::from_millis(args.session_bus_timeout_ms);
+            Some(
+                crate::sse::Bus::join(bus_url, advertise, Arc::clone(&sse), timeout)
+                    .await
+                    .with_context(|| format!("joining the session bus at {}", redact(bus_url)))?,
+            )
+        }
+        None => None,
+    };
     let state = AppState {
         store: store.clone(),
         auth: Arc::new(Auth::new(&args.auth)),
@@ -60,6 +76,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             sleep_max: std::time::Duration::from_millis(args.sleep_tool_max_ms),
         },
         sse: Arc::clone(&sse),
+        bus,
         streamable_replies: args.streamable_http_replies,
         local_host: addr.to_string(),
         info: Arc::new(info),

@@ -47,6 +47,10 @@ pub fn cpu_seconds_of(pid: &str) -> Option<f64> {
     // Fields after the command name (which may hold spaces) start after the last ')'.
     let rest = &stat[stat.rfind(')')? + 2..];
     let fields: Vec<&str> = rest.split_whitespace().collect();
+    // A zombie has exited: its CPU can no longer grow, so a reading would be a false "idle".
+    if fields.first() == Some(&"Z") {
+        return None;
+    }
     let utime: f64 = fields.get(11)?.parse().ok()?;
     let stime: f64 = fields.get(12)?.parse().ok()?;
     Some((utime + stime) / clock_ticks())

@@ -93,6 +93,16 @@ pub struct TargetInfo {
     /// null for a gateway at a URL. Absent in files written before it was recorded.
     #[serde(default)]
     pub store: Option<String>,
+    /// Spawned gateways on the one database (their CPU is summed); 1 in files written before replicas.
+    #[serde(default = "one_replica")]
+    pub replicas: u32,
+    /// The proxy the run started in front of them, if any (`nginx`).
+    #[serde(default)]
+    pub proxy: Option<String>,
+}
+
+fn one_replica() -> u32 {
+    1
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -203,7 +213,9 @@ impl Results {
                     TargetPlan::Spawn { profile, .. } => Some(format!("{profile:?}").to_lowercase()),
                     TargetPlan::Url(_) => None,
                 },
-                pid: run.target_pid,
+                pid: run.target_pids.first().copied(),
+                replicas: run.target_pids.len().max(1) as u32,
+                proxy: run.proxy.clone(),
                 store: match &scenario.target {
                     TargetPlan::Spawn { database_url, .. } => Some(
                         match database_url.as_deref() {

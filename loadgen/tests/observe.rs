@@ -6,45 +6,8 @@ use std::time::Duration;
 
 mod common;
 
-use common::run;
+use common::{PgBouncer, TestDb, run};
 use stampede_loadgen::output;
-
-/// A fresh database on the server in `STAMPEDE_TEST_PG`, dropped at the end.
-struct TestDb {
-    admin: String,
-    name: String,
-    url: String,
-}
-
-impl TestDb {
-    async fn new() -> TestDb {
-        use sqlx::Connection as _;
-        let admin = std::env::var("STAMPEDE_TEST_PG")
-            .expect("STAMPEDE_TEST_PG is not set: run `make test`, which starts a throwaway PostgreSQL");
-        let name = format!("stampede_obs_{}", uuid::Uuid::new_v4().simple());
-        let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&mut conn)
-            .await
-            .unwrap();
-        let mut url = reqwest::Url::parse(&admin).unwrap();
-        url.set_path(&format!("/{name}"));
-        TestDb {
-            admin,
-            name,
-            url: url.to_string(),
-        }
-    }
-
-    async fn drop_it(self) {
-        use sqlx::Connection as _;
-        if let Ok(mut conn) = sqlx::PgConnection::connect(&self.admin).await {
-            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name))
-                .execute(&mut conn)
-                .await;
-        }
-    }
-}
 
 fn lock_contention(profile: &str, database_url: &str) -> String {
     format!(
@@ -301,60 +264,6 @@ path = "/ok"
     let _ = Duration::ZERO;
 }
 
-/// PgBouncer from Debian's package, started by `scripts/pgbouncer.sh` in front of `url` with a pool of
-/// one connection; stopped on drop.
-struct PgBouncer {
-    url: String,
-    admin: String,
-    state: tempfile::TempDir,
-}
-
-impl PgBouncer {
-    /// `None` when PgBouncer is not installed (and the test may skip: `STAMPEDE_REQUIRE_PGBOUNCER` unset).
-    fn start(url: &str) -> Option<PgBouncer> {
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/pgbouncer.sh");
-        let state = tempfile::tempdir().unwrap();
-        let out = std::process::Command::new(script)
-            .args(["start", url])
-            .env("PGBOUNCER_POOL_SIZE", "1")
-            .env("STAMPEDE_PGBOUNCER_STATE", state.path().join("state"))
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        if !out.status.success() {
-            let required = std::env::var_os("STAMPEDE_REQUIRE_PGBOUNCER").is_some();
-            assert!(
-                !required && stderr.contains("not installed"),
-                "scripts/pgbouncer.sh failed: {stderr}"
-            );
-            eprintln!("skipped: {stderr}");
-            return None;
-        }
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let field = |name: &str| {
-            stdout
-                .lines()
-                .find_map(|l| l.strip_prefix(name))
-                .unwrap_or_else(|| panic!("no {name} in {stdout}"))
-                .to_owned()
-        };
-        Some(PgBouncer {
-            url: field("url="),
-            admin: field("admin="),
-            state,
-        })
-    }
-}
-
-impl Drop for PgBouncer {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/pgbouncer.sh"))
-            .arg("stop")
-            .env("STAMPEDE_PGBOUNCER_STATE", self.state.path().join("state"))
-            .status();
-    }
-}
-
 fn watch_pgbouncer(admin: &str) -> String {
     format!(
         r#"
@@ -379,7 +288,9 @@ path = "/health"
 async fn pgbouncer_clients_waiting_on_a_dry_pool_are_seen_and_an_absent_one_is_not_measured() {
     use sqlx::Connection as _;
     let db = TestDb::new().await;
-    let Some(pgb) = PgBouncer::start(&db.url) else { return };
+    let Some(pgb) = PgBouncer::start(&db.url, 1) else {
+        return;
+    };
     // Four clients that each hold the one server connection for 1.5 s: three wait in turn.
     let url = pgb.url.clone();
     let sleepers = tokio::spawn(async move {

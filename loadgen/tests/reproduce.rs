@@ -1,7 +1,8 @@
-//! `scripts/reproduce.sh --small` end to end (what `make reproduce SMALL=1` runs): a throwaway
-//! PostgreSQL, `mixed-4000` at small size against the legacy then the fixed gateway, the comparison and
-//! the report. Seconds, not minutes; the shape it checks is the one the full run shows: the legacy
-//! gateway leaves its abandoned SSE sessions spinning after the load, the fixed one ends them all.
+//! `scripts/reproduce.sh --small` end to end (what `make reproduce SMALL=1` runs): the field's topology
+//! at small size — a throwaway PostgreSQL behind a real PgBouncer, three gateway replicas behind a real
+//! nginx, the upstream MCP server — against the legacy then the fixed profile, the comparison, the gate
+//! and the report. Seconds, not minutes; the shape it checks is the one the full run shows: the legacy
+//! gateway leaves its abandoned sessions spinning after the load, the fixed one ends them all.
 
 use std::path::Path;
 use std::process::Command;
@@ -22,6 +23,7 @@ fn reproduce_small_writes_both_runs_the_comparison_and_the_report() {
         .arg("--out")
         .arg(&out)
         .env("STAMPEDE_REPRODUCE_PG_STATE", dir.path().join("pg-state"))
+        .env("STAMPEDE_REPRODUCE_PGBOUNCER_STATE", dir.path().join("pgbouncer-state"))
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -36,6 +38,7 @@ fn reproduce_small_writes_both_runs_the_comparison_and_the_report() {
         "legacy: legacy profile",
         "fixed: fixed profile",
         "legacy vs fixed",
+        "legacy gated against a baseline of the fixed run",
         "done in",
     ] {
         assert!(stdout.contains(step), "no {step:?} in:\n{stdout}");
@@ -45,6 +48,12 @@ fn reproduce_small_writes_both_runs_the_comparison_and_the_report() {
     assert_eq!(legacy.target.profile.as_deref(), Some("legacy"));
     assert_eq!(fixed.target.profile.as_deref(), Some("fixed"));
     assert!(legacy.complete && fixed.complete);
+    for r in [&legacy, &fixed] {
+        assert_eq!(r.target.replicas, 3, "the field's three replicas");
+        assert_eq!(r.target.proxy.as_deref(), Some("nginx"));
+        assert!(r.observed.sources.pgbouncer.is_some(), "PgBouncer's pools watched");
+        assert!(r.observed.pgbouncer_waiting_max.is_some());
+    }
     assert!(
         legacy.observed.sources.postgres.is_some() && fixed.observed.blocked_queries_max.is_some(),
         "both runs watched PostgreSQL"
@@ -58,4 +67,6 @@ fn reproduce_small_writes_both_runs_the_comparison_and_the_report() {
     let report = std::fs::read_to_string(out.join("report.html")).unwrap();
     assert!(report.contains("<svg") && report.contains("Side by side"));
     assert!(!out.join("ablation.md").exists(), "no ablation unless asked");
+    let gate = std::fs::read_to_string(out.join("gate.md")).unwrap();
+    assert!(gate.contains("post-load") || gate.contains("cpu"), "{gate}");
 }

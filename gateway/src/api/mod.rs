@@ -3,6 +3,7 @@
 mod entities;
 mod error;
 mod extract;
+mod forward;
 mod mcp;
 pub mod slowdown;
 mod streamable;
@@ -36,6 +37,8 @@ pub struct AppState {
     pub metrics: Metrics,
     pub rpc: Rpc,
     pub sse: Arc<Registry>,
+    /// Finds sessions held by other replicas; `None` for a gateway alone.
+    pub bus: Option<Arc<crate::sse::Bus>>,
     /// How `POST /mcp` answers when the client accepts both JSON and a stream.
     pub streamable_replies: ReplyFormat,
     /// The address the gateway listens on, for endpoint URLs when a request has no Host header.
@@ -65,7 +68,10 @@ pub fn router(state: AppState, max_body_bytes: usize) -> axum::Router {
                 .get(streamable::get_server)
                 .delete(streamable::delete_server),
         );
-    let protected = protected.route_layer(middleware::from_fn_with_state(state.clone(), require_auth));
+    // Layers added last run first: auth, then the forward of a session another replica holds.
+    let protected = protected
+        .route_layer(middleware::from_fn_with_state(state.clone(), forward::forward))
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_auth));
     axum::Router::new()
         .route("/health", get(health))
         .route("/ready", get(ready))

@@ -1,7 +1,8 @@
 //! MCP sessions and their streams (docs/api.md, "SSE sessions", "Streamable HTTP"): the registry of
 //! open sessions of both transports, the producer every stream runs, the Streamable HTTP session
-//! task, and the frame format. The HTTP handlers are in `api::mcp` and `api::streamable`.
+//! task, the bus that finds a session held by another replica, and the frame format. The HTTP handlers are in `api::mcp` and `api::streamable`.
 
+pub mod bus;
 mod registry;
 mod session;
 mod streamable;
@@ -13,6 +14,7 @@ use std::task::{Context, Poll};
 use axum::body::Bytes;
 use tokio::sync::mpsc;
 
+pub use bus::Bus;
 pub use registry::{EndReason, Entry, Registry, SseCounts, Transport};
 pub use streamable::{Control, Refused};
 

@@ -12,12 +12,12 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::postgres::{PgPool, PgPoolOptions, Postgres};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, Postgres};
 use sqlx::sqlite::{Sqlite, SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Database, Transaction};
+use sqlx::{Database, Executor as _, Transaction};
 
 use super::{DbStats, PoolConfig, per_kind};
-use crate::config::{LockWait, StoreBehaviour};
+use crate::config::{LockWait, Pooler, StoreBehaviour};
 use crate::model::Kind;
 
 pub(crate) trait Backend {
@@ -49,11 +49,24 @@ pub(crate) struct PgBackend {
 
 impl PgBackend {
     pub async fn connect(url: &str, cfg: PoolConfig, b: &StoreBehaviour) -> anyhow::Result<Self> {
-        let pool = PgPoolOptions::new()
+        let mut options = PgConnectOptions::from_str(url)?;
+        let mut pool = PgPoolOptions::new()
             .max_connections(cfg.size)
-            .acquire_timeout(cfg.acquire_timeout)
-            .connect(url)
-            .await?;
+            .acquire_timeout(cfg.acquire_timeout);
+        if cfg.pooler == Pooler::Transaction {
+            // Behind a transaction pooler a server connection is ours only inside a transaction, and
+            // sqlx prepares each statement in one round trip and runs it in the next: so every checkout
+            // is one transaction (as an ORM session is), which also starts with no prepared statement
+            // left by whoever had the server before; and statements are not cached across checkouts.
+            // `BEGIN` inside a write transaction's own `BEGIN` is a harmless warning; its `COMMIT`
+            // ends both.
+            options = options.statement_cache_capacity(0);
+            pool = pool
+                .after_connect(|conn, _| Box::pin(async move { conn.execute(CHECKOUT).await.map(drop) }))
+                .before_acquire(|conn, _| Box::pin(async move { conn.execute(CHECKOUT).await.map(|_| true) }))
+                .after_release(|conn, _| Box::pin(async move { conn.execute("COMMIT").await.map(|_| true) }));
+        }
+        let pool = pool.connect_with(options).await?;
         Ok(PgBackend {
             pool,
             lock_timeout: pg_setting(b.lock_timeout),
@@ -61,6 +74,9 @@ impl PgBackend {
         })
     }
 }
+
+/// What a checkout runs first behind a transaction pooler (one round trip, the simple protocol).
+const CHECKOUT: &str = "BEGIN; DEALLOCATE ALL";
 
 /// A PostgreSQL duration setting; "0" turns the timeout off.
 fn pg_setting(d: Option<Duration>) -> String {

@@ -77,6 +77,8 @@ impl Drop for LockWaitGuard<'_> {
 pub struct PoolConfig {
     pub size: u32,
     pub acquire_timeout: Duration,
+    /// What stands between the gateway and PostgreSQL.
+    pub pooler: crate::config::Pooler,
 }
 
 enum Pool {

@@ -184,8 +184,11 @@ impl Drop for InFlight<'_> {
 pub struct RunOutput {
     pub scenario: Arc<Scenario>,
     pub target_base: String,
-    pub target_pid: Option<u32>,
+    /// The spawned gateways' processes (empty for a target at a URL).
+    pub target_pids: Vec<u32>,
     pub spawned: bool,
+    /// The proxy started in front of them (`nginx`), if any.
+    pub proxy: Option<String>,
     pub started_at: SystemTime,
     pub completion: Completion,
     pub slots: Vec<String>,
@@ -345,11 +348,16 @@ async fn prepare(
 /// Where the observers look: the scenario's `[observe]`, filled in for a spawned gateway.
 fn observe_config(scenario: &Scenario, target: &Target) -> ObserveConfig {
     let o = &scenario.spec.observe;
-    let metrics_url = match o.metrics.as_deref() {
-        Some("") => None,
-        Some(m) if m.starts_with("http://") || m.starts_with("https://") => Some(m.to_owned()),
-        Some(path) => Some(format!("{}{path}", target.base)),
-        None => Some(format!("{}/metrics/prometheus", target.base)),
+    // Replicas are scraped each at its own address (through the proxy a scrape reaches one at random).
+    let bases = match target.replica_bases() {
+        b if b.is_empty() => vec![target.base.clone()],
+        b => b,
+    };
+    let metrics_urls = match o.metrics.as_deref() {
+        Some("") => Vec::new(),
+        Some(m) if m.starts_with("http://") || m.starts_with("https://") => vec![m.to_owned()],
+        Some(path) => bases.iter().map(|b| format!("{b}{path}")).collect(),
+        None => bases.iter().map(|b| format!("{b}/metrics/prometheus")).collect(),
     };
     let spawned_db = match &scenario.target {
         crate::scenario::TargetPlan::Spawn { database_url, .. } => database_url.clone(),
@@ -371,10 +379,10 @@ fn observe_config(scenario: &Scenario, target: &Target) -> ObserveConfig {
         .clone()
         .filter(|u| u.starts_with("postgres://") || u.starts_with("postgresql://"));
     ObserveConfig {
-        metrics_url,
+        metrics_urls,
         postgres,
         pgbouncer,
-        pid: pid.or(target.pid()),
+        pids: pid.map_or_else(|| target.pids(), |p| vec![p]),
         children: o.children,
     }
 }

@@ -183,8 +183,9 @@ impl<'a> RunLoop<'a> {
         RunOutput {
             scenario: Arc::clone(&ctx.scenario),
             target_base: self.target.base.clone(),
-            target_pid: self.target.pid(),
-            spawned: self.target.spawned.is_some(),
+            target_pids: self.target.pids(),
+            spawned: !self.target.spawned.is_empty(),
+            proxy: self.target.proxy.as_ref().map(|_| "nginx".to_owned()),
             started_at: self.started_at,
             completion: self.completion,
             sse: g.sse.figures(self.timeline.peak_sse_open),

@@ -1,5 +1,6 @@
 //! The target's CPU: read from /proc when it is a local process (with its descendants when asked),
-//! as a percentage of one core per window. (Without a pid, the metrics observer reads it from
+//! as a percentage of one core per window. Replicas are summed; a window in which one of them is
+//! gone is not measured (a sum without it would read as a quiet target). (Without a pid, the metrics observer reads it from
 //! `process_cpu_seconds_total` with the same `CpuRate`.)
 
 use tokio::time::Instant;
@@ -10,10 +11,12 @@ use std::time::Duration;
 
 pub const OBSERVER: Registration = Registration {
     start: |config, _| {
-        let pid = config.pid?;
+        if config.pids.is_empty() {
+            return None;
+        }
         let mut rate = CpuRate::default();
         let proc = ProcCpu {
-            pid,
+            pids: config.pids.clone(),
             children: config.children,
         };
         rate.next(proc.read());
@@ -51,23 +54,24 @@ impl CpuRate {
 }
 
 struct ProcCpu {
-    pid: u32,
+    pids: Vec<u32>,
     children: bool,
 }
 
 impl ProcCpu {
-    /// (when, CPU seconds) of the process (and its descendants) now.
+    /// (when, CPU seconds) of the processes (and their descendants) now; `None` when one is gone.
     fn read(&self) -> Option<(Instant, f64)> {
-        let own = crate::environment::cpu_seconds_of(&self.pid.to_string())?;
-        let children: f64 = if self.children {
-            crate::environment::descendants(self.pid)
-                .iter()
-                .filter_map(|c| crate::environment::cpu_seconds_of(&c.to_string()))
-                .sum()
-        } else {
-            0.0
-        };
-        Some((Instant::now(), own + children))
+        let mut total = 0.0;
+        for &pid in &self.pids {
+            total += crate::environment::cpu_seconds_of(&pid.to_string())?;
+            if self.children {
+                total += crate::environment::descendants(pid)
+                    .iter()
+                    .filter_map(|c| crate::environment::cpu_seconds_of(&c.to_string()))
+                    .sum::<f64>();
+            }
+        }
+        Some((Instant::now(), total))
     }
 }
 
@@ -82,11 +86,15 @@ impl Observer for Cpu {
     }
 
     fn source(&self, sources: &mut Sources) {
-        sources.cpu = Some(if self.proc.children {
-            format!("/proc/{} and descendants", self.proc.pid)
-        } else {
-            format!("/proc/{}", self.proc.pid)
-        });
+        let pids: Vec<String> = self.proc.pids.iter().map(|p| format!("/proc/{p}")).collect();
+        let mut source = pids.join(" + ");
+        if self.proc.children {
+            source.push_str(" and descendants");
+        }
+        if pids.len() > 1 {
+            source.push_str(&format!(" (sum of {} replicas)", pids.len()));
+        }
+        sources.cpu = Some(source);
     }
 }
 

@@ -1,6 +1,7 @@
 //! The target's own metrics: its Prometheus endpoint scraped once a second — MCP sessions active (both transports) and
 //! their ends by reason, lock conflicts, the database pool in use, lock waits in flight, and (when the
-//! target is not a local process) its CPU from `process_cpu_seconds_total`.
+//! target is not a local process) its CPU from `process_cpu_seconds_total`. Replicas are scraped each at
+//! its own address and summed; a window in which one did not answer is not measured.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -15,14 +16,21 @@ use crate::data::{Observed, ObservedSummary, Sources};
 
 pub const OBSERVER: Registration = Registration {
     start: |config, http| {
-        let url = config.metrics_url.clone()?;
-        let scrape = Arc::new(Mutex::new(None));
-        let task = tokio::spawn(scrape_loop(url.clone(), http.clone(), Arc::clone(&scrape)));
+        if config.metrics_urls.is_empty() {
+            return None;
+        }
+        let urls = config.metrics_urls.clone();
+        let scrapes: Vec<Slot> = urls.iter().map(|_| Arc::new(Mutex::new(None))).collect();
+        let tasks = urls
+            .iter()
+            .zip(&scrapes)
+            .map(|(url, slot)| tokio::spawn(scrape_loop(url.clone(), http.clone(), Arc::clone(slot))))
+            .collect();
         let mut metrics = Metrics {
-            url,
-            scrape,
-            task,
-            cpu: config.pid.is_none().then(CpuRate::default),
+            urls,
+            scrapes,
+            tasks,
+            cpu: config.pids.is_empty().then(CpuRate::default),
         };
         let now = metrics.cpu_reading();
         if let Some(rate) = &mut metrics.cpu {
@@ -44,25 +52,60 @@ struct Scrape {
     lock_waits: Option<f64>,
 }
 
+impl Scrape {
+    /// Another replica's reading added in: counters and gauges sum; a figure one of them lacks is
+    /// not measured.
+    fn add(&mut self, o: &Scrape) {
+        fn both(a: &mut Option<f64>, b: Option<f64>) {
+            *a = a.zip(b).map(|(a, b)| a + b);
+        }
+        self.at = self.at.max(o.at);
+        both(&mut self.cpu_seconds, o.cpu_seconds);
+        both(&mut self.sse_active, o.sse_active);
+        both(&mut self.lock_conflicts, o.lock_conflicts);
+        both(&mut self.pool_in_use, o.pool_in_use);
+        both(&mut self.lock_waits, o.lock_waits);
+        for (reason, n) in &o.sse_ends {
+            *self.sse_ends.entry(reason.clone()).or_default() += n;
+        }
+    }
+}
+
+/// The latest reading of one endpoint; `None` when its last scrape failed.
+type Slot = Arc<Mutex<Option<Scrape>>>;
+
 struct Metrics {
-    url: String,
-    scrape: Arc<Mutex<Option<Scrape>>>,
-    task: JoinHandle<()>,
+    urls: Vec<String>,
+    scrapes: Vec<Slot>,
+    tasks: Vec<JoinHandle<()>>,
     /// The target's CPU from its counter, when no local process is read instead.
     cpu: Option<CpuRate>,
 }
 
 impl Metrics {
+    /// The endpoints' latest readings summed, or `None` when one of them has none.
+    fn combined(&self) -> Option<Scrape> {
+        let mut total: Option<Scrape> = None;
+        for slot in &self.scrapes {
+            let s = slot.lock().expect("scrape lock");
+            let s = s.as_ref().filter(|s| s.at.is_some())?;
+            match &mut total {
+                Some(t) => t.add(s),
+                None => total = Some(s.clone()),
+            }
+        }
+        total
+    }
+
     fn cpu_reading(&self) -> Option<(Instant, f64)> {
-        let s = self.scrape.lock().expect("scrape lock");
-        let s = s.as_ref()?;
+        let s = self.combined()?;
         Some((s.at?, s.cpu_seconds?))
     }
 }
 
 impl Drop for Metrics {
     fn drop(&mut self) {
-        self.task.abort();
+        self.tasks.iter().for_each(JoinHandle::abort);
     }
 }
 
@@ -72,13 +115,7 @@ impl Observer for Metrics {
             let now = self.cpu_reading();
             o.cpu_pct = self.cpu.as_mut().and_then(|rate| rate.next(now));
         }
-        let scrape = self
-            .scrape
-            .lock()
-            .expect("scrape lock")
-            .clone()
-            .filter(|s| s.at.is_some());
-        if let Some(s) = scrape {
+        if let Some(s) = self.combined() {
             o.sse_sessions_active = s.sse_active;
             o.lock_conflicts_total = s.lock_conflicts;
             o.sse_session_ends_total = s.sse_ends;
@@ -88,14 +125,14 @@ impl Observer for Metrics {
     }
 
     fn source(&self, sources: &mut Sources) {
-        sources.metrics = Some(self.url.clone());
+        sources.metrics = Some(self.urls.join(" + "));
         if self.cpu.is_some() {
             sources.cpu = Some("process_cpu_seconds_total".to_owned());
         }
     }
 }
 
-async fn scrape_loop(url: String, http: reqwest::Client, slot: Arc<Mutex<Option<Scrape>>>) {
+async fn scrape_loop(url: String, http: reqwest::Client, slot: Slot) {
     loop {
         let text = async {
             let resp = http.get(&url).timeout(Duration::from_secs(2)).send().await.ok()?;

@@ -22,13 +22,13 @@ use crate::data::{Observed, ObservedSummary, Sources};
 /// Where the observers look.
 #[derive(Debug, Clone, Default)]
 pub struct ObserveConfig {
-    /// Full URL of the Prometheus endpoint.
-    pub metrics_url: Option<String>,
+    /// Full URLs of the Prometheus endpoints: one per replica, whose figures are summed.
+    pub metrics_urls: Vec<String>,
     pub postgres: Option<String>,
     /// PgBouncer's admin console (`postgres://user@host:port/pgbouncer`).
     pub pgbouncer: Option<String>,
-    /// A local process to read CPU from.
-    pub pid: Option<u32>,
+    /// Local processes to read CPU from (replicas: summed; one gone, and it is not measured).
+    pub pids: Vec<u32>,
     /// With its descendants.
     pub children: bool,
 }

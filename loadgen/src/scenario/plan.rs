@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use crate::data::{Phase, Threshold};
 
-use super::spec::{GatewayProfile, LoadSpec, Model, ScenarioSpec, SetupMode, SetupSpec, ToolsFrom, UpstreamSpec};
+use super::spec::{
+    GatewayProfile, LoadSpec, Model, ProxyKind, ScenarioSpec, SetupMode, SetupSpec, ToolsFrom, UpstreamSpec,
+};
 use crate::actions::Action;
 use crate::lang::{DurRange, Problem, Var, problem};
 
@@ -65,6 +67,8 @@ pub enum TargetPlan {
         profile: GatewayProfile,
         env: Vec<(String, String)>,
         database_url: Option<String>,
+        replicas: u32,
+        proxy: Option<ProxyKind>,
     },
     Url(String),
 }
@@ -197,6 +201,8 @@ fn target_plan(spec: &ScenarioSpec, problems: &mut Vec<Problem>) -> Option<Targe
                 ("target.env", !t.env.is_empty()),
                 ("target.database_url", t.database_url.is_some()),
                 ("target.profile", t.profile != GatewayProfile::Fixed),
+                ("target.replicas", t.replicas != 1),
+                ("target.proxy", t.proxy.is_some()),
             ] {
                 if set {
                     problems.push(problem(
@@ -207,11 +213,32 @@ fn target_plan(spec: &ScenarioSpec, problems: &mut Vec<Problem>) -> Option<Targe
             }
             Some(TargetPlan::Url(url.trim_end_matches('/').to_owned()))
         }
-        (None, Some(_)) => Some(TargetPlan::Spawn {
-            profile: t.profile,
-            env: t.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
-            database_url: t.database_url.clone(),
-        }),
+        (None, Some(_)) => {
+            let on_postgres = t
+                .database_url
+                .as_deref()
+                .is_some_and(|u| u.starts_with("postgres://") || u.starts_with("postgresql://"));
+            if t.replicas == 0 {
+                problems.push(problem("target.replicas", "must be at least 1"));
+            } else if t.replicas > 1 && !on_postgres {
+                problems.push(problem(
+                    "target.replicas",
+                    "replicas share one database: set target.database_url = \"postgres://…\"",
+                ));
+            } else if t.replicas > 1 && t.proxy.is_none() {
+                problems.push(problem(
+                    "target.replicas",
+                    "replicas need a proxy in front to spread the load: proxy = \"nginx\"",
+                ));
+            }
+            Some(TargetPlan::Spawn {
+                profile: t.profile,
+                env: t.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+                database_url: t.database_url.clone(),
+                replicas: t.replicas,
+                proxy: t.proxy,
+            })
+        }
     }
 }
 

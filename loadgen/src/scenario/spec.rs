@@ -39,6 +39,22 @@ pub enum SpawnKind {
     Gateway,
 }
 
+/// A proxy in front of spawned gateways.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProxyKind {
+    /// Debian's nginx, with a config written for the run (keep-alive upstreams, buffering off).
+    Nginx,
+}
+
+fn one() -> u32 {
+    1
+}
+
+fn is_one(n: &u32) -> bool {
+    *n == 1
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum GatewayProfile {
@@ -64,6 +80,13 @@ pub struct TargetSpec {
     /// Database of a spawned gateway; default: SQLite in a temporary directory.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub database_url: Option<String>,
+    /// Spawned gateways on the one database (more than one needs PostgreSQL and a proxy); their
+    /// sessions find each other over the session bus.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub replicas: u32,
+    /// A proxy started in front of the spawned gateways, which the load goes through.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy: Option<ProxyKind>,
     /// A bearer token as is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token: Option<String>,

@@ -321,3 +321,34 @@ fn federated_tools_need_gateways_and_an_upstream() {
         .replace("tools = 10\n", "tools = 0\ngateways = 1\ntools_from = \"federated\"\n");
     parse("s.toml", &ok, "s", &[]).unwrap();
 }
+
+#[test]
+fn replicas_need_postgresql_and_a_proxy() {
+    let with = |target: &str| GOOD.replace("spawn = \"gateway\"\n", &format!("spawn = \"gateway\"\n{target}\n"));
+    let e = one_error(&with("replicas = 3\nproxy = \"nginx\""));
+    assert_eq!(e.field, "target.replicas");
+    assert!(e.message.contains("postgres://"), "{e}");
+    assert_eq!(e.line, Some(7), "points at the line: {e}");
+    let e = one_error(&with("replicas = 3\ndatabase_url = \"postgres://u@127.0.0.1:5432/d\""));
+    assert_eq!(e.field, "target.replicas");
+    assert!(e.message.contains("proxy = \"nginx\""), "{e}");
+    let e = one_error(&with("replicas = 0"));
+    assert!(e.message.contains("at least 1"), "{e}");
+    let e = one_error(&with("proxy = \"haproxy\""));
+    assert!(e.to_string().contains("proxy"), "{e}");
+    let s = parse(
+        "s.toml",
+        &with("replicas = 3\nproxy = \"nginx\"\ndatabase_url = \"postgres://u@127.0.0.1:5432/d\""),
+        "s",
+        &[],
+    )
+    .unwrap();
+    assert!(matches!(
+        s.target,
+        TargetPlan::Spawn {
+            replicas: 3,
+            proxy: Some(ProxyKind::Nginx),
+            ..
+        }
+    ));
+}

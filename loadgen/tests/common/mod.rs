@@ -47,10 +47,111 @@ pub fn upstream(args: &[&str]) -> Proc {
     Proc { child, url, _dir: None }
 }
 
+/// True when there is no test PostgreSQL (a plain `cargo test`): the case skips with a line. `make test`
+/// always provides one.
+pub fn no_pg() -> bool {
+    let missing = std::env::var_os("STAMPEDE_TEST_PG").is_none();
+    if missing {
+        eprintln!("skipped: STAMPEDE_TEST_PG is not set (`make test` starts a throwaway PostgreSQL)");
+    }
+    missing
+}
+
 /// Run a scenario given as TOML text, in process, to its end.
 pub async fn run(text: &str) -> Results {
     let s = scenario::parse("test.toml", text, "test", &[]).unwrap_or_else(|e| panic!("{e}"));
     let (_tx, rx) = tokio::sync::watch::channel(false);
     let out = engine::run(s, RunOptions::default(), rx).await.expect("run");
     Results::from_run(&out, None)
+}
+
+/// A fresh database on the server in `STAMPEDE_TEST_PG`, dropped at the end.
+pub struct TestDb {
+    admin: String,
+    name: String,
+    pub url: String,
+}
+
+impl TestDb {
+    pub async fn new() -> TestDb {
+        use sqlx::Connection as _;
+        let admin = std::env::var("STAMPEDE_TEST_PG")
+            .expect("STAMPEDE_TEST_PG is not set: run `make test`, which starts a throwaway PostgreSQL");
+        let name = format!("stampede_obs_{}", uuid::Uuid::new_v4().simple());
+        let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        let mut url = reqwest::Url::parse(&admin).unwrap();
+        url.set_path(&format!("/{name}"));
+        TestDb {
+            admin,
+            name,
+            url: url.to_string(),
+        }
+    }
+
+    pub async fn drop_it(self) {
+        use sqlx::Connection as _;
+        if let Ok(mut conn) = sqlx::PgConnection::connect(&self.admin).await {
+            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name))
+                .execute(&mut conn)
+                .await;
+        }
+    }
+}
+
+/// PgBouncer from Debian's package, started by `scripts/pgbouncer.sh` in front of `url` with a pool of
+/// `pool` server connections; stopped on drop.
+pub struct PgBouncer {
+    pub url: String,
+    pub admin: String,
+    state: tempfile::TempDir,
+}
+
+impl PgBouncer {
+    /// `None` when PgBouncer is not installed (and the test may skip: `STAMPEDE_REQUIRE_PGBOUNCER` unset).
+    pub fn start(url: &str, pool: u32) -> Option<PgBouncer> {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/pgbouncer.sh");
+        let state = tempfile::tempdir().unwrap();
+        let out = std::process::Command::new(script)
+            .args(["start", url])
+            .env("PGBOUNCER_POOL_SIZE", pool.to_string())
+            .env("STAMPEDE_PGBOUNCER_STATE", state.path().join("state"))
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if !out.status.success() {
+            let required = std::env::var_os("STAMPEDE_REQUIRE_PGBOUNCER").is_some();
+            assert!(
+                !required && stderr.contains("not installed"),
+                "scripts/pgbouncer.sh failed: {stderr}"
+            );
+            eprintln!("skipped: {stderr}");
+            return None;
+        }
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let field = |name: &str| {
+            stdout
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .unwrap_or_else(|| panic!("no {name} in {stdout}"))
+                .to_owned()
+        };
+        Some(PgBouncer {
+            url: field("url="),
+            admin: field("admin="),
+            state,
+        })
+    }
+}
+
+impl Drop for PgBouncer {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/pgbouncer.sh"))
+            .arg("stop")
+            .env("STAMPEDE_PGBOUNCER_STATE", self.state.path().join("state"))
+            .status();
+    }
 }

@@ -1,0 +1,119 @@
+//! A request for a session another replica holds, forwarded there. With a session bus
+//! ([`crate::sse::bus`]), a `POST /message?session_id=…` or a `POST`/`GET`/`DELETE /mcp` with an
+//! `Mcp-Session-Id` this replica does not hold is sent, as it came (auth included), to the replica
+//! that answers for the session on the bus, and its answer — a stream too — is relayed back. A
+//! session no replica answers for goes to the local handler, which says 404 as before.
+//!
+//! The relay of a stream stops as soon as the client is gone (its body is dropped), closing the
+//! connection to the owner: the owner sees the disconnect exactly as if the client had been its own.
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderName, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use super::AppState;
+use super::error::ApiError;
+use crate::sse::FrameStream;
+
+/// Marks a forwarded request, so it is never forwarded again.
+const FORWARDED: HeaderName = HeaderName::from_static("x-stampede-forwarded");
+const SESSION: HeaderName = HeaderName::from_static("mcp-session-id");
+/// Chunks relayed ahead of a slow client.
+const RELAY_CHUNKS: usize = 8;
+
+pub async fn forward(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let Some(bus) = state.bus.clone() else {
+        return next.run(req).await;
+    };
+    let session = match session_named(&req) {
+        Some(id) if !req.headers().contains_key(&FORWARDED) && state.sse.lookup(id).is_none() => id.to_owned(),
+        _ => return next.run(req).await,
+    };
+    let Some(owner) = bus.owner(&session).await else {
+        return next.run(req).await;
+    };
+    match relay(&bus, &owner, req).await {
+        Ok(response) => {
+            if response.status() == StatusCode::NOT_FOUND {
+                bus.forget(&session);
+            }
+            response
+        }
+        Err(e) => {
+            bus.forget(&session);
+            ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                format!("session {session} is held by {owner}, which could not be reached: {e}"),
+            )
+            .into_response()
+        }
+    }
+}
+
+/// The session a request names: `session_id` in the query of a `…/message`, the `Mcp-Session-Id`
+/// header of a `…/mcp`.
+fn session_named(req: &Request) -> Option<&str> {
+    let path = req.uri().path();
+    if path.ends_with("/message") {
+        req.uri()
+            .query()?
+            .split('&')
+            .find_map(|pair| pair.strip_prefix("session_id="))
+    } else if path.ends_with("/mcp") {
+        req.headers().get(&SESSION)?.to_str().ok()
+    } else {
+        None
+    }
+}
+
+async fn relay(bus: &crate::sse::Bus, owner: &str, req: Request) -> anyhow::Result<Response> {
+    let limit = req
+        .extensions()
+        .get::<super::extract::BodyLimit>()
+        .map_or(usize::MAX, |l| l.0);
+    let (parts, body) = req.into_parts();
+    let body = axum::body::to_bytes(body, limit).await?;
+    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let mut request = bus.http().request(parts.method, format!("{owner}{path}"));
+    for (name, value) in &parts.headers {
+        if !hop_by_hop(name) {
+            request = request.header(name, value);
+        }
+    }
+    let mut upstream = request.header(FORWARDED, "1").body(body).send().await?;
+    let mut response = Response::builder().status(upstream.status());
+    for (name, value) in upstream.headers() {
+        if !hop_by_hop(name) {
+            response = response.header(name, value);
+        }
+    }
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(RELAY_CHUNKS);
+    tokio::spawn(async move {
+        loop {
+            let chunk = tokio::select! {
+                chunk = upstream.chunk() => chunk,
+                () = tx.closed() => return,
+            };
+            let Ok(Some(bytes)) = chunk else { return };
+            if tx.send(bytes).await.is_err() {
+                return;
+            }
+        }
+    });
+    Ok(response.body(Body::from_stream(FrameStream(rx)))?)
+}
+
+fn hop_by_hop(name: &HeaderName) -> bool {
+    [
+        header::CONNECTION,
+        header::HOST,
+        header::CONTENT_LENGTH,
+        header::TRANSFER_ENCODING,
+        header::TE,
+        header::UPGRADE,
+    ]
+    .contains(name)
+        || name.as_str() == "keep-alive"
+}

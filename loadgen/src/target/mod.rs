@@ -1,0 +1,153 @@
+//! The target of a run: an existing gateway at a URL, or reference gateways started as child
+//! processes (never linked in, so their CPU and memory are measured apart) and stopped at the end —
+//! one, or several replicas on one PostgreSQL behind an nginx the run starts too. Also the bearer
+//! token the load carries.
+
+mod gateway;
+mod nginx;
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::scenario::{AuthPlan, Scenario, TargetPlan};
+pub use gateway::Spawned;
+pub use nginx::Nginx;
+
+pub struct Target {
+    /// Base URL without a trailing slash: the gateway's, or the proxy's in front of the replicas.
+    pub base: String,
+    pub token: Option<String>,
+    /// The gateways this run started (empty for a target at a URL).
+    pub spawned: Vec<Spawned>,
+    pub proxy: Option<Nginx>,
+}
+
+impl Target {
+    /// Start or find the target and settle the token.
+    pub async fn prepare(s: &Scenario) -> anyhow::Result<Target> {
+        match &s.target {
+            TargetPlan::Url(url) => Ok(Target {
+                base: url.clone(),
+                token: token_for(&s.auth, None)?,
+                spawned: Vec::new(),
+                proxy: None,
+            }),
+            TargetPlan::Spawn {
+                profile,
+                env,
+                database_url,
+                replicas,
+                proxy,
+            } => {
+                let secret = uuid::Uuid::new_v4().simple().to_string();
+                let mut env = env.clone();
+                // Replicas find each other's sessions on the session bus, by default on their database
+                // (a scenario whose database is a transaction-pooling PgBouncer names a direct one).
+                if *replicas > 1 && !env.iter().any(|(k, _)| k == "SESSION_BUS_URL") {
+                    env.extend(database_url.clone().map(|u| ("SESSION_BUS_URL".to_owned(), u)));
+                }
+                let mut spawned = Vec::new();
+                for _ in 0..*replicas {
+                    spawned.push(gateway::spawn(*profile, &env, database_url.as_deref(), &secret).await?);
+                }
+                let (base, proxy) = match proxy {
+                    Some(crate::scenario::ProxyKind::Nginx) => {
+                        let upstreams: Vec<&str> = spawned.iter().map(|g| g.base.as_str()).collect();
+                        let nginx = Nginx::start(&upstreams).await?;
+                        (nginx.base.clone(), Some(nginx))
+                    }
+                    None => (spawned[0].base.clone(), None),
+                };
+                Ok(Target {
+                    base,
+                    token: token_for(&s.auth, Some(&secret))?,
+                    spawned,
+                    proxy,
+                })
+            }
+        }
+    }
+
+    /// The local processes whose CPU is the target's: every spawned gateway (not the proxy).
+    pub fn pids(&self) -> Vec<u32> {
+        self.spawned.iter().map(|s| s.pid).collect()
+    }
+
+    /// Where each spawned gateway serves its own metrics (behind a proxy, a scrape of the proxy's
+    /// address would reach one replica at random).
+    pub fn replica_bases(&self) -> Vec<String> {
+        self.spawned.iter().map(|s| s.base.clone()).collect()
+    }
+
+    /// Stop the proxy and the spawned gateways (SIGTERM, then kill after 10 s); nothing for an
+    /// existing one. The first gateway's exit status.
+    pub async fn stop(&mut self) -> Option<std::process::ExitStatus> {
+        if let Some(mut proxy) = self.proxy.take() {
+            proxy.stop().await;
+        }
+        // All asked at once, so replicas drain side by side.
+        self.spawned.iter().for_each(Spawned::terminate);
+        let mut first = None;
+        for spawned in &mut self.spawned {
+            let status = spawned.wait().await;
+            first = first.or(status);
+        }
+        first
+    }
+}
+
+/// A mistake in what the run was given (not in the target): the front ends exit 2 on it, as on a bad
+/// scenario file.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct BadInput(pub String);
+
+/// Check what the run needs from its environment before anything starts (a variable named by
+/// `token_env` or `jwt_secret_env` that is not set).
+pub fn check_environment(s: &Scenario) -> Result<(), BadInput> {
+    let (field, var) = match &s.auth {
+        AuthPlan::TokenEnv(var) => ("target.token_env", var),
+        AuthPlan::JwtSecretEnv(var) => ("target.jwt_secret_env", var),
+        AuthPlan::None | AuthPlan::Token(_) => return Ok(()),
+    };
+    match std::env::var(var) {
+        Ok(v) if !v.is_empty() => Ok(()),
+        _ => Err(BadInput(format!("{field}: the environment variable ${var} is not set"))),
+    }
+}
+
+/// The token the load carries: a given one, one from the environment, or one minted.
+fn token_for(auth: &AuthPlan, spawned_secret: Option<&str>) -> anyhow::Result<Option<String>> {
+    Ok(match auth {
+        AuthPlan::Token(t) => Some(t.clone()),
+        AuthPlan::TokenEnv(var) => Some(
+            std::env::var(var)
+                .map_err(|_| BadInput(format!("target.token_env: the environment variable ${var} is not set")))?,
+        ),
+        AuthPlan::JwtSecretEnv(var) => {
+            let secret = std::env::var(var).map_err(|_| {
+                BadInput(format!(
+                    "target.jwt_secret_env: the environment variable ${var} is not set"
+                ))
+            })?;
+            Some(mint(&secret)?)
+        }
+        AuthPlan::None => spawned_secret.map(mint).transpose()?,
+    })
+}
+
+/// An HS256 token with the original gateway's default audience and issuer, valid for a day.
+pub fn mint(secret: &str) -> anyhow::Result<String> {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
+    let claims = serde_json::json!({
+        "sub": "stampede@example.com",
+        "iat": now,
+        "exp": now + 24 * 3600,
+        "aud": "mcpgateway-api",
+        "iss": "mcpgateway",
+    });
+    Ok(jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )?)
+}

@@ -11,7 +11,8 @@
 #   scripts/reproduce.sh [--topology field|single] [--ablate] [--small] [--bin DIR] [--out DIR]
 #
 #   --ablate   also run fixed without the bulk cascade (STATE_CASCADE=row-locks), without NOWAIT
-#              (LOCK_WAIT=wait) and without SSE disconnect detection (SSE_DISCONNECT_DETECTION=off)
+#              (LOCK_WAIT=wait), without SSE disconnect detection (SSE_DISCONNECT_DETECTION=off) and
+#              with request-long database sessions (DB_SESSION_SCOPE=request)
 #   --topology field (default) or single
 #   --small    a seconds-long version (150 users, 8 s) for CI: the pipeline, not the figures
 #   --bin DIR  where stampede and stampede-gateway are (default target/release)
@@ -111,6 +112,8 @@ if [ "$ablate" = 1 ]; then
     --set target.profile=fixed --set target.env.LOCK_WAIT=wait
   run without-sse-detection "fixed, but SSE disconnect detection off (SSE_DISCONNECT_DETECTION=off)" \
     --set target.profile=fixed --set target.env.SSE_DISCONNECT_DETECTION=off
+  run without-short-sessions "fixed, but a tool call holds its database session across the upstream call (DB_SESSION_SCOPE=request)" \
+    --set target.profile=fixed --set target.env.DB_SESSION_SCOPE=request
 fi
 
 say "legacy vs fixed"
@@ -129,7 +132,7 @@ esac
 if [ "$ablate" = 1 ]; then
   say "what each fix is worth: fixed, then fixed with one fix turned off"
   "$bin/stampede" compare "$out/fixed.json" "$out/without-bulk-cascade.json" "$out/without-nowait.json" \
-    "$out/without-sse-detection.json" --markdown "$out/ablation.md"
+    "$out/without-sse-detection.json" "$out/without-short-sessions.json" --markdown "$out/ablation.md"
 fi
 "$bin/stampede" report "${runs[0]}" --compare "${runs[@]:1}" -o "$out/report.html"
 say "done in $(($(date +%s) - started)) s: $out/{legacy,fixed}.json, compare.md, gate.md$([ "$ablate" = 1 ] && echo ", ablation.md"), report.html"

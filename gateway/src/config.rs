@@ -32,6 +32,17 @@ pub enum StateCascade {
     RowLocks,
 }
 
+/// How long a tool call keeps its database connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SessionScope {
+    /// Each query takes a connection and gives it back: a call to an upstream holds none.
+    Statement,
+    /// The legacy request-scoped session (an ORM session per request, as the field's gateway had): the
+    /// call holds one connection in an open transaction from its start to its answer, the upstream's
+    /// latency included — "idle in transaction" the while, and a pool slot (and a PgBouncer server) gone.
+    Request,
+}
+
 /// Whether an SSE session notices that its client has gone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Detection {
@@ -74,6 +85,10 @@ pub struct ServeArgs {
     /// Preset of the fix toggles; individual toggles override it.
     #[arg(long, env = "PROFILE", value_enum, default_value = "fixed")]
     pub profile: Profile,
+
+    /// How long a tool call keeps its database connection: `statement` (fixed) or `request` (legacy).
+    #[arg(long, env = "DB_SESSION_SCOPE", value_enum)]
+    pub db_session_scope: Option<SessionScope>,
 
     /// Gateway toggle cascade (default from --profile).
     #[arg(long, env = "STATE_CASCADE", value_enum)]
@@ -225,6 +240,7 @@ pub struct StoreBehaviour {
     pub activation: Activation,
     /// How long a `tools/list` answer may be served from memory between writes (zero: never).
     pub tools_list_cache: Duration,
+    pub session_scope: SessionScope,
 }
 
 /// What activating a gateway does to reach its upstream.
@@ -278,9 +294,9 @@ impl ServeArgs {
     }
 
     pub fn behaviour(&self) -> StoreBehaviour {
-        let (cascade, lock_wait) = match self.profile {
-            Profile::Fixed => (StateCascade::Bulk, LockWait::Nowait),
-            Profile::Legacy => (StateCascade::RowLocks, LockWait::Wait),
+        let (cascade, lock_wait, session_scope) = match self.profile {
+            Profile::Fixed => (StateCascade::Bulk, LockWait::Nowait, SessionScope::Statement),
+            Profile::Legacy => (StateCascade::RowLocks, LockWait::Wait, SessionScope::Request),
         };
         StoreBehaviour {
             cascade: self.state_cascade.unwrap_or(cascade),
@@ -294,6 +310,7 @@ impl ServeArgs {
                 },
             },
             tools_list_cache: Duration::from_millis(self.tools_list_cache_ms),
+            session_scope: self.db_session_scope.unwrap_or(session_scope),
         }
     }
 

@@ -262,9 +262,13 @@ impl Rpc {
         if let (Some(gateway_id), Some(original)) = (&tool.gateway_id, &tool.original_name) {
             return self.forward(gateway_id, original, arguments).await;
         }
+        // Legacy: the request's database session, opened by the lookups, stays open across the call
+        // (taken after them: a request never holds two connections, or a busy pool would deadlock).
         if let Some(url) = tool.url.as_deref().filter(|u| !u.is_empty()) {
+            let _session = self.store.request_session().await?;
             return self.call_rest(url, &tool.request_type, arguments).await;
         }
+        let _session = self.store.request_session().await?;
         let text = match tool.name.as_str() {
             "time" => crate::model::now(),
             "sleep" => {
@@ -297,6 +301,7 @@ impl Rpc {
             return Err(RpcError::params(format!("Gateway is disabled: {}", gateway.name)));
         }
         let transport = crate::upstream::Transport::parse(&gateway.transport);
+        let _session = self.store.request_session().await?;
         match self
             .store
             .upstream()

@@ -344,3 +344,67 @@ async fn sqlite_fixed_toggle_is_409_while_the_database_is_locked_and_legacy_wait
     assert_eq!(status, StatusCode::OK);
     assert_eq!(fixed.get(&format!("/tools/{tid}")).await.1["enabled"], false);
 }
+
+/// Backends of the test database idle inside an open transaction.
+async fn idle_in_transaction(db: &TestDb, observer: &mut sqlx::PgConnection) -> i64 {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND state = 'idle in transaction' \
+         AND pid <> pg_backend_pid()",
+    )
+    .bind(db.pg_name())
+    .fetch_one(observer)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_legacy_tool_call_holds_its_session_open_across_the_call_and_a_fixed_one_does_not() {
+    if common::no_pg() {
+        return;
+    }
+    for (profile, held) in [("legacy", true), ("fixed", false)] {
+        let db = TestDb::new(Db::Postgres).await;
+        let gw = Gateway::start(&db, &[("PROFILE", profile)]).await;
+        gw.create(
+            "tools",
+            json!({"tool": {"name": "sleep", "input_schema": {"type": "object"}}}),
+        )
+        .await;
+        let mut observer = db.pg_conn().await;
+        // Four calls that each take 1.5 s (the built-in sleep tool stands in for an upstream's latency).
+        let calls: Vec<_> = (0..4)
+            .map(|_| {
+                let http = gw.http.clone();
+                let (url, token) = (gw.url("/rpc"), gw.token.clone());
+                tokio::spawn(async move {
+                    http.post(url)
+                        .bearer_auth(token)
+                        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                                      "params": {"name": "sleep", "arguments": {"ms": 1500}}}))
+                        .send()
+                        .await
+                        .unwrap()
+                        .status()
+                })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        let idle = idle_in_transaction(&db, &mut observer).await;
+        let in_use = gw.metric("db_pool_connections{state=\"in_use\"}").await.unwrap();
+        for c in calls {
+            assert_eq!(c.await.unwrap(), StatusCode::OK);
+        }
+        if held {
+            assert_eq!(idle, 4, "{profile}: each call sits idle in transaction while it waits");
+            assert!(in_use >= 4.0, "{profile}: and holds a pool connection ({in_use})");
+        } else {
+            assert_eq!(idle, 0, "{profile}: no call holds a transaction while it waits");
+        }
+        let observer = std::sync::Arc::new(tokio::sync::Mutex::new(observer));
+        eventually(Duration::from_secs(5), "every session released after its call", || {
+            let (observer, db) = (observer.clone(), &db);
+            async move { (idle_in_transaction(db, &mut *observer.lock().await).await == 0).then_some(()) }
+        })
+        .await;
+    }
+}

@@ -73,6 +73,12 @@ impl Drop for LockWaitGuard<'_> {
     }
 }
 
+/// A request-scoped database session ([`Store::request_session`]): held, never used.
+pub enum RequestSession {
+    Pg(sqlx::Transaction<'static, sqlx::Postgres>),
+    Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
+}
+
 #[derive(Debug, Clone, Copy)]
 pub struct PoolConfig {
     pub size: u32,
@@ -157,6 +163,20 @@ impl Store {
     /// The MCP client gateways federate their upstreams with.
     pub fn upstream(&self) -> &crate::upstream::Client {
         &self.inner.upstream
+    }
+
+    /// A tool call's database session: in the `request` scope one connection held in an open
+    /// transaction until the returned guard is dropped (nothing is written in it: dropping it rolls back);
+    /// `None` in the `statement` scope.
+    pub async fn request_session(&self) -> Result<Option<RequestSession>> {
+        if self.inner.behaviour.session_scope == crate::config::SessionScope::Statement {
+            return Ok(None);
+        }
+        let err = |e| error::classify(e, crate::model::Kind::Tool, "");
+        Ok(Some(match &self.inner.pool {
+            Pool::Pg(b) => RequestSession::Pg(b.pool().begin().await.map_err(err)?),
+            Pool::Sqlite(b) => RequestSession::Sqlite(b.pool().begin().await.map_err(err)?),
+        }))
     }
 
     pub fn behaviour(&self) -> &StoreBehaviour {

@@ -101,9 +101,9 @@ run() {
 }
 
 started=$(date +%s)
-run legacy "legacy profile: row-by-row FOR UPDATE cascade, waiting locks, SSE spin after disconnects" \
+run legacy "legacy profile: row-by-row FOR UPDATE cascade, waiting locks, request-long database sessions, SSE spin after disconnects" \
   --set target.profile=legacy
-run fixed "fixed profile: bulk cascade, FOR UPDATE NOWAIT → 409, SSE ends when the client is gone" \
+run fixed "fixed profile: bulk cascade, FOR UPDATE NOWAIT → 409, no connection held across an upstream call, SSE ends when the client is gone" \
   --set target.profile=fixed
 if [ "$ablate" = 1 ]; then
   run without-bulk-cascade "fixed, but the gateway toggle locks and updates row by row (STATE_CASCADE=row-locks)" \

@@ -230,6 +230,17 @@ fn target_plan(spec: &ScenarioSpec, problems: &mut Vec<Problem>) -> Option<Targe
                     "target.replicas",
                     "replicas need a proxy in front to spread the load: proxy = \"nginx\"",
                 ));
+            } else if t.replicas > 1
+                && t.env.get("DB_POOLER").is_some_and(|p| p == "transaction")
+                && !t.env.contains_key("SESSION_BUS_URL")
+            {
+                // The session bus would default to the database URL, a transaction pooler's, which
+                // LISTEN does not pass.
+                problems.push(problem(
+                    "target.env",
+                    "replicas behind a transaction pooler need SESSION_BUS_URL = a direct \"postgres://…\" \
+                     (LISTEN does not pass PgBouncer in transaction mode)",
+                ));
             }
             Some(TargetPlan::Spawn {
                 profile: t.profile,

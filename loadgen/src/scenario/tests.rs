@@ -332,6 +332,12 @@ fn replicas_need_postgresql_and_a_proxy() {
     let e = one_error(&with("replicas = 3\ndatabase_url = \"postgres://u@127.0.0.1:5432/d\""));
     assert_eq!(e.field, "target.replicas");
     assert!(e.message.contains("proxy = \"nginx\""), "{e}");
+    let e = one_error(&with(
+        "replicas = 2\nproxy = \"nginx\"\ndatabase_url = \"postgres://u@127.0.0.1:6432/d\"\n\
+         env = { DB_POOLER = \"transaction\" }",
+    ));
+    assert_eq!(e.field, "target.env");
+    assert!(e.message.contains("SESSION_BUS_URL"), "{e}");
     let e = one_error(&with("replicas = 0"));
     assert!(e.message.contains("at least 1"), "{e}");
     let e = one_error(&with("proxy = \"haproxy\""));

@@ -28,6 +28,13 @@ pub struct ScenarioArgs {
     /// Override any scenario field: `--set load.users=200`, `--set target.token=…` (repeatable).
     #[arg(long = "set", value_name = "PATH=VALUE")]
     pub set: Vec<Override>,
+    /// Run the I-th of N slices of the load (users and arrivals split so the N slices add up to the
+    /// whole at every instant), e.g. `--shard 2/4`.
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<crate::lang::Shard>,
+    /// With `--shard`: the shard that runs the observers (the others measure only their own load).
+    #[arg(long, value_name = "I", default_value_t = 1, requires = "shard")]
+    pub observe_on: u32,
 }
 
 impl ScenarioArgs {
@@ -50,7 +57,19 @@ impl ScenarioArgs {
     }
 
     pub fn load(&self) -> Result<Scenario, ScenarioErrors> {
-        scenario::load(&self.scenario, &self.overrides())
+        let mut s = scenario::load(&self.scenario, &self.overrides())?;
+        s.shard = self.shard.unwrap_or(crate::lang::Shard::WHOLE);
+        if self.observe_on == 0 || self.observe_on > s.shard.count {
+            return Err(ScenarioErrors(vec![scenario::ScenarioError {
+                file: self.scenario.display().to_string(),
+                line: None,
+                column: None,
+                field: "--observe-on".to_owned(),
+                message: format!("shard {} is not one of the {} shards", self.observe_on, s.shard.count),
+            }]));
+        }
+        s.observes = s.shard.index == self.observe_on || s.shard.is_whole();
+        Ok(s)
     }
 }
 

@@ -109,8 +109,17 @@ pub fn summary(r: &Results) -> String {
     };
     let _ = writeln!(
         out,
-        "\n{} against {} — {:?} model, {:.1}s of load, {}",
-        r.scenario.name, r.target.url, r.load.model, r.load.seconds, state
+        "\n{} against {} — {:?} model{}, {:.1}s of load, {}",
+        r.scenario.name,
+        r.target.url,
+        r.load.model,
+        r.load
+            .shard
+            .as_deref()
+            .map(|s| format!(", shard {s}"))
+            .unwrap_or_default(),
+        r.load.seconds,
+        state
     );
     actions_table(&mut out, r);
     outcomes(&mut out, r);

@@ -132,6 +132,9 @@ pub struct LoadInfo {
     pub dropped: u64,
     /// Actions cut at the end of the graceful stop (not recorded).
     pub cut: u64,
+    /// The slice of the load this run was (`I/N`, `--shard`); absent for the whole load.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -238,7 +241,11 @@ impl Results {
             load: LoadInfo {
                 model: scenario.load.model,
                 seconds,
-                peak_target: scenario.load.peak(),
+                peak_target: match scenario.load.model {
+                    crate::scenario::Model::Closed => scenario.shard.part(scenario.load.peak().round() as usize) as f64,
+                    crate::scenario::Model::Open => scenario.shard.share(scenario.load.peak()),
+                },
+                shard: (!scenario.shard.is_whole()).then(|| scenario.shard.to_string()),
                 phases: phase_spans(&run.timeline.windows),
                 dropped: run.dropped,
                 cut: run.cut,

@@ -333,7 +333,8 @@ async fn prepare(
             soft_stop,
         },
         pools,
-        seed: fastrand::u64(..),
+        // A fresh seed per process, so shards (and repeated runs) do not draw the same choices.
+        seed: fastrand::u64(..) ^ u64::from(scenario.shard.index).wrapping_mul(0xA24B_AED4_963E_E407),
         load_duration: scenario.load.duration(),
         hard_stop,
         cumulative,
@@ -347,6 +348,10 @@ async fn prepare(
 
 /// Where the observers look: the scenario's `[observe]`, filled in for a spawned gateway.
 fn observe_config(scenario: &Scenario, target: &Target) -> ObserveConfig {
+    if !scenario.observes {
+        // Another shard observes the target; this one's figures stay "not measured".
+        return ObserveConfig::default();
+    }
     let o = &scenario.spec.observe;
     // Replicas are scraped each at its own address (through the proxy a scrape reaches one at random).
     let bases = match target.replica_bases() {

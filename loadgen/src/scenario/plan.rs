@@ -107,6 +107,11 @@ pub struct Scenario {
     /// The scenario's thresholds, parsed: (scope, threshold).
     pub thresholds: Vec<(String, Threshold)>,
     pub upstream: UpstreamPlan,
+    /// The slice of the load this process runs (`--shard I/N`); the whole by default.
+    pub shard: crate::lang::Shard,
+    /// Whether this process runs the observers (`--observe-on`: one shard does, so the target's CPU
+    /// and blocked queries are not counted N times).
+    pub observes: bool,
 }
 
 /// Check everything; answer the plan or every problem found.
@@ -174,6 +179,8 @@ pub fn plan(spec: ScenarioSpec, default_name: &str) -> Result<Scenario, Vec<Prob
             thresholds,
             upstream,
             spec,
+            shard: crate::lang::Shard::WHOLE,
+            observes: true,
         }),
         _ => Err(problems),
     }

@@ -22,8 +22,9 @@ pub async fn run(ctx: Arc<Ctx>, start: Instant) {
             break;
         }
         let (level, phase) = ctx.scenario.load.at(elapsed);
-        ctx.set_phase(phase, level);
-        let want = level.round().max(0.0) as usize;
+        // This shard's whole users of the whole run's users now (all of them for an unsharded run).
+        let want = ctx.scenario.shard.part(level.round().max(0.0) as usize);
+        ctx.set_phase(phase, want as f64);
         target.store(want, Ordering::Relaxed);
         for idx in 0..want {
             if idx >= users.len() {

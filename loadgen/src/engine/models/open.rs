@@ -15,7 +15,8 @@ use crate::engine::Ctx;
 
 /// Run the open model until the stages end or the soft stop.
 pub async fn run(ctx: Arc<Ctx>, start: Instant) {
-    let workers = ctx.scenario.load.max_in_flight as usize;
+    let shard = ctx.scenario.shard;
+    let workers = shard.part(ctx.scenario.load.max_in_flight as usize).max(1);
     let (tx, rx) = async_channel::bounded::<Instant>(workers.clamp(16, 1024));
     let mut pool = JoinSet::new();
     for w in 0..workers {
@@ -46,6 +47,8 @@ pub async fn run(ctx: Arc<Ctx>, start: Instant) {
     let mut stop = ctx.env.soft_stop.clone();
     let total = ctx.load_duration;
     let mut next = start;
+    // The place of `next` in the whole run's schedule: a shard emits the arrivals it owns.
+    let mut k: u64 = 0;
     loop {
         let now = Instant::now();
         if now.duration_since(start) >= total || *stop.borrow() {
@@ -54,14 +57,15 @@ pub async fn run(ctx: Arc<Ctx>, start: Instant) {
         // Emit every arrival that is due; at high rates several per wake-up.
         while next <= now {
             let (rate, phase) = ctx.scenario.load.at(next.duration_since(start));
-            ctx.set_phase(phase, rate);
+            ctx.set_phase(phase, shard.share(rate));
             if rate <= 0.0 {
                 next += CONTROL_TICK;
                 continue;
             }
-            if tx.try_send(next).is_err() {
+            if shard.owns(k) && tx.try_send(next).is_err() {
                 ctx.env.recorder.gauges.dropped.fetch_add(1, Ordering::Relaxed);
             }
+            k += 1;
             next += Duration::from_secs_f64(1.0 / rate);
         }
         tokio::select! {

@@ -2,6 +2,25 @@
 //! the running binary, and the one line each prints once it accepts connections.
 
 use std::path::PathBuf;
+use std::time::Duration;
+
+/// Ask a child to stop (SIGTERM: a server drains, nginx quits).
+pub fn terminate(pid: u32) {
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
+}
+
+/// A child's exit within `grace` of [`terminate`], killed when it lingers.
+pub async fn wait_or_kill(child: &mut tokio::process::Child, grace: Duration) -> Option<std::process::ExitStatus> {
+    match tokio::time::timeout(grace, child.wait()).await {
+        Ok(Ok(status)) => Some(status),
+        _ => {
+            let _ = child.kill().await;
+            child.wait().await.ok()
+        }
+    }
+}
 
 /// The URL in a server's first line, `<name> listening on http://ADDR` — what the gateway, the bench's
 /// servers and anything else stampede starts print once they accept connections.

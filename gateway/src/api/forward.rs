@@ -28,7 +28,7 @@ pub async fn forward(State(state): State<AppState>, req: Request, next: Next) ->
         return next.run(req).await;
     };
     let session = match session_named(&req) {
-        Some(id) if !req.headers().contains_key(&FORWARDED) && state.sse.lookup(id).is_none() => id.to_owned(),
+        Some(id) if !req.headers().contains_key(&FORWARDED) && !state.sse.holds(id) => id.to_owned(),
         _ => return next.run(req).await,
     };
     let Some(owner) = bus.owner(&session).await else {

@@ -100,7 +100,7 @@ impl Bus {
             return;
         };
         match kind {
-            "q" if asker != self.me && registry.lookup(rest).is_some() => {
+            "q" if asker != self.me && registry.holds(rest) => {
                 let answer = format!("a {asker} {nonce} {}", self.url);
                 let pool = self.notify.clone();
                 tokio::spawn(async move {

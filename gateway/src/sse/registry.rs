@@ -199,6 +199,12 @@ impl Registry {
         mpsc::channel(OUT_FRAMES)
     }
 
+    /// Whether the session is held here (no copy of its entry: the forward layer asks on every
+    /// session request).
+    pub fn holds(&self, id: &str) -> bool {
+        self.sessions.lock().expect("registry lock").contains_key(id)
+    }
+
     pub fn lookup(&self, id: &str) -> Option<Entry> {
         self.sessions.lock().expect("registry lock").get(id).cloned()
     }

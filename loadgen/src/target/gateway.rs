@@ -24,20 +24,12 @@ pub struct Spawned {
 impl Spawned {
     /// Ask it to stop (SIGTERM: it drains).
     pub fn terminate(&self) {
-        let _ = std::process::Command::new("kill")
-            .args(["-TERM", &self.pid.to_string()])
-            .status();
+        crate::process::terminate(self.pid);
     }
 
     /// Its exit, killing it when it has not stopped within 10 s of [`Self::terminate`].
     pub async fn wait(&mut self) -> Option<std::process::ExitStatus> {
-        match tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await {
-            Ok(Ok(status)) => Some(status),
-            _ => {
-                let _ = self.child.kill().await;
-                self.child.wait().await.ok()
-            }
-        }
+        crate::process::wait_or_kill(&mut self.child, Duration::from_secs(10)).await
     }
 }
 

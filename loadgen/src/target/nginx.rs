@@ -132,15 +132,8 @@ impl Nginx {
     /// Quit at once (SIGTERM: nginx's fast shutdown) and wait for it.
     pub async fn stop(&mut self) {
         if let Some(pid) = self.child.id() {
-            let _ = std::process::Command::new("kill")
-                .args(["-TERM", &pid.to_string()])
-                .status();
+            crate::process::terminate(pid);
         }
-        if tokio::time::timeout(Duration::from_secs(5), self.child.wait())
-            .await
-            .is_err()
-        {
-            let _ = self.child.kill().await;
-        }
+        crate::process::wait_or_kill(&mut self.child, Duration::from_secs(5)).await;
     }
 }

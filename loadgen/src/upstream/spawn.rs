@@ -76,15 +76,8 @@ impl Spawned {
     /// Read its CPU, then stop it (SIGTERM, then a kill if it lingers).
     pub async fn stop(mut self) -> Stopped {
         let cpu_seconds = crate::environment::cpu_seconds_of(&self.pid.to_string());
-        let _ = std::process::Command::new("kill")
-            .args(["-TERM", &self.pid.to_string()])
-            .status();
-        if tokio::time::timeout(Duration::from_secs(5), self.child.wait())
-            .await
-            .is_err()
-        {
-            let _ = self.child.kill().await;
-        }
+        crate::process::terminate(self.pid);
+        crate::process::wait_or_kill(&mut self.child, Duration::from_secs(5)).await;
         Stopped {
             url: self.url,
             cpu_seconds,

@@ -2,6 +2,7 @@
 //! overrides.
 
 use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
 
 use clap::Args;
 
@@ -35,6 +36,29 @@ pub struct ScenarioArgs {
     /// With `--shard`: the shard that runs the observers (the others measure only their own load).
     #[arg(long, value_name = "I", default_value_t = 1, requires = "shard")]
     pub observe_on: u32,
+    /// Start the load at this instant (RFC 3339, e.g. 2026-12-01T10:00:00Z), after the setup: shards
+    /// given one start have their one-second windows aligned by wall clock.
+    #[arg(long, value_name = "TIME", value_parser = parse_instant, conflicts_with = "start_in")]
+    pub start_at: Option<SystemTime>,
+    /// Start the load this long from now, e.g. 30s (the same for every shard started together).
+    #[arg(long, value_name = "DURATION", value_parser = parse_delay)]
+    pub start_in: Option<SystemTime>,
+    /// With `--shard`: how long a shard other than the first waits for the first one's seed.
+    #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = crate::lang::parse_duration, requires = "shard")]
+    pub setup_wait: Duration,
+}
+
+fn parse_instant(text: &str) -> Result<SystemTime, String> {
+    humantime::parse_rfc3339_weak(text)
+        .map_err(|e| format!("{text:?} is not an RFC 3339 time ({e}), e.g. 2026-12-01T10:00:00Z"))
+}
+
+/// Now plus the delay, rounded up to a whole second: shards started by hand in one second share it
+/// (for a seeded scenario, `--start-at` names it exactly).
+fn parse_delay(text: &str) -> Result<SystemTime, String> {
+    let at = SystemTime::now() + crate::lang::parse_duration(text)?;
+    let since = at.duration_since(std::time::UNIX_EPOCH).map_err(|e| e.to_string())?;
+    Ok(std::time::UNIX_EPOCH + Duration::from_secs(since.as_secs() + u64::from(since.subsec_nanos() > 0)))
 }
 
 impl ScenarioArgs {
@@ -69,6 +93,19 @@ impl ScenarioArgs {
             }]));
         }
         s.observes = s.shard.index == self.observe_on || s.shard.is_whole();
+        s.start_at = self.start_at.or(self.start_in);
+        s.setup_wait = self.setup_wait;
+        if !s.shard.is_whole() && s.start_at.is_none() && crate::setup::seeds_anything(&s.setup) {
+            return Err(ScenarioErrors(vec![scenario::ScenarioError {
+                file: self.scenario.display().to_string(),
+                line: None,
+                column: None,
+                field: "--start-at".to_owned(),
+                message: "shards of a scenario that seeds need one common start (--start-at TIME or --start-in 30s): \
+                          it names the seed the first shard makes and the others use"
+                    .to_owned(),
+            }]));
+        }
         Ok(s)
     }
 }

@@ -173,6 +173,31 @@ pub fn compare(results: &[PathBuf], markdown: Option<&Path>) -> Result<(), CliEr
     Ok(())
 }
 
+/// `stampede merge`: the shards' results as one run's, written atomically; the summary and the
+/// thresholds judged on the whole (as `run` shows them; `gate` fails on them). Exit 2 for shards that
+/// are not of one run, 1 for a partial merge (it is written all the same, marked so).
+pub fn merge(files: &[PathBuf], out: &Path) -> Result<(), CliError> {
+    let merged = crate::merge::merge_files(files).map_err(|e| CliError::Usage(format!("stampede merge: {e}")))?;
+    out!("{}", output::summary(&merged));
+    merged.write_atomically(out).map_err(failed("stampede merge"))?;
+    outln!("merged results: {}", out.display());
+    let info = merged.merged.as_ref().expect("a merge says what it merged");
+    if !merged.complete {
+        let mut lacking = Vec::new();
+        if !info.missing.is_empty() {
+            lacking.push(format!("no results of shard {}", info.missing.join(", ")));
+        }
+        if !info.interrupted.is_empty() {
+            lacking.push(format!("shard {} interrupted", info.interrupted.join(", ")));
+        }
+        return Err(CliError::Failed(format!(
+            "stampede merge: the merged run is partial: {}",
+            lacking.join("; ")
+        )));
+    }
+    Ok(())
+}
+
 /// `stampede run`: run the scenario, print the summary, write the results (also when interrupted).
 pub fn run(
     args: ScenarioArgs,
@@ -210,11 +235,12 @@ async fn run_once(
         tokio::spawn(output::progress(Arc::clone(&cell), Duration::from_secs(5)));
     }
     let (interrupt_tx, interrupt_rx) = tokio::sync::watch::channel(false);
+    // SIGINT (Ctrl-C) or SIGTERM (how Kubernetes stops a pod): the results are written either way.
+    let signal = shutdown_signal().map_err(|e| CliError::Failed(format!("stampede: {e}")))?;
     tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            errln!("\ninterrupted: stopping the load, writing what was measured");
-            interrupt_tx.send_replace(true);
-        }
+        signal.await;
+        errln!("\ninterrupted: stopping the load, writing what was measured");
+        interrupt_tx.send_replace(true);
     });
     crate::target::check_environment(&plan).map_err(|e| CliError::Usage(format!("{}: {e}", file.display())))?;
     let output = engine::run(plan, RunOptions { snapshots: Some(cell) }, interrupt_rx)
@@ -237,7 +263,7 @@ async fn run_once(
     outln!("results: {}", path.display());
     match output.completion {
         Completion::Complete => Ok(()),
-        Completion::Interrupted => Err(CliError::Interrupted),
+        Completion::Interrupted | Completion::Partial => Err(CliError::Interrupted),
     }
 }
 

@@ -5,7 +5,7 @@
 //! Data path: `scenario` (file → validated `Scenario`) → `engine` (target, setup, load model, one-second
 //! `timeline`) → `record` (per-window histograms and counters) → `results` (JSON file), with snapshots
 //! to `output` (progress, summary) and `live` (the feed for the dashboard). Finished runs are judged by
-//! `gate` and drawn by `report` (HTML).
+//! `gate` and drawn by `report` (HTML); shards' results are added up into one run by `merge`.
 
 pub mod actions;
 pub mod cli;
@@ -17,6 +17,7 @@ pub mod format;
 pub mod gate;
 pub mod lang;
 pub mod live;
+pub mod merge;
 pub mod observe;
 pub mod output;
 pub mod process;

@@ -71,6 +71,16 @@ enum Command {
     /// Serve the built-in upstream MCP server (legacy SSE and Streamable HTTP, REST endpoints), for a
     /// gateway to federate; prints `stampede-upstream listening on http://ADDR` first.
     Upstream(UpstreamArgs),
+    /// Add up the results of a run's shards (`run --shard I/N`) into the results of one run: histograms
+    /// added, counters summed, windows lined up by wall clock, thresholds judged on the whole.
+    /// Exit 0 done, 1 a shard missing or interrupted (written, marked partial), 2 not shards of one run.
+    Merge {
+        #[arg(required = true)]
+        results: Vec<PathBuf>,
+        /// The merged results file.
+        #[arg(long, short)]
+        out: PathBuf,
+    },
     /// Show runs side by side (the change of each against the first).
     Compare {
         #[arg(required = true, num_args = 2..)]
@@ -98,6 +108,7 @@ fn main() -> ExitCode {
             compare,
             out,
         } => commands::report(&results, baseline.as_deref(), &compare, &out),
+        Command::Merge { results, out } => commands::merge(&results, &out),
         Command::Compare { results, markdown } => commands::compare(&results, markdown.as_deref()),
         Command::Run {
             scenario,

@@ -8,14 +8,12 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
-use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
 use crate::data::{Completion, FailureKind, Judged, Metrics, ObservedSummary, Phase, StreamFigures, Summary, Window};
 use crate::engine::RunOutput;
 use crate::environment::Environment;
 use crate::observe::summarize;
-use crate::record::Stats;
 use crate::scenario::{ActionKind, Model, ScenarioSpec, TargetPlan};
 
 pub const SCHEMA_VERSION: u32 = 1;
@@ -72,6 +70,9 @@ pub struct Results {
     /// before thresholds were judged.
     #[serde(default)]
     pub thresholds: Vec<Judged>,
+    /// A run merged from shards (`stampede merge`): which, and which were missing or interrupted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merged: Option<crate::merge::MergeInfo>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -135,6 +136,16 @@ pub struct LoadInfo {
     /// The slice of the load this run was (`I/N`, `--shard`); absent for the whole load.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shard: Option<String>,
+    /// When the load started (RFC 3339, milliseconds): after the setup, at the common start when given.
+    /// Merged shards' windows are lined up by it. Absent in files written before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<String>,
+    /// The common start asked for (`--start-at`, `--start-in`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_at: Option<String>,
+    /// How late the load started after the common start (a shard whose setup outlasted the wait).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_lag_ms: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -159,19 +170,7 @@ pub struct GeneratorFigures {
     pub peak_rss_bytes: Option<u64>,
 }
 
-pub fn encode_histogram(stats: &Stats) -> String {
-    let mut buf = Vec::new();
-    use hdrhistogram::serialization::Serializer as _;
-    hdrhistogram::serialization::V2DeflateSerializer::new()
-        .serialize(&stats.latency, &mut buf)
-        .expect("serializing a histogram into memory");
-    base64::engine::general_purpose::STANDARD.encode(buf)
-}
-
-pub fn decode_histogram(text: &str) -> anyhow::Result<hdrhistogram::Histogram<u64>> {
-    let bytes = base64::engine::general_purpose::STANDARD.decode(text)?;
-    Ok(hdrhistogram::serialization::Deserializer::new().deserialize(&mut bytes.as_slice())?)
-}
+pub use crate::record::{decode_histogram, encode_histogram};
 
 impl Results {
     pub fn from_run(run: &RunOutput, file: Option<&Path>) -> Results {
@@ -246,6 +245,15 @@ impl Results {
                     crate::scenario::Model::Open => scenario.shard.share(scenario.load.peak()),
                 },
                 shard: (!scenario.shard.is_whole()).then(|| scenario.shard.to_string()),
+                started_at: Some(humantime::format_rfc3339_millis(run.load_started_at).to_string()),
+                start_at: scenario
+                    .start_at
+                    .map(|t| humantime::format_rfc3339_millis(t).to_string()),
+                start_lag_ms: scenario.start_at.map(|at| {
+                    run.load_started_at
+                        .duration_since(at)
+                        .map_or(0.0, |late| late.as_secs_f64() * 1000.0)
+                }),
                 phases: phase_spans(&run.timeline.windows),
                 dropped: run.dropped,
                 cut: run.cut,
@@ -263,6 +271,7 @@ impl Results {
             },
             observed,
             thresholds: Vec::new(),
+            merged: None,
         };
         results.thresholds = crate::data::threshold::judge(&scenario.thresholds, &results.metrics(), None);
         results
@@ -315,10 +324,10 @@ impl Results {
             Some(p) if !stem.contains(p.as_str()) => format!("{stem} ({p})"),
             _ => stem,
         };
-        if self.complete {
-            label
-        } else {
-            format!("{label} (interrupted)")
+        match self.completion {
+            Completion::Complete => label,
+            Completion::Interrupted => format!("{label} (interrupted)"),
+            Completion::Partial => format!("{label} (partial)"),
         }
     }
 
@@ -344,7 +353,7 @@ impl Results {
     }
 }
 
-fn phase_spans(windows: &[Window]) -> Vec<PhaseSpan> {
+pub(crate) fn phase_spans(windows: &[Window]) -> Vec<PhaseSpan> {
     let mut spans: Vec<PhaseSpan> = Vec::new();
     for w in windows {
         match spans.last_mut() {

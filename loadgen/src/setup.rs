@@ -101,13 +101,153 @@ pub async fn prepare(
     scenario: &Scenario,
     upstream: Option<&str>,
 ) -> anyhow::Result<Pools> {
+    let tag = seed_tag(scenario);
     let mut pools = match scenario.setup.mode {
-        SetupMode::Seed => seed(http, base, &scenario.setup, upstream).await?,
+        // Setup once: the first shard seeds, the others use what it made.
+        SetupMode::Seed if scenario.shard.index > 1 && seeds_anything(&scenario.setup) => {
+            join_seed(http, base, scenario, &tag, upstream.is_some()).await?
+        }
+        SetupMode::Seed => seed(http, base, &scenario.setup, upstream, &tag).await?,
         SetupMode::Discover => discover(http, base).await?,
     };
     pools.upstream_url = upstream.unwrap_or_default().to_owned();
     pools.check(scenario)?;
     Ok(pools)
+}
+
+/// Whether a seeded setup creates anything at all.
+pub fn seeds_anything(s: &SetupSpec) -> bool {
+    s.mode == SetupMode::Seed && s.gateways + s.tools + s.servers + s.prompts + s.resources > 0
+}
+
+/// The prefix of what a run seeds (`st-<tag>-tool-3`), so runs sharing a target do not collide. The
+/// shards of one run share it — it comes from their common start — so the others can find the first
+/// one's seed; a lone run draws one at random.
+fn seed_tag(scenario: &Scenario) -> String {
+    match scenario.start_at.filter(|_| !scenario.shard.is_whole()) {
+        Some(at) => {
+            let ms = at.duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_millis() as u64;
+            format!("{:08x}", fastrand::Rng::with_seed(ms).u32(..))
+        }
+        None => uuid::Uuid::new_v4().simple().to_string()[..8].to_owned(),
+    }
+}
+
+/// A shard after the first: wait (up to `--setup-wait`) until the first shard's whole seed is listed,
+/// then draw from exactly it, as the first shard does. Nothing is deleted after the run: the seed is the
+/// first shard's.
+async fn join_seed(
+    http: &reqwest::Client,
+    base: &str,
+    scenario: &Scenario,
+    tag: &str,
+    federates: bool,
+) -> anyhow::Result<Pools> {
+    let s = &scenario.setup;
+    let deadline = tokio::time::Instant::now() + scenario.setup_wait;
+    let prefix = format!("st-{tag}-");
+    let ours = |v: &Value, kind: &str| {
+        v["name"]
+            .as_str()
+            .is_some_and(|n| n.contains(&format!("{prefix}{kind}-")))
+    };
+    loop {
+        let gateways: Vec<String> = list_all(http, base, "gateways")
+            .await?
+            .iter()
+            .filter(|g| ours(g, "gateway"))
+            .filter_map(|g| g["id"].as_str().map(str::to_owned))
+            .collect();
+        let tools = list_all(http, base, "tools").await?;
+        let pair = |v: &Value, field: &str| Some((v["id"].as_str()?.to_owned(), v[field].as_str()?.to_owned()));
+        let rest: Vec<(String, String)> = tools
+            .iter()
+            .filter(|t| ours(t, "tool"))
+            .filter_map(|t| pair(t, "name"))
+            .collect();
+        let federated: Vec<(String, String)> = tools
+            .iter()
+            .filter(|t| !ours(t, "tool"))
+            .filter(|t| {
+                t["gatewayId"]
+                    .as_str()
+                    .is_some_and(|g| gateways.iter().any(|id| id == g))
+            })
+            .filter_map(|t| pair(t, "name"))
+            .collect();
+        let servers: Vec<String> = list_all(http, base, "servers")
+            .await?
+            .iter()
+            .filter(|v| ours(v, "server"))
+            .filter_map(|v| v["id"].as_str().map(str::to_owned))
+            .collect();
+        let prompts: Vec<(String, String)> = list_all(http, base, "prompts")
+            .await?
+            .iter()
+            .filter(|v| ours(v, "prompt"))
+            .filter_map(|v| pair(v, "name"))
+            .collect();
+        let resources: Vec<(String, String)> = list_all(http, base, "resources")
+            .await?
+            .iter()
+            .filter(|v| {
+                v["uri"]
+                    .as_str()
+                    .is_some_and(|u| u.starts_with(&format!("stampede://{tag}/")))
+            })
+            .filter_map(|v| pair(v, "uri"))
+            .collect();
+        // Every gateway federating (when they do) and every kind complete: the seed is done.
+        let federating: std::collections::HashSet<&str> = tools
+            .iter()
+            .filter(|t| !ours(t, "tool"))
+            .filter_map(|t| t["gatewayId"].as_str())
+            .collect();
+        let each_gateway_federates =
+            !federates || s.tools_from == ToolsFrom::Rest || gateways.iter().all(|g| federating.contains(g.as_str()));
+        let done = gateways.len() == s.gateways as usize
+            && rest.len() == s.tools as usize
+            && servers.len() == s.servers as usize
+            && prompts.len() == s.prompts as usize
+            && resources.len() == s.resources as usize
+            && each_gateway_federates;
+        if done {
+            let tools = match (federates, s.tools_from) {
+                (false, _) | (_, ToolsFrom::Rest) => rest,
+                (true, ToolsFrom::Federated) => federated,
+                (true, ToolsFrom::All) => rest.into_iter().chain(federated).collect(),
+            };
+            return Ok(Pools {
+                gateways,
+                tools,
+                servers,
+                prompts,
+                resources,
+                remove_after: false,
+                upstream_url: String::new(),
+            });
+        }
+        if tokio::time::Instant::now() >= deadline {
+            bail!(
+                "setup: shard {} waited {} for the first shard's seed (names st-{tag}-…) and it is not all there: \
+                 {} of {} gateways, {} of {} tools, {} of {} servers, {} of {} prompts, {} of {} resources; \
+                 is shard 1 running against {base} with the same --start-at?",
+                scenario.shard,
+                crate::lang::format_duration(scenario.setup_wait),
+                gateways.len(),
+                s.gateways,
+                rest.len(),
+                s.tools,
+                servers.len(),
+                s.servers,
+                prompts.len(),
+                s.prompts,
+                resources.len(),
+                s.resources
+            );
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
 }
 
 /// What to do about a 401/403 from the target: say how a scenario carries a token.
@@ -219,12 +359,18 @@ fn name_of(created: &Value, sent: String) -> String {
 }
 
 /// Create the entities, a few requests at a time; names carry a run prefix so runs do not collide.
-async fn seed(http: &reqwest::Client, base: &str, s: &SetupSpec, upstream: Option<&str>) -> anyhow::Result<Pools> {
+async fn seed(
+    http: &reqwest::Client,
+    base: &str,
+    s: &SetupSpec,
+    upstream: Option<&str>,
+    tag: &str,
+) -> anyhow::Result<Pools> {
     let mut pools = Pools {
         remove_after: s.teardown,
         ..Pools::default()
     };
-    match seed_into(&mut pools, http, base, s, upstream).await {
+    match seed_into(&mut pools, http, base, s, upstream, tag).await {
         Ok(()) => Ok(pools),
         Err(e) => {
             // Nothing partial left unsaid: what was created before the failure is deleted (unless the
@@ -261,8 +407,8 @@ async fn seed_into(
     base: &str,
     s: &SetupSpec,
     upstream: Option<&str>,
+    run: &str,
 ) -> anyhow::Result<()> {
-    let run = &uuid::Uuid::new_v4().simple().to_string()[..8];
     // Gateways federate the upstream when there is one — each at its own URL (a query the upstream
     // ignores), since a gateway may refuse two registrations of one URL, as ContextForge does; else
     // they point at the target's own health check, which a gateway that does not federate accepts.

@@ -5,33 +5,16 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Proc, first_line_url, upstream};
+use common::{Proc, upstream};
 use serde_json::{Value, json};
 
 const SECRET: &str = "federation-test-secret";
 
 /// The reference gateway with real activation (no simulated upstream I/O).
 fn gateway(env: &[(&str, &str)]) -> Proc {
-    let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(stampede_loadgen::process::gateway_binary())
-        .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
-        .arg(dir.path())
-        .env("JWT_SECRET_KEY", SECRET)
-        .env_remove("DATABASE_URL")
-        .env_remove("GATEWAY_ACTIVATION_IO_MS")
-        .envs(env.iter().copied())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let url = first_line_url(&mut child);
-    Proc {
-        child,
-        url,
-        _dir: Some(dir),
-    }
+    common::gateway(SECRET, env)
 }
 
 fn client() -> reqwest::Client {

@@ -36,6 +36,8 @@ pub enum Completion {
     Complete,
     /// Interrupted (Ctrl-C, or the dashboard's quit): the results hold what was measured.
     Interrupted,
+    /// A merge of shards that lacks one, or has an interrupted one (`merged` names which).
+    Partial,
 }
 
 /// One second of the run.
@@ -61,6 +63,10 @@ pub struct Window {
     pub all: Summary,
     /// What the target-side observers saw in this window.
     pub observed: Observed,
+    /// A shard's run only: each slot's latency histogram of this window (HdrHistogram V2 deflate,
+    /// base64), so `stampede merge` computes the merged window's percentiles exactly.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub histograms: Vec<String>,
 }
 
 /// What a live view shows: where the run is, the latest window and the totals so far.

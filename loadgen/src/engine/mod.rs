@@ -190,6 +190,8 @@ pub struct RunOutput {
     /// The proxy started in front of them (`nginx`), if any.
     pub proxy: Option<String>,
     pub started_at: SystemTime,
+    /// When the load started: after the setup, at the scenario's `start_at` when it has one.
+    pub load_started_at: SystemTime,
     pub completion: Completion,
     pub slots: Vec<String>,
     pub timeline: Timeline,
@@ -226,6 +228,7 @@ pub async fn run(
         let upstream = RunUpstream::start(&scenario.upstream).await?;
         let output = async {
             let (ctx, stops) = prepare(Arc::clone(&scenario), &target, upstream.url()).await?;
+            wait_for_start(&scenario, &mut interrupt).await;
             Ok::<_, anyhow::Error>(
                 run_loop::RunLoop::start(ctx, stops, &target, options, started_at)
                     .drive(&mut interrupt)
@@ -239,6 +242,22 @@ pub async fn run(
     .await;
     target.stop().await;
     result
+}
+
+/// Wait for the scenario's common start, if it has one that is still ahead (a shard that comes late
+/// starts at once; its results say how late). An interrupt ends the wait.
+async fn wait_for_start(scenario: &Scenario, interrupt: &mut watch::Receiver<bool>) {
+    let Some(ahead) = scenario
+        .start_at
+        .and_then(|at| at.duration_since(SystemTime::now()).ok())
+    else {
+        return;
+    };
+    tracing::info!("waiting {:.1} s for the common start", ahead.as_secs_f64());
+    tokio::select! {
+        _ = tokio::time::sleep(ahead) => {}
+        _ = interrupt.wait_for(|i| *i) => {}
+    }
 }
 
 /// The run's upstream MCP server: spawned for it, given, or none.

@@ -23,6 +23,8 @@ pub(super) struct RunLoop<'a> {
     target: &'a Target,
     options: RunOptions,
     started_at: SystemTime,
+    /// When the load started (after the setup, at `--start-at` when given).
+    load_started_at: SystemTime,
     names: Vec<String>,
     observers: Observers,
     timeline: Timeline,
@@ -51,14 +53,16 @@ impl<'a> RunLoop<'a> {
         let observers = Observers::start(observe_config(&ctx.scenario, target), ctx.env.http.clone());
         let generator_cpu_before = crate::environment::process_cpu_seconds();
         let start = Instant::now();
+        let load_started_at = SystemTime::now();
         let driver = models::spawn(Arc::clone(&ctx), start);
         let run = RunLoop {
-            timeline: Timeline::new(names.len()),
+            timeline: Timeline::new(names.len(), !ctx.scenario.shard.is_whole()),
             ctx,
             stops,
             target,
             options,
             started_at,
+            load_started_at,
             names,
             observers,
             generator_cpu_before,
@@ -187,6 +191,7 @@ impl<'a> RunLoop<'a> {
             spawned: !self.target.spawned.is_empty(),
             proxy: self.target.proxy.as_ref().map(|_| "nginx".to_owned()),
             started_at: self.started_at,
+            load_started_at: self.load_started_at,
             completion: self.completion,
             sse: g.sse.figures(self.timeline.peak_sse_open),
             mcp: g.mcp.figures(self.timeline.peak_mcp_open),

@@ -17,10 +17,12 @@ pub struct Timeline {
     last_dropped: u64,
     pub peak_sse_open: i64,
     pub peak_mcp_open: i64,
+    /// Keep each window's histograms in it (a shard's run: `stampede merge` adds them up exactly).
+    keep_histograms: bool,
 }
 
 impl Timeline {
-    pub fn new(slots: usize) -> Timeline {
+    pub fn new(slots: usize, keep_histograms: bool) -> Timeline {
         Timeline {
             windows: Vec::new(),
             totals: (0..slots).map(|_| Stats::default()).collect(),
@@ -28,6 +30,7 @@ impl Timeline {
             last_dropped: 0,
             peak_sse_open: 0,
             peak_mcp_open: 0,
+            keep_histograms,
         }
     }
 
@@ -50,6 +53,11 @@ impl Timeline {
             total.merge(window);
             all.merge(window);
         }
+        let histograms = if self.keep_histograms {
+            self.spare.iter().map(crate::record::encode_histogram).collect()
+        } else {
+            Vec::new()
+        };
         let g = &recorder.gauges;
         let dropped = Gauges::get(&g.dropped);
         let sse_open = g.sse.open.load(Ordering::Relaxed);
@@ -68,6 +76,7 @@ impl Timeline {
             actions,
             all: all.summary(secs),
             observed,
+            histograms,
         });
         self.last_dropped = dropped;
         self.windows.last().expect("just pushed")

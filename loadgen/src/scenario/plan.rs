@@ -112,6 +112,11 @@ pub struct Scenario {
     /// Whether this process runs the observers (`--observe-on`: one shard does, so the target's CPU
     /// and blocked queries are not counted N times).
     pub observes: bool,
+    /// The instant the load starts (`--start-at`, `--start-in`): shards waiting for one common start have
+    /// their one-second windows aligned by wall clock. None: as soon as the setup is done.
+    pub start_at: Option<std::time::SystemTime>,
+    /// A shard other than the first waits this long for the first one's seed to appear (`--setup-wait`).
+    pub setup_wait: Duration,
 }
 
 /// Check everything; answer the plan or every problem found.
@@ -181,6 +186,8 @@ pub fn plan(spec: ScenarioSpec, default_name: &str) -> Result<Scenario, Vec<Prob
             spec,
             shard: crate::lang::Shard::WHOLE,
             observes: true,
+            start_at: None,
+            setup_wait: Duration::from_secs(120),
         }),
         _ => Err(problems),
     }

@@ -47,6 +47,28 @@ pub fn upstream(args: &[&str]) -> Proc {
     Proc { child, url, _dir: None }
 }
 
+/// The reference gateway on SQLite in a temp dir, with this JWT secret and these settings (none taken
+/// from the environment the tests run in).
+pub fn gateway(secret: &str, env: &[(&str, &str)]) -> Proc {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(stampede_loadgen::process::gateway_binary())
+        .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .env("JWT_SECRET_KEY", secret)
+        .env_remove("DATABASE_URL")
+        .env_remove("GATEWAY_ACTIVATION_IO_MS")
+        .envs(env.iter().copied())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let url = first_line_url(&mut child);
+    Proc {
+        child,
+        url,
+        _dir: Some(dir),
+    }
+}
+
 /// True when there is no test PostgreSQL (a plain `cargo test`): the case skips with a line. `make test`
 /// always provides one.
 pub fn no_pg() -> bool {

@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
-use crate::data::{Completion, Observed, StreamFigures, Summary, Window};
+use crate::data::{Completion, Observed, Snapshot, StreamFigures, Summary, Window};
 use crate::lang::Shard;
 use crate::record::{Stats, decode_histogram};
 use crate::results::{ActionTotals, GeneratorFigures, LoadInfo, Results, phase_spans};
@@ -290,9 +290,7 @@ fn merge_actions(parts: &[(Shard, &Path, Results)], seconds: f64) -> Vec<(Action
         .collect()
 }
 
-/// The windows on one wall-clock timeline: each shard's window `t` lands at `t + offset`. Counts and
-/// rates add up; a window's percentiles come from its added histograms, and are not measured where a
-/// shard's window has none (a file written before shards kept them).
+/// The windows on one wall-clock timeline: each shard's window `t` lands at `t + offset`.
 fn merge_windows(parts: &[(Shard, &Path, Results)], offsets: &[u64], observer: Option<usize>) -> Vec<Window> {
     let mut at: BTreeMap<u64, Vec<(usize, &Window)>> = BTreeMap::new();
     for (k, ((_, _, r), offset)) in parts.iter().zip(offsets).enumerate() {
@@ -302,69 +300,130 @@ fn merge_windows(parts: &[(Shard, &Path, Results)], offsets: &[u64], observer: O
     }
     let slots = parts[0].2.slots.len();
     at.into_iter()
-        .map(|(t, windows)| {
-            let (_, lead) = windows[0];
-            let mut actions = Vec::with_capacity(slots);
-            let mut all = Stats::default();
-            let mut all_exact = true;
-            let mut all_rps = 0.0;
-            for slot in 0..slots {
-                let shards: Vec<&Summary> = windows.iter().filter_map(|(_, w)| w.actions.get(slot)).collect();
-                let rps: f64 = shards.iter().map(|s| s.rps).sum();
-                all_rps += rps;
-                let exact: Option<Vec<Stats>> = windows
-                    .iter()
-                    .filter(|(_, w)| w.actions.get(slot).is_some())
-                    .map(|(_, w)| stats_of(&w.actions[slot], w.histograms.get(slot).map(String::as_str)))
-                    .collect();
-                let summary = match exact {
-                    Some(stats) => {
-                        let mut sum = Stats::default();
-                        for s in &stats {
-                            sum.merge(s);
-                        }
-                        all.merge(&sum);
-                        Summary {
-                            rps,
-                            ..sum.summary(1.0)
-                        }
-                    }
-                    None => {
-                        all_exact = false;
-                        approximate(&shards, rps)
-                    }
-                };
-                actions.push(summary);
-            }
-            let all = if all_exact {
-                Summary {
-                    rps: all_rps,
-                    ..all.summary(1.0)
-                }
-            } else {
-                let alls: Vec<&Summary> = windows.iter().map(|(_, w)| &w.all).collect();
-                approximate(&alls, all_rps)
-            };
-            let sum = |f: fn(&Window) -> i64| windows.iter().map(|(_, w)| f(w)).sum::<i64>();
-            Window {
-                t,
-                phase: lead.phase,
-                target: windows.iter().map(|(_, w)| w.target).sum(),
-                users: windows.iter().map(|(_, w)| w.users).sum(),
-                in_flight: sum(|w| w.in_flight),
-                sse_open: sum(|w| w.sse_open),
-                mcp_open: sum(|w| w.mcp_open),
-                dropped: windows.iter().map(|(_, w)| w.dropped).sum(),
-                actions,
-                all,
-                observed: windows
-                    .iter()
-                    .find(|(k, _)| Some(*k) == observer)
-                    .map_or_else(Observed::default, |(_, w)| w.observed.clone()),
-                histograms: Vec::new(),
-            }
-        })
+        .map(|(t, windows)| merge_window(t, &windows, slots, observer))
         .collect()
+}
+
+/// One second of several shards (`(shard, window)`) as one window at `t`. Counts and rates add up; the
+/// percentiles come from the added histograms, and are not measured where a shard's window has none
+/// (a whole run's, or a file written before shards kept them); the target-side figures are the
+/// observing shard's.
+fn merge_window(t: u64, windows: &[(usize, &Window)], slots: usize, observer: Option<usize>) -> Window {
+    let (_, lead) = windows[0];
+    let mut actions = Vec::with_capacity(slots);
+    let mut all = Stats::default();
+    let mut all_exact = true;
+    let mut all_rps = 0.0;
+    for slot in 0..slots {
+        let shards: Vec<&Summary> = windows.iter().filter_map(|(_, w)| w.actions.get(slot)).collect();
+        let rps: f64 = shards.iter().map(|s| s.rps).sum();
+        all_rps += rps;
+        let exact: Option<Vec<Stats>> = windows
+            .iter()
+            .filter(|(_, w)| w.actions.get(slot).is_some())
+            .map(|(_, w)| stats_of(&w.actions[slot], w.histograms.get(slot).map(String::as_str)))
+            .collect();
+        let summary = match exact {
+            Some(stats) => {
+                let mut sum = Stats::default();
+                for s in &stats {
+                    sum.merge(s);
+                }
+                all.merge(&sum);
+                Summary {
+                    rps,
+                    ..sum.summary(1.0)
+                }
+            }
+            None => {
+                all_exact = false;
+                approximate(&shards, rps)
+            }
+        };
+        actions.push(summary);
+    }
+    let all = if all_exact {
+        Summary {
+            rps: all_rps,
+            ..all.summary(1.0)
+        }
+    } else {
+        let alls: Vec<&Summary> = windows.iter().map(|(_, w)| &w.all).collect();
+        approximate(&alls, all_rps)
+    };
+    let sum = |f: fn(&Window) -> i64| windows.iter().map(|(_, w)| f(w)).sum::<i64>();
+    Window {
+        t,
+        phase: lead.phase,
+        target: windows.iter().map(|(_, w)| w.target).sum(),
+        users: windows.iter().map(|(_, w)| w.users).sum(),
+        in_flight: sum(|w| w.in_flight),
+        sse_open: sum(|w| w.sse_open),
+        mcp_open: sum(|w| w.mcp_open),
+        dropped: windows.iter().map(|(_, w)| w.dropped).sum(),
+        actions,
+        all,
+        observed: windows
+            .iter()
+            .find(|(k, _)| Some(*k) == observer)
+            .map_or_else(Observed::default, |(_, w)| w.observed.clone()),
+        histograms: Vec::new(),
+    }
+}
+
+/// Live snapshots of several shards (`stampede-tui attach ADDR ADDR …`) as one: the latest windows
+/// merged as one second, the totals' counts summed (their percentiles, which cannot be added, not
+/// measured), sessions, statuses and failures summed; finished when every shard is.
+pub fn merge_snapshots(snapshots: &[&Snapshot]) -> Option<Snapshot> {
+    let first = *snapshots.first()?;
+    if snapshots.len() == 1 {
+        return Some(first.clone());
+    }
+    let slots = first.slots.len();
+    let windows: Vec<(usize, &Window)> = snapshots
+        .iter()
+        .enumerate()
+        .filter_map(|(k, s)| Some((k, s.window.as_ref()?)))
+        .collect();
+    let observer = windows
+        .iter()
+        .find(|(_, w)| w.observed != Observed::default())
+        .map(|(k, _)| *k);
+    let window = windows
+        .iter()
+        .map(|(_, w)| w.t)
+        .max()
+        .map(|t| merge_window(t, &windows, slots, observer));
+    let totals = (0..slots)
+        .map(|slot| {
+            let parts: Vec<&Summary> = snapshots.iter().filter_map(|s| s.totals.get(slot)).collect();
+            approximate(&parts, parts.iter().map(|p| p.rps).sum())
+        })
+        .collect();
+    let alls: Vec<&Summary> = snapshots.iter().map(|s| &s.totals_all).collect();
+    let mut statuses = BTreeMap::new();
+    let mut failures = BTreeMap::new();
+    for s in snapshots {
+        for (k, n) in &s.statuses {
+            *statuses.entry(*k).or_default() += n;
+        }
+        for (k, n) in &s.failures {
+            *failures.entry(*k).or_default() += n;
+        }
+    }
+    Some(Snapshot {
+        elapsed_s: snapshots.iter().map(|s| s.elapsed_s).fold(0.0, f64::max),
+        remaining_s: snapshots.iter().map(|s| s.remaining_s).fold(0.0, f64::max),
+        window,
+        totals,
+        totals_all: approximate(&alls, alls.iter().map(|a| a.rps).sum()),
+        sse: sum_figures(snapshots.iter().map(|s| &s.sse), 0),
+        mcp: sum_figures(snapshots.iter().map(|s| &s.mcp), 0),
+        statuses,
+        failures,
+        finished: snapshots.iter().all(|s| s.finished),
+        ..first.clone()
+    })
 }
 
 /// Figures of windows without histograms: counts and rates summed, the mean weighted, the maximum the

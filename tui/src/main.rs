@@ -29,10 +29,11 @@ enum Command {
         #[arg(long, short)]
         out: Option<PathBuf>,
     },
-    /// Follow a `stampede run --live ADDR` in another terminal.
+    /// Follow a `stampede run --live ADDR` in another terminal, or several shards' feeds as one run.
     Attach {
-        #[arg(default_value = "127.0.0.1:9400")]
-        addr: String,
+        /// One address, or the live feeds of a run's shards (`--live` of each), shown as one run.
+        #[arg(default_value = "127.0.0.1:9400", num_args = 1..)]
+        addrs: Vec<String>,
     },
     /// Play a finished run back from its results file, with a cursor to move through time.
     Replay { results: PathBuf },
@@ -45,7 +46,7 @@ fn main() -> ExitCode {
     // Input first: its mistakes are worth more than "needs a terminal".
     let input = match cli.command {
         Command::Replay { results } => Results::read(&results).map(|r| Input::Replay(Box::new(r))),
-        Command::Attach { addr } => Ok(Input::Attach(addr)),
+        Command::Attach { addrs } => Ok(Input::Attach(addrs)),
         Command::Run { scenario, out } => match scenario.load() {
             Ok(plan) => stampede_loadgen::target::check_environment(&plan)
                 .map_err(|e| anyhow::anyhow!("{}: {e}", scenario.scenario.display()))
@@ -70,9 +71,9 @@ fn main() -> ExitCode {
             },
         )
         .map(|_| ExitCode::SUCCESS),
-        Input::Attach(addr) => tokio::runtime::Runtime::new().map_err(Into::into).and_then(|rt| {
+        Input::Attach(addrs) => tokio::runtime::Runtime::new().map_err(Into::into).and_then(|rt| {
             let _guard = rt.enter();
-            let (snapshots, status) = feed::attach(addr);
+            let (snapshots, status) = feed::attach(addrs);
             run_ui(
                 App::new(Mode::Attach),
                 Inputs {
@@ -94,7 +95,7 @@ fn main() -> ExitCode {
 /// What a command asks for, checked.
 enum Input {
     Replay(Box<Results>),
-    Attach(String),
+    Attach(Vec<String>),
     Run(Box<Scenario>, PathBuf, Option<PathBuf>),
 }
 

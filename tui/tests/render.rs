@@ -188,7 +188,7 @@ fn attaching_to_nothing_says_there_is_no_run() {
         .port();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let _guard = rt.enter();
-    let (_snapshots, mut status) = stampede_tui::feed::attach(format!("127.0.0.1:{port}"));
+    let (_snapshots, mut status) = stampede_tui::feed::attach(vec![format!("127.0.0.1:{port}")]);
     let said = rt.block_on(async {
         loop {
             status.changed().await.unwrap();
@@ -252,4 +252,100 @@ fn before_any_run_the_header_says_it_waits_instead_of_showing_a_phase() {
     let s = screen(&app, 80, 24);
     assert!(s.contains("waiting for a run"), "{s}");
     assert!(!s.contains("ramp-up") && !s.contains("0s elapsed"), "{s}");
+}
+
+/// A shard's snapshot: `count` requests so far, all 200, one slot.
+fn shard_snapshot(count: u64, finished: bool) -> stampede_loadgen::data::Snapshot {
+    use stampede_loadgen::data::{Observed, Phase, Snapshot, Summary, Window};
+    let summary = Summary {
+        count,
+        ok: count,
+        rps: count as f64 / 3.0,
+        ..Summary::default()
+    };
+    Snapshot {
+        scenario: "sharded".into(),
+        target: "http://127.0.0.1:1".into(),
+        phase: Phase::Steady,
+        elapsed_s: 3.0,
+        remaining_s: if finished { 0.0 } else { 2.0 },
+        slots: vec!["get".into()],
+        window: Some(Window {
+            t: 3,
+            phase: Phase::Steady,
+            target: 2.0,
+            users: 2,
+            in_flight: 1,
+            sse_open: 0,
+            mcp_open: 0,
+            dropped: 0,
+            actions: vec![summary.clone()],
+            all: summary.clone(),
+            observed: Observed::default(),
+            histograms: Vec::new(),
+        }),
+        totals: vec![summary.clone()],
+        totals_all: summary,
+        sse: Default::default(),
+        mcp: Default::default(),
+        statuses: [(200, count)].into(),
+        failures: Default::default(),
+        thresholds: Default::default(),
+        settle_s: 5.0,
+        finished,
+    }
+}
+
+#[test]
+fn attaching_to_several_shards_shows_them_as_one_run() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let _guard = rt.enter();
+    let cells: Vec<_> = [30, 12]
+        .map(|n| {
+            std::sync::Arc::new(tokio::sync::watch::Sender::new(Some(std::sync::Arc::new(
+                shard_snapshot(n, false),
+            ))))
+        })
+        .into();
+    let addrs: Vec<String> = cells
+        .iter()
+        .map(|c| {
+            let any = "127.0.0.1:0".parse().unwrap();
+            rt.block_on(stampede_loadgen::live::serve(any, std::sync::Arc::clone(c)))
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    let (mut snapshots, mut status) = stampede_tui::feed::attach(addrs);
+    let merged = rt.block_on(async {
+        loop {
+            snapshots.changed().await.unwrap();
+            let s = snapshots.borrow().clone();
+            if let Some(s) = s.filter(|s| s.totals_all.count == 42) {
+                return s;
+            }
+        }
+    });
+    assert_eq!(merged.statuses.get(&200), Some(&42), "statuses summed");
+    let window = merged.window.as_ref().unwrap();
+    assert_eq!((window.users, window.all.count), (4, 42), "one second of both shards");
+    assert_eq!(
+        merged.totals_all.p99_ms, None,
+        "totals' percentiles cannot be added: not measured"
+    );
+    // The run has finished when every shard has.
+    for (c, n) in cells.iter().zip([30, 12]) {
+        c.send_replace(Some(std::sync::Arc::new(shard_snapshot(n, true))));
+    }
+    let said = rt.block_on(async {
+        loop {
+            status.changed().await.unwrap();
+            if let Some(s) = status.borrow().clone()
+                && s.contains("finished")
+            {
+                return s;
+            }
+        }
+    });
+    assert_eq!(said, "the run has finished");
 }

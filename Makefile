@@ -1,5 +1,5 @@
 # stampede — see README.md. Every target runs from a fresh clone with Rust and PostgreSQL 15 installed.
-.PHONY: run tui reproduce bench gate baseline validate build test-build release test lint fmt pg pg-stop gateway token clean
+.PHONY: run tui reproduce k8s-check bench gate baseline validate build test-build release test lint fmt pg pg-stop gateway token clean
 
 CARGO ?= cargo
 BIND ?= 127.0.0.1:4444
@@ -32,6 +32,13 @@ TOPOLOGY ?= field
 reproduce:
 	$(CARGO) build --workspace $(if $(filter release,$(BUILD)),--release,)
 	scripts/reproduce.sh --bin target/$(BUILD) --topology $(TOPOLOGY) $(if $(filter 1,$(ABLATE)),--ablate,) $(if $(filter 1,$(SMALL)),--small,)
+
+## k8s-check: deploy/kubernetes without a cluster: the manifests against the Kubernetes schemas (offline,
+##            kubernetes-validate in a venv), a rehearsal of the shards and the collector the Job runs, and
+##            the image built where a container builder answers.
+k8s-check:
+	$(CARGO) build --workspace $(if $(filter release,$(BUILD)),--release,)
+	scripts/k8s-check.sh --bin target/$(BUILD)
 
 ## bench: stampede against oha and wrk (installed when missing), SSE memory, gateway throughput on SQLite
 ##        and a throwaway PostgreSQL; writes results/bench/<date>.json and .md. Takes about 15 minutes.

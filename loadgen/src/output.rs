@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::io::{IsTerminal as _, Write as _};
 use std::time::Duration;
 
-use crate::data::{ObservedSummary, Snapshot};
+use crate::data::{Completion, ObservedSummary, Snapshot};
 use crate::engine::timeline::SnapshotCell;
 use crate::format::ms;
 use crate::results::Results;
@@ -102,24 +102,20 @@ pub async fn progress(cell: SnapshotCell, every: Duration) {
 /// The end-of-run summary: the run, its actions, SSE, the target's side, thresholds, the generator.
 pub fn summary(r: &Results) -> String {
     let mut out = String::new();
-    let state = if r.complete {
-        "complete"
-    } else {
-        "INCOMPLETE (interrupted)"
+    let state = match r.completion {
+        Completion::Complete => "complete",
+        Completion::Interrupted => "INCOMPLETE (interrupted)",
+        Completion::Partial => "INCOMPLETE (a shard missing or interrupted)",
+    };
+    let part = match (&r.load.shard, &r.merged) {
+        (Some(s), _) => format!(", shard {s}"),
+        (None, Some(m)) => format!(", merged from {} of {} shards", m.parts.len(), m.shards),
+        (None, None) => String::new(),
     };
     let _ = writeln!(
         out,
         "\n{} against {} — {:?} model{}, {:.1}s of load, {}",
-        r.scenario.name,
-        r.target.url,
-        r.load.model,
-        r.load
-            .shard
-            .as_deref()
-            .map(|s| format!(", shard {s}"))
-            .unwrap_or_default(),
-        r.load.seconds,
-        state
+        r.scenario.name, r.target.url, r.load.model, part, r.load.seconds, state
     );
     actions_table(&mut out, r);
     outcomes(&mut out, r);

@@ -349,3 +349,29 @@ fn attaching_to_several_shards_shows_them_as_one_run() {
     });
     assert_eq!(said, "the run has finished");
 }
+
+#[test]
+fn a_merged_run_replays_like_any_run() {
+    // Two halves of one run (the replay fixture, once as shard 1/2 and once as 2/2), merged.
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/replay.json");
+    let whole: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&fixture).unwrap()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let files: Vec<_> = (1..=2)
+        .map(|i| {
+            let mut shard = whole.clone();
+            shard["load"]["shard"] = format!("{i}/2").into();
+            let path = dir.path().join(format!("shard-{i}.json"));
+            std::fs::write(&path, shard.to_string()).unwrap();
+            path
+        })
+        .collect();
+    let merged = stampede_loadgen::merge::merge_files(&files).unwrap();
+    let one = Results::read(&fixture).unwrap();
+    assert_eq!(merged.totals.count, 2 * one.totals.count);
+    let mut app = App::from_results(&merged);
+    app.color = false;
+    let s = screen(&app, 100, 30);
+    for text in ["REPLAY", "ci-smoke", "Requests/s", "Status codes", "Thresholds"] {
+        assert!(s.contains(text), "{text:?} missing:\n{s}");
+    }
+}

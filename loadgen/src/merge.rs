@@ -11,38 +11,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use serde::{Deserialize, Serialize};
-
-use crate::data::{Completion, Observed, Snapshot, StreamFigures, Summary, Window};
+use crate::data::{Completion, MergeInfo, MergedPart, Observed, Snapshot, StreamFigures, Summary, Window};
 use crate::lang::Shard;
 use crate::record::{Stats, decode_histogram};
 use crate::results::{ActionTotals, GeneratorFigures, LoadInfo, Results, phase_spans};
-
-/// What a merged run was made of.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct MergeInfo {
-    /// N: how many shards the load was split into.
-    pub shards: u32,
-    /// The shards' results files, in shard order.
-    pub parts: Vec<MergedPart>,
-    /// Shards whose results were not given (`I/N`).
-    pub missing: Vec<String>,
-    /// Shards whose run was interrupted (`I/N`).
-    pub interrupted: Vec<String>,
-    /// The shard whose target-side figures (CPU, blocked queries, metrics, pools) the run carries.
-    pub observed_by: Option<String>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct MergedPart {
-    pub shard: String,
-    pub file: String,
-    pub complete: bool,
-    /// Where its windows sit on the merged timeline: seconds after the earliest shard's load start.
-    pub offset_s: u64,
-    /// How late its load started after the common start (`--start-at`), when it had one.
-    pub start_lag_ms: Option<f64>,
-}
 
 /// Why shards cannot be merged: a mistake in what `merge` was given (exit 2).
 #[derive(Debug, thiserror::Error)]

@@ -72,7 +72,7 @@ pub struct Results {
     pub thresholds: Vec<Judged>,
     /// A run merged from shards (`stampede merge`): which, and which were missing or interrupted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub merged: Option<crate::merge::MergeInfo>,
+    pub merged: Option<crate::data::MergeInfo>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -5,12 +5,14 @@
 //! stampede's, so data flows one way — scenario → engine → record → results → gate, report, dashboard —
 //! with each of them reading these types instead of each other's.
 
+pub mod merged;
 pub mod metrics;
 pub mod observed;
 pub mod run;
 pub mod summary;
 pub mod threshold;
 
+pub use merged::{MergeInfo, MergedPart};
 pub use metrics::{MetricKind, Metrics};
 pub use observed::{ChainLink, Observed, ObservedSummary, Sources};
 pub use run::{Completion, Phase, Snapshot, StreamFigures, Window};

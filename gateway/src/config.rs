@@ -114,10 +114,10 @@ pub struct ServeArgs {
     #[arg(long, env = "DB_STATEMENT_TIMEOUT_MS", default_value_t = 30_000)]
     pub db_statement_timeout_ms: u64,
 
-    /// How long a `tools/list` answer may be served from memory (ms; any write through this gateway ends
-    /// it at once; 0 = always read the database).
-    #[arg(long, env = "TOOLS_LIST_CACHE_MS", default_value_t = 1_000)]
-    pub tools_list_cache_ms: u64,
+    /// How long a read's answer (`tools/list`, a REST list or get) may be served from memory (ms; any
+    /// write through this gateway ends it at once; 0 = always read the database).
+    #[arg(long, env = "READ_CACHE_MS", default_value_t = 1_000)]
+    pub read_cache_ms: u64,
 
     /// Simulate the upstream round trip of registering or activating a gateway (ms; no I/O, no
     /// federated tools). Unset: real federation, MCP initialize + tools/list on its upstream.
@@ -238,8 +238,8 @@ pub struct StoreBehaviour {
     pub lock_timeout: Option<Duration>,
     pub statement_timeout: Option<Duration>,
     pub activation: Activation,
-    /// How long a `tools/list` answer may be served from memory between writes (zero: never).
-    pub tools_list_cache: Duration,
+    /// How long a read's answer may be served from memory between writes (zero: never).
+    pub read_cache: Duration,
     pub session_scope: SessionScope,
 }
 
@@ -309,7 +309,7 @@ impl ServeArgs {
                     timeout: Duration::from_millis(self.gateway_activation_timeout_ms),
                 },
             },
-            tools_list_cache: Duration::from_millis(self.tools_list_cache_ms),
+            read_cache: Duration::from_millis(self.read_cache_ms),
             session_scope: self.db_session_scope.unwrap_or(session_scope),
         }
     }

@@ -212,6 +212,18 @@ async fn toggles_answer_as_the_original(db: Db) {
     let db = TestDb::new(db).await;
     let gw = Gateway::start(&db, &[]).await;
     let tid = gw.tool("t", None).await;
+    // Read twice before the write, so the answers are kept in memory (READ_CACHE_MS): the write must
+    // end them, for every shape of read.
+    let reads = [
+        format!("/tools/{tid}"),
+        "/tools?include_inactive=true".to_owned(),
+        "/tools?include_inactive=true&limit=5&include_pagination=true".to_owned(),
+    ];
+    for _ in 0..2 {
+        for r in &reads {
+            assert_eq!(gw.get(r).await.0, StatusCode::OK, "{r}");
+        }
+    }
 
     let (status, body) = gw.toggle("tools", &tid, false).await;
     assert_eq!(status, StatusCode::OK);
@@ -219,6 +231,14 @@ async fn toggles_answer_as_the_original(db: Db) {
     assert_eq!(body["message"], format!("Tool {tid} deactivated"));
     assert_eq!(body["tool"]["enabled"], false);
     assert_eq!(body["tool"]["reachable"], false, "a tool toggle sets reachable too");
+    assert_eq!(gw.get(&reads[0]).await.1["enabled"], false, "get after the write");
+    assert_eq!(gw.get(&reads[1]).await.1[0]["enabled"], false, "list after the write");
+    assert_eq!(
+        gw.get(&reads[2]).await.1["tools"][0]["enabled"],
+        false,
+        "paginated list after the write"
+    );
+    assert_eq!(gw.get("/tools").await.1, json!([]), "the disabled tool is not listed");
 
     // `activate` defaults to true.
     let (status, body) = gw.call(Method::POST, &format!("/tools/{tid}/state"), None).await;
@@ -281,6 +301,11 @@ async fn gateway_toggle_cascades(db: Db) {
             )
             .await;
         let other = gw.tool(&format!("unrelated-{profile}"), None).await;
+        // Kept in memory before the cascade, which must end them.
+        for t in &tools {
+            assert_eq!(gw.get(&format!("/tools/{t}")).await.1["enabled"], true);
+        }
+        assert_eq!(gw.get(&format!("/prompts/{pid}")).await.1["enabled"], true);
 
         let (status, body) = gw.toggle("gateways", &gid, false).await;
         assert_eq!(status, StatusCode::OK, "{profile}: {body}");

@@ -2,16 +2,16 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::{Deserialize, Serialize, Serializer, ser::SerializeMap};
+use serde::Deserialize;
 use serde_json::json;
 
 use super::AppState;
 use super::error::ApiError;
 use super::extract::{JsonBody, QueryParams};
 use crate::model::{Entity, Kind, NewGateway, NewPrompt, NewResource, NewServer, NewTool, is_valid_id};
-use crate::store::{ListQuery, Page};
+use crate::store::{ListQuery, ListShape};
 
 const MAX_PAGE: u32 = 1000;
 
@@ -29,21 +29,6 @@ pub struct ListParams {
 #[derive(Debug, Deserialize)]
 pub struct StateParams {
     activate: Option<bool>,
-}
-
-/// `{"<kind>": [...], "nextCursor": …}` without building a JSON tree first.
-struct Paginated<'a> {
-    key: &'static str,
-    page: &'a Page<Entity>,
-}
-
-impl Serialize for Paginated<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut map = s.serialize_map(Some(2))?;
-        map.serialize_entry(self.key, &self.page.items)?;
-        map.serialize_entry("nextCursor", &self.page.next_cursor)?;
-        map.end()
-    }
 }
 
 fn checked_id(kind: Kind, id: &str) -> Result<(), ApiError> {
@@ -76,21 +61,22 @@ pub async fn list(state: AppState, kind: Kind, p: ListParams) -> Result<Response
         cursor: p.cursor,
         gateway_id: if kind == Kind::Tool { p.gateway_id } else { None },
     };
-    let page = state.store.list(kind, &query).await?;
-    Ok(if p.include_pagination {
-        Json(Paginated {
-            key: kind.plural(),
-            page: &page,
-        })
-        .into_response()
+    let shape = if p.include_pagination {
+        ListShape::Paginated
     } else {
-        Json(&page.items).into_response()
-    })
+        ListShape::Items
+    };
+    Ok(json_body(state.store.list_json(kind, query, shape).await?))
 }
 
-pub async fn get_one(state: AppState, kind: Kind, id: String) -> Result<Json<Entity>, ApiError> {
+pub async fn get_one(state: AppState, kind: Kind, id: String) -> Result<Response, ApiError> {
     checked_id(kind, &id)?;
-    Ok(Json(state.store.get(kind, &id).await?))
+    Ok(json_body(state.store.get_json(kind, &id).await?))
+}
+
+/// A JSON text made (or kept) by the store, sent as it is.
+fn json_body(body: bytes::Bytes) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
 pub async fn delete(state: AppState, kind: Kind, id: String) -> Result<Json<serde_json::Value>, ApiError> {

@@ -1,29 +1,21 @@
-//! The `tools/list` answer, cached between writes. Every write the store makes bumps a counter when it
-//! is over (committed or not); a cached list remembers the counter it was read under and is used only
-//! while nothing was written since, and never after `ttl` (for writers in other processes sharing the
-//! database). The bench found the list built per call to be most of the gateway's CPU per `tools/list`.
+//! Read answers kept between writes: `tools/list` and every REST list and get. Every write the store
+//! makes bumps one counter when it is over (committed or not); a cached answer remembers the counter it
+//! was read under and is used only while nothing was written since, and never after `ttl` (for writers
+//! in other processes sharing the database). The bench found the answer built per call to be most of
+//! the gateway's CPU per read: 1.1 ms per `GET /tools` on SQLite against the hello server's 15 µs.
 
+use std::collections::HashMap;
+use std::hash::Hash;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use serde_json::value::RawValue;
+/// More keys than this (one per distinct query or id asked about) and the cache starts over.
+const MAX_ENTRIES: usize = 4096;
 
-/// More keys than this (the whole list, and one per server asked about) and the cache starts over.
-const MAX_ENTRIES: usize = 256;
-
-struct Entry {
-    server: Option<String>,
-    writes: u64,
-    at: Instant,
-    json: Box<RawValue>,
-}
-
-pub struct ToolsCache {
-    writes: AtomicU64,
-    ttl: Duration,
-    entries: Mutex<Vec<Entry>>,
-}
+/// The count of writes ended so far, shared by every cache of one store.
+#[derive(Default)]
+pub struct Writes(AtomicU64);
 
 /// Bumps the write counter when dropped: at the end of a write, whichever way it ends.
 pub struct WriteGuard<'a>(&'a AtomicU64);
@@ -34,52 +26,73 @@ impl Drop for WriteGuard<'_> {
     }
 }
 
-impl ToolsCache {
-    pub fn new(ttl: Duration) -> ToolsCache {
-        ToolsCache {
-            writes: AtomicU64::new(0),
+impl Writes {
+    pub fn writing(&self) -> WriteGuard<'_> {
+        WriteGuard(&self.0)
+    }
+
+    /// The counter to read an answer under; read it before the query.
+    pub fn ticket(&self) -> u64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+struct Entries<K, V> {
+    /// The write count every entry was read under; entries of an older count are dropped at the next put.
+    writes: u64,
+    map: HashMap<K, (Instant, V)>,
+}
+
+/// Answers by key, all read under one write count. The lock is held for a lookup or an insert only,
+/// never across an await.
+pub struct ReadCache<K, V> {
+    ttl: Duration,
+    entries: Mutex<Entries<K, V>>,
+}
+
+impl<K: Eq + Hash, V: Clone> ReadCache<K, V> {
+    pub fn new(ttl: Duration) -> ReadCache<K, V> {
+        ReadCache {
             ttl,
-            entries: Mutex::new(Vec::new()),
+            entries: Mutex::new(Entries {
+                writes: 0,
+                map: HashMap::new(),
+            }),
         }
     }
 
-    pub fn writing(&self) -> WriteGuard<'_> {
-        WriteGuard(&self.writes)
-    }
-
-    /// The counter to read a list under; read it before the query.
-    pub fn ticket(&self) -> u64 {
-        self.writes.load(Ordering::SeqCst)
-    }
-
-    pub fn get(&self, server: Option<&str>) -> Option<Box<RawValue>> {
+    /// The answer for `key`, when one was read since the last write and within the ttl.
+    pub fn get<Q>(&self, writes: &Writes, key: &Q) -> Option<V>
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
         if self.ttl.is_zero() {
             return None;
         }
-        let now = self.ticket();
-        let entries = self.entries.lock().expect("tools cache lock");
+        let now = writes.ticket();
+        let entries = self.entries.lock().expect("read cache lock");
+        if entries.writes != now {
+            return None;
+        }
         entries
-            .iter()
-            .find(|e| e.server.as_deref() == server)
-            .filter(|e| e.writes == now && e.at.elapsed() < self.ttl)
-            .map(|e| e.json.clone())
+            .map
+            .get(key)
+            .filter(|(at, _)| at.elapsed() < self.ttl)
+            .map(|(_, v)| v.clone())
     }
 
-    pub fn put(&self, server: Option<&str>, ticket: u64, json: &RawValue) {
-        if self.ttl.is_zero() {
+    /// Keep an answer read under `ticket`; one read while a write was going on is not kept.
+    pub fn put(&self, writes: &Writes, ticket: u64, key: K, value: V) {
+        if self.ttl.is_zero() || writes.ticket() != ticket {
             return;
         }
-        let mut entries = self.entries.lock().expect("tools cache lock");
-        entries.retain(|e| e.server.as_deref() != server);
-        if entries.len() >= MAX_ENTRIES {
-            entries.clear();
+        let mut entries = self.entries.lock().expect("read cache lock");
+        if entries.writes != ticket || entries.map.len() >= MAX_ENTRIES {
+            entries.map.clear();
+            entries.writes = ticket;
         }
-        entries.push(Entry {
-            server: server.map(str::to_owned),
-            writes: ticket,
-            at: Instant::now(),
-            json: json.to_owned(),
-        });
+        entries.map.insert(key, (Instant::now(), value));
     }
 }
 
@@ -87,31 +100,48 @@ impl ToolsCache {
 mod tests {
     use super::*;
 
-    fn json(s: &str) -> Box<RawValue> {
-        RawValue::from_string(s.to_owned()).unwrap()
-    }
-
     #[test]
     fn a_write_since_the_read_invalidates_and_a_read_during_a_write_is_not_kept() {
-        let c = ToolsCache::new(Duration::from_secs(60));
-        let t = c.ticket();
-        c.put(None, t, &json("[1]"));
-        assert_eq!(c.get(None).unwrap().get(), "[1]");
-        assert!(c.get(Some("s")).is_none());
-        drop(c.writing());
-        assert!(c.get(None).is_none(), "written since");
+        let w = Writes::default();
+        let c: ReadCache<Option<String>, &str> = ReadCache::new(Duration::from_secs(60));
+        c.put(&w, w.ticket(), None, "[1]");
+        assert_eq!(c.get(&w, &None), Some("[1]"));
+        assert!(c.get(&w, &Some("s".to_owned())).is_none());
+        drop(w.writing());
+        assert!(c.get(&w, &None).is_none(), "written since");
         // A list read while a write was going on carries the older ticket: never served.
-        let before = c.ticket();
-        let w = c.writing();
-        c.put(None, before, &json("[2]"));
-        drop(w);
-        assert!(c.get(None).is_none());
+        let before = w.ticket();
+        let guard = w.writing();
+        c.put(&w, before, None, "[2]");
+        drop(guard);
+        assert!(c.get(&w, &None).is_none());
+        // An answer read before a write that ended before the put is not kept either.
+        let before = w.ticket();
+        drop(w.writing());
+        c.put(&w, before, None, "[3]");
+        assert!(c.get(&w, &None).is_none());
     }
 
     #[test]
-    fn ttl_zero_turns_it_off() {
-        let c = ToolsCache::new(Duration::ZERO);
-        c.put(None, c.ticket(), &json("[]"));
-        assert!(c.get(None).is_none());
+    fn ttl_bounds_an_entry_and_zero_turns_it_off() {
+        let w = Writes::default();
+        let c: ReadCache<u8, u8> = ReadCache::new(Duration::ZERO);
+        c.put(&w, w.ticket(), 1, 1);
+        assert!(c.get(&w, &1).is_none());
+        let c: ReadCache<u8, u8> = ReadCache::new(Duration::from_millis(20));
+        c.put(&w, w.ticket(), 1, 1);
+        assert_eq!(c.get(&w, &1), Some(1));
+        std::thread::sleep(Duration::from_millis(30));
+        assert!(c.get(&w, &1).is_none());
+    }
+
+    #[test]
+    fn the_cache_is_bounded() {
+        let w = Writes::default();
+        let c: ReadCache<usize, ()> = ReadCache::new(Duration::from_secs(60));
+        for k in 0..MAX_ENTRIES + 10 {
+            c.put(&w, w.ticket(), k, ());
+        }
+        assert!(c.entries.lock().unwrap().map.len() <= MAX_ENTRIES);
     }
 }

@@ -1,13 +1,15 @@
 //! The lookups MCP needs: enabled tools (of a server), one tool by name, resources by URI, prompts by
 //! name. Unlocked reads, the same SQL on both backends.
 
+use std::sync::Arc;
+
 use serde_json::value::RawValue;
 use sqlx::postgres::PgRow;
 use sqlx::sqlite::SqliteRow;
 
 use super::backend::Backend;
 use super::error::classify;
-use super::{Result, Store, StoreError, on_backend};
+use super::{Inner, Result, Store, StoreError, on_backend};
 use crate::model::{Kind, Prompt, Resource, Tool};
 
 // `tools/list` as one JSON text built by the database: a row per tool would cost a decoded row (and,
@@ -54,12 +56,12 @@ impl Store {
 
     /// The enabled tools (of a server) as `tools/list` lists them: a JSON array built in one query, kept
     /// in memory until the next write (`cache.rs`).
-    pub async fn enabled_tools_json(&self, server_id: Option<&str>) -> Result<Box<RawValue>> {
-        let cache = &self.inner.tools;
-        if let Some(json) = cache.get(server_id) {
+    pub async fn enabled_tools_json(&self, server_id: Option<&str>) -> Result<Arc<RawValue>> {
+        let Inner { writes, tools, .. } = &*self.inner;
+        if let Some(json) = tools.get(writes, &server_id.map(str::to_owned)) {
             return Ok(json);
         }
-        let ticket = cache.ticket();
+        let ticket = writes.ticket();
         let (sql, arg) = match (&self.inner.pool, server_id) {
             (super::Pool::Pg(_), Some(id)) => (PG_TOOLS_OF_SERVER_JSON, Some(id)),
             (super::Pool::Pg(_), None) => (PG_TOOLS_JSON, None),
@@ -68,8 +70,10 @@ impl Store {
         };
         let mut rows: Vec<(String,)> = self.rows(Kind::Tool, sql, arg).await?;
         let text = rows.pop().map_or_else(|| "[]".to_owned(), |(json,)| json);
-        let json = RawValue::from_string(text).map_err(|e| StoreError::Database(sqlx::Error::Decode(Box::new(e))))?;
-        cache.put(server_id, ticket, &json);
+        let json: Arc<RawValue> = RawValue::from_string(text)
+            .map_err(|e| StoreError::Database(sqlx::Error::Decode(Box::new(e))))?
+            .into();
+        tools.put(writes, ticket, server_id.map(str::to_owned), Arc::clone(&json));
         Ok(json)
     }
 

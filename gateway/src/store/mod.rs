@@ -16,12 +16,13 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 pub use error::{LockConflict, Result, StoreError};
+pub use read::ListShape;
 
 use crate::config::StoreBehaviour;
 use backend::{Backend, PgBackend, SqliteBackend};
 
 /// What to list and how much of it.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct ListQuery {
     pub include_inactive: bool,
     pub limit: Option<u32>,
@@ -128,7 +129,12 @@ struct Inner {
     stats: Arc<DbStats>,
     pool_size: u32,
     upstream: crate::upstream::Client,
-    tools: cache::ToolsCache,
+    /// Writes ended so far: what every cached read is checked against.
+    writes: cache::Writes,
+    /// `tools/list` answers, the whole list and per server.
+    tools: cache::ReadCache<Option<String>, Arc<serde_json::value::RawValue>>,
+    /// REST list and get answers, as the body sent.
+    reads: cache::ReadCache<read::ReadKey, bytes::Bytes>,
 }
 
 impl Store {
@@ -150,14 +156,16 @@ impl Store {
                 stats: Arc::default(),
                 pool_size: pool.size,
                 upstream: crate::upstream::Client::new()?,
-                tools: cache::ToolsCache::new(behaviour.tools_list_cache),
+                writes: cache::Writes::default(),
+                tools: cache::ReadCache::new(behaviour.read_cache),
+                reads: cache::ReadCache::new(behaviour.read_cache),
             }),
         })
     }
 
     /// Held for the length of every write: invalidates cached lists when it ends.
     fn writing(&self) -> cache::WriteGuard<'_> {
-        self.inner.tools.writing()
+        self.inner.writes.writing()
     }
 
     /// The MCP client gateways federate their upstreams with.

@@ -1,11 +1,50 @@
-//! Reads: list with filters and cursor pagination, get by id. No locks, on either backend.
+//! Reads: list with filters and cursor pagination, get by id. No locks, on either backend. The REST
+//! endpoints take the answer as the JSON body to send, kept between writes (`cache.rs`): a hit costs a
+//! hash lookup and a reference count, a miss one query (two for servers) and one serialization.
 
+use bytes::Bytes;
+use serde::Serialize;
+use serde::ser::{SerializeMap, Serializer};
 use sqlx::{Database, Executor, IntoArguments};
 
 use super::backend::Backend;
 use super::error::classify;
-use super::{ListQuery, Page, Result, Store, StoreError, on_backend, per_kind};
+use super::{Inner, ListQuery, Page, Result, Store, StoreError, on_backend, per_kind};
 use crate::model::{Entity, Gateway, Kind, Prompt, Resource, Server, Tool};
+
+/// How a listing is sent: the bare array, or `{"<kind>s": [...], "nextCursor": …}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ListShape {
+    Items,
+    Paginated,
+}
+
+/// What a cached REST answer was the answer to.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub(super) enum ReadKey {
+    List(Kind, ListQuery, ListShape),
+    Get(Kind, String),
+}
+
+/// `{"<kind>": [...], "nextCursor": …}` without building a JSON tree first.
+struct Paginated<'a> {
+    key: &'static str,
+    page: &'a Page<Entity>,
+}
+
+impl Serialize for Paginated<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(2))?;
+        map.serialize_entry(self.key, &self.page.items)?;
+        map.serialize_entry("nextCursor", &self.page.next_cursor)?;
+        map.end()
+    }
+}
+
+fn body(value: &impl Serialize) -> Bytes {
+    // The entities are plain data: serializing them cannot fail.
+    Bytes::from(serde_json::to_vec(value).expect("entities serialize"))
+}
 
 /// `$1` include inactive, `$2` cursor (the last id of the previous page), `$3` limit.
 macro_rules! list_sql {
@@ -28,6 +67,42 @@ const ASSOCIATIONS_IN_RANGE: &str =
 pub(crate) const ASSOCIATIONS_OF: &str = "SELECT tool_id FROM server_tools WHERE server_id = $1 ORDER BY tool_id";
 
 impl Store {
+    /// A listing as the JSON body the REST endpoint sends, from memory when nothing was written since.
+    pub async fn list_json(&self, kind: Kind, query: ListQuery, shape: ListShape) -> Result<Bytes> {
+        let Inner { writes, reads, .. } = &*self.inner;
+        let key = ReadKey::List(kind, query, shape);
+        if let Some(body) = reads.get(writes, &key) {
+            return Ok(body);
+        }
+        let ticket = writes.ticket();
+        let ReadKey::List(_, query, _) = &key else {
+            unreachable!("built above")
+        };
+        let page = self.list(kind, query).await?;
+        let json = match shape {
+            ListShape::Items => body(&page.items),
+            ListShape::Paginated => body(&Paginated {
+                key: kind.plural(),
+                page: &page,
+            }),
+        };
+        reads.put(writes, ticket, key, json.clone());
+        Ok(json)
+    }
+
+    /// One entity as the JSON body the REST endpoint sends, from memory when nothing was written since.
+    pub async fn get_json(&self, kind: Kind, id: &str) -> Result<Bytes> {
+        let Inner { writes, reads, .. } = &*self.inner;
+        let key = ReadKey::Get(kind, id.to_owned());
+        if let Some(body) = reads.get(writes, &key) {
+            return Ok(body);
+        }
+        let ticket = writes.ticket();
+        let json = body(&self.get(kind, id).await?);
+        reads.put(writes, ticket, key, json.clone());
+        Ok(json)
+    }
+
     pub async fn list(&self, kind: Kind, q: &ListQuery) -> Result<Page<Entity>> {
         // One row more than asked tells whether there is a next page.
         let fetch = q.limit.map_or(i64::MAX, |l| i64::from(l) + 1);

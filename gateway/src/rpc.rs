@@ -245,7 +245,7 @@ impl Rpc {
         struct List<'a> {
             tools: &'a RawValue,
         }
-        raw(&List { tools: &*tools })
+        raw(&List { tools: &tools })
     }
 
     async fn tools_call(&self, params: &Value) -> Result<Box<RawValue>, RpcError> {

@@ -18,6 +18,7 @@ use tokio::net::TcpStream;
 use crate::data::FailureKind;
 use wire::{Chunk, Framing, parse_chunk};
 
+mod deadline;
 mod stream;
 mod wire;
 
@@ -57,6 +58,8 @@ pub struct Conn {
     body: Vec<u8>,
     /// Where a streamed answer's body is (`stream.rs`).
     reading: stream::Reading,
+    /// The request timeout's timer (`deadline.rs`).
+    deadline: deadline::Deadline,
 }
 
 /// Why an exchange failed, before it is told as a failure kind.
@@ -92,22 +95,27 @@ impl Conn {
         headers: &[(&str, &str)],
         body: Option<&str>,
     ) {
+        // Pieces copied in, not formatted: `write!` costs a formatter per piece on every request.
         let r = &mut self.request;
         r.clear();
-        let _ = write!(r, "{method} {path_and_query} HTTP/1.1\r\nhost: {}\r\n", ep.host);
+        for piece in [method, " ", path_and_query, " HTTP/1.1\r\nhost: ", &ep.host, "\r\n"] {
+            r.extend_from_slice(piece.as_bytes());
+        }
         if let Some(auth) = &ep.authorization {
-            let _ = write!(r, "authorization: {auth}\r\n");
+            for piece in ["authorization: ", auth, "\r\n"] {
+                r.extend_from_slice(piece.as_bytes());
+            }
         }
         for (name, value) in headers {
-            let _ = write!(r, "{name}: {value}\r\n");
+            for piece in [name, ": ", value, "\r\n"] {
+                r.extend_from_slice(piece.as_bytes());
+            }
         }
         match body {
             Some(b) => {
-                let _ = write!(
-                    r,
-                    "content-type: application/json\r\ncontent-length: {}\r\n\r\n",
-                    b.len()
-                );
+                r.extend_from_slice(b"content-type: application/json\r\ncontent-length: ");
+                let _ = write!(r, "{}", b.len());
+                r.extend_from_slice(b"\r\n\r\n");
                 r.extend_from_slice(b.as_bytes());
             }
             None if matches!(method, "POST" | "PUT" | "PATCH") => r.extend_from_slice(b"content-length: 0\r\n\r\n"),
@@ -125,9 +133,14 @@ impl Conn {
         keep_body: bool,
     ) -> Answer {
         self.render(ep, method, path_and_query, &[], body);
-        match tokio::time::timeout(ep.timeout, self.send_rendered(ep, method == "HEAD", keep_body)).await {
-            Ok(answer) => answer,
-            Err(_) => {
+        let mut deadline = std::mem::take(&mut self.deadline);
+        let answer = deadline
+            .within(ep.timeout, self.send_rendered(ep, method == "HEAD", keep_body))
+            .await;
+        self.deadline = deadline;
+        match answer {
+            Some(answer) => answer,
+            None => {
                 // The late answer may still arrive on this connection: never reuse it.
                 self.stream = None;
                 Answer::Failed(FailureKind::Timeout, "timed out".into())

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tokio::time::Instant;
 
-use super::{Backoff, CONTROL_TICK, rng_for};
+use super::{Backoff, CONTROL_TICK, Present, Running, join_until_hard_stop, rng_for};
 use crate::actions::{Ended, Scratch};
 use crate::engine::Ctx;
 
@@ -43,33 +43,26 @@ pub async fn run(ctx: Arc<Ctx>, start: Instant) {
         }
     }
     target.store(0, Ordering::Relaxed);
-    for handle in users.into_iter().flatten() {
-        let _ = handle.await;
-    }
+    join_until_hard_stop(users.into_iter().flatten(), ctx.hard_stop.clone()).await;
 }
 
 /// One virtual user: pick an action, run it, think, again — until its index is above the target or
-/// the load stops. An action cut by the hard stop is not recorded.
+/// the load stops. An action cut by the hard stop (its task aborted) is not recorded.
 async fn user(ctx: Arc<Ctx>, idx: usize, target: Arc<AtomicUsize>) {
-    ctx.env.recorder.gauges.users.fetch_add(1, Ordering::Relaxed);
+    let gauges = &ctx.env.recorder.gauges;
+    let _present = Present::enter(&gauges.users);
     let mut rng = rng_for(&ctx, idx);
     let mut scratch = Scratch::default();
     let mut backoff = Backoff::default();
     let mut soft = ctx.env.soft_stop.clone();
-    let mut hard = ctx.hard_stop.clone();
     while idx < target.load(Ordering::Relaxed) && !*soft.borrow() {
         let action = ctx.pick(&mut rng);
-        let ended = tokio::select! {
-            ended = ctx.execute(action, &mut rng, &mut scratch, Instant::now()) => Some(ended),
-            _ = hard.wait_for(|s| *s) => None,
-        };
+        let running = Running::start(&gauges.cut);
+        let ended = ctx.execute(action, &mut rng, &mut scratch, Instant::now()).await;
+        running.finish();
         let pause = match ended {
-            None => {
-                ctx.env.recorder.gauges.cut.fetch_add(1, Ordering::Relaxed);
-                break;
-            }
-            Some(Ended::Unreachable) => backoff.fail(),
-            Some(Ended::Done(_)) => {
+            Ended::Unreachable => backoff.fail(),
+            Ended::Done(_) => {
                 backoff.succeed();
                 ctx.scenario.load.think_time.sample(&mut rng)
             }
@@ -81,5 +74,4 @@ async fn user(ctx: Arc<Ctx>, idx: usize, target: Arc<AtomicUsize>) {
             }
         }
     }
-    ctx.env.recorder.gauges.users.fetch_sub(1, Ordering::Relaxed);
 }

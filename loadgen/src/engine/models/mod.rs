@@ -6,8 +6,10 @@ mod closed;
 mod open;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
@@ -23,6 +25,62 @@ pub fn spawn(ctx: Arc<Ctx>, start: Instant) -> JoinHandle<()> {
         Model::Closed => tokio::spawn(closed::run(ctx, start)),
         Model::Open => tokio::spawn(open::run(ctx, start)),
     }
+}
+
+/// An action under way: counted as cut when dropped unfinished, i.e. when the hard stop aborts its
+/// user's task. The hard stop aborts tasks rather than racing every action against a watch channel, so
+/// an action costs no waiter registered and removed on a channel every user shares.
+struct Running<'a>(&'a AtomicU64);
+
+impl<'a> Running<'a> {
+    fn start(cut: &'a AtomicU64) -> Running<'a> {
+        Running(cut)
+    }
+
+    fn finish(self) {
+        std::mem::forget(self);
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Counts one running user (or worker) for as long as it lives, aborted or not.
+struct Present<'a>(&'a AtomicU64);
+
+impl<'a> Present<'a> {
+    fn enter(gauge: &'a AtomicU64) -> Present<'a> {
+        gauge.fetch_add(1, Ordering::Relaxed);
+        Present(gauge)
+    }
+}
+
+impl Drop for Present<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Wait for the tasks to end by themselves until the hard stop, then abort the rest and wait for
+/// them to be dropped (so every cut action is counted before the totals are read).
+async fn join_until_hard_stop(handles: impl IntoIterator<Item = JoinHandle<()>>, mut hard: watch::Receiver<bool>) {
+    for mut handle in handles {
+        tokio::select! {
+            _ = &mut handle => {}
+            () = hard_stopped(&mut hard) => {
+                handle.abort();
+                let _ = handle.await;
+            }
+        }
+    }
+}
+
+/// Ready once the hard stop is given (the channel's guard is not held past it).
+async fn hard_stopped(hard: &mut watch::Receiver<bool>) {
+    let _ = hard.wait_for(|s| *s).await;
 }
 
 /// A user's or worker's own random stream, different for each and reproducible from the run's seed.

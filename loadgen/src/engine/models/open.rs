@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use super::{CONTROL_TICK, rng_for};
+use super::{CONTROL_TICK, Running, hard_stopped, rng_for};
 use crate::actions::Scratch;
 use crate::engine::Ctx;
 
@@ -25,20 +25,15 @@ pub async fn run(ctx: Arc<Ctx>, start: Instant) {
         pool.spawn(async move {
             let mut rng = rng_for(&ctx, w);
             let mut scratch = Scratch::default();
-            let mut hard = ctx.hard_stop.clone();
             while let Ok(intended) = rx.recv().await {
                 if *ctx.env.soft_stop.borrow() {
                     // Arrivals still queued when the load ends are not started.
                     continue;
                 }
                 let action = ctx.pick(&mut rng);
-                tokio::select! {
-                    _ = ctx.execute(action, &mut rng, &mut scratch, intended) => {}
-                    _ = hard.wait_for(|s| *s) => {
-                        ctx.env.recorder.gauges.cut.fetch_add(1, Ordering::Relaxed);
-                        break;
-                    }
-                }
+                let running = Running::start(&ctx.env.recorder.gauges.cut);
+                ctx.execute(action, &mut rng, &mut scratch, intended).await;
+                running.finish();
             }
         });
     }
@@ -74,5 +69,16 @@ pub async fn run(ctx: Arc<Ctx>, start: Instant) {
         }
     }
     tx.close();
-    while pool.join_next().await.is_some() {}
+    // Until the hard stop the workers finish what they run; then the rest is aborted (and counted cut).
+    let mut hard = ctx.hard_stop.clone();
+    loop {
+        tokio::select! {
+            next = pool.join_next() => if next.is_none() { break },
+            () = hard_stopped(&mut hard) => {
+                pool.abort_all();
+                while pool.join_next().await.is_some() {}
+                break;
+            }
+        }
+    }
 }

@@ -182,7 +182,7 @@ pub struct Gauges {
     /// Closed model: users running now.
     pub users: AtomicU64,
     /// Actions started and not finished.
-    pub in_flight: AtomicI64,
+    pub in_flight: SpreadGauge,
     /// HTTP+SSE sessions (client side).
     pub sse: StreamGauges,
     /// Streamable HTTP sessions (client side).
@@ -235,9 +235,60 @@ impl StreamGauges {
     }
 }
 
-/// The per-action windows being filled now.
+thread_local! {
+    /// Which of the recorder's shards this thread writes to (`bind_thread`; 0 for any other thread).
+    static SHARD: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Make the calling thread record into shard `index` (modulo the shards there are): each load thread
+/// gets its own, so two cores never write the same window or counter.
+pub fn bind_thread(index: usize) {
+    SHARD.with(|s| s.set(index));
+}
+
+fn shard_of(shards: usize) -> usize {
+    SHARD.with(|s| s.get()) % shards
+}
+
+/// How many shards: one per core the process may use.
+fn shard_count() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// A value on a cache line of its own, so the cores' shards do not share one.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct Padded<T>(T);
+
+/// A gauge counted per thread and summed when read: updating it costs no cache line another core writes.
+#[derive(Debug)]
+pub struct SpreadGauge {
+    cells: Box<[Padded<AtomicI64>]>,
+}
+
+impl Default for SpreadGauge {
+    fn default() -> SpreadGauge {
+        SpreadGauge {
+            cells: (0..shard_count()).map(|_| Padded::default()).collect(),
+        }
+    }
+}
+
+impl SpreadGauge {
+    pub fn add(&self, n: i64) {
+        self.cells[shard_of(self.cells.len())].0.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn load(&self) -> i64 {
+        self.cells.iter().map(|c| c.0.load(Ordering::Relaxed)).sum()
+    }
+}
+
+/// The per-action windows being filled now, one set per shard (`bind_thread`).
 pub struct Recorder {
-    windows: Vec<Mutex<Stats>>,
+    /// `windows[shard][slot]`
+    windows: Vec<Vec<Padded<Mutex<Stats>>>>,
+    slots: usize,
     pub gauges: Gauges,
 }
 
@@ -245,26 +296,38 @@ impl Recorder {
     /// One recording slot per name (actions, then their sub-measurements such as SSE replies).
     pub fn new(slots: usize) -> Recorder {
         Recorder {
-            windows: (0..slots).map(|_| Mutex::new(Stats::default())).collect(),
+            windows: (0..shard_count())
+                .map(|_| (0..slots).map(|_| Padded(Mutex::new(Stats::default()))).collect())
+                .collect(),
+            slots,
             gauges: Gauges::default(),
         }
     }
 
+    /// The lock is the calling thread's shard's: uncontended unless a non-load thread records too.
     pub fn record(&self, slot: usize, sample: &Sample<'_>) {
-        self.windows[slot].lock().expect("window lock").record(sample);
+        self.windows[shard_of(self.windows.len())][slot]
+            .0
+            .lock()
+            .expect("window lock")
+            .record(sample);
     }
 
-    /// Swap each slot's window with `spare[slot]` (emptied first): the caller gets the finished
-    /// windows, the recorder goes on with empty ones, and no histogram is allocated per second.
+    /// Fill `spare[slot]` with each slot's finished window (the shards merged) and empty the shards:
+    /// no histogram is allocated per second.
     pub fn swap_windows(&self, spare: &mut [Stats]) {
-        for (window, spare) in self.windows.iter().zip(spare.iter_mut()) {
+        for (slot, spare) in spare.iter_mut().enumerate() {
             spare.reset();
-            std::mem::swap(&mut *window.lock().expect("window lock"), spare);
+            for shard in &self.windows {
+                let mut window = shard[slot].0.lock().expect("window lock");
+                spare.merge(&window);
+                window.reset();
+            }
         }
     }
 
     pub fn slots(&self) -> usize {
-        self.windows.len()
+        self.slots
     }
 }
 

@@ -5,6 +5,7 @@
 
 mod models;
 mod run_loop;
+mod threads;
 pub mod timeline;
 
 use std::sync::Arc;
@@ -35,6 +36,8 @@ pub struct Ctx {
     pub load_duration: Duration,
     /// End of the graceful stop: actions still running are cut.
     pub hard_stop: watch::Receiver<bool>,
+    /// The threads users run on (`threads.rs`).
+    pub load: threads::Spawner,
     cumulative: Vec<u64>,
     /// Recording slots of each action.
     slots: Vec<Slots>,
@@ -94,7 +97,7 @@ impl Ctx {
             rng,
         };
         let in_flight = &self.env.recorder.gauges.in_flight;
-        in_flight.fetch_add(1, Ordering::Relaxed);
+        in_flight.add(1);
         let _done = InFlight(in_flight);
         action
             .plan
@@ -172,11 +175,11 @@ async fn endpoint_of(base: &str, token: Option<&str>, scenario: &Scenario) -> an
 }
 
 /// Decrements the in-flight gauge however the action ends (cut included).
-struct InFlight<'a>(&'a std::sync::atomic::AtomicI64);
+struct InFlight<'a>(&'a crate::record::SpreadGauge);
 
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
+        self.0.add(-1);
     }
 }
 
@@ -227,13 +230,15 @@ pub async fn run(
     let result = async {
         let upstream = RunUpstream::start(&scenario.upstream).await?;
         let output = async {
-            let (ctx, stops) = prepare(Arc::clone(&scenario), &target, upstream.url()).await?;
+            let threads = threads::LoadThreads::start().context("starting the load threads")?;
+            let (ctx, stops) = prepare(Arc::clone(&scenario), &target, upstream.url(), threads.spawner()).await?;
             wait_for_start(&scenario, &mut interrupt).await;
-            Ok::<_, anyhow::Error>(
-                run_loop::RunLoop::start(ctx, stops, &target, options, started_at)
-                    .drive(&mut interrupt)
-                    .await,
-            )
+            let output = run_loop::RunLoop::start(ctx, stops, &target, options, started_at)
+                .drive(&mut interrupt)
+                .await;
+            // After the teardown (whose client may have connections the users' threads drive).
+            let _ = tokio::task::spawn_blocking(move || drop(threads)).await;
+            Ok::<_, anyhow::Error>(output)
         }
         .await;
         let upstream = upstream.stop().await;
@@ -324,6 +329,7 @@ async fn prepare(
     scenario: Arc<Scenario>,
     target: &Target,
     upstream: Option<&str>,
+    load: threads::Spawner,
 ) -> anyhow::Result<(Arc<Ctx>, Stops)> {
     let http = http_client(&scenario, target.token.as_deref())?;
     let pools = crate::setup::prepare(&http, &target.base, &scenario, upstream).await?;
@@ -356,6 +362,7 @@ async fn prepare(
         seed: fastrand::u64(..) ^ u64::from(scenario.shard.index).wrapping_mul(0xA24B_AED4_963E_E407),
         load_duration: scenario.load.duration(),
         hard_stop,
+        load,
         cumulative,
         slots,
         phase: AtomicU8::new(phase_code(scenario.load.stages[0].phase)),

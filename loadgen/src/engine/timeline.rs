@@ -69,7 +69,7 @@ impl Timeline {
             phase,
             target,
             users: Gauges::get(&g.users),
-            in_flight: g.in_flight.load(Ordering::Relaxed),
+            in_flight: g.in_flight.load(),
             sse_open,
             mcp_open,
             dropped: dropped - self.last_dropped,

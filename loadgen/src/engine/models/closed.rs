@@ -32,9 +32,8 @@ pub async fn run(ctx: Arc<Ctx>, start: Instant) {
             }
             let running = users[idx].as_ref().is_some_and(|h| !h.is_finished());
             if !running {
-                let ctx = Arc::clone(&ctx);
                 let target = Arc::clone(&target);
-                users[idx] = Some(tokio::spawn(user(ctx, idx, target)));
+                users[idx] = Some(ctx.load.spawn(idx, user(Arc::clone(&ctx), idx, target)));
             }
         }
         tokio::select! {

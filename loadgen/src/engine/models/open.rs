@@ -20,22 +20,26 @@ pub async fn run(ctx: Arc<Ctx>, start: Instant) {
     let (tx, rx) = async_channel::bounded::<Instant>(workers.clamp(16, 1024));
     let mut pool = JoinSet::new();
     for w in 0..workers {
+        let on = ctx.load.handle(w).clone();
         let ctx = Arc::clone(&ctx);
         let rx = rx.clone();
-        pool.spawn(async move {
-            let mut rng = rng_for(&ctx, w);
-            let mut scratch = Scratch::default();
-            while let Ok(intended) = rx.recv().await {
-                if *ctx.env.soft_stop.borrow() {
-                    // Arrivals still queued when the load ends are not started.
-                    continue;
+        pool.spawn_on(
+            async move {
+                let mut rng = rng_for(&ctx, w);
+                let mut scratch = Scratch::default();
+                while let Ok(intended) = rx.recv().await {
+                    if *ctx.env.soft_stop.borrow() {
+                        // Arrivals still queued when the load ends are not started.
+                        continue;
+                    }
+                    let action = ctx.pick(&mut rng);
+                    let running = Running::start(&ctx.env.recorder.gauges.cut);
+                    ctx.execute(action, &mut rng, &mut scratch, intended).await;
+                    running.finish();
                 }
-                let action = ctx.pick(&mut rng);
-                let running = Running::start(&ctx.env.recorder.gauges.cut);
-                ctx.execute(action, &mut rng, &mut scratch, intended).await;
-                running.finish();
-            }
-        });
+            },
+            &on,
+        );
     }
     drop(rx);
 

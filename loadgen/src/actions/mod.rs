@@ -8,6 +8,7 @@
 //! scenario imports it to plan, the engine to run. Neither is imported from here.
 
 pub mod conn;
+mod events;
 mod http;
 mod jsonrpc;
 mod mcp;

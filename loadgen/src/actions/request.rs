@@ -20,6 +20,8 @@ pub struct Scratch {
     pub body: String,
     pub error: String,
     pub conn: Conn,
+    /// An SSE session's event parser.
+    pub events: super::events::EventParser,
     /// An MCP session's buffers.
     pub mcp: super::mcp::State,
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::events::MAX_EVENT;
+use crate::actions::events::MAX_EVENT;
 use super::session::State;
 use crate::actions::Env;
 use crate::actions::conn::{Answer, Conn, Head};

@@ -9,7 +9,6 @@
 //! Series: the action's own is the session's start (`initialize` and the notification); then one
 //! per request method, `listen` (the `GET` stream's head) and `delete`.
 
-mod events;
 mod exchange;
 mod session;
 

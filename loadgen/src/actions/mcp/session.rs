@@ -14,7 +14,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::Mcp;
-use super::events::EventParser;
+use crate::actions::events::EventParser;
 use super::exchange::{Answered, Awaits, Body, DRAIN, Failed, body_kind, drain, exchange, headers, status_failure};
 use crate::actions::conn::Conn;
 use crate::actions::jsonrpc::Reply;

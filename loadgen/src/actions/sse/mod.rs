@@ -1,20 +1,21 @@
-//! `kind = "sse"`: open a stream with eventsource-client (reconnect off), wait for the endpoint event,
-//! send JSON-RPC requests through the session's message endpoint and time the replies that arrive on
-//! the stream, hold, then close — abruptly (the connection dropped at once, with a TCP reset when
-//! `rst = true`) or gracefully (the stream released and the connection closed in order).
-
-mod transport;
+//! `kind = "sse"`: open a stream on the user's own connection, wait for the endpoint event, send
+//! JSON-RPC requests through the session's message endpoint and time the replies that arrive on the
+//! stream, hold (reading what the server sends), then close — abruptly (the connection dropped at
+//! once, with a TCP reset when `rst = true`) or gracefully (closed in order).
+//!
+//! The stream is read by the request loop's own HTTP/1.1 client (`conn/stream.rs`) and parsed by
+//! `events.rs`, as Streamable HTTP's `GET` stream is. It used to be eventsource-client over a hyper
+//! connection of its own; a heap profile at 2000 idle streams put that at about 30 KiB a stream
+//! (hyper's dispatch channel 9 KiB, its read buffer 8 KiB, its connection state 8 KiB, two tasks),
+//! against the 4 KiB read buffer here.
 
 use std::collections::BTreeSet;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 
-use eventsource_client::{Client as _, ClientBuilder, ReconnectOptions, SSE};
-use futures_core::Stream;
-use futures_util::StreamExt as _;
 use tokio::time::Instant;
 
+use super::conn::{Answer, Conn};
+use super::events::EventParser;
 use super::http::url_template;
 use super::jsonrpc::{self, Reply};
 use super::request::{Scratch, render};
@@ -22,7 +23,6 @@ use super::{ActionSpec, At, CloseMode, Ended, Env, Kind, Slots, error_chain};
 use crate::data::FailureKind;
 use crate::lang::{DurRange, Problem, Template, Values, Var, json_template, problem};
 use crate::record::{Outcome, Sample, StreamGauges};
-use transport::{ConnectFailed, OwnedConnection};
 
 #[derive(Debug, Clone)]
 pub struct Sse {
@@ -114,14 +114,35 @@ impl Kind for Sse {
     ) -> Ended {
         // Boxed: a session's state is large, and unboxed it would size every user's task, HTTP-only
         // ones included.
-        Box::pin(session(self, env, slots, values, &mut scratch.url, intended)).await
+        Box::pin(session(self, env, slots, values, scratch, intended)).await
     }
 }
 
-type EventStream<'a> = Pin<Box<dyn Stream<Item = eventsource_client::Result<SSE>> + Send + Sync + 'a>>;
-
 /// Why a session ended before its endpoint event: the kind, the status when there was one, the text.
 type Refused = (FailureKind, Option<u16>, String);
+
+/// The session's stream: the connection it is read from and the parser of its events.
+struct Stream<'a> {
+    conn: &'a mut Conn,
+    events: &'a mut EventParser,
+}
+
+impl Stream<'_> {
+    /// Read until `pick` answers `Some` for an event; `Err` when the stream ends or breaks first.
+    async fn next_event<T>(&mut self, mut pick: impl FnMut(&[u8], &str) -> Option<T>) -> Result<T, String> {
+        loop {
+            match self.conn.next_data().await {
+                Ok(Some(bytes)) => {
+                    if let Some(found) = self.events.feed(bytes, &mut pick)? {
+                        return Ok(found);
+                    }
+                }
+                Ok(None) => return Err("the server ended the stream".into()),
+                Err((_, msg)) => return Err(msg),
+            }
+        }
+    }
+}
 
 /// Open, talk, hold, close. Records the connect sample and one sample per reply.
 async fn session(
@@ -129,25 +150,24 @@ async fn session(
     env: &Env,
     slots: Slots,
     values: &mut (impl Values + Send),
-    url: &mut String,
+    scratch: &mut Scratch,
     intended: Instant,
 ) -> Ended {
-    render(url, &env.base, &a.path, values);
-    let transport = OwnedConnection::new(a.rst, env.timeout.min(Duration::from_secs(10)));
-    let client = match client(env, url, &transport) {
-        Ok(c) => c,
-        Err(msg) => return fail(env, slots.main, intended, (FailureKind::Protocol, None, msg)),
-    };
-    let mut stream = client.stream();
+    let Scratch { url, conn, events, .. } = scratch;
+    render(url, &env.base_path, &a.path, values);
+    events.reset();
+    let mut stream = Stream { conn, events };
 
-    // 1. The endpoint event.
-    let endpoint = match tokio::time::timeout(env.timeout, endpoint_event(&mut stream)).await {
+    // 1. The stream and its endpoint event.
+    let opened = tokio::time::timeout(env.timeout, open(env, &mut stream, url)).await;
+    let endpoint = match opened {
         Err(_) => {
+            stream.conn.discard();
             let timed_out = (FailureKind::Timeout, None, "no endpoint event in time".into());
             return fail(env, slots.main, intended, timed_out);
         }
         Ok(Err(refused)) => {
-            transport.cut();
+            stream.conn.discard();
             return fail(env, slots.main, intended, refused);
         }
         Ok(Ok(endpoint)) => endpoint,
@@ -167,43 +187,64 @@ async fn session(
     gauges.opened.fetch_add(1, Ordering::Relaxed);
 
     // 2. Requests through the session, replies timed on the stream.
-    let server_closed = match slots.extra(0) {
+    let mut server_closed = match slots.extra(0) {
         Some(reply_slot) => talk(a, env, reply_slot, &endpoint, &mut stream, values).await,
         None => false,
     };
 
     // 3. Hold (the end of the load shortens it), 4. close.
     if !server_closed {
-        hold(env, a.hold).await;
+        server_closed = hold(env, a.hold, &mut stream).await;
     }
     let counter = close_counter(gauges, server_closed, a.close, a.rst);
-    match a.close {
-        CloseMode::Abrupt => {
-            transport.cut();
-            drop(stream);
-        }
-        CloseMode::Graceful | CloseMode::Delete => {
-            // Release the stream; hyper closes the connection in order.
-            drop(stream);
-            drop(client);
-        }
-    }
+    // Either way the connection goes: the stream never ends by itself. Abrupt with `rst` resets it.
+    stream.conn.cut(a.close == CloseMode::Abrupt && a.rst);
     counter.fetch_add(1, Ordering::Relaxed);
     gauges.open.fetch_sub(1, Ordering::Relaxed);
     Ended::Done(Outcome::Ok)
 }
 
-/// An eventsource client for `url` over `transport`, reconnection off, with the bearer token.
-fn client(env: &Env, url: &str, transport: &OwnedConnection) -> Result<impl eventsource_client::Client, String> {
-    let mut builder = ClientBuilder::for_url(url)
-        .map_err(|e| e.to_string())?
-        .reconnect(ReconnectOptions::reconnect(false).build());
-    if let Some(token) = &env.token {
-        builder = builder
-            .header("Authorization", &format!("Bearer {token}"))
-            .map_err(|e| e.to_string())?;
+/// `GET` the stream and wait for `event: endpoint`; answer its URL (made absolute), or the failure.
+async fn open(env: &Env, stream: &mut Stream<'_>, url: &str) -> Result<String, Refused> {
+    let headers = [("accept", "text/event-stream"), ("cache-control", "no-cache")];
+    let head = match stream.conn.open(&env.endpoint, "GET", url, &headers, None).await {
+        Ok(head) => head,
+        Err(Answer::Failed(kind, msg)) => return Err((kind, None, msg)),
+        Err(Answer::Answered(status)) => return Err((FailureKind::Status, Some(status), format!("HTTP {status}"))),
+    };
+    if head.status != 200 {
+        let status = head.status;
+        return Err((FailureKind::Status, Some(status), format!("HTTP {status}")));
     }
-    Ok(builder.build_with_transport(transport.clone()))
+    let endpoint = stream
+        .next_event(|name, data| (name == b"endpoint").then(|| data.to_owned()))
+        .await
+        .map_err(|msg| {
+            let msg = if msg == "the server ended the stream" {
+                "stream ended before the endpoint event".to_owned()
+            } else {
+                msg
+            };
+            (FailureKind::Protocol, None, msg)
+        })?;
+    absolute(&env.base, &endpoint).ok_or_else(|| {
+        (
+            FailureKind::Protocol,
+            None,
+            format!("the endpoint event is not a URL: {endpoint:?}"),
+        )
+    })
+}
+
+/// The endpoint as a URL to post to: absolute as sent, or a path on the target's origin.
+fn absolute(base: &str, endpoint: &str) -> Option<String> {
+    if endpoint.starts_with("http://") || endpoint.starts_with("https://") {
+        return Some(endpoint.to_owned());
+    }
+    let path = endpoint.strip_prefix('/')?;
+    let rest = base.split_once("://")?.1;
+    let origin_len = base.len() - rest.len() + rest.find('/').unwrap_or(rest.len());
+    Some(format!("{}/{path}", &base[..origin_len]))
 }
 
 /// Send each request through the session and time its reply on the stream; answers whether the
@@ -213,7 +254,7 @@ async fn talk(
     env: &Env,
     reply_slot: usize,
     endpoint: &str,
-    stream: &mut EventStream<'_>,
+    stream: &mut Stream<'_>,
     values: &mut (impl Values + Send),
 ) -> bool {
     for (n, request) in a.requests.iter().enumerate() {
@@ -276,13 +317,16 @@ async fn talk(
     false
 }
 
-/// Keep the stream open for a sampled time, or until the load ends.
-async fn hold(env: &Env, hold: DurRange) {
+/// Keep the stream open for a sampled time, or until the load ends, reading (and parsing) what the
+/// server sends; answers whether the server ended it first.
+async fn hold(env: &Env, hold: DurRange, stream: &mut Stream<'_>) -> bool {
     let hold = hold.sample(&mut fastrand::Rng::new());
     let mut stop = env.soft_stop.clone();
     tokio::select! {
-        _ = tokio::time::sleep(hold) => {}
-        _ = stop.wait_for(|s| *s) => {}
+        _ = tokio::time::sleep(hold) => false,
+        _ = stop.wait_for(|s| *s) => false,
+        // Nothing is ever picked: this ends only with the stream.
+        _ = stream.next_event(|_, _| None::<()>) => true,
     }
 }
 
@@ -310,56 +354,23 @@ fn classify_reqwest(e: &reqwest::Error) -> FailureKind {
     }
 }
 
-/// Wait for `event: endpoint`; answer its URL, or the failure.
-async fn endpoint_event(stream: &mut EventStream<'_>) -> Result<String, Refused> {
-    loop {
-        match stream.next().await {
-            None => {
-                return Err((
-                    FailureKind::Protocol,
-                    None,
-                    "stream ended before the endpoint event".into(),
-                ));
-            }
-            Some(Err(eventsource_client::Error::UnexpectedResponse(resp, _))) => {
-                let status = resp.status();
-                return Err((FailureKind::Status, Some(status), format!("HTTP {status}")));
-            }
-            Some(Err(eventsource_client::Error::Transport(e))) => {
-                let kind = if ConnectFailed::is(&e) {
-                    FailureKind::Connect
-                } else {
-                    FailureKind::Protocol
-                };
-                return Err((kind, None, error_chain(&e)));
-            }
-            Some(Err(e)) => return Err((FailureKind::Protocol, None, e.to_string())),
-            Some(Ok(SSE::Event(ev))) if ev.event_type == "endpoint" => return Ok(ev.data),
-            Some(Ok(_)) => {}
-        }
-    }
-}
-
 /// Wait for the `message` whose id is `id`; answer its JSON-RPC error code, if any.
-async fn reply_event(stream: &mut EventStream<'_>, id: u64) -> Result<Option<i64>, String> {
-    loop {
-        match stream.next().await {
-            None => return Err("the server ended the stream".into()),
-            Some(Err(e)) => return Err(e.to_string()),
-            Some(Ok(SSE::Event(ev))) if ev.event_type == "message" => {
-                let (reply_id, reply) = jsonrpc::parse(ev.data.as_bytes()).map_err(|e| format!("bad message: {e}"))?;
-                let reply_id = reply_id.ok_or("bad message: missing field `id`")?;
-                if reply_id == id {
-                    return Ok(match reply {
-                        Reply::Error(code) => Some(code),
-                        Reply::Result | Reply::Neither => None,
-                    });
-                }
-            }
-            Some(Ok(SSE::Event(ev))) if ev.event_type == "shutdown" => return Err("the server is shutting down".into()),
-            Some(Ok(_)) => {}
-        }
-    }
+async fn reply_event(stream: &mut Stream<'_>, id: u64) -> Result<Option<i64>, String> {
+    stream
+        .next_event(|name, data| match name {
+            b"message" => match jsonrpc::parse(data.as_bytes()) {
+                Err(e) => Some(Err(format!("bad message: {e}"))),
+                Ok((None, _)) => Some(Err("bad message: missing field `id`".to_owned())),
+                Ok((Some(reply_id), reply)) if reply_id == id => Some(Ok(match reply {
+                    Reply::Error(code) => Some(code),
+                    Reply::Result | Reply::Neither => None,
+                })),
+                Ok(_) => None,
+            },
+            b"shutdown" => Some(Err("the server is shutting down".to_owned())),
+            _ => None,
+        })
+        .await?
 }
 
 fn fail(env: &Env, slot: usize, intended: Instant, (kind, status, msg): Refused) -> Ended {
@@ -377,5 +388,22 @@ fn fail(env: &Env, slot: usize, intended: Instant, (kind, status, msg): Refused)
         Ended::Unreachable
     } else {
         Ended::Done(Outcome::Failed(kind))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::absolute;
+
+    #[test]
+    fn an_endpoint_is_made_absolute_on_the_target_origin() {
+        let abs = |b, e| absolute(b, e);
+        assert_eq!(
+            abs("http://h:1/prefix", "/message?session_id=x").as_deref(),
+            Some("http://h:1/message?session_id=x")
+        );
+        assert_eq!(abs("http://h:1", "/m").as_deref(), Some("http://h:1/m"));
+        assert_eq!(abs("http://h:1", "http://o:2/m").as_deref(), Some("http://o:2/m"));
+        assert_eq!(abs("http://h:1", "m"), None);
     }
 }

@@ -30,7 +30,7 @@ impl Pools {
             Var::ServerId => self.servers.len(),
             Var::PromptId | Var::PromptName => self.prompts.len(),
             Var::ResourceId | Var::ResourceUri => self.resources.len(),
-            Var::Bool => 2,
+            Var::Bool | Var::Unique => 2,
             Var::UpstreamUrl => usize::from(!self.upstream_url.is_empty()),
         }
     }
@@ -66,6 +66,8 @@ impl Pools {
 pub struct PoolValues<'a> {
     pub pools: &'a Pools,
     pub rng: &'a mut fastrand::Rng,
+    /// Where `{unique}` is written.
+    pub unique: [u8; 16],
 }
 
 impl Values for PoolValues<'_> {
@@ -88,6 +90,15 @@ impl Values for PoolValues<'_> {
                 } else {
                     "false"
                 }
+            }
+            Var::Unique => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                let mut n = self.rng.u64(..);
+                for b in self.unique.iter_mut() {
+                    *b = HEX[(n & 15) as usize];
+                    n >>= 4;
+                }
+                std::str::from_utf8(&self.unique).expect("hex digits")
             }
         }
     }

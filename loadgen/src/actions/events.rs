@@ -29,6 +29,16 @@ impl EventParser {
         self.after_cr = false;
     }
 
+    /// Give back buffers a large event grew past `keep` bytes (between events only: nothing pending is
+    /// lost), so a user holding a quiet stream after one big reply does not hold its size too.
+    pub fn trim(&mut self, keep: usize) {
+        for buf in [&mut self.line, &mut self.data, &mut self.event] {
+            if buf.is_empty() && buf.capacity() > keep {
+                *buf = Vec::new();
+            }
+        }
+    }
+
     /// Whether an event has begun and not been dispatched (a stream ending now cut it short).
     pub fn pending(&self) -> bool {
         self.has_data || !self.line.is_empty()

@@ -95,6 +95,7 @@ impl Ctx {
         let mut values = PoolValues {
             pools: &self.pools,
             rng,
+            unique: [0; 16],
         };
         let in_flight = &self.env.recorder.gauges.in_flight;
         in_flight.add(1);

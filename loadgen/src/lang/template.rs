@@ -16,12 +16,14 @@ pub enum Var {
     ResourceUri,
     /// `true` or `false`, at random.
     Bool,
+    /// 16 hex characters, different at every use (a name for a create that must not collide).
+    Unique,
     /// The run's upstream MCP server (`http://127.0.0.1:PORT`).
     UpstreamUrl,
 }
 
 impl Var {
-    pub const ALL: [Var; 10] = [
+    pub const ALL: [Var; 11] = [
         Var::GatewayId,
         Var::ToolId,
         Var::ServerId,
@@ -31,6 +33,7 @@ impl Var {
         Var::PromptName,
         Var::ResourceUri,
         Var::Bool,
+        Var::Unique,
         Var::UpstreamUrl,
     ];
 
@@ -45,6 +48,7 @@ impl Var {
             Var::PromptName => "prompt_name",
             Var::ResourceUri => "resource_uri",
             Var::Bool => "bool",
+            Var::Unique => "unique",
             Var::UpstreamUrl => "upstream_url",
         }
     }

@@ -423,7 +423,7 @@ fn seeded(setup: &SetupSpec, var: Var) -> Option<(u32, &'static str)> {
         Var::ServerId => Some((setup.servers, "servers")),
         Var::PromptId | Var::PromptName => Some((setup.prompts, "prompts")),
         Var::ResourceId | Var::ResourceUri => Some((setup.resources, "resources")),
-        Var::Bool | Var::UpstreamUrl => None,
+        Var::Bool | Var::Unique | Var::UpstreamUrl => None,
     }
 }
 

@@ -8,10 +8,10 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::actions::events::MAX_EVENT;
 use super::session::State;
 use crate::actions::Env;
 use crate::actions::conn::{Answer, Conn, Head};
+use crate::actions::events::MAX_EVENT;
 use crate::actions::jsonrpc::{self, Reply};
 use crate::data::FailureKind;
 

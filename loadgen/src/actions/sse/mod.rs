@@ -118,6 +118,9 @@ impl Kind for Sse {
     }
 }
 
+/// Parser buffers grown past this by a large reply are given back before the hold.
+const KEEP_EVENT: usize = 4 << 10;
+
 /// Why a session ended before its endpoint event: the kind, the status when there was one, the text.
 type Refused = (FailureKind, Option<u16>, String);
 
@@ -193,6 +196,7 @@ async fn session(
     };
 
     // 3. Hold (the end of the load shortens it), 4. close.
+    stream.events.trim(KEEP_EVENT);
     if !server_closed {
         server_closed = hold(env, a.hold, &mut stream).await;
     }

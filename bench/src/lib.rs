@@ -7,6 +7,8 @@
 //! tool), `tools` runs each generator and reads its report, `sections` are the three parts of the
 //! bench, `report` writes the JSON and the Markdown tables.
 
+pub mod gateway;
+pub mod mixed;
 pub mod proc;
 pub mod report;
 pub mod sections;
@@ -22,6 +24,9 @@ pub struct Settings {
     pub connections: Vec<u32>,
     pub sse_streams: Vec<u32>,
     pub gateway_connections: Vec<u32>,
+    /// Every other REST read, and the writes (at the first only).
+    pub read_connections: Vec<u32>,
+    pub read_duration: Duration,
     /// PostgreSQL admin URL for the gateway section; None: SQLite only.
     pub postgres: Option<String>,
 }

@@ -6,8 +6,10 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
+use stampede_bench::gateway as bench_gateway;
 use stampede_bench::proc::Server;
 use stampede_bench::report::{BenchResults, markdown};
+use stampede_bench::sections::TargetPlan;
 use stampede_bench::tools::{Tools, find};
 use stampede_bench::{Settings, sections};
 
@@ -26,6 +28,15 @@ struct Args {
     sse_streams: Vec<u32>,
     #[arg(long, value_delimiter = ',', default_value = "64,1000,4000")]
     gateway_connections: Vec<u32>,
+    /// Concurrencies of every other REST read (and the writes: the first only).
+    #[arg(long, value_delimiter = ',', default_value = "64,4000")]
+    read_connections: Vec<u32>,
+    /// Seconds per run of every other REST read and of the writes.
+    #[arg(long, default_value_t = 5.0)]
+    read_duration: f64,
+    /// Leave out the mixed-4000 run (about 3 minutes).
+    #[arg(long)]
+    no_mixed: bool,
     /// PostgreSQL admin URL: also bench the gateway on it (each run on a fresh database).
     #[arg(long)]
     postgres: Option<String>,
@@ -33,7 +44,7 @@ struct Args {
     #[arg(long)]
     install_peers: bool,
     /// A one-second pass over every part at small sizes, to prove the bench works (CI).
-    #[arg(long, conflicts_with_all = ["duration", "rounds", "connections", "sse_streams", "gateway_connections"])]
+    #[arg(long, conflicts_with_all = ["duration", "rounds", "connections", "sse_streams", "gateway_connections", "read_connections", "read_duration"])]
     quick: bool,
     /// Where the JSON and Markdown go.
     #[arg(long, default_value = "results/bench")]
@@ -117,6 +128,8 @@ fn run(args: Args) -> anyhow::Result<()> {
             connections: vec![64],
             sse_streams: vec![50, 100],
             gateway_connections: vec![16],
+            read_connections: vec![16],
+            read_duration: Duration::from_secs(1),
             postgres: args.postgres.clone(),
         }
     } else {
@@ -126,6 +139,8 @@ fn run(args: Args) -> anyhow::Result<()> {
             connections: args.connections.clone(),
             sse_streams: args.sse_streams.clone(),
             gateway_connections: args.gateway_connections.clone(),
+            read_connections: args.read_connections.clone(),
+            read_duration: Duration::from_secs_f64(args.read_duration),
             postgres: args.postgres.clone(),
         }
     };
@@ -145,13 +160,19 @@ fn run(args: Args) -> anyhow::Result<()> {
     say("\n== generator: GET / on the hello server".into());
     let hello = Server::start(&mut Command::new(bin.join("bench-hello")))?;
     let (generator, ratios) = sections::generator(&settings, &tools, &hello, &|s| say(s));
+    let ceiling = [("GET /", "kind = \"http\"\npath = \"/\"".to_owned())];
     let mut targets = sections::target_runs(
-        &settings,
         &tools,
         &hello,
-        "hello (the ceiling)",
-        None,
-        &[("GET /", "kind = \"http\"\npath = \"/\"")],
+        &TargetPlan {
+            label: "hello (the ceiling)",
+            token: None,
+            endpoints: &ceiling,
+            connections: &settings.gateway_connections,
+            duration: settings.duration,
+            extra: "",
+            statements: None,
+        },
         &|s| say(s),
     );
     drop(hello);
@@ -196,46 +217,85 @@ fn run(args: Args) -> anyhow::Result<()> {
     let sessions = sections::sessions(&settings, &tools, &gw, &token, &|s| say(s));
     drop(gw);
 
-    say("\n== gateway: /rpc tools/list and /tools".into());
-    let endpoints = [
-        ("rpc tools/list", "kind = \"rpc\"\nmethod = \"tools/list\""),
-        ("GET /tools", "kind = \"http\"\npath = \"/tools?limit=50\""),
-    ];
+    say("\n== gateway: every REST read, /rpc tools/list, and the REST writes on PostgreSQL".into());
     let mut databases: Vec<(String, Option<String>)> = vec![("gateway, SQLite".into(), None)];
+    const DB: &str = "stampede_bench";
     if let Some(pg) = &settings.postgres {
-        let db = "stampede_bench";
         let admin = Command::new("psql")
             .arg(pg)
             .args([
                 "-q",
                 "-c",
-                &format!("DROP DATABASE IF EXISTS {db}"),
+                &format!("DROP DATABASE IF EXISTS {DB}"),
                 "-c",
-                &format!("CREATE DATABASE {db}"),
+                &format!("CREATE DATABASE {DB}"),
             ])
             .env("PGOPTIONS", "-c client_min_messages=warning")
             .status();
         match admin {
             Ok(s) if s.success() => {
                 let base = pg.rsplit_once('/').map_or(pg.as_str(), |(b, _)| b);
-                databases.push(("gateway, PostgreSQL".into(), Some(format!("{base}/{db}"))));
+                databases.push(("gateway, PostgreSQL".into(), Some(format!("{base}/{DB}"))));
             }
             _ => say("gateway on PostgreSQL: skipped (could not create its database with psql)".into()),
         }
     }
     for (label, url) in databases {
+        let on_pg = url.is_some();
         let (gw, _dir) = gateway(url)?;
-        seed(&tools, &gw, &token)?;
+        bench_gateway::seed(&tools, &gw, &token)?;
+        let plan = |endpoints, connections, duration| TargetPlan {
+            label: &label,
+            token: Some(&token),
+            endpoints,
+            connections,
+            duration,
+            extra: bench_gateway::DISCOVER,
+            statements: None,
+        };
+        let headline = bench_gateway::headline_endpoints();
         targets.extend(sections::target_runs(
-            &settings,
             &tools,
             &gw,
-            &label,
-            Some(&token),
-            &endpoints,
+            &plan(&headline, &settings.gateway_connections, settings.duration),
             &|s| say(s),
         ));
+        let cursor = bench_gateway::second_page_cursor(&gw, &token);
+        if cursor.is_none() {
+            say("  GET /tools?cursor: skipped (the gateway gave no second-page cursor)".into());
+        }
+        let reads = bench_gateway::read_endpoints(cursor.as_deref());
+        targets.extend(sections::target_runs(
+            &tools,
+            &gw,
+            &plan(&reads, &settings.read_connections, settings.read_duration),
+            &|s| say(s),
+        ));
+        if on_pg && let Some(pg) = &settings.postgres {
+            let statements = bench_gateway::Statements::enable(pg, DB);
+            if let Err(why) = &statements {
+                say(format!("  statements per request: not measured ({why})"));
+            }
+            let count = statements.as_ref().ok().map(|s| move || s.count());
+            let writes = bench_gateway::write_endpoints();
+            targets.extend(sections::target_runs(
+                &tools,
+                &gw,
+                &TargetPlan {
+                    statements: count.as_ref().map(|c| c as &dyn Fn() -> Option<u64>),
+                    ..plan(&writes, &settings.read_connections[..1], settings.read_duration)
+                },
+                &|s| say(s),
+            ));
+        }
     }
+
+    let mixed = if args.no_mixed {
+        None
+    } else {
+        say("\n== mixed-4000: the generator's memory in the field's mix".into());
+        stampede_bench::mixed::run(&tools, &root, args.quick, &|s| say(s))
+    };
 
     let results = BenchResults {
         kind: "stampede-bench".into(),
@@ -249,6 +309,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         streams,
         sessions,
         targets,
+        mixed,
     };
     let md = markdown(&results);
     say(format!("\n{md}"));
@@ -264,31 +325,5 @@ fn run(args: Args) -> anyhow::Result<()> {
         json.display(),
         args.out.join(format!("{day}.md")).display()
     ));
-    Ok(())
-}
-
-/// Give the gateway something to list: one gateway with 50 tools, through its API.
-fn seed(tools: &Tools, gateway: &Server, token: &str) -> anyhow::Result<()> {
-    let scenario = tools.scratch.join("seed.toml");
-    std::fs::write(
-        &scenario,
-        format!(
-            "# bench: seed the gateway\nname = \"bench-seed\"\n\n[target]\nurl = \"{}\"\n\n[setup]\ngateways = 1\ntools = 50\n\n\
-             [load]\nusers = 1\nduration = \"100ms\"\n\n[observe]\npost_load = \"0s\"\nmetrics = \"\"\n\n\
-             [[actions]]\nname = \"health\"\nkind = \"http\"\npath = \"/health\"\n",
-            gateway.url
-        ),
-    )?;
-    let out = Command::new(&tools.stampede)
-        .arg("run")
-        .arg(&scenario)
-        .args(["--quiet", "--set", &format!("target.token={token}"), "-o"])
-        .arg(tools.scratch.join("seed.json"))
-        .output()?;
-    anyhow::ensure!(
-        out.status.success(),
-        "seeding the gateway: {}",
-        String::from_utf8_lossy(&out.stderr).trim()
-    );
     Ok(())
 }

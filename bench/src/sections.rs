@@ -245,41 +245,53 @@ pub struct TargetRow {
     pub failures: u64,
     /// The target's CPU seconds per request over the load (from /proc).
     pub cpu_per_request_s: Option<f64>,
+    /// SQL statements PostgreSQL ran per request (pg_stat_statements), where counted.
+    #[serde(default)]
+    pub statements_per_request: Option<f64>,
 }
 
-/// The reference gateway's throughput on an endpoint, driven by stampede (closed model, no think time).
-pub fn target_runs(
-    settings: &Settings,
-    tools: &Tools,
-    server: &Server,
-    label: &str,
-    token: Option<&str>,
-    endpoints: &[(&str, &str)],
-    say: &dyn Fn(String),
-) -> Vec<TargetRow> {
+/// One set of endpoints driven at one target.
+pub struct TargetPlan<'a> {
+    pub label: &'a str,
+    pub token: Option<&'a str>,
+    /// (name, the action's TOML without its name)
+    pub endpoints: &'a [(&'a str, String)],
+    pub connections: &'a [u32],
+    pub duration: std::time::Duration,
+    /// More scenario TOML (`[setup]` to discover what the actions draw from).
+    pub extra: &'a str,
+    /// Counts the statements the target's database has run, read before and after each run.
+    pub statements: Option<&'a dyn Fn() -> Option<u64>>,
+}
+
+/// The target's throughput on each endpoint, driven by stampede (closed model, no think time).
+pub fn target_runs(tools: &Tools, server: &Server, plan: &TargetPlan<'_>, say: &dyn Fn(String)) -> Vec<TargetRow> {
+    let label = plan.label;
     let mut rows = Vec::new();
-    for (endpoint, action) in endpoints {
+    for (endpoint, action) in plan.endpoints {
         let scenario = tools.scratch.join("bench-target.toml");
         let text = format!(
             "# bench: {endpoint}\nname = \"bench-target\"\n\n[target]\nurl = \"{}\"\n\n[load]\nusers = 64\nduration = \"10s\"\n\n\
-             [observe]\npost_load = \"0s\"\nmetrics = \"\"\npid = {}\n\n[[actions]]\nname = \"{endpoint}\"\n{action}\n",
+             [observe]\npost_load = \"0s\"\nmetrics = \"\"\npid = {}\n\n{}\n[[actions]]\nname = \"{endpoint}\"\n{action}\n",
             server.url,
-            server.pid()
+            server.pid(),
+            plan.extra
         );
         if std::fs::write(&scenario, text).is_err() {
             continue;
         }
-        for &c in &settings.gateway_connections {
+        for &c in plan.connections {
             let out = tools.scratch.join("target.json");
             let mut cmd = Command::new(&tools.stampede);
             cmd.arg("run")
                 .arg(&scenario)
                 .args(["--quiet", "--users", &c.to_string()])
-                .args(["--duration", &format!("{}ms", settings.duration.as_millis())]);
-            if let Some(t) = token {
+                .args(["--duration", &format!("{}ms", plan.duration.as_millis())]);
+            if let Some(t) = plan.token {
                 cmd.args(["--set", &format!("target.token={t}")]);
             }
             cmd.arg("-o").arg(&out);
+            let before = plan.statements.and_then(|count| count());
             let r = match measure(&mut cmd) {
                 Ok(m) if m.success => stampede_loadgen::results::Results::read(&out).ok(),
                 Ok(m) => {
@@ -291,7 +303,9 @@ pub fn target_runs(
                     None
                 }
             };
+            let after = plan.statements.and_then(|count| count());
             let Some(r) = r else { continue };
+            let per_request = |n: f64| (r.totals.count > 0).then(|| n / r.totals.count as f64);
             let row = TargetRow {
                 target: label.to_owned(),
                 endpoint: (*endpoint).to_owned(),
@@ -302,11 +316,13 @@ pub fn target_runs(
                 cpu_per_request_s: r
                     .observed
                     .cpu_load_mean_pct
-                    .filter(|_| r.totals.count > 0)
-                    .map(|pct| pct / 100.0 * r.load.seconds / r.totals.count as f64),
+                    .and_then(|pct| per_request(pct / 100.0 * r.load.seconds)),
+                statements_per_request: before
+                    .zip(after)
+                    .and_then(|(b, a)| per_request(a.saturating_sub(b) as f64)),
             };
             say(format!(
-                "  {label:<20} {endpoint:<16} c={c:<5} {:>8.0} req/s  p99 {:>9}  {} failed  {}",
+                "  {label:<20} {endpoint:<28} c={c:<5} {:>8.0} req/s  p99 {:>9}  {} failed  {}{}",
                 row.rps,
                 row.p99_ms.map_or("-".into(), |p| format!("{p:.1}ms")),
                 row.failures,
@@ -314,7 +330,9 @@ pub fn target_runs(
                     .map_or("target CPU not measured".into(), |s| format!(
                         "{:.0} µs target CPU per request",
                         s * 1e6
-                    ))
+                    )),
+                row.statements_per_request
+                    .map_or(String::new(), |n| format!(", {n:.1} statements per request"))
             ));
             rows.push(row);
         }

@@ -1,0 +1,161 @@
+//! The reference gateway's part of the bench: what it is seeded with, the endpoints driven at it (every
+//! REST list and get, `/rpc tools/list`, and on PostgreSQL the REST writes), and the statements
+//! PostgreSQL runs per request, counted by `pg_stat_statements` around each run.
+
+use std::io::{Read as _, Write as _};
+use std::net::TcpStream;
+use std::process::Command;
+use std::time::Duration;
+
+use crate::proc::Server;
+use crate::tools::Tools;
+
+/// Endpoints driven at every concurrency of the gateway section (the first round's rows).
+pub fn headline_endpoints() -> Vec<(&'static str, String)> {
+    vec![
+        ("rpc tools/list", "kind = \"rpc\"\nmethod = \"tools/list\"".into()),
+        ("GET /tools", http("/tools?limit=50")),
+    ]
+}
+
+/// Every other REST list and get, with the list's parameters; `cursor` is a real second-page cursor.
+pub fn read_endpoints(cursor: Option<&str>) -> Vec<(&'static str, String)> {
+    let mut reads = vec![
+        (
+            "GET /tools?include_inactive",
+            http("/tools?include_inactive=true&limit=50"),
+        ),
+        ("GET /tools?gateway_id", http("/tools?gateway_id={gateway_id}")),
+        ("GET /tools/{id}", http("/tools/{tool_id}")),
+        ("GET /servers", http("/servers")),
+        ("GET /servers/{id}", http("/servers/{server_id}")),
+        ("GET /gateways", http("/gateways")),
+        ("GET /gateways/{id}", http("/gateways/{gateway_id}")),
+        ("GET /prompts", http("/prompts")),
+        ("GET /prompts/{id}", http("/prompts/{prompt_id}")),
+        ("GET /resources", http("/resources")),
+        ("GET /resources/{id}", http("/resources/{resource_id}")),
+    ];
+    if let Some(c) = cursor {
+        reads.insert(0, ("GET /tools?cursor", http(&format!("/tools?limit=50&cursor={c}"))));
+    }
+    reads
+}
+
+/// The REST writes: a create (a new name each time) and a toggle (a 409 on a row another toggle holds
+/// is an expected answer in the fixed profile).
+pub fn write_endpoints() -> Vec<(&'static str, String)> {
+    vec![
+        (
+            "POST /tools (create)",
+            "kind = \"http\"\nmethod = \"POST\"\npath = \"/tools\"\n\
+             body = { tool = { name = \"bench-{unique}\", url = \"http://127.0.0.1:9/echo\" } }"
+                .into(),
+        ),
+        (
+            "POST /tools/{id}/state",
+            "kind = \"http\"\nmethod = \"POST\"\npath = \"/tools/{tool_id}/state?activate={bool}\"\nexpected = [409]"
+                .into(),
+        ),
+    ]
+}
+
+fn http(path: &str) -> String {
+    format!("kind = \"http\"\npath = \"{path}\"")
+}
+
+/// The scenario TOML that makes the actions draw from what the gateway holds.
+pub const DISCOVER: &str = "[setup]\nmode = \"discover\"\n";
+
+/// Give the gateway something to list and get, through its API, kept after the seeding run: two
+/// gateways with 100 tools between them, 5 servers, 10 prompts, 10 resources.
+pub fn seed(tools: &Tools, gateway: &Server, token: &str) -> anyhow::Result<()> {
+    let scenario = tools.scratch.join("seed.toml");
+    std::fs::write(
+        &scenario,
+        format!(
+            "# bench: seed the gateway\nname = \"bench-seed\"\n\n[target]\nurl = \"{}\"\n\n\
+             [setup]\ngateways = 2\ntools = 100\nservers = 5\ntools_per_server = 10\nprompts = 10\nresources = 10\nteardown = false\n\n\
+             [load]\nusers = 1\nduration = \"100ms\"\n\n[observe]\npost_load = \"0s\"\nmetrics = \"\"\n\n\
+             [[actions]]\nname = \"health\"\nkind = \"http\"\npath = \"/health\"\n",
+            gateway.url
+        ),
+    )?;
+    let out = Command::new(&tools.stampede)
+        .arg("run")
+        .arg(&scenario)
+        .args(["--quiet", "--set", &format!("target.token={token}"), "-o"])
+        .arg(tools.scratch.join("seed.json"))
+        .output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "seeding the gateway: {}",
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+    Ok(())
+}
+
+/// The cursor of `GET /tools?limit=50`'s second page, asked of the gateway itself.
+pub fn second_page_cursor(gateway: &Server, token: &str) -> Option<String> {
+    let addr = gateway.url.strip_prefix("http://")?;
+    let mut s = TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    write!(
+        s,
+        "GET /tools?limit=50&include_pagination=true HTTP/1.1\r\nhost: {addr}\r\nauthorization: Bearer {token}\r\n\
+         connection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).ok()?;
+    let body = answer.split_once("\r\n\r\n")?.1;
+    let page: serde_json::Value = serde_json::from_str(body).ok()?;
+    page["nextCursor"].as_str().map(str::to_owned)
+}
+
+/// Statements run in one database, as `pg_stat_statements` counts them (BEGIN, SET LOCAL and COMMIT
+/// included: `track_utility` is on by default).
+pub struct Statements {
+    admin: String,
+    database: String,
+}
+
+impl Statements {
+    /// Needs the module preloaded (`scripts/pg.sh` does); `None`, said why, when it is not there.
+    pub fn enable(admin: &str, database: &str) -> Result<Statements, String> {
+        let s = Statements {
+            admin: admin.to_owned(),
+            database: database.to_owned(),
+        };
+        s.psql("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")?;
+        s.count()
+            .ok_or_else(|| "pg_stat_statements cannot be read".to_owned())?;
+        Ok(s)
+    }
+
+    pub fn count(&self) -> Option<u64> {
+        self.psql(&format!(
+            "SELECT coalesce(sum(s.calls), 0) FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid \
+             WHERE d.datname = '{}'",
+            self.database
+        ))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+    }
+
+    fn psql(&self, sql: &str) -> Result<String, String> {
+        let out = Command::new("psql")
+            .arg(&self.admin)
+            .args(["-qAt", "-c", sql])
+            .env("PGOPTIONS", "-c client_min_messages=warning")
+            .output()
+            .map_err(|e| format!("psql: {e}"))?;
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).trim().to_owned())
+        }
+    }
+}

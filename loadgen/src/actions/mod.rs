@@ -234,6 +234,9 @@ pub struct Env {
     pub timeout: Duration,
     /// End of the load: a held stream lets go.
     pub soft_stop: watch::Receiver<bool>,
+    /// The same end as a flag, for the loops that only ask whether it came: a load of a line no core
+    /// writes until then, where borrowing the channel takes its lock (a cache line both cores write).
+    pub load_ended: std::sync::atomic::AtomicBool,
 }
 
 /// Recording slots of an action: its own series, and those of `Kind::series` (consecutive).

@@ -9,7 +9,7 @@ mod threads;
 pub mod timeline;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use anyhow::Context as _;
@@ -357,6 +357,7 @@ async fn prepare(
             recorder: Recorder::new(names.len()),
             timeout: scenario.timeout,
             soft_stop,
+            load_ended: AtomicBool::new(false),
         },
         pools,
         // A fresh seed per process, so shards (and repeated runs) do not draw the same choices.

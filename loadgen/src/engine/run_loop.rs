@@ -126,6 +126,7 @@ impl<'a> RunLoop<'a> {
 
     fn end_load(&mut self, now: Instant, graceful: Duration) {
         self.load_ended = Some(now);
+        self.ctx.env.load_ended.store(true, Ordering::Relaxed);
         self.stops.soft.send_replace(true);
         self.hard_at = Some(now + graceful);
     }

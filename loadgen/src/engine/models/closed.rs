@@ -54,7 +54,7 @@ async fn user(ctx: Arc<Ctx>, idx: usize, target: Arc<AtomicUsize>) {
     let mut scratch = Scratch::default();
     let mut backoff = Backoff::default();
     let mut soft = ctx.env.soft_stop.clone();
-    while idx < target.load(Ordering::Relaxed) && !*soft.borrow() {
+    while idx < target.load(Ordering::Relaxed) && !ctx.env.load_ended.load(Ordering::Relaxed) {
         let action = ctx.pick(&mut rng);
         let running = Running::start(&gauges.cut);
         let ended = ctx.execute(action, &mut rng, &mut scratch, Instant::now()).await;

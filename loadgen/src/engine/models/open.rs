@@ -28,7 +28,7 @@ pub async fn run(ctx: Arc<Ctx>, start: Instant) {
                 let mut rng = rng_for(&ctx, w);
                 let mut scratch = Scratch::default();
                 while let Ok(intended) = rx.recv().await {
-                    if *ctx.env.soft_stop.borrow() {
+                    if ctx.env.load_ended.load(Ordering::Relaxed) {
                         // Arrivals still queued when the load ends are not started.
                         continue;
                     }

@@ -9,6 +9,7 @@ pub mod metrics;
 pub mod model;
 pub mod rpc;
 mod server;
+pub use server::listen;
 pub mod sse;
 pub mod store;
 pub mod upstream;

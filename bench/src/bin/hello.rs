@@ -13,7 +13,8 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let app = axum::Router::new().route("/", axum::routing::get(|| async { "ok" }));
-    let listener = tokio::net::TcpListener::bind(args.bind).await?;
+    // The gateway's backlog, so the ceiling and the gateway meet a connection storm alike.
+    let listener = stampede_gateway::listen(args.bind)?;
     // A closed stdout (the bench read its line and went) is not a reason to stop serving.
     stampede_loadgen::outln!("bench-hello listening on http://{}", listener.local_addr()?);
     axum::serve(listener, app)

@@ -11,6 +11,9 @@ use tokio::runtime::Handle;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+/// Tasks polled between two looks at epoll (tokio: 61).
+const EVENT_INTERVAL: u32 = 256;
+
 /// Where the users run; cloned into the run's context. Dropping it does not stop the threads.
 #[derive(Clone, Debug)]
 pub struct Spawner {
@@ -47,7 +50,10 @@ impl LoadThreads {
         let mut stops = Vec::with_capacity(n);
         let mut threads = Vec::with_capacity(n);
         for i in 0..n {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .event_interval(EVENT_INTERVAL)
+                .build()?;
             handles.push(runtime.handle().clone());
             let (stop, stopped) = oneshot::channel::<()>();
             stops.push(stop);

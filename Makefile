@@ -41,7 +41,8 @@ k8s-check:
 	scripts/k8s-check.sh --bin target/$(BUILD)
 
 ## bench: stampede against oha and wrk (installed when missing), SSE memory, gateway throughput on SQLite
-##        and a throwaway PostgreSQL; writes results/bench/<date>.json and .md. Takes about 15 minutes.
+##        and a throwaway PostgreSQL, every REST read and the writes, mixed-4000; writes results/bench/<date>.json
+##        and .md. Takes about 25 minutes.
 ##        BENCH_ARGS="--rounds 5 --connections 64,1000" to change it.
 BENCH_ARGS ?=
 bench: release

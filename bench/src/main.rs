@@ -13,6 +13,16 @@ use stampede_bench::sections::TargetPlan;
 use stampede_bench::tools::{Tools, find};
 use stampede_bench::{Settings, sections};
 
+/// The bench's parts, in the order they run.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Part {
+    Generator,
+    Streams,
+    Sessions,
+    Gateway,
+    Mixed,
+}
+
 #[derive(Parser)]
 #[command(name = "stampede-bench")]
 struct Args {
@@ -34,9 +44,14 @@ struct Args {
     /// Seconds per run of every other REST read and of the writes.
     #[arg(long, default_value_t = 5.0)]
     read_duration: f64,
-    /// Leave out the mixed-4000 run (about 3 minutes).
-    #[arg(long)]
-    no_mixed: bool,
+    /// The parts to run (all by default).
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "generator,streams,sessions,gateway,mixed"
+    )]
+    parts: Vec<Part>,
     /// PostgreSQL admin URL: also bench the gateway on it (each run on a fresh database).
     #[arg(long)]
     postgres: Option<String>,
@@ -157,25 +172,30 @@ fn run(args: Args) -> anyhow::Result<()> {
     };
     anyhow::ensure!(tools.stampede.is_file(), "{} is not built", tools.stampede.display());
 
-    say("\n== generator: GET / on the hello server".into());
-    let hello = Server::start(&mut Command::new(bin.join("bench-hello")))?;
-    let (generator, ratios) = sections::generator(&settings, &tools, &hello, &|s| say(s));
-    let ceiling = [("GET /", "kind = \"http\"\npath = \"/\"".to_owned())];
-    let mut targets = sections::target_runs(
-        &tools,
-        &hello,
-        &TargetPlan {
-            label: "hello (the ceiling)",
-            token: None,
-            endpoints: &ceiling,
-            connections: &settings.gateway_connections,
-            duration: settings.duration,
-            extra: "",
-            statements: None,
-        },
-        &|s| say(s),
-    );
-    drop(hello);
+    let part = |p: Part| args.parts.contains(&p);
+    let (mut generator, mut ratios, mut targets) = (Vec::new(), Vec::new(), Vec::new());
+    if part(Part::Generator) || part(Part::Gateway) {
+        say("\n== generator: GET / on the hello server (and the ceiling the gateway is measured against)".into());
+        let hello = Server::start(&mut Command::new(bin.join("bench-hello")))?;
+        if part(Part::Generator) {
+            (generator, ratios) = sections::generator(&settings, &tools, &hello, &|s| say(s));
+        }
+        let ceiling = [("GET /", "kind = \"http\"\npath = \"/\"".to_owned())];
+        targets = sections::target_runs(
+            &tools,
+            &hello,
+            &TargetPlan {
+                label: "hello (the ceiling)",
+                token: None,
+                endpoints: &ceiling,
+                connections: &settings.gateway_connections,
+                duration: settings.duration,
+                extra: "",
+                statements: None,
+            },
+            &|s| say(s),
+        );
+    }
 
     let gateway_bin = bin.join("stampede-gateway");
     let token = String::from_utf8(
@@ -202,95 +222,100 @@ fn run(args: Args) -> anyhow::Result<()> {
         Ok((Server::start(&mut cmd)?, dir))
     };
 
-    say("\n== streams: idle SSE and Streamable HTTP streams held by the generator".into());
-    let (gw, _dir) = gateway(None)?;
     let mut streams = Vec::new();
-    for kind in [sections::SSE_STREAMS, sections::MCP_STREAMS] {
-        streams.extend(sections::streams(&settings, &tools, &gw, &token, &root, kind, &|s| {
-            say(s)
-        }));
-    }
-    drop(gw);
-
-    say("\n== sessions: Streamable HTTP sessions on /mcp, as fast as the gateway takes them".into());
-    let (gw, _dir) = gateway(None)?;
-    let sessions = sections::sessions(&settings, &tools, &gw, &token, &|s| say(s));
-    drop(gw);
-
-    say("\n== gateway: every REST read, /rpc tools/list, and the REST writes on PostgreSQL".into());
-    let mut databases: Vec<(String, Option<String>)> = vec![("gateway, SQLite".into(), None)];
-    const DB: &str = "stampede_bench";
-    if let Some(pg) = &settings.postgres {
-        let admin = Command::new("psql")
-            .arg(pg)
-            .args([
-                "-q",
-                "-c",
-                &format!("DROP DATABASE IF EXISTS {DB}"),
-                "-c",
-                &format!("CREATE DATABASE {DB}"),
-            ])
-            .env("PGOPTIONS", "-c client_min_messages=warning")
-            .status();
-        match admin {
-            Ok(s) if s.success() => {
-                let base = pg.rsplit_once('/').map_or(pg.as_str(), |(b, _)| b);
-                databases.push(("gateway, PostgreSQL".into(), Some(format!("{base}/{DB}"))));
-            }
-            _ => say("gateway on PostgreSQL: skipped (could not create its database with psql)".into()),
+    if part(Part::Streams) {
+        say("\n== streams: idle SSE and Streamable HTTP streams held by the generator".into());
+        let (gw, _dir) = gateway(None)?;
+        for kind in [sections::SSE_STREAMS, sections::MCP_STREAMS] {
+            streams.extend(sections::streams(&settings, &tools, &gw, &token, &root, kind, &|s| {
+                say(s)
+            }));
         }
     }
-    for (label, url) in databases {
-        let on_pg = url.is_some();
-        let (gw, _dir) = gateway(url)?;
-        bench_gateway::seed(&tools, &gw, &token)?;
-        let plan = |endpoints, connections, duration| TargetPlan {
-            label: &label,
-            token: Some(&token),
-            endpoints,
-            connections,
-            duration,
-            extra: bench_gateway::DISCOVER,
-            statements: None,
-        };
-        let headline = bench_gateway::headline_endpoints();
-        targets.extend(sections::target_runs(
-            &tools,
-            &gw,
-            &plan(&headline, &settings.gateway_connections, settings.duration),
-            &|s| say(s),
-        ));
-        let cursor = bench_gateway::second_page_cursor(&gw, &token);
-        if cursor.is_none() {
-            say("  GET /tools?cursor: skipped (the gateway gave no second-page cursor)".into());
-        }
-        let reads = bench_gateway::read_endpoints(cursor.as_deref());
-        targets.extend(sections::target_runs(
-            &tools,
-            &gw,
-            &plan(&reads, &settings.read_connections, settings.read_duration),
-            &|s| say(s),
-        ));
-        if on_pg && let Some(pg) = &settings.postgres {
-            let statements = bench_gateway::Statements::enable(pg, DB);
-            if let Err(why) = &statements {
-                say(format!("  statements per request: not measured ({why})"));
+
+    let mut sessions = Vec::new();
+    if part(Part::Sessions) {
+        say("\n== sessions: Streamable HTTP sessions on /mcp, as fast as the gateway takes them".into());
+        let (gw, _dir) = gateway(None)?;
+        sessions = sections::sessions(&settings, &tools, &gw, &token, &|s| say(s));
+    }
+
+    if part(Part::Gateway) {
+        say("\n== gateway: every REST read, /rpc tools/list, and the REST writes on PostgreSQL".into());
+        let mut databases: Vec<(String, Option<String>)> = vec![("gateway, SQLite".into(), None)];
+        const DB: &str = "stampede_bench";
+        if let Some(pg) = &settings.postgres {
+            let admin = Command::new("psql")
+                .arg(pg)
+                .args([
+                    "-q",
+                    "-c",
+                    &format!("DROP DATABASE IF EXISTS {DB}"),
+                    "-c",
+                    &format!("CREATE DATABASE {DB}"),
+                ])
+                .env("PGOPTIONS", "-c client_min_messages=warning")
+                .status();
+            match admin {
+                Ok(s) if s.success() => {
+                    let base = pg.rsplit_once('/').map_or(pg.as_str(), |(b, _)| b);
+                    databases.push(("gateway, PostgreSQL".into(), Some(format!("{base}/{DB}"))));
+                }
+                _ => say("gateway on PostgreSQL: skipped (could not create its database with psql)".into()),
             }
-            let count = statements.as_ref().ok().map(|s| move || s.count());
-            let writes = bench_gateway::write_endpoints();
+        }
+        for (label, url) in databases {
+            let on_pg = url.is_some();
+            let (gw, _dir) = gateway(url)?;
+            bench_gateway::seed(&tools, &gw, &token)?;
+            let plan = |endpoints, connections, duration| TargetPlan {
+                label: &label,
+                token: Some(&token),
+                endpoints,
+                connections,
+                duration,
+                extra: bench_gateway::DISCOVER,
+                statements: None,
+            };
+            let headline = bench_gateway::headline_endpoints();
             targets.extend(sections::target_runs(
                 &tools,
                 &gw,
-                &TargetPlan {
-                    statements: count.as_ref().map(|c| c as &dyn Fn() -> Option<u64>),
-                    ..plan(&writes, &settings.read_connections[..1], settings.read_duration)
-                },
+                &plan(&headline, &settings.gateway_connections, settings.duration),
                 &|s| say(s),
             ));
+            let cursor = bench_gateway::second_page_cursor(&gw, &token);
+            if cursor.is_none() {
+                say("  GET /tools?cursor: skipped (the gateway gave no second-page cursor)".into());
+            }
+            let reads = bench_gateway::read_endpoints(cursor.as_deref());
+            targets.extend(sections::target_runs(
+                &tools,
+                &gw,
+                &plan(&reads, &settings.read_connections, settings.read_duration),
+                &|s| say(s),
+            ));
+            if on_pg && let Some(pg) = &settings.postgres {
+                let statements = bench_gateway::Statements::enable(pg, DB);
+                if let Err(why) = &statements {
+                    say(format!("  statements per request: not measured ({why})"));
+                }
+                let count = statements.as_ref().ok().map(|s| move || s.count());
+                let writes = bench_gateway::write_endpoints();
+                targets.extend(sections::target_runs(
+                    &tools,
+                    &gw,
+                    &TargetPlan {
+                        statements: count.as_ref().map(|c| c as &dyn Fn() -> Option<u64>),
+                        ..plan(&writes, &settings.read_connections[..1], settings.read_duration)
+                    },
+                    &|s| say(s),
+                ));
+            }
         }
     }
 
-    let mixed = if args.no_mixed {
+    let mixed = if !part(Part::Mixed) {
         None
     } else {
         say("\n== mixed-4000: the generator's memory in the field's mix".into());

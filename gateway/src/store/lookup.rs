@@ -58,23 +58,23 @@ impl Store {
     /// in memory until the next write (`cache.rs`).
     pub async fn enabled_tools_json(&self, server_id: Option<&str>) -> Result<Arc<RawValue>> {
         let Inner { writes, tools, .. } = &*self.inner;
-        if let Some(json) = tools.get(writes, &server_id.map(str::to_owned)) {
-            return Ok(json);
-        }
-        let ticket = writes.ticket();
-        let (sql, arg) = match (&self.inner.pool, server_id) {
-            (super::Pool::Pg(_), Some(id)) => (PG_TOOLS_OF_SERVER_JSON, Some(id)),
-            (super::Pool::Pg(_), None) => (PG_TOOLS_JSON, None),
-            (super::Pool::Sqlite(_), Some(id)) => (SQLITE_TOOLS_OF_SERVER_JSON, Some(id)),
-            (super::Pool::Sqlite(_), None) => (SQLITE_TOOLS_JSON, None),
-        };
-        let mut rows: Vec<(String,)> = self.rows(Kind::Tool, sql, arg).await?;
-        let text = rows.pop().map_or_else(|| "[]".to_owned(), |(json,)| json);
-        let json: Arc<RawValue> = RawValue::from_string(text)
-            .map_err(|e| StoreError::Database(sqlx::Error::Decode(Box::new(e))))?
-            .into();
-        tools.put(writes, ticket, server_id.map(str::to_owned), Arc::clone(&json));
-        Ok(json)
+        let key = server_id.map(str::to_owned);
+        tools
+            .get_or_fill(writes, &key, || async {
+                let (sql, arg) = match (&self.inner.pool, server_id) {
+                    (super::Pool::Pg(_), Some(id)) => (PG_TOOLS_OF_SERVER_JSON, Some(id)),
+                    (super::Pool::Pg(_), None) => (PG_TOOLS_JSON, None),
+                    (super::Pool::Sqlite(_), Some(id)) => (SQLITE_TOOLS_OF_SERVER_JSON, Some(id)),
+                    (super::Pool::Sqlite(_), None) => (SQLITE_TOOLS_JSON, None),
+                };
+                let mut rows: Vec<(String,)> = self.rows(Kind::Tool, sql, arg).await?;
+                let text = rows.pop().map_or_else(|| "[]".to_owned(), |(json,)| json);
+                let json: Arc<RawValue> = RawValue::from_string(text)
+                    .map_err(|e| StoreError::Database(sqlx::Error::Decode(Box::new(e))))?
+                    .into();
+                Ok(json)
+            })
+            .await
     }
 
     pub async fn tool_by_name(&self, name: &str) -> Result<Option<Tool>> {

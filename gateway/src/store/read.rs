@@ -20,7 +20,7 @@ pub enum ListShape {
 }
 
 /// What a cached REST answer was the answer to.
-#[derive(Debug, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(super) enum ReadKey {
     List(Kind, ListQuery, ListShape),
     Get(Kind, String),
@@ -71,36 +71,30 @@ impl Store {
     pub async fn list_json(&self, kind: Kind, query: ListQuery, shape: ListShape) -> Result<Bytes> {
         let Inner { writes, reads, .. } = &*self.inner;
         let key = ReadKey::List(kind, query, shape);
-        if let Some(body) = reads.get(writes, &key) {
-            return Ok(body);
-        }
-        let ticket = writes.ticket();
-        let ReadKey::List(_, query, _) = &key else {
-            unreachable!("built above")
-        };
-        let page = self.list(kind, query).await?;
-        let json = match shape {
-            ListShape::Items => body(&page.items),
-            ListShape::Paginated => body(&Paginated {
-                key: kind.plural(),
-                page: &page,
-            }),
-        };
-        reads.put(writes, ticket, key, json.clone());
-        Ok(json)
+        reads
+            .get_or_fill(writes, &key, || async {
+                let ReadKey::List(_, query, _) = &key else {
+                    unreachable!("built above")
+                };
+                let page = self.list(kind, query).await?;
+                Ok(match shape {
+                    ListShape::Items => body(&page.items),
+                    ListShape::Paginated => body(&Paginated {
+                        key: kind.plural(),
+                        page: &page,
+                    }),
+                })
+            })
+            .await
     }
 
     /// One entity as the JSON body the REST endpoint sends, from memory when nothing was written since.
     pub async fn get_json(&self, kind: Kind, id: &str) -> Result<Bytes> {
         let Inner { writes, reads, .. } = &*self.inner;
         let key = ReadKey::Get(kind, id.to_owned());
-        if let Some(body) = reads.get(writes, &key) {
-            return Ok(body);
-        }
-        let ticket = writes.ticket();
-        let json = body(&self.get(kind, id).await?);
-        reads.put(writes, ticket, key, json.clone());
-        Ok(json)
+        reads
+            .get_or_fill(writes, &key, || async { Ok(body(&self.get(kind, id).await?)) })
+            .await
     }
 
     pub async fn list(&self, kind: Kind, q: &ListQuery) -> Result<Page<Entity>> {

@@ -1,4 +1,4 @@
-//! `stampede-bench` (`make bench`): see the library's documentation and README.md, "Benchmarks".
+//! `stampede-bench` (`make bench`): see the library's documentation and docs/bench.md.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};

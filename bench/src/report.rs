@@ -1,4 +1,4 @@
-//! The bench's results: `results/bench/<date>.json` and the Markdown tables the README carries.
+//! The bench's results: `results/bench/<date>.json` and the Markdown tables docs/bench.md carries.
 
 use std::fmt::Write as _;
 

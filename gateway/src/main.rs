@@ -2,7 +2,7 @@ use std::io::{IsTerminal as _, Write as _};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory as _, Parser, Subcommand};
 use stampede_gateway::auth::Auth;
 use stampede_gateway::config::{AuthArgs, ServeArgs};
 
@@ -29,6 +29,10 @@ enum Command {
         #[command(flatten)]
         auth: AuthArgs,
     },
+    /// Print a shell completion script, e.g. `stampede-gateway completions bash`.
+    Completions { shell: clap_complete::Shell },
+    /// Print the man page (roff), e.g. `stampede-gateway man > stampede-gateway.1`.
+    Man,
 }
 
 /// Exit 0 when stopped by a signal after draining, 1 when it could not start or serve (the error in one
@@ -57,6 +61,22 @@ fn main() -> ExitCode {
             // A closed pipe (`… | head -c 10`) is the end of output, not a failure.
             let _ = writeln!(std::io::stdout(), "{}", Auth::new(&auth).mint(&sub, exp));
             Ok(())
+        }
+        // Rendered whole, then written: a closed pipe ends the output quietly, as for a token.
+        Command::Completions { shell } => {
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "stampede-gateway", &mut script);
+            let _ = std::io::stdout().write_all(&script);
+            Ok(())
+        }
+        Command::Man => {
+            let mut page = Vec::new();
+            clap_mangen::Man::new(Cli::command())
+                .render(&mut page)
+                .map(|()| {
+                    let _ = std::io::stdout().write_all(&page);
+                })
+                .map_err(anyhow::Error::from)
         }
     };
     match outcome {

@@ -1,4 +1,4 @@
-//! README's walkthrough of the reference gateway, run as written — twice, on the same data directory,
+//! docs/gateway.md's walkthrough of the reference gateway, run as written — twice, on the same data directory,
 //! as a person would run it again the next day — and every output it shows checked against what the
 //! gateway answers (`…` stands for anything). Only the parts a test cannot take literally are
 //! replaced: `make gateway` (the built binary on a free port), `target/release/` (this build) and the
@@ -17,15 +17,15 @@ struct Step {
     on_stream: Vec<String>,
 }
 
-/// The shell blocks of README's "The reference gateway" section, as steps. An output line is a `# `
+/// The shell blocks of docs/gateway.md's "The reference gateway" section, as steps. An output line is a `# `
 /// line right under a command (up to a blank line); other comments are prose.
 fn walkthrough() -> Vec<Step> {
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
-    let section = readme
+    let page = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/gateway.md")).unwrap();
+    let section = page
         .split("\n## The reference gateway\n")
         .nth(1)
         .and_then(|s| s.split("\nJSON-RPC methods:").next())
-        .expect("README has the gateway walkthrough");
+        .expect("docs/gateway.md has the gateway walkthrough");
     let mut steps: Vec<Step> = Vec::new();
     let mut in_block = false;
     let mut output_open = false;
@@ -105,7 +105,7 @@ fn assert_shown(what: &str, expected: &[String], output: &str) {
     for e in expected {
         assert!(
             lines.any(|l| matches(e, l)),
-            "{what}: README shows {e:?}; the gateway answered:\n{output}"
+            "{what}: docs/gateway.md shows {e:?}; the gateway answered:\n{output}"
         );
     }
 }
@@ -125,7 +125,7 @@ fn start_gateway(data: &std::path::Path, port: u16) -> Gateway {
             .args(["serve", "--bind", &format!("127.0.0.1:{port}"), "--data-dir"])
             .arg(data)
             .env_remove("DATABASE_URL")
-            // A person waits 30 s for the keepalive the README shows; the test does not.
+            // A person waits 30 s for the keepalive docs/gateway.md shows; the test does not.
             .env("SSE_KEEPALIVE_INTERVAL", "0.3")
             .env_remove("JWT_SECRET_KEY")
             .stdout(Stdio::null())

@@ -154,3 +154,51 @@ pub fn exit(result: Result<(), CliError>) -> std::process::ExitCode {
         }
     }
 }
+
+/// A command line clap refused: help and version as clap prints them; a mistake as one line naming
+/// it (not clap's usage block, which buries it), exit 2.
+pub fn clap_exit(e: clap::Error) -> std::process::ExitCode {
+    use clap::error::ErrorKind;
+    match e.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = e.print();
+            std::process::ExitCode::from(e.exit_code() as u8)
+        }
+        _ => {
+            let bin = std::env::args()
+                .next()
+                .and_then(|a| {
+                    std::path::Path::new(&a)
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                })
+                .unwrap_or_else(|| "stampede".into());
+            crate::errln!("{bin}: {} ({bin} --help)", first_line(&e.render().to_string()));
+            std::process::ExitCode::from(2)
+        }
+    }
+}
+
+fn first_line(text: &str) -> &str {
+    let line = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
+    line.strip_prefix("error: ").unwrap_or(line)
+}
+
+/// `… completions SHELL`: the completion script for `command`, on stdout.
+pub fn completions(mut command: clap::Command, shell: clap_complete::Shell) -> Result<(), CliError> {
+    let name = command.get_name().to_owned();
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut command, name, &mut script);
+    crate::stdio::out(format_args!("{}", String::from_utf8_lossy(&script)));
+    Ok(())
+}
+
+/// `… man`: the man page of `command` (roff), on stdout.
+pub fn man(command: clap::Command) -> Result<(), CliError> {
+    let mut page = Vec::new();
+    clap_mangen::Man::new(command)
+        .render(&mut page)
+        .map_err(|e| CliError::Failed(format!("rendering the man page: {e}")))?;
+    crate::stdio::out(format_args!("{}", String::from_utf8_lossy(&page)));
+    Ok(())
+}

@@ -8,8 +8,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::adhoc::AdHocArgs;
 use crate::cli::{CliError, ScenarioArgs};
-use crate::data::Completion;
+use crate::data::{Completion, Verdict};
 use crate::engine::{self, RunOptions};
 use crate::gate::{self, baseline::Baseline};
 use crate::results::Results;
@@ -206,6 +207,53 @@ pub fn run(
     quiet: bool,
 ) -> Result<(), CliError> {
     let plan = args.load().map_err(|e| CliError::Usage(e.to_string()))?;
+    let how = HowToRun {
+        file: Some(args.scenario),
+        out,
+        live_addr,
+        quiet,
+        json: false,
+        thresholds_decide: false,
+    };
+    init_tracing();
+    with_runtime(run_once(plan, how))
+}
+
+/// `stampede URL …`: the ad-hoc form, run as a scenario of one action; exit 1 when a `--threshold`
+/// is crossed.
+pub fn adhoc(args: AdHocArgs) -> Result<(), CliError> {
+    let plan = args.scenario()?;
+    let how = HowToRun {
+        file: None,
+        out: args.out,
+        live_addr: args.live,
+        quiet: args.quiet,
+        json: args.json,
+        thresholds_decide: true,
+    };
+    init_tracing();
+    let server = plan.spec.target.url.clone().unwrap_or_default();
+    with_runtime(async move {
+        reachable(&server).await?;
+        run_once(plan, how).await
+    })
+}
+
+/// A server nobody listens on is said at once, not after `-n` requests have backed off for minutes
+/// (a mistyped port is the usual cause).
+async fn reachable(base: &str) -> Result<(), CliError> {
+    let authority = base.trim_start_matches("http://");
+    let connect = tokio::net::TcpStream::connect(authority);
+    match tokio::time::timeout(Duration::from_secs(5), connect).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(CliError::Failed(format!("stampede: cannot connect to {base}: {e}"))),
+        Err(_) => Err(CliError::Failed(format!(
+            "stampede: cannot connect to {base}: no answer in 5 s"
+        ))),
+    }
+}
+
+fn init_tracing() {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
         .with_writer(std::io::stderr)
@@ -214,24 +262,30 @@ pub fn run(
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .log_internal_errors(false)
         .init();
-    with_runtime(run_once(plan, args.scenario, out, live_addr, quiet))
 }
 
-async fn run_once(
-    plan: scenario::Scenario,
-    file: PathBuf,
+/// What a single run is asked for besides its scenario.
+struct HowToRun {
+    /// The scenario file, when there is one (not for the ad-hoc form).
+    file: Option<PathBuf>,
     out: Option<PathBuf>,
     live_addr: Option<SocketAddr>,
     quiet: bool,
-) -> Result<(), CliError> {
+    /// The summary as JSON on stdout instead of the table.
+    json: bool,
+    /// A crossed threshold fails the command (exit 1), as k6's do.
+    thresholds_decide: bool,
+}
+
+async fn run_once(plan: scenario::Scenario, how: HowToRun) -> Result<(), CliError> {
     let cell = Arc::new(tokio::sync::watch::Sender::new(None));
-    if let Some(addr) = live_addr {
+    if let Some(addr) = how.live_addr {
         let bound = live::serve(addr, Arc::clone(&cell))
             .await
             .map_err(|e| CliError::Usage(format!("stampede: cannot serve the live feed on {addr}: {e}")))?;
-        errln!("live feed on http://{bound}/live");
+        errln!("live feed on http://{bound}/live, Prometheus metrics on http://{bound}/metrics");
     }
-    if !quiet {
+    if !how.quiet {
         tokio::spawn(output::progress(Arc::clone(&cell), Duration::from_secs(5)));
     }
     let (interrupt_tx, interrupt_rx) = tokio::sync::watch::channel(false);
@@ -242,7 +296,11 @@ async fn run_once(
         errln!("\ninterrupted: stopping the load, writing what was measured");
         interrupt_tx.send_replace(true);
     });
-    crate::target::check_environment(&plan).map_err(|e| CliError::Usage(format!("{}: {e}", file.display())))?;
+    let source = how
+        .file
+        .as_ref()
+        .map_or_else(|| "the command line".to_owned(), |f| f.display().to_string());
+    crate::target::check_environment(&plan).map_err(|e| CliError::Usage(format!("{source}: {e}")))?;
     let output = engine::run(plan, RunOptions { snapshots: Some(cell) }, interrupt_rx)
         .await
         .map_err(|e| {
@@ -256,15 +314,24 @@ async fn run_once(
         })?;
     // Let the progress line print its last state.
     tokio::time::sleep(Duration::from_millis(50)).await;
-    let results = Results::from_run(&output, Some(&file));
-    let path = out.unwrap_or_else(|| results.default_path());
-    out!("{}", output::summary(&results));
+    let results = Results::from_run(&output, how.file.as_deref());
+    let path = how.out.unwrap_or_else(|| results.default_path());
     results.write_atomically(&path).map_err(failed("stampede"))?;
-    outln!("results: {}", path.display());
-    match output.completion {
-        Completion::Complete => Ok(()),
-        Completion::Interrupted | Completion::Partial => Err(CliError::Interrupted),
+    if how.json {
+        outln!("{}", output::json_summary(&results, &path));
+    } else {
+        out!("{}", output::summary(&results));
+        outln!("results: {}", path.display());
     }
+    match output.completion {
+        Completion::Complete => {}
+        Completion::Interrupted | Completion::Partial => return Err(CliError::Interrupted),
+    }
+    let crossed = results.thresholds.iter().filter(|j| j.verdict == Verdict::Fail).count();
+    if how.thresholds_decide && crossed > 0 {
+        return Err(CliError::Failed(format!("stampede: {crossed} threshold(s) crossed")));
+    }
+    Ok(())
 }
 
 fn with_runtime(f: impl Future<Output = Result<(), CliError>>) -> Result<(), CliError> {
@@ -393,4 +460,14 @@ fn shutdown_signal() -> std::io::Result<impl Future<Output = ()>> {
             _ = terminate.recv() => {},
         }
     })
+}
+
+/// `stampede export RESULTS --csv DIR`: the run's figures as CSV files.
+pub fn export(results: &Path, dir: &Path) -> Result<(), CliError> {
+    let r = Results::read(results).map_err(usage("stampede export"))?;
+    let written = crate::export::write_csv(&r, dir).map_err(failed("stampede export"))?;
+    for path in written {
+        outln!("{}", path.display());
+    }
+    Ok(())
 }

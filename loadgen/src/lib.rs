@@ -8,11 +8,13 @@
 //! `gate` and drawn by `report` (HTML); shards' results are added up into one run by `merge`.
 
 pub mod actions;
+pub mod adhoc;
 pub mod cli;
 pub mod commands;
 pub mod data;
 pub mod engine;
 pub mod environment;
+pub mod export;
 pub mod format;
 pub mod gate;
 pub mod lang;

@@ -4,16 +4,33 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory as _, Parser, Subcommand};
+use stampede_loadgen::adhoc::AdHocArgs;
 use stampede_loadgen::cli::{self, ScenarioArgs};
 use stampede_loadgen::commands::{self, GateArgs, UpstreamArgs};
 
 /// stampede: load testing and diagnostics for MCP gateways.
+///
+/// One URL, no file (as oha and hey): `stampede http://127.0.0.1:4444/health -c 64 -z 10s`. A scenario:
+/// `stampede run scenarios/smoke.toml`.
 #[derive(Parser)]
-#[command(name = "stampede", version = stampede_loadgen::VERSION)]
+#[command(
+    name = "stampede",
+    version = stampede_loadgen::VERSION,
+    override_usage = "stampede [OPTIONS] <URL>\n       stampede <COMMAND>",
+    // The ad-hoc form first: it is what a newcomer from oha, hey or wrk types.
+    help_template = "{about-with-newline}\n{usage-heading} {usage}\n\n\
+                     One URL, no scenario file:\n{positionals}\n{options}\n\n\
+                     Commands:\n{subcommands}{after-help}",
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true,
+    arg_required_else_help = true
+)]
 struct Cli {
+    #[command(flatten)]
+    adhoc: AdHocArgs,
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Subcommand)]
@@ -25,7 +42,8 @@ enum Command {
         /// Results file (default results/runs/<scenario>-<timestamp>.json).
         #[arg(long, short)]
         out: Option<PathBuf>,
-        /// Serve the live feed (GET /snapshot, GET /live) here, e.g. 127.0.0.1:9400.
+        /// Serve the live feed (GET /snapshot, GET /live) and Prometheus metrics (GET /metrics) here,
+        /// e.g. 127.0.0.1:9400.
         #[arg(long)]
         live: Option<SocketAddr>,
         /// No progress line.
@@ -88,12 +106,31 @@ enum Command {
         #[arg(long)]
         markdown: Option<PathBuf>,
     },
+    /// Write a run's results as CSV for spreadsheets and pandas: stats.csv (per-action totals),
+    /// stats_history.csv (each second) and failures.csv, with Locust's columns where they apply.
+    Export {
+        results: PathBuf,
+        /// The directory to write the CSV files into (created if missing).
+        #[arg(long, value_name = "DIR")]
+        csv: PathBuf,
+    },
+    /// Print a shell completion script, e.g. `stampede completions bash > /etc/bash_completion.d/stampede`.
+    Completions { shell: clap_complete::Shell },
+    /// Print the man page (roff), e.g. `stampede man > stampede.1`.
+    Man,
 }
 
 /// Exit codes: 0 done, 1 the run could not be carried out (or the gate said no), 2 bad input, 130
 /// interrupted — mapped from the command's `CliError` in one place.
 fn main() -> ExitCode {
-    let result = match Cli::parse().command {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return cli::clap_exit(e),
+    };
+    let Some(command) = cli.command else {
+        return cli::exit(commands::adhoc(cli.adhoc));
+    };
+    let result = match command {
         Command::Validate { files } => commands::validate(&files),
         Command::Baseline {
             scenario,
@@ -117,6 +154,9 @@ fn main() -> ExitCode {
             quiet,
         } => commands::run(scenario, out, live, quiet),
         Command::Upstream(args) => commands::upstream(args),
+        Command::Export { results, csv } => commands::export(&results, &csv),
+        Command::Completions { shell } => cli::completions(Cli::command(), shell),
+        Command::Man => cli::man(Cli::command()),
     };
     cli::exit(result)
 }

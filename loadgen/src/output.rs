@@ -224,6 +224,14 @@ fn outcomes(out: &mut String, r: &Results) {
 
 /// What the observers saw: CPU, PostgreSQL, the longest blocking chain, the target's own metrics.
 fn target_side(out: &mut String, o: &ObservedSummary) {
+    // No observer at all (the ad-hoc form, a target at a URL without `[observe]`): one line says so.
+    if o.sources == crate::data::Sources::default() {
+        let _ = writeln!(
+            out,
+            "target side: not measured (no observer: see [observe] in docs/scenarios.md)"
+        );
+        return;
+    }
     let nm = |v: Option<f64>, unit: &str| v.map_or("not measured".to_owned(), |v| format!("{v:.1}{unit}"));
     // Counts read from the target's metrics are whole numbers, and print as such.
     let count = |v: Option<f64>| v.map_or("not measured".to_owned(), |v| format!("{v:.0}"));
@@ -281,4 +289,43 @@ fn target_side(out: &mut String, o: &ObservedSummary) {
             format!("; ends: {}", ends.join(", "))
         }
     );
+}
+
+/// The ad-hoc form's `--json`: the run's headline figures in one object (its schema is
+/// `schemas/summary.schema.json`, checked in tests). A figure not measured is null, never 0.
+pub fn json_summary(r: &Results, path: &std::path::Path) -> serde_json::Value {
+    let t = &r.totals;
+    let mut statuses = std::collections::BTreeMap::new();
+    let mut failures = std::collections::BTreeMap::new();
+    for a in &r.actions {
+        for (status, n) in &a.statuses {
+            *statuses.entry(status.to_string()).or_insert(0u64) += n;
+        }
+        for (kind, n) in &a.failures {
+            *failures.entry(kind.label()).or_insert(0u64) += n;
+        }
+    }
+    serde_json::json!({
+        "scenario": r.scenario.name,
+        "description": r.scenario.spec.description,
+        "target": r.target.url,
+        "complete": r.complete,
+        "load_seconds": r.load.seconds,
+        "requests": t.count,
+        "ok": t.ok,
+        "expected": t.expected,
+        "failed": t.failed,
+        "success_rate": (t.count > 0).then(|| (t.ok + t.expected) as f64 / t.count as f64),
+        "requests_per_second": t.rps,
+        "latency_ms": {
+            "mean": t.mean_ms, "p50": t.p50_ms, "p90": t.p90_ms, "p95": t.p95_ms, "p99": t.p99_ms, "max": t.max_ms,
+        },
+        "statuses": statuses,
+        "failures": failures,
+        "dropped": r.load.dropped,
+        "thresholds": r.thresholds.iter().map(|j| serde_json::json!({
+            "scope": j.scope, "threshold": j.threshold, "verdict": j.verdict, "value": j.value,
+        })).collect::<Vec<_>>(),
+        "results_file": path.display().to_string(),
+    })
 }

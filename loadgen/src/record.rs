@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
-use crate::data::{FailureKind, StreamFigures, Summary};
+use crate::data::{FailureKind, LatencyBuckets, StreamFigures, Summary};
 
 /// Highest latency a histogram holds (µs): one hour. Longer ones are clamped.
 const MAX_MICROS: u64 = 3_600_000_000;
@@ -152,6 +152,33 @@ impl Stats {
         self.rpc_errors.clear();
         self.errors.clear();
         self.latency.reset();
+    }
+
+    /// The latency as Prometheus buckets (`LatencyBuckets::BOUNDS_S`), in one pass over the recorded
+    /// values.
+    pub fn buckets(&self) -> LatencyBuckets {
+        let bounds = LatencyBuckets::BOUNDS_S.map(|b| (b * 1e6) as u64);
+        let mut cumulative = vec![0u64; bounds.len()];
+        for v in self.latency.iter_recorded() {
+            let micros = self.latency.median_equivalent(v.value_iterated_to());
+            let first = bounds.partition_point(|b| *b < micros);
+            if let Some(c) = cumulative.get_mut(first) {
+                *c += v.count_at_value();
+            }
+        }
+        for i in 1..cumulative.len() {
+            cumulative[i] += cumulative[i - 1];
+        }
+        let count = self.latency.len();
+        LatencyBuckets {
+            cumulative,
+            count,
+            sum_s: if count > 0 {
+                self.latency.mean() * count as f64 / 1e6
+            } else {
+                0.0
+            },
+        }
     }
 
     pub fn summary(&self, seconds: f64) -> Summary {

@@ -21,6 +21,10 @@ pub const SCHEMA_VERSION: u32 = 1;
 /// Write a file so that a reader sees the old one or the whole new one, never a part: a temporary
 /// file in the same directory, synced, then renamed over the path.
 pub fn write_file_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    // Not a file (`-o /dev/null`, a pipe): written into, never renamed over.
+    if std::fs::metadata(path).is_ok_and(|m| !m.is_file()) {
+        return std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()));
+    }
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
@@ -279,6 +283,7 @@ impl Results {
 
     /// `results/runs/<scenario>-<timestamp>.json`.
     pub fn default_path(&self) -> PathBuf {
+        // The same name the run had in its live metrics (`data::run_label`).
         let stamp: String = self.started_at.chars().filter(|c| c.is_ascii_alphanumeric()).collect();
         PathBuf::from("results/runs").join(format!("{}-{stamp}.json", self.scenario.name))
     }

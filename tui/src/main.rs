@@ -2,8 +2,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use clap::{Parser, Subcommand};
-use stampede_loadgen::cli::ScenarioArgs;
+use clap::{CommandFactory as _, Parser, Subcommand};
+use stampede_loadgen::cli::{self, ScenarioArgs};
 use stampede_loadgen::engine::{self, RunOptions};
 use stampede_loadgen::results::Results;
 use stampede_loadgen::scenario::Scenario;
@@ -37,14 +37,23 @@ enum Command {
     },
     /// Play a finished run back from its results file, with a cursor to move through time.
     Replay { results: PathBuf },
+    /// Print a shell completion script, e.g. `stampede-tui completions bash`.
+    Completions { shell: clap_complete::Shell },
+    /// Print the man page (roff), e.g. `stampede-tui man > stampede-tui.1`.
+    Man,
 }
 
 /// Exit codes as `stampede run`: 0 done, 1 the run could not be carried out, 2 bad input (checked before
 /// the terminal is: a missing file is named even without a TTY), 130 the run was stopped with q.
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return stampede_loadgen::cli::clap_exit(e),
+    };
     // Input first: its mistakes are worth more than "needs a terminal".
     let input = match cli.command {
+        Command::Completions { shell } => return stampede_loadgen::cli::exit(cli::completions(Cli::command(), shell)),
+        Command::Man => return stampede_loadgen::cli::exit(cli::man(Cli::command())),
         Command::Replay { results } => Results::read(&results).map(|r| Input::Replay(Box::new(r))),
         Command::Attach { addrs } => Ok(Input::Attach(addrs)),
         Command::Run { scenario, out } => match scenario.load() {

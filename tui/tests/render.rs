@@ -293,6 +293,9 @@ fn shard_snapshot(count: u64, finished: bool) -> stampede_loadgen::data::Snapsho
         thresholds: Default::default(),
         settle_s: 5.0,
         finished,
+        run: String::new(),
+        latency: Vec::new(),
+        taken_at_ms: 0,
     }
 }
 

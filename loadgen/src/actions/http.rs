@@ -1,5 +1,5 @@
-//! `kind = "http"`: one REST request — a method, a path template, an optional JSON body — judged by
-//! its status (`ok`, `expected`).
+//! `kind = "http"`: one REST request — a method, a path template, headers, an optional body (a JSON
+//! template, or text sent as written) — judged by its status (`ok`, `expected`).
 
 use std::collections::BTreeSet;
 
@@ -13,9 +13,39 @@ use crate::lang::{Context, Problem, Template, Values, Var, json_template, proble
 pub struct Http {
     pub method: reqwest::Method,
     pub path: Template,
-    pub body: Option<Template>,
+    pub headers: Vec<(String, String)>,
+    pub body: Option<Body>,
     pub ok: OkStatuses,
     pub expected: Vec<u16>,
+}
+
+/// What a request carries.
+#[derive(Debug, Clone)]
+pub enum Body {
+    /// A JSON document whose strings may hold templates.
+    Json(Template),
+    /// Text sent as written (`-d`/`-D` of the ad-hoc mode, a string `body` in a scenario).
+    Text(String),
+}
+
+/// A header as written: `Name: value` (or `name = "value"` in a scenario), checked here so a request
+/// cannot be split by a stray line break.
+pub fn header(name: &str, value: &str) -> Result<(String, String), String> {
+    let name = name.trim();
+    if name.is_empty()
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+    {
+        return Err(format!("{name:?} is not a header name"));
+    }
+    if name.eq_ignore_ascii_case("host") || name.eq_ignore_ascii_case("content-length") {
+        return Err(format!("{name} is set by stampede itself"));
+    }
+    if value.contains(['\r', '\n']) {
+        return Err(format!("the value of {name} holds a line break"));
+    }
+    Ok((name.to_owned(), value.trim().to_owned()))
 }
 
 /// Which statuses make an outcome ok.
@@ -48,7 +78,7 @@ pub fn url_template(at: At, field: &str, text: &str, problems: &mut Vec<Problem>
 }
 
 impl Kind for Http {
-    const FIELDS: &'static [&'static str] = &["method", "path", "body", "ok", "expected"];
+    const FIELDS: &'static [&'static str] = &["method", "path", "body", "headers", "ok", "expected"];
 
     fn plan(a: &ActionSpec, at: At, problems: &mut Vec<Problem>) -> Option<Self> {
         let method = a.method.as_deref().unwrap_or("GET");
@@ -62,14 +92,24 @@ impl Kind for Http {
                 None
             }
         };
-        let body = a.body.as_ref().and_then(|b| {
-            json_template(b)
+        let body = a.body.as_ref().and_then(|b| match b {
+            serde_json::Value::String(text) => Some(Body::Text(text.clone())),
+            json => json_template(json)
+                .map(Body::Json)
                 .map_err(|e| problems.push(problem(at.field("body"), e)))
-                .ok()
+                .ok(),
         });
+        let mut headers = Vec::new();
+        for (name, value) in a.headers.iter().flatten() {
+            match header(name, value) {
+                Ok(h) => headers.push(h),
+                Err(e) => problems.push(problem(at.field(&format!("headers.{name}")), e)),
+            }
+        }
         Some(Http {
             method: method?,
             path: path?,
+            headers,
             body,
             ok: a.ok.clone().map_or(OkStatuses::AnySuccess, OkStatuses::Only),
             expected: a.expected.clone().unwrap_or_default(),
@@ -86,7 +126,7 @@ impl Kind for Http {
 
     fn vars(&self, vars: &mut BTreeSet<Var>) {
         vars.extend(self.path.vars());
-        if let Some(b) = &self.body {
+        if let Some(Body::Json(b)) = &self.body {
             vars.extend(b.vars());
         }
     }
@@ -100,9 +140,17 @@ impl Kind for Http {
         intended: Instant,
     ) -> Ended {
         render(&mut scratch.url, &env.base_path, &self.path, values);
-        if let Some(body) = &self.body {
-            scratch.body.clear();
-            body.render_into(&mut scratch.body, values);
+        match &self.body {
+            Some(Body::Json(body)) => {
+                scratch.body.clear();
+                body.render_into(&mut scratch.body, values);
+            }
+            // Copied into the buffer the request is written from; no allocation once warm.
+            Some(Body::Text(text)) => {
+                scratch.body.clear();
+                scratch.body.push_str(text);
+            }
+            None => {}
         }
         let judge = Judge {
             ok: &self.ok,
@@ -113,6 +161,7 @@ impl Kind for Http {
             env,
             slots.main,
             self.method.as_str(),
+            &self.headers,
             self.body.is_some(),
             &judge,
             scratch,

@@ -26,7 +26,7 @@ use tokio::time::Instant;
 
 use crate::lang::{Problem, Values, Var, problem};
 use crate::record::{Outcome, Recorder};
-pub use http::OkStatuses;
+pub use http::{OkStatuses, header};
 pub use request::Scratch;
 pub use spec::{ActionSpec, CloseMode, SseRequestSpec};
 

@@ -42,11 +42,14 @@ pub struct Judge<'a> {
     pub rpc_expected_errors: Option<&'a [i64]>,
 }
 
-/// Send what `scratch` holds (`url`, and `body` when `has_body`), judge and record the answer.
+/// Send what `scratch` holds (`url`, and `body` when `has_body`) with `headers`, judge and record the
+/// answer.
+#[allow(clippy::too_many_arguments)]
 pub async fn exchange(
     env: &Env,
     slot: usize,
     method: &str,
+    headers: &[(String, String)],
     has_body: bool,
     judge: &Judge<'_>,
     scratch: &mut Scratch,
@@ -56,7 +59,7 @@ pub async fn exchange(
     let is_rpc = judge.rpc_expected_errors.is_some();
     let answer = scratch
         .conn
-        .send(&env.endpoint, method, &scratch.url, body, is_rpc)
+        .send(&env.endpoint, method, &scratch.url, headers, body, is_rpc)
         .await;
     let mut sample = Sample {
         latency: intended.elapsed(),

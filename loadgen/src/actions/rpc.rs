@@ -72,6 +72,6 @@ impl Kind for Rpc {
             expected: &self.expected,
             rpc_expected_errors: Some(&self.expected_errors),
         };
-        request::exchange(env, slots.main, "POST", true, &judge, scratch, intended).await
+        request::exchange(env, slots.main, "POST", &[], true, &judge, scratch, intended).await
     }
 }

@@ -41,9 +41,14 @@ pub struct ActionSpec {
     /// http: path template, e.g. `/tools/{tool_id}/state?activate={bool}`; sse: default `/sse`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
-    /// http: JSON body (strings may hold templates).
+    /// http: the body: a table or array is JSON (strings inside may hold templates); a string is sent
+    /// as it is written.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub body: Option<serde_json::Value>,
+    /// http: headers besides host and authorization, e.g. `{ "x-api-key" = "…" }` (as written, no
+    /// templates).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub headers: Option<std::collections::BTreeMap<String, String>>,
     /// rpc: JSON-RPC params (strings may hold templates).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub params: Option<serde_json::Value>,
@@ -85,11 +90,12 @@ fn default_weight() -> u32 {
 
 impl ActionSpec {
     /// The kind-specific fields, each with whether the file gave it; in the order they are checked.
-    pub fn given(&self) -> [(&'static str, bool); 14] {
+    pub fn given(&self) -> [(&'static str, bool); 15] {
         [
             ("method", self.method.is_some()),
             ("path", self.path.is_some()),
             ("body", self.body.is_some()),
+            ("headers", self.headers.is_some()),
             ("params", self.params.is_some()),
             ("ok", self.ok.is_some()),
             ("expected", self.expected.is_some()),

@@ -94,6 +94,46 @@ pub struct Snapshot {
     #[serde(default = "default_settle_s")]
     pub settle_s: f64,
     pub finished: bool,
+    /// Names the run in live metrics (`<scenario>-<start>`, the default results file's stem).
+    #[serde(default)]
+    pub run: String,
+    /// Each slot's latency so far as cumulative buckets, for `/metrics` in this process (not sent on
+    /// the JSON feed, whose readers compute nothing from it).
+    #[serde(skip)]
+    pub latency: Vec<LatencyBuckets>,
+    /// When the snapshot was taken (Unix milliseconds): its counters are as of this instant, and
+    /// `/metrics` says so, or a scrape that falls between two ticks would see a second's step late.
+    #[serde(skip)]
+    pub taken_at_ms: u64,
+}
+
+/// The name of a run: its scenario and the second it started (`smoke-20261201T054444Z`), the stem of
+/// its default results file.
+pub fn run_label(scenario: &str, started_at: std::time::SystemTime) -> String {
+    let stamp: String = humantime::format_rfc3339_seconds(started_at)
+        .to_string()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .collect();
+    format!("{scenario}-{stamp}")
+}
+
+/// A latency histogram as Prometheus exposes one: counts at or below each of `BOUNDS_S`, the count and
+/// the sum.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LatencyBuckets {
+    /// Cumulative, one per bound of `LatencyBuckets::BOUNDS_S`.
+    pub cumulative: Vec<u64>,
+    pub count: u64,
+    pub sum_s: f64,
+}
+
+impl LatencyBuckets {
+    /// Upper bounds in seconds: 1 ms to 30 s, the span of a gateway's answers from a cache hit to a
+    /// timeout.
+    pub const BOUNDS_S: [f64; 14] = [
+        0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+    ];
 }
 
 fn default_settle_s() -> f64 {

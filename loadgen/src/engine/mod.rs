@@ -34,6 +34,8 @@ pub struct Ctx {
     pub pools: Pools,
     pub seed: u64,
     pub load_duration: Duration,
+    /// Actions left to start, when the load is a number of them (`load.iterations`, `-n`).
+    pub budget: models::Budget,
     /// End of the graceful stop: actions still running are cut.
     pub hard_stop: watch::Receiver<bool>,
     /// The threads users run on (`threads.rs`).
@@ -363,6 +365,7 @@ async fn prepare(
         // A fresh seed per process, so shards (and repeated runs) do not draw the same choices.
         seed: fastrand::u64(..) ^ u64::from(scenario.shard.index).wrapping_mul(0xA24B_AED4_963E_E407),
         load_duration: scenario.load.duration(),
+        budget: models::Budget::new(scenario.load.iterations.map(|n| scenario.shard.part(n as usize) as u64)),
         hard_stop,
         load,
         cumulative,

@@ -38,6 +38,8 @@ pub(super) struct RunLoop<'a> {
     hard_at: Option<Instant>,
     /// The load model's task, until it has finished.
     driver: Option<JoinHandle<()>>,
+    /// `<scenario>-<start>`, naming the run in live metrics.
+    run_label: String,
 }
 
 impl<'a> RunLoop<'a> {
@@ -55,6 +57,7 @@ impl<'a> RunLoop<'a> {
         let start = Instant::now();
         let load_started_at = SystemTime::now();
         let driver = models::spawn(Arc::clone(&ctx), start);
+        let ctx_name = ctx.scenario.name.clone();
         let run = RunLoop {
             timeline: Timeline::new(names.len(), !ctx.scenario.shard.is_whole()),
             ctx,
@@ -72,6 +75,7 @@ impl<'a> RunLoop<'a> {
             load_ended: None,
             hard_at: None,
             driver: Some(driver),
+            run_label: crate::data::run_label(&ctx_name, started_at),
         };
         run.publish(None, run.ctx.phase().0, false, Duration::ZERO);
         run
@@ -81,9 +85,18 @@ impl<'a> RunLoop<'a> {
     pub async fn drive(mut self, interrupt: &mut watch::Receiver<bool>) -> RunOutput {
         loop {
             let tick_at = self.start + Duration::from_secs(self.second);
+            let running = self.completion == Completion::Complete;
+            let has_driver = self.driver.is_some();
+            let driver = &mut self.driver;
             tokio::select! {
                 _ = tokio::time::sleep_until(tick_at) => self.on_tick(),
-                _ = interrupt.wait_for(|i| *i), if self.completion == Completion::Complete => self.on_interrupt(),
+                _ = interrupt.wait_for(|i| *i), if running => self.on_interrupt(),
+                // A model that ends by itself (its budget of actions spent) ends the load at once,
+                // not at the next tick.
+                _ = async { if let Some(d) = driver.as_mut() { let _ = d.await; } }, if has_driver => {
+                    self.driver = None;
+                    self.on_driver_done();
+                }
             }
             if self.advance_deadlines().await {
                 break;
@@ -124,6 +137,16 @@ impl<'a> RunLoop<'a> {
         }
     }
 
+    /// The load model has ended: every action has finished or been cut.
+    fn on_driver_done(&mut self) {
+        // It ended before its stages did: its budget of actions is spent and done.
+        if self.load_ended.is_none() {
+            self.end_load(Instant::now(), Duration::ZERO);
+        }
+        self.stops.hard.send_replace(true);
+        self.hard_at = None;
+    }
+
     fn end_load(&mut self, now: Instant, graceful: Duration) {
         self.load_ended = Some(now);
         self.ctx.env.load_ended.store(true, Ordering::Relaxed);
@@ -143,8 +166,7 @@ impl<'a> RunLoop<'a> {
         }
         if let Some(driver) = self.driver.take_if(|d| d.is_finished()) {
             let _ = driver.await;
-            self.stops.hard.send_replace(true);
-            self.hard_at = None;
+            self.on_driver_done();
         }
         let post_load_over = self
             .load_ended
@@ -234,6 +256,11 @@ impl<'a> RunLoop<'a> {
             thresholds: scenario.spec.thresholds.clone(),
             settle_s: scenario.settle.as_secs_f64(),
             finished,
+            run: self.run_label.clone(),
+            latency: self.timeline.totals.iter().map(crate::record::Stats::buckets).collect(),
+            taken_at_ms: SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64),
         };
         cell.send_replace(Some(Arc::new(snapshot)));
     }

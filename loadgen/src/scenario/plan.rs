@@ -24,6 +24,9 @@ pub struct Stage {
 pub struct LoadPlan {
     pub model: Model,
     pub stages: Vec<Stage>,
+    /// Actions to start in all, shared by the users (k6's shared iterations; the ad-hoc `-n`): the
+    /// load ends when they are done, or when its stages end if that comes first.
+    pub iterations: Option<u64>,
     pub max_in_flight: u32,
     pub think_time: DurRange,
     pub graceful_stop: Duration,
@@ -397,9 +400,13 @@ fn load_plan(l: &LoadSpec, problems: &mut Vec<Problem>) -> Option<LoadPlan> {
     if l.max_in_flight == Some(0) {
         problems.push(problem("load.max_in_flight", "must be more than 0"));
     }
+    if l.iterations == Some(0) {
+        problems.push(problem("load.iterations", "must be more than 0"));
+    }
     (problems.len() == before).then(|| LoadPlan {
         model: l.model,
         stages,
+        iterations: l.iterations,
         max_in_flight: l.max_in_flight.unwrap_or(1000),
         think_time: l.think_time.unwrap_or_default(),
         graceful_stop: l.graceful_stop.map_or(Duration::from_secs(5), |d| d.0),

@@ -253,6 +253,10 @@ pub struct LoadSpec {
     /// Open: arrivals per second at the steady stage.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate: Option<f64>,
+    /// Actions to start in all, shared by the users: the load ends when they are done (or at the end
+    /// of its stages, whichever comes first).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iterations: Option<u64>,
     /// Open: arrivals in flight at most; further ones wait in a short queue, then are dropped.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_in_flight: Option<u32>,

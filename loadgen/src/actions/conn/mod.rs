@@ -87,12 +87,14 @@ impl Conn {
         Ok(())
     }
 
-    fn render(
+    /// The request into the connection's buffer: request line, host, authorization, `headers`, then
+    /// the body (typed JSON unless `headers` name a content-type).
+    fn render<H: AsRef<str>>(
         &mut self,
         ep: &Endpoint,
         method: &str,
         path_and_query: &str,
-        headers: &[(&str, &str)],
+        headers: &[(H, H)],
         body: Option<&str>,
     ) {
         // Pieces copied in, not formatted: `write!` costs a formatter per piece on every request.
@@ -106,14 +108,20 @@ impl Conn {
                 r.extend_from_slice(piece.as_bytes());
             }
         }
+        let mut typed = false;
         for (name, value) in headers {
+            let (name, value) = (name.as_ref(), value.as_ref());
+            typed |= name.eq_ignore_ascii_case("content-type");
             for piece in [name, ": ", value, "\r\n"] {
                 r.extend_from_slice(piece.as_bytes());
             }
         }
         match body {
             Some(b) => {
-                r.extend_from_slice(b"content-type: application/json\r\ncontent-length: ");
+                if !typed {
+                    r.extend_from_slice(b"content-type: application/json\r\n");
+                }
+                r.extend_from_slice(b"content-length: ");
                 let _ = write!(r, "{}", b.len());
                 r.extend_from_slice(b"\r\n\r\n");
                 r.extend_from_slice(b.as_bytes());
@@ -123,16 +131,18 @@ impl Conn {
         }
     }
 
-    /// Send one request and read the whole answer, within the endpoint's timeout.
+    /// Send one request (with `headers` besides host and authorization) and read the whole answer,
+    /// within the endpoint's timeout.
     pub async fn send(
         &mut self,
         ep: &Endpoint,
         method: &str,
         path_and_query: &str,
+        headers: &[(String, String)],
         body: Option<&str>,
         keep_body: bool,
     ) -> Answer {
-        self.render(ep, method, path_and_query, &[], body);
+        self.render(ep, method, path_and_query, headers, body);
         let mut deadline = std::mem::take(&mut self.deadline);
         let answer = deadline
             .within(ep.timeout, self.send_rendered(ep, method == "HEAD", keep_body))

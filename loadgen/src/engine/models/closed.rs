@@ -18,7 +18,7 @@ pub async fn run(ctx: Arc<Ctx>, start: Instant) {
     let total = ctx.load_duration;
     loop {
         let elapsed = start.elapsed();
-        if elapsed >= total || *stop.borrow() {
+        if elapsed >= total || *stop.borrow() || ctx.budget.spent() {
             break;
         }
         let (level, phase) = ctx.scenario.load.at(elapsed);
@@ -41,7 +41,10 @@ pub async fn run(ctx: Arc<Ctx>, start: Instant) {
             _ = stop.wait_for(|s| *s) => {}
         }
     }
-    target.store(0, Ordering::Relaxed);
+    // With a budget spent, users finish their last action and leave by themselves.
+    if !ctx.budget.spent() {
+        target.store(0, Ordering::Relaxed);
+    }
     join_until_hard_stop(users.into_iter().flatten(), ctx.hard_stop.clone()).await;
 }
 
@@ -54,7 +57,7 @@ async fn user(ctx: Arc<Ctx>, idx: usize, target: Arc<AtomicUsize>) {
     let mut scratch = Scratch::default();
     let mut backoff = Backoff::default();
     let mut soft = ctx.env.soft_stop.clone();
-    while idx < target.load(Ordering::Relaxed) && !ctx.env.load_ended.load(Ordering::Relaxed) {
+    while idx < target.load(Ordering::Relaxed) && !ctx.env.load_ended.load(Ordering::Relaxed) && ctx.budget.take() {
         let action = ctx.pick(&mut rng);
         let running = Running::start(&gauges.cut);
         let ended = ctx.execute(action, &mut rng, &mut scratch, Instant::now()).await;

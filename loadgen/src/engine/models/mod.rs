@@ -27,6 +27,31 @@ pub fn spawn(ctx: Arc<Ctx>, start: Instant) -> JoinHandle<()> {
     }
 }
 
+/// The actions left to start when the load is a number of them (`load.iterations`): taken one at a
+/// time by every user or arrival; `None` costs nothing per action.
+pub struct Budget(Option<AtomicU64>);
+
+impl Budget {
+    pub fn new(iterations: Option<u64>) -> Budget {
+        Budget(iterations.map(AtomicU64::new))
+    }
+
+    /// Take one action's worth; false once all are taken.
+    pub fn take(&self) -> bool {
+        match &self.0 {
+            None => true,
+            Some(left) => left
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+                .is_ok(),
+        }
+    }
+
+    /// Every action has been given out.
+    pub fn spent(&self) -> bool {
+        self.0.as_ref().is_some_and(|left| left.load(Ordering::Relaxed) == 0)
+    }
+}
+
 /// An action under way: counted as cut when dropped unfinished, i.e. when the hard stop aborts its
 /// user's task. The hard stop aborts tasks rather than racing every action against a watch channel, so
 /// an action costs no waiter registered and removed on a channel every user shares.

@@ -48,7 +48,7 @@ pub async fn run(ctx: Arc<Ctx>, start: Instant) {
     let mut next = start;
     // The place of `next` in the whole run's schedule: a shard emits the arrivals it owns.
     let mut k: u64 = 0;
-    loop {
+    'arrivals: loop {
         let now = Instant::now();
         if now.duration_since(start) >= total || *stop.borrow() {
             break;
@@ -61,8 +61,13 @@ pub async fn run(ctx: Arc<Ctx>, start: Instant) {
                 next += CONTROL_TICK;
                 continue;
             }
-            if shard.owns(k) && tx.try_send(next).is_err() {
-                ctx.env.recorder.gauges.dropped.fetch_add(1, Ordering::Relaxed);
+            if shard.owns(k) {
+                if !ctx.budget.take() {
+                    break 'arrivals;
+                }
+                if tx.try_send(next).is_err() {
+                    ctx.env.recorder.gauges.dropped.fetch_add(1, Ordering::Relaxed);
+                }
             }
             k += 1;
             next += Duration::from_secs_f64(1.0 / rate);

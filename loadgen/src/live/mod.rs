@@ -1,5 +1,8 @@
 //! The live feed of a running `stampede run --live ADDR`: `GET /snapshot` answers the newest snapshot,
-//! `GET /live` streams one a second as SSE (`event: snapshot`), for the dashboard.
+//! `GET /live` streams one a second as SSE (`event: snapshot`), for the dashboard; `GET /metrics` is
+//! the same snapshot for Prometheus (`exposition.rs`).
+
+mod exposition;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -24,6 +27,7 @@ pub async fn serve(addr: SocketAddr, cell: SnapshotCell) -> anyhow::Result<Socke
     let app = axum::Router::new()
         .route("/snapshot", get(snapshot))
         .route("/live", get(live))
+        .route("/metrics", get(metrics))
         .with_state(cell);
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
@@ -34,6 +38,25 @@ pub async fn serve(addr: SocketAddr, cell: SnapshotCell) -> anyhow::Result<Socke
 async fn snapshot(State(cell): State<SnapshotCell>) -> Response {
     match cell.borrow().clone() {
         Some(s) => Json(s.as_ref().clone()).into_response(),
+        None => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({"detail": "the run has not started"})),
+        )
+            .into_response(),
+    }
+}
+
+async fn metrics(State(cell): State<SnapshotCell>) -> Response {
+    let snapshot = cell.borrow().clone();
+    match snapshot {
+        Some(s) => (
+            [(
+                axum::http::header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            exposition::render(&s),
+        )
+            .into_response(),
         None => (
             StatusCode::SERVICE_UNAVAILABLE,
             Json(serde_json::json!({"detail": "the run has not started"})),

@@ -1,0 +1,270 @@
+//! `GET /metrics` of the live feed: the newest snapshot in the Prometheus text format (0.0.4), so the
+//! monitoring a team already has can scrape a run as it goes. Names follow Prometheus' conventions
+//! (`_total` counters, `_seconds` base units, a histogram's `_bucket`/`_sum`/`_count`); every series
+//! carries `run` and `scenario`. An observer's figure that was not measured is left out, not sent as 0.
+//! Each sample carries the snapshot's time: the figures change once a second, at the tick, and a
+//! scrape between two ticks would otherwise date a second's counts to its own moment — with a 1 s scrape
+//! interval that aliasing put `rate()` over 6 s a third off the results file.
+//! docs/cli.md lists the families; deploy/grafana/stampede.json charts them.
+
+use std::fmt::Write as _;
+
+use crate::data::{LatencyBuckets, Observed, Snapshot};
+
+/// The snapshot as exposition text.
+pub fn render(s: &Snapshot) -> String {
+    let mut out = String::with_capacity(4096);
+    let mut base = String::new();
+    label(&mut base, "run", &s.run);
+    base.push(',');
+    label(&mut base, "scenario", &s.scenario);
+    let stamp = (s.taken_at_ms > 0).then(|| s.taken_at_ms.to_string());
+    let mut m = Metrics {
+        out: &mut out,
+        base: &base,
+        stamp: stamp.as_deref(),
+    };
+
+    m.family(
+        "stampede_requests_total",
+        "counter",
+        "Actions finished, by action and outcome (ok, expected, failed).",
+    );
+    for (name, t) in s.slots.iter().zip(&s.totals) {
+        for (outcome, n) in [("ok", t.ok), ("expected", t.expected), ("failed", t.failed)] {
+            m.sample(
+                "stampede_requests_total",
+                &[("action", name), ("outcome", outcome)],
+                n as f64,
+            );
+        }
+    }
+
+    m.family(
+        "stampede_request_duration_seconds",
+        "histogram",
+        "Latency of finished actions, from each one's intended start.",
+    );
+    for (name, b) in s.slots.iter().zip(&s.latency) {
+        m.histogram("stampede_request_duration_seconds", name, b);
+    }
+
+    m.family("stampede_failures_total", "counter", "Failed actions by kind.");
+    for (kind, n) in &s.failures {
+        m.sample("stampede_failures_total", &[("kind", kind.label())], *n as f64);
+    }
+    m.family("stampede_responses_total", "counter", "Answers by HTTP status.");
+    for (status, n) in &s.statuses {
+        m.sample(
+            "stampede_responses_total",
+            &[("status", &status.to_string())],
+            *n as f64,
+        );
+    }
+
+    let window = s.window.as_ref();
+    m.family("stampede_users", "gauge", "Virtual users running (closed model).");
+    if let Some(w) = window {
+        m.sample("stampede_users", &[], w.users as f64);
+        m.family("stampede_in_flight", "gauge", "Actions under way.");
+        m.sample("stampede_in_flight", &[], w.in_flight as f64);
+    }
+    m.family(
+        "stampede_streams_open",
+        "gauge",
+        "SSE and Streamable HTTP sessions open, client side.",
+    );
+    m.sample("stampede_streams_open", &[("transport", "sse")], s.sse.open as f64);
+    m.sample("stampede_streams_open", &[("transport", "mcp")], s.mcp.open as f64);
+    m.family(
+        "stampede_streams_opened_total",
+        "counter",
+        "Sessions opened, client side.",
+    );
+    m.sample(
+        "stampede_streams_opened_total",
+        &[("transport", "sse")],
+        s.sse.opened as f64,
+    );
+    m.sample(
+        "stampede_streams_opened_total",
+        &[("transport", "mcp")],
+        s.mcp.opened as f64,
+    );
+
+    m.family("stampede_run_elapsed_seconds", "gauge", "Time since the load started.");
+    m.sample("stampede_run_elapsed_seconds", &[], s.elapsed_s);
+    m.family("stampede_run_phase", "gauge", "1 for the phase the run is in.");
+    m.sample("stampede_run_phase", &[("phase", s.phase.label())], 1.0);
+    m.family("stampede_run_finished", "gauge", "1 once the run is over.");
+    m.sample("stampede_run_finished", &[], f64::from(u8::from(s.finished)));
+
+    if let Some(w) = window {
+        observed(&mut m, &w.observed);
+    }
+    out
+}
+
+/// The observers' figures of the newest second, each only when it was measured.
+fn observed(m: &mut Metrics<'_>, o: &Observed) {
+    let gauges: [(&str, &str, Option<f64>); 6] = [
+        ("stampede_target_cpu_percent", "Target CPU, 100 = one core.", o.cpu_pct),
+        (
+            "stampede_target_blocked_queries",
+            "PostgreSQL backends waiting on a lock (the most in the second).",
+            o.blocked_queries.map(f64::from),
+        ),
+        (
+            "stampede_target_longest_lock_wait_seconds",
+            "The longest lock wait under way.",
+            o.longest_lock_wait_s,
+        ),
+        (
+            "stampede_target_idle_in_transaction",
+            "PostgreSQL backends idle in a transaction.",
+            o.idle_in_tx.map(f64::from),
+        ),
+        (
+            "stampede_target_sse_sessions_active",
+            "SSE sessions the target reports.",
+            o.sse_sessions_active,
+        ),
+        (
+            "stampede_pgbouncer_clients_waiting",
+            "Clients waiting for a PgBouncer server connection.",
+            o.pgbouncer_waiting.map(f64::from),
+        ),
+    ];
+    for (name, help, value) in gauges {
+        if let Some(v) = value {
+            m.family(name, "gauge", help);
+            m.sample(name, &[], v);
+        }
+    }
+}
+
+struct Metrics<'a> {
+    out: &'a mut String,
+    /// `run="…",scenario="…"`, escaped once.
+    base: &'a str,
+    /// The snapshot's time in Unix milliseconds, after each value.
+    stamp: Option<&'a str>,
+}
+
+impl Metrics<'_> {
+    fn family(&mut self, name: &str, kind: &str, help: &str) {
+        let _ = writeln!(self.out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    }
+
+    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {
+        self.out.push_str(name);
+        self.out.push('{');
+        self.out.push_str(self.base);
+        for (k, v) in labels {
+            self.out.push(',');
+            label(self.out, k, v);
+        }
+        self.out.push_str("} ");
+        number(self.out, value);
+        if let Some(stamp) = self.stamp {
+            self.out.push(' ');
+            self.out.push_str(stamp);
+        }
+        self.out.push('\n');
+    }
+
+    fn histogram(&mut self, name: &str, action: &str, b: &LatencyBuckets) {
+        let bucket = format!("{name}_bucket");
+        let mut le = String::new();
+        for (bound, n) in LatencyBuckets::BOUNDS_S.iter().zip(&b.cumulative) {
+            le.clear();
+            number(&mut le, *bound);
+            self.sample(&bucket, &[("action", action), ("le", &le)], *n as f64);
+        }
+        self.sample(&bucket, &[("action", action), ("le", "+Inf")], b.count as f64);
+        self.sample(&format!("{name}_sum"), &[("action", action)], b.sum_s);
+        self.sample(&format!("{name}_count"), &[("action", action)], b.count as f64);
+    }
+}
+
+/// `key="value"`, the value escaped as the format asks (backslash, quote, line feed).
+fn label(out: &mut String, key: &str, value: &str) {
+    out.push_str(key);
+    out.push_str("=\"");
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+fn number(out: &mut String, v: f64) {
+    if v.is_nan() {
+        out.push_str("NaN");
+    } else if v.is_infinite() {
+        out.push_str(if v > 0.0 { "+Inf" } else { "-Inf" });
+    } else {
+        let _ = write!(out, "{v}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_are_escaped() {
+        let mut out = String::new();
+        label(&mut out, "action", "say \"hi\"\\\n");
+        assert_eq!(out, r#"action="say \"hi\"\\\n""#);
+    }
+
+    /// Every metric the shipped Grafana dashboard queries is one this module writes.
+    #[test]
+    fn the_grafana_dashboard_asks_for_metrics_that_exist() {
+        let mut snapshot: Snapshot = serde_json::from_value(serde_json::json!({
+            "scenario": "s", "target": "t", "phase": "steady", "elapsed_s": 1.0, "remaining_s": 1.0,
+            "slots": ["a"], "window": null, "totals": [], "totals_all": {
+                "count": 0, "ok": 0, "expected": 0, "failed": 0, "rps": 0.0, "mean_ms": null, "p50_ms": null,
+                "p90_ms": null, "p95_ms": null, "p99_ms": null, "max_ms": null},
+            "sse": {"open": 0, "opened": 0, "closed_abrupt": 0, "closed_rst": 0, "closed_graceful": 0,
+                    "server_closed": 0, "peak_open": 0},
+            "statuses": {}, "failures": {}, "thresholds": {}, "finished": false
+        }))
+        .unwrap();
+        snapshot.window = Some(
+            serde_json::from_value(serde_json::json!({
+                "t": 1, "phase": "steady", "target": 1.0, "users": 1, "in_flight": 0, "sse_open": 0, "dropped": 0,
+                "actions": [], "all": snapshot.totals_all,
+                "observed": {"cpu_pct": 1.0, "blocked_queries": 1, "longest_lock_wait_s": 1.0, "idle_in_tx": 1,
+                             "idle_in_tx_longest_s": null, "blocking_chain": [], "sse_sessions_active": 1.0,
+                             "lock_conflicts_total": null, "sse_session_ends_total": {}, "db_pool_in_use": null,
+                             "db_lock_waits_in_flight": null, "pgbouncer_waiting": 1}
+            }))
+            .unwrap(),
+        );
+        let written = render(&snapshot);
+        let dashboard = include_str!("../../../deploy/grafana/stampede.json");
+        let mut asked = std::collections::BTreeSet::new();
+        for (i, _) in dashboard.match_indices("stampede_") {
+            let name: String = dashboard[i..]
+                .chars()
+                .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+                .collect();
+            asked.insert(name);
+        }
+        asked.remove("stampede_");
+        assert!(asked.len() >= 10, "{asked:?}");
+        for name in &asked {
+            let family = name.trim_end_matches("_bucket");
+            assert!(
+                written.contains(&format!("# TYPE {family} ")),
+                "the dashboard asks for {name}:\n{written}"
+            );
+        }
+    }
+}

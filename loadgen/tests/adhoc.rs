@@ -1,0 +1,305 @@
+//! `stampede URL …`, the ad-hoc form, end to end against a spawned reference gateway: what it sends
+//! (method, headers, body), how its load ends (`-n`, `-z`, `-q`), what it prints (`--json` against
+//! its schema) and writes (a results file the other commands read), and how it refuses bad input (one
+//! line, exit 2).
+
+mod common;
+
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn stampede(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_stampede"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// A results path nobody reads, in a directory of its own.
+fn scratch() -> String {
+    let dir = tempfile::tempdir().unwrap().keep();
+    dir.join("run.json").to_string_lossy().into_owned()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// `--json`'s output, checked against schemas/summary.schema.json.
+fn summary(out: &Output) -> Value {
+    assert!(out.status.success(), "exit {:?}: {}", out.status.code(), stderr(out));
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is one JSON document ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    });
+    let schema: Value = serde_json::from_str(include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../schemas/summary.schema.json"
+    )))
+    .unwrap();
+    let validator = jsonschema::validator_for(&schema).expect("the schema compiles");
+    let problems: Vec<String> = validator
+        .iter_errors(&json)
+        .map(|e| format!("{e} at {}", e.instance_path()))
+        .collect();
+    assert!(
+        problems.is_empty(),
+        "the summary violates its schema:\n{}",
+        problems.join("\n")
+    );
+    json
+}
+
+#[test]
+fn help_lists_the_ad_hoc_form_first() {
+    let out = stampede(&["--help"]);
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    let usage = help.find("Usage: stampede [OPTIONS] <URL>").expect("the ad-hoc usage");
+    let commands = help.find("stampede <COMMAND>").expect("the commands' usage");
+    assert!(usage < commands, "{help}");
+    let url_section = help
+        .find("One URL, no scenario file:")
+        .expect("the ad-hoc flags' section");
+    assert!(url_section < help.find("\nCommands:").unwrap(), "{help}");
+    for flag in [
+        "-c, --connections",
+        "-z, --duration",
+        "-n, --requests",
+        "-q, --rate",
+        "-H, --header",
+        "--json",
+    ] {
+        assert!(help.contains(flag), "{flag} in\n{help}");
+    }
+}
+
+#[test]
+fn bad_input_gets_one_line_and_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no-such-body.json");
+    let cases: [(&[&str], &str); 6] = [
+        (&["ftp://127.0.0.1/"], "is not http://"),
+        (&["http://[::1"], "is not a URL"),
+        (
+            &["http://127.0.0.1:9/", "--no-such-flag"],
+            "unexpected argument '--no-such-flag'",
+        ),
+        (
+            &["http://127.0.0.1:9/", "-H", "X-Api-Key abc"],
+            "write it as 'Name: value'",
+        ),
+        (
+            &["http://127.0.0.1:9/", "-D", missing.to_str().unwrap()],
+            "no-such-body.json: cannot read",
+        ),
+        (&["http://127.0.0.1:9/", "--threshold", "p99 <"], "--threshold"),
+    ];
+    for (args, says) in cases {
+        let out = stampede(args);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: one line, not {err:?}");
+        assert!(err.contains(says), "{args:?}: {err:?} says {says:?}");
+        assert!(out.stdout.is_empty(), "{args:?}");
+    }
+}
+
+#[test]
+fn a_server_nobody_listens_on_is_said_at_once() {
+    // A port just freed: nothing listens there.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let started = std::time::Instant::now();
+    let out = stampede(&[&format!("http://127.0.0.1:{port}/health"), "-n", "100", "--quiet"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("cannot connect to"), "{}", stderr(&out));
+    assert!(started.elapsed().as_secs() < 10);
+}
+
+#[test]
+fn a_count_of_requests_is_run_exactly_and_read_by_the_other_commands() {
+    let gw = common::gateway("s", &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let results = dir.path().join("run.json");
+    let out = stampede(&[
+        &format!("{}/health", gw.url),
+        "-n",
+        "300",
+        "-c",
+        "4",
+        "--json",
+        "--quiet",
+        "-o",
+        results.to_str().unwrap(),
+    ]);
+    let s = summary(&out);
+    assert_eq!(s["requests"], 300, "{s}");
+    assert_eq!(s["ok"], 300, "{s}");
+    assert_eq!(s["statuses"]["200"], 300, "{s}");
+    assert_eq!(s["complete"], true);
+    assert!(s["latency_ms"]["p99"].as_f64().unwrap() > 0.0);
+    // It ends when the requests are done, not at a tick or at the cap.
+    assert!(s["load_seconds"].as_f64().unwrap() < 5.0, "{s}");
+    assert_eq!(s["results_file"], results.to_str().unwrap());
+
+    // A results file like a scenario's: the CSV export reads it.
+    let csv = dir.path().join("csv");
+    let out = stampede(&["export", results.to_str().unwrap(), "--csv", csv.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let stats = std::fs::read_to_string(csv.join("stats.csv")).unwrap();
+    let mut lines = stats.lines();
+    assert!(
+        lines
+            .next()
+            .unwrap()
+            .starts_with("Type,Name,Request Count,Failure Count,")
+    );
+    assert!(
+        lines.next().unwrap().starts_with("http,GET /health,300,0,0,"),
+        "{stats}"
+    );
+    assert!(lines.next().unwrap().starts_with(",Aggregated,300,0,0,"), "{stats}");
+    let history = std::fs::read_to_string(csv.join("stats_history.csv")).unwrap();
+    let total: u64 = history
+        .lines()
+        .skip(1)
+        .filter(|l| l.contains(",GET /health,"))
+        .map(|l| l.split(',').nth(13).unwrap().parse::<u64>().unwrap())
+        .max()
+        .unwrap();
+    assert_eq!(total, 300, "the last Total Request Count:\n{history}");
+}
+
+#[test]
+fn method_headers_and_body_are_sent_as_given() {
+    let gw = common::gateway("s", &[]);
+    let token = stampede_loadgen::target::mint("s").unwrap();
+    let rpc = format!("{}/rpc", gw.url);
+    let body = r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#;
+    let auth = format!("Authorization: Bearer {token}");
+    // With the header and the body: the gateway answers 200.
+    let with = summary(&stampede(&[
+        &rpc,
+        "-m",
+        "POST",
+        "-H",
+        &auth,
+        "-d",
+        body,
+        "-n",
+        "20",
+        "-c",
+        "2",
+        "--json",
+        "--quiet",
+        "-o",
+        &scratch(),
+    ]));
+    assert_eq!(with["statuses"]["200"], 20, "{with}");
+    // Without the header: 401, a failed status. Without the body: the gateway refuses it as bad JSON.
+    let without = summary(&stampede(&[
+        &rpc,
+        "-m",
+        "POST",
+        "-d",
+        body,
+        "-n",
+        "5",
+        "-c",
+        "1",
+        "--json",
+        "--quiet",
+        "-o",
+        &scratch(),
+    ]));
+    assert_eq!(without["statuses"]["401"], 5, "{without}");
+    assert_eq!(without["failures"]["status"], 5, "{without}");
+    let empty = summary(&stampede(&[
+        &rpc,
+        "-m",
+        "POST",
+        "-H",
+        &auth,
+        "-n",
+        "5",
+        "-c",
+        "1",
+        "--json",
+        "--quiet",
+        "-o",
+        &scratch(),
+    ]));
+    assert_eq!(empty["ok"], 0, "an empty body is not a JSON-RPC request: {empty}");
+    // The body from a file, with its own content-type.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("body.json");
+    std::fs::write(&file, body).unwrap();
+    let from_file = summary(&stampede(&[
+        &rpc,
+        "-m",
+        "POST",
+        "-H",
+        &auth,
+        "-H",
+        "content-type: application/json",
+        "-D",
+        file.to_str().unwrap(),
+        "-n",
+        "5",
+        "-c",
+        "1",
+        "--json",
+        "--quiet",
+        "-o",
+        &scratch(),
+    ]));
+    assert_eq!(from_file["statuses"]["200"], 5, "{from_file}");
+}
+
+#[test]
+fn a_crossed_threshold_exits_1_and_a_rate_is_kept() {
+    let gw = common::gateway("s", &[]);
+    // Every answer a 404: the failure-rate threshold is crossed.
+    let out = stampede(&[
+        &format!("{}/no-such-page", gw.url),
+        "-n",
+        "50",
+        "--threshold",
+        "failure_rate < 1%",
+        "--json",
+        "--quiet",
+        "-o",
+        &scratch(),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let s: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(s["thresholds"][0]["verdict"], "fail", "{s}");
+    assert_eq!(s["statuses"]["404"], 50, "{s}");
+
+    // The open model: 100 a second for 3 s, whatever the target's speed.
+    let s = summary(&stampede(&[
+        &format!("{}/health", gw.url),
+        "-q",
+        "100",
+        "-c",
+        "10",
+        "-z",
+        "3s",
+        "--threshold",
+        "failure_rate < 1%",
+        "--json",
+        "--quiet",
+        "-o",
+        &scratch(),
+    ]));
+    let n = s["requests"].as_u64().unwrap();
+    assert!((285..=305).contains(&n), "about 300 arrivals in 3 s at 100/s: {s}");
+    assert_eq!(s["thresholds"][0]["verdict"], "pass", "{s}");
+}

@@ -1,5 +1,5 @@
 # stampede — see README.md. Every target runs from a fresh clone with Rust and PostgreSQL 15 installed.
-.PHONY: run tui reproduce k8s-check bench gate baseline validate build test-build release test lint fmt pg pg-stop gateway token clean
+.PHONY: run tui reproduce k8s-check bench gate baseline validate build test-build release test fuzz lint fmt pg pg-stop gateway token clean
 
 CARGO ?= cargo
 BIND ?= 127.0.0.1:4444
@@ -85,6 +85,14 @@ release:
 ## test: fmt check, clippy -D warnings, every test (starts its own PostgreSQL unless STAMPEDE_TEST_PG is set).
 test: lint
 	scripts/test.sh
+
+## fuzz: the generated-input properties (every parser, the round trips) with many more cases than
+##       `make test` runs: FUZZ_CASES per property (default 20000; minutes each). A failure prints the
+##       smallest input that fails; proptest keeps it beside the test (*.proptest-regressions) and runs it
+##       first next time.
+FUZZ_CASES ?= 20000
+fuzz:
+	PROPTEST_CASES=$(FUZZ_CASES) $(CARGO) nextest run --workspace --no-fail-fast -E 'test(/prop_/)'
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -4,6 +4,8 @@
 #   scripts/pg.sh start   start a cluster on a free port, print its URL (idempotent)
 #   scripts/pg.sh url     print the URL of the running cluster
 #   scripts/pg.sh stop    stop it and remove its files
+#   scripts/pg.sh pause   stop the server, keeping its files (an outage, for the fault tests)
+#   scripts/pg.sh resume  start the paused server again, on the same port
 #
 # root cannot run initdb, so the cluster runs as the `postgres` user in a directory under /tmp.
 # Its location is remembered in $STATE (default .pg/state in the project) so `stop` can find it.
@@ -42,14 +44,27 @@ start() {
   as_pg "$bindir/initdb" -D "$dir/data" -A trust -U postgres --no-sync -E UTF8 >"$dir/initdb.log" 2>&1 \
     || { cat "$dir/initdb.log" >&2; exit 1; }
   # Throwaway cluster: durability off for speed; pg_stat_statements lets tests count statements.
-  as_pg "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start -o \
-    "-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=600 -c fsync=off \
-     -c synchronous_commit=off -c full_page_writes=off -c shared_preload_libraries=pg_stat_statements" \
+  local opts="-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=600 -c fsync=off \
+     -c synchronous_commit=off -c full_page_writes=off -c shared_preload_libraries=pg_stat_statements"
+  as_pg "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start -o "$opts" \
     >/dev/null || { cat "$dir/server.log" >&2; exit 1; }
   mkdir -p "$(dirname "$STATE")"
   local url="postgres://postgres@127.0.0.1:$port/postgres"
-  printf 'PGDATA_DIR=%q\nPG_DIR=%q\nPG_URL=%q\n' "$dir/data" "$dir" "$url" >"$STATE"
+  printf 'PGDATA_DIR=%q\nPG_DIR=%q\nPG_URL=%q\nPG_OPTS=%q\n' "$dir/data" "$dir" "$url" "$opts" >"$STATE"
   echo "$url"
+}
+
+pause() {
+  running || { echo "pg.sh: no cluster running" >&2; exit 1; }
+  as_pg "$bindir/pg_ctl" -D "$PGDATA_DIR" -m fast -w stop >/dev/null
+}
+
+resume() {
+  [ -f "$STATE" ] || { echo "pg.sh: no cluster to resume" >&2; exit 1; }
+  # shellcheck disable=SC1090
+  . "$STATE"
+  as_pg "$bindir/pg_ctl" -D "$PGDATA_DIR" -l "$PG_DIR/server.log" -w -t 60 start -o "$PG_OPTS" >/dev/null \
+    || { tail -20 "$PG_DIR/server.log" >&2; exit 1; }
 }
 
 stop() {
@@ -65,5 +80,7 @@ case "${1:-}" in
   start) start ;;
   url) running && echo "$PG_URL" || { echo "pg.sh: no cluster running" >&2; exit 1; } ;;
   stop) stop ;;
-  *) echo "usage: $0 start|url|stop" >&2; exit 2 ;;
+  pause) pause ;;
+  resume) resume ;;
+  *) echo "usage: $0 start|url|stop|pause|resume" >&2; exit 2 ;;
 esac

@@ -1,5 +1,7 @@
 //! Bearer JWT auth (HS256), claims as the original gateway checks them: `exp` required, `aud` and
-//! `iss` matched, `sub` the user.
+//! `iss` matched, `sub` the user; besides, a token is refused before its time (`nbf`, or an `iat` in
+//! the future: a clock or a minting bug, never a token to honour) and when it is over 8 KiB (no header
+//! worth decoding is that long). Clocks may differ by up to `LEEWAY_S`.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -14,6 +16,8 @@ pub struct Claims {
     pub exp: u64,
     #[serde(default)]
     pub iat: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<u64>,
     pub aud: String,
     pub iss: String,
 }
@@ -25,6 +29,11 @@ pub enum AuthError {
     #[error("Invalid token")]
     Invalid,
 }
+
+/// Clock skew forgiven on `exp`, `nbf` and `iat`.
+const LEEWAY_S: u64 = 60;
+/// A longer bearer token is refused unread.
+const MAX_TOKEN_BYTES: usize = 8 * 1024;
 
 pub struct Auth {
     encoding: EncodingKey,
@@ -40,6 +49,8 @@ impl Auth {
         validation.set_audience(&[&args.jwt_audience]);
         validation.set_issuer(&[&args.jwt_issuer]);
         validation.set_required_spec_claims(&["exp", "aud", "iss", "sub"]);
+        validation.validate_nbf = true;
+        validation.leeway = LEEWAY_S;
         Auth {
             encoding: EncodingKey::from_secret(args.jwt_secret_key.as_bytes()),
             decoding: DecodingKey::from_secret(args.jwt_secret_key.as_bytes()),
@@ -56,9 +67,20 @@ impl Auth {
             .map(str::trim)
             .filter(|t| !t.is_empty())
             .ok_or(AuthError::Missing)?;
-        jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(AuthError::Invalid);
+        }
+        let claims = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
             .map(|data| data.claims)
-            .map_err(|_| AuthError::Invalid)
+            .map_err(|_| AuthError::Invalid)?;
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs();
+        if claims.iat > now + LEEWAY_S {
+            return Err(AuthError::Invalid);
+        }
+        Ok(claims)
     }
 
     /// A token for `sub` that expires after `ttl`.
@@ -67,6 +89,7 @@ impl Auth {
         let claims = Claims {
             sub: sub.to_owned(),
             iat: now.as_secs(),
+            nbf: None,
             exp: (now + ttl).as_secs(),
             aud: self.audience.clone(),
             iss: self.issuer.clone(),

@@ -216,10 +216,13 @@ pub fn parse_seconds(s: &str) -> Result<Duration, String> {
     Duration::try_from_secs_f64(secs).map_err(|_| format!("{s:?} is not a duration in seconds (>= 0)"))
 }
 
+/// The original gateway's default secret: anyone can mint a token with it, so it serves loopback only.
+pub const DEFAULT_SECRET: &str = "my-test-key";
+
 #[derive(Debug, Clone, Args)]
 pub struct AuthArgs {
     /// HS256 secret for bearer tokens (the original gateway's default, so one token works on both).
-    #[arg(long, env = "JWT_SECRET_KEY", default_value = "my-test-key", hide_env_values = true)]
+    #[arg(long, env = "JWT_SECRET_KEY", default_value = DEFAULT_SECRET, hide_env_values = true)]
     pub jwt_secret_key: String,
 
     #[arg(long, env = "JWT_AUDIENCE", default_value = "mcpgateway-api")]

@@ -16,6 +16,14 @@ use crate::sse::Registry;
 use crate::store::{PoolConfig, Store};
 
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    // Checked before anything is opened: a gateway reachable from elsewhere must not take tokens anyone
+    // can mint from the published default.
+    anyhow::ensure!(
+        args.bind.ip().is_loopback() || args.auth.jwt_secret_key != crate::config::DEFAULT_SECRET,
+        "refusing to serve {} with the default JWT secret (anyone could mint a token): set JWT_SECRET_KEY \
+         (or --jwt-secret-key) to a secret of your own, e.g. JWT_SECRET_KEY=$(openssl rand -hex 32)",
+        args.bind
+    );
     let behaviour = args.behaviour();
     let url = args.database_url();
     let pool = PoolConfig {

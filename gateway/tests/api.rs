@@ -46,55 +46,132 @@ async fn open_endpoints(db: Db) {
     assert!(gw.stop().await, "gateway exits 0 on SIGTERM");
 }
 
+/// Every rule of a token, on every protected route: each bad token is a 401 with its JSON `detail`
+/// wherever it is sent, and nothing but the token decides it.
 async fn auth_failures(db: Db) {
     let db = TestDb::new(db).await;
     let gw = Gateway::start(&db, &[]).await;
-    let status_of = |token: Option<String>| {
-        let mut req = gw.http.get(gw.url("/tools"));
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        async move {
-            let resp = req.send().await.unwrap();
-            (resp.status(), resp.json::<Value>().await.unwrap())
-        }
-    };
-    let (status, body) = status_of(None).await;
-    assert_eq!(
-        (status, body),
-        (
-            StatusCode::UNAUTHORIZED,
-            json!({"detail": "Authorization token required"})
-        )
-    );
-
-    let invalid = json!({"detail": "Invalid token"});
-    let expired = token_with(json!({"exp": 1_000_000_000u64, "iat": 999_000_000u64}));
-    let no_exp = token_with(json!({"exp": null}));
-    let wrong_aud = token_with(json!({"aud": "someone-else"}));
-    let wrong_iss = token_with(json!({"iss": "someone-else"}));
-    let wrong_key = token_signed(json!({}), "not-the-secret", jsonwebtoken::Algorithm::HS256);
-    let other_alg = token_signed(json!({}), SECRET, jsonwebtoken::Algorithm::HS512);
-    // alg "none": header and claims with an empty signature.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
     let good = token_with(json!({}));
     let claims = good.split('.').nth(1).unwrap();
-    let none_alg = format!("eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.{claims}.");
-    for (what, token) in [
-        ("expired", expired),
-        ("without exp", no_exp),
-        ("wrong audience", wrong_aud),
-        ("wrong issuer", wrong_iss),
-        ("wrong key", wrong_key),
-        ("HS512", other_alg),
-        ("alg none", none_alg),
-        ("garbage", "abc.def.ghi".to_owned()),
-    ] {
-        let (status, body) = status_of(Some(token)).await;
-        assert_eq!(status, StatusCode::UNAUTHORIZED, "{what}");
-        assert_eq!(body, invalid, "{what}");
+    let required = json!({"detail": "Authorization token required"});
+    let invalid = json!({"detail": "Invalid token"});
+    let tokens: Vec<(&str, Option<String>, &Value)> = vec![
+        ("no header", None, &required),
+        ("an empty bearer", Some(String::new()), &required),
+        (
+            "expired",
+            Some(token_with(json!({"exp": now - 3600, "iat": now - 7200}))),
+            &invalid,
+        ),
+        ("without exp", Some(token_with(json!({"exp": null}))), &invalid),
+        (
+            "wrong audience",
+            Some(token_with(json!({"aud": "someone-else"}))),
+            &invalid,
+        ),
+        ("without audience", Some(token_with(json!({"aud": null}))), &invalid),
+        (
+            "wrong issuer",
+            Some(token_with(json!({"iss": "someone-else"}))),
+            &invalid,
+        ),
+        ("without issuer", Some(token_with(json!({"iss": null}))), &invalid),
+        ("without subject", Some(token_with(json!({"sub": null}))), &invalid),
+        (
+            "not valid before an hour from now",
+            Some(token_with(json!({"nbf": now + 3600}))),
+            &invalid,
+        ),
+        (
+            "issued an hour from now",
+            Some(token_with(json!({"iat": now + 3600}))),
+            &invalid,
+        ),
+        (
+            "signed with another secret",
+            Some(token_signed(
+                json!({}),
+                "not-the-secret",
+                jsonwebtoken::Algorithm::HS256,
+            )),
+            &invalid,
+        ),
+        (
+            "HS512",
+            Some(token_signed(json!({}), SECRET, jsonwebtoken::Algorithm::HS512)),
+            &invalid,
+        ),
+        // alg "none": header and claims with an empty signature.
+        (
+            "alg none",
+            Some(format!("eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.{claims}.")),
+            &invalid,
+        ),
+        (
+            "over 8 KiB",
+            Some(token_with(json!({"pad": "x".repeat(9 * 1024)}))),
+            &invalid,
+        ),
+        ("garbage", Some("abc.def.ghi".to_owned()), &invalid),
+    ];
+    let mut routes: Vec<(Method, String)> = Vec::new();
+    for kind in ["gateways", "tools", "servers", "prompts", "resources"] {
+        routes.push((Method::GET, format!("/{kind}")));
+        routes.push((Method::POST, format!("/{kind}")));
+        routes.push((Method::GET, format!("/{kind}/x")));
+        routes.push((Method::DELETE, format!("/{kind}/x")));
+        routes.push((Method::POST, format!("/{kind}/x/state?activate=false")));
     }
-    let (status, _) = status_of(Some(good)).await;
-    assert_eq!(status, StatusCode::OK);
+    for (method, path) in [
+        (Method::POST, "/rpc"),
+        (Method::GET, "/sse"),
+        (Method::GET, "/servers/x/sse"),
+        (Method::POST, "/message?session_id=x"),
+        (Method::POST, "/servers/x/message?session_id=x"),
+        (Method::POST, "/mcp"),
+        (Method::GET, "/mcp"),
+        (Method::DELETE, "/mcp"),
+        (Method::POST, "/servers/x/mcp"),
+        (Method::GET, "/servers/x/mcp"),
+        (Method::DELETE, "/servers/x/mcp"),
+    ] {
+        routes.push((method, path.to_owned()));
+    }
+    let mut checked = 0;
+    for (method, path) in &routes {
+        for (what, token, detail) in &tokens {
+            let mut req = gw.http.request(method.clone(), gw.url(path));
+            if *method == Method::POST {
+                req = req.json(&json!({}));
+            }
+            if let Some(t) = token {
+                req = req.header("authorization", format!("Bearer {t}"));
+            }
+            let resp = req.send().await.unwrap();
+            let status = resp.status();
+            let body: Value = resp.json().await.unwrap_or(Value::Null);
+            assert_eq!(
+                (status, &body),
+                (StatusCode::UNAUTHORIZED, *detail),
+                "{method} {path} with {what}"
+            );
+            checked += 1;
+        }
+    }
+    eprintln!(
+        "{checked} requests with a bad token on {} routes: every one 401",
+        routes.len()
+    );
+    let resp = gw.http.get(gw.url("/tools")).bearer_auth(&good).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    // Within the leeway (60 s) a clock a little ahead is forgiven.
+    let close = token_with(json!({"nbf": now + 5, "iat": now + 5}));
+    let resp = gw.http.get(gw.url("/tools")).bearer_auth(&close).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
 }
 
 async fn entities_round_trip(db: Db) {

@@ -68,3 +68,39 @@ fn a_log_written_to_a_file_has_no_colour_codes() {
     assert!(text.contains("serving"), "{text}");
     assert!(!text.contains('\x1b'), "no ANSI escape codes in a log file:\n{text}");
 }
+
+#[test]
+fn a_reachable_address_with_the_default_secret_is_refused_with_how_to_set_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let serve = |secret: Option<&str>| {
+        let mut cmd = gateway();
+        cmd.args(["serve", "--bind", "0.0.0.0:0", "--data-dir"])
+            .arg(dir.path())
+            .env_remove("JWT_SECRET_KEY")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if let Some(s) = secret {
+            cmd.env("JWT_SECRET_KEY", s);
+        }
+        cmd.spawn().unwrap()
+    };
+    let out = serve(None).wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("default JWT secret") && err.contains("set JWT_SECRET_KEY"),
+        "{err}"
+    );
+    assert!(!dir.path().join("gateway.db").exists() || out.stdout.is_empty());
+
+    // With a secret of its own it serves there.
+    let mut child = serve(Some("a-secret-of-its-own"));
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(first.contains("listening on http://0.0.0.0:"), "{first}");
+}

@@ -141,15 +141,7 @@ async fn a_storm_of_dropped_sessions_leaves_legacy_spinning_and_fixed_idle() {
 /// A server that answers `/mcp`-like requests badly, by path; anything not named gets a good
 /// `initialize` answer and 202 for notifications.
 async fn bad_server() -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let Ok((sock, _)) = listener.accept().await else { return };
-            tokio::spawn(serve_badly(sock));
-        }
-    });
-    format!("http://{addr}")
+    common::tcp_server(serve_badly).await
 }
 
 async fn serve_badly(mut sock: tokio::net::TcpStream) {

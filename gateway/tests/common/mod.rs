@@ -239,6 +239,12 @@ impl Gateway {
         }
     }
 
+    /// Kill the gateway with SIGKILL (no drain, no rollback of its own) and wait for it to be gone.
+    pub async fn kill(mut self) {
+        let _ = self.child.start_kill();
+        let _ = self.child.wait().await;
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id().expect("gateway running")
     }

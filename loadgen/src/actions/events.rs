@@ -205,4 +205,56 @@ mod tests {
         p.feed(b"data: half", |_, _| None::<()>).unwrap();
         assert!(p.pending(), "a frame cut short is pending");
     }
+
+    mod generated {
+        use proptest::prelude::*;
+
+        use super::events;
+
+        /// One event: its name (empty: unnamed) and its data lines.
+        fn event() -> impl Strategy<Value = (String, Vec<String>)> {
+            ("[a-z]{0,8}", proptest::collection::vec("[ -~&&[^\r\n]]{0,24}", 1..4))
+        }
+
+        proptest! {
+            #[test]
+            fn prop_events_split_at_any_two_points_parse_as_whole(
+                evs in proptest::collection::vec(event(), 0..5),
+                eol in prop_oneof![Just("\n"), Just("\r\n"), Just("\r")],
+                cuts in (any::<prop::sample::Index>(), any::<prop::sample::Index>()),
+            ) {
+                let mut wire = String::new();
+                let mut expected = Vec::new();
+                for (name, lines) in &evs {
+                    if !name.is_empty() {
+                        wire += &format!("event: {name}{eol}");
+                    }
+                    for line in lines {
+                        wire += &format!("data: {line}{eol}");
+                    }
+                    wire += eol;
+                    let name = if name.is_empty() { "message" } else { name };
+                    // The one space after the colon is the separator, not data.
+                    let data: Vec<&str> = lines.iter().map(String::as_str).collect();
+                    expected.push((name.to_owned(), data.join("\n")));
+                }
+                let bytes = wire.as_bytes();
+                prop_assert_eq!(events(&[bytes]).unwrap(), expected.clone());
+                let (mut a, mut b) = (cuts.0.index(bytes.len() + 1), cuts.1.index(bytes.len() + 1));
+                if a > b {
+                    std::mem::swap(&mut a, &mut b);
+                }
+                prop_assert_eq!(events(&[&bytes[..a], &bytes[a..b], &bytes[b..]]).unwrap(), expected);
+            }
+
+            #[test]
+            fn prop_any_bytes_in_any_pieces_are_events_or_an_error(
+                bytes in proptest::collection::vec(any::<u8>(), 0..1024),
+                cut in any::<prop::sample::Index>(),
+            ) {
+                let at = cut.index(bytes.len() + 1);
+                let _ = events(&[&bytes[..at], &bytes[at..]]);
+            }
+        }
+    }
 }

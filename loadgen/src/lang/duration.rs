@@ -23,30 +23,48 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             "bad duration {text:?}: write a number and a unit (ms, s, m, h) with no spaces, e.g. \"10s\", \"250ms\", \"1m30s\""
         )
     };
+    // Counted in whole nanoseconds, not a float: "8308256492ms" is that many milliseconds exactly.
     let mut rest = text;
-    let mut total = 0f64;
+    let mut total: u128 = 0;
     if rest.is_empty() {
         return Err(bad());
     }
     while !rest.is_empty() {
         let num_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).ok_or_else(bad)?;
-        if num_len == 0 {
+        let (whole, fraction) = rest[..num_len].split_once('.').unwrap_or((&rest[..num_len], ""));
+        if (whole.is_empty() && fraction.is_empty()) || fraction.contains('.') {
             return Err(bad());
         }
-        let number: f64 = rest[..num_len].parse().map_err(|_| bad())?;
         rest = &rest[num_len..];
         let unit_len = rest.find(|c: char| !c.is_ascii_alphabetic()).unwrap_or(rest.len());
-        let scale = match &rest[..unit_len] {
-            "ms" => 0.001,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
+        let unit: u128 = match &rest[..unit_len] {
+            "ms" => 1_000_000,
+            "s" => 1_000_000_000,
+            "m" => 60_000_000_000,
+            "h" => 3_600_000_000_000,
             _ => return Err(bad()),
         };
         rest = &rest[unit_len..];
-        total += number * scale;
+        let whole: u128 = if whole.is_empty() {
+            0
+        } else {
+            whole.parse().map_err(|_| bad())?
+        };
+        // Digits past the nanosecond are dropped.
+        let mut part = 0u128;
+        let mut scale = unit;
+        for d in fraction.bytes() {
+            scale /= 10;
+            part += u128::from(d - b'0') * scale;
+        }
+        total = whole
+            .checked_mul(unit)
+            .and_then(|n| n.checked_add(part))
+            .and_then(|n| n.checked_add(total))
+            .ok_or_else(bad)?;
     }
-    Duration::try_from_secs_f64(total).map_err(|_| bad())
+    let secs = u64::try_from(total / 1_000_000_000).map_err(|_| bad())?;
+    Ok(Duration::new(secs, (total % 1_000_000_000) as u32))
 }
 
 /// Writes a duration the way [`parse_duration`] reads it.

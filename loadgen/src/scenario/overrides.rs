@@ -24,6 +24,9 @@ impl FromStr for Override {
         if path.is_empty() {
             return Err(format!("{s:?}: the path before '=' is empty"));
         }
+        if path.split('.').any(str::is_empty) {
+            return Err(format!("{s:?}: the path {path:?} has an empty part, e.g. load.users"));
+        }
         let value = toml::from_str::<toml::Table>(&format!("v = {raw}"))
             .ok()
             .and_then(|mut t| t.remove("v"))

@@ -87,6 +87,24 @@ pub async fn run(text: &str) -> Results {
     Results::from_run(&out, None)
 }
 
+/// A server on a free port whose every connection `serve` answers, for targets that misbehave on
+/// purpose; answers its base URL.
+pub async fn tcp_server<F, Fut>(serve: F) -> String
+where
+    F: Fn(tokio::net::TcpStream) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((sock, _)) = listener.accept().await else { return };
+            tokio::spawn(serve(sock));
+        }
+    });
+    format!("http://{addr}")
+}
+
 /// A fresh database on the server in `STAMPEDE_TEST_PG`, dropped at the end.
 pub struct TestDb {
     admin: String,

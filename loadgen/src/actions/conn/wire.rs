@@ -124,7 +124,11 @@ pub fn parse_chunk(buf: &[u8]) -> Chunk {
             Chunk::Incomplete
         };
     }
-    if buf.len() < start + size + 2 {
+    // A size no body could have (`ffffffffffffffff`) is malformed, not an overflow.
+    let Some(end) = start.checked_add(size).and_then(|e| e.checked_add(2)) else {
+        return Chunk::Malformed;
+    };
+    if buf.len() < end {
         return Chunk::Incomplete;
     }
     if &buf[start + size..start + size + 2] != b"\r\n" {
@@ -133,7 +137,7 @@ pub fn parse_chunk(buf: &[u8]) -> Chunk {
     Chunk::Data {
         start,
         len: size,
-        next: start + size + 2,
+        next: end,
     }
 }
 
@@ -170,5 +174,76 @@ mod tests {
     fn header_tokens() {
         assert!(contains_token(b"keep-alive, Close", b"close"));
         assert!(!contains_token(b"closed", b"close"));
+    }
+
+    mod generated {
+        use proptest::prelude::*;
+
+        use super::super::*;
+
+        /// `body` sent chunked in pieces of `sizes` (cycled), with a chunk extension when `ext`.
+        fn chunked(body: &[u8], sizes: &[usize], ext: bool) -> Vec<u8> {
+            let mut out = Vec::new();
+            let mut rest = body;
+            for size in sizes.iter().cycle() {
+                if rest.is_empty() {
+                    break;
+                }
+                let (piece, tail) = rest.split_at((*size).min(rest.len()));
+                out.extend_from_slice(format!("{:x}{}\r\n", piece.len(), if ext { ";x=1" } else { "" }).as_bytes());
+                out.extend_from_slice(piece);
+                out.extend_from_slice(b"\r\n");
+                rest = tail;
+            }
+            out.extend_from_slice(b"0\r\n\r\n");
+            out
+        }
+
+        /// Decode a whole chunked body as the request loop walks it.
+        fn decode(buf: &[u8]) -> Result<Vec<u8>, String> {
+            let mut out = Vec::new();
+            let mut pos = 0;
+            loop {
+                match parse_chunk(&buf[pos..]) {
+                    Chunk::Data { start, len, next } => {
+                        out.extend_from_slice(&buf[pos + start..pos + start + len]);
+                        pos += next;
+                    }
+                    Chunk::Last => return Ok(out),
+                    other => return Err(format!("{other:?} at {pos}")),
+                }
+            }
+        }
+
+        proptest! {
+            #[test]
+            fn prop_any_bytes_are_a_head_a_chunk_or_an_error_never_a_panic(
+                bytes in proptest::collection::vec(any::<u8>(), 0..2048),
+            ) {
+                let _ = parse_head(&bytes, false);
+                let _ = parse_head(&bytes, true);
+                let _ = parse_chunk(&bytes);
+            }
+
+            #[test]
+            fn prop_huge_chunk_sizes_are_malformed(hex in "[0-9a-fA-F]{16,40}") {
+                let line = format!("{hex}\r\nabc");
+                prop_assert!(matches!(parse_chunk(line.as_bytes()), Chunk::Malformed | Chunk::Incomplete));
+            }
+
+            #[test]
+            fn prop_chunked_bodies_decode_to_what_was_sent_and_every_prefix_waits(
+                body in proptest::collection::vec(any::<u8>(), 0..3000),
+                sizes in proptest::collection::vec(1usize..700, 1..8),
+                ext in any::<bool>(),
+            ) {
+                let wire = chunked(&body, &sizes, ext);
+                prop_assert_eq!(decode(&wire).unwrap(), body);
+                // Cut anywhere, what has arrived is a chunk or "more to come", never malformed.
+                for cut in 0..wire.len() {
+                    prop_assert!(!matches!(parse_chunk(&wire[..cut]), Chunk::Malformed), "cut at {}", cut);
+                }
+            }
+        }
     }
 }

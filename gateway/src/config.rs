@@ -199,6 +199,15 @@ pub struct ServeArgs {
     #[arg(long, env = "SLEEP_TOOL_MAX_MS", default_value_t = 10_000)]
     pub sleep_tool_max_ms: u64,
 
+    /// Connections served at once; more wait in the listen backlog until one closes.
+    #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 16_384)]
+    pub max_connections: usize,
+
+    /// Once a request's first byte has come, how long its head may take before the connection is cut
+    /// (slow clients that trickle headers hold nothing longer), e.g. `10s`.
+    #[arg(long, env = "HEADER_READ_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub header_read_timeout: Duration,
+
     /// After SIGINT/SIGTERM, how long in-flight requests may take before the gateway exits (seconds).
     #[arg(long, env = "SHUTDOWN_TIMEOUT", default_value = "10", value_parser = parse_seconds)]
     pub shutdown_timeout: Duration,

@@ -117,6 +117,12 @@ async fn the_request_loop_allocates_nothing_per_request_once_warm() {
     let (allocs, requests) = (marks[1].0 - marks[0].0, marks[1].1 - marks[0].1);
     println!("steady part: {requests} requests, {allocs} allocations on the load threads");
     assert!(requests > 1000, "the run made too few requests to tell: {requests}");
+    // The counter sees the load threads at all (warming up allocates: users' buffers, connections):
+    // were they renamed, it would count nothing and pass whatever the loop did.
+    assert!(
+        marks[0].0 > 0,
+        "no allocation seen on a `stampede-load-*` thread while warming up: is the counter blind?"
+    );
     assert!(
         out.timeline.totals_all().failed == 0,
         "every request answered: {:?}",

@@ -1,5 +1,6 @@
 //! A hostile target: a server that accepts and never answers, answers a byte a second, sends a chunked
-//! body that never ends, a 100 MiB body, a body that is not UTF-8, or closes the connection unanswered.
+//! body that never ends, a 100 MiB body, a body that is not UTF-8, closes the connection unanswered, or
+//! sends an SSE event of 10 MiB.
 //! The request loop stays within its timeout (1 s here), classifies each, holds no more than a bound of
 //! memory (a 100 MiB body is read through, not kept), and the run ends on time.
 
@@ -79,6 +80,23 @@ async fn serve(mut sock: tokio::net::TcpStream) {
                 .await
             }
             "/hang-up" => return,
+            "/sse-huge" => {
+                // A legacy SSE stream: its endpoint, then one event of 10 MiB.
+                let mut out = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n\r\n\
+                                event: endpoint\ndata: /message?session_id=x\n\nevent: message\ndata: "
+                    .to_vec();
+                let _ = sock.write_all(&out).await;
+                out.clear();
+                out.resize(1 << 20, b'x');
+                for _ in 0..10 {
+                    if sock.write_all(&out).await.is_err() {
+                        return;
+                    }
+                }
+                let _ = sock.write_all(b"\n\n").await;
+                tokio::time::sleep(Duration::from_secs(3600)).await;
+                return;
+            }
             _ => sock.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok").await,
         };
         if written.is_err() {
@@ -107,10 +125,11 @@ async fn every_hostile_answer_is_classified_within_the_timeout_and_memory_stays_
             "[[actions]]\nname = \"{name}\"\nkind = \"http\"\npath = \"/{name}\"\n"
         ));
     }
+    text.push_str("[[actions]]\nname = \"sse-huge\"\nkind = \"sse\"\npath = \"/sse-huge\"\nhold = \"500ms\"\n");
     let started = Instant::now();
     let r = run(&text).await;
     let took = started.elapsed();
-    for name in cases {
+    for name in cases.iter().chain(&["sse-huge"]) {
         let a = action(&r, name);
         eprintln!(
             "{name}: {} done, failures {:?}, p99 {:?} ms, errors {:?}",
@@ -145,6 +164,15 @@ async fn every_hostile_answer_is_classified_within_the_timeout_and_memory_stays_
     let hang = action(&r, "hang-up");
     assert_eq!(hang.failures.get(&FailureKind::Protocol), Some(&hang.summary.count));
     assert!(hang.errors.keys().any(|e| e.contains("closed")), "{:?}", hang.errors);
+    // An event of 10 MiB ends its session as an error (the parser's bound is 1 MiB), not memory.
+    eprintln!("sse: {:?}", r.sse);
+    assert!(r.sse.opened > 0 && r.sse.errored == r.sse.opened, "{:?}", r.sse);
+    let sse = action(&r, "sse-huge");
+    assert!(
+        sse.errors.keys().any(|e| e.contains("larger than 1024 KiB")),
+        "{:?}",
+        sse.errors
+    );
     // The well-behaved path is unaffected by its neighbours: answered, and fast.
     let fine = action(&r, "fine");
     assert!(fine.summary.count > 5 && fine.summary.failed == 0, "{:?}", fine.summary);

@@ -92,6 +92,11 @@ pub fn run_ui(mut app: App, mut inputs: Inputs) -> anyhow::Result<App> {
             app.step_playback();
             last_step = Instant::now();
         }
+        // Stopped from outside (SIGINT, SIGTERM): as if q had been pressed.
+        if !quitting && inputs.interrupt.as_ref().is_some_and(|tx| *tx.borrow()) {
+            quitting = true;
+            app.status = Some("interrupted: stopping the load, writing the results…".into());
+        }
         if quitting && app.finished {
             break;
         }

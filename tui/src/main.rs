@@ -113,6 +113,22 @@ fn run(plan: Scenario, file: PathBuf, out: Option<PathBuf>) -> anyhow::Result<Ex
     let cell = Arc::new(tokio::sync::watch::Sender::new(None));
     let snapshots = cell.subscribe();
     let (interrupt_tx, interrupt_rx) = tokio::sync::watch::channel(false);
+    // SIGINT or SIGTERM (`kill`, a supervisor) stops the run as `q` does: the load stops, the results
+    // are written marked incomplete, the terminal is restored. Installed before the load starts.
+    let signalled = interrupt_tx.clone();
+    let signals = {
+        let _guard = rt.enter();
+        use tokio::signal::unix::{SignalKind, signal};
+        (signal(SignalKind::interrupt())?, signal(SignalKind::terminate())?)
+    };
+    rt.spawn(async move {
+        let (mut interrupt, mut terminate) = signals;
+        tokio::select! {
+            _ = interrupt.recv() => {},
+            _ = terminate.recv() => {},
+        }
+        signalled.send_replace(true);
+    });
     let (status_tx, status_rx) = tokio::sync::watch::channel(None);
     let engine = rt.spawn(async move {
         let output = engine::run(plan, RunOptions { snapshots: Some(cell) }, interrupt_rx).await?;

@@ -230,6 +230,40 @@ fn q_mid_run_stops_the_load_writes_the_results_marked_incomplete_and_exits() {
 }
 
 #[test]
+fn sigterm_and_sigint_stop_a_run_as_q_does() {
+    for signal in ["TERM", "INT"] {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join(format!("signalled-{signal}.json"));
+        let command = format!(
+            "NO_COLOR=1 {} run {} --users 10 --duration 60s -o {}",
+            env!("CARGO_BIN_EXE_stampede-tui"),
+            scenario("ci-smoke.toml").display(),
+            out.display()
+        );
+        let session = Session::start(&format!("sig{signal}"), &command);
+        wait_long(&session.0, "the load under way", Duration::from_secs(60), |s| {
+            s.contains("steady") || s.contains("3s elapsed")
+        });
+        let pid = tmux(&["list-panes", "-t", &session.0, "-F", "#{pane_pid}"]);
+        // The pane runs `sh -c`; the dashboard is its child.
+        let kill = Command::new("pkill")
+            .args([&format!("-{signal}"), "-P", pid.trim(), "-f", "stampede-tui"])
+            .status()
+            .unwrap();
+        assert!(kill.success(), "pkill found the dashboard");
+        assert_eq!(
+            session.exit_code(Duration::from_secs(20)),
+            130,
+            "SIG{signal}: interrupted"
+        );
+        session.assert_terminal_restored();
+        let r = read_results(&out);
+        assert_eq!(r["complete"], false, "SIG{signal}");
+        assert!(r["totals"]["count"].as_u64().unwrap() > 0);
+    }
+}
+
+#[test]
 fn attach_follows_a_run_to_its_end_and_q_leaves() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("attached.json");

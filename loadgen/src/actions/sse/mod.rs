@@ -124,6 +124,40 @@ const KEEP_EVENT: usize = 4 << 10;
 /// Why a session ended before its endpoint event: the kind, the status when there was one, the text.
 type Refused = (FailureKind, Option<u16>, String);
 
+/// How a stream stopped before the client ended it: the server ended it (closed it, or said it is
+/// shutting down), or it broke (unreadable framing, an event over the parser's bound, a bad message).
+#[derive(Debug)]
+enum StreamEnd {
+    Ended(&'static str),
+    Broken(String),
+}
+
+impl StreamEnd {
+    fn message(&self) -> String {
+        match self {
+            StreamEnd::Ended(why) => (*why).to_owned(),
+            StreamEnd::Broken(msg) => msg.clone(),
+        }
+    }
+}
+
+/// How a session ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SessionEnd {
+    Client,
+    Server,
+    Error,
+}
+
+impl From<&StreamEnd> for SessionEnd {
+    fn from(end: &StreamEnd) -> SessionEnd {
+        match end {
+            StreamEnd::Ended(_) => SessionEnd::Server,
+            StreamEnd::Broken(_) => SessionEnd::Error,
+        }
+    }
+}
+
 /// The session's stream: the connection it is read from and the parser of its events.
 struct Stream<'a> {
     conn: &'a mut Conn,
@@ -132,16 +166,16 @@ struct Stream<'a> {
 
 impl Stream<'_> {
     /// Read until `pick` answers `Some` for an event; `Err` when the stream ends or breaks first.
-    async fn next_event<T>(&mut self, mut pick: impl FnMut(&[u8], &str) -> Option<T>) -> Result<T, String> {
+    async fn next_event<T>(&mut self, mut pick: impl FnMut(&[u8], &str) -> Option<T>) -> Result<T, StreamEnd> {
         loop {
             match self.conn.next_data().await {
                 Ok(Some(bytes)) => {
-                    if let Some(found) = self.events.feed(bytes, &mut pick)? {
+                    if let Some(found) = self.events.feed(bytes, &mut pick).map_err(StreamEnd::Broken)? {
                         return Ok(found);
                     }
                 }
-                Ok(None) => return Err("the server ended the stream".into()),
-                Err((_, msg)) => return Err(msg),
+                Ok(None) => return Err(StreamEnd::Ended("the server ended the stream")),
+                Err((_, msg)) => return Err(StreamEnd::Broken(msg)),
             }
         }
     }
@@ -190,17 +224,33 @@ async fn session(
     gauges.opened.fetch_add(1, Ordering::Relaxed);
 
     // 2. Requests through the session, replies timed on the stream.
-    let mut server_closed = match slots.extra(0) {
+    let mut end = match slots.extra(0) {
         Some(reply_slot) => talk(a, env, reply_slot, &endpoint, &mut stream, values).await,
-        None => false,
+        None => SessionEnd::Client,
     };
 
     // 3. Hold (the end of the load shortens it), 4. close.
     stream.events.trim(KEEP_EVENT);
-    if !server_closed {
-        server_closed = hold(env, a.hold, &mut stream).await;
+    if end == SessionEnd::Client {
+        let held = Instant::now();
+        if let Some(stopped) = hold(env, a.hold, &mut stream).await {
+            end = SessionEnd::from(&stopped);
+            // A stream that broke while held is a failure of the session, with its reason.
+            if let StreamEnd::Broken(msg) = &stopped {
+                env.recorder.record(
+                    slots.main,
+                    &Sample {
+                        latency: held.elapsed(),
+                        outcome: Outcome::Failed(FailureKind::Protocol),
+                        status: Some(200),
+                        rpc_error: None,
+                        error: Some(msg),
+                    },
+                );
+            }
+        }
     }
-    let counter = close_counter(gauges, server_closed, a.close, a.rst);
+    let counter = close_counter(gauges, end, a.close, a.rst);
     // Either way the connection goes: the stream never ends by itself. Abrupt with `rst` resets it.
     stream.conn.cut(a.close == CloseMode::Abrupt && a.rst);
     counter.fetch_add(1, Ordering::Relaxed);
@@ -223,11 +273,10 @@ async fn open(env: &Env, stream: &mut Stream<'_>, url: &str) -> Result<String, R
     let endpoint = stream
         .next_event(|name, data| (name == b"endpoint").then(|| data.to_owned()))
         .await
-        .map_err(|msg| {
-            let msg = if msg == "the server ended the stream" {
-                "stream ended before the endpoint event".to_owned()
-            } else {
-                msg
+        .map_err(|end| {
+            let msg = match end {
+                StreamEnd::Ended(_) => "stream ended before the endpoint event".to_owned(),
+                StreamEnd::Broken(msg) => msg,
             };
             (FailureKind::Protocol, None, msg)
         })?;
@@ -251,8 +300,8 @@ fn absolute(base: &str, endpoint: &str) -> Option<String> {
     Some(format!("{}/{path}", &base[..origin_len]))
 }
 
-/// Send each request through the session and time its reply on the stream; answers whether the
-/// server ended the stream on the way.
+/// Send each request through the session and time its reply on the stream; answers how the session
+/// stands: still the client's, or ended on the way.
 async fn talk(
     a: &Sse,
     env: &Env,
@@ -260,7 +309,7 @@ async fn talk(
     endpoint: &str,
     stream: &mut Stream<'_>,
     values: &mut (impl Values + Send),
-) -> bool {
+) -> SessionEnd {
     for (n, request) in a.requests.iter().enumerate() {
         let id = n as u64 + 1;
         let mut body = format!(
@@ -280,7 +329,7 @@ async fn talk(
             .body(body)
             .send()
             .await;
-        let mut server_closed = false;
+        let mut end = SessionEnd::Client;
         let (outcome, status, rpc_error, error) = match post {
             Err(e) => (Outcome::Failed(classify_reqwest(&e)), None, None, Some(error_chain(&e))),
             Ok(resp) if resp.status().as_u16() != 202 => (
@@ -296,9 +345,14 @@ async fn talk(
                     None,
                     Some("no reply on the stream in time".into()),
                 ),
-                Ok(Err(msg)) => {
-                    server_closed = true;
-                    (Outcome::Failed(FailureKind::Protocol), Some(202), None, Some(msg))
+                Ok(Err(stopped)) => {
+                    end = SessionEnd::from(&stopped);
+                    (
+                        Outcome::Failed(FailureKind::Protocol),
+                        Some(202),
+                        None,
+                        Some(stopped.message()),
+                    )
                 }
                 Ok(Ok(Some(code))) => (Outcome::Failed(FailureKind::JsonRpc), Some(202), Some(code), None),
                 Ok(Ok(None)) => (Outcome::Ok, Some(202), None, None),
@@ -314,30 +368,32 @@ async fn talk(
                 error: error.as_deref(),
             },
         );
-        if server_closed {
-            return true;
+        if end != SessionEnd::Client {
+            return end;
         }
     }
-    false
+    SessionEnd::Client
 }
 
 /// Keep the stream open for a sampled time, or until the load ends, reading (and parsing) what the
-/// server sends; answers whether the server ended it first.
-async fn hold(env: &Env, hold: DurRange, stream: &mut Stream<'_>) -> bool {
+/// server sends; answers how the stream stopped if it did first.
+async fn hold(env: &Env, hold: DurRange, stream: &mut Stream<'_>) -> Option<StreamEnd> {
     let hold = hold.sample(&mut fastrand::Rng::new());
     let mut stop = env.soft_stop.clone();
     tokio::select! {
-        _ = tokio::time::sleep(hold) => false,
-        _ = stop.wait_for(|s| *s) => false,
+        _ = tokio::time::sleep(hold) => None,
+        _ = stop.wait_for(|s| *s) => None,
         // Nothing is ever picked: this ends only with the stream.
-        _ = stream.next_event(|_, _| None::<()>) => true,
+        end = stream.next_event(|_, _| None::<()>) => end.err(),
     }
 }
 
 /// The counter a session's end goes to.
-fn close_counter(g: &StreamGauges, server_closed: bool, close: CloseMode, rst: bool) -> &AtomicU64 {
-    if server_closed {
-        return &g.server_closed;
+fn close_counter(g: &StreamGauges, end: SessionEnd, close: CloseMode, rst: bool) -> &AtomicU64 {
+    match end {
+        SessionEnd::Server => return &g.server_closed,
+        SessionEnd::Error => return &g.errored,
+        SessionEnd::Client => {}
     }
     match (close, rst) {
         (CloseMode::Abrupt, true) => &g.closed_rst,
@@ -359,19 +415,19 @@ fn classify_reqwest(e: &reqwest::Error) -> FailureKind {
 }
 
 /// Wait for the `message` whose id is `id`; answer its JSON-RPC error code, if any.
-async fn reply_event(stream: &mut Stream<'_>, id: u64) -> Result<Option<i64>, String> {
+async fn reply_event(stream: &mut Stream<'_>, id: u64) -> Result<Option<i64>, StreamEnd> {
     stream
         .next_event(|name, data| match name {
             b"message" => match jsonrpc::parse(data.as_bytes()) {
-                Err(e) => Some(Err(format!("bad message: {e}"))),
-                Ok((None, _)) => Some(Err("bad message: missing field `id`".to_owned())),
+                Err(e) => Some(Err(StreamEnd::Broken(format!("bad message: {e}")))),
+                Ok((None, _)) => Some(Err(StreamEnd::Broken("bad message: missing field `id`".to_owned()))),
                 Ok((Some(reply_id), reply)) if reply_id == id => Some(Ok(match reply {
                     Reply::Error(code) => Some(code),
                     Reply::Result | Reply::Neither => None,
                 })),
                 Ok(_) => None,
             },
-            b"shutdown" => Some(Err("the server is shutting down".to_owned())),
+            b"shutdown" => Some(Err(StreamEnd::Ended("the server is shutting down"))),
             _ => None,
         })
         .await?

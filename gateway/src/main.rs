@@ -36,9 +36,13 @@ enum Command {
 }
 
 /// Exit 0 when stopped by a signal after draining, 1 when it could not start or serve (the error in one
-/// line with its causes — no backtrace, even with RUST_BACKTRACE set: it is a message for a person).
+/// line with its causes — no backtrace, even with RUST_BACKTRACE set: it is a message for a person), 2
+/// for a command line it cannot take (one line, as `stampede` says it).
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
+    };
     let outcome = match cli.command {
         Command::Serve(args) => {
             tracing_subscriber::fmt()
@@ -86,4 +90,21 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Help and version as clap prints them; a mistake as one line naming it, exit 2.
+fn usage_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        let _ = e.print();
+        return ExitCode::from(e.exit_code() as u8);
+    }
+    let rendered = e.render().to_string();
+    let line = rendered.lines().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
+    let line = line.strip_prefix("error: ").unwrap_or(line);
+    let _ = writeln!(std::io::stderr(), "stampede-gateway: {line} (stampede-gateway --help)");
+    ExitCode::from(2)
 }

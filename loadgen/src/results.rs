@@ -283,9 +283,11 @@ impl Results {
 
     /// `results/runs/<scenario>-<timestamp>.json`.
     pub fn default_path(&self) -> PathBuf {
-        // The same name the run had in its live metrics (`data::run_label`).
-        let stamp: String = self.started_at.chars().filter(|c| c.is_ascii_alphanumeric()).collect();
-        PathBuf::from("results/runs").join(format!("{}-{stamp}.json", self.scenario.name))
+        // The name the run had in its live metrics.
+        PathBuf::from("results/runs").join(format!(
+            "{}.json",
+            crate::data::run_label(&self.scenario.name, &self.started_at)
+        ))
     }
 
     /// Write to a temporary file beside `path`, sync, rename: a reader never sees half a file.

@@ -26,6 +26,14 @@ fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// `stampede ARGS --json --quiet -o <scratch>`, its summary checked against its schema.
+fn json_run(args: &[&str]) -> Value {
+    let out = scratch();
+    let mut all = args.to_vec();
+    all.extend(["--json", "--quiet", "-o", &out]);
+    summary(&stampede(&all))
+}
+
 /// `--json`'s output, checked against schemas/summary.schema.json.
 fn summary(out: &Output) -> Value {
     assert!(out.status.success(), "exit {:?}: {}", out.status.code(), stderr(out));
@@ -185,63 +193,19 @@ fn method_headers_and_body_are_sent_as_given() {
     let body = r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#;
     let auth = format!("Authorization: Bearer {token}");
     // With the header and the body: the gateway answers 200.
-    let with = summary(&stampede(&[
-        &rpc,
-        "-m",
-        "POST",
-        "-H",
-        &auth,
-        "-d",
-        body,
-        "-n",
-        "20",
-        "-c",
-        "2",
-        "--json",
-        "--quiet",
-        "-o",
-        &scratch(),
-    ]));
+    let with = json_run(&[&rpc, "-m", "POST", "-H", &auth, "-d", body, "-n", "20", "-c", "2"]);
     assert_eq!(with["statuses"]["200"], 20, "{with}");
     // Without the header: 401, a failed status. Without the body: the gateway refuses it as bad JSON.
-    let without = summary(&stampede(&[
-        &rpc,
-        "-m",
-        "POST",
-        "-d",
-        body,
-        "-n",
-        "5",
-        "-c",
-        "1",
-        "--json",
-        "--quiet",
-        "-o",
-        &scratch(),
-    ]));
+    let without = json_run(&[&rpc, "-m", "POST", "-d", body, "-n", "5", "-c", "1"]);
     assert_eq!(without["statuses"]["401"], 5, "{without}");
     assert_eq!(without["failures"]["status"], 5, "{without}");
-    let empty = summary(&stampede(&[
-        &rpc,
-        "-m",
-        "POST",
-        "-H",
-        &auth,
-        "-n",
-        "5",
-        "-c",
-        "1",
-        "--json",
-        "--quiet",
-        "-o",
-        &scratch(),
-    ]));
+    let empty = json_run(&[&rpc, "-m", "POST", "-H", &auth, "-n", "5", "-c", "1"]);
     assert_eq!(empty["ok"], 0, "an empty body is not a JSON-RPC request: {empty}");
     // The body from a file, with its own content-type.
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("body.json");
     std::fs::write(&file, body).unwrap();
-    let from_file = summary(&stampede(&[
+    let from_file = json_run(&[
         &rpc,
         "-m",
         "POST",
@@ -255,11 +219,7 @@ fn method_headers_and_body_are_sent_as_given() {
         "5",
         "-c",
         "1",
-        "--json",
-        "--quiet",
-        "-o",
-        &scratch(),
-    ]));
+    ]);
     assert_eq!(from_file["statuses"]["200"], 5, "{from_file}");
 }
 
@@ -284,7 +244,7 @@ fn a_crossed_threshold_exits_1_and_a_rate_is_kept() {
     assert_eq!(s["statuses"]["404"], 50, "{s}");
 
     // The open model: 100 a second for 3 s, whatever the target's speed.
-    let s = summary(&stampede(&[
+    let s = json_run(&[
         &format!("{}/health", gw.url),
         "-q",
         "100",
@@ -294,11 +254,7 @@ fn a_crossed_threshold_exits_1_and_a_rate_is_kept() {
         "3s",
         "--threshold",
         "failure_rate < 1%",
-        "--json",
-        "--quiet",
-        "-o",
-        &scratch(),
-    ]));
+    ]);
     let n = s["requests"].as_u64().unwrap();
     assert!((285..=305).contains(&n), "about 300 arrivals in 3 s at 100/s: {s}");
     assert_eq!(s["thresholds"][0]["verdict"], "pass", "{s}");

@@ -151,28 +151,22 @@ async fn serve_badly(mut sock: tokio::net::TcpStream) {
     let mut chunk = [0u8; 4096];
     loop {
         // One request: its head, then its body by Content-Length.
-        let head_end = loop {
-            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                break i + 4;
-            }
-            match sock.read(&mut chunk).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            }
+        let Some(head) = common::read_head(&mut sock, &mut buf).await else {
+            return;
         };
-        let head = String::from_utf8_lossy(&buf[..head_end]).to_lowercase();
+        let head = head.to_lowercase();
         let len: usize = head
             .lines()
             .find_map(|l| l.strip_prefix("content-length:"))
             .map_or(0, |v| v.trim().parse().unwrap());
-        while buf.len() < head_end + len {
+        while buf.len() < len {
             match sock.read(&mut chunk).await {
                 Ok(0) | Err(_) => return,
                 Ok(n) => buf.extend_from_slice(&chunk[..n]),
             }
         }
-        let body = String::from_utf8_lossy(&buf[head_end..head_end + len]).into_owned();
-        buf.drain(..head_end + len);
+        let body = String::from_utf8_lossy(&buf[..len]).into_owned();
+        buf.drain(..len);
         let path = head.split_whitespace().nth(1).unwrap_or("/").to_owned();
         let good_init = br#"{"jsonrpc":"2.0","id":1,"result":{"protocolVersion":"2025-03-26","capabilities":{},"serverInfo":{"name":"bad","version":"0"}}}"#;
         let answer: Vec<u8> = if head.starts_with("delete ") {

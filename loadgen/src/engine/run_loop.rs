@@ -75,7 +75,7 @@ impl<'a> RunLoop<'a> {
             load_ended: None,
             hard_at: None,
             driver: Some(driver),
-            run_label: crate::data::run_label(&ctx_name, started_at),
+            run_label: crate::data::run_label(&ctx_name, &humantime::format_rfc3339_seconds(started_at).to_string()),
         };
         run.publish(None, run.ctx.phase().0, false, Duration::ZERO);
         run

@@ -105,6 +105,25 @@ where
     format!("http://{addr}")
 }
 
+/// The next request head on `sock` (`buf` keeps what was read past it), or None when the client has
+/// gone: for the hand-written servers above.
+pub async fn read_head(sock: &mut tokio::net::TcpStream, buf: &mut Vec<u8>) -> Option<String> {
+    use tokio::io::AsyncReadExt as _;
+    let mut chunk = [0u8; 4096];
+    let end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        match sock.read(&mut chunk).await {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    };
+    let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+    buf.drain(..end);
+    Some(head)
+}
+
 /// A fresh database on the server in `STAMPEDE_TEST_PG`, dropped at the end.
 pub struct TestDb {
     admin: String,

@@ -89,10 +89,13 @@ test: lint
 ## fuzz: the generated-input properties (every parser, the round trips) with many more cases than
 ##       `make test` runs: FUZZ_CASES per property (default 20000; minutes each). A failure prints the
 ##       smallest input that fails; proptest keeps it beside the test (*.proptest-regressions) and runs it
-##       first next time.
+##       first next time. Then schemathesis against the gateway on both backends, FUZZ_EXAMPLES per
+##       operation (default 500) with a new seed, which it prints.
 FUZZ_CASES ?= 20000
+FUZZ_EXAMPLES ?= 500
 fuzz:
-	PROPTEST_CASES=$(FUZZ_CASES) $(CARGO) nextest run --workspace --no-fail-fast -E 'test(/prop_/)'
+	PROPTEST_CASES=$(FUZZ_CASES) STAMPEDE_SCHEMATHESIS_EXAMPLES=$(FUZZ_EXAMPLES) STAMPEDE_SCHEMATHESIS_SEED=random \
+	  scripts/test.sh --no-capture -E 'test(/prop_/) | test(/schemathesis/)'
 
 lint:
 	$(CARGO) fmt --all -- --check

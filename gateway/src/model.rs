@@ -3,6 +3,7 @@
 
 use std::fmt;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize, Serializer};
 use serde_json::value::RawValue;
 
@@ -64,6 +65,9 @@ pub fn new_id() -> String {
     uuid::Uuid::new_v4().simple().to_string()
 }
 
+/// What `is_valid_id` accepts, for the API's document.
+pub const ID_PATTERN: &str = "^[0-9a-f]{32}$";
+
 pub fn is_valid_id(id: &str) -> bool {
     id.len() == 32 && id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
@@ -79,9 +83,10 @@ fn raw_json<S: Serializer>(text: &str, s: S) -> Result<S::Ok, S::Error> {
     raw.serialize(s)
 }
 
-#[derive(Debug, Clone, sqlx::FromRow, Serialize)]
+#[derive(Debug, Clone, sqlx::FromRow, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Gateway {
+    #[schemars(pattern(ID_PATTERN))]
     pub id: String,
     pub name: String,
     pub url: String,
@@ -93,9 +98,10 @@ pub struct Gateway {
     pub updated_at: String,
 }
 
-#[derive(Debug, Clone, sqlx::FromRow, Serialize)]
+#[derive(Debug, Clone, sqlx::FromRow, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Tool {
+    #[schemars(pattern(ID_PATTERN))]
     pub id: String,
     pub name: String,
     pub url: Option<String>,
@@ -103,6 +109,7 @@ pub struct Tool {
     pub integration_type: String,
     pub request_type: String,
     #[serde(serialize_with = "raw_json")]
+    #[schemars(with = "serde_json::Map<String, serde_json::Value>")]
     pub input_schema: String,
     pub gateway_id: Option<String>,
     pub enabled: bool,
@@ -115,9 +122,10 @@ pub struct Tool {
     pub original_name: Option<String>,
 }
 
-#[derive(Debug, Clone, sqlx::FromRow, Serialize)]
+#[derive(Debug, Clone, sqlx::FromRow, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Server {
+    #[schemars(pattern(ID_PATTERN))]
     pub id: String,
     pub name: String,
     pub description: Option<String>,
@@ -128,14 +136,16 @@ pub struct Server {
     pub associated_tools: Vec<String>,
 }
 
-#[derive(Debug, Clone, sqlx::FromRow, Serialize)]
+#[derive(Debug, Clone, sqlx::FromRow, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Prompt {
+    #[schemars(pattern(ID_PATTERN))]
     pub id: String,
     pub name: String,
     pub description: Option<String>,
     pub template: String,
     #[serde(serialize_with = "raw_json")]
+    #[schemars(with = "Vec<PromptArgument>")]
     pub arguments: String,
     pub gateway_id: Option<String>,
     pub enabled: bool,
@@ -143,9 +153,10 @@ pub struct Prompt {
     pub updated_at: String,
 }
 
-#[derive(Debug, Clone, sqlx::FromRow, Serialize)]
+#[derive(Debug, Clone, sqlx::FromRow, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Resource {
+    #[schemars(pattern(ID_PATTERN))]
     pub id: String,
     pub uri: String,
     pub name: String,
@@ -159,7 +170,7 @@ pub struct Resource {
 }
 
 /// Any one entity, serialized as itself.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 #[serde(untagged)]
 pub enum Entity {
     Gateway(Gateway),
@@ -198,13 +209,44 @@ fn invalid(field: &'static str, problem: impl Into<String>) -> InvalidField {
 
 const MAX_NAME: usize = 255;
 const MAX_TEXT: usize = 64 * 1024;
+const MAX_URL: usize = 2048;
+const MAX_ASSOCIATED: usize = 10_000;
+
+// The checks below, as JSON Schema patterns for /openapi.json. Limits count characters, as JSON
+// Schema's maxLength does; the white space is Rust's `char::is_whitespace`, spelled out, because
+// `\s` means something else in each regex dialect a client may use.
+
+/// Free text: anything but NUL (PostgreSQL's text cannot hold one).
+pub const TEXT_PATTERN: &str = r"^[^\u0000]*$";
+/// A name: free text with at least one character that is not white space.
+pub const NAME_PATTERN: &str =
+    r"^[^\u0000]*[^\u0000\t\n\u000b\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\u0000]*$";
+/// An http(s) URL.
+pub const URL_PATTERN: &str = r"^https?://[^\u0000]*$";
+pub const TRANSPORTS: &[&str] = &["SSE", "STREAMABLEHTTP"];
+pub const INTEGRATION_TYPES: &[&str] = &["REST", "MCP"];
+pub const REQUEST_TYPES: &[&str] = &[
+    "GET",
+    "POST",
+    "PUT",
+    "PATCH",
+    "DELETE",
+    "SSE",
+    "STDIO",
+    "STREAMABLEHTTP",
+];
+
+fn too_long(value: &str, max: usize) -> bool {
+    // Bytes bound characters from above; count them only when it could matter.
+    value.len() > max && value.chars().count() > max
+}
 
 fn check_text(field: &'static str, value: &str, max: usize) -> Result<(), InvalidField> {
     if value.trim().is_empty() {
         return Err(invalid(field, "must not be empty"));
     }
-    if value.len() > max {
-        return Err(invalid(field, format!("longer than {max} bytes")));
+    if too_long(value, max) {
+        return Err(invalid(field, format!("longer than {max} characters")));
     }
     if value.contains('\0') {
         return Err(invalid(field, "contains a NUL character"));
@@ -212,9 +254,9 @@ fn check_text(field: &'static str, value: &str, max: usize) -> Result<(), Invali
     Ok(())
 }
 
-fn check_optional(field: &'static str, value: &Option<String>) -> Result<(), InvalidField> {
+fn check_optional(field: &'static str, value: Option<&str>) -> Result<(), InvalidField> {
     match value {
-        Some(v) if v.len() > MAX_TEXT => Err(invalid(field, format!("longer than {MAX_TEXT} bytes"))),
+        Some(v) if too_long(v, MAX_TEXT) => Err(invalid(field, format!("longer than {MAX_TEXT} characters"))),
         Some(v) if v.contains('\0') => Err(invalid(field, "contains a NUL character")),
         _ => Ok(()),
     }
@@ -236,7 +278,7 @@ fn check_gateway_ref(value: &Option<String>) -> Result<(), InvalidField> {
 }
 
 fn check_url(field: &'static str, url: &str) -> Result<(), InvalidField> {
-    check_text(field, url, 2048)?;
+    check_text(field, url, MAX_URL)?;
     if url.starts_with("http://") || url.starts_with("https://") {
         Ok(())
     } else {
@@ -244,12 +286,16 @@ fn check_url(field: &'static str, url: &str) -> Result<(), InvalidField> {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 pub struct NewGateway {
+    #[schemars(length(min = 1, max = MAX_NAME), pattern(NAME_PATTERN))]
     pub name: String,
+    #[schemars(length(max = MAX_URL), pattern(URL_PATTERN))]
     pub url: String,
     #[serde(default = "default_transport")]
+    #[schemars(extend("enum" = TRANSPORTS))]
     pub transport: String,
+    #[schemars(length(max = MAX_TEXT), pattern(TEXT_PATTERN))]
     pub description: Option<String>,
 }
 
@@ -261,23 +307,30 @@ impl NewGateway {
     pub fn validate(&self) -> Result<(), InvalidField> {
         check_text("name", &self.name, MAX_NAME)?;
         check_url("url", &self.url)?;
-        check_one_of("transport", &self.transport, &["SSE", "STREAMABLEHTTP"])?;
-        check_optional("description", &self.description)
+        check_one_of("transport", &self.transport, TRANSPORTS)?;
+        check_optional("description", self.description.as_deref())
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 pub struct NewTool {
+    #[schemars(length(min = 1, max = MAX_NAME), pattern(NAME_PATTERN))]
     pub name: String,
+    #[schemars(length(max = MAX_URL), pattern(URL_PATTERN))]
     pub url: Option<String>,
+    #[schemars(length(max = MAX_TEXT), pattern(TEXT_PATTERN))]
     pub description: Option<String>,
     #[serde(default = "default_integration", alias = "integrationType")]
+    #[schemars(extend("enum" = INTEGRATION_TYPES))]
     pub integration_type: String,
     #[serde(default = "default_request_type", alias = "requestType")]
+    #[schemars(extend("enum" = REQUEST_TYPES))]
     pub request_type: String,
     #[serde(default = "default_schema", alias = "inputSchema")]
+    #[schemars(with = "serde_json::Map<String, serde_json::Value>")]
     pub input_schema: serde_json::Value,
     #[serde(alias = "gatewayId")]
+    #[schemars(pattern(ID_PATTERN))]
     pub gateway_id: Option<String>,
 }
 
@@ -297,22 +350,9 @@ impl NewTool {
         if let Some(url) = &self.url {
             check_url("tool.url", url)?;
         }
-        check_optional("tool.description", &self.description)?;
-        check_one_of("tool.integration_type", &self.integration_type, &["REST", "MCP"])?;
-        check_one_of(
-            "tool.request_type",
-            &self.request_type,
-            &[
-                "GET",
-                "POST",
-                "PUT",
-                "PATCH",
-                "DELETE",
-                "SSE",
-                "STDIO",
-                "STREAMABLEHTTP",
-            ],
-        )?;
+        check_optional("tool.description", self.description.as_deref())?;
+        check_one_of("tool.integration_type", &self.integration_type, INTEGRATION_TYPES)?;
+        check_one_of("tool.request_type", &self.request_type, REQUEST_TYPES)?;
         if !self.input_schema.is_object() {
             return Err(invalid("tool.input_schema", "must be a JSON object"));
         }
@@ -320,20 +360,26 @@ impl NewTool {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 pub struct NewServer {
+    #[schemars(length(min = 1, max = MAX_NAME), pattern(NAME_PATTERN))]
     pub name: String,
+    #[schemars(length(max = MAX_TEXT), pattern(TEXT_PATTERN))]
     pub description: Option<String>,
     #[serde(default, alias = "associatedTools")]
+    #[schemars(length(max = MAX_ASSOCIATED), inner(pattern(ID_PATTERN)))]
     pub associated_tools: Vec<String>,
 }
 
 impl NewServer {
     pub fn validate(&self) -> Result<(), InvalidField> {
         check_text("server.name", &self.name, MAX_NAME)?;
-        check_optional("server.description", &self.description)?;
-        if self.associated_tools.len() > 10_000 {
-            return Err(invalid("server.associated_tools", "more than 10000 tools"));
+        check_optional("server.description", self.description.as_deref())?;
+        if self.associated_tools.len() > MAX_ASSOCIATED {
+            return Err(invalid(
+                "server.associated_tools",
+                format!("more than {MAX_ASSOCIATED} tools"),
+            ));
         }
         match self.associated_tools.iter().find(|id| !is_valid_id(id)) {
             Some(_) => Err(invalid(
@@ -345,60 +391,71 @@ impl NewServer {
     }
 }
 
-#[derive(Debug, Deserialize, Serialize)]
+#[derive(Debug, Deserialize, Serialize, JsonSchema)]
 pub struct PromptArgument {
+    #[schemars(length(min = 1, max = MAX_NAME), pattern(NAME_PATTERN))]
     pub name: String,
     #[serde(default)]
+    #[schemars(length(max = MAX_TEXT), pattern(TEXT_PATTERN))]
     pub description: Option<String>,
     #[serde(default)]
     pub required: bool,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 pub struct NewPrompt {
+    #[schemars(length(min = 1, max = MAX_NAME), pattern(NAME_PATTERN))]
     pub name: String,
+    #[schemars(length(max = MAX_TEXT), pattern(TEXT_PATTERN))]
     pub description: Option<String>,
+    #[schemars(length(min = 1, max = MAX_TEXT), pattern(NAME_PATTERN))]
     pub template: String,
     #[serde(default)]
     pub arguments: Vec<PromptArgument>,
     #[serde(alias = "gatewayId")]
+    #[schemars(pattern(ID_PATTERN))]
     pub gateway_id: Option<String>,
 }
 
 impl NewPrompt {
     pub fn validate(&self) -> Result<(), InvalidField> {
         check_text("prompt.name", &self.name, MAX_NAME)?;
-        check_optional("prompt.description", &self.description)?;
+        check_optional("prompt.description", self.description.as_deref())?;
         check_text("prompt.template", &self.template, MAX_TEXT)?;
         for arg in &self.arguments {
             check_text("prompt.arguments.name", &arg.name, MAX_NAME)?;
+            check_optional("prompt.arguments.description", arg.description.as_deref())?;
         }
         check_gateway_ref(&self.gateway_id)
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 pub struct NewResource {
+    #[schemars(length(min = 1, max = MAX_URL), pattern(NAME_PATTERN))]
     pub uri: String,
+    #[schemars(length(min = 1, max = MAX_NAME), pattern(NAME_PATTERN))]
     pub name: String,
+    #[schemars(length(max = MAX_TEXT), pattern(TEXT_PATTERN))]
     pub description: Option<String>,
     #[serde(default)]
+    #[schemars(length(max = MAX_TEXT), pattern(TEXT_PATTERN))]
     pub content: String,
     #[serde(alias = "mime_type", rename = "mimeType")]
+    #[schemars(length(max = MAX_TEXT), pattern(TEXT_PATTERN))]
     pub mime_type: Option<String>,
     #[serde(alias = "gatewayId")]
+    #[schemars(pattern(ID_PATTERN))]
     pub gateway_id: Option<String>,
 }
 
 impl NewResource {
     pub fn validate(&self) -> Result<(), InvalidField> {
-        check_text("resource.uri", &self.uri, 2048)?;
+        check_text("resource.uri", &self.uri, MAX_URL)?;
         check_text("resource.name", &self.name, MAX_NAME)?;
-        check_optional("resource.description", &self.description)?;
-        if self.content.len() > MAX_TEXT {
-            return Err(invalid("resource.content", format!("longer than {MAX_TEXT} bytes")));
-        }
-        check_optional("resource.mimeType", &self.mime_type)?;
+        check_optional("resource.description", self.description.as_deref())?;
+        check_optional("resource.content", Some(&self.content))?;
+        check_optional("resource.mimeType", self.mime_type.as_deref())?;
         check_gateway_ref(&self.gateway_id)
     }
 }

@@ -81,6 +81,7 @@ impl From<crate::store::StoreError> for RpcError {
             | StoreError::NotFound { .. }
             | StoreError::Duplicate { .. }
             | StoreError::Invalid(_)
+            | StoreError::MissingReference { .. }
             | StoreError::Upstream { .. }) => e.to_string(),
         };
         Self::new(INTERNAL_ERROR, message)
@@ -133,6 +134,19 @@ pub fn parse_message(body: &[u8]) -> Result<Message, Vec<u8>> {
         ));
     };
     let id = obj.remove("id");
+    // MCP: an id is a string or an integer (null is kept for JSON-RPC's older clients; `7.0` is an
+    // integer written as a float, as JSON Schema counts it).
+    let integral = |v: &Value| v.is_i64() || v.is_u64() || v.as_f64().is_some_and(|f| f.fract() == 0.0);
+    if id
+        .as_ref()
+        .is_some_and(|v| !(v.is_string() || v.is_null() || integral(v)))
+    {
+        return Err(failure(
+            &Value::Null,
+            INVALID_REQUEST,
+            "Invalid Request: id must be a string or an integer",
+        ));
+    }
     let invalid = |msg: &str| failure(id.as_ref().unwrap_or(&Value::Null), INVALID_REQUEST, msg);
     if obj.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
         return Err(invalid("Invalid Request: jsonrpc must be \"2.0\""));
@@ -144,11 +158,12 @@ pub fn parse_message(body: &[u8]) -> Result<Message, Vec<u8>> {
         }
         _ => return Err(invalid("Invalid Request: method must be a string")),
     };
-    Ok(Message::Request(Request {
-        id,
-        method,
-        params: obj.remove("params").unwrap_or(Value::Null),
-    }))
+    let params = match obj.remove("params") {
+        None | Some(Value::Null) => Value::Null,
+        Some(p @ (Value::Object(_) | Value::Array(_))) => p,
+        Some(_) => return Err(invalid("Invalid Request: params must be an object or an array")),
+    };
+    Ok(Message::Request(Request { id, method, params }))
 }
 
 #[derive(Serialize)]

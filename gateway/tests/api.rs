@@ -531,7 +531,8 @@ async fn bad_input_gets_a_clear_error(db: Db) {
         (
             "/tools",
             r#"{"tool": {"name": "x", "gateway_id": "0123456789abcdef0123456789abcdef"}}"#.into(),
-            StatusCode::UNPROCESSABLE_ENTITY,
+            // The body is well formed; what it names is not there.
+            StatusCode::NOT_FOUND,
         ),
         (
             "/tools",
@@ -556,6 +557,12 @@ async fn bad_input_gets_a_clear_error(db: Db) {
         (
             "/servers",
             r#"{"server": {"name": "s", "associated_tools": ["0123456789abcdef0123456789abcdef"]}}"#.into(),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            // PostgreSQL's text cannot hold NUL; its error once read as a SQLite lock code (409).
+            "/resources",
+            r#"{"resource": {"uri": "u://nul", "name": "r", "content": "a\u0000b"}}"#.into(),
             StatusCode::UNPROCESSABLE_ENTITY,
         ),
         (

@@ -154,6 +154,28 @@ async fn rpc_errors_have_their_codes(db: Db) {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(r["error"]["code"], -32600);
 
+    // MCP's ids are strings or integers; params are structured (or absent, or null).
+    for body in [
+        json!({"jsonrpc": "2.0", "id": 1.5, "method": "ping"}),
+        json!({"jsonrpc": "2.0", "id": [1], "method": "ping"}),
+        json!({"jsonrpc": "2.0", "id": 1, "method": "ping", "params": "x"}),
+    ] {
+        let (status, r) = gw.post("/rpc", body.clone()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {r}");
+        assert_eq!(r["error"]["code"], -32600, "{body}: {r}");
+    }
+    let (status, r) = gw
+        .post(
+            "/rpc",
+            json!({"jsonrpc": "2.0", "id": 7.0, "method": "ping", "params": null}),
+        )
+        .await;
+    assert_eq!(
+        (status, r["id"].clone()),
+        (StatusCode::OK, json!(7.0)),
+        "an integral float is an integer: {r}"
+    );
+
     for (params, what) in [
         (json!({"name": "missing", "arguments": {}}), "unknown tool"),
         (json!({"arguments": {}}), "no name"),

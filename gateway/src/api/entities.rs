@@ -4,31 +4,47 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
-use serde_json::json;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 
 use super::AppState;
 use super::error::ApiError;
 use super::extract::{JsonBody, QueryParams};
-use crate::model::{Entity, Kind, NewGateway, NewPrompt, NewResource, NewServer, NewTool, is_valid_id};
+use crate::model::{Entity, ID_PATTERN, Kind, NewGateway, NewPrompt, NewResource, NewServer, NewTool, is_valid_id};
 use crate::store::{ListQuery, ListShape};
 
 const MAX_PAGE: u32 = 1000;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 pub struct ListParams {
+    /// Disabled entities too.
     #[serde(default)]
     include_inactive: bool,
+    #[schemars(range(min = 1, max = MAX_PAGE))]
     limit: Option<u32>,
+    /// The `nextCursor` of the previous page.
+    #[schemars(pattern(ID_PATTERN))]
     cursor: Option<String>,
+    /// Answer `{"<kind>": [...], "nextCursor": …}` instead of a bare array.
     #[serde(default)]
     include_pagination: bool,
+    /// Only this gateway's tools (`/tools` only).
+    #[schemars(pattern(ID_PATTERN))]
     gateway_id: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 pub struct StateParams {
+    /// `false` deactivates; absent means `true`.
     activate: Option<bool>,
+}
+
+/// What a delete or a toggle says it did.
+#[derive(Serialize, JsonSchema)]
+pub struct Done {
+    #[schemars(extend("const" = "success"))]
+    pub status: &'static str,
+    pub message: String,
 }
 
 fn checked_id(kind: Kind, id: &str) -> Result<(), ApiError> {
@@ -79,12 +95,13 @@ fn json_body(body: bytes::Bytes) -> Response {
     ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
-pub async fn delete(state: AppState, kind: Kind, id: String) -> Result<Json<serde_json::Value>, ApiError> {
+pub async fn delete(state: AppState, kind: Kind, id: String) -> Result<Json<Done>, ApiError> {
     checked_id(kind, &id)?;
     state.store.delete(kind, &id).await?;
-    Ok(Json(
-        json!({"status": "success", "message": format!("{kind} {id} deleted")}),
-    ))
+    Ok(Json(Done {
+        status: "success",
+        message: format!("{kind} {id} deleted"),
+    }))
 }
 
 pub async fn set_state(state: AppState, kind: Kind, id: String, p: StateParams) -> Result<Response, ApiError> {
@@ -106,19 +123,19 @@ pub async fn set_state(state: AppState, kind: Kind, id: String, p: StateParams) 
     Ok(Json(body).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 pub struct ToolBody {
     tool: NewTool,
 }
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 pub struct ServerBody {
     server: NewServer,
 }
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 pub struct PromptBody {
     prompt: NewPrompt,
 }
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 pub struct ResourceBody {
     resource: NewResource,
 }

@@ -5,10 +5,18 @@
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use schemars::JsonSchema;
+use serde::Serialize;
 
 use crate::auth::AuthError;
 use crate::store::{LockConflict, StoreError};
+
+/// The body of every error the API answers.
+#[derive(Serialize, JsonSchema)]
+pub struct ErrorBody {
+    /// What went wrong, for a person to read.
+    pub detail: String,
+}
 
 #[derive(Debug)]
 pub struct ApiError {
@@ -43,7 +51,7 @@ impl From<StoreError> for ApiError {
                 detail: conflict.to_string(),
                 conflict: Some(conflict),
             },
-            e @ StoreError::NotFound { .. } => Self::not_found(e.to_string()),
+            e @ (StoreError::NotFound { .. } | StoreError::MissingReference { .. }) => Self::not_found(e.to_string()),
             e @ StoreError::Duplicate { .. } => Self::new(StatusCode::CONFLICT, e.to_string()),
             StoreError::Invalid(field) => Self::unprocessable(field.to_string()),
             StoreError::Unavailable(e) => {
@@ -77,7 +85,7 @@ impl From<AuthError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut response = (self.status, Json(json!({ "detail": self.detail }))).into_response();
+        let mut response = (self.status, Json(ErrorBody { detail: self.detail })).into_response();
         if self.status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
                 axum::http::header::WWW_AUTHENTICATE,

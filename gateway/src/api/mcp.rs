@@ -89,8 +89,10 @@ fn open(state: &AppState, server_id: Option<String>, headers: &HeaderMap, conn: 
 /// How long a reply waits for room in its session's inbox.
 const REPLY_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 pub struct MessageParams {
+    /// The session named in the stream's `endpoint` event (absent: 400, rather than a generic 422).
+    #[schemars(required)]
     session_id: Option<String>,
 }
 

@@ -5,6 +5,7 @@ mod error;
 mod extract;
 mod forward;
 mod mcp;
+mod openapi;
 pub mod slowdown;
 mod streamable;
 
@@ -17,7 +18,8 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use serde_json::json;
+use schemars::JsonSchema;
+use serde::Serialize;
 
 pub use error::ApiError;
 
@@ -76,6 +78,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> axum::Router {
         .route("/health", get(health))
         .route("/ready", get(ready))
         .route("/metrics/prometheus", get(metrics))
+        .route("/openapi.json", get(openapi::serve))
         .merge(protected)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -107,26 +110,41 @@ async fn require_auth(State(state): State<AppState>, mut req: Request, next: Nex
     Ok(next.run(req).await)
 }
 
-async fn health(State(state): State<AppState>) -> Response {
+/// The answer of `/health` and `/ready`.
+#[derive(Serialize, JsonSchema)]
+pub struct Health {
+    /// `healthy`/`unhealthy` (`/health`), `ready`/`not ready` (`/ready`).
+    status: &'static str,
+    /// Why the database did not answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+/// Whether the database answers `SELECT 1`, in the words of the given endpoint.
+async fn probe(state: &AppState, up: &'static str, down: &'static str) -> Response {
     match state.store.ping().await {
-        Ok(()) => Json(json!({"status": "healthy"})).into_response(),
+        Ok(()) => Json(Health {
+            status: up,
+            error: None,
+        })
+        .into_response(),
         Err(e) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "unhealthy", "error": e.to_string()})),
+            Json(Health {
+                status: down,
+                error: Some(e.to_string()),
+            }),
         )
             .into_response(),
     }
 }
 
+async fn health(State(state): State<AppState>) -> Response {
+    probe(&state, "healthy", "unhealthy").await
+}
+
 async fn ready(State(state): State<AppState>) -> Response {
-    match state.store.ping().await {
-        Ok(()) => Json(json!({"status": "ready"})).into_response(),
-        Err(e) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "not ready", "error": e.to_string()})),
-        )
-            .into_response(),
-    }
+    probe(&state, "ready", "not ready").await
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {

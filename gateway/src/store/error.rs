@@ -20,6 +20,9 @@ pub enum StoreError {
     Duplicate { kind: Kind, field: &'static str },
     #[error("{0}")]
     Invalid(#[from] InvalidField),
+    /// A create names an entity that is not there (a tool's gateway, a server's tool).
+    #[error("{field}: refers to an id that does not exist")]
+    MissingReference { field: &'static str },
     /// The database cannot be reached, or no pool connection came free in time.
     #[error("database unavailable: {0}")]
     Unavailable(sqlx::Error),
@@ -52,6 +55,10 @@ pub fn classify(err: sqlx::Error, kind: Kind, id: &str) -> StoreError {
     let Some(code) = code else {
         return StoreError::Database(err);
     };
+    // SQLite's codes are numbers; PostgreSQL's SQLSTATEs can look like one ("22021"), so the number
+    // is read only from SQLite.
+    let sqlite =
+        matches!(&err, sqlx::Error::Database(db) if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some());
     match code.as_str() {
         // lock_not_available (NOWAIT on a locked row, or lock_timeout expired), deadlock, serialization.
         "55P03" | "40P01" | "40001" => LockConflict {
@@ -69,20 +76,20 @@ pub fn classify(err: sqlx::Error, kind: Kind, id: &str) -> StoreError {
         c if c.starts_with("08") || c.starts_with("57P") || c == "55000" || c == "3D000" => {
             StoreError::Unavailable(err)
         }
-        c => match c.parse::<u32>() {
+        c => match c.parse::<u32>().ok().filter(|_| sqlite) {
             // SQLite: the primary result code is the low byte of the extended one.
-            Ok(n) if n & 0xff == 5 || n & 0xff == 6 => LockConflict {
+            Some(n) if n & 0xff == 5 || n & 0xff == 6 => LockConflict {
                 kind,
                 id: id.to_owned(),
             }
             .into(),
-            Ok(2067) | Ok(1555) => StoreError::Duplicate {
+            Some(2067 | 1555) => StoreError::Duplicate {
                 kind,
                 field: unique_field(kind),
             },
-            Ok(787) => missing_reference(kind),
+            Some(787) => missing_reference(kind),
             // SQLITE_CANTOPEN, SQLITE_IOERR, SQLITE_FULL: the store is not there to use.
-            Ok(n) if matches!(n & 0xff, 10 | 13 | 14) => StoreError::Unavailable(err),
+            Some(n) if matches!(n & 0xff, 10 | 13 | 14) => StoreError::Unavailable(err),
             _ => StoreError::Database(err),
         },
     }
@@ -97,12 +104,11 @@ fn unique_field(kind: Kind) -> &'static str {
 
 /// A foreign key that points nowhere: the gateway of a tool, prompt or resource, or a server's tool.
 fn missing_reference(kind: Kind) -> StoreError {
-    StoreError::Invalid(InvalidField {
+    StoreError::MissingReference {
         field: if kind == Kind::Server {
             "associated_tools"
         } else {
             "gateway_id"
         },
-        problem: "refers to an id that does not exist".into(),
-    })
+    }
 }

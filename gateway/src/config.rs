@@ -208,6 +208,11 @@ pub struct ServeArgs {
     #[arg(long, env = "HEADER_READ_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub header_read_timeout: Duration,
 
+    /// How long a connection may sit with no request in progress and no stream (just accepted, or
+    /// answered) before the gateway closes it, e.g. `75s` (nginx's keepalive_timeout).
+    #[arg(long, env = "KEEPALIVE_TIMEOUT", default_value = "75s", value_parser = humantime::parse_duration)]
+    pub keepalive_timeout: Duration,
+
     /// After SIGINT/SIGTERM, how long in-flight requests may take before the gateway exits (seconds).
     #[arg(long, env = "SHUTDOWN_TIMEOUT", default_value = "10", value_parser = parse_seconds)]
     pub shutdown_timeout: Duration,

@@ -4,10 +4,12 @@
 //! [`ConnHandle`] (given to handlers as connect info) can abort it: the next read or write fails, hyper
 //! drops the connection, and everything it held is freed.
 //!
-//! The same wrapper bounds slow clients (slowloris), which `axum::serve` does not: once a request's
-//! first byte has come, its head must be complete (`\r\n\r\n`) within the head timeout, or the
-//! connection is cut; and the listener accepts at most `max_connections` at once (the rest wait in the
-//! backlog), so no number of idle sockets exhausts the process's descriptors or memory.
+//! The same wrapper bounds slow and idle clients (slowloris), which `axum::serve` does not: once a
+//! request's first byte has come, its head must be complete (`\r\n\r\n`) within the head timeout,
+//! or the connection is cut; a connection with no request in progress (just accepted, or answered)
+//! and no stream is closed after the idle timeout; and the listener accepts at most `max_connections`
+//! at once (the rest wait in the backlog), so no number of idle sockets exhausts the process's
+//! descriptors or memory.
 
 use std::future::Future as _;
 use std::io;
@@ -31,6 +33,8 @@ pub struct ConnHandle(Arc<Shared>);
 #[derive(Default)]
 struct Shared {
     aborted: AtomicBool,
+    /// The connection carries a stream (SSE), which may be quiet from both sides for a while.
+    streaming: AtomicBool,
     /// The tasks last left waiting on the socket (reader, writer), to wake when aborting.
     wakers: Mutex<[Option<Waker>; 2]>,
 }
@@ -39,6 +43,11 @@ const READ: usize = 0;
 const WRITE: usize = 1;
 
 impl ConnHandle {
+    /// The answer on this connection is a stream: no idle timeout while it lasts.
+    pub fn streaming(&self) {
+        self.0.streaming.store(true, Ordering::Relaxed);
+    }
+
     pub fn abort(&self) {
         self.0.aborted.store(true, Ordering::Release);
         let wakers = std::mem::take(&mut *self.0.wakers.lock().expect("waker lock"));
@@ -65,41 +74,67 @@ impl ConnHandle {
     }
 }
 
-/// A TCP stream that fails once its handle aborts it, or when a request head takes too long.
+/// A TCP stream that fails once its handle aborts it, when a request head takes too long, or when it
+/// has sat idle between requests for too long.
 pub struct CuttableStream {
     inner: TcpStream,
     handle: ConnHandle,
-    head: HeadClock,
+    clock: Clock,
     /// A place among the listener's connections, given back when the stream is dropped.
     _slot: OwnedSemaphorePermit,
 }
 
-/// Where the connection is in reading a request head: between requests (no deadline: an idle
-/// keep-alive connection may wait), or inside one since its first byte, with the deadline armed.
-struct HeadClock {
-    timeout: Duration,
-    /// One timer per connection, re-armed per head (`armed`), not made per request.
+/// Where the connection is between the client and the gateway, which decides its deadline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// No request in progress (just accepted, or answered): the idle deadline runs from the gateway's
+    /// last write, so a stream the gateway keeps writing to is not idle.
+    Idle,
+    /// A request head has begun and not ended: the head deadline runs from its first byte.
+    Head,
+    /// The head has ended and the gateway has not yet answered: the client waits (a body, or a slow
+    /// handler), with no deadline here.
+    Request,
+}
+
+/// Why a connection was cut.
+enum Expired {
+    Head,
+    Idle,
+}
+
+/// The connection's two clocks on one timer, re-armed at phase changes (about twice per request), not
+/// per read or write.
+struct Clock {
+    head_timeout: Duration,
+    idle_timeout: Duration,
     deadline: Pin<Box<tokio::time::Sleep>>,
-    armed: bool,
+    phase: Phase,
+    /// In `Idle`, when the gateway last wrote; the deadline is moved up to it lazily when it fires.
+    last_write: tokio::time::Instant,
     /// The last bytes read, for a `\r\n\r\n` split across reads.
     tail: [u8; 3],
 }
 
-impl HeadClock {
-    fn new(timeout: Duration) -> HeadClock {
-        HeadClock {
-            timeout,
-            deadline: Box::pin(tokio::time::sleep(timeout)),
-            armed: false,
+impl Clock {
+    fn new(head_timeout: Duration, idle_timeout: Duration) -> Clock {
+        let now = tokio::time::Instant::now();
+        Clock {
+            head_timeout,
+            idle_timeout,
+            deadline: Box::pin(tokio::time::sleep_until(now + idle_timeout)),
+            phase: Phase::Idle,
+            last_write: now,
             tail: [0; 3],
         }
     }
 
-    /// Bytes have been read: a head starts (the deadline armed) or ends (disarmed). No allocation: the
-    /// end of a head split across reads is found in the last three bytes kept and the first three new.
-    fn read(&mut self, bytes: &[u8]) {
-        if bytes.is_empty() {
-            return;
+    /// Bytes have been read. A head starts (the head deadline armed) or ends; bytes after a head, before
+    /// the answer, are its body and change nothing. Returns whether a new request began. No allocation:
+    /// the end of a head split across reads is found in the last three bytes kept and the first three new.
+    fn read(&mut self, bytes: &[u8]) -> bool {
+        if bytes.is_empty() || self.phase == Phase::Request {
+            return false;
         }
         let mut seam = [0u8; 6];
         let first = bytes.len().min(3);
@@ -107,26 +142,59 @@ impl HeadClock {
         seam[3..3 + first].copy_from_slice(&bytes[..first]);
         let ended =
             seam[..3 + first].windows(4).any(|w| w == b"\r\n\r\n") || bytes.windows(4).any(|w| w == b"\r\n\r\n");
+        let began = self.phase == Phase::Idle;
         if ended {
-            self.armed = false;
-        } else if !self.armed {
-            self.armed = true;
-            let at = tokio::time::Instant::now() + self.timeout;
+            self.phase = Phase::Request;
+        } else if began {
+            self.phase = Phase::Head;
+            let at = tokio::time::Instant::now() + self.head_timeout;
             self.deadline.as_mut().reset(at);
         }
         let n = bytes.len().min(3);
         self.tail.rotate_left(n);
         self.tail[3 - n..].copy_from_slice(&bytes[bytes.len() - n..]);
+        began
     }
 
-    /// The gateway answers: whatever came before was read (a body, a head), so no head is pending.
-    fn wrote(&mut self) {
-        self.armed = false;
+    /// The gateway writes: whatever came before was read (a head, a body), so the connection is idle
+    /// from here until the client's next byte. An interim `100 Continue` is not an answer: the body
+    /// is still to come.
+    fn wrote(&mut self, bytes: &[u8], cx: &mut Context<'_>) {
+        if self.phase == Phase::Request && bytes.starts_with(b"HTTP/1.1 100 ") {
+            return;
+        }
+        self.last_write = tokio::time::Instant::now();
+        if self.phase != Phase::Idle {
+            self.phase = Phase::Idle;
+            self.tail = [0; 3];
+            self.deadline.as_mut().reset(self.last_write + self.idle_timeout);
+            // hyper may not read again until woken (its last read was left pending before the
+            // answer): the timer wakes the connection's task, which is this one.
+            let _ = self.deadline.as_mut().poll(cx);
+        }
     }
 
-    /// Whether the deadline has passed (registering the waker to be told when it does).
-    fn expired(&mut self, cx: &mut Context<'_>) -> bool {
-        self.armed && self.deadline.as_mut().poll(cx).is_ready()
+    /// Whether a deadline has passed (registering the waker to be told when it does). A streaming
+    /// answer (SSE) is never idle: its keepalives are the gateway's to send.
+    fn expired(&mut self, streaming: bool, cx: &mut Context<'_>) -> Option<Expired> {
+        match self.phase {
+            Phase::Request => None,
+            Phase::Head => self.deadline.as_mut().poll(cx).is_ready().then_some(Expired::Head),
+            Phase::Idle if streaming => None,
+            Phase::Idle => {
+                if self.deadline.as_mut().poll(cx).is_pending() {
+                    return None;
+                }
+                let due = self.last_write + self.idle_timeout;
+                if due <= tokio::time::Instant::now() {
+                    return Some(Expired::Idle);
+                }
+                // Written to since it was armed: wait the rest.
+                self.deadline.as_mut().reset(due);
+                let _ = self.deadline.as_mut().poll(cx);
+                None
+            }
+        }
     }
 }
 
@@ -155,14 +223,25 @@ impl AsyncRead for CuttableStream {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let before = buf.filled().len();
         let polled = self.guarded(READ, cx, |s, cx| s.poll_read(cx, buf));
-        if let Poll::Ready(Ok(())) = polled {
-            self.head.read(&buf.filled()[before..]);
+        if let Poll::Ready(Ok(())) = polled
+            && self.clock.read(&buf.filled()[before..])
+        {
+            // A new request on this connection: any stream it carried has ended.
+            self.handle.0.streaming.store(false, Ordering::Relaxed);
         }
-        if polled.is_pending() && self.head.expired(cx) {
-            return Poll::Ready(Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                "a request head took longer than the head timeout",
-            )));
+        if polled.is_pending() {
+            let streaming = self.handle.0.streaming.load(Ordering::Relaxed);
+            match self.clock.expired(streaming, cx) {
+                Some(Expired::Head) => {
+                    return Poll::Ready(Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "a request head took longer than the head timeout",
+                    )));
+                }
+                // Closing an idle connection is an end of input to hyper, as a client's close is.
+                Some(Expired::Idle) => return Poll::Ready(Ok(())),
+                None => {}
+            }
         }
         polled
     }
@@ -170,7 +249,7 @@ impl AsyncRead for CuttableStream {
 
 impl AsyncWrite for CuttableStream {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        self.head.wrote();
+        self.clock.wrote(buf, cx);
         self.guarded(WRITE, cx, |s, cx| s.poll_write(cx, buf))
     }
 
@@ -179,7 +258,8 @@ impl AsyncWrite for CuttableStream {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        self.head.wrote();
+        let first = bufs.iter().find(|b| !b.is_empty()).map_or(&[][..], |b| &b[..]);
+        self.clock.wrote(first, cx);
         self.guarded(WRITE, cx, |s, cx| s.poll_write_vectored(cx, bufs))
     }
 
@@ -201,14 +281,21 @@ pub struct CuttableListener {
     listener: TcpListener,
     slots: Arc<Semaphore>,
     head_timeout: Duration,
+    idle_timeout: Duration,
 }
 
 impl CuttableListener {
-    pub fn new(listener: TcpListener, max_connections: usize, head_timeout: Duration) -> CuttableListener {
+    pub fn new(
+        listener: TcpListener,
+        max_connections: usize,
+        head_timeout: Duration,
+        idle_timeout: Duration,
+    ) -> CuttableListener {
         CuttableListener {
             listener,
             slots: Arc::new(Semaphore::new(max_connections.max(1))),
             head_timeout,
+            idle_timeout,
         }
     }
 }
@@ -230,7 +317,7 @@ impl Listener for CuttableListener {
                     let io = CuttableStream {
                         inner: stream,
                         handle: ConnHandle::default(),
-                        head: HeadClock::new(self.head_timeout),
+                        clock: Clock::new(self.head_timeout, self.idle_timeout),
                         _slot: slot,
                     };
                     return (io, addr);

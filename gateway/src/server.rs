@@ -108,7 +108,12 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     });
     let mut drain_rx = stop_rx.clone();
     let server = axum::serve(
-        CuttableListener::new(listener, args.max_connections, args.header_read_timeout),
+        CuttableListener::new(
+            listener,
+            args.max_connections,
+            args.header_read_timeout,
+            args.keepalive_timeout,
+        ),
         app.into_make_service_with_connect_info::<ConnHandle>(),
     )
     .with_graceful_shutdown(async move {

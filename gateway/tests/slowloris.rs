@@ -185,3 +185,98 @@ async fn connections_over_the_cap_wait_until_one_closes() {
     );
     assert!(String::from_utf8_lossy(&buf).starts_with("HTTP/1.1 200"));
 }
+
+/// Read until the peer closes (or `within` passes); the time it took, and what came.
+async fn read_to_close(s: &mut tokio::net::TcpStream, within: Duration) -> (Option<Duration>, String) {
+    let start = Instant::now();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match tokio::time::timeout(within.saturating_sub(start.elapsed()), s.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return (Some(start.elapsed()), String::from_utf8_lossy(&got).into()),
+            Ok(Ok(n)) => got.extend_from_slice(&buf[..n]),
+            Err(_) => return (None, String::from_utf8_lossy(&got).into()),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_close_and_slow_answers_and_quiet_streams_do_not() {
+    let db = TestDb::new(Db::Sqlite).await;
+    let gw = Gateway::start(
+        &db,
+        &[
+            ("HEADER_READ_TIMEOUT", "1s"),
+            ("KEEPALIVE_TIMEOUT", "1s"),
+            ("SSE_KEEPALIVE_INTERVAL", "3"),
+        ],
+    )
+    .await;
+    gw.tool("sleep", None).await;
+    let addr = gw.base.trim_start_matches("http://").to_owned();
+    let connect = || tokio::net::TcpStream::connect(addr.clone());
+
+    // Connected and silent: closed at the idle timeout.
+    let mut silent = connect().await.unwrap();
+    let (closed, _) = read_to_close(&mut silent, Duration::from_secs(10)).await;
+    let closed = closed.expect("a silent connection is closed");
+    assert!(
+        (Duration::from_millis(900)..Duration::from_secs(3)).contains(&closed),
+        "closed after {closed:?}"
+    );
+
+    // Answered, then idle: closed the idle timeout after the answer.
+    let mut kept = connect().await.unwrap();
+    kept.write_all(b"GET /health HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let (closed, answer) = read_to_close(&mut kept, Duration::from_secs(10)).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let closed = closed.expect("an idle keep-alive connection is closed");
+    assert!(closed < Duration::from_secs(3), "closed after {closed:?}");
+
+    // A request whose body comes after its head, and whose answer takes longer than both timeouts
+    // (this was cut at the head timeout), with and without `Expect: 100-continue`.
+    let body = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"sleep","arguments":{"ms":2500}}}"#;
+    for expect in ["", "expect: 100-continue\r\n"] {
+        let mut slow = connect().await.unwrap();
+        let head = format!(
+            "POST /rpc HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {}\r\ncontent-type: application/json\r\n{expect}content-length: {}\r\n\r\n",
+            gw.token,
+            body.len()
+        );
+        slow.write_all(head.as_bytes()).await.unwrap();
+        if expect.is_empty() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        } else {
+            let mut buf = [0u8; 64];
+            let n = slow.read(&mut buf).await.unwrap();
+            assert!(
+                buf[..n].starts_with(b"HTTP/1.1 100"),
+                "{:?}",
+                String::from_utf8_lossy(&buf[..n])
+            );
+        }
+        slow.write_all(body.as_bytes()).await.unwrap();
+        let (_, answer) = read_to_close(&mut slow, Duration::from_secs(5)).await;
+        assert!(
+            answer.starts_with("HTTP/1.1 200") && answer.contains(r#""isError":false"#),
+            "{expect:?}: a slow answer is not cut: {answer:?}"
+        );
+    }
+
+    // An SSE stream quieter than the idle timeout stays open: its keepalive comes at 3 s.
+    let mut stream = connect().await.unwrap();
+    let open = format!(
+        "GET /sse HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {}\r\n\r\n",
+        gw.token
+    );
+    stream.write_all(open.as_bytes()).await.unwrap();
+    let (closed, frames) = read_to_close(&mut stream, Duration::from_millis(4500)).await;
+    assert!(closed.is_none(), "the stream was closed after {closed:?}: {frames}");
+    assert_eq!(
+        frames.matches("event: keepalive").count(),
+        2,
+        "the first keepalive and the one after 3 s of quiet: {frames}"
+    );
+}

@@ -258,8 +258,9 @@ async fn open_stream(
     version_ok(headers)?;
     let control = entry.streamable.as_ref().expect("a Streamable HTTP session");
     let (out, frames) = Registry::stream_channel();
+    let handle = conn.clone();
     match control.attach(out, conn).await {
-        Ok(()) => {}
+        Ok(()) => handle.streaming(),
         Err(Refused::Streaming) => {
             return Err(rejected(
                 StatusCode::CONFLICT,

@@ -141,6 +141,11 @@ pub struct ServeArgs {
     #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
     pub max_body_bytes: usize,
 
+    /// How long a request body may take to arrive once the gateway reads it; slower ones get 408, e.g.
+    /// `30s` (a body trickled a byte at a time holds its connection no longer).
+    #[arg(long, env = "BODY_READ_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub body_read_timeout: Duration,
+
     /// Whether SSE sessions notice a gone client (default from --profile).
     #[arg(long, env = "SSE_DISCONNECT_DETECTION", value_enum)]
     pub sse_disconnect_detection: Option<Detection>,
@@ -209,7 +214,7 @@ pub struct ServeArgs {
     pub header_read_timeout: Duration,
 
     /// How long a connection may sit with no request in progress and no stream (just accepted, or
-    /// answered) before the gateway closes it, e.g. `75s` (nginx's keepalive_timeout).
+    /// answered) before the gateway closes it, e.g. `75s` (nginx's keepalive_timeout); `0`: never.
     #[arg(long, env = "KEEPALIVE_TIMEOUT", default_value = "75s", value_parser = humantime::parse_duration)]
     pub keepalive_timeout: Duration,
 

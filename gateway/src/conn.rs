@@ -43,9 +43,11 @@ const READ: usize = 0;
 const WRITE: usize = 1;
 
 impl ConnHandle {
-    /// The answer on this connection is a stream: no idle timeout while it lasts.
-    pub fn streaming(&self) {
+    /// The answer on this connection is a stream: no idle timeout while the returned guard (held by
+    /// the stream's body) lives.
+    pub fn streaming(&self) -> Streaming {
         self.0.streaming.store(true, Ordering::Relaxed);
+        Streaming(self.clone())
     }
 
     pub fn abort(&self) {
@@ -70,6 +72,19 @@ impl ConnHandle {
         match &wakers[slot] {
             Some(w) if w.will_wake(cx.waker()) => {}
             _ => wakers[slot] = Some(cx.waker().clone()),
+        }
+    }
+}
+
+/// A connection carrying a stream; dropped with the stream's body.
+pub struct Streaming(ConnHandle);
+
+impl Drop for Streaming {
+    fn drop(&mut self) {
+        self.0.0.streaming.store(false, Ordering::Relaxed);
+        // The reader may be parked with no timer armed (a stream is never idle): let it see the change.
+        if let Some(w) = self.0.0.wakers.lock().expect("waker lock")[READ].take() {
+            w.wake();
         }
     }
 }
@@ -107,7 +122,8 @@ enum Expired {
 /// per read or write.
 struct Clock {
     head_timeout: Duration,
-    idle_timeout: Duration,
+    /// `None`: idle connections are kept until the client closes them.
+    idle_timeout: Option<Duration>,
     deadline: Pin<Box<tokio::time::Sleep>>,
     phase: Phase,
     /// In `Idle`, when the gateway last wrote; the deadline is moved up to it lazily when it fires.
@@ -117,12 +133,12 @@ struct Clock {
 }
 
 impl Clock {
-    fn new(head_timeout: Duration, idle_timeout: Duration) -> Clock {
+    fn new(head_timeout: Duration, idle_timeout: Option<Duration>) -> Clock {
         let now = tokio::time::Instant::now();
         Clock {
             head_timeout,
             idle_timeout,
-            deadline: Box::pin(tokio::time::sleep_until(now + idle_timeout)),
+            deadline: Box::pin(tokio::time::sleep_until(now + idle_timeout.unwrap_or(head_timeout))),
             phase: Phase::Idle,
             last_write: now,
             tail: [0; 3],
@@ -130,11 +146,11 @@ impl Clock {
     }
 
     /// Bytes have been read. A head starts (the head deadline armed) or ends; bytes after a head, before
-    /// the answer, are its body and change nothing. Returns whether a new request began. No allocation:
-    /// the end of a head split across reads is found in the last three bytes kept and the first three new.
-    fn read(&mut self, bytes: &[u8]) -> bool {
+    /// the answer, are its body and change nothing. No allocation: the end of a head split across reads
+    /// is found in the last three bytes kept and the first three new.
+    fn read(&mut self, bytes: &[u8]) {
         if bytes.is_empty() || self.phase == Phase::Request {
-            return false;
+            return;
         }
         let mut seam = [0u8; 6];
         let first = bytes.len().min(3);
@@ -153,7 +169,6 @@ impl Clock {
         let n = bytes.len().min(3);
         self.tail.rotate_left(n);
         self.tail[3 - n..].copy_from_slice(&bytes[bytes.len() - n..]);
-        began
     }
 
     /// The gateway writes: whatever came before was read (a head, a body), so the connection is idle
@@ -167,10 +182,12 @@ impl Clock {
         if self.phase != Phase::Idle {
             self.phase = Phase::Idle;
             self.tail = [0; 3];
-            self.deadline.as_mut().reset(self.last_write + self.idle_timeout);
-            // hyper may not read again until woken (its last read was left pending before the
-            // answer): the timer wakes the connection's task, which is this one.
-            let _ = self.deadline.as_mut().poll(cx);
+            if let Some(idle) = self.idle_timeout {
+                self.deadline.as_mut().reset(self.last_write + idle);
+                // hyper may not read again until woken (its last read was left pending before the
+                // answer): the timer wakes the connection's task, which is this one.
+                let _ = self.deadline.as_mut().poll(cx);
+            }
         }
     }
 
@@ -182,10 +199,11 @@ impl Clock {
             Phase::Head => self.deadline.as_mut().poll(cx).is_ready().then_some(Expired::Head),
             Phase::Idle if streaming => None,
             Phase::Idle => {
+                let idle = self.idle_timeout?;
                 if self.deadline.as_mut().poll(cx).is_pending() {
                     return None;
                 }
-                let due = self.last_write + self.idle_timeout;
+                let due = self.last_write + idle;
                 if due <= tokio::time::Instant::now() {
                     return Some(Expired::Idle);
                 }
@@ -223,11 +241,8 @@ impl AsyncRead for CuttableStream {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let before = buf.filled().len();
         let polled = self.guarded(READ, cx, |s, cx| s.poll_read(cx, buf));
-        if let Poll::Ready(Ok(())) = polled
-            && self.clock.read(&buf.filled()[before..])
-        {
-            // A new request on this connection: any stream it carried has ended.
-            self.handle.0.streaming.store(false, Ordering::Relaxed);
+        if let Poll::Ready(Ok(())) = polled {
+            self.clock.read(&buf.filled()[before..]);
         }
         if polled.is_pending() {
             let streaming = self.handle.0.streaming.load(Ordering::Relaxed);
@@ -281,7 +296,7 @@ pub struct CuttableListener {
     listener: TcpListener,
     slots: Arc<Semaphore>,
     head_timeout: Duration,
-    idle_timeout: Duration,
+    idle_timeout: Option<Duration>,
 }
 
 impl CuttableListener {
@@ -289,7 +304,7 @@ impl CuttableListener {
         listener: TcpListener,
         max_connections: usize,
         head_timeout: Duration,
-        idle_timeout: Duration,
+        idle_timeout: Option<Duration>,
     ) -> CuttableListener {
         CuttableListener {
             listener,

@@ -65,8 +65,10 @@ pub fn new_id() -> String {
     uuid::Uuid::new_v4().simple().to_string()
 }
 
-/// What `is_valid_id` accepts, for the API's document.
+/// What `is_valid_id` accepts, for the API's document, with `ID_LENGTH` (Python's `$` also matches
+/// before a final newline).
 pub const ID_PATTERN: &str = "^[0-9a-f]{32}$";
+pub const ID_LENGTH: usize = 32;
 
 pub fn is_valid_id(id: &str) -> bool {
     id.len() == 32 && id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
@@ -86,7 +88,7 @@ fn raw_json<S: Serializer>(text: &str, s: S) -> Result<S::Ok, S::Error> {
 #[derive(Debug, Clone, sqlx::FromRow, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Gateway {
-    #[schemars(pattern(ID_PATTERN))]
+    #[schemars(length(equal = ID_LENGTH), pattern(ID_PATTERN))]
     pub id: String,
     pub name: String,
     pub url: String,
@@ -101,7 +103,7 @@ pub struct Gateway {
 #[derive(Debug, Clone, sqlx::FromRow, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Tool {
-    #[schemars(pattern(ID_PATTERN))]
+    #[schemars(length(equal = ID_LENGTH), pattern(ID_PATTERN))]
     pub id: String,
     pub name: String,
     pub url: Option<String>,
@@ -125,7 +127,7 @@ pub struct Tool {
 #[derive(Debug, Clone, sqlx::FromRow, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Server {
-    #[schemars(pattern(ID_PATTERN))]
+    #[schemars(length(equal = ID_LENGTH), pattern(ID_PATTERN))]
     pub id: String,
     pub name: String,
     pub description: Option<String>,
@@ -139,7 +141,7 @@ pub struct Server {
 #[derive(Debug, Clone, sqlx::FromRow, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Prompt {
-    #[schemars(pattern(ID_PATTERN))]
+    #[schemars(length(equal = ID_LENGTH), pattern(ID_PATTERN))]
     pub id: String,
     pub name: String,
     pub description: Option<String>,
@@ -156,7 +158,7 @@ pub struct Prompt {
 #[derive(Debug, Clone, sqlx::FromRow, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Resource {
-    #[schemars(pattern(ID_PATTERN))]
+    #[schemars(length(equal = ID_LENGTH), pattern(ID_PATTERN))]
     pub id: String,
     pub uri: String,
     pub name: String,
@@ -216,11 +218,18 @@ const MAX_ASSOCIATED: usize = 10_000;
 // Schema's maxLength does; the white space is Rust's `char::is_whitespace`, spelled out, because
 // `\s` means something else in each regex dialect a client may use.
 
+/// `char::is_whitespace`, as a regex character class's contents.
+macro_rules! white_space {
+    () => {
+        r"\t\n\u000b\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+    };
+}
+
 /// Free text: anything but NUL (PostgreSQL's text cannot hold one).
 pub const TEXT_PATTERN: &str = r"^[^\u0000]*$";
-/// A name: free text with at least one character that is not white space.
-pub const NAME_PATTERN: &str =
-    r"^[^\u0000]*[^\u0000\t\n\u000b\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\u0000]*$";
+/// A name: free text with at least one character that is not white space (white space, then the first
+/// other character, then anything but NUL: linear in a backtracking engine too).
+pub const NAME_PATTERN: &str = concat!("^[", white_space!(), "]*[^\\u0000", white_space!(), "][^\\u0000]*$");
 /// An http(s) URL.
 pub const URL_PATTERN: &str = r"^https?://[^\u0000]*$";
 pub const TRANSPORTS: &[&str] = &["SSE", "STREAMABLEHTTP"];
@@ -330,7 +339,7 @@ pub struct NewTool {
     #[schemars(with = "serde_json::Map<String, serde_json::Value>")]
     pub input_schema: serde_json::Value,
     #[serde(alias = "gatewayId")]
-    #[schemars(pattern(ID_PATTERN))]
+    #[schemars(length(equal = ID_LENGTH), pattern(ID_PATTERN))]
     pub gateway_id: Option<String>,
 }
 
@@ -367,7 +376,7 @@ pub struct NewServer {
     #[schemars(length(max = MAX_TEXT), pattern(TEXT_PATTERN))]
     pub description: Option<String>,
     #[serde(default, alias = "associatedTools")]
-    #[schemars(length(max = MAX_ASSOCIATED), inner(pattern(ID_PATTERN)))]
+    #[schemars(length(max = MAX_ASSOCIATED), inner(length(equal = ID_LENGTH), pattern(ID_PATTERN)))]
     pub associated_tools: Vec<String>,
 }
 
@@ -413,7 +422,7 @@ pub struct NewPrompt {
     #[serde(default)]
     pub arguments: Vec<PromptArgument>,
     #[serde(alias = "gatewayId")]
-    #[schemars(pattern(ID_PATTERN))]
+    #[schemars(length(equal = ID_LENGTH), pattern(ID_PATTERN))]
     pub gateway_id: Option<String>,
 }
 
@@ -445,7 +454,7 @@ pub struct NewResource {
     #[schemars(length(max = MAX_TEXT), pattern(TEXT_PATTERN))]
     pub mime_type: Option<String>,
     #[serde(alias = "gatewayId")]
-    #[schemars(pattern(ID_PATTERN))]
+    #[schemars(length(equal = ID_LENGTH), pattern(ID_PATTERN))]
     pub gateway_id: Option<String>,
 }
 

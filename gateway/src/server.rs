@@ -88,7 +88,13 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         info: Arc::new(info),
     };
     let app = api::slowdown::layer(
-        api::router(state, args.max_body_bytes),
+        api::router(
+            state,
+            api::extract::BodyLimit {
+                max_bytes: args.max_body_bytes,
+                timeout: args.body_read_timeout,
+            },
+        ),
         std::time::Duration::from_micros(args.test_only_cpu_cost_us),
         std::time::Duration::from_micros(args.test_only_delay_us),
     );
@@ -112,7 +118,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             listener,
             args.max_connections,
             args.header_read_timeout,
-            args.keepalive_timeout,
+            Some(args.keepalive_timeout).filter(|t| !t.is_zero()),
         ),
         app.into_make_service_with_connect_info::<ConnHandle>(),
     )

@@ -201,7 +201,7 @@ async fn read_to_close(s: &mut tokio::net::TcpStream, within: Duration) -> (Opti
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn idle_connections_close_and_slow_answers_and_quiet_streams_do_not() {
+async fn idle_connections_and_slow_bodies_close_and_slow_answers_and_quiet_streams_do_not() {
     let db = TestDb::new(Db::Sqlite).await;
     let gw = Gateway::start(
         &db,
@@ -209,6 +209,7 @@ async fn idle_connections_close_and_slow_answers_and_quiet_streams_do_not() {
             ("HEADER_READ_TIMEOUT", "1s"),
             ("KEEPALIVE_TIMEOUT", "1s"),
             ("SSE_KEEPALIVE_INTERVAL", "3"),
+            ("BODY_READ_TIMEOUT", "1s"),
         ],
     )
     .await;
@@ -264,6 +265,19 @@ async fn idle_connections_close_and_slow_answers_and_quiet_streams_do_not() {
             "{expect:?}: a slow answer is not cut: {answer:?}"
         );
     }
+
+    // A body trickled slower than BODY_READ_TIMEOUT: 408, not a connection held for ever.
+    let mut trickle = connect().await.unwrap();
+    let head = format!(
+        "POST /rpc HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {}\r\ncontent-length: 100\r\n\r\n{{",
+        gw.token
+    );
+    trickle.write_all(head.as_bytes()).await.unwrap();
+    let started = Instant::now();
+    let (_, answer) = read_to_close(&mut trickle, Duration::from_secs(5)).await;
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer:?}");
+    assert!(answer.contains("BODY_READ_TIMEOUT"), "{answer:?}");
+    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
 
     // An SSE stream quieter than the idle timeout stays open: its keepalive comes at 3 s.
     let mut stream = connect().await.unwrap();

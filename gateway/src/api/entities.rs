@@ -10,7 +10,9 @@ use serde::{Deserialize, Serialize};
 use super::AppState;
 use super::error::ApiError;
 use super::extract::{JsonBody, QueryParams};
-use crate::model::{Entity, ID_PATTERN, Kind, NewGateway, NewPrompt, NewResource, NewServer, NewTool, is_valid_id};
+use crate::model::{
+    Entity, ID_LENGTH, ID_PATTERN, Kind, NewGateway, NewPrompt, NewResource, NewServer, NewTool, is_valid_id,
+};
 use crate::store::{ListQuery, ListShape};
 
 const MAX_PAGE: u32 = 1000;
@@ -23,13 +25,13 @@ pub struct ListParams {
     #[schemars(range(min = 1, max = MAX_PAGE))]
     limit: Option<u32>,
     /// The `nextCursor` of the previous page.
-    #[schemars(pattern(ID_PATTERN))]
+    #[schemars(length(equal = ID_LENGTH), pattern(ID_PATTERN))]
     cursor: Option<String>,
     /// Answer `{"<kind>": [...], "nextCursor": …}` instead of a bare array.
     #[serde(default)]
     include_pagination: bool,
     /// Only this gateway's tools (`/tools` only).
-    #[schemars(pattern(ID_PATTERN))]
+    #[schemars(length(equal = ID_LENGTH), pattern(ID_PATTERN))]
     gateway_id: Option<String>,
 }
 

@@ -1,5 +1,8 @@
 //! Extractors whose rejections are JSON `{"detail": …}` with the right status: malformed JSON → 400,
-//! well-formed but wrong shape → 422, too large → 413, bad query parameters → 422.
+//! well-formed but wrong shape → 422, too large → 413, too slow to arrive → 408, bad query
+//! parameters → 422.
+
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Query, Request};
@@ -9,9 +12,14 @@ use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
 
-/// The body limit in force (a request extension set beside `DefaultBodyLimit`), so a 413 can say it.
+/// What a request body must keep to (a request extension; `max_bytes` is also `DefaultBodyLimit`'s):
+/// its size, and how long it may take to arrive once a handler reads it, so a body trickled a byte at
+/// a time holds its connection no longer than a trickled head does.
 #[derive(Debug, Clone, Copy)]
-pub struct BodyLimit(pub usize);
+pub struct BodyLimit {
+    pub max_bytes: usize,
+    pub timeout: Duration,
+}
 
 /// The raw request body, within the body limit (413 with a JSON detail beyond it).
 pub struct RawBody(pub Bytes);
@@ -21,11 +29,22 @@ impl<S: Send + Sync> FromRequest<S> for RawBody {
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let limit = req.extensions().get::<BodyLimit>().copied();
-        Bytes::from_request(req, state)
-            .await
-            .map(RawBody)
+        let read = Bytes::from_request(req, state);
+        let read = match limit {
+            Some(limit) => tokio::time::timeout(limit.timeout, read).await.map_err(|_| {
+                ApiError::new(
+                    StatusCode::REQUEST_TIMEOUT,
+                    format!(
+                        "The request body did not arrive within {} (BODY_READ_TIMEOUT)",
+                        humantime::format_duration(limit.timeout)
+                    ),
+                )
+            })?,
+            None => read.await,
+        };
+        read.map(RawBody)
             .map_err(|rejection| match (rejection.status(), limit) {
-                (StatusCode::PAYLOAD_TOO_LARGE, Some(BodyLimit(max))) => ApiError::new(
+                (StatusCode::PAYLOAD_TOO_LARGE, Some(BodyLimit { max_bytes: max, .. })) => ApiError::new(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     format!("Request body is larger than the limit of {max} bytes (MAX_BODY_BYTES)"),
                 ),

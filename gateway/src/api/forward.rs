@@ -8,13 +8,14 @@
 //! connection to the owner: the owner sees the disconnect exactly as if the client had been its own.
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderName, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::AppState;
 use super::error::ApiError;
+use crate::conn::ConnHandle;
 use crate::sse::FrameStream;
 
 /// Marks a forwarded request, so it is never forwarded again.
@@ -69,12 +70,18 @@ fn session_named(req: &Request) -> Option<&str> {
 }
 
 async fn relay(bus: &crate::sse::Bus, owner: &str, req: Request) -> anyhow::Result<Response> {
-    let limit = req
+    // The relay may be a stream: its connection is not idle while it lasts.
+    let streaming = req
         .extensions()
-        .get::<super::extract::BodyLimit>()
-        .map_or(usize::MAX, |l| l.0);
+        .get::<ConnectInfo<ConnHandle>>()
+        .map(|ConnectInfo(conn)| conn.streaming())
+        .ok_or_else(|| anyhow::anyhow!("the connection's handle is missing"))?;
+    let limit = req.extensions().get::<super::extract::BodyLimit>().copied();
     let (parts, body) = req.into_parts();
-    let body = axum::body::to_bytes(body, limit).await?;
+    let body = match limit {
+        Some(l) => tokio::time::timeout(l.timeout, axum::body::to_bytes(body, l.max_bytes)).await??,
+        None => axum::body::to_bytes(body, usize::MAX).await?,
+    };
     let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
     let mut request = bus.http().request(parts.method, format!("{owner}{path}"));
     for (name, value) in &parts.headers {
@@ -102,7 +109,7 @@ async fn relay(bus: &crate::sse::Bus, owner: &str, req: Request) -> anyhow::Resu
             }
         }
     });
-    Ok(response.body(Body::from_stream(FrameStream(rx)))?)
+    Ok(response.body(Body::from_stream(FrameStream::new(rx, streaming)))?)
 }
 
 fn hop_by_hop(name: &HeaderName) -> bool {

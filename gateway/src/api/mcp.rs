@@ -66,7 +66,7 @@ fn open(state: &AppState, server_id: Option<String>, headers: &HeaderMap, conn: 
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
         .unwrap_or(&state.local_host);
-    conn.streaming();
+    let streaming = conn.streaming();
     let (id, session, frames) = state.sse.open(server_id.clone(), conn);
     let endpoint = match &server_id {
         Some(server) => format!("http://{host}/servers/{server}/message?session_id={id}"),
@@ -82,7 +82,7 @@ fn open(state: &AppState, server_id: Option<String>, headers: &HeaderMap, conn: 
                 HeaderValue::from_static("true"),
             ),
         ],
-        Body::from_stream(FrameStream(frames)),
+        Body::from_stream(FrameStream::new(frames, streaming)),
     )
         .into_response()
 }

@@ -2,7 +2,7 @@
 
 mod entities;
 mod error;
-mod extract;
+pub mod extract;
 mod forward;
 mod mcp;
 mod openapi;
@@ -49,7 +49,7 @@ pub struct AppState {
     pub info: Arc<Vec<(&'static str, String)>>,
 }
 
-pub fn router(state: AppState, max_body_bytes: usize) -> axum::Router {
+pub fn router(state: AppState, body: extract::BodyLimit) -> axum::Router {
     let mut protected = axum::Router::new();
     for kind in Kind::ALL {
         protected = protected.merge(entities::routes(kind));
@@ -82,8 +82,8 @@ pub fn router(state: AppState, max_body_bytes: usize) -> axum::Router {
         .merge(protected)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(DefaultBodyLimit::max(max_body_bytes))
-        .layer(axum::Extension(extract::BodyLimit(max_body_bytes)))
+        .layer(DefaultBodyLimit::max(body.max_bytes))
+        .layer(axum::Extension(body))
         .layer(middleware::from_fn_with_state(state.clone(), track))
         .with_state(state)
 }

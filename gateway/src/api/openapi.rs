@@ -18,7 +18,7 @@ use super::Health;
 use super::entities::{Done, ListParams, PromptBody, ResourceBody, ServerBody, StateParams, ToolBody};
 use super::error::ErrorBody;
 use super::mcp::MessageParams;
-use crate::model::{Gateway, ID_PATTERN, Kind, NewGateway, Prompt, Resource, Server, Tool};
+use crate::model::{Gateway, ID_LENGTH, ID_PATTERN, Kind, NewGateway, Prompt, Resource, Server, Tool};
 
 /// Served as built once: the document depends on nothing that changes at run time.
 pub async fn serve() -> impl IntoResponse {
@@ -43,9 +43,14 @@ struct Doc {
     paths: Map<String, Value>,
 }
 
-/// Bearer JWT on every route but the open ones.
-const OPEN: bool = false;
-const PROTECTED: bool = true;
+/// Who may call a route.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Access {
+    Open,
+    /// With a bearer JWT, as `require_auth` checks it.
+    Protected,
+}
+use Access::{Open as OPEN, Protected as PROTECTED};
 
 impl Doc {
     fn new() -> Doc {
@@ -97,8 +102,8 @@ impl Doc {
             .collect()
     }
 
-    fn add(&mut self, path: &str, method: &str, mut operation: Value, protected: bool) {
-        if !protected {
+    fn add(&mut self, path: &str, method: &str, mut operation: Value, access: Access) {
+        if access == Access::Open {
             operation["security"] = json!([]);
         }
         let item = self.paths.entry(path.to_owned()).or_insert_with(|| json!({}));
@@ -179,10 +184,7 @@ impl Doc {
         let plural = kind.plural();
         let key = kind.key();
         let entity = self.entity(kind);
-        let id = json!({
-            "name": "id", "in": "path", "required": true,
-            "schema": {"type": "string", "pattern": ID_PATTERN},
-        });
+        let id = json!({"name": "id", "in": "path", "required": true, "schema": id_schema()});
         let unauthorized = self.unauthorized();
         let not_found = self.error("No such entity (or an id that is not 32 hex characters)");
         let locked = self.error("The row is locked by another request (FOR UPDATE NOWAIT)");
@@ -195,7 +197,7 @@ impl Doc {
         let page = json!({
             "type": "object",
             "required": [plural, "nextCursor"],
-            "properties": {plural: list, "nextCursor": {"type": ["string", "null"], "pattern": ID_PATTERN}},
+            "properties": {plural: list, "nextCursor": {"anyOf": [id_schema(), {"type": "null"}]}},
         });
         self.add(
             &format!("/{plural}"),
@@ -222,6 +224,7 @@ impl Doc {
             "401": unauthorized,
             "404": self.error("A referenced gateway or tool does not exist"),
             "409": self.error("An entity of this kind already has that name (or URI)"),
+            "408": self.error("The body did not arrive within BODY_READ_TIMEOUT"),
             "413": self.error("The body is larger than MAX_BODY_BYTES"),
             "422": unprocessable,
             "503": unavailable,
@@ -317,6 +320,7 @@ impl Doc {
     fn mcp_routes(&mut self) {
         let unauthorized = self.unauthorized();
         let too_large = self.error("The body is larger than MAX_BODY_BYTES");
+        let too_slow = self.error("The body did not arrive within BODY_READ_TIMEOUT");
         let request_body = json!({"required": true, "content": {"application/json": {"schema": rpc_request()}}});
         self.add(
             "/rpc",
@@ -329,16 +333,13 @@ impl Doc {
                     "200": json_response("The result, or a JSON-RPC error", rpc_answer()),
                     "202": {"description": "A notification, taken"},
                     "400": json_response("Malformed JSON or not a JSON-RPC request", rpc_answer()),
-                    "401": unauthorized, "413": too_large,
+                    "401": unauthorized, "408": too_slow, "413": too_large,
                 },
             }),
             PROTECTED,
         );
 
-        let server = json!({
-            "name": "id", "in": "path", "required": true,
-            "schema": {"type": "string", "pattern": ID_PATTERN},
-        });
+        let server = json!({"name": "id", "in": "path", "required": true, "schema": id_schema()});
         let no_server = self.error("No such server");
         let unavailable = self.error("The database is unavailable or timed out");
         let stream = json!({
@@ -372,6 +373,7 @@ impl Doc {
                 "400": self.error("No session_id, or not a JSON-RPC request"),
                 "401": unauthorized,
                 "404": self.error("No such session, or it has ended"),
+                "408": too_slow,
                 "413": too_large,
             },
         });
@@ -389,12 +391,20 @@ impl Doc {
             if prefix == "server_" {
                 path_params.push(server.clone());
             }
-            self.streamable(path, prefix, &path_params, &unauthorized, &too_large);
+            let body_errors = [("408", &too_slow), ("413", &too_large)];
+            self.streamable(path, prefix, &path_params, &unauthorized, &body_errors);
         }
     }
 
     /// MCP's Streamable HTTP on one endpoint.
-    fn streamable(&mut self, path: &str, prefix: &str, path_params: &[Value], unauthorized: &Value, too_large: &Value) {
+    fn streamable(
+        &mut self,
+        path: &str,
+        prefix: &str,
+        path_params: &[Value],
+        unauthorized: &Value,
+        body_errors: &[(&str, &Value)],
+    ) {
         let session = |required: bool| {
             json!({"name": "Mcp-Session-Id", "in": "header", "required": required,
                    "description": "The id `initialize` answered in this header",
@@ -429,12 +439,14 @@ impl Doc {
                     "401": unauthorized,
                     "404": refused("No such session (or server)"),
                     "406": refused("Accept allows neither JSON nor an event stream"),
-                    "413": too_large,
                     "415": refused("The body is not application/json"),
                 },
             }),
             PROTECTED,
         );
+        for (status, response) in body_errors {
+            self.paths[path]["post"]["responses"][*status] = (*response).clone();
+        }
         let mut params = path_params.to_vec();
         params.extend([session(true), version]);
         self.add(
@@ -493,6 +505,11 @@ impl Doc {
             "security": [{"bearer": []}],
         })
     }
+}
+
+/// An id as `model::is_valid_id` accepts it.
+fn id_schema() -> Value {
+    json!({"type": "string", "pattern": ID_PATTERN, "minLength": ID_LENGTH, "maxLength": ID_LENGTH})
 }
 
 fn json_response(description: &str, schema: Value) -> Value {

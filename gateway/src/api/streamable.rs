@@ -258,9 +258,9 @@ async fn open_stream(
     version_ok(headers)?;
     let control = entry.streamable.as_ref().expect("a Streamable HTTP session");
     let (out, frames) = Registry::stream_channel();
-    let handle = conn.clone();
+    let streaming = conn.streaming();
     match control.attach(out, conn).await {
-        Ok(()) => handle.streaming(),
+        Ok(()) => {}
         Err(Refused::Streaming) => {
             return Err(rejected(
                 StatusCode::CONFLICT,
@@ -275,7 +275,7 @@ async fn open_stream(
             (header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream")),
             (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
         ],
-        Body::from_stream(FrameStream(frames)),
+        Body::from_stream(FrameStream::new(frames, streaming)),
     )
         .into_response())
 }

@@ -14,6 +14,8 @@ use std::task::{Context, Poll};
 use axum::body::Bytes;
 use tokio::sync::mpsc;
 
+use crate::conn::Streaming;
+
 pub use bus::Bus;
 pub use registry::{EndReason, Entry, Registry, SseCounts, Transport};
 pub use streamable::{Control, Refused};
@@ -41,14 +43,27 @@ pub mod frame {
     }
 }
 
-/// The response body of a session: its frames as they come; it ends when the producer does.
-pub struct FrameStream(pub mpsc::Receiver<Bytes>);
+/// The response body of a session: its frames as they come; it ends when the producer does. While
+/// it lives, its connection is not idle (`conn::Streaming`).
+pub struct FrameStream {
+    frames: mpsc::Receiver<Bytes>,
+    _streaming: Streaming,
+}
+
+impl FrameStream {
+    pub fn new(frames: mpsc::Receiver<Bytes>, streaming: Streaming) -> FrameStream {
+        FrameStream {
+            frames,
+            _streaming: streaming,
+        }
+    }
+}
 
 impl futures_core::Stream for FrameStream {
     type Item = Result<Bytes, Infallible>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.0.poll_recv(cx).map(|f| f.map(Ok))
+        self.frames.poll_recv(cx).map(|f| f.map(Ok))
     }
 }
 

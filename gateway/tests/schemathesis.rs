@@ -81,15 +81,7 @@ async fn schemathesis_finds_nothing(db: Db) {
     let per_operation = cases_per_operation(work.path());
     let table: Vec<String> = per_operation.iter().map(|(op, n)| format!("{n:>6}  {op}")).collect();
     eprintln!("{db:?}: cases per operation:\n{}", table.join("\n"));
-    let doc: serde_json::Value = gw
-        .http
-        .get(gw.url("/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, doc) = gw.get("/openapi.json").await;
     for (path, item) in doc["paths"].as_object().unwrap() {
         // schemathesis leaves out the address it read the document from.
         if path == "/openapi.json" {

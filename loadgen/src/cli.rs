@@ -120,23 +120,36 @@ pub enum CliError {
     Failed(String),
     /// The verdict is no (a regression, a stale baseline); the output has said why. Exit 1.
     Rejected,
+    /// The run was carried out and written, and this many of its thresholds failed. Exit 99 (k6's).
+    ThresholdsFailed(usize),
     /// Stopped by the user; what was measured was written, marked incomplete. Exit 130.
     Interrupted,
 }
+
+/// Every exit code of `stampede` and `stampede-tui`, as `--help` shows it (docs/cli.md has the same table).
+pub const EXIT_CODES: &str = "Exit codes:
+  0    done: the run finished and every threshold held; the gate passed
+  1    the work could not be carried out (target down, setup failed, a file not written),
+       or the gate failed (a regression), or a merge lacks a shard
+  2    bad input: a flag, a scenario file, a results file
+  99   the run finished and was written, but a threshold failed
+  130  interrupted (Ctrl-C, SIGTERM, q): what was measured is written, marked incomplete";
 
 impl CliError {
     pub fn exit_code(&self) -> u8 {
         match self {
             CliError::Usage(_) => 2,
             CliError::Failed(_) | CliError::Rejected => 1,
+            CliError::ThresholdsFailed(_) => 99,
             CliError::Interrupted => 130,
         }
     }
 
     /// The line to print, if the error has one of its own.
-    pub fn message(&self) -> Option<&str> {
+    pub fn message(&self) -> Option<std::borrow::Cow<'_, str>> {
         match self {
-            CliError::Usage(m) | CliError::Failed(m) => Some(m),
+            CliError::Usage(m) | CliError::Failed(m) => Some(m.into()),
+            CliError::ThresholdsFailed(n) => Some(format!("stampede: {n} threshold(s) failed (exit 99)").into()),
             CliError::Rejected | CliError::Interrupted => None,
         }
     }

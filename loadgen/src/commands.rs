@@ -1,6 +1,6 @@
 //! What each `stampede` subcommand does, once its arguments are parsed: each answers
 //! `Result<(), CliError>`, and `main.rs` maps that to stderr and an exit code (0 done, 1 could not be
-//! carried out or the gate said no, 2 bad input, 130 interrupted).
+//! carried out or the gate said no, 2 bad input, 99 thresholds failed, 130 interrupted: `cli::EXIT_CODES`).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -196,7 +196,7 @@ pub fn merge(files: &[PathBuf], out: &Path) -> Result<(), CliError> {
             lacking.join("; ")
         )));
     }
-    Ok(())
+    thresholds_held(&merged)
 }
 
 /// `stampede run`: run the scenario, print the summary, write the results (also when interrupted).
@@ -213,14 +213,13 @@ pub fn run(
         live_addr,
         quiet,
         json: false,
-        thresholds_decide: false,
     };
     init_tracing();
     with_runtime(run_once(plan, how))
 }
 
-/// `stampede URL …`: the ad-hoc form, run as a scenario of one action; exit 1 when a `--threshold`
-/// is crossed.
+/// `stampede URL …`: the ad-hoc form, run as a scenario of one action; exit 99 when a `--threshold`
+/// fails.
 pub fn adhoc(args: AdHocArgs) -> Result<(), CliError> {
     let plan = args.scenario()?;
     let how = HowToRun {
@@ -229,7 +228,6 @@ pub fn adhoc(args: AdHocArgs) -> Result<(), CliError> {
         live_addr: args.live,
         quiet: args.quiet,
         json: args.json,
-        thresholds_decide: true,
     };
     init_tracing();
     let server = plan.spec.target.url.clone().unwrap_or_default();
@@ -273,8 +271,6 @@ struct HowToRun {
     quiet: bool,
     /// The summary as JSON on stdout instead of the table.
     json: bool,
-    /// A crossed threshold fails the command (exit 1), as k6's do.
-    thresholds_decide: bool,
 }
 
 async fn run_once(plan: scenario::Scenario, how: HowToRun) -> Result<(), CliError> {
@@ -327,11 +323,19 @@ async fn run_once(plan: scenario::Scenario, how: HowToRun) -> Result<(), CliErro
         Completion::Complete => {}
         Completion::Interrupted | Completion::Partial => return Err(CliError::Interrupted),
     }
-    let crossed = results.thresholds.iter().filter(|j| j.verdict == Verdict::Fail).count();
-    if how.thresholds_decide && crossed > 0 {
-        return Err(CliError::Failed(format!("stampede: {crossed} threshold(s) crossed")));
+    thresholds_held(&results)
+}
+
+/// A finished run whose thresholds failed ends with exit 99 (k6's code), whoever ran it: a CI job must
+/// see it. A shard's are judged on the merge (`stampede merge`), not on its slice of the load.
+pub fn thresholds_held(results: &Results) -> Result<(), CliError> {
+    if results.load.shard.is_some() {
+        return Ok(());
     }
-    Ok(())
+    match results.thresholds.iter().filter(|j| j.verdict == Verdict::Fail).count() {
+        0 => Ok(()),
+        failed => Err(CliError::ThresholdsFailed(failed)),
+    }
 }
 
 fn with_runtime(f: impl Future<Output = Result<(), CliError>>) -> Result<(), CliError> {

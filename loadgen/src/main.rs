@@ -22,6 +22,7 @@ use stampede_loadgen::commands::{self, GateArgs, UpstreamArgs};
     help_template = "{about-with-newline}\n{usage-heading} {usage}\n\n\
                      One URL, no scenario file:\n{positionals}\n{options}\n\n\
                      Commands:\n{subcommands}{after-help}",
+    after_help = stampede_loadgen::cli::EXIT_CODES,
     args_conflicts_with_subcommands = true,
     subcommand_negates_reqs = true,
     arg_required_else_help = true
@@ -120,8 +121,8 @@ enum Command {
     Man,
 }
 
-/// Exit codes: 0 done, 1 the run could not be carried out (or the gate said no), 2 bad input, 130
-/// interrupted — mapped from the command's `CliError` in one place.
+/// Exit codes (`cli::EXIT_CODES`): 0 done, 1 the run could not be carried out (or the gate said no), 2
+/// bad input, 99 thresholds failed, 130 interrupted — mapped from the command's `CliError` in one place.
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,

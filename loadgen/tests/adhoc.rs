@@ -224,7 +224,7 @@ fn method_headers_and_body_are_sent_as_given() {
 }
 
 #[test]
-fn a_crossed_threshold_exits_1_and_a_rate_is_kept() {
+fn a_failed_threshold_exits_99_and_a_rate_is_kept() {
     let gw = common::gateway("s", &[]);
     // Every answer a 404: the failure-rate threshold is crossed.
     let out = stampede(&[
@@ -238,7 +238,12 @@ fn a_crossed_threshold_exits_1_and_a_rate_is_kept() {
         "-o",
         &scratch(),
     ]);
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(99),
+        "k6's code for failed thresholds: {}",
+        stderr(&out)
+    );
     let s: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(s["thresholds"][0]["verdict"], "fail", "{s}");
     assert_eq!(s["statuses"]["404"], 50, "{s}");

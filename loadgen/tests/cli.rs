@@ -140,6 +140,39 @@ fn a_short_run_against_a_spawned_gateway_writes_results_and_serves_the_live_feed
     assert_eq!(phases.last(), Some(&"post_load"));
 }
 
+/// A run that finished but failed a threshold exits 99 (k6's code), so a CI job sees it; `--help`
+/// lists every exit code.
+#[test]
+fn a_failed_threshold_exits_99_and_help_lists_the_exit_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
+    let out = stampede()
+        .arg("run")
+        .arg(root.join("ci-smoke.toml"))
+        .args(["--users", "2", "--duration", "1s", "--quiet"])
+        .args(["--set", "observe.post_load=\"0s\"", "--set", "observe.settle=\"0s\""])
+        .args(["--set", "thresholds.all=[\"p50 < 0.001ms\", \"failure_rate < 100%\"]"])
+        .arg("-o")
+        .arg(dir.path().join("out.json"))
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(99), "{stdout}\n{stderr}");
+    assert!(stdout.contains("p50 < 0.001ms — FAIL"), "{stdout}");
+    assert!(stderr.contains("1 threshold(s) failed"), "{stderr}");
+    let r: Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("out.json")).unwrap()).unwrap();
+    assert_eq!(r["complete"], true, "the results are written all the same");
+
+    let help = stampede().arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    for line in ["Exit codes:", "  2 ", "  99 ", "  130 "] {
+        assert!(help.contains(line), "--help lists {line:?}: {help}");
+    }
+}
+
 #[test]
 fn ctrl_c_stops_the_load_and_still_writes_the_results_marked_incomplete() {
     let dir = tempfile::tempdir().unwrap();

@@ -13,7 +13,7 @@ use stampede_tui::{Inputs, feed, require_tty, run_ui};
 
 /// stampede-tui: watch a stampede run the way you watch `top`.
 #[derive(Parser)]
-#[command(name = "stampede-tui", version = stampede_loadgen::VERSION)]
+#[command(name = "stampede-tui", version = stampede_loadgen::VERSION, after_help = cli::EXIT_CODES)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -43,8 +43,9 @@ enum Command {
     Man,
 }
 
-/// Exit codes as `stampede run`: 0 done, 1 the run could not be carried out, 2 bad input (checked before
-/// the terminal is: a missing file is named even without a TTY), 130 the run was stopped with q.
+/// Exit codes as `stampede run` (`cli::EXIT_CODES`): 0 done, 1 the run could not be carried out, 2 bad
+/// input (checked before the terminal is: a missing file is named even without a TTY), 99 a threshold
+/// failed, 130 the run was stopped with q.
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -150,9 +151,8 @@ fn run(plan: Scenario, file: PathBuf, out: Option<PathBuf>) -> anyhow::Result<Ex
     let (results, path) = rt.block_on(engine)??;
     out!("{}", output::summary(&results));
     outln!("results: {}", path.display());
-    Ok(if results.complete {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(130)
-    })
+    if !results.complete {
+        return Ok(ExitCode::from(130));
+    }
+    Ok(cli::exit(stampede_loadgen::commands::thresholds_held(&results)))
 }

@@ -51,7 +51,7 @@ check_of() { awk -v c="$2" '$1 == "relative" && $2 == c { print $(NF-2), $NF }' 
 
 echo "ci-gate: A1. fixed profile, median of 3 runs, against $committed"
 "$bin/stampede" gate --run "$scenario" --repeat 3 "${set_pg[@]}" --baseline "$committed" "${across_sessions[@]}" \
-  --markdown "$out/fixed.md" --junit "$out/fixed.xml"
+  --fail-on-stale --markdown "$out/fixed.md" --junit "$out/fixed.xml"
 echo "ci-gate: the fixed gateway passes, and the committed baseline is not stale"
 
 echo "ci-gate: A2. legacy profile (the gate must fail)"

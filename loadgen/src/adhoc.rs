@@ -20,17 +20,19 @@ const DEFAULT_REQUESTS: u64 = 200;
 /// The ad-hoc form's flags (`stampede URL …`); oha's and hey's letters where they have one.
 #[derive(Debug, Clone, clap::Args)]
 pub struct AdHocArgs {
-    /// The URL to load (plain http://), e.g. http://127.0.0.1:4444/health.
+    /// The URL to load (http:// or https://), e.g. http://127.0.0.1:4444/health.
     #[arg(value_name = "URL", value_parser = parse_url)]
     pub url: Option<AdHocUrl>,
     /// Concurrent users, each on its own connection; with -q, the most requests in flight.
     #[arg(short = 'c', long = "connections", value_name = "N", default_value_t = 50,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub connections: u32,
-    /// Run this long, e.g. 10s (with -n: at most this long).
+    /// Run this long, e.g. 10s (with -n: at most this long). Requests still in flight then are
+    /// aborted and counted as such (oha's "aborted due to deadline"), so the run takes this long.
     #[arg(short = 'z', long, value_name = "DURATION", value_parser = parse_duration)]
     pub duration: Option<Duration>,
-    /// Requests in all; the run ends when they are done [default: 200 when -z is not given either].
+    /// Requests in all; the run ends when they are done, after 10 minutes at most unless -z says
+    /// otherwise [default: 200 when -z is not given either].
     #[arg(short = 'n', long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub requests: Option<u64>,
     /// Open model: this many requests a second, whatever the target's speed (latency counts from each
@@ -52,6 +54,12 @@ pub struct AdHocArgs {
     /// Per-request timeout.
     #[arg(long, value_name = "DURATION", default_value = "20s", value_parser = parse_duration)]
     pub timeout: Duration,
+    /// https: trust the CA certificates of this PEM file instead of the platform's.
+    #[arg(long, value_name = "FILE", conflicts_with = "insecure")]
+    pub cacert: Option<PathBuf>,
+    /// https: take any certificate (a self-signed test server): encrypted, not verified.
+    #[arg(short = 'k', long)]
+    pub insecure: bool,
     /// Print the summary as JSON on stdout (schemas/summary.schema.json) instead of the table.
     #[arg(long)]
     pub json: bool,
@@ -79,15 +87,15 @@ pub struct AdHocUrl {
 }
 
 fn parse_url(text: &str) -> Result<AdHocUrl, String> {
+    if !text.contains("://") {
+        return Err(format!(
+            "{text:?} has no scheme: add http:// or https:// (e.g. http://{text})"
+        ));
+    }
     let url = reqwest::Url::parse(text).map_err(|e| format!("{text:?} is not a URL ({e})"))?;
-    match url.scheme() {
-        "http" => {}
-        "https" => {
-            return Err(format!(
-                "{text}: https is not supported; stampede's request loop speaks plain http://"
-            ));
-        }
-        other => return Err(format!("{text}: {other}:// is not http://")),
+    let scheme = url.scheme();
+    if !matches!(scheme, "http" | "https") {
+        return Err(format!("{text}: {scheme}:// is neither http:// nor https://"));
     }
     let host = url
         .host_str()
@@ -105,7 +113,7 @@ fn parse_url(text: &str) -> Result<AdHocUrl, String> {
         path_and_query.push_str(q);
     }
     Ok(AdHocUrl {
-        base: format!("http://{host}:{port}"),
+        base: format!("{scheme}://{host}:{port}"),
         path_and_query,
         text: text.to_owned(),
     })
@@ -181,6 +189,8 @@ impl AdHocArgs {
         };
         let duration = self.duration.unwrap_or(REQUESTS_CAP);
         load.insert("duration".into(), format_duration(duration).into());
+        // As oha: the deadline is the deadline; what is in flight then is aborted, and counted.
+        load.insert("graceful_stop".into(), "0s".into());
         if let Some(n) = requests {
             load.insert(
                 "iterations".into(),
@@ -200,6 +210,12 @@ impl AdHocArgs {
         let mut target = toml::Table::new();
         target.insert("url".into(), url.base.clone().into());
         target.insert("timeout".into(), format_duration(self.timeout).into());
+        if let Some(file) = &self.cacert {
+            target.insert("cacert".into(), file.display().to_string().into());
+        }
+        if self.insecure {
+            target.insert("insecure".into(), true.into());
+        }
         let mut observe = toml::Table::new();
         observe.insert("post_load".into(), "0s".into());
         observe.insert("settle".into(), "0s".into());
@@ -256,13 +272,14 @@ mod tests {
             (u.base.as_str(), u.path_and_query.as_str()),
             ("http://localhost:80", "/")
         );
-        for bad in [
-            "127.0.0.1:4444",
-            "https://127.0.0.1/",
-            "ftp://x/",
-            "http://u:p@h/",
-            "not a url",
-        ] {
+        let u = parse_url("https://[::1]/x").unwrap();
+        assert_eq!(u.base, "https://[::1]:443");
+        assert!(
+            parse_url("127.0.0.1:4444/health")
+                .unwrap_err()
+                .contains("add http:// or https://")
+        );
+        for bad in ["127.0.0.1:4444", "ftp://x/", "http://u:p@h/", "not a url"] {
             assert!(parse_url(bad).is_err(), "{bad} is refused");
         }
     }

@@ -20,7 +20,9 @@ pub struct ScenarioArgs {
     /// Open model: arrivals per second (`--set load.rate=R`).
     #[arg(long, allow_negative_numbers = true)]
     pub rate: Option<f64>,
-    /// Steady duration, e.g. 30s (`--set load.duration=…`).
+    /// Steady duration, e.g. 30s (`--set load.duration=…`). A run's wall time is its setup, the ramps
+    /// and this, then at most `load.graceful_stop` (5s unless set: actions still running then are
+    /// aborted and counted) and the post-load window (`observe.post_load`).
     #[arg(long)]
     pub duration: Option<String>,
     /// Run against this gateway instead of the scenario's target (replaces a spawned one).

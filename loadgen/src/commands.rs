@@ -42,6 +42,10 @@ pub struct GateArgs {
     /// than the one that recorded the baseline).
     #[arg(long = "tolerance", value_name = "METRIC=PCT")]
     pub tolerances: Vec<String>,
+    /// Fail (exit 1) when the run is faster than the baseline beyond the band, i.e. the baseline is
+    /// stale; without it that is a warning (exit 0): a faster run is no regression.
+    #[arg(long)]
+    pub fail_on_stale: bool,
 }
 
 fn usage(context: &str) -> impl Fn(anyhow::Error) -> CliError + '_ {
@@ -125,7 +129,12 @@ async fn gate_runs(args: GateArgs, tolerances: gate::check::Tolerances) -> Resul
             std::fs::write(p, text).map_err(|e| usage(format!("writing {}: {e}", p.display())))?;
         }
     }
-    match gate::verdict::Outcome::of(&checks).exit_code() {
+    let stale = if args.fail_on_stale {
+        gate::verdict::StalePolicy::Fail
+    } else {
+        gate::verdict::StalePolicy::Warn
+    };
+    match gate::verdict::Outcome::of(&checks).exit_code(stale) {
         0 => Ok(()),
         _ => Err(CliError::Rejected),
     }
@@ -230,24 +239,31 @@ pub fn adhoc(args: AdHocArgs) -> Result<(), CliError> {
         json: args.json,
     };
     init_tracing();
-    let server = plan.spec.target.url.clone().unwrap_or_default();
     with_runtime(async move {
-        reachable(&server).await?;
+        reachable(&plan).await?;
         run_once(plan, how).await
     })
 }
 
-/// A server nobody listens on is said at once, not after `-n` requests have backed off for minutes
-/// (a mistyped port is the usual cause).
-async fn reachable(base: &str) -> Result<(), CliError> {
-    let authority = base.trim_start_matches("http://");
-    let connect = tokio::net::TcpStream::connect(authority);
-    match tokio::time::timeout(Duration::from_secs(5), connect).await {
-        Ok(Ok(_)) => Ok(()),
-        Ok(Err(e)) => Err(CliError::Failed(format!("stampede: cannot connect to {base}: {e}"))),
-        Err(_) => Err(CliError::Failed(format!(
+/// A server nobody listens on, or whose certificate is not trusted, is said at once, not after `-n`
+/// requests have backed off for minutes (a mistyped port is the usual cause).
+async fn reachable(plan: &scenario::Scenario) -> Result<(), CliError> {
+    use crate::actions::conn::{ConnectError, probe};
+    let base = plan.spec.target.url.as_deref().unwrap_or_default();
+    let tls = engine::tls_config(base, &plan.trust).map_err(|e| CliError::Usage(format!("stampede: {e:#}")))?;
+    let (mut endpoint, _) = engine::endpoint_of(base, None, plan, tls.as_ref())
+        .await
+        .map_err(|e| CliError::Failed(format!("stampede: {base}: {e:#}")))?;
+    endpoint.connect_timeout = Duration::from_secs(5);
+    match probe(&endpoint).await {
+        Ok(()) => Ok(()),
+        Err(ConnectError::Tls(e)) => Err(CliError::Usage(format!(
+            "stampede: {base}: the TLS handshake failed: {e} (--cacert FILE trusts a CA, --insecure a self-signed test server)"
+        ))),
+        Err(ConnectError::TimedOut) => Err(CliError::Failed(format!(
             "stampede: cannot connect to {base}: no answer in 5 s"
         ))),
+        Err(e @ ConnectError::Tcp(_)) => Err(CliError::Failed(format!("stampede: cannot connect to {base}: {e}"))),
     }
 }
 
@@ -297,6 +313,9 @@ async fn run_once(plan: scenario::Scenario, how: HowToRun) -> Result<(), CliErro
         .as_ref()
         .map_or_else(|| "the command line".to_owned(), |f| f.display().to_string());
     crate::target::check_environment(&plan).map_err(|e| CliError::Usage(format!("{source}: {e}")))?;
+    if let Some(warning) = crate::target::open_files_warning(&plan) {
+        errln!("{warning}");
+    }
     let output = engine::run(plan, RunOptions { snapshots: Some(cell) }, interrupt_rx)
         .await
         .map_err(|e| {

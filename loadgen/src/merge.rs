@@ -169,7 +169,6 @@ fn combine(count: u32, parts: &[(Shard, &Path, Results)]) -> Results {
             peak_target: parts.iter().map(|p| p.2.load.peak_target).sum(),
             phases: phase_spans(&series),
             dropped: parts.iter().map(|p| p.2.load.dropped).sum(),
-            cut: parts.iter().map(|p| p.2.load.cut).sum(),
             shard: None,
             started_at: earliest.map(|e| humantime::format_rfc3339_millis(e).to_string()),
             start_at: first.load.start_at.clone(),
@@ -220,6 +219,8 @@ fn stats_of(summary: &Summary, histogram: Option<&str>) -> Option<Stats> {
         ok: summary.ok,
         expected: summary.expected,
         failed: summary.failed,
+        aborted: summary.aborted,
+        connect_errors: summary.connect_errors,
         ..Stats::default()
     };
     stats.latency.add(decode_histogram(histogram?).ok()?).ok()?;
@@ -239,6 +240,8 @@ fn merge_actions(parts: &[(Shard, &Path, Results)], seconds: f64) -> Vec<(Action
                     ok: a.summary.ok,
                     expected: a.summary.expected,
                     failed: a.summary.failed,
+                    aborted: a.summary.aborted,
+                    connect_errors: a.summary.connect_errors,
                     ..Stats::default()
                 });
                 part.failures = a.failures.clone();
@@ -408,6 +411,8 @@ fn approximate(parts: &[&Summary], rps: f64) -> Summary {
         ok: parts.iter().map(|s| s.ok).sum(),
         expected: parts.iter().map(|s| s.expected).sum(),
         failed: parts.iter().map(|s| s.failed).sum(),
+        aborted: parts.iter().map(|s| s.aborted).sum(),
+        connect_errors: parts.iter().map(|s| s.connect_errors).sum(),
         rps,
         mean_ms: (count > 0).then(|| weighted / count as f64),
         p50_ms: None,

@@ -10,12 +10,8 @@ use crate::engine::timeline::SnapshotCell;
 use crate::format::ms;
 use crate::results::Results;
 
-fn pct(part: u64, whole: u64) -> String {
-    if whole == 0 {
-        "-".into()
-    } else {
-        format!("{:.2}%", part as f64 * 100.0 / whole as f64)
-    }
+fn rate(r: Option<f64>) -> String {
+    r.map_or_else(|| "-".into(), |r| format!("{:.2}%", r * 100.0))
 }
 
 /// One status line of a snapshot.
@@ -48,7 +44,7 @@ pub fn status_line(s: &Snapshot, width: usize) -> String {
         s.phase.label(),
         rps,
         ms(p99),
-        pct(t.failed, t.count),
+        rate(t.failure_rate()),
         users,
         s.sse.open + s.mcp.open
     );
@@ -202,20 +198,53 @@ fn actions_table(out: &mut String, r: &Results) {
     row(out, "all", &r.totals);
 }
 
-/// The failure rate, and per action its statuses, failure kinds and first error messages.
+/// Every request started accounted for: answered, aborted at the end, or never sent (connect errors);
+/// then the failure rate, and per action its statuses, failure kinds and first error messages.
 fn outcomes(out: &mut String, r: &Results) {
-    let _ = writeln!(out, "failure rate {}", pct(r.totals.failed, r.totals.count));
+    let t = &r.totals;
+    if t.nothing_completed() {
+        let _ = writeln!(
+            out,
+            "no request completed: {} in flight when the load ended (aborted), {} connects failed",
+            t.aborted, t.connect_errors
+        );
+    }
+    if t.aborted > 0 {
+        let _ = writeln!(
+            out,
+            "aborted: {} in flight when the load's graceful stop ended (unanswered; in no latency or rate)",
+            t.aborted
+        );
+    }
+    if t.connect_errors > 0 {
+        let _ = writeln!(
+            out,
+            "connect errors: {} (no request sent; not in the count, the rate or the latencies)",
+            t.connect_errors
+        );
+    }
+    let _ = writeln!(out, "failure rate {}", rate(t.failure_rate()));
     for a in &r.actions {
-        if a.statuses.is_empty() && a.failures.is_empty() {
+        let mut parts = Vec::new();
+        if !a.statuses.is_empty() {
+            let statuses: Vec<String> = a.statuses.iter().map(|(s, n)| format!("{s}×{n}")).collect();
+            parts.push(format!("statuses {}", statuses.join(" ")));
+        }
+        if !a.failures.is_empty() {
+            let failures: Vec<String> = a.failures.iter().map(|(k, n)| format!("{}×{n}", k.label())).collect();
+            parts.push(format!("failures {}", failures.join(" ")));
+        }
+        let s = &a.summary;
+        if s.connect_errors > 0 {
+            parts.push(format!("connect errors {}", s.connect_errors));
+        }
+        if s.aborted > 0 {
+            parts.push(format!("aborted {}", s.aborted));
+        }
+        if parts.is_empty() {
             continue;
         }
-        let statuses: Vec<String> = a.statuses.iter().map(|(s, n)| format!("{s}×{n}")).collect();
-        let failures: Vec<String> = a.failures.iter().map(|(k, n)| format!("{}×{n}", k.label())).collect();
-        let _ = write!(out, "  {}: statuses {}", a.name, statuses.join(" "));
-        if !failures.is_empty() {
-            let _ = write!(out, "; failures {}", failures.join(" "));
-        }
-        let _ = writeln!(out);
+        let _ = writeln!(out, "  {}: {}", a.name, parts.join("; "));
         for (msg, n) in a.errors.iter().take(3) {
             let _ = writeln!(out, "    {n}× {msg}");
         }
@@ -322,6 +351,8 @@ pub fn json_summary(r: &Results, path: &std::path::Path) -> serde_json::Value {
         },
         "statuses": statuses,
         "failures": failures,
+        "aborted": t.aborted,
+        "connect_errors": t.connect_errors,
         "dropped": r.load.dropped,
         "thresholds": r.thresholds.iter().map(|j| serde_json::json!({
             "scope": j.scope, "threshold": j.threshold, "verdict": j.verdict, "value": j.value,

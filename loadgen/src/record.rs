@@ -64,6 +64,10 @@ pub struct Stats {
     pub ok: u64,
     pub expected: u64,
     pub failed: u64,
+    /// Cut unanswered at the hard stop (`Recorder::abort`).
+    pub aborted: u64,
+    /// Connections that could not be made: no request, so no count and no latency.
+    pub connect_errors: u64,
     pub failures: BTreeMap<FailureKind, u64>,
     pub statuses: BTreeMap<u16, u64>,
     pub rpc_errors: BTreeMap<i64, u64>,
@@ -78,6 +82,8 @@ impl Default for Stats {
             ok: 0,
             expected: 0,
             failed: 0,
+            aborted: 0,
+            connect_errors: 0,
             failures: BTreeMap::new(),
             statuses: BTreeMap::new(),
             rpc_errors: BTreeMap::new(),
@@ -89,6 +95,12 @@ impl Default for Stats {
 
 impl Stats {
     pub fn record(&mut self, s: &Sample<'_>) {
+        self.note_error(s.error);
+        if s.outcome == Outcome::Failed(FailureKind::Connect) {
+            // Not a request: the rate and the latencies are of requests sent.
+            self.connect_errors += 1;
+            return;
+        }
         self.count += 1;
         match s.outcome {
             Outcome::Ok => self.ok += 1,
@@ -104,15 +116,18 @@ impl Stats {
         if let Some(code) = s.rpc_error {
             *self.rpc_errors.entry(code).or_default() += 1;
         }
-        if let Some(msg) = s.error {
+        self.latency
+            .saturating_record((s.latency.as_micros() as u64).clamp(1, MAX_MICROS));
+    }
+
+    fn note_error(&mut self, error: Option<&str>) {
+        if let Some(msg) = error {
             if let Some(n) = self.errors.get_mut(msg) {
                 *n += 1;
             } else if self.errors.len() < MAX_ERROR_MESSAGES {
                 self.errors.insert(msg.to_owned(), 1);
             }
         }
-        self.latency
-            .saturating_record((s.latency.as_micros() as u64).clamp(1, MAX_MICROS));
     }
 
     pub fn merge(&mut self, other: &Stats) {
@@ -120,6 +135,8 @@ impl Stats {
         self.ok += other.ok;
         self.expected += other.expected;
         self.failed += other.failed;
+        self.aborted += other.aborted;
+        self.connect_errors += other.connect_errors;
         for (k, n) in &other.failures {
             *self.failures.entry(*k).or_default() += n;
         }
@@ -147,6 +164,8 @@ impl Stats {
         self.ok = 0;
         self.expected = 0;
         self.failed = 0;
+        self.aborted = 0;
+        self.connect_errors = 0;
         self.failures.clear();
         self.statuses.clear();
         self.rpc_errors.clear();
@@ -188,6 +207,8 @@ impl Stats {
             ok: self.ok,
             expected: self.expected,
             failed: self.failed,
+            aborted: self.aborted,
+            connect_errors: self.connect_errors,
             rps: if seconds > 0.0 {
                 self.count as f64 / seconds
             } else {
@@ -216,8 +237,6 @@ pub struct Gauges {
     pub mcp: StreamGauges,
     /// Open model: arrivals dropped because every slot was busy.
     pub dropped: AtomicU64,
-    /// Actions cut at the end of the graceful stop.
-    pub cut: AtomicU64,
 }
 
 impl Gauges {
@@ -340,6 +359,15 @@ impl Recorder {
             .record(sample);
     }
 
+    /// An action of `slot` was cut unanswered at the hard stop: counted, as every request started is.
+    pub fn abort(&self, slot: usize) {
+        self.windows[shard_of(self.windows.len())][slot]
+            .0
+            .lock()
+            .expect("window lock")
+            .aborted += 1;
+    }
+
     /// Fill `spare[slot]` with each slot's finished window (the shards merged) and empty the shards:
     /// no histogram is allocated per second.
     pub fn swap_windows(&self, spare: &mut [Stats]) {
@@ -421,6 +449,13 @@ mod tests {
             });
         }
         assert_eq!(s.errors.len(), MAX_ERROR_MESSAGES);
-        assert_eq!(s.failed, 100);
+        assert_eq!(
+            (s.connect_errors, s.count, s.failed),
+            (100, 0, 0),
+            "a failed connect is no request"
+        );
+        assert_eq!(s.summary(1.0).rps, 0.0);
+        assert_eq!(s.summary(1.0).p50_ms, None, "and has no latency");
+        assert_eq!(s.summary(1.0).failure_rate(), Some(1.0), "but fails the attempt");
     }
 }

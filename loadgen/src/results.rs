@@ -135,8 +135,6 @@ pub struct LoadInfo {
     pub phases: Vec<PhaseSpan>,
     /// Open model: arrivals dropped because every slot was busy.
     pub dropped: u64,
-    /// Actions cut at the end of the graceful stop (not recorded).
-    pub cut: u64,
     /// The slice of the load this run was (`I/N`, `--shard`); absent for the whole load.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shard: Option<String>,
@@ -260,7 +258,6 @@ impl Results {
                 }),
                 phases: phase_spans(&run.timeline.windows),
                 dropped: run.dropped,
-                cut: run.cut,
             },
             slots: run.slots.clone(),
             series: run.timeline.windows.clone(),

@@ -89,8 +89,9 @@ fn help_lists_the_ad_hoc_form_first() {
 fn bad_input_gets_one_line_and_exit_2() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("no-such-body.json");
-    let cases: [(&[&str], &str); 6] = [
-        (&["ftp://127.0.0.1/"], "is not http://"),
+    let cases: [(&[&str], &str); 7] = [
+        (&["ftp://127.0.0.1/"], "is neither http:// nor https://"),
+        (&["127.0.0.1:4444/health"], "add http:// or https://"),
         (&["http://[::1"], "is not a URL"),
         (
             &["http://127.0.0.1:9/", "--no-such-flag"],
@@ -263,4 +264,87 @@ fn a_failed_threshold_exits_99_and_a_rate_is_kept() {
     let n = s["requests"].as_u64().unwrap();
     assert!((285..=305).contains(&n), "about 300 arrivals in 3 s at 100/s: {s}");
     assert_eq!(s["thresholds"][0]["verdict"], "pass", "{s}");
+}
+
+/// Every request started is accounted for: against a server that accepts and never answers, the two
+/// requests in flight at the deadline are counted aborted, the run takes its duration (not the
+/// duration plus a graceful stop), and the summary says nothing completed.
+#[test]
+fn requests_in_flight_at_the_deadline_are_counted_aborted() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in listener.incoming() {
+            held.push(conn);
+        }
+    });
+    let started = std::time::Instant::now();
+    let s = json_run(&[&format!("http://{addr}/"), "-z", "2s", "-c", "2"]);
+    let wall = started.elapsed();
+    assert_eq!(
+        (s["requests"].as_u64(), s["aborted"].as_u64()),
+        (Some(0), Some(2)),
+        "{s}"
+    );
+    assert_eq!(s["latency_ms"]["p50"], Value::Null, "{s}");
+    assert!(wall < std::time::Duration::from_millis(3500), "a 2 s run took {wall:?}");
+
+    let out = stampede(&[
+        &format!("http://{addr}/"),
+        "-z",
+        "1s",
+        "-c",
+        "3",
+        "--quiet",
+        "-o",
+        &scratch(),
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}{}", stderr(&out));
+    assert!(
+        text.contains("no request completed: 3 in flight when the load ended (aborted)"),
+        "{text}"
+    );
+}
+
+/// A connect that fails is not a request: with the open-file limit below the users asked for, the
+/// failed connects are counted apart (out of the count, the rate and the latencies), the limit is said
+/// before the load starts, and the failure rate still counts them.
+#[test]
+fn failed_connects_are_counted_apart_from_requests() {
+    let gw = common::gateway("s", &[]);
+    let results = scratch();
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "ulimit -Sn 96 && ulimit -Hn 96 && exec {} {}/health -c 300 -z 2s --json --quiet -o {results}",
+            env!("CARGO_BIN_EXE_stampede"),
+            gw.url
+        ))
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert!(
+        err.contains("300 users need at least 300 open files and the limit is 96"),
+        "{err}"
+    );
+    let s = summary(&out);
+    let (requests, connect_errors) = (s["requests"].as_u64().unwrap(), s["connect_errors"].as_u64().unwrap());
+    assert!(requests > 0 && connect_errors > 0, "{s}");
+    assert_eq!(
+        s["failures"].get("connect"),
+        None,
+        "connect errors are not failed requests: {s}"
+    );
+    let rate = s["requests_per_second"].as_f64().unwrap();
+    let load = s["load_seconds"].as_f64().unwrap();
+    assert!(
+        (rate - requests as f64 / load).abs() < 1.0,
+        "the rate is of requests only: {s}"
+    );
+    assert!(s["latency_ms"]["p50"].as_f64().unwrap() > 0.0, "{s}");
+    let r: Value = serde_json::from_str(&std::fs::read_to_string(&results).unwrap()).unwrap();
+    assert_eq!(r["totals"]["connect_errors"].as_u64(), Some(connect_errors));
+    assert!(r["totals"]["aborted"].is_u64(), "{}", r["totals"]);
 }

@@ -236,6 +236,9 @@ fn a_closed_stdout_or_stderr_ends_the_output_not_the_run() {
             "1s",
             "--set",
             "observe.post_load=\"0s\"",
+            // Without a post-load window sessions may be left at the end: this is about pipes.
+            "--set",
+            "thresholds.all=[]",
             "-o",
         ])
         .arg(&results)
@@ -297,6 +300,9 @@ fn a_gateway_that_wants_a_token_gets_a_hint_and_no_start_line() {
                 // The gateway federates for real: its gateway needs an upstream that answers.
                 "--set",
                 "upstream.spawn=true",
+                // Without a post-load window sessions may be left at the end: this is about tokens.
+                "--set",
+                "thresholds.all=[]",
                 "--quiet",
             ])
             .args(extra)

@@ -235,14 +235,16 @@ path = "/ok"
     let took = started.elapsed();
     assert!(took < Duration::from_secs(4), "ended on time: {took:?}");
     let all = out.timeline.totals_all();
-    assert!(all.count > 0);
-    assert_eq!(
-        all.failures[&FailureKind::Connect],
-        all.count,
-        "every failure is a connect failure"
-    );
+    assert!(all.connect_errors > 0);
+    assert_eq!(all.count, 0, "a failed connect is no request");
+    assert_eq!(all.failures.get(&FailureKind::Connect), None, "nor a failed one");
+    assert_eq!(all.summary(2.0).failure_rate(), Some(1.0), "but every attempt failed");
     // Backoff from 100 ms doubling: about 4 attempts a user in 2 s, not a tight loop.
-    assert!(all.count <= 80, "{} attempts from 10 users in 2 s", all.count);
+    assert!(
+        all.connect_errors <= 80,
+        "{} attempts from 10 users in 2 s",
+        all.connect_errors
+    );
 }
 
 /// A raw SSE target: answers the endpoint event, then counts how each connection ends.

@@ -144,6 +144,34 @@ fn gate_passes_its_own_baseline_and_fails_a_slower_run_naming_the_check() {
         .filter_map(|n| n.attribute("name"))
         .collect();
     assert_eq!(failed, ["p50"], "{junit}");
+    assert!(table.contains(" ms "), "figures carry their unit: {table}");
+    assert_eq!(
+        table.lines().filter(|l| l.contains("failure_rate")).count(),
+        1,
+        "the scenario's failure-rate threshold is the one bar for it: {table}"
+    );
+
+    // Four times faster: no regression. A warning to re-record (exit 0), a failure only when asked.
+    delay.store(5, Ordering::Relaxed);
+    let fast = dir.path().join("fast.json");
+    run(&s, &fast);
+    let gate_fast = |extra: &[&str]| {
+        let out = stampede()
+            .arg("gate")
+            .arg(&fast)
+            .arg("--baseline")
+            .arg(&baseline)
+            .args(extra)
+            .output()
+            .unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let (code, table) = gate_fast(&[]);
+    assert_eq!(code, Some(0), "a faster run is no regression: {table}");
+    assert!(table.contains("consider re-recording"), "{table}");
+    assert!(!table.contains("FAIL"), "{table}");
+    let (code, table) = gate_fast(&["--fail-on-stale"]);
+    assert_eq!(code, Some(1), "{table}");
 
     // compare: side by side, with the change against the first.
     let out = stampede().arg("compare").arg(&same).arg(&slow).output().unwrap();

@@ -60,7 +60,13 @@ fn main() -> ExitCode {
         Command::Run { scenario, out } => match scenario.load() {
             Ok(plan) => stampede_loadgen::target::check_environment(&plan)
                 .map_err(|e| anyhow::anyhow!("{}: {e}", scenario.scenario.display()))
-                .map(|()| Input::Run(Box::new(plan), scenario.scenario, out)),
+                .map(|()| {
+                    // Said before the terminal is taken over, where it can be read.
+                    if let Some(warning) = stampede_loadgen::target::open_files_warning(&plan) {
+                        errln!("{warning}");
+                    }
+                    Input::Run(Box::new(plan), scenario.scenario, out)
+                }),
             Err(e) => Err(anyhow::anyhow!("{e}")),
         },
     };

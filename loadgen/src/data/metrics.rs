@@ -176,8 +176,8 @@ impl Metrics {
         m.set("mean", s.mean_ms);
         m.set("rps", Some(s.rps));
         m.set("count", Some(s.count as f64));
-        m.set("failures", Some(s.failed as f64));
-        m.set("failure_rate", (s.count > 0).then(|| s.failed as f64 / s.count as f64));
+        m.set("failures", Some((s.failed + s.connect_errors) as f64));
+        m.set("failure_rate", s.failure_rate());
         m.set("unexpected_statuses", unexpected_statuses.map(|n| n as f64));
         m
     }

@@ -36,13 +36,37 @@ impl FailureKind {
     }
 }
 
+impl Summary {
+    /// Failed requests and failed connects over both (a target that refuses connections is failing);
+    /// `None` when nothing was attempted.
+    pub fn failure_rate(&self) -> Option<f64> {
+        let attempts = self.count + self.connect_errors;
+        (attempts > 0).then(|| (self.failed + self.connect_errors) as f64 / attempts as f64)
+    }
+
+    /// Nothing was answered: say so plainly rather than print a table of zeros.
+    pub fn nothing_completed(&self) -> bool {
+        self.count == 0
+    }
+}
+
 /// The figures of one action over some span. Latencies of a span without samples are absent.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
+    /// Requests answered or failed on a connection that was made (`ok + expected + failed`): what the
+    /// rate and the latencies are of.
     pub count: u64,
     pub ok: u64,
     pub expected: u64,
     pub failed: u64,
+    /// Requests in flight when the load's graceful stop ended, cut unanswered (oha's "aborted due to
+    /// deadline"): started, so accounted for, but in no latency and no rate.
+    #[serde(default)]
+    pub aborted: u64,
+    /// Connections that could not be made: no request was sent, so these are in no count, rate or
+    /// latency, but they are failures of the attempt (`failure_rate`).
+    #[serde(default)]
+    pub connect_errors: u64,
     pub rps: f64,
     pub mean_ms: Option<f64>,
     pub p50_ms: Option<f64>,

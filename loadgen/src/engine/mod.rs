@@ -102,10 +102,14 @@ impl Ctx {
         let in_flight = &self.env.recorder.gauges.in_flight;
         in_flight.add(1);
         let _done = InFlight(in_flight);
-        action
-            .plan
-            .run(&self.env, self.slots[index], &mut values, scratch, intended)
-            .await
+        let slots = self.slots[index];
+        let running = Running {
+            recorder: &self.env.recorder,
+            slot: slots.main,
+        };
+        let ended = action.plan.run(&self.env, slots, &mut values, scratch, intended).await;
+        std::mem::forget(running);
+        ended
     }
 }
 
@@ -122,7 +126,11 @@ fn series(scenario: &Scenario) -> (Vec<String>, Vec<Slots>) {
 }
 
 /// The client setup, teardown, the observers and SSE message posts use (the request loop has its own).
-fn http_client(scenario: &Scenario, token: Option<&str>) -> anyhow::Result<reqwest::Client> {
+fn http_client(
+    scenario: &Scenario,
+    token: Option<&str>,
+    tls: Option<&Arc<rustls::ClientConfig>>,
+) -> anyhow::Result<reqwest::Client> {
     let mut headers = HeaderMap::new();
     if let Some(token) = token {
         headers.insert(
@@ -131,7 +139,11 @@ fn http_client(scenario: &Scenario, token: Option<&str>) -> anyhow::Result<reqwe
         );
     }
     let peak = scenario.load.peak().ceil() as usize;
-    Ok(reqwest::Client::builder()
+    let mut builder = reqwest::Client::builder();
+    if let Some(config) = tls {
+        builder = builder.use_preconfigured_tls(rustls::ClientConfig::clone(config));
+    }
+    Ok(builder
         .default_headers(headers)
         .timeout(scenario.timeout)
         .connect_timeout(scenario.timeout.min(Duration::from_secs(10)))
@@ -140,20 +152,36 @@ fn http_client(scenario: &Scenario, token: Option<&str>) -> anyhow::Result<reqwe
         .build()?)
 }
 
-/// The request loop's endpoint from the target's base URL (`http://host:port[/prefix]`), resolved once.
-async fn endpoint_of(base: &str, token: Option<&str>, scenario: &Scenario) -> anyhow::Result<(conn::Endpoint, String)> {
-    let rest = base
-        .strip_prefix("http://")
-        .with_context(|| format!("{base}: the request loop speaks plain http:// only"))?;
-    let (authority, path) = rest.split_once('/').map_or((rest, ""), |(a, p)| (a, p));
-    let with_port = if authority
-        .rsplit_once(':')
-        .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
-    {
-        authority.to_owned()
-    } else {
-        format!("{authority}:80")
+/// The TLS configuration a run shares when its target is https:// (a bad `cacert` is bad input).
+pub fn tls_config(base: &str, trust: &conn::Trust) -> anyhow::Result<Option<Arc<rustls::ClientConfig>>> {
+    if !base.starts_with("https://") {
+        return Ok(None);
+    }
+    Ok(Some(conn::client_config(trust).map_err(crate::target::BadInput)?))
+}
+
+/// The request loop's endpoint from the target's base URL (`http[s]://host:port[/prefix]`), resolved
+/// once.
+pub(crate) async fn endpoint_of(
+    base: &str,
+    token: Option<&str>,
+    scenario: &Scenario,
+    tls: Option<&Arc<rustls::ClientConfig>>,
+) -> anyhow::Result<(conn::Endpoint, String)> {
+    let (rest, default_port) = match (base.strip_prefix("http://"), base.strip_prefix("https://")) {
+        (Some(rest), _) => (rest, 80),
+        (_, Some(rest)) => (rest, 443),
+        _ => anyhow::bail!("{base}: not an http:// or https:// URL"),
     };
+    let (authority, path) = rest.split_once('/').map_or((rest, ""), |(a, p)| (a, p));
+    let (host, with_port) = match authority.rsplit_once(':') {
+        Some((host, port)) if port.parse::<u16>().is_ok() && !port.contains(']') => (host, authority.to_owned()),
+        _ => (authority, format!("{authority}:{default_port}")),
+    };
+    let tls = tls
+        .map(|config| conn::Tls::new(Arc::clone(config), host))
+        .transpose()
+        .map_err(crate::target::BadInput)?;
     let addr = tokio::net::lookup_host(&with_port)
         .await
         .with_context(|| format!("resolving {authority}"))?
@@ -165,6 +193,7 @@ async fn endpoint_of(base: &str, token: Option<&str>, scenario: &Scenario) -> an
         authorization: token.map(|t| format!("Bearer {t}")),
         timeout: scenario.timeout,
         connect_timeout: scenario.timeout.min(Duration::from_secs(10)),
+        tls,
     };
     let path = path.trim_end_matches('/');
     Ok((
@@ -177,7 +206,21 @@ async fn endpoint_of(base: &str, token: Option<&str>, scenario: &Scenario) -> an
     ))
 }
 
-/// Decrements the in-flight gauge however the action ends (cut included).
+/// An action under way: counted aborted when dropped unfinished, i.e. when the hard stop aborts its
+/// user's task. The hard stop aborts tasks rather than racing every action against a watch channel, so
+/// an action costs no waiter registered and removed on a channel every user shares.
+struct Running<'a> {
+    recorder: &'a crate::record::Recorder,
+    slot: usize,
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.recorder.abort(self.slot);
+    }
+}
+
+/// Decrements the in-flight gauge however the action ends (aborted included).
 struct InFlight<'a>(&'a crate::record::SpreadGauge);
 
 impl Drop for InFlight<'_> {
@@ -205,7 +248,6 @@ pub struct RunOutput {
     pub mcp: StreamFigures,
     pub pools: serde_json::Value,
     pub load_seconds: f64,
-    pub cut: u64,
     pub dropped: u64,
     pub observer_sources: Sources,
     /// Generator CPU seconds (this process) over the load.
@@ -334,9 +376,10 @@ async fn prepare(
     upstream: Option<&str>,
     load: threads::Spawner,
 ) -> anyhow::Result<(Arc<Ctx>, Stops)> {
-    let http = http_client(&scenario, target.token.as_deref())?;
+    let tls = tls_config(&target.base, &scenario.trust)?;
+    let http = http_client(&scenario, target.token.as_deref(), tls.as_ref())?;
     let pools = crate::setup::prepare(&http, &target.base, &scenario, upstream).await?;
-    let (endpoint, base_path) = endpoint_of(&target.base, target.token.as_deref(), &scenario).await?;
+    let (endpoint, base_path) = endpoint_of(&target.base, target.token.as_deref(), &scenario, tls.as_ref()).await?;
     let (names, slots) = series(&scenario);
     let cumulative = scenario
         .actions

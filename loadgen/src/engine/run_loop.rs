@@ -223,7 +223,6 @@ impl<'a> RunLoop<'a> {
             pools: ctx.pools.counts(),
             observer_sources,
             load_seconds,
-            cut: g.cut.load(Ordering::Relaxed),
             dropped: g.dropped.load(Ordering::Relaxed),
             generator_cpu_s: self.generator_cpu_before.zip(generator_cpu_after).map(|(b, a)| a - b),
             generator_peak_rss_bytes: crate::environment::peak_rss_bytes(),

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use super::baseline::{Baseline, medians};
 use crate::data::metrics::{Better, GateRule, METRICS, Metric};
 use crate::data::{Metrics, Threshold, Verdict};
-use crate::format::bound;
+use crate::format::{bound, num};
 
 /// The absolute checks: (metric, limit), lower is better; scope `all`.
 fn absolute() -> impl Iterator<Item = (&'static str, f64)> {
@@ -104,6 +104,8 @@ pub struct Check {
     /// `absolute`, `relative` or `threshold`.
     pub kind: &'static str,
     pub name: String,
+    /// The metric judged (its unit says how to show the figures).
+    pub metric: String,
     pub baseline: Option<f64>,
     pub current: Option<f64>,
     /// Relative change from the baseline.
@@ -128,17 +130,20 @@ pub fn gate(
     let empty = Metrics::default();
     let now = current.get("all").unwrap_or(&empty);
     let base = baseline.metrics.get("all");
-    for (metric, limit) in absolute() {
+    // A scenario's own threshold on a metric of scope `all` is the bar for it: one bar, not two.
+    let own_bar = |metric: &str| thresholds.iter().any(|(scope, t)| scope == "all" && t.metric == metric);
+    for (metric, limit) in absolute().filter(|(m, _)| !own_bar(m)) {
         let b = base.and_then(|m| m.get(metric));
         let limit = b.map_or(limit, |s| limit.max(s.median + SPREAD_FACTOR * s.mad));
         let value = now.get(metric);
         checks.push(Check {
             kind: "absolute",
             name: metric.to_owned(),
+            metric: metric.to_owned(),
             baseline: b.map(|s| s.median),
             current: value,
             change: None,
-            allowed: format!("<= {}", bound(limit)),
+            allowed: format!("<= {}", figure(metric, limit)),
             verdict: match value {
                 None => Verdict::NotMeasured,
                 Some(v) if v <= limit + 1e-12 => Verdict::Pass,
@@ -193,6 +198,7 @@ pub fn gate(
         checks.push(Check {
             kind: "relative",
             name: metric.to_owned(),
+            metric: metric.to_owned(),
             baseline: b.map(|s| s.median),
             current: value,
             change,
@@ -202,10 +208,11 @@ pub fn gate(
     }
     let base_medians = medians(&baseline.metrics);
     for j in crate::data::threshold::judge(thresholds, current, Some(&base_medians)) {
-        let base_value = thresholds
+        let judged = thresholds
             .iter()
-            .find(|(scope, t)| scope == &j.scope && t.text == j.threshold)
-            .and_then(|(scope, t)| base_medians.get(scope)?.get(&t.metric));
+            .find(|(scope, t)| scope == &j.scope && t.text == j.threshold);
+        let metric = judged.map_or_else(String::new, |(_, t)| t.metric.clone());
+        let base_value = judged.and_then(|(scope, t)| base_medians.get(scope)?.get(&t.metric));
         checks.push(Check {
             kind: "threshold",
             name: if j.scope == "all" {
@@ -216,17 +223,32 @@ pub fn gate(
             baseline: base_value,
             current: j.value,
             change: None,
-            allowed: j.bound.map_or("-".into(), bound),
+            allowed: j.bound.map_or("-".into(), |b| figure(&metric, b)),
+            metric,
             verdict: j.verdict,
         });
     }
     checks
 }
 
-/// Passed when nothing failed and the baseline is not stale (not measured and no baseline are
-/// reported, not failed).
+/// A figure of `metric` with its unit: `0.299 ms`, `0.10 %`, `1200/s`, `3.1e-4 s`; a bare number for
+/// a count or a metric not in the table.
+pub fn figure(metric: &str, v: f64) -> String {
+    use crate::data::metrics::MetricKind;
+    match crate::data::metrics::metric_kind(metric) {
+        Some(MetricKind::Millis) => format!("{} ms", bound(v)),
+        Some(MetricKind::Ratio) => format!("{} %", bound(v * 100.0)),
+        Some(MetricKind::PercentOfCore) => format!("{} % of a core", bound(v)),
+        Some(MetricKind::PerSecond) => format!("{}/s", num(Some(v))),
+        Some(MetricKind::Seconds) => format!("{} s", num(Some(v))),
+        Some(MetricKind::Count) | None => num(Some(v)),
+    }
+}
+
+/// Passed when nothing got worse: a faster run (a stale baseline) passes with a warning; not measured
+/// and no baseline are reported, not failed.
 pub fn passed(checks: &[Check]) -> bool {
-    super::verdict::Outcome::of(checks) == super::verdict::Outcome::Pass
+    super::verdict::Outcome::of(checks) != super::verdict::Outcome::Regression
 }
 
 #[cfg(test)]
@@ -392,7 +414,10 @@ mod tests {
         let c = judge(1000.0, 7.9);
         assert_eq!(verdict(&c, "p50"), Verdict::Stale);
         assert_eq!(Outcome::of(&c), Outcome::Stale);
-        assert!(!passed(&c), "a stale baseline fails the gate");
+        assert!(passed(&c), "a faster run is no regression");
+        use super::super::verdict::StalePolicy;
+        assert_eq!(Outcome::of(&c).exit_code(StalePolicy::Warn), 0, "a warning");
+        assert_eq!(Outcome::of(&c).exit_code(StalePolicy::Fail), 1, "--fail-on-stale");
         assert_eq!(c.iter().find(|c| c.name == "p50").unwrap().allowed, "-20%..+25%");
         assert_eq!(verdict(&judge(1000.0, 8.1), "p50"), Verdict::Pass);
         // RPS may be 15 % lower; 1/0.85 = 1.18 × higher is stale.

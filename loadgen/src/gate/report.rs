@@ -11,6 +11,11 @@ use crate::data::Verdict;
 use crate::data::metrics::{METRICS, Metric, MetricKind};
 use crate::format::num;
 
+/// A check's baseline or current figure, with its metric's unit.
+fn shown(c: &Check, v: Option<f64>) -> String {
+    v.map_or_else(|| num(None), |v| super::check::figure(&c.metric, v))
+}
+
 fn change(c: &Check) -> String {
     c.change.map_or("-".into(), |x| format!("{:+.1}%", x * 100.0))
 }
@@ -22,20 +27,33 @@ pub fn table(scenario: &str, checks: &[Check]) -> String {
     let w = checks.iter().map(|c| c.name.len()).max().unwrap_or(10).max(6);
     let _ = writeln!(
         out,
-        "{:<9} {:<w$}  {:>14} {:>14} {:>9} {:>12}  verdict",
+        "{:<9} {:<w$}  {:>14} {:>14} {:>9} {:>20}  verdict",
         "kind", "check", "baseline", "current", "change", "allowed"
     );
     for c in checks {
         let _ = writeln!(
             out,
-            "{:<9} {:<w$}  {:>14} {:>14} {:>9} {:>12}  {}",
+            "{:<9} {:<w$}  {:>14} {:>14} {:>9} {:>20}  {}",
             c.kind,
             c.name,
-            num(c.baseline),
-            num(c.current),
+            shown(c, c.baseline),
+            shown(c, c.current),
             change(c),
             c.allowed,
             c.verdict
+        );
+    }
+    if verdict == Outcome::Stale {
+        let faster: Vec<&str> = checks
+            .iter()
+            .filter(|c| c.verdict == Verdict::Stale)
+            .map(|c| c.name.as_str())
+            .collect();
+        let _ = writeln!(
+            out,
+            "warning: faster than the baseline beyond the band ({}): consider re-recording it (stampede baseline); \
+             --fail-on-stale makes this fail",
+            faster.join(", ")
         );
     }
     out
@@ -46,7 +64,7 @@ pub fn markdown(scenario: &str, checks: &[Check]) -> String {
     let verdict = match Outcome::of(checks) {
         Outcome::Pass => "✅ pass",
         Outcome::Regression => "❌ regression",
-        Outcome::Stale => "❌ baseline stale — re-record it",
+        Outcome::Stale => "✅ pass — faster than the baseline: consider re-recording it",
     };
     let _ = writeln!(out, "### stampede gate — `{scenario}`: {verdict}\n");
     let _ = writeln!(
@@ -56,7 +74,7 @@ pub fn markdown(scenario: &str, checks: &[Check]) -> String {
     let _ = writeln!(out, "|---|---|---:|---:|---:|---:|---|");
     for c in checks {
         let v = match c.verdict {
-            Verdict::Fail | Verdict::Stale => format!("**{}**", c.verdict),
+            Verdict::Fail => format!("**{}**", c.verdict),
             other => other.to_string(),
         };
         let _ = writeln!(
@@ -64,8 +82,8 @@ pub fn markdown(scenario: &str, checks: &[Check]) -> String {
             "| {} | `{}` | {} | {} | {} | {} | {v} |",
             c.kind,
             c.name.replace('|', "\\|"),
-            num(c.baseline),
-            num(c.current),
+            shown(c, c.baseline),
+            shown(c, c.current),
             change(c),
             c.allowed.replace('|', "\\|")
         );
@@ -82,10 +100,7 @@ fn xml_escape(s: &str) -> String {
 }
 
 pub fn junit(scenario: &str, checks: &[Check]) -> String {
-    let failures = checks
-        .iter()
-        .filter(|c| matches!(c.verdict, Verdict::Fail | Verdict::Stale))
-        .count();
+    let failures = checks.iter().filter(|c| c.verdict == Verdict::Fail).count();
     let skipped = checks
         .iter()
         .filter(|c| matches!(c.verdict, Verdict::NotMeasured | Verdict::NoBaseline))
@@ -111,23 +126,26 @@ pub fn junit(scenario: &str, checks: &[Check]) -> String {
         );
         let detail = format!(
             "baseline {}, current {}, change {}, allowed {}",
-            num(c.baseline),
-            num(c.current),
+            shown(c, c.baseline),
+            shown(c, c.current),
             change(c),
             c.allowed
         );
         match c.verdict {
             Verdict::Pass => out.push_str("/>\n"),
-            Verdict::Fail | Verdict::Stale => {
-                let what = if c.verdict == Verdict::Fail {
-                    "regression"
-                } else {
-                    "baseline stale, re-record it"
-                };
+            // A pass, with what the CI page should show about it.
+            Verdict::Stale => {
+                let _ = writeln!(
+                    out,
+                    ">\n      <system-out>{}</system-out>\n    </testcase>",
+                    xml_escape(&format!("faster than the baseline, consider re-recording it: {detail}"))
+                );
+            }
+            Verdict::Fail => {
                 let _ = writeln!(
                     out,
                     ">\n      <failure message=\"{}\">{}</failure>\n    </testcase>",
-                    xml_escape(&format!("{what}: {detail}")),
+                    xml_escape(&format!("regression: {detail}")),
                     xml_escape(&detail)
                 );
             }

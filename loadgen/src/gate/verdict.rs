@@ -52,8 +52,19 @@ pub enum Outcome {
     /// Something got worse beyond what is allowed.
     Regression,
     /// Nothing got worse, but a speed figure got better beyond the allowed band: the baseline no longer
-    /// describes this tree, and a slowdown back to it would pass unseen. Re-record it.
+    /// describes this tree, and a slowdown back to it would pass unseen. A faster run is no regression,
+    /// so this passes with a warning unless `--fail-on-stale` (`StalePolicy::Fail`) is given.
     Stale,
+}
+
+/// What a stale baseline does to the gate's exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StalePolicy {
+    /// Pass, and say "consider re-recording".
+    #[default]
+    Warn,
+    /// Fail (exit 1): for a committed baseline that must describe the tree (`--fail-on-stale`).
+    Fail,
 }
 
 impl Outcome {
@@ -67,11 +78,11 @@ impl Outcome {
         }
     }
 
-    /// Exit code of `stampede gate`: 0 pass; 1 a regression or a stale baseline (either fails a CI job).
-    pub fn exit_code(self) -> u8 {
-        match self {
-            Outcome::Pass => 0,
-            Outcome::Regression | Outcome::Stale => 1,
+    /// Exit code of `stampede gate`: 0 pass (a stale baseline too, unless it is to fail); 1 a regression.
+    pub fn exit_code(self, stale: StalePolicy) -> u8 {
+        match (self, stale) {
+            (Outcome::Pass, _) | (Outcome::Stale, StalePolicy::Warn) => 0,
+            (Outcome::Regression, _) | (Outcome::Stale, StalePolicy::Fail) => 1,
         }
     }
 }
@@ -81,7 +92,7 @@ impl fmt::Display for Outcome {
         f.write_str(match self {
             Outcome::Pass => "PASS",
             Outcome::Regression => "FAIL: regression",
-            Outcome::Stale => "FAIL: baseline stale — re-record it (faster than the baseline beyond the allowed band)",
+            Outcome::Stale => "PASS, faster than the baseline beyond the allowed band — consider re-recording it",
         })
     }
 }

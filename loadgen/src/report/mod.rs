@@ -86,7 +86,7 @@ pub fn render(runs: &[Run], baseline: Option<&Baseline>) -> String {
 
 fn cards(body: &mut String, r: &Results) {
     let o = &r.observed;
-    let failure_rate = (r.totals.count > 0).then(|| r.totals.failed as f64 / r.totals.count as f64);
+    let failure_rate = r.totals.failure_rate();
     let cards: [(&str, String, Option<bool>); 8] = [
         ("requests", r.totals.count.to_string(), None),
         ("requests per second", format!("{:.0}", r.totals.rps), None),
@@ -137,8 +137,8 @@ fn cards(body: &mut String, r: &Results) {
 
 fn verdict_cell(v: Verdict) -> String {
     let class = match v {
-        Verdict::Pass => "pass",
-        Verdict::Fail | Verdict::Stale => "fail",
+        Verdict::Pass | Verdict::Stale => "pass",
+        Verdict::Fail => "fail",
         _ => "other",
     };
     format!("<span class=\"{class}\">{v}</span>")
@@ -167,7 +167,7 @@ fn verdicts(body: &mut String, main: &Run, baseline: Option<&Baseline>) {
             }
         };
         let outcome = gate::verdict::Outcome::of(&checks);
-        let class = if outcome == gate::verdict::Outcome::Pass {
+        let class = if outcome != gate::verdict::Outcome::Regression {
             "pass"
         } else {
             "fail"

@@ -100,6 +100,8 @@ pub struct Scenario {
     pub spec: ScenarioSpec,
     pub name: String,
     pub target: TargetPlan,
+    /// Whose certificates an https:// target may show.
+    pub trust: crate::actions::conn::Trust,
     pub auth: AuthPlan,
     pub timeout: Duration,
     pub setup: SetupSpec,
@@ -126,6 +128,7 @@ pub struct Scenario {
 pub fn plan(spec: ScenarioSpec, default_name: &str) -> Result<Scenario, Vec<Problem>> {
     let mut problems = Vec::new();
     let target = target_plan(&spec, &mut problems);
+    let trust = trust_plan(&spec.target, &mut problems);
     let auth = auth_plan(&spec, &mut problems);
     let load = load_plan(&spec.load, &mut problems);
     let planned = crate::actions::plan_all(&spec.actions, &mut problems);
@@ -177,6 +180,7 @@ pub fn plan(spec: ScenarioSpec, default_name: &str) -> Result<Scenario, Vec<Prob
                 spec.name.clone()
             },
             target,
+            trust,
             auth,
             timeout: spec.target.timeout.0,
             setup: spec.setup.clone(),
@@ -193,6 +197,29 @@ pub fn plan(spec: ScenarioSpec, default_name: &str) -> Result<Scenario, Vec<Prob
             setup_wait: Duration::from_secs(120),
         }),
         _ => Err(problems),
+    }
+}
+
+/// `target.cacert` and `target.insecure`: one or the other, and only for an https:// target.
+fn trust_plan(t: &super::spec::TargetSpec, problems: &mut Vec<Problem>) -> crate::actions::conn::Trust {
+    use crate::actions::conn::Trust;
+    let https = t.url.as_deref().is_some_and(|u| u.starts_with("https://"));
+    for (field, set) in [("target.cacert", t.cacert.is_some()), ("target.insecure", t.insecure)] {
+        if set && !https {
+            problems.push(problem(field, "applies only to an https:// target url"));
+        }
+    }
+    match (&t.cacert, t.insecure) {
+        (Some(_), true) => {
+            problems.push(problem(
+                "target.insecure",
+                "give either `cacert` or `insecure`, not both",
+            ));
+            Trust::Platform
+        }
+        (Some(file), false) => Trust::CaFile(file.into()),
+        (None, true) => Trust::Insecure,
+        (None, false) => Trust::Platform,
     }
 }
 

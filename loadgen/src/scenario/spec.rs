@@ -99,6 +99,12 @@ pub struct TargetSpec {
     /// Per-request timeout.
     #[serde(default = "default_timeout")]
     pub timeout: Dur,
+    /// An https:// target: trust the CA certificates of this PEM file instead of the platform's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cacert: Option<String>,
+    /// An https:// target: take any certificate (a self-signed test server); encrypted, not verified.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub insecure: bool,
 }
 
 fn default_timeout() -> Dur {

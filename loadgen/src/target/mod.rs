@@ -115,6 +115,28 @@ pub fn check_environment(s: &Scenario) -> Result<(), BadInput> {
     }
 }
 
+/// Files this process keeps for itself besides the users' connections: the runtime, the live feed,
+/// observers, setup's client, spawned children's pipes.
+const OWN_FILES: u64 = 64;
+
+/// Raise the open-file limit to the hard limit and, when the load's connections still do not fit in
+/// it, say so before the load starts: connects beyond it fail (`connect errors`), and a run that
+/// meant 20,000 users would measure fewer.
+pub fn open_files_warning(s: &Scenario) -> Option<String> {
+    let limit = crate::environment::raise_open_files_limit()?;
+    let (connections, what) = match s.load.model {
+        crate::scenario::Model::Closed => (s.shard.part(s.load.peak().round().max(0.0) as usize) as u64, "users"),
+        crate::scenario::Model::Open => (s.shard.part(s.load.max_in_flight as usize) as u64, "max_in_flight"),
+    };
+    (connections + OWN_FILES > limit).then(|| {
+        format!(
+            "stampede: warning: {connections} {what} need at least {connections} open files and the limit is {limit} \
+             (ulimit -n; raised to the hard limit already): connects beyond it fail and are counted as connect errors. \
+             Raise the hard limit (ulimit -Hn, LimitNOFILE=) or lower the load."
+        )
+    })
+}
+
 /// The token the load carries: a given one, one from the environment, or one minted.
 fn token_for(auth: &AuthPlan, spawned_secret: Option<&str>) -> anyhow::Result<Option<String>> {
     Ok(match auth {

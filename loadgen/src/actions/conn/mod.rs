@@ -16,13 +16,16 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
 use crate::data::FailureKind;
+use tls::Socket;
 use wire::{Chunk, Framing, parse_chunk};
 
 mod deadline;
 mod stream;
+mod tls;
 mod wire;
 
 pub use stream::Head;
+pub use tls::{Tls, Trust, client_config};
 
 /// What a request came to; the body (when kept) is `Conn::body`.
 #[derive(Debug)]
@@ -40,6 +43,8 @@ pub struct Endpoint {
     pub authorization: Option<String>,
     pub timeout: Duration,
     pub connect_timeout: Duration,
+    /// https: the handshake after each connect.
+    pub tls: Option<Tls>,
 }
 
 const INITIAL_READ: usize = 4096;
@@ -50,7 +55,7 @@ const KEEP_BUFFER: usize = 64 << 10;
 /// One user's connection and its buffers; reconnects on demand.
 #[derive(Default)]
 pub struct Conn {
-    stream: Option<TcpStream>,
+    stream: Option<Socket>,
     /// The current connection has carried a request (a failure on it may be a stale keep-alive).
     used: bool,
     request: Vec<u8>,
@@ -76,12 +81,9 @@ impl Conn {
     }
 
     async fn connect(&mut self, ep: &Endpoint) -> Result<(), Answer> {
-        let stream = match tokio::time::timeout(ep.connect_timeout, TcpStream::connect(ep.addr)).await {
-            Err(_) => return Err(Answer::Failed(FailureKind::Timeout, "connect timed out".into())),
-            Ok(Err(e)) => return Err(Answer::Failed(FailureKind::Connect, format!("connect: {e}"))),
-            Ok(Ok(s)) => s,
-        };
-        let _ = stream.set_nodelay(true);
+        let stream = open(ep)
+            .await
+            .map_err(|e| Answer::Failed(FailureKind::Connect, e.to_string()))?;
         self.stream = Some(stream);
         self.used = false;
         Ok(())
@@ -218,17 +220,19 @@ impl Conn {
     }
 
     /// Read more into `read[filled..]`, growing it when full; `Ok(0)` is the end of the stream.
-    async fn fill(stream: &mut TcpStream, read: &mut Vec<u8>, filled: usize) -> Result<usize, Broken> {
+    async fn fill(stream: &mut Socket, read: &mut Vec<u8>, filled: usize) -> Result<usize, Broken> {
         if filled == read.len() {
             if read.len() >= MAX_ANSWER {
                 return Err(Broken::Protocol(format!("answer larger than {MAX_ANSWER} bytes")));
             }
             read.resize((read.len() * 2).max(INITIAL_READ), 0);
         }
-        stream
-            .read(&mut read[filled..])
-            .await
-            .map_err(|e| Broken::Protocol(format!("reading the answer: {e}")))
+        match stream.read(&mut read[filled..]).await {
+            // A TLS peer that closes without close_notify: the end, as for plain TCP (a body cut
+            // short is still seen by its framing).
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(0),
+            read => read.map_err(|e| Broken::Protocol(format!("reading the answer: {e}"))),
+        }
     }
 
     /// Write the rendered request and read one answer: (status, keep-alive).
@@ -242,7 +246,7 @@ impl Conn {
         } = self;
         let stream = stream.as_mut().expect("connected");
         body.clear();
-        if let Err(e) = stream.write_all(request).await {
+        if let Err(e) = write_request(stream, request).await {
             return Err(Broken::Unanswered(format!("writing the request: {e}")));
         }
         if read.is_empty() {
@@ -330,4 +334,41 @@ impl Conn {
             },
         }
     }
+}
+
+/// Why a connection could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("connect: {0}")]
+    Tcp(std::io::Error),
+    /// The server's certificate was refused, or it does not speak TLS.
+    #[error("TLS handshake: {0}")]
+    Tls(std::io::Error),
+    #[error("connect timed out")]
+    TimedOut,
+}
+
+/// A connection to the endpoint (TCP, and TLS for https), within its connect timeout.
+async fn open(ep: &Endpoint) -> Result<Socket, ConnectError> {
+    tokio::time::timeout(ep.connect_timeout, async {
+        let tcp = TcpStream::connect(ep.addr).await.map_err(ConnectError::Tcp)?;
+        let _ = tcp.set_nodelay(true);
+        match &ep.tls {
+            None => Ok(Socket::Plain(tcp)),
+            Some(tls) => tls.handshake(tcp).await.map_err(ConnectError::Tls),
+        }
+    })
+    .await
+    .unwrap_or(Err(ConnectError::TimedOut))
+}
+
+/// Whether a connection (and its TLS handshake) can be made at all, before any load is started.
+pub async fn probe(ep: &Endpoint) -> Result<(), ConnectError> {
+    open(ep).await.map(drop)
+}
+
+/// Write a rendered request and push it out (TLS holds written bytes until flushed; plain TCP does not).
+async fn write_request(stream: &mut Socket, request: &[u8]) -> std::io::Result<()> {
+    stream.write_all(request).await?;
+    stream.flush().await
 }

@@ -7,7 +7,7 @@
 use std::ops::Range;
 
 use super::wire::{Framing, ParsedHead, parse_head};
-use super::{Answer, Broken, Conn, Endpoint, INITIAL_READ};
+use super::{Answer, Broken, Conn, Endpoint, INITIAL_READ, write_request};
 use crate::data::FailureKind;
 
 /// Where the body being streamed is: `read[pos..filled]` is received and not yet handed out.
@@ -53,9 +53,8 @@ impl Conn {
     }
 
     async fn send_and_read_head(&mut self) -> Result<Head, Broken> {
-        use tokio::io::AsyncWriteExt as _;
         let stream = self.stream.as_mut().expect("connected");
-        if let Err(e) = stream.write_all(&self.request).await {
+        if let Err(e) = write_request(stream, &self.request).await {
             return Err(Broken::Unanswered(format!("writing the request: {e}")));
         }
         if self.read.len() < INITIAL_READ {
@@ -132,7 +131,7 @@ impl Conn {
             && rst
         {
             // Closing this socket then sends a reset instead of a FIN.
-            let _ = stream.set_zero_linger();
+            let _ = stream.tcp().set_zero_linger();
         }
         self.reading.active = false;
     }

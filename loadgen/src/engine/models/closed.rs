@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tokio::time::Instant;
 
-use super::{Backoff, CONTROL_TICK, Present, Running, join_until_hard_stop, rng_for};
+use super::{Backoff, CONTROL_TICK, Present, join_until_hard_stop, rng_for};
 use crate::actions::{Ended, Scratch};
 use crate::engine::Ctx;
 
@@ -49,7 +49,7 @@ pub async fn run(ctx: Arc<Ctx>, start: Instant) {
 }
 
 /// One virtual user: pick an action, run it, think, again — until its index is above the target or
-/// the load stops. An action cut by the hard stop (its task aborted) is not recorded.
+/// the load stops. An action cut by the hard stop (its task aborted) is counted aborted.
 async fn user(ctx: Arc<Ctx>, idx: usize, target: Arc<AtomicUsize>) {
     let gauges = &ctx.env.recorder.gauges;
     let _present = Present::enter(&gauges.users);
@@ -59,9 +59,7 @@ async fn user(ctx: Arc<Ctx>, idx: usize, target: Arc<AtomicUsize>) {
     let mut soft = ctx.env.soft_stop.clone();
     while idx < target.load(Ordering::Relaxed) && !ctx.env.load_ended.load(Ordering::Relaxed) && ctx.budget.take() {
         let action = ctx.pick(&mut rng);
-        let running = Running::start(&gauges.cut);
         let ended = ctx.execute(action, &mut rng, &mut scratch, Instant::now()).await;
-        running.finish();
         let pause = match ended {
             Ended::Unreachable => backoff.fail(),
             Ended::Done(_) => {

@@ -52,27 +52,6 @@ impl Budget {
     }
 }
 
-/// An action under way: counted as cut when dropped unfinished, i.e. when the hard stop aborts its
-/// user's task. The hard stop aborts tasks rather than racing every action against a watch channel, so
-/// an action costs no waiter registered and removed on a channel every user shares.
-struct Running<'a>(&'a AtomicU64);
-
-impl<'a> Running<'a> {
-    fn start(cut: &'a AtomicU64) -> Running<'a> {
-        Running(cut)
-    }
-
-    fn finish(self) {
-        std::mem::forget(self);
-    }
-}
-
-impl Drop for Running<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
 /// Counts one running user (or worker) for as long as it lives, aborted or not.
 struct Present<'a>(&'a AtomicU64);
 
@@ -90,7 +69,7 @@ impl Drop for Present<'_> {
 }
 
 /// Wait for the tasks to end by themselves until the hard stop, then abort the rest and wait for
-/// them to be dropped (so every cut action is counted before the totals are read).
+/// them to be dropped (so every aborted action is counted before the totals are read: `Ctx::execute`'s guard).
 async fn join_until_hard_stop(handles: impl IntoIterator<Item = JoinHandle<()>>, mut hard: watch::Receiver<bool>) {
     for mut handle in handles {
         tokio::select! {

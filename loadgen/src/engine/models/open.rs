@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use super::{CONTROL_TICK, Running, hard_stopped, rng_for};
+use super::{CONTROL_TICK, hard_stopped, rng_for};
 use crate::actions::Scratch;
 use crate::engine::Ctx;
 
@@ -33,9 +33,7 @@ pub async fn run(ctx: Arc<Ctx>, start: Instant) {
                         continue;
                     }
                     let action = ctx.pick(&mut rng);
-                    let running = Running::start(&ctx.env.recorder.gauges.cut);
                     ctx.execute(action, &mut rng, &mut scratch, intended).await;
-                    running.finish();
                 }
             },
             &on,
@@ -78,7 +76,7 @@ pub async fn run(ctx: Arc<Ctx>, start: Instant) {
         }
     }
     tx.close();
-    // Until the hard stop the workers finish what they run; then the rest is aborted (and counted cut).
+    // Until the hard stop the workers finish what they run; then the rest is aborted (and counted aborted).
     let mut hard = ctx.hard_stop.clone();
     loop {
         tokio::select! {

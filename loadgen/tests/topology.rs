@@ -11,17 +11,7 @@ use common::{PgBouncer, TestDb, run};
 
 /// nginx is installed, or the test may skip (`STAMPEDE_REQUIRE_NGINX` makes it fail instead).
 fn nginx_present() -> bool {
-    let found = ["/usr/sbin/nginx", "/usr/bin/nginx"]
-        .iter()
-        .any(|p| std::path::Path::new(p).is_file());
-    if !found {
-        assert!(
-            std::env::var_os("STAMPEDE_REQUIRE_NGINX").is_none(),
-            "nginx is not installed and STAMPEDE_REQUIRE_NGINX is set"
-        );
-        eprintln!("skipped: nginx is not installed (apt-get install nginx-light)");
-    }
-    found
+    common::nginx_binary().is_some()
 }
 
 fn topology(database_url: &str, bus_url: &str, users: u32, duration: &str) -> String {

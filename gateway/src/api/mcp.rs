@@ -61,16 +61,22 @@ pub async fn open_server_sse(
 
 /// Register a session, spawn its producer, answer the stream.
 fn open(state: &AppState, server_id: Option<String>, headers: &HeaderMap, conn: ConnHandle) -> Response {
-    // The endpoint is absolute, on the host the client used.
+    // The endpoint is absolute, on the host the client used, with the scheme it used: a proxy that
+    // ends TLS in front says so (`X-Forwarded-Proto: https`), or the client would post in plain http
+    // to a TLS port.
     let host = headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
         .unwrap_or(&state.local_host);
+    let scheme = match headers.get("x-forwarded-proto").map(HeaderValue::as_bytes) {
+        Some(b"https") => "https",
+        _ => "http",
+    };
     let streaming = conn.streaming();
     let (id, session, frames) = state.sse.open(server_id.clone(), conn);
     let endpoint = match &server_id {
-        Some(server) => format!("http://{host}/servers/{server}/message?session_id={id}"),
-        None => format!("http://{host}/message?session_id={id}"),
+        Some(server) => format!("{scheme}://{host}/servers/{server}/message?session_id={id}"),
+        None => format!("{scheme}://{host}/message?session_id={id}"),
     };
     tokio::spawn(session.run(frame::event("endpoint", endpoint.as_bytes())));
     (

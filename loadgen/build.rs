@@ -1,6 +1,9 @@
-// Stamp results files with the revision that produced them. `--no-optional-locks`: `describe --dirty`
-// refreshes the index, and writing it back would touch `.git/index` — an input of this script — so
-// every build would see it changed and rebuild loadgen and everything above it.
+// Stamp results files with the revision that produced them (`git describe --dirty`).
+//
+// The inputs watched are HEAD, the branch it names and packed-refs (a commit or a checkout changes the
+// revision) and this crate's sources (an edit changes "dirty"), never `.git/index`: `describe --dirty`
+// rewrites the index of a fresh clone (its entries are racy), even with `--no-optional-locks` (git
+// 2.47), so watching it made every second build rebuild loadgen and everything above it.
 // A build without the repository (a container image's) is given it: STAMPEDE_GIT_REVISION.
 fn main() {
     println!("cargo:rerun-if-env-changed=STAMPEDE_GIT_REVISION");
@@ -8,14 +11,24 @@ fn main() {
         println!("cargo:rustc-env=STAMPEDE_GIT_REVISION={rev}");
         return;
     }
-    let rev = std::process::Command::new("git")
-        .args(["--no-optional-locks", "describe", "--always", "--dirty"])
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-        .unwrap_or_default();
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .arg("--no-optional-locks")
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+    };
+    let rev = git(&["describe", "--always", "--dirty"]).unwrap_or_default();
     println!("cargo:rustc-env=STAMPEDE_GIT_REVISION={rev}");
-    println!("cargo:rerun-if-changed=../.git/HEAD");
-    println!("cargo:rerun-if-changed=../.git/index");
+    if let Some(dir) = git(&["rev-parse", "--git-dir"]) {
+        let dir = std::path::Path::new(&dir);
+        println!("cargo:rerun-if-changed={}", dir.join("HEAD").display());
+        println!("cargo:rerun-if-changed={}", dir.join("packed-refs").display());
+        if let Some(branch) = git(&["symbolic-ref", "-q", "HEAD"]) {
+            println!("cargo:rerun-if-changed={}", dir.join(branch).display());
+        }
+    }
+    println!("cargo:rerun-if-changed=src");
 }

@@ -67,7 +67,8 @@ pub struct AdHocArgs {
     /// grammar): exit 1 when one is crossed.
     #[arg(long = "threshold", value_name = "EXPR")]
     pub thresholds: Vec<String>,
-    /// Results file (default results/runs/adhoc-<timestamp>.json).
+    /// Write the results file here (the ad-hoc form writes none otherwise), for gate, report, export
+    /// and `stampede-tui replay`.
     #[arg(long, short, value_name = "FILE")]
     pub out: Option<PathBuf>,
     /// Serve the live feed and Prometheus metrics here (GET /snapshot, /live, /metrics).

@@ -330,13 +330,26 @@ async fn run_once(plan: scenario::Scenario, how: HowToRun) -> Result<(), CliErro
     // Let the progress line print its last state.
     tokio::time::sleep(Duration::from_millis(50)).await;
     let results = Results::from_run(&output, how.file.as_deref());
-    let path = how.out.unwrap_or_else(|| results.default_path());
-    results.write_atomically(&path).map_err(failed("stampede"))?;
+    // A scenario's run always keeps its results; the ad-hoc form only when asked (`-o`), as oha.
+    let adhoc = how.file.is_none();
+    let path = how.out.or_else(|| (!adhoc).then(|| results.default_path()));
+    if let Some(path) = &path {
+        results.write_atomically(path).map_err(failed("stampede"))?;
+    }
     if how.json {
-        outln!("{}", output::json_summary(&results, &path));
+        outln!("{}", output::json_summary(&results, path.as_deref()));
     } else {
-        out!("{}", output::summary(&results));
-        outln!("results: {}", path.display());
+        out!(
+            "{}",
+            if adhoc {
+                output::adhoc_summary(&results)
+            } else {
+                output::summary(&results)
+            }
+        );
+        if let Some(path) = &path {
+            outln!("results: {}", path.display());
+        }
     }
     match output.completion {
         Completion::Complete => {}

@@ -221,6 +221,8 @@ fn stats_of(summary: &Summary, histogram: Option<&str>) -> Option<Stats> {
         failed: summary.failed,
         aborted: summary.aborted,
         connect_errors: summary.connect_errors,
+        bytes_read: summary.bytes_read.unwrap_or(0),
+        bytes_counted: if summary.bytes_read.is_some() { summary.count } else { 0 },
         ..Stats::default()
     };
     stats.latency.add(decode_histogram(histogram?).ok()?).ok()?;
@@ -242,6 +244,12 @@ fn merge_actions(parts: &[(Shard, &Path, Results)], seconds: f64) -> Vec<(Action
                     failed: a.summary.failed,
                     aborted: a.summary.aborted,
                     connect_errors: a.summary.connect_errors,
+                    bytes_read: a.summary.bytes_read.unwrap_or(0),
+                    bytes_counted: if a.summary.bytes_read.is_some() {
+                        a.summary.count
+                    } else {
+                        0
+                    },
                     ..Stats::default()
                 });
                 part.failures = a.failures.clone();
@@ -413,8 +421,10 @@ fn approximate(parts: &[&Summary], rps: f64) -> Summary {
         failed: parts.iter().map(|s| s.failed).sum(),
         aborted: parts.iter().map(|s| s.aborted).sum(),
         connect_errors: parts.iter().map(|s| s.connect_errors).sum(),
+        bytes_read: parts.iter().filter_map(|s| s.bytes_read).reduce(|a, b| a + b),
         rps,
         mean_ms: (count > 0).then(|| weighted / count as f64),
+        min_ms: parts.iter().filter_map(|s| s.min_ms).reduce(f64::min),
         p50_ms: None,
         p90_ms: None,
         p95_ms: None,
@@ -434,6 +444,8 @@ fn sum_figures<'a>(parts: impl Iterator<Item = &'a StreamFigures>, peak_open: i6
         sum.closed_rst += f.closed_rst;
         sum.closed_graceful += f.closed_graceful;
         sum.closed_delete += f.closed_delete;
+        sum.closed_undeletable += f.closed_undeletable;
+        sum.listen_not_offered += f.listen_not_offered;
         sum.server_closed += f.server_closed;
         sum.errored += f.errored;
         sum.reinitialized += f.reinitialized;

@@ -37,25 +37,54 @@ pub fn status_line(s: &Snapshot, width: usize) -> String {
     let blocked = observed
         .and_then(|o| o.blocked_queries)
         .map_or("-".to_owned(), |b| b.to_string());
+    // A run without a post-load window is over when its load is, not "post-load".
+    let phase = if s.phase == crate::data::Phase::PostLoad && s.post_load_s == 0.0 {
+        "done"
+    } else {
+        s.phase.label()
+    };
+    // A count of requests shows how many are done, not a countdown of its time cap.
+    let started = t.count + t.aborted + t.connect_errors;
+    let (at, done) = match s.iterations {
+        Some(n) => (format!("{started}/{n} req"), started as f64 / n.max(1) as f64),
+        None => (
+            format!("{:>5.0}s/{:.0}s", s.elapsed_s, total),
+            if total > 0.0 { s.elapsed_s / total } else { 0.0 },
+        ),
+    };
     let mut line = format!(
-        "{:>5.0}s/{:.0}s {:<9} {:>8.0} req/s  p99 {:>7}  fail {:>6}  {}  streams {}  target cpu {cpu} blocked {blocked}",
-        s.elapsed_s,
-        total,
-        s.phase.label(),
+        "{at} {:<9} {:>8.0} req/s  p99 {:>7}  fail {:>6}  {}  streams {}  target cpu {cpu} blocked {blocked}",
+        phase,
         rps,
         ms(p99),
         rate(t.failure_rate()),
         users,
         s.sse.open + s.mcp.open
     );
-    if width > 0 && total > 0.0 {
+    if width > 0 {
         let bar_len = 20usize;
-        let filled = ((s.elapsed_s / total).clamp(0.0, 1.0) * bar_len as f64) as usize;
+        let filled = (done.clamp(0.0, 1.0) * bar_len as f64) as usize;
         let bar = format!("[{}{}] ", "#".repeat(filled), ".".repeat(bar_len - filled));
         line.insert_str(0, &bar);
         line.truncate(width.saturating_sub(1));
     }
     line
+}
+
+/// What the progress says when the load starts: how it will end.
+fn started_line(s: &Snapshot) -> String {
+    let window = if s.post_load_s > 0.0 {
+        format!(", a post-load window of {:.0}s included", s.post_load_s)
+    } else {
+        String::new()
+    };
+    match s.iterations {
+        Some(n) => format!(
+            "{}: load started: {n} requests, then the end (at most {:.0}s{window})",
+            s.scenario, s.remaining_s
+        ),
+        None => format!("{}: load started, {:.0}s to go{window}", s.scenario, s.remaining_s),
+    }
 }
 
 /// Print progress until the run finishes: in place on a TTY, every `every` otherwise.
@@ -71,12 +100,7 @@ pub async fn progress(cell: SnapshotCell, every: Duration) {
         if !started {
             // The first snapshot comes once the target is up and set up: only now has the load started.
             started = true;
-            let _ = writeln!(
-                std::io::stderr(),
-                "{}: load started, {:.0}s to go (post-load window included)",
-                snap.scenario,
-                snap.remaining_s
-            );
+            let _ = writeln!(std::io::stderr(), "{}", started_line(&snap));
         }
         let mut err = std::io::stderr();
         if tty {
@@ -119,7 +143,7 @@ pub fn summary(r: &Results) -> String {
         if s.opened > 0 {
             let _ = writeln!(
                 out,
-                "{transport}: {} opened, peak {} open at once; ended by the client {} ({} abrupt, {} with RST, {} gracefully, {} deleted), by the server {}, by an error {}; {} re-initialized after 404",
+                "{transport}: {} opened, peak {} open at once; ended by the client {} ({} abrupt, {} with RST, {} gracefully, {} deleted{}), by the server {}, by an error {}; {} re-initialized after 404",
                 s.opened,
                 s.peak_open,
                 s.closed_by_client(),
@@ -127,10 +151,22 @@ pub fn summary(r: &Results) -> String {
                 s.closed_rst,
                 s.closed_graceful,
                 s.closed_delete,
+                if s.closed_undeletable > 0 {
+                    format!(", {} left: the server offers no DELETE (405)", s.closed_undeletable)
+                } else {
+                    String::new()
+                },
                 s.server_closed,
                 s.errored,
                 s.reinitialized
             );
+            if s.listen_not_offered > 0 {
+                let _ = writeln!(
+                    out,
+                    "  GET streams: the server offers none (405) ×{}; those sessions were held without one",
+                    s.listen_not_offered
+                );
+            }
         }
     }
     if r.load.dropped > 0 {
@@ -157,14 +193,121 @@ pub fn summary(r: &Results) -> String {
     let g = &r.generator;
     let _ = writeln!(
         out,
-        "generator: {} CPU s, {} requests per CPU second, peak RSS {}",
-        g.cpu_seconds.map_or("not measured".into(), |c| format!("{c:.1}")),
+        "generator: CPU {}, requests per CPU second {}, peak RSS {}",
+        g.cpu_seconds.map_or("not measured".into(), |c| format!("{c:.1} s")),
         g.requests_per_cpu_second
+            .filter(|_| r.totals.count > 0)
             .map_or("not measured".into(), |r| format!("{r:.0}")),
         g.peak_rss_bytes
             .map_or("not measured".into(), |b| format!("{} MiB", b / (1024 * 1024)))
     );
     out
+}
+
+/// Milliseconds to the microsecond, as oha shows them.
+fn fine_ms(v: Option<f64>) -> String {
+    v.map_or_else(|| "-".into(), |v| format!("{v:.3} ms"))
+}
+
+/// The ad-hoc form's summary, to oha's level: the table, then the whole run's latency spread (fastest,
+/// mean, slowest), bytes and transfer rate, a latency histogram, percentiles and the statuses.
+pub fn adhoc_summary(r: &Results) -> String {
+    let mut out = summary(r);
+    let t = &r.totals;
+    let seconds = r.load.seconds;
+    let bytes = |b: f64| {
+        if b >= 1024.0 * 1024.0 {
+            format!("{:.2} MiB", b / (1024.0 * 1024.0))
+        } else if b >= 1024.0 {
+            format!("{:.2} KiB", b / 1024.0)
+        } else {
+            format!("{b:.0} B")
+        }
+    };
+    let _ = writeln!(out, "\nSummary:");
+    let _ = writeln!(out, "  Success rate:  {}", rate(t.failure_rate().map(|f| 1.0 - f)));
+    let _ = writeln!(out, "  Total:         {seconds:.4} s");
+    for (what, v) in [("Fastest", t.min_ms), ("Average", t.mean_ms), ("Slowest", t.max_ms)] {
+        let _ = writeln!(out, "  {what}:{:width$}{}", "", fine_ms(v), width = 14 - what.len());
+    }
+    let _ = writeln!(out, "  Requests/sec:  {:.1}", t.rps);
+    match t.bytes_read {
+        Some(b) if t.count > 0 => {
+            let _ = writeln!(out, "  Total data:    {}", bytes(b as f64));
+            let _ = writeln!(out, "  Size/request:  {}", bytes(b as f64 / t.count as f64));
+            if seconds > 0.0 {
+                let _ = writeln!(out, "  Size/sec:      {}/s", bytes(b as f64 / seconds));
+            }
+        }
+        _ => {
+            let _ = writeln!(out, "  Total data:    not measured");
+        }
+    }
+    if let Some(h) = whole_histogram(r) {
+        latency_histogram(&mut out, &h);
+    }
+    let mut statuses = std::collections::BTreeMap::new();
+    for a in &r.actions {
+        for (status, n) in &a.statuses {
+            *statuses.entry(*status).or_insert(0u64) += n;
+        }
+    }
+    if !statuses.is_empty() {
+        let _ = writeln!(out, "\nStatus code distribution:");
+        for (status, n) in statuses {
+            let _ = writeln!(out, "  [{status}] {n} responses");
+        }
+    }
+    out
+}
+
+/// Every action's latencies added into one histogram (µs); `None` without samples.
+fn whole_histogram(r: &Results) -> Option<hdrhistogram::Histogram<u64>> {
+    let mut all: Option<hdrhistogram::Histogram<u64>> = None;
+    for h in r
+        .actions
+        .iter()
+        .filter_map(|a| crate::results::decode_histogram(&a.histogram).ok())
+    {
+        match &mut all {
+            Some(sum) => {
+                let _ = sum.add(&h);
+            }
+            None => all = Some(h),
+        }
+    }
+    all.filter(|h| !h.is_empty())
+}
+
+/// oha's response-time histogram (eleven even steps from the fastest to the slowest) and its
+/// percentiles.
+fn latency_histogram(out: &mut String, h: &hdrhistogram::Histogram<u64>) {
+    const STEPS: usize = 11;
+    const BAR: u64 = 32;
+    let (lo, hi) = (h.min(), h.max());
+    let step = (hi - lo) as f64 / (STEPS - 1) as f64;
+    let mut counts = [0u64; STEPS];
+    for v in h.iter_recorded() {
+        let at = h.median_equivalent(v.value_iterated_to()).clamp(lo, hi);
+        let i = if step > 0.0 {
+            (((at - lo) as f64 / step).ceil() as usize).min(STEPS - 1)
+        } else {
+            0
+        };
+        counts[i] += v.count_at_value();
+    }
+    let most = counts.iter().copied().max().unwrap_or(1).max(1);
+    let _ = writeln!(out, "\nResponse time histogram:");
+    for (i, n) in counts.iter().enumerate() {
+        let edge = (lo as f64 + step * i as f64) / 1000.0;
+        let bar = "■".repeat((n * BAR / most) as usize);
+        let _ = writeln!(out, "  {:>10} [{n}] |{bar}", fine_ms(Some(edge)));
+    }
+    let _ = writeln!(out, "\nResponse time distribution:");
+    for p in [10.0, 25.0, 50.0, 75.0, 90.0, 95.0, 99.0, 99.9, 99.99] {
+        let v = h.value_at_quantile(p / 100.0) as f64 / 1000.0;
+        let _ = writeln!(out, "  {p:.2}% in {}", fine_ms(Some(v)));
+    }
 }
 
 /// One row per action and one for all: counts, outcomes, latency percentiles.
@@ -235,6 +378,9 @@ fn outcomes(out: &mut String, r: &Results) {
             parts.push(format!("failures {}", failures.join(" ")));
         }
         let s = &a.summary;
+        if s.expected > 0 {
+            parts.push(format!("expected {}", why_expected(r, a)));
+        }
         if s.connect_errors > 0 {
             parts.push(format!("connect errors {}", s.connect_errors));
         }
@@ -248,6 +394,35 @@ fn outcomes(out: &mut String, r: &Results) {
         for (msg, n) in a.errors.iter().take(3) {
             let _ = writeln!(out, "    {n}× {msg}");
         }
+    }
+}
+
+/// Why answers were counted expected rather than failed: the statuses and JSON-RPC errors the
+/// action declared (`expected`, `expected_errors`), with their counts.
+fn why_expected(r: &Results, a: &crate::results::ActionTotals) -> String {
+    // Slots are the actions in order, then each one's series named `<action> <what>`.
+    let declared = r.scenario.spec.actions.iter().zip(&r.actions).find_map(|(spec, main)| {
+        (main.name == a.name || a.name.starts_with(&format!("{} ", main.name))).then_some(spec)
+    });
+    let mut why = Vec::new();
+    if let Some(spec) = declared {
+        let statuses: Vec<String> = (spec.expected.iter().flatten())
+            .filter_map(|s| a.statuses.get(s).map(|n| format!("{s}×{n}")))
+            .collect();
+        if !statuses.is_empty() {
+            why.push(format!("{}, declared in expected", statuses.join(" ")));
+        }
+        let errors: Vec<String> = (spec.expected_errors.iter().flatten())
+            .filter_map(|c| a.rpc_errors.get(c).map(|n| format!("{c}×{n}")))
+            .collect();
+        if !errors.is_empty() {
+            why.push(format!("{}, declared in expected_errors", errors.join(" ")));
+        }
+    }
+    if why.is_empty() {
+        a.summary.expected.to_string()
+    } else {
+        format!("{} ({})", a.summary.expected, why.join("; "))
     }
 }
 
@@ -322,7 +497,7 @@ fn target_side(out: &mut String, o: &ObservedSummary) {
 
 /// The ad-hoc form's `--json`: the run's headline figures in one object (its schema is
 /// `schemas/summary.schema.json`, checked in tests). A figure not measured is null, never 0.
-pub fn json_summary(r: &Results, path: &std::path::Path) -> serde_json::Value {
+pub fn json_summary(r: &Results, path: Option<&std::path::Path>) -> serde_json::Value {
     let t = &r.totals;
     let mut statuses = std::collections::BTreeMap::new();
     let mut failures = std::collections::BTreeMap::new();
@@ -347,16 +522,18 @@ pub fn json_summary(r: &Results, path: &std::path::Path) -> serde_json::Value {
         "success_rate": (t.count > 0).then(|| (t.ok + t.expected) as f64 / t.count as f64),
         "requests_per_second": t.rps,
         "latency_ms": {
-            "mean": t.mean_ms, "p50": t.p50_ms, "p90": t.p90_ms, "p95": t.p95_ms, "p99": t.p99_ms, "max": t.max_ms,
+            "min": t.min_ms, "mean": t.mean_ms, "p50": t.p50_ms, "p90": t.p90_ms, "p95": t.p95_ms, "p99": t.p99_ms, "max": t.max_ms,
         },
         "statuses": statuses,
         "failures": failures,
         "aborted": t.aborted,
         "connect_errors": t.connect_errors,
+        "bytes_read": t.bytes_read,
+        "bytes_per_second": t.bytes_read.filter(|_| r.load.seconds > 0.0).map(|b| b as f64 / r.load.seconds),
         "dropped": r.load.dropped,
         "thresholds": r.thresholds.iter().map(|j| serde_json::json!({
             "scope": j.scope, "threshold": j.threshold, "verdict": j.verdict, "value": j.value,
         })).collect::<Vec<_>>(),
-        "results_file": path.display().to_string(),
+        "results_file": path.map(|p| p.display().to_string()),
     })
 }

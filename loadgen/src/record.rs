@@ -55,6 +55,8 @@ pub struct Sample<'a> {
     pub status: Option<u16>,
     pub rpc_error: Option<i64>,
     pub error: Option<&'a str>,
+    /// Bytes of the answer read (head and body), when the action counts them (`http`, `rpc`).
+    pub bytes: Option<u64>,
 }
 
 /// Counters and a latency histogram: of one window, or of a whole run. Mergeable.
@@ -68,6 +70,9 @@ pub struct Stats {
     pub aborted: u64,
     /// Connections that could not be made: no request, so no count and no latency.
     pub connect_errors: u64,
+    /// Bytes of answers read, over the samples that counted them (`bytes_counted`).
+    pub bytes_read: u64,
+    pub bytes_counted: u64,
     pub failures: BTreeMap<FailureKind, u64>,
     pub statuses: BTreeMap<u16, u64>,
     pub rpc_errors: BTreeMap<i64, u64>,
@@ -84,6 +89,8 @@ impl Default for Stats {
             failed: 0,
             aborted: 0,
             connect_errors: 0,
+            bytes_read: 0,
+            bytes_counted: 0,
             failures: BTreeMap::new(),
             statuses: BTreeMap::new(),
             rpc_errors: BTreeMap::new(),
@@ -102,6 +109,10 @@ impl Stats {
             return;
         }
         self.count += 1;
+        if let Some(bytes) = s.bytes {
+            self.bytes_read += bytes;
+            self.bytes_counted += 1;
+        }
         match s.outcome {
             Outcome::Ok => self.ok += 1,
             Outcome::Expected => self.expected += 1,
@@ -137,6 +148,8 @@ impl Stats {
         self.failed += other.failed;
         self.aborted += other.aborted;
         self.connect_errors += other.connect_errors;
+        self.bytes_read += other.bytes_read;
+        self.bytes_counted += other.bytes_counted;
         for (k, n) in &other.failures {
             *self.failures.entry(*k).or_default() += n;
         }
@@ -166,6 +179,8 @@ impl Stats {
         self.failed = 0;
         self.aborted = 0;
         self.connect_errors = 0;
+        self.bytes_read = 0;
+        self.bytes_counted = 0;
         self.failures.clear();
         self.statuses.clear();
         self.rpc_errors.clear();
@@ -209,12 +224,14 @@ impl Stats {
             failed: self.failed,
             aborted: self.aborted,
             connect_errors: self.connect_errors,
+            bytes_read: (self.bytes_counted > 0).then_some(self.bytes_read),
             rps: if seconds > 0.0 {
                 self.count as f64 / seconds
             } else {
                 0.0
             },
             mean_ms: (self.count > 0).then(|| self.latency.mean() / 1000.0),
+            min_ms: (self.count > 0).then(|| self.latency.min() as f64 / 1000.0),
             p50_ms: q(0.50),
             p90_ms: q(0.90),
             p95_ms: q(0.95),
@@ -261,6 +278,10 @@ pub struct StreamGauges {
     pub errored: AtomicU64,
     /// Told their session had expired (404) and started a new one.
     pub reinitialized: AtomicU64,
+    /// Left without a delete: the server offers none (405).
+    pub closed_undeletable: AtomicU64,
+    /// `GET` streams the server offers none of (405).
+    pub listen_not_offered: AtomicU64,
 }
 
 impl StreamGauges {
@@ -276,6 +297,8 @@ impl StreamGauges {
             server_closed: get(&self.server_closed),
             errored: get(&self.errored),
             reinitialized: get(&self.reinitialized),
+            closed_undeletable: get(&self.closed_undeletable),
+            listen_not_offered: get(&self.listen_not_offered),
             peak_open,
         }
     }
@@ -397,6 +420,7 @@ mod tests {
             status: Some(status),
             rpc_error: None,
             error: None,
+            bytes: None,
         }
     }
 
@@ -446,6 +470,7 @@ mod tests {
                 status: None,
                 rpc_error: None,
                 error: Some(&msg),
+                bytes: None,
             });
         }
         assert_eq!(s.errors.len(), MAX_ERROR_MESSAGES);

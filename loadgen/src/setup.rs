@@ -276,9 +276,12 @@ fn auth_hint(status: reqwest::StatusCode) -> &'static str {
 /// What to do about a gateway registration the target refused as bad gateway: it federates for real,
 /// so the gateway needs an upstream MCP server that answers.
 fn federation_hint(url: &str, status: reqwest::StatusCode) -> &'static str {
-    if url.ends_with("/gateways") && matches!(status.as_u16(), 502 | 504) {
-        " — the target connects to each gateway's upstream: give the run one with [upstream] spawn = true \
-         (stampede's own upstream MCP server), or url = an upstream that answers"
+    if url.ends_with("/gateways") && !status.is_success() && !matches!(status.as_u16(), 401 | 403) {
+        " — registering a gateway makes the target connect to its upstream: give the run one with \
+         [upstream] spawn = true (--set upstream.spawn=true: stampede's own upstream MCP server) or url = an \
+         upstream that answers; or start the target gateway with GATEWAY_ACTIVATION_IO_MS=0 to simulate \
+         the upstream, as scenarios that set it in target.env do for a gateway stampede spawns (target.env \
+         does not reach a gateway given by URL)"
     } else {
         ""
     }

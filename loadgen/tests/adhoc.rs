@@ -348,3 +348,46 @@ fn failed_connects_are_counted_apart_from_requests() {
     assert_eq!(r["totals"]["connect_errors"].as_u64(), Some(connect_errors));
     assert!(r["totals"]["aborted"].is_u64(), "{}", r["totals"]);
 }
+
+/// As oha: fastest, mean and slowest, bytes and their rate, a latency histogram, the percentiles and the
+/// statuses; no results file unless `-o` asks for one; a progress that counts requests (not a 600 s
+/// countdown) and shows no post-load window the ad-hoc form does not have.
+#[test]
+fn the_ad_hoc_summary_is_ohas_and_writes_no_file_unless_asked() {
+    let gw = common::gateway("s", &[]);
+    let cwd = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_stampede"))
+        .args([&format!("{}/health", gw.url), "-n", "300", "-c", "2"])
+        .current_dir(cwd.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{text}{err}");
+    for part in [
+        "Fastest:",
+        "Average:",
+        "Slowest:",
+        "Size/request:",
+        "Size/sec:",
+        "Response time histogram:",
+        "Response time distribution:",
+        "95.00% in",
+        "Status code distribution:",
+        "[200] 300 responses",
+    ] {
+        assert!(text.contains(part), "{part:?} in:\n{text}");
+    }
+    assert!(!text.contains("results:"), "{text}");
+    assert!(
+        std::fs::read_dir(cwd.path()).unwrap().next().is_none(),
+        "no results file without -o"
+    );
+    assert!(err.contains("load started: 300 requests"), "{err}");
+    assert!(!err.contains("post-load") && !err.contains("600s to go"), "{err}");
+
+    let s = json_run(&[&format!("{}/health", gw.url), "-n", "50", "-c", "1"]);
+    let bytes = s["bytes_read"].as_u64().unwrap();
+    assert!(bytes >= 50 * 100, "50 answers of a head and a small body: {s}");
+    assert!(s["latency_ms"]["min"].as_f64().unwrap() <= s["latency_ms"]["p50"].as_f64().unwrap());
+}

@@ -374,6 +374,10 @@ fn a_target_that_refuses_a_gateway_registration_stops_setup_with_the_reason_and_
     );
     assert!(err.contains("[upstream] spawn = true"), "what to do: {err}");
     assert!(
+        err.contains("GATEWAY_ACTIVATION_IO_MS=0"),
+        "and why the scenario's simulated activation is gone: {err}"
+    );
+    assert!(
         !dir.path().join("out.json").exists(),
         "no results for a run that never started"
     );

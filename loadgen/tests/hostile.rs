@@ -168,7 +168,8 @@ async fn every_hostile_answer_is_classified_within_the_timeout_and_memory_stays_
     );
     // The well-behaved path is unaffected by its neighbours: answered, and fast.
     let fine = action(&r, "fine");
-    assert!(fine.summary.count > 5 && fine.summary.failed == 0, "{:?}", fine.summary);
+    // (Picked at random, one action in eight: about 13 of ~100, and 5 in one run of many.)
+    assert!(fine.summary.count > 0 && fine.summary.failed == 0, "{:?}", fine.summary);
     assert!(fine.summary.p99_ms.unwrap() < 100.0, "{:?}", fine.summary);
 
     // The run ends on time: 3 s of load, then at most the 1 s graceful stop.

@@ -169,7 +169,10 @@ async fn serve_badly(mut sock: tokio::net::TcpStream) {
         buf.drain(..len);
         let path = head.split_whitespace().nth(1).unwrap_or("/").to_owned();
         let good_init = br#"{"jsonrpc":"2.0","id":1,"result":{"protocolVersion":"2025-03-26","capabilities":{},"serverInfo":{"name":"bad","version":"0"}}}"#;
-        let answer: Vec<u8> = if head.starts_with("delete ") {
+        let answer: Vec<u8> = if path == "/none" && (head.starts_with("delete ") || head.starts_with("get ")) {
+            // As the specification lets a server: no DELETE, no GET stream.
+            b"HTTP/1.1 405 Method Not Allowed\r\nallow: POST\r\ncontent-length: 0\r\n\r\n".to_vec()
+        } else if head.starts_with("delete ") {
             b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n".to_vec()
         } else if path == "/expire" {
             let request: serde_json::Value = serde_json::from_str(&body).unwrap();
@@ -306,6 +309,36 @@ async fn a_session_told_404_starts_again_once_and_is_counted() {
     assert_eq!(m.reinitialized, m.opened, "each session started again once");
     assert_eq!(m.closed_delete, m.opened, "and went on to its end");
     assert_eq!(r.totals.failed, 0, "the request was answered in the new session");
+}
+
+/// A server may offer no GET stream and no DELETE (405 to both): the session is held without a
+/// stream and left without a delete, each counted as "the server offers none", never as a failure
+/// or as deleted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_offers_no_stream_and_no_delete_is_counted_so() {
+    let url = bad_server().await;
+    let r = run(&format!(
+        "[target]\nurl = \"{url}\"\n[load]\nusers = 2\nduration = \"600ms\"\n[observe]\npost_load = \"0s\"\n\
+         [[actions]]\nname = \"s\"\nkind = \"mcp\"\nendpoint = \"/none\"\nlisten = true\nhold = \"50ms\"\nclose = \"delete\"\n"
+    ))
+    .await;
+    let m = &r.mcp;
+    eprintln!("{m:?}; errors {:?}", r.actions[0].errors);
+    assert!(m.opened > 0);
+    assert_eq!(r.totals.failed, 0, "405 is the specification's answer, not a failure");
+    assert_eq!(
+        m.listen_not_offered, m.opened,
+        "every GET stream: the server offers none"
+    );
+    assert_eq!(m.closed_undeletable, m.opened, "every session left, none deleted");
+    assert_eq!(m.closed_delete, 0);
+    let listen = r
+        .actions
+        .iter()
+        .find(|a| a.name == "s listen")
+        .expect("a listen series");
+    assert_eq!(listen.summary.expected, listen.summary.count, "{:?}", listen.summary);
+    assert!(listen.statuses.contains_key(&405));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -204,6 +204,7 @@ proptest! {
                     status: Some(200 + u16::from(*outcome)),
                     rpc_error: None,
                     error: None,
+                    bytes: Some(*micros % 1000),
                 });
             }
         };

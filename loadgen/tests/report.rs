@@ -414,3 +414,16 @@ fn the_summary_prints_counts_as_whole_numbers() {
     );
     assert!(!line.contains(".0"), "{line}");
 }
+
+/// The summary a run prints says why answers were expected (the declared statuses and JSON-RPC
+/// errors, with their counts), and the generator's line reads as figures with units.
+#[test]
+fn the_summary_explains_expected_answers() {
+    let r = stampede_loadgen::results::Results::read(&data("fixed-small.json")).unwrap();
+    let text = stampede_loadgen::output::summary(&r);
+    assert!(
+        text.contains("rpc tools/call: statuses 200×256; expected 165 (-32602×165, declared in expected_errors)"),
+        "{text}"
+    );
+    assert!(text.contains("generator: CPU "), "{text}");
+}

@@ -171,6 +171,11 @@ impl App {
         app
     }
 
+    /// The run is over and the view is at its end: figures of the whole run apply.
+    pub fn at_the_end(&self) -> bool {
+        self.finished && self.paused_at.is_none() && self.cursor.is_none_or(|c| c + 1 >= self.windows.len())
+    }
+
     /// Whether anything of a run has arrived (a snapshot, or a results file).
     pub fn has_run(&self) -> bool {
         !self.scenario.is_empty()

@@ -41,7 +41,7 @@ fn a_finished_run_at_80_by_24_shows_every_panel() {
         "REPLAY",
         "ci-smoke",
         "Requests/s",
-        "Latency p50",
+        "Latency (whole run) p50",
         "Failures 0.00%",
         "Status codes",
         "200×",
@@ -51,6 +51,40 @@ fn a_finished_run_at_80_by_24_shows_every_panel() {
         assert!(s.contains(text), "{text:?} missing at 80x24:\n{s}");
     }
     assert!(s.contains("Target CPU"), "{s}");
+}
+
+/// After the run the latency title is the whole run's (not the post-load seconds'), the mean rate is
+/// the load's (not diluted by the post-load window), and the axes carry their units.
+#[test]
+fn a_finished_run_shows_whole_run_figures_and_axes_with_units() {
+    use stampede_loadgen::format::ms;
+    let mut app = replay_app();
+    let s = screen(&app, 160, 48);
+    let t = &app.totals;
+    let whole = format!(
+        "Latency (whole run) p50 {} p95 {} p99 {}",
+        ms(t.p50_ms),
+        ms(t.p95_ms),
+        ms(t.p99_ms)
+    );
+    assert!(s.contains(&whole), "{whole:?}:\n{s}");
+    let loaded: Vec<f64> = app
+        .windows
+        .iter()
+        .filter(|w| w.phase != Phase::PostLoad)
+        .map(|w| w.all.rps)
+        .collect();
+    let mean = loaded.iter().sum::<f64>() / loaded.len() as f64;
+    assert!(
+        s.contains(&format!("{mean:.0} mean")),
+        "mean over the load, {mean:.0}:\n{s}"
+    );
+    for unit in [" ms", " /s", "% of a core"] {
+        assert!(s.contains(unit), "an axis in {unit:?}:\n{s}");
+    }
+    // Moved back into the run, the title is that second's again.
+    key(&mut app, KeyCode::Home);
+    assert!(screen(&app, 160, 48).contains("Latency (now)"));
 }
 
 #[test]
@@ -147,7 +181,7 @@ fn keys_focus_a_panel_change_the_span_pause_and_open_help() {
     key(&mut app, KeyCode::Tab);
     let s = screen(&app, 80, 24);
     assert!(
-        s.contains("Requests/s") && !s.contains("Latency p50"),
+        s.contains("Requests/s") && !s.contains("Latency ("),
         "one panel full size:\n{s}"
     );
     key(&mut app, KeyCode::Esc);
@@ -292,6 +326,8 @@ fn shard_snapshot(count: u64, finished: bool) -> stampede_loadgen::data::Snapsho
         failures: Default::default(),
         thresholds: Default::default(),
         settle_s: 5.0,
+        post_load_s: 1.0,
+        iterations: None,
         finished,
         run: String::new(),
         latency: Vec::new(),

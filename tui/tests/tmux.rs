@@ -105,7 +105,7 @@ fn replay_in_a_terminal_shows_the_run_and_answers_keys() {
         "ci-smoke",
         "post-load",
         "12s elapsed",
-        "Latency p50",
+        "Latency (whole run) p50",
         "Status codes",
         "Blocked queries — not measured",
     ] {
@@ -122,7 +122,7 @@ fn replay_in_a_terminal_shows_the_run_and_answers_keys() {
 
     tmux(&["send-keys", "-t", &name, "Tab"]);
     wait_until(&name, "one panel full size", |s| {
-        s.contains("Requests/s") && !s.contains("Latency p50")
+        s.contains("Requests/s") && !s.contains("Latency (")
     });
 
     tmux(&["send-keys", "-t", &name, "q"]);
@@ -205,6 +205,26 @@ fn run_ends_by_itself_says_where_the_results_are_and_q_leaves() {
     let r = read_results(&out);
     assert_eq!(r["complete"], true);
     assert!(r["totals"]["count"].as_u64().unwrap() > 0);
+}
+
+/// A run that ends by itself with a failed threshold exits 99 once q leaves, as `stampede run` does.
+#[test]
+fn a_run_with_a_failed_threshold_exits_99() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("failed.json");
+    let command = format!(
+        "NO_COLOR=1 {} run {} --users 2 --duration 1s --set observe.post_load=0s --set 'thresholds.all=[\"p50 < 0.001ms\"]' -o {}",
+        env!("CARGO_BIN_EXE_stampede-tui"),
+        scenario("ci-smoke.toml").display(),
+        out.display()
+    );
+    let session = Session::start("thresholds", &command);
+    wait_long(&session.0, "the run's end", Duration::from_secs(60), |s| {
+        s.contains("finished: results in")
+    });
+    tmux(&["send-keys", "-t", &session.0, "q"]);
+    assert_eq!(session.exit_code(Duration::from_secs(10)), 99);
+    assert_eq!(read_results(&out)["complete"], true);
 }
 
 #[test]

@@ -67,6 +67,7 @@ pub async fn exchange(
         status: None,
         rpc_error: None,
         error: None,
+        bytes: Some(scratch.conn.take_bytes_read()),
     };
     match answer {
         Answer::Failed(kind, message) => {

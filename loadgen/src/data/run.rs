@@ -93,6 +93,12 @@ pub struct Snapshot {
     /// The scenario's settle time: the start of the post-load window left out of the settled CPU.
     #[serde(default = "default_settle_s")]
     pub settle_s: f64,
+    /// The post-load window's length (0: the run ends with its load, as the ad-hoc form's do).
+    #[serde(default)]
+    pub post_load_s: f64,
+    /// A run of a count of actions (`load.iterations`, the ad-hoc `-n`): how many.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iterations: Option<u64>,
     pub finished: bool,
     /// Names the run in live metrics (`<scenario>-<start>`, the default results file's stem).
     #[serde(default)]
@@ -151,12 +157,19 @@ pub struct StreamFigures {
     pub errored: u64,
     #[serde(default)]
     pub reinitialized: u64,
+    /// Streamable HTTP: sessions the client left without a delete because the server offers none
+    /// (`DELETE` answered 405, as the specification lets it).
+    #[serde(default)]
+    pub closed_undeletable: u64,
+    /// Streamable HTTP: `GET` streams the server offers none of (405, as the specification lets it).
+    #[serde(default)]
+    pub listen_not_offered: u64,
     pub peak_open: i64,
 }
 
 impl StreamFigures {
     /// Sessions the client ended, whichever way.
     pub fn closed_by_client(&self) -> u64 {
-        self.closed_abrupt + self.closed_rst + self.closed_graceful + self.closed_delete
+        self.closed_abrupt + self.closed_rst + self.closed_graceful + self.closed_delete + self.closed_undeletable
     }
 }

@@ -67,8 +67,14 @@ pub struct Summary {
     /// latency, but they are failures of the attempt (`failure_rate`).
     #[serde(default)]
     pub connect_errors: u64,
+    /// Bytes of answers read (heads and bodies), where the action counts them (`http`, `rpc`); null
+    /// when none did.
+    #[serde(default)]
+    pub bytes_read: Option<u64>,
     pub rps: f64,
     pub mean_ms: Option<f64>,
+    #[serde(default)]
+    pub min_ms: Option<f64>,
     pub p50_ms: Option<f64>,
     pub p90_ms: Option<f64>,
     pub p95_ms: Option<f64>,

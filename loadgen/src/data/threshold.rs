@@ -79,7 +79,7 @@ impl fmt::Display for Verdict {
             Verdict::Fail => "FAIL",
             Verdict::NotMeasured => "not measured",
             Verdict::NoBaseline => "no baseline",
-            Verdict::Stale => "faster (stale)",
+            Verdict::Stale => "faster",
         })
     }
 }

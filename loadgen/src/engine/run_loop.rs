@@ -254,6 +254,8 @@ impl<'a> RunLoop<'a> {
             failures: all.failures,
             thresholds: scenario.spec.thresholds.clone(),
             settle_s: scenario.settle.as_secs_f64(),
+            post_load_s: scenario.post_load.as_secs_f64(),
+            iterations: scenario.load.iterations,
             finished,
             run: self.run_label.clone(),
             latency: self.timeline.totals.iter().map(crate::record::Stats::buckets).collect(),

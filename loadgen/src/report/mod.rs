@@ -488,13 +488,15 @@ fn sse(body: &mut String, runs: &[Run]) {
     let mut head = vec!["figure"];
     head.extend(runs.iter().map(|r| r.label.as_str()));
     let mut rows: Vec<Vec<String>> = Vec::new();
-    let client: [(&str, ClientFigure); 9] = [
+    let client: [(&str, ClientFigure); 11] = [
         ("opened", |s| s.opened as i64),
         ("peak open at once", |s| s.peak_open),
         ("dropped abruptly", |s| s.closed_abrupt as i64),
         ("reset (RST)", |s| s.closed_rst as i64),
         ("closed gracefully", |s| s.closed_graceful as i64),
         ("deleted (DELETE)", |s| s.closed_delete as i64),
+        ("left: no DELETE offered (405)", |s| s.closed_undeletable as i64),
+        ("no GET stream offered (405)", |s| s.listen_not_offered as i64),
         ("ended by the server", |s| s.server_closed as i64),
         ("ended by an error", |s| s.errored as i64),
         ("re-initialized after 404", |s| s.reinitialized as i64),

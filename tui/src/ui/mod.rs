@@ -180,15 +180,23 @@ fn not_measured(f: &mut Frame, area: Rect, block: Block, why: &str, p: &Palette)
 type Series<'a> = (&'a str, Style, &'a dyn Fn(&Window) -> Option<f64>);
 
 /// A line chart over the visible windows; `shade` marks the post-load window with bars behind it.
+/// A chart's y axis: the unit its labels carry, and the style of the post-load window's shading (none:
+/// not shaded).
+struct YAxis<'a> {
+    unit: &'a str,
+    post_load: Option<Style>,
+}
+
 fn line_chart(
     f: &mut Frame,
     area: Rect,
     block: Block,
     windows: &[Window],
     series: &[Series<'_>],
-    shade: Option<Style>,
+    y: YAxis<'_>,
     p: &Palette,
 ) {
+    let YAxis { unit, post_load: shade } = y;
     if windows.is_empty() || area.height < 3 {
         f.render_widget(Paragraph::new("waiting for data…").block(block), area);
         return;
@@ -244,7 +252,10 @@ fn line_chart(
         .y_axis(
             Axis::default()
                 .bounds([0.0, ymax])
-                .labels(vec![Span::raw("0"), Span::raw(format!("{:.0}", ymax / 1.1))])
+                .labels(vec![
+                    Span::raw(format!("0 {unit}")),
+                    Span::raw(format!("{:.0} {unit}", ymax / 1.1)),
+                ])
                 .style(p.dim()),
         )
         .hidden_legend_constraints((Constraint::Ratio(1, 2), Constraint::Ratio(1, 2)));

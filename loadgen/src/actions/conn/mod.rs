@@ -80,6 +80,12 @@ impl Conn {
         &self.body
     }
 
+    /// Bytes of answers read on this connection since the last call (the whole of the last exchange's
+    /// answer, after `send`).
+    pub fn take_bytes_read(&mut self) -> u64 {
+        self.stream.as_mut().map_or(0, |s| std::mem::take(&mut s.bytes_read))
+    }
+
     async fn connect(&mut self, ep: &Endpoint) -> Result<(), Answer> {
         let stream = open(ep)
             .await
@@ -354,7 +360,7 @@ async fn open(ep: &Endpoint) -> Result<Socket, ConnectError> {
         let tcp = TcpStream::connect(ep.addr).await.map_err(ConnectError::Tcp)?;
         let _ = tcp.set_nodelay(true);
         match &ep.tls {
-            None => Ok(Socket::Plain(tcp)),
+            None => Ok(Socket::plain(tcp)),
             Some(tls) => tls.handshake(tcp).await.map_err(ConnectError::Tls),
         }
     })

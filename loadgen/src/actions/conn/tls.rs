@@ -99,54 +99,72 @@ impl Tls {
     /// the certificate does not carry, a server that does not speak TLS).
     pub async fn handshake(&self, tcp: TcpStream) -> io::Result<Socket> {
         let stream = self.connector.connect(self.server_name.clone(), tcp).await?;
-        Ok(Socket::Tls(Box::new(stream)))
+        Ok(Socket::new(Io::Tls(Box::new(stream))))
     }
 }
 
-/// A connection's socket: plain, or TLS over TCP.
-pub enum Socket {
+/// A connection's socket, plain or TLS over TCP, and the bytes of answers read from it (decrypted:
+/// what the server sent, heads and bodies).
+pub struct Socket {
+    io: Io,
+    pub bytes_read: u64,
+}
+
+enum Io {
     Plain(TcpStream),
     Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
 }
 
 impl Socket {
+    pub fn plain(tcp: TcpStream) -> Socket {
+        Socket::new(Io::Plain(tcp))
+    }
+
+    fn new(io: Io) -> Socket {
+        Socket { io, bytes_read: 0 }
+    }
+
     /// The TCP socket underneath (for its options: a reset on close).
     pub fn tcp(&self) -> &TcpStream {
-        match self {
-            Socket::Plain(s) => s,
-            Socket::Tls(s) => s.get_ref().0,
+        match &self.io {
+            Io::Plain(s) => s,
+            Io::Tls(s) => s.get_ref().0,
         }
     }
 }
 
 impl AsyncRead for Socket {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Socket::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            Socket::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
-        }
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let polled = match &mut this.io {
+            Io::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Io::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        };
+        this.bytes_read += (buf.filled().len() - before) as u64;
+        polled
     }
 }
 
 impl AsyncWrite for Socket {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Socket::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            Socket::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        match &mut self.get_mut().io {
+            Io::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Io::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
         }
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Socket::Plain(s) => Pin::new(s).poll_flush(cx),
-            Socket::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        match &mut self.get_mut().io {
+            Io::Plain(s) => Pin::new(s).poll_flush(cx),
+            Io::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
         }
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Socket::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            Socket::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        match &mut self.get_mut().io {
+            Io::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Io::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
         }
     }
 }

@@ -174,7 +174,11 @@ pub async fn run(
                 if listening {
                     conn.cut(false);
                 }
-                &g.closed_delete
+                match deleted {
+                    // The server offers no DELETE: the session is left, not deleted.
+                    Ok((_, 405, _)) => &g.closed_undeletable,
+                    _ => &g.closed_delete,
+                }
             }
             _ => {
                 conn.cut(a.rst);
@@ -269,6 +273,7 @@ fn record(env: &Env, slot: usize, latency: Duration, judged: &Judged) {
             status: Some(*status),
             rpc_error: *rpc_error,
             error: None,
+            bytes: None,
         },
         Err(f) => Sample {
             latency,
@@ -276,6 +281,7 @@ fn record(env: &Env, slot: usize, latency: Duration, judged: &Judged) {
             status: f.status,
             rpc_error: f.rpc_error,
             error: (!f.message.is_empty()).then_some(f.message.as_str()),
+            bytes: None,
         },
     };
     env.recorder.record(slot, &sample);
@@ -304,7 +310,20 @@ async fn listen(env: &Env, slot: usize, conn: &mut Conn, url: &str, st: &mut Sta
         200 if kind == Body::Events => None,
         200 => Some(Failed::protocol(Some(200), "the GET stream is not an event stream")),
         404 => Some(status_failure(404, "the session is gone (404)")),
-        405 => Some(status_failure(405, "the server offers no GET stream (405)")),
+        // The specification lets a server offer no GET stream: counted as such, not a failure.
+        405 => {
+            record(env, slot, sent.elapsed(), &Ok((Outcome::Expected, 405, None)));
+            env.recorder
+                .gauges
+                .mcp
+                .listen_not_offered
+                .fetch_add(1, Ordering::Relaxed);
+            if tokio::time::timeout(DRAIN, drain(conn, 405)).await.is_err() {
+                conn.discard();
+            }
+            hold(env, hold_for).await;
+            return (false, End::Client);
+        }
         s => Some(status_failure(s, "")),
     };
     if let Some(f) = refused {

@@ -217,6 +217,7 @@ async fn session(
             status: Some(200),
             rpc_error: None,
             error: None,
+            bytes: None,
         },
     );
     let gauges = &env.recorder.gauges.sse;
@@ -245,6 +246,7 @@ async fn session(
                         status: Some(200),
                         rpc_error: None,
                         error: Some(msg),
+                        bytes: None,
                     },
                 );
             }
@@ -366,6 +368,7 @@ async fn talk(
                 status,
                 rpc_error,
                 error: error.as_deref(),
+                bytes: None,
             },
         );
         if end != SessionEnd::Client {
@@ -442,6 +445,7 @@ fn fail(env: &Env, slot: usize, intended: Instant, (kind, status, msg): Refused)
             status,
             rpc_error: None,
             error: Some(&msg),
+            bytes: None,
         },
     );
     if kind == FailureKind::Connect {

@@ -10,7 +10,7 @@ use ratatui::widgets::Paragraph;
 use stampede_loadgen::data::{ChainLink, Window};
 
 use crate::app::App;
-use crate::ui::{Palette, Series, block, line_chart, not_measured};
+use crate::ui::{Palette, Series, YAxis, block, line_chart, not_measured};
 
 pub(in crate::ui) fn draw(f: &mut Frame, app: &App, area: Rect, p: &Palette) {
     let w = app.visible();
@@ -57,7 +57,18 @@ pub(in crate::ui) fn draw(f: &mut Frame, app: &App, area: Rect, p: &Palette) {
     } else {
         [area, Rect::default()]
     };
-    line_chart(f, chart_area, block(title, p), w, &series, None, p);
+    line_chart(
+        f,
+        chart_area,
+        block(title, p),
+        w,
+        &series,
+        YAxis {
+            unit: "queries",
+            post_load: None,
+        },
+        p,
+    );
     if let Some(chain) = chain
         && chain_area.height > 0
     {

@@ -7,7 +7,7 @@ use ratatui::style::{Color, Modifier};
 use stampede_loadgen::data::{Phase, Window};
 
 use crate::app::App;
-use crate::ui::{Palette, block, line_chart, not_measured};
+use crate::ui::{Palette, YAxis, block, line_chart, not_measured};
 
 pub(in crate::ui) fn draw(f: &mut Frame, app: &App, area: Rect, p: &Palette) {
     let w = app.visible();
@@ -40,7 +40,10 @@ pub(in crate::ui) fn draw(f: &mut Frame, app: &App, area: Rect, p: &Palette) {
         block(title, p),
         w,
         &[("cpu %", p.fg(Color::Cyan), &|w: &Window| w.observed.cpu_pct)],
-        Some(p.fg(Color::Magenta).add_modifier(Modifier::DIM)),
+        YAxis {
+            unit: "% of a core",
+            post_load: Some(p.fg(Color::Magenta).add_modifier(Modifier::DIM)),
+        },
         p,
     );
 }

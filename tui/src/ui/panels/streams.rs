@@ -11,7 +11,7 @@ use ratatui::widgets::Paragraph;
 use stampede_loadgen::data::Window;
 
 use crate::app::App;
-use crate::ui::{Palette, Series, block, line_chart};
+use crate::ui::{Palette, Series, YAxis, block, line_chart};
 
 pub(in crate::ui) fn draw(f: &mut Frame, app: &App, area: Rect, p: &Palette) {
     let w = app.visible();
@@ -42,7 +42,18 @@ pub(in crate::ui) fn draw(f: &mut Frame, app: &App, area: Rect, p: &Palette) {
     } else {
         [area, Rect::default()]
     };
-    line_chart(f, chart, block(title, p), w, &series, None, p);
+    line_chart(
+        f,
+        chart,
+        block(title, p),
+        w,
+        &series,
+        YAxis {
+            unit: "streams",
+            post_load: None,
+        },
+        p,
+    );
     if reasons.height > 0 {
         f.render_widget(Paragraph::new(end_reasons(ends)).style(p.dim()), reasons);
     }

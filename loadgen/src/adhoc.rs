@@ -64,7 +64,7 @@ pub struct AdHocArgs {
     #[arg(long)]
     pub json: bool,
     /// A threshold on the run, e.g. "p99 < 50ms" or "failure_rate < 1%" (repeatable; a scenario's
-    /// grammar): exit 1 when one is crossed.
+    /// grammar): exit 99 when one fails.
     #[arg(long = "threshold", value_name = "EXPR")]
     pub thresholds: Vec<String>,
     /// Write the results file here (the ad-hoc form writes none otherwise), for gate, report, export
@@ -107,14 +107,18 @@ fn parse_url(text: &str) -> Result<AdHocUrl, String> {
             "{text}: credentials in the URL are not sent; use -H 'authorization: …'"
         ));
     }
-    let port = url.port_or_known_default().unwrap_or(80);
     let mut path_and_query = url.path().to_owned();
     if let Some(q) = url.query() {
         path_and_query.push('?');
         path_and_query.push_str(q);
     }
     Ok(AdHocUrl {
-        base: format!("{scheme}://{host}:{port}"),
+        // The port only when it is not the scheme's: `Host` carries what the user typed, as oha's does
+        // (name-based virtual hosts and CDNs route on it).
+        base: match url.port() {
+            Some(port) => format!("{scheme}://{host}:{port}"),
+            None => format!("{scheme}://{host}"),
+        },
         path_and_query,
         text: text.to_owned(),
     })
@@ -269,12 +273,10 @@ mod tests {
         assert_eq!(u.base, "http://127.0.0.1:4444");
         assert_eq!(u.path_and_query, "/tools?limit=5");
         let u = parse_url("http://localhost").unwrap();
-        assert_eq!(
-            (u.base.as_str(), u.path_and_query.as_str()),
-            ("http://localhost:80", "/")
-        );
+        assert_eq!((u.base.as_str(), u.path_and_query.as_str()), ("http://localhost", "/"));
         let u = parse_url("https://[::1]/x").unwrap();
-        assert_eq!(u.base, "https://[::1]:443");
+        assert_eq!(u.base, "https://[::1]");
+        assert_eq!(parse_url("https://h:8443/").unwrap().base, "https://h:8443");
         assert!(
             parse_url("127.0.0.1:4444/health")
                 .unwrap_err()

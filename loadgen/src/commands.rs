@@ -120,20 +120,23 @@ async fn gate_runs(args: GateArgs, tolerances: gate::check::Tolerances) -> Resul
             .map_err(|e| usage(format!("{e:#}")))?,
     };
     let checks = gate::verdict::judge_runs(&baseline, &runs, &tolerances).map_err(|r| usage(r.to_string()))?;
-    out!("{}", gate::report::table(&baseline.scenario, &checks));
+    let stale = if args.fail_on_stale {
+        gate::verdict::StalePolicy::Fail
+    } else {
+        gate::verdict::StalePolicy::Warn
+    };
+    out!("{}", gate::report::table(&baseline.scenario, &checks, stale));
     for (path, text) in [
-        (&args.markdown, gate::report::markdown(&baseline.scenario, &checks)),
+        (
+            &args.markdown,
+            gate::report::markdown(&baseline.scenario, &checks, stale),
+        ),
         (&args.junit, gate::report::junit(&baseline.scenario, &checks)),
     ] {
         if let Some(p) = path {
             std::fs::write(p, text).map_err(|e| usage(format!("writing {}: {e}", p.display())))?;
         }
     }
-    let stale = if args.fail_on_stale {
-        gate::verdict::StalePolicy::Fail
-    } else {
-        gate::verdict::StalePolicy::Warn
-    };
     match gate::verdict::Outcome::of(&checks).exit_code(stale) {
         0 => Ok(()),
         _ => Err(CliError::Rejected),
@@ -405,11 +408,12 @@ async fn repeat_runs(plan: &scenario::Scenario, file: &Path, n: usize) -> anyhow
         let out = engine::run(plan.clone(), RunOptions::default(), rx).await?;
         let r = Results::from_run(&out, Some(file));
         errln!(
-            "run {i}/{n}: {} requests, {:.0}/s, p99 {:.1} ms, {} failed",
+            "run {i}/{n}: {} requests, {:.0}/s, p99 {:.1} ms, {} failed, {} connect errors",
             r.totals.count,
             r.totals.rps,
             r.totals.p99_ms.unwrap_or(f64::NAN),
-            r.totals.failed
+            r.totals.failed,
+            r.totals.connect_errors
         );
         runs.push(r);
     }

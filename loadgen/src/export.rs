@@ -42,9 +42,11 @@ fn stats(r: &Results) -> String {
         .map(|a| (kind_of(r, &a.name), a.name.as_str(), &a.summary))
         .chain([("", "Aggregated", &r.totals)]);
     for (kind, name, s) in rows {
-        let failures_per_s = (seconds > 0.0).then(|| s.failed as f64 / seconds);
+        // Locust counts a connection that could not be made as a failure; so does this file.
+        let failed = s.failed + s.connect_errors;
+        let failures_per_s = (seconds > 0.0).then(|| failed as f64 / seconds);
         let mut row = Row::new(&mut out);
-        row.text(kind).text(name).int(s.count).int(s.failed).int(s.expected);
+        row.text(kind).text(name).int(s.count).int(failed).int(s.expected);
         row.num(s.p50_ms).num(s.mean_ms).num(s.max_ms);
         row.num(Some(s.rps)).num(failures_per_s);
         percentiles(&mut row, s);
@@ -79,7 +81,7 @@ fn history(r: &Results) -> String {
             .chain([(r.slots.len(), "", "Aggregated", &w.all)]);
         for (i, kind, name, s) in rows {
             totals[i].0 += s.count;
-            totals[i].1 += s.failed;
+            totals[i].1 += s.failed + s.connect_errors;
             let secs = if s.rps > 0.0 { s.count as f64 / s.rps } else { 1.0 };
             let mut row = Row::new(&mut out);
             match stamp {
@@ -87,7 +89,8 @@ fn history(r: &Results) -> String {
                 None => row.empty(),
             };
             row.int(w.t).text(w.phase.label()).int(w.users).text(kind).text(name);
-            row.num(Some(s.rps)).num(Some(s.failed as f64 / secs));
+            row.num(Some(s.rps))
+                .num(Some((s.failed + s.connect_errors) as f64 / secs));
             percentiles(&mut row, s);
             row.int(totals[i].0).int(totals[i].1);
             row.end();

@@ -519,7 +519,7 @@ pub fn json_summary(r: &Results, path: Option<&std::path::Path>) -> serde_json::
         "ok": t.ok,
         "expected": t.expected,
         "failed": t.failed,
-        "success_rate": (t.count > 0).then(|| (t.ok + t.expected) as f64 / t.count as f64),
+        "success_rate": t.failure_rate().map(|f| 1.0 - f),
         "requests_per_second": t.rps,
         "latency_ms": {
             "min": t.min_ms, "mean": t.mean_ms, "p50": t.p50_ms, "p90": t.p90_ms, "p95": t.p95_ms, "p99": t.p99_ms, "max": t.max_ms,

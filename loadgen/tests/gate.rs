@@ -172,6 +172,10 @@ fn gate_passes_its_own_baseline_and_fails_a_slower_run_naming_the_check() {
     assert!(!table.contains("FAIL"), "{table}");
     let (code, table) = gate_fast(&["--fail-on-stale"]);
     assert_eq!(code, Some(1), "{table}");
+    assert!(
+        table.lines().next().unwrap().contains("FAIL"),
+        "the headline says what the exit says: {table}"
+    );
 
     // compare: side by side, with the change against the first.
     let out = stampede().arg("compare").arg(&same).arg(&slow).output().unwrap();

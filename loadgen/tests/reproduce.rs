@@ -60,7 +60,11 @@ fn reproduce_small_writes_both_runs_the_comparison_and_the_report() {
     );
     // The figure the full run is about, at small size too: the fixed gateway idles after the load, the
     // legacy one spins on its abandoned sessions.
-    let settled = |r: &Results| r.observed.cpu_post_load_settled_mean_pct.expect("post-load CPU measured");
+    let settled = |r: &Results| {
+        r.observed
+            .cpu_post_load_settled_mean_pct
+            .expect("post-load CPU measured")
+    };
     assert!(settled(&fixed) < 5.0, "fixed after the load: {} %", settled(&fixed));
     assert!(settled(&legacy) > 50.0, "legacy after the load: {} %", settled(&legacy));
     let left = |r: &Results| r.observed.sse_sessions_active_end.unwrap();

@@ -270,6 +270,9 @@ pub async fn run(
     mut interrupt: watch::Receiver<bool>,
 ) -> anyhow::Result<RunOutput> {
     let scenario = Arc::new(scenario);
+    // Every connection is a file: whoever runs a scenario (run, gate --run, baseline, the dashboard,
+    // the bench) gets the hard limit, not a soft 1024.
+    let _ = crate::environment::raise_open_files_limit();
     let started_at = SystemTime::now();
     let mut target = Target::prepare(&scenario).await?;
     let result = async {

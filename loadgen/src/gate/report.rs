@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use super::check::Check;
-use super::verdict::Outcome;
+use super::verdict::{Outcome, StalePolicy};
 use crate::data::Metrics;
 use crate::data::Verdict;
 use crate::data::metrics::{METRICS, Metric, MetricKind};
@@ -20,10 +20,10 @@ fn change(c: &Check) -> String {
     c.change.map_or("-".into(), |x| format!("{:+.1}%", x * 100.0))
 }
 
-pub fn table(scenario: &str, checks: &[Check]) -> String {
+pub fn table(scenario: &str, checks: &[Check], stale: StalePolicy) -> String {
     let mut out = String::new();
     let verdict = Outcome::of(checks);
-    let _ = writeln!(out, "stampede gate — {scenario}: {verdict}");
+    let _ = writeln!(out, "stampede gate — {scenario}: {}", verdict.headline(stale));
     let w = checks.iter().map(|c| c.name.len()).max().unwrap_or(10).max(6);
     let _ = writeln!(
         out,
@@ -43,7 +43,7 @@ pub fn table(scenario: &str, checks: &[Check]) -> String {
             c.verdict
         );
     }
-    if verdict == Outcome::Stale {
+    if verdict == Outcome::Stale && stale == StalePolicy::Warn {
         let faster: Vec<&str> = checks
             .iter()
             .filter(|c| c.verdict == Verdict::Stale)
@@ -59,12 +59,13 @@ pub fn table(scenario: &str, checks: &[Check]) -> String {
     out
 }
 
-pub fn markdown(scenario: &str, checks: &[Check]) -> String {
+pub fn markdown(scenario: &str, checks: &[Check], stale: StalePolicy) -> String {
     let mut out = String::new();
-    let verdict = match Outcome::of(checks) {
-        Outcome::Pass => "✅ pass",
-        Outcome::Regression => "❌ regression",
-        Outcome::Stale => "✅ pass — faster than the baseline: consider re-recording it",
+    let verdict = match (Outcome::of(checks), stale) {
+        (Outcome::Pass, _) => "✅ pass",
+        (Outcome::Regression, _) => "❌ regression",
+        (Outcome::Stale, StalePolicy::Warn) => "✅ pass — faster than the baseline: consider re-recording it",
+        (Outcome::Stale, StalePolicy::Fail) => "❌ faster than the baseline: stale, re-record it (--fail-on-stale)",
     };
     let _ = writeln!(out, "### stampede gate — `{scenario}`: {verdict}\n");
     let _ = writeln!(

@@ -87,13 +87,26 @@ impl Outcome {
     }
 }
 
+impl Outcome {
+    /// The verdict's line, as the exit code under `stale` will have it.
+    pub fn headline(self, stale: StalePolicy) -> &'static str {
+        match (self, stale) {
+            (Outcome::Pass, _) => "PASS",
+            (Outcome::Regression, _) => "FAIL: regression",
+            (Outcome::Stale, StalePolicy::Warn) => {
+                "PASS, faster than the baseline beyond the allowed band — consider re-recording it"
+            }
+            (Outcome::Stale, StalePolicy::Fail) => {
+                "FAIL: faster than the baseline beyond the allowed band — the baseline is stale, re-record it \
+                 (--fail-on-stale)"
+            }
+        }
+    }
+}
+
 impl fmt::Display for Outcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Outcome::Pass => "PASS",
-            Outcome::Regression => "FAIL: regression",
-            Outcome::Stale => "PASS, faster than the baseline beyond the allowed band — consider re-recording it",
-        })
+        f.write_str(self.headline(StalePolicy::Warn))
     }
 }
 

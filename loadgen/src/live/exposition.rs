@@ -41,6 +41,27 @@ pub fn render(s: &Snapshot) -> String {
     }
 
     m.family(
+        "stampede_connect_errors_total",
+        "counter",
+        "Connections that could not be made (no request sent: not in stampede_requests_total), by action.",
+    );
+    for (name, t) in s.slots.iter().zip(&s.totals) {
+        m.sample(
+            "stampede_connect_errors_total",
+            &[("action", name)],
+            t.connect_errors as f64,
+        );
+    }
+    m.family(
+        "stampede_aborted_total",
+        "counter",
+        "Actions under way when the load's graceful stop ended, cut unanswered, by action.",
+    );
+    for (name, t) in s.slots.iter().zip(&s.totals) {
+        m.sample("stampede_aborted_total", &[("action", name)], t.aborted as f64);
+    }
+
+    m.family(
         "stampede_request_duration_seconds",
         "histogram",
         "Latency of finished actions, from each one's intended start.",

@@ -65,14 +65,11 @@ pub fn draw(f: &mut Frame, app: &App) {
     }
 }
 
-/// Failed requests as a percentage of all requests in `s` (0 when there were none). The header and
-/// the failures panel show it for the totals and for the latest window; one definition keeps them equal.
+/// The failure rate of `s` as a percentage (`Summary::failure_rate`: failed connects count; 0 when
+/// nothing was attempted). The header and the failures panel show it for the totals and for the latest
+/// window; one definition keeps them equal, and equal to the summary's.
 fn failed_pct(s: &Summary) -> f64 {
-    if s.count > 0 {
-        s.failed as f64 * 100.0 / s.count as f64
-    } else {
-        0.0
-    }
+    s.failure_rate().map_or(0.0, |r| r * 100.0)
 }
 
 /// The header: what runs and where it is, the totals, and a status line (or the keys). Two lines when

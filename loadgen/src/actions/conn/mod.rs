@@ -65,6 +65,8 @@ pub struct Conn {
     reading: stream::Reading,
     /// The request timeout's timer (`deadline.rs`).
     deadline: deadline::Deadline,
+    /// Answer bytes read on connections closed since `take_bytes_read` last asked.
+    closed_bytes_read: u64,
 }
 
 /// Why an exchange failed, before it is told as a failure kind.
@@ -80,10 +82,18 @@ impl Conn {
         &self.body
     }
 
-    /// Bytes of answers read on this connection since the last call (the whole of the last exchange's
-    /// answer, after `send`).
+    /// Bytes of answers read since the last call (the whole of the last exchange's answer, after
+    /// `send`), on this connection and on any it closed since.
     pub fn take_bytes_read(&mut self) -> u64 {
-        self.stream.as_mut().map_or(0, |s| std::mem::take(&mut s.bytes_read))
+        let open = self.stream.as_mut().map_or(0, |s| std::mem::take(&mut s.bytes_read));
+        open + std::mem::take(&mut self.closed_bytes_read)
+    }
+
+    /// Close the connection (dropping it), keeping the count of what was read on it.
+    fn close(&mut self) -> Option<Socket> {
+        let stream = self.stream.take()?;
+        self.closed_bytes_read += stream.bytes_read;
+        Some(stream)
     }
 
     async fn connect(&mut self, ep: &Endpoint) -> Result<(), Answer> {
@@ -160,7 +170,7 @@ impl Conn {
             Some(answer) => answer,
             None => {
                 // The late answer may still arrive on this connection: never reuse it.
-                self.stream = None;
+                self.close();
                 Answer::Failed(FailureKind::Timeout, "timed out".into())
             }
         }
@@ -177,7 +187,7 @@ impl Conn {
         match exchanged {
             Ok((status, keep_alive)) => {
                 if !keep_alive {
-                    self.stream = None;
+                    self.close();
                 }
                 Answer::Answered(status)
             }
@@ -201,7 +211,7 @@ impl Conn {
             match once(self).await {
                 Ok(done) => return Ok(done),
                 Err(broken) => {
-                    self.stream = None;
+                    self.close();
                     match broken {
                         Broken::Unanswered(_) if reused && attempt == 0 => continue,
                         Broken::Unanswered(msg) | Broken::Protocol(msg) => {

@@ -108,13 +108,13 @@ impl Conn {
                 let keep = self.reading.keep_alive && !matches!(self.reading.framing, Some(Framing::UntilClose));
                 self.reading.active = false;
                 if !keep {
-                    self.stream = None;
+                    self.close();
                 }
                 Ok(None)
             }
             Err(Broken::Unanswered(msg) | Broken::Protocol(msg)) => {
                 self.reading.active = false;
-                self.stream = None;
+                self.close();
                 Err((FailureKind::Protocol, msg))
             }
         }
@@ -127,7 +127,7 @@ impl Conn {
 
     /// Drop the connection now, with a reset when `rst`; the next request connects afresh.
     pub fn cut(&mut self, rst: bool) {
-        if let Some(stream) = self.stream.take()
+        if let Some(stream) = self.close()
             && rst
         {
             // Closing this socket then sends a reset instead of a FIN.

@@ -177,7 +177,8 @@ pub async fn run(
                 match deleted {
                     // The server offers no DELETE: the session is left, not deleted.
                     Ok((_, 405, _)) => &g.closed_undeletable,
-                    _ => &g.closed_delete,
+                    Ok(_) => &g.closed_delete,
+                    Err(_) => &g.errored,
                 }
             }
             _ => {

@@ -64,7 +64,7 @@ if [ "$code" != 1 ]; then
   echo "ci-gate: the gate did not fail on the legacy profile (exit $code)" >&2
   exit 1
 fi
-for check in post_load_cpu.mean sse_sessions_left; do
+for check in post_load_cpu.mean mcp_sessions_left; do
   # The scenario's own threshold on a metric is its one bar (a threshold row), else the absolute check.
   if ! grep -E "^(absolute|threshold) +$check( |$).*FAIL$" "$out/legacy.txt" >/dev/null; then
     echo "ci-gate: the legacy failure was not caught by $check" >&2

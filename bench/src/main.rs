@@ -325,7 +325,7 @@ fn run(args: Args) -> anyhow::Result<()> {
     let results = BenchResults {
         kind: "stampede-bench".into(),
         date: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
-        environment: stampede_loadgen::environment::Environment::here(),
+        environment: stampede_loadgen::host::Environment::here(),
         duration_s: settings.duration.as_secs_f64(),
         rounds: settings.rounds,
         peers,

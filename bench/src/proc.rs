@@ -99,7 +99,7 @@ impl Server {
 
     /// CPU seconds the server has used so far (all its threads).
     pub fn cpu_seconds(&self) -> Option<f64> {
-        stampede_loadgen::environment::cpu_seconds_of(&self.pid().to_string())
+        stampede_loadgen::host::cpu_seconds_of(&self.pid().to_string())
     }
 }
 

@@ -11,7 +11,7 @@ use crate::sections::{GeneratorRow, Ratio, SessionRow, StreamRow, TargetRow};
 pub struct BenchResults {
     pub kind: String,
     pub date: String,
-    pub environment: stampede_loadgen::environment::Environment,
+    pub environment: stampede_loadgen::host::Environment,
     pub duration_s: f64,
     pub rounds: usize,
     /// Each peer: its version line, or why it was skipped.

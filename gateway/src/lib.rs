@@ -10,7 +10,7 @@ pub mod model;
 pub mod rpc;
 mod server;
 pub use server::listen;
-pub mod sse;
+pub mod session;
 pub mod store;
 pub mod upstream;
 

@@ -9,7 +9,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use crate::model::Kind;
-use crate::sse::SseCounts;
+use crate::session::SessionCounts;
 use crate::store::{DbStats, PoolStats};
 
 /// Upper bounds (seconds) of the latency histogram buckets.
@@ -88,7 +88,7 @@ impl Metrics {
     }
 
     /// The Prometheus text exposition of everything, plus the store and process figures.
-    pub fn render(&self, info: &[(&str, &str)], pool: PoolStats, db: &DbStats, sessions: &[SseCounts]) -> String {
+    pub fn render(&self, info: &[(&str, &str)], pool: PoolStats, db: &DbStats, sessions: &[SessionCounts]) -> String {
         let mut out = String::with_capacity(16 * 1024);
         let routes: Vec<(String, Arc<RouteMetrics>)> = {
             let map = self.inner.routes.read().expect("metrics lock");
@@ -163,40 +163,51 @@ impl Metrics {
         let _ = writeln!(out, "db_pool_connections{{state=\"idle\"}} {}", pool.idle);
         let _ = writeln!(out, "db_pool_connections{{state=\"max\"}} {}", pool.max);
 
-        // Both MCP transports' sessions, told apart by `transport` (`sse`, `streamable_http`).
-        out.push_str(
-            "# HELP sse_sessions_active MCP sessions now registered, by transport.\n# TYPE sse_sessions_active gauge\n",
-        );
-        for c in sessions {
+        // MCP sessions of both transports, told apart by `transport` (`sse`, `streamable_http`). The
+        // `sse_session*` names are the same families under their old names, kept for one release.
+        for prefix in ["mcp", "sse"] {
+            let deprecated = if prefix == "sse" {
+                " Deprecated: use mcp_sessions_active."
+            } else {
+                ""
+            };
             let _ = writeln!(
                 out,
-                "sse_sessions_active{{transport=\"{}\"}} {}",
-                c.transport.label(),
-                c.active
+                "# HELP {prefix}_sessions_active MCP sessions now registered, by transport.{deprecated}\n# TYPE {prefix}_sessions_active gauge"
             );
-        }
-        out.push_str(
-            "# HELP sse_sessions_total MCP sessions opened, by transport.\n# TYPE sse_sessions_total counter\n",
-        );
-        for c in sessions {
-            let _ = writeln!(
-                out,
-                "sse_sessions_total{{transport=\"{}\"}} {}",
-                c.transport.label(),
-                c.total
-            );
-        }
-        out.push_str(
-            "# HELP sse_session_ends_total MCP sessions ended, by transport and reason.\n# TYPE sse_session_ends_total counter\n",
-        );
-        for c in sessions {
-            for (reason, n) in c.ends {
+            for c in sessions {
                 let _ = writeln!(
                     out,
-                    "sse_session_ends_total{{transport=\"{}\",reason=\"{}\"}} {n}",
+                    "{prefix}_sessions_active{{transport=\"{}\"}} {}",
                     c.transport.label(),
-                    reason.label()
+                    c.active
                 );
+            }
+            let _ = writeln!(
+                out,
+                "# HELP {prefix}_sessions_total MCP sessions opened, by transport.{deprecated}\n# TYPE {prefix}_sessions_total counter"
+            );
+            for c in sessions {
+                let _ = writeln!(
+                    out,
+                    "{prefix}_sessions_total{{transport=\"{}\"}} {}",
+                    c.transport.label(),
+                    c.total
+                );
+            }
+            let _ = writeln!(
+                out,
+                "# HELP {prefix}_session_ends_total MCP sessions ended, by transport and reason.{deprecated}\n# TYPE {prefix}_session_ends_total counter"
+            );
+            for c in sessions {
+                for (reason, n) in c.ends {
+                    let _ = writeln!(
+                        out,
+                        "{prefix}_session_ends_total{{transport=\"{}\",reason=\"{}\"}} {n}",
+                        c.transport.label(),
+                        reason.label()
+                    );
+                }
             }
         }
 
@@ -244,7 +255,7 @@ mod tests {
         m.record_request("/tools", 200, Duration::from_millis(30));
         m.record_request("/tools", 409, Duration::from_secs(20));
         m.record_lock_conflict(Kind::Tool);
-        let sse = crate::sse::Registry::new(
+        let sse = crate::session::Registry::new(
             crate::config::SseBehaviour {
                 detection: crate::config::Detection::On,
                 send_timeout: None,
@@ -261,7 +272,10 @@ mod tests {
             idle: 1,
         };
         let text = m.render(&[("profile", "fixed")], pool, &DbStats::default(), &sse.counts());
-        assert!(text.contains("sse_sessions_active{transport=\"sse\"} 0\n"));
+        assert!(text.contains("mcp_sessions_active{transport=\"sse\"} 0\n"));
+        assert!(text.contains("mcp_sessions_active{transport=\"streamable_http\"} 0\n"));
+        assert!(text.contains("mcp_session_ends_total{transport=\"sse\",reason=\"client_gone\"} 0\n"));
+        // The old names, kept one release.
         assert!(text.contains("sse_sessions_active{transport=\"streamable_http\"} 0\n"));
         assert!(text.contains("sse_session_ends_total{transport=\"sse\",reason=\"client_gone\"} 0\n"));
         assert!(
@@ -277,7 +291,7 @@ mod tests {
         assert!(text.contains("db_pool_connections{state=\"in_use\"} 2\n"));
         assert!(text.contains("stampede_gateway_info{profile=\"fixed\"} 1\n"));
         assert!(text.contains("process_cpu_seconds_total "));
-        assert!(text.contains("sse_session_ends_total{transport=\"streamable_http\",reason=\"deleted\"} 0\n"));
+        assert!(text.contains("mcp_session_ends_total{transport=\"streamable_http\",reason=\"deleted\"} 0\n"));
     }
 
     #[test]

@@ -12,7 +12,7 @@ use crate::config::{LockWait, ServeArgs, StateCascade};
 use crate::conn::{ConnHandle, CuttableListener};
 use crate::metrics::Metrics;
 use crate::rpc::Rpc;
-use crate::sse::Registry;
+use crate::session::Registry;
 use crate::store::{PoolConfig, Store};
 
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
@@ -57,7 +57,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     ];
     let listener = listen(args.bind).with_context(|| format!("binding {}", args.bind))?;
     let addr = listener.local_addr()?;
-    let sse = Registry::new(args.sse(), args.mcp_idle_timeout());
+    let sessions = Registry::new(args.sse(), args.mcp_idle_timeout());
     let bus = match &args.session_bus_url {
         Some(bus_url) => {
             let advertise = args
@@ -66,7 +66,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 .unwrap_or_else(|| format!("http://{addr}"));
             let timeout = std::time::Duration::from_millis(args.session_bus_timeout_ms);
             Some(
-                crate::sse::Bus::join(bus_url, advertise, Arc::clone(&sse), timeout)
+                crate::session::Bus::join(bus_url, advertise, Arc::clone(&sessions), timeout)
                     .await
                     .with_context(|| format!("joining the session bus at {}", redact(bus_url)))?,
             )
@@ -81,7 +81,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             store: store.clone(),
             sleep_max: std::time::Duration::from_millis(args.sleep_tool_max_ms),
         },
-        sse: Arc::clone(&sse),
+        sessions: Arc::clone(&sessions),
         bus,
         streamable_replies: args.streamable_http_replies,
         local_host: addr.to_string(),
@@ -125,11 +125,11 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     .with_graceful_shutdown(async move {
         let _ = stop_rx.wait_for(|stop| *stop).await;
         tracing::info!(
-            sessions = sse.active(),
+            sessions = sessions.active(),
             "shutting down: no new connections, ending SSE sessions, draining"
         );
         // Streams end after their final frame, so their connections can drain.
-        sse.shut_down();
+        sessions.shut_down();
     });
     let deadline = args.shutdown_timeout;
     tokio::select! {

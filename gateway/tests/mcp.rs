@@ -280,8 +280,8 @@ async fn sse_frames_endpoint_keepalive_and_replies_in_order() {
         .await
         .unwrap();
     assert_eq!(sse.next_message().await["error"]["code"], -32601);
-    assert_eq!(gw.metric("sse_sessions_active{transport=\"sse\"}").await, Some(1.0));
-    assert_eq!(gw.metric("sse_sessions_total{transport=\"sse\"}").await, Some(1.0));
+    assert_eq!(gw.metric("mcp_sessions_active{transport=\"sse\"}").await, Some(1.0));
+    assert_eq!(gw.metric("mcp_sessions_total{transport=\"sse\"}").await, Some(1.0));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

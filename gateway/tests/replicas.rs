@@ -58,7 +58,7 @@ async fn ping(gw: &Gateway, session: &str) -> StatusCode {
 }
 
 async fn streamable_active(gw: &Gateway) -> f64 {
-    gw.metric("sse_sessions_active{transport=\"streamable_http\"}")
+    gw.metric("mcp_sessions_active{transport=\"streamable_http\"}")
         .await
         .unwrap_or(-1.0)
 }

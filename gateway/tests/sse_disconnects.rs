@@ -69,7 +69,7 @@ async fn fixed_after_an_abrupt_storm_every_session_ends_and_the_gateway_goes_idl
     let gw = Gateway::start(&db, &[("PROFILE", "fixed"), ("SSE_KEEPALIVE_INTERVAL", "60")]).await;
     let streams = storm(&gw).await;
     assert_eq!(
-        gw.metric("sse_sessions_active{transport=\"sse\"}").await,
+        gw.metric("mcp_sessions_active{transport=\"sse\"}").await,
         Some(STORM as f64)
     );
 
@@ -78,7 +78,7 @@ async fn fixed_after_an_abrupt_storm_every_session_ends_and_the_gateway_goes_idl
     eventually(
         Duration::from_secs(10),
         "every session to leave the registry",
-        || async { (gw.metric("sse_sessions_active{transport=\"sse\"}").await == Some(0.0)).then_some(()) },
+        || async { (gw.metric("mcp_sessions_active{transport=\"sse\"}").await == Some(0.0)).then_some(()) },
     )
     .await;
     eprintln!(
@@ -86,7 +86,7 @@ async fn fixed_after_an_abrupt_storm_every_session_ends_and_the_gateway_goes_idl
         dropped.elapsed()
     );
     assert_eq!(
-        gw.metric("sse_session_ends_total{transport=\"sse\",reason=\"client_gone\"}")
+        gw.metric("mcp_session_ends_total{transport=\"sse\",reason=\"client_gone\"}")
             .await,
         Some(STORM as f64)
     );
@@ -117,7 +117,7 @@ async fn a_client_that_stops_reading_is_ended_by_the_send_timeout_and_cut() {
     let started = Instant::now();
     let mut posts = 0;
     while gw
-        .metric("sse_session_ends_total{transport=\"sse\",reason=\"send_timeout\"}")
+        .metric("mcp_session_ends_total{transport=\"sse\",reason=\"send_timeout\"}")
         .await
         != Some(1.0)
     {
@@ -143,11 +143,11 @@ async fn a_client_that_stops_reading_is_ended_by_the_send_timeout_and_cut() {
     }
     eprintln!("send timeout after {posts} replies of 64 KiB to a client that does not read");
     assert_eq!(
-        gw.metric("sse_session_ends_total{transport=\"sse\",reason=\"send_timeout\"}")
+        gw.metric("mcp_session_ends_total{transport=\"sse\",reason=\"send_timeout\"}")
             .await,
         Some(1.0)
     );
-    assert_eq!(gw.metric("sse_sessions_active{transport=\"sse\"}").await, Some(0.0));
+    assert_eq!(gw.metric("mcp_sessions_active{transport=\"sse\"}").await, Some(0.0));
     let resp = gw
         .http
         .post(&endpoint)
@@ -189,7 +189,7 @@ async fn legacy_abandoned_sessions_stay_and_burn_cpu_and_sigterm_still_stops_it(
     assert!(cpu > 0.5, "abandoned sessions burn CPU: {:.1} % of a core", cpu * 100.0);
     let start = Instant::now();
     assert_eq!(
-        gw.metric("sse_sessions_active{transport=\"sse\"}").await,
+        gw.metric("mcp_sessions_active{transport=\"sse\"}").await,
         Some(STORM as f64),
         "nobody noticed they left"
     );
@@ -198,7 +198,7 @@ async fn legacy_abandoned_sessions_stay_and_burn_cpu_and_sigterm_still_stops_it(
         "the gateway still answers while it spins"
     );
     assert_eq!(
-        gw.metric("sse_session_ends_total{transport=\"sse\",reason=\"client_gone\"}")
+        gw.metric("mcp_session_ends_total{transport=\"sse\",reason=\"client_gone\"}")
             .await,
         Some(0.0)
     );
@@ -233,16 +233,16 @@ async fn with_detection_off_the_rapid_yield_detector_still_ends_the_spin() {
     eventually(
         Duration::from_secs(10),
         "the detector to end every spinning session",
-        || async { (gw.metric("sse_sessions_active{transport=\"sse\"}").await == Some(0.0)).then_some(()) },
+        || async { (gw.metric("mcp_sessions_active{transport=\"sse\"}").await == Some(0.0)).then_some(()) },
     )
     .await;
     assert_eq!(
-        gw.metric("sse_session_ends_total{transport=\"sse\",reason=\"spin_detected\"}")
+        gw.metric("mcp_session_ends_total{transport=\"sse\",reason=\"spin_detected\"}")
             .await,
         Some(50.0)
     );
     assert_eq!(
-        gw.metric("sse_session_ends_total{transport=\"sse\",reason=\"client_gone\"}")
+        gw.metric("mcp_session_ends_total{transport=\"sse\",reason=\"client_gone\"}")
             .await,
         Some(0.0)
     );

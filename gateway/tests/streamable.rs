@@ -126,7 +126,7 @@ async fn sessions_follow_the_specification_wire_rules() {
         .unwrap();
     assert_eq!(resp.status(), StatusCode::BAD_REQUEST, "unsupported protocol version");
     assert_eq!(
-        gw.metric("sse_sessions_active{transport=\"streamable_http\"}").await,
+        gw.metric("mcp_sessions_active{transport=\"streamable_http\"}").await,
         Some(1.0)
     );
 
@@ -159,7 +159,7 @@ async fn sessions_follow_the_specification_wire_rules() {
         .expect("the stream ends with its session");
     assert!(ended.is_ok() || ended.is_err());
     eventually(Duration::from_secs(5), "the session to leave", || async {
-        (gw.metric("sse_sessions_active{transport=\"streamable_http\"}").await == Some(0.0)).then_some(())
+        (gw.metric("mcp_sessions_active{transport=\"streamable_http\"}").await == Some(0.0)).then_some(())
     })
     .await;
     assert_eq!(
@@ -167,7 +167,7 @@ async fn sessions_follow_the_specification_wire_rules() {
         StatusCode::NOT_FOUND
     );
     assert_eq!(
-        gw.metric("sse_session_ends_total{transport=\"streamable_http\",reason=\"deleted\"}")
+        gw.metric("mcp_session_ends_total{transport=\"streamable_http\",reason=\"deleted\"}")
             .await,
         Some(1.0)
     );
@@ -202,7 +202,7 @@ async fn answers_stream_when_set_and_idle_sessions_expire() {
     .await;
     assert_eq!(ct, "application/json", "a client that accepts only JSON gets JSON");
     eventually(Duration::from_secs(5), "the idle session to expire", || async {
-        (gw.metric("sse_session_ends_total{transport=\"streamable_http\",reason=\"expired\"}")
+        (gw.metric("mcp_session_ends_total{transport=\"streamable_http\",reason=\"expired\"}")
             .await
             == Some(1.0))
         .then_some(())
@@ -254,7 +254,7 @@ async fn fixed_ends_every_session_whose_client_left_its_stream() {
     let db = TestDb::new(Db::Sqlite).await;
     let gw = Gateway::start(&db, &[("PROFILE", "fixed"), ("SSE_KEEPALIVE_INTERVAL", "60")]).await;
     let streams = storm(&gw).await;
-    let active = "sse_sessions_active{transport=\"streamable_http\"}";
+    let active = "mcp_sessions_active{transport=\"streamable_http\"}";
     assert_eq!(gw.metric(active).await, Some(STORM as f64));
     drop_abruptly(streams);
     eventually(Duration::from_secs(10), "every session to end", || async {
@@ -262,7 +262,7 @@ async fn fixed_ends_every_session_whose_client_left_its_stream() {
     })
     .await;
     let gone = gw
-        .metric("sse_session_ends_total{transport=\"streamable_http\",reason=\"client_gone\"}")
+        .metric("mcp_session_ends_total{transport=\"streamable_http\",reason=\"client_gone\"}")
         .await;
     assert_eq!(gone, Some(STORM as f64));
     let cpu = gw.cpu_over(Duration::from_secs(2)).await;
@@ -281,7 +281,7 @@ async fn legacy_leaves_the_sessions_spinning() {
     drop_abruptly(streams);
     tokio::time::sleep(Duration::from_millis(500)).await; // past the next keepalive
     let cpu = gw.cpu_over(Duration::from_secs(2)).await;
-    let left = gw.metric("sse_sessions_active{transport=\"streamable_http\"}").await;
+    let left = gw.metric("mcp_sessions_active{transport=\"streamable_http\"}").await;
     eprintln!(
         "legacy: {left:?} sessions left; CPU over 2 s: {:.0} % of a core",
         cpu * 100.0
@@ -308,7 +308,7 @@ async fn a_session_is_not_idle_while_a_request_runs() {
         "the session is still there after its long request"
     );
     eventually(Duration::from_secs(5), "then it expires, idle", || async {
-        (gw.metric("sse_session_ends_total{transport=\"streamable_http\",reason=\"expired\"}")
+        (gw.metric("mcp_session_ends_total{transport=\"streamable_http\",reason=\"expired\"}")
             .await
             == Some(1.0))
         .then_some(())

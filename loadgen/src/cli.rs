@@ -34,7 +34,7 @@ pub struct ScenarioArgs {
     /// Run the I-th of N slices of the load (users and arrivals split so the N slices add up to the
     /// whole at every instant), e.g. `--shard 2/4`.
     #[arg(long, value_name = "I/N")]
-    pub shard: Option<crate::lang::Shard>,
+    pub shard: Option<crate::shard::Shard>,
     /// With `--shard`: the shard that runs the observers (the others measure only their own load).
     #[arg(long, value_name = "I", default_value_t = 1, requires = "shard")]
     pub observe_on: u32,
@@ -84,7 +84,7 @@ impl ScenarioArgs {
 
     pub fn load(&self) -> Result<Scenario, ScenarioErrors> {
         let mut s = scenario::load(&self.scenario, &self.overrides())?;
-        s.shard = self.shard.unwrap_or(crate::lang::Shard::WHOLE);
+        s.shard = self.shard.unwrap_or(crate::shard::Shard::WHOLE);
         if self.observe_on == 0 || self.observe_on > s.shard.count {
             return Err(ScenarioErrors(vec![scenario::ScenarioError {
                 file: self.scenario.display().to_string(),

@@ -125,13 +125,13 @@ async fn gate_runs(args: GateArgs, tolerances: gate::check::Tolerances) -> Resul
     } else {
         gate::verdict::StalePolicy::Warn
     };
-    out!("{}", gate::report::table(&baseline.scenario, &checks, stale));
+    out!("{}", gate::render::table(&baseline.scenario, &checks, stale));
     for (path, text) in [
         (
             &args.markdown,
-            gate::report::markdown(&baseline.scenario, &checks, stale),
+            gate::render::markdown(&baseline.scenario, &checks, stale),
         ),
-        (&args.junit, gate::report::junit(&baseline.scenario, &checks)),
+        (&args.junit, gate::render::junit(&baseline.scenario, &checks)),
     ] {
         if let Some(p) = path {
             std::fs::write(p, text).map_err(|e| usage(format!("writing {}: {e}", p.display())))?;
@@ -178,9 +178,9 @@ pub fn compare(results: &[PathBuf], markdown: Option<&Path>) -> Result<(), CliEr
             scenarios.join(", ")
         );
     }
-    out!("{}", gate::report::compare(&labels, &runs, false));
+    out!("{}", gate::render::compare(&labels, &runs, false));
     if let Some(md) = markdown {
-        std::fs::write(md, gate::report::compare(&labels, &runs, true))
+        std::fs::write(md, gate::render::compare(&labels, &runs, true))
             .map_err(|e| CliError::Usage(format!("stampede: writing {}: {e}", md.display())))?;
     }
     Ok(())
@@ -458,8 +458,8 @@ fn parse_share(text: &str) -> Result<f64, String> {
 }
 
 impl UpstreamArgs {
-    pub fn knobs(&self) -> crate::upstream::Knobs {
-        crate::upstream::Knobs {
+    pub fn knobs(&self) -> crate::upstream_server::Knobs {
+        crate::upstream_server::Knobs {
             tools: self.tools,
             latency: self.latency,
             initialize_latency: self.initialize_latency,
@@ -482,7 +482,7 @@ pub fn upstream(args: UpstreamArgs) -> Result<(), CliError> {
         // Installed before the address is printed: a supervisor may signal as soon as it reads it.
         let shutdown = shutdown_signal().map_err(|e| CliError::Failed(format!("stampede upstream: {e}")))?;
         outln!("stampede-upstream listening on http://{bound}");
-        crate::upstream::serve(listener, args.knobs(), shutdown)
+        crate::upstream_server::serve(listener, args.knobs(), shutdown)
             .await
             .map_err(|e| CliError::Failed(format!("stampede upstream: {e}")))
     })

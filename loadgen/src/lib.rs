@@ -13,10 +13,10 @@ pub mod cli;
 pub mod commands;
 pub mod data;
 pub mod engine;
-pub mod environment;
 pub mod export;
 pub mod format;
 pub mod gate;
+pub mod host;
 pub mod lang;
 pub mod live;
 pub mod merge;
@@ -28,9 +28,10 @@ pub mod report;
 pub mod results;
 pub mod scenario;
 pub mod setup;
+pub mod shard;
 pub mod stdio;
 pub mod target;
-pub mod upstream;
+pub mod upstream_server;
 
 /// The version every results file and report is stamped with.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -87,7 +87,7 @@ enum Command {
         #[arg(long, short)]
         out: PathBuf,
     },
-    /// Serve the built-in upstream MCP server (legacy SSE and Streamable HTTP, REST endpoints), for a
+    /// Serve the built-in upstream MCP server (HTTP+SSE and Streamable HTTP, REST endpoints), for a
     /// gateway to federate; prints `stampede-upstream listening on http://ADDR` first.
     Upstream(UpstreamArgs),
     /// Add up the results of a run's shards (`run --shard I/N`) into the results of one run: histograms

@@ -12,9 +12,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use crate::data::{Completion, MergeInfo, MergedPart, Observed, Snapshot, StreamFigures, Summary, Window};
-use crate::lang::Shard;
 use crate::record::{Stats, decode_histogram};
 use crate::results::{ActionTotals, GeneratorFigures, LoadInfo, Results, phase_spans};
+use crate::shard::Shard;
 
 /// Why shards cannot be merged: a mistake in what `merge` was given (exit 2).
 #[derive(Debug, thiserror::Error)]

@@ -484,12 +484,12 @@ fn target_side(out: &mut String, o: &ObservedSummary) {
         out,
         "target metrics: lock conflicts {}, MCP sessions (SSE and Streamable HTTP) active max {} / at the end {}{}",
         count(o.lock_conflicts),
-        count(o.sse_sessions_active_max),
-        count(o.sse_sessions_active_end),
-        if o.sse_session_ends.is_empty() {
+        count(o.mcp_sessions_active_max),
+        count(o.mcp_sessions_active_end),
+        if o.mcp_session_ends.is_empty() {
             String::new()
         } else {
-            let ends: Vec<String> = o.sse_session_ends.iter().map(|(k, v)| format!("{k} {v:.0}")).collect();
+            let ends: Vec<String> = o.mcp_session_ends.iter().map(|(k, v)| format!("{k} {v:.0}")).collect();
             format!("; ends: {}", ends.join(", "))
         }
     );

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::{Completion, FailureKind, Judged, Metrics, ObservedSummary, Phase, StreamFigures, Summary, Window};
 use crate::engine::RunOutput;
-use crate::environment::Environment;
+use crate::host::Environment;
 use crate::observe::summarize;
 use crate::scenario::{ActionKind, Model, ScenarioSpec, TargetPlan};
 

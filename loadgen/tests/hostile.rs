@@ -72,7 +72,7 @@ async fn serve(mut sock: tokio::net::TcpStream) {
             }
             "/hang-up" => return,
             "/sse-huge" => {
-                // A legacy SSE stream: its endpoint, then one event of 10 MiB.
+                // An HTTP+SSE stream: its endpoint, then one event of 10 MiB.
                 let mut out = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n\r\n\
                                 event: endpoint\ndata: /message?session_id=x\n\nevent: message\ndata: "
                     .to_vec();

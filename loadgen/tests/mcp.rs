@@ -113,11 +113,11 @@ async fn a_storm_of_dropped_sessions_leaves_legacy_spinning_and_fixed_idle() {
         legacy.mcp.opened,
         legacy.mcp.closed_abrupt,
         legacy.mcp.closed_rst,
-        o.sse_sessions_active_end,
+        o.mcp_sessions_active_end,
         o.cpu_post_load_settled_mean_pct
     );
     assert!(legacy.mcp.closed_abrupt > 0 && legacy.mcp.closed_rst > 0);
-    assert!(o.sse_sessions_active_end.unwrap() > 0.0, "nobody noticed they left");
+    assert!(o.mcp_sessions_active_end.unwrap() > 0.0, "nobody noticed they left");
     assert!(
         o.cpu_post_load_settled_mean_pct.unwrap() > 50.0,
         "abandoned streams keep a core busy"
@@ -125,12 +125,12 @@ async fn a_storm_of_dropped_sessions_leaves_legacy_spinning_and_fixed_idle() {
 
     let fixed = run(&storm("fixed")).await;
     let o = &fixed.observed;
-    let gone = o.sse_session_ends.get("client_gone").copied().unwrap_or(0.0);
+    let gone = o.mcp_session_ends.get("client_gone").copied().unwrap_or(0.0);
     eprintln!(
         "fixed: {} sessions opened; server ended {gone} client_gone; left {:?}; CPU post-load settled {:?} %",
-        fixed.mcp.opened, o.sse_sessions_active_end, o.cpu_post_load_settled_mean_pct
+        fixed.mcp.opened, o.mcp_sessions_active_end, o.cpu_post_load_settled_mean_pct
     );
-    assert_eq!(o.sse_sessions_active_end, Some(0.0));
+    assert_eq!(o.mcp_sessions_active_end, Some(0.0));
     assert_eq!(
         gone as u64, fixed.mcp.opened,
         "every dropped session ended at once, as client_gone"

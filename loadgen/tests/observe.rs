@@ -190,14 +190,14 @@ async fn post_load_cpu_stays_high_after_a_legacy_storm_and_falls_to_idle_when_fi
     let o = &legacy.observed;
     eprintln!(
         "legacy: CPU load {:?} post-load {:?} settled {:?}; sessions at the end {:?}",
-        o.cpu_load_mean_pct, o.cpu_post_load_mean_pct, o.cpu_post_load_settled_mean_pct, o.sse_sessions_active_end
+        o.cpu_load_mean_pct, o.cpu_post_load_mean_pct, o.cpu_post_load_settled_mean_pct, o.mcp_sessions_active_end
     );
     assert!(o.sources.cpu.as_deref().is_some_and(|c| c.starts_with("/proc/")));
     assert!(
         o.cpu_post_load_settled_mean_pct.unwrap() > 50.0,
         "abandoned sessions keep a core busy"
     );
-    assert!(o.sse_sessions_active_end.unwrap() > 0.0);
+    assert!(o.mcp_sessions_active_end.unwrap() > 0.0);
 
     let fixed = run(&sse_storm("fixed")).await;
     let o = &fixed.observed;
@@ -206,15 +206,15 @@ async fn post_load_cpu_stays_high_after_a_legacy_storm_and_falls_to_idle_when_fi
         o.cpu_load_mean_pct,
         o.cpu_post_load_mean_pct,
         o.cpu_post_load_settled_mean_pct,
-        o.sse_sessions_active_end,
-        o.sse_session_ends
+        o.mcp_sessions_active_end,
+        o.mcp_session_ends
     );
     assert!(
         o.cpu_post_load_settled_mean_pct.unwrap() < 2.0,
         "back to idle after the settle time"
     );
-    assert_eq!(o.sse_sessions_active_end, Some(0.0));
-    assert!(o.sse_session_ends.get("client_gone").copied().unwrap_or(0.0) > 0.0);
+    assert_eq!(o.mcp_sessions_active_end, Some(0.0));
+    assert!(o.mcp_session_ends.get("client_gone").copied().unwrap_or(0.0) > 0.0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -253,7 +253,7 @@ path = "/ok"
     assert!(
         r.series
             .iter()
-            .all(|w| w.observed.cpu_pct.is_none() && w.observed.sse_sessions_active.is_none())
+            .all(|w| w.observed.cpu_pct.is_none() && w.observed.mcp_sessions_active.is_none())
     );
     let text = output::summary(&r);
     assert!(text.contains("load mean not measured"), "{text}");

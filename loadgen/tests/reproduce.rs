@@ -67,7 +67,7 @@ fn reproduce_small_writes_both_runs_the_comparison_and_the_report() {
     };
     assert!(settled(&fixed) < 5.0, "fixed after the load: {} %", settled(&fixed));
     assert!(settled(&legacy) > 50.0, "legacy after the load: {} %", settled(&legacy));
-    let left = |r: &Results| r.observed.sse_sessions_active_end.unwrap();
+    let left = |r: &Results| r.observed.mcp_sessions_active_end.unwrap();
     assert!(left(&legacy) > 0.0, "legacy leaves its abandoned sessions");
     assert_eq!(left(&fixed), 0.0, "fixed ends every session");
     assert_eq!(fixed.observed.blocked_queries_max, Some(0));

@@ -4,9 +4,9 @@
 //! target — and a bad shard is refused.
 
 use stampede_loadgen::engine::{self, RunOptions};
-use stampede_loadgen::lang::Shard;
 use stampede_loadgen::results::Results;
 use stampede_loadgen::scenario;
+use stampede_loadgen::shard::Shard;
 
 async fn run_shard(text: &str, shard: Shard) -> Results {
     let mut s = scenario::parse("shard.toml", text, "shard", &[]).unwrap_or_else(|e| panic!("{e}"));

@@ -146,7 +146,7 @@ async fn a_replica_that_dies_leaves_the_target_cpu_not_measured() {
     let killer = tokio::spawn(async move {
         // Once both replicas are up and the load runs, kill one of them.
         tokio::time::sleep(Duration::from_secs(5)).await;
-        let gateways: Vec<u32> = stampede_loadgen::environment::descendants(me)
+        let gateways: Vec<u32> = stampede_loadgen::host::descendants(me)
             .into_iter()
             .filter(|p| {
                 std::fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c.starts_with("stampede-gate"))

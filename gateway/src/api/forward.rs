@@ -1,5 +1,5 @@
 //! A request for a session another replica holds, forwarded there. With a session bus
-//! ([`crate::sse::bus`]), a `POST /message?session_id=…` or a `POST`/`GET`/`DELETE /mcp` with an
+//! ([`crate::session::bus`]), a `POST /message?session_id=…` or a `POST`/`GET`/`DELETE /mcp` with an
 //! `Mcp-Session-Id` this replica does not hold is sent, as it came (auth included), to the replica
 //! that answers for the session on the bus, and its answer — a stream too — is relayed back. A
 //! session no replica answers for goes to the local handler, which says 404 as before.
@@ -16,7 +16,7 @@ use axum::response::{IntoResponse, Response};
 use super::AppState;
 use super::error::ApiError;
 use crate::conn::ConnHandle;
-use crate::sse::FrameStream;
+use crate::session::FrameStream;
 
 /// Marks a forwarded request, so it is never forwarded again.
 const FORWARDED: HeaderName = HeaderName::from_static("x-stampede-forwarded");
@@ -29,7 +29,7 @@ pub async fn forward(State(state): State<AppState>, req: Request, next: Next) ->
         return next.run(req).await;
     };
     let session = match session_named(&req) {
-        Some(id) if !req.headers().contains_key(&FORWARDED) && !state.sse.holds(id) => id.to_owned(),
+        Some(id) if !req.headers().contains_key(&FORWARDED) && !state.sessions.holds(id) => id.to_owned(),
         _ => return next.run(req).await,
     };
     let Some(owner) = bus.owner(&session).await else {
@@ -69,7 +69,7 @@ fn session_named(req: &Request) -> Option<&str> {
     }
 }
 
-async fn relay(bus: &crate::sse::Bus, owner: &str, req: Request) -> anyhow::Result<Response> {
+async fn relay(bus: &crate::session::Bus, owner: &str, req: Request) -> anyhow::Result<Response> {
     // The relay may be a stream: its connection is not idle while it lasts.
     let streaming = req
         .extensions()

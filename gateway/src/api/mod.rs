@@ -6,8 +6,9 @@ pub mod extract;
 mod forward;
 mod mcp;
 mod openapi;
+mod rpc;
 pub mod slowdown;
-mod streamable;
+mod sse;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -28,7 +29,7 @@ use crate::config::ReplyFormat;
 use crate::metrics::Metrics;
 use crate::model::Kind;
 use crate::rpc::Rpc;
-use crate::sse::Registry;
+use crate::session::Registry;
 use crate::store::{LockConflict, Store};
 
 /// What every handler can reach.
@@ -38,9 +39,9 @@ pub struct AppState {
     pub auth: Arc<Auth>,
     pub metrics: Metrics,
     pub rpc: Rpc,
-    pub sse: Arc<Registry>,
+    pub sessions: Arc<Registry>,
     /// Finds sessions held by other replicas; `None` for a gateway alone.
-    pub bus: Option<Arc<crate::sse::Bus>>,
+    pub bus: Option<Arc<crate::session::Bus>>,
     /// How `POST /mcp` answers when the client accepts both JSON and a stream.
     pub streamable_replies: ReplyFormat,
     /// The address the gateway listens on, for endpoint URLs when a request has no Host header.
@@ -55,20 +56,15 @@ pub fn router(state: AppState, body: extract::BodyLimit) -> axum::Router {
         protected = protected.merge(entities::routes(kind));
     }
     let protected = protected
-        .route("/rpc", post(mcp::rpc_http))
-        .route("/sse", get(mcp::open_sse))
-        .route("/servers/{id}/sse", get(mcp::open_server_sse))
-        .route("/message", post(mcp::post_message))
-        .route("/servers/{id}/message", post(mcp::post_server_message))
-        .route(
-            "/mcp",
-            post(streamable::post).get(streamable::get).delete(streamable::delete),
-        )
+        .route("/rpc", post(rpc::rpc_http))
+        .route("/sse", get(sse::open_sse))
+        .route("/servers/{id}/sse", get(sse::open_server_sse))
+        .route("/message", post(sse::post_message))
+        .route("/servers/{id}/message", post(sse::post_server_message))
+        .route("/mcp", post(mcp::post).get(mcp::get).delete(mcp::delete))
         .route(
             "/servers/{id}/mcp",
-            post(streamable::post_server)
-                .get(streamable::get_server)
-                .delete(streamable::delete_server),
+            post(mcp::post_server).get(mcp::get_server).delete(mcp::delete_server),
         );
     // Layers added last run first: auth, then the forward of a session another replica holds.
     let protected = protected
@@ -153,7 +149,7 @@ async fn metrics(State(state): State<AppState>) -> Response {
         &info,
         state.store.pool_stats(),
         state.store.stats(),
-        &state.sse.counts(),
+        &state.sessions.counts(),
     );
     let mut headers = HeaderMap::new();
     headers.insert(

@@ -17,7 +17,7 @@ use serde_json::{Map, Value, json};
 use super::Health;
 use super::entities::{Done, ListParams, PromptBody, ResourceBody, ServerBody, StateParams, ToolBody};
 use super::error::ErrorBody;
-use super::mcp::MessageParams;
+use super::sse::MessageParams;
 use crate::model::{Gateway, ID_LENGTH, ID_PATTERN, Kind, NewGateway, Prompt, Resource, Server, Tool};
 
 /// Served as built once: the document depends on nothing that changes at run time.
@@ -590,7 +590,7 @@ fn rpc_answer() -> Value {
     })
 }
 
-/// One event of a stream, as `sse::frame` writes them: which of `events` it may be, and its data.
+/// One event of a stream, as `session::frame` writes them: which of `events` it may be, and its data.
 fn sse_event(events: &[&str]) -> Value {
     let event = |name: &str, data: Value| {
         json!({

@@ -5,8 +5,8 @@
 //! timeout; a session never outlives the call that opened it.
 
 mod frames;
-mod sse;
-mod streamable;
+mod http_sse;
+mod streamable_http;
 
 use std::time::Duration;
 
@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 /// How a gateway reaches its upstream, as `POST /gateways` names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Transport {
-    /// The legacy HTTP+SSE transport (protocol 2024-11-05).
+    /// The HTTP+SSE transport (protocol 2024-11-05).
     Sse,
     /// Streamable HTTP (2025-03-26 and later).
     StreamableHttp,
@@ -163,15 +163,15 @@ impl Client {
 
 /// One MCP session over either transport.
 enum Session {
-    Sse(sse::Session),
-    Streamable(streamable::Session),
+    Sse(http_sse::Session),
+    Streamable(streamable_http::Session),
 }
 
 impl Session {
     async fn open(http: &reqwest::Client, url: &str, transport: Transport) -> Result<Session, UpstreamError> {
         let mut session = match transport {
-            Transport::Sse => Session::Sse(sse::Session::open(http, url).await?),
-            Transport::StreamableHttp => Session::Streamable(streamable::Session::new(http, url)),
+            Transport::Sse => Session::Sse(http_sse::Session::open(http, url).await?),
+            Transport::StreamableHttp => Session::Streamable(streamable_http::Session::new(http, url)),
         };
         let version = match transport {
             Transport::Sse => "2024-11-05",

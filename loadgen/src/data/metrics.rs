@@ -120,7 +120,7 @@ pub const METRICS: &[Metric] = &[
         .shown("target CPU after load, settled (%)")
         .at_most(5.0),
     m("post_load_cpu.max", PercentOfCore, Lower),
-    m("sse_sessions_left", Count, Lower)
+    m("mcp_sessions_left", Count, Lower)
         .shown("MCP sessions left open")
         .at_most(0.0),
     m("lock_conflicts", Count, Lower),
@@ -132,8 +132,15 @@ pub const METRICS: &[Metric] = &[
         .within(0.25, 0, 1.0),
 ];
 
-/// The metric called `name`.
+/// Metrics renamed, by their old names, accepted for one release: (old, new).
+pub const RENAMED: &[(&str, &str)] = &[("sse_sessions_left", "mcp_sessions_left")];
+
+/// The metric called `name` (or, for one release, formerly called so).
 pub fn metric(name: &str) -> Option<&'static Metric> {
+    let name = RENAMED
+        .iter()
+        .find(|(old, _)| *old == name)
+        .map_or(name, |(_, new)| new);
     METRICS.iter().find(|m| m.name == name)
 }
 
@@ -195,7 +202,7 @@ impl Metrics {
         // "post-load CPU" is the settled mean: does the target come back to idle?
         self.set("post_load_cpu.mean", o.cpu_post_load_settled_mean_pct);
         self.set("post_load_cpu.max", o.cpu_post_load_max_pct);
-        self.set("sse_sessions_left", o.sse_sessions_active_end);
+        self.set("mcp_sessions_left", o.mcp_sessions_active_end);
         self.set("lock_conflicts", o.lock_conflicts);
     }
 }

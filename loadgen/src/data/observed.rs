@@ -30,9 +30,11 @@ pub struct Observed {
     /// The longest blocking chain seen in the window (blocked first); empty when none.
     pub blocking_chain: Vec<ChainLink>,
     /// From the target's metrics.
-    pub sse_sessions_active: Option<f64>,
+    #[serde(alias = "sse_sessions_active")]
+    pub mcp_sessions_active: Option<f64>,
     pub lock_conflicts_total: Option<f64>,
-    pub sse_session_ends_total: BTreeMap<String, f64>,
+    #[serde(alias = "sse_session_ends_total")]
+    pub mcp_session_ends_total: BTreeMap<String, f64>,
     pub db_pool_in_use: Option<f64>,
     pub db_lock_waits_in_flight: Option<f64>,
     /// From PgBouncer's `SHOW POOLS`: clients waiting for a server connection (the most seen in the
@@ -73,11 +75,14 @@ pub struct ObservedSummary {
     pub blocking_chains: Vec<Vec<ChainLink>>,
     /// Change of the target's `lock_conflicts_total` over the run.
     pub lock_conflicts: Option<f64>,
-    pub sse_sessions_active_max: Option<f64>,
+    #[serde(alias = "sse_sessions_active_max")]
+    pub mcp_sessions_active_max: Option<f64>,
     /// At the end of the post-load window.
-    pub sse_sessions_active_end: Option<f64>,
-    /// Change of `sse_session_ends_total{reason}` over the run.
-    pub sse_session_ends: BTreeMap<String, f64>,
+    #[serde(alias = "sse_sessions_active_end")]
+    pub mcp_sessions_active_end: Option<f64>,
+    /// Change of `mcp_session_ends_total{reason}` over the run.
+    #[serde(alias = "sse_session_ends")]
+    pub mcp_session_ends: BTreeMap<String, f64>,
     /// PgBouncer: the most clients waiting for a server connection in any window, the mean over the
     /// windows, and the longest wait.
     #[serde(default)]

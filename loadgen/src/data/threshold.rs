@@ -127,7 +127,7 @@ pub fn parse(text: &str) -> Result<Threshold, String> {
     };
     Ok(Threshold {
         text: t.to_owned(),
-        metric: metric.to_owned(),
+        metric: super::metrics::metric(metric).map_or(metric, |m| m.name).to_owned(),
         op,
         bound,
     })
@@ -280,6 +280,11 @@ mod tests {
         assert_eq!(parse("post_load_cpu.mean < 2%").unwrap().bound, Bound::Value(2.0));
         assert_eq!(parse("rps > baseline * 0.85").unwrap().bound, Bound::Baseline(0.85));
         assert_eq!(parse("p50 <= baseline").unwrap().bound, Bound::Baseline(1.0));
+    }
+
+    #[test]
+    fn a_renamed_metric_is_taken_by_its_old_name() {
+        assert_eq!(parse("sse_sessions_left == 0").unwrap().metric, "mcp_sessions_left");
     }
 
     #[test]

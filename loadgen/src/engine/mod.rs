@@ -272,7 +272,7 @@ pub async fn run(
     let scenario = Arc::new(scenario);
     // Every connection is a file: whoever runs a scenario (run, gate --run, baseline, the dashboard,
     // the bench) gets the hard limit, not a soft 1024.
-    let _ = crate::environment::raise_open_files_limit();
+    let _ = crate::host::raise_open_files_limit();
     let started_at = SystemTime::now();
     let mut target = Target::prepare(&scenario).await?;
     let result = async {
@@ -316,7 +316,7 @@ async fn wait_for_start(scenario: &Scenario, interrupt: &mut watch::Receiver<boo
 /// The run's upstream MCP server: spawned for it, given, or none.
 enum RunUpstream {
     None,
-    Spawned(crate::upstream::spawn::Spawned),
+    Spawned(crate::upstream_server::spawn::Spawned),
     Given(String),
 }
 
@@ -325,7 +325,7 @@ impl RunUpstream {
         Ok(match plan {
             UpstreamPlan::None => RunUpstream::None,
             UpstreamPlan::Url(url) => RunUpstream::Given(url.clone()),
-            UpstreamPlan::Spawn(knobs) => RunUpstream::Spawned(crate::upstream::spawn::spawn(knobs).await?),
+            UpstreamPlan::Spawn(knobs) => RunUpstream::Spawned(crate::upstream_server::spawn::spawn(knobs).await?),
         })
     }
 

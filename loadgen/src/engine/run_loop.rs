@@ -53,7 +53,7 @@ impl<'a> RunLoop<'a> {
     ) -> RunLoop<'a> {
         let (names, _) = series(&ctx.scenario);
         let observers = Observers::start(observe_config(&ctx.scenario, target), ctx.env.http.clone());
-        let generator_cpu_before = crate::environment::process_cpu_seconds();
+        let generator_cpu_before = crate::host::process_cpu_seconds();
         let start = Instant::now();
         let load_started_at = SystemTime::now();
         let driver = models::spawn(Arc::clone(&ctx), start);
@@ -194,7 +194,7 @@ impl<'a> RunLoop<'a> {
         }
         let observer_sources = self.observers.stop();
         let elapsed = self.start.elapsed();
-        let generator_cpu_after = crate::environment::process_cpu_seconds();
+        let generator_cpu_after = crate::host::process_cpu_seconds();
         // After everything was measured: the deletions are no part of the load or the post-load window.
         let ctx = &self.ctx;
         for problem in crate::setup::teardown(&ctx.env.http, &self.target.base, &ctx.pools).await {
@@ -225,7 +225,7 @@ impl<'a> RunLoop<'a> {
             load_seconds,
             dropped: g.dropped.load(Ordering::Relaxed),
             generator_cpu_s: self.generator_cpu_before.zip(generator_cpu_after).map(|(b, a)| a - b),
-            generator_peak_rss_bytes: crate::environment::peak_rss_bytes(),
+            generator_peak_rss_bytes: crate::host::peak_rss_bytes(),
             // Filled in by `engine::run`, which stops the upstream after the run.
             upstream: None,
         }

@@ -8,7 +8,7 @@ use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 
 use crate::data::Metrics;
-use crate::environment::Environment;
+use crate::host::Environment;
 use crate::results::Results;
 
 pub const BASELINE_SCHEMA_VERSION: u32 = 1;

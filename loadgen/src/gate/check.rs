@@ -276,7 +276,7 @@ mod tests {
             scenario: "s".into(),
             runs: 3,
             created_at: String::new(),
-            environment: crate::environment::Environment::here(),
+            environment: crate::host::Environment::here(),
             store: None,
             metrics: BTreeMap::from([("all".to_owned(), metrics)]),
         }
@@ -451,7 +451,7 @@ mod tests {
         assert_eq!(verdict(&c, "blocked_queries.max"), Verdict::Fail);
         assert_eq!(verdict(&c, "post_load_cpu.mean"), Verdict::Fail);
         assert_eq!(verdict(&c, "failure_rate"), Verdict::Pass);
-        assert_eq!(verdict(&c, "sse_sessions_left"), Verdict::NotMeasured);
+        assert_eq!(verdict(&c, "mcp_sessions_left"), Verdict::NotMeasured);
         assert!(!passed(&c));
         let noisy = baseline(&[("post_load_cpu.mean", 8.0, 1.0)]);
         let c = gate(

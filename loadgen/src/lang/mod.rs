@@ -3,11 +3,9 @@
 //! plan itself without importing the scenario that lists it.
 
 pub mod duration;
-pub mod shard;
 pub mod template;
 
 pub use duration::{Dur, DurRange, format_duration, parse_duration};
-pub use shard::Shard;
 pub use template::{Context, Template, Values, Var, json_template};
 
 /// A problem at a field path (`actions[2].path`); the scenario loader locates it in the file.

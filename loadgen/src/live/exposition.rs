@@ -128,7 +128,7 @@ pub fn render(s: &Snapshot) -> String {
 
 /// The observers' figures of the newest second, each only when it was measured.
 fn observed(m: &mut Metrics<'_>, o: &Observed) {
-    let gauges: [(&str, &str, Option<f64>); 6] = [
+    let gauges: [(&str, &str, Option<f64>); 7] = [
         ("stampede_target_cpu_percent", "Target CPU, 100 = one core.", o.cpu_pct),
         (
             "stampede_target_blocked_queries",
@@ -146,9 +146,14 @@ fn observed(m: &mut Metrics<'_>, o: &Observed) {
             o.idle_in_tx.map(f64::from),
         ),
         (
+            "stampede_target_mcp_sessions_active",
+            "MCP sessions the target reports.",
+            o.mcp_sessions_active,
+        ),
+        (
             "stampede_target_sse_sessions_active",
-            "SSE sessions the target reports.",
-            o.sse_sessions_active,
+            "Deprecated (one release): stampede_target_mcp_sessions_active.",
+            o.mcp_sessions_active,
         ),
         (
             "stampede_pgbouncer_clients_waiting",
@@ -262,8 +267,8 @@ mod tests {
                 "t": 1, "phase": "steady", "target": 1.0, "users": 1, "in_flight": 0, "sse_open": 0, "dropped": 0,
                 "actions": [], "all": snapshot.totals_all,
                 "observed": {"cpu_pct": 1.0, "blocked_queries": 1, "longest_lock_wait_s": 1.0, "idle_in_tx": 1,
-                             "idle_in_tx_longest_s": null, "blocking_chain": [], "sse_sessions_active": 1.0,
-                             "lock_conflicts_total": null, "sse_session_ends_total": {}, "db_pool_in_use": null,
+                             "idle_in_tx_longest_s": null, "blocking_chain": [], "mcp_sessions_active": 1.0,
+                             "lock_conflicts_total": null, "mcp_session_ends_total": {}, "db_pool_in_use": null,
                              "db_lock_waits_in_flight": null, "pgbouncer_waiting": 1}
             }))
             .unwrap(),

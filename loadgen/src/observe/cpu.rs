@@ -63,11 +63,11 @@ impl ProcCpu {
     fn read(&self) -> Option<(Instant, f64)> {
         let mut total = 0.0;
         for &pid in &self.pids {
-            total += crate::environment::cpu_seconds_of(&pid.to_string())?;
+            total += crate::host::cpu_seconds_of(&pid.to_string())?;
             if self.children {
-                total += crate::environment::descendants(pid)
+                total += crate::host::descendants(pid)
                     .iter()
-                    .filter_map(|c| crate::environment::cpu_seconds_of(&c.to_string()))
+                    .filter_map(|c| crate::host::cpu_seconds_of(&c.to_string()))
                     .sum::<f64>();
             }
         }

@@ -45,9 +45,9 @@ pub const OBSERVER: Registration = Registration {
 struct Scrape {
     at: Option<Instant>,
     cpu_seconds: Option<f64>,
-    sse_active: Option<f64>,
+    sessions_active: Option<f64>,
     lock_conflicts: Option<f64>,
-    sse_ends: BTreeMap<String, f64>,
+    session_ends: BTreeMap<String, f64>,
     pool_in_use: Option<f64>,
     lock_waits: Option<f64>,
 }
@@ -61,12 +61,12 @@ impl Scrape {
         }
         self.at = self.at.max(o.at);
         both(&mut self.cpu_seconds, o.cpu_seconds);
-        both(&mut self.sse_active, o.sse_active);
+        both(&mut self.sessions_active, o.sessions_active);
         both(&mut self.lock_conflicts, o.lock_conflicts);
         both(&mut self.pool_in_use, o.pool_in_use);
         both(&mut self.lock_waits, o.lock_waits);
-        for (reason, n) in &o.sse_ends {
-            *self.sse_ends.entry(reason.clone()).or_default() += n;
+        for (reason, n) in &o.session_ends {
+            *self.session_ends.entry(reason.clone()).or_default() += n;
         }
     }
 }
@@ -116,9 +116,9 @@ impl Observer for Metrics {
             o.cpu_pct = self.cpu.as_mut().and_then(|rate| rate.next(now));
         }
         if let Some(s) = self.combined() {
-            o.sse_sessions_active = s.sse_active;
+            o.mcp_sessions_active = s.sessions_active;
             o.lock_conflicts_total = s.lock_conflicts;
-            o.sse_session_ends_total = s.sse_ends;
+            o.mcp_session_ends_total = s.session_ends;
             o.db_pool_in_use = s.pool_in_use;
             o.db_lock_waits_in_flight = s.lock_waits;
         }
@@ -147,9 +147,13 @@ async fn scrape_loop(url: String, http: reqwest::Client, slot: Slot) {
             Scrape {
                 at: Some(Instant::now()),
                 cpu_seconds: prometheus::sum(&s, "process_cpu_seconds_total"),
-                sse_active: prometheus::sum(&s, "sse_sessions_active"),
+                // A gateway of the release before names the families `sse_session*`.
+                sessions_active: prometheus::sum(&s, "mcp_sessions_active")
+                    .or_else(|| prometheus::sum(&s, "sse_sessions_active")),
                 lock_conflicts: prometheus::sum(&s, "lock_conflicts_total"),
-                sse_ends: prometheus::by_label(&s, "sse_session_ends_total", "reason"),
+                session_ends: Some(prometheus::by_label(&s, "mcp_session_ends_total", "reason"))
+                    .filter(|ends| !ends.is_empty())
+                    .unwrap_or_else(|| prometheus::by_label(&s, "sse_session_ends_total", "reason")),
                 pool_in_use: prometheus::with_label(&s, "db_pool_connections", "state", "in_use"),
                 lock_waits: prometheus::sum(&s, "db_lock_waits_in_flight"),
             }
@@ -170,10 +174,10 @@ fn summarize(w: &Windows<'_>, s: &mut ObservedSummary) {
         .rev()
         .find(|(_, _, o)| o.lock_conflicts_total.is_some());
     if let (Some((_, _, first)), Some((_, _, last))) = (first, last) {
-        for (reason, n) in &last.sse_session_ends_total {
-            s.sse_session_ends.insert(
+        for (reason, n) in &last.mcp_session_ends_total {
+            s.mcp_session_ends.insert(
                 reason.clone(),
-                n - first.sse_session_ends_total.get(reason).copied().unwrap_or(0.0),
+                n - first.mcp_session_ends_total.get(reason).copied().unwrap_or(0.0),
             );
         }
         s.lock_conflicts = last
@@ -181,6 +185,6 @@ fn summarize(w: &Windows<'_>, s: &mut ObservedSummary) {
             .zip(first.lock_conflicts_total)
             .map(|(b, a)| b - a);
     }
-    s.sse_sessions_active_max = max(&w.each(|o| o.sse_sessions_active));
-    s.sse_sessions_active_end = w.windows.iter().rev().find_map(|(_, _, o)| o.sse_sessions_active);
+    s.mcp_sessions_active_max = max(&w.each(|o| o.mcp_sessions_active));
+    s.mcp_sessions_active_end = w.windows.iter().rev().find_map(|(_, _, o)| o.mcp_sessions_active);
 }

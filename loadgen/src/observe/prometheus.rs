@@ -108,9 +108,9 @@ mod tests {
 # TYPE lock_conflicts_total counter
 lock_conflicts_total{entity="tool"} 12
 lock_conflicts_total{entity="gateway"} 3
-sse_sessions_active 40
-sse_session_ends_total{transport="sse",reason="client_gone"} 7
-sse_session_ends_total{transport="streamable_http",reason="client_gone"} 2
+mcp_sessions_active 40
+mcp_session_ends_total{transport="sse",reason="client_gone"} 7
+mcp_session_ends_total{transport="streamable_http",reason="client_gone"} 2
 weird{a="x\"y\\z",b="2"} 1.5e3 1700000000000
 http_request_duration_seconds_bucket{route="/tools",le="+Inf"} 9
 process_cpu_seconds_total 12.25
@@ -122,8 +122,8 @@ not a metric line
         let s = parse(TEXT);
         assert_eq!(sum(&s, "lock_conflicts_total"), Some(15.0));
         assert_eq!(with_label(&s, "lock_conflicts_total", "entity", "tool"), Some(12.0));
-        assert_eq!(sum(&s, "sse_sessions_active"), Some(40.0));
-        assert_eq!(by_label(&s, "sse_session_ends_total", "reason")["client_gone"], 9.0);
+        assert_eq!(sum(&s, "mcp_sessions_active"), Some(40.0));
+        assert_eq!(by_label(&s, "mcp_session_ends_total", "reason")["client_gone"], 9.0);
         let weird = s.iter().find(|x| x.name == "weird").unwrap();
         assert_eq!(weird.labels["a"], "x\"y\\z");
         assert_eq!(weird.value, 1500.0);

@@ -113,8 +113,8 @@ fn cards(body: &mut String, r: &Results) {
         ),
         (
             "MCP sessions left open",
-            num(o.sse_sessions_active_end),
-            o.sse_sessions_active_end.map(|n| n == 0.0),
+            num(o.mcp_sessions_active_end),
+            o.mcp_sessions_active_end.map(|n| n == 0.0),
         ),
     ];
     body.push_str("<div class=\"cards\">");
@@ -222,7 +222,7 @@ fn before_after(body: &mut String, runs: &[Run], baseline: Option<&Baseline>) {
     let mut head = vec!["figure"];
     head.extend(labels.iter().map(String::as_str));
     body.push_str("<h2>Side by side</h2><p class=\"meta\">The change is against the first column.</p>");
-    body.push_str(&table(&head, &gate::report::compare_rows(&metrics)));
+    body.push_str(&table(&head, &gate::render::compare_rows(&metrics)));
 }
 
 /// A series of one run: a value per window.
@@ -424,7 +424,7 @@ impl<'a> Charts<'a> {
             "Streams",
             "solid: server sessions active; dashed: client sessions open (SSE and Streamable HTTP)",
             self.per_run_pair(
-                ("server sessions", |w| w.observed.sse_sessions_active),
+                ("server sessions", |w| w.observed.mcp_sessions_active),
                 ("client", |w| Some((w.sse_open + w.mcp_open) as f64)),
             ),
             None,
@@ -481,7 +481,7 @@ fn sse(body: &mut String, runs: &[Run]) {
     body.push_str("<h2>Sessions and streams</h2>");
     let mut reasons: Vec<String> = runs
         .iter()
-        .flat_map(|r| r.results.observed.sse_session_ends.keys().cloned())
+        .flat_map(|r| r.results.observed.mcp_session_ends.keys().cloned())
         .collect();
     reasons.sort();
     reasons.dedup();
@@ -513,10 +513,10 @@ fn sse(body: &mut String, runs: &[Run]) {
         }
     }
     let mut row = vec!["server: sessions active at most".to_owned()];
-    row.extend(runs.iter().map(|r| num(r.results.observed.sse_sessions_active_max)));
+    row.extend(runs.iter().map(|r| num(r.results.observed.mcp_sessions_active_max)));
     rows.push(row);
     let mut row = vec!["server: sessions left at the end".to_owned()];
-    row.extend(runs.iter().map(|r| num(r.results.observed.sse_sessions_active_end)));
+    row.extend(runs.iter().map(|r| num(r.results.observed.mcp_sessions_active_end)));
     rows.push(row);
     for reason in &reasons {
         let mut row = vec![format!("server: ended, {reason}")];
@@ -525,7 +525,7 @@ fn sse(body: &mut String, runs: &[Run]) {
             if o.sources.metrics.is_none() {
                 "not measured".to_owned()
             } else {
-                num(Some(o.sse_session_ends.get(reason).copied().unwrap_or(0.0)))
+                num(Some(o.mcp_session_ends.get(reason).copied().unwrap_or(0.0)))
             }
         }));
         rows.push(row);

@@ -89,7 +89,7 @@ pub enum AuthPlan {
 pub enum UpstreamPlan {
     None,
     /// `stampede upstream`, started for the run with these knobs.
-    Spawn(crate::upstream::Knobs),
+    Spawn(crate::upstream_server::Knobs),
     Url(String),
 }
 
@@ -113,7 +113,7 @@ pub struct Scenario {
     pub thresholds: Vec<(String, Threshold)>,
     pub upstream: UpstreamPlan,
     /// The slice of the load this process runs (`--shard I/N`); the whole by default.
-    pub shard: crate::lang::Shard,
+    pub shard: crate::shard::Shard,
     /// Whether this process runs the observers (`--observe-on`: one shard does, so the target's CPU
     /// and blocked queries are not counted N times).
     pub observes: bool,
@@ -191,7 +191,7 @@ pub fn plan(spec: ScenarioSpec, default_name: &str) -> Result<Scenario, Vec<Prob
             thresholds,
             upstream,
             spec,
-            shard: crate::lang::Shard::WHOLE,
+            shard: crate::shard::Shard::WHOLE,
             observes: true,
             start_at: None,
             setup_wait: Duration::from_secs(120),
@@ -499,7 +499,7 @@ fn upstream_plan(spec: Option<&UpstreamSpec>, problems: &mut Vec<Problem>) -> Up
             }
             UpstreamPlan::Url(url.trim_end_matches('/').to_owned())
         }
-        (None, true) => UpstreamPlan::Spawn(crate::upstream::Knobs {
+        (None, true) => UpstreamPlan::Spawn(crate::upstream_server::Knobs {
             tools: u.tools.unwrap_or(0),
             latency: u.latency.unwrap_or_default(),
             initialize_latency: u.initialize_latency.unwrap_or_default(),

@@ -165,7 +165,7 @@ pub enum ToolsFrom {
 /// The MCP transport a gateway federates its upstream over, as the gateway API names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum GatewayTransport {
-    /// The legacy HTTP+SSE transport: the upstream's `/sse`.
+    /// The HTTP+SSE transport (2024-11-05): the upstream's `/sse`.
     #[default]
     #[serde(rename = "SSE")]
     Sse,

@@ -123,7 +123,7 @@ const OWN_FILES: u64 = 64;
 /// it, say so before the load starts: connects beyond it fail (`connect errors`), and a run that
 /// meant 20,000 users would measure fewer.
 pub fn open_files_warning(s: &Scenario) -> Option<String> {
-    let limit = crate::environment::raise_open_files_limit()?;
+    let limit = crate::host::raise_open_files_limit()?;
     let (connections, what) = match s.load.model {
         crate::scenario::Model::Closed => (s.shard.part(s.load.peak().round().max(0.0) as usize) as u64, "users"),
         crate::scenario::Model::Open => (s.shard.part(s.load.max_in_flight as usize) as u64, "max_in_flight"),

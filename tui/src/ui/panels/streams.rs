@@ -15,7 +15,7 @@ use crate::ui::{Palette, Series, YAxis, block, line_chart};
 
 pub(in crate::ui) fn draw(f: &mut Frame, app: &App, area: Rect, p: &Palette) {
     let w = app.visible();
-    let server = w.iter().rev().find_map(|w| w.observed.sse_sessions_active);
+    let server = w.iter().rev().find_map(|w| w.observed.mcp_sessions_active);
     let (sse, mcp) = w
         .last()
         .map_or((app.sse.open, app.mcp.open), |w| (w.sse_open, w.mcp_open));
@@ -28,13 +28,13 @@ pub(in crate::ui) fn draw(f: &mut Frame, app: &App, area: Rect, p: &Palette) {
         "Streams: client {client} open · server {}",
         server.map_or("not measured".to_owned(), |s| format!("{s:.0} active"))
     );
-    let ends = w.last().map(|w| &w.observed.sse_session_ends_total);
+    let ends = w.last().map(|w| &w.observed.mcp_session_ends_total);
     let mut series: Vec<Series<'_>> = vec![("client open", p.fg(Color::Green), &|w: &Window| {
         Some((w.sse_open + w.mcp_open) as f64)
     })];
     if server.is_some() {
         series.push(("server active", p.fg(Color::Magenta), &|w: &Window| {
-            w.observed.sse_sessions_active
+            w.observed.mcp_sessions_active
         }));
     }
     let [chart, reasons] = if area.height > 7 {

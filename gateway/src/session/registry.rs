@@ -11,8 +11,9 @@ use std::time::Duration;
 use axum::body::Bytes;
 use tokio::sync::{mpsc, watch};
 
-use super::session::{Producer, Session};
-use super::streamable::{Control, StreamableSession};
+use super::http_sse::Session;
+use super::producer::Producer;
+use super::streamable_http::{Control, StreamableSession};
 use crate::config::SseBehaviour;
 use crate::conn::ConnHandle;
 
@@ -126,7 +127,7 @@ pub struct Registry {
 }
 
 /// Figures of one transport for the metrics endpoint.
-pub struct SseCounts {
+pub struct SessionCounts {
     pub transport: Transport,
     pub active: u64,
     pub total: u64,
@@ -218,10 +219,10 @@ impl Registry {
         self.sessions.lock().expect("registry lock").len()
     }
 
-    pub fn counts(&self) -> [SseCounts; Transport::ALL.len()] {
+    pub fn counts(&self) -> [SessionCounts; Transport::ALL.len()] {
         Transport::ALL.map(|transport| {
             let c = &self.counters[transport.index()];
-            SseCounts {
+            SessionCounts {
                 transport,
                 active: c.active.load(Ordering::Relaxed),
                 total: c.total.load(Ordering::Relaxed),

@@ -1,6 +1,6 @@
 //! A built-in upstream MCP server: what a gateway federates. A real gateway registers an upstream,
 //! connects to it, initializes, lists its tools and forwards `tools/call` there; stampede needs one to
-//! point gateways at. It speaks MCP over both transports — the legacy HTTP+SSE one (`GET /sse`, then
+//! point gateways at. It speaks MCP over both transports — the HTTP+SSE one (`GET /sse`, then
 //! `POST /message?session_id=…` with replies on the stream, protocol 2024-11-05) and Streamable HTTP
 //! (`POST`/`GET`/`DELETE /mcp` with `Mcp-Session-Id`, 2025-03-26 and 2025-06-18) — has REST endpoints
 //! for REST-integration tools, and the field's upstream behaviour as knobs: latency as a distribution
@@ -10,12 +10,12 @@
 //! It runs as its own process (`stampede upstream`), started by a run that asks for it, so its CPU is
 //! measured apart from the generator's and the target's.
 
-mod legacy;
+mod http_sse;
 mod mcp;
 mod metrics;
 mod rest;
 pub mod spawn;
-mod streamable;
+mod streamable_http;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -64,8 +64,8 @@ impl Default for Knobs {
 pub struct Upstream {
     pub knobs: Knobs,
     pub counters: Counters,
-    /// Legacy SSE sessions: where a session's replies go.
-    legacy: Mutex<HashMap<String, mpsc::Sender<String>>>,
+    /// HTTP+SSE sessions: where a session's replies go.
+    http_sse: Mutex<HashMap<String, mpsc::Sender<String>>>,
     /// Streamable HTTP sessions: the protocol version each negotiated.
     streamable: Mutex<HashMap<String, String>>,
 }
@@ -75,7 +75,7 @@ impl Upstream {
         Arc::new(Upstream {
             knobs,
             counters: Counters::default(),
-            legacy: Mutex::default(),
+            http_sse: Mutex::default(),
             streamable: Mutex::default(),
         })
     }
@@ -125,11 +125,13 @@ pub fn router(state: Arc<Upstream>) -> Router {
             "/health",
             get(|| async { axum::Json(serde_json::json!({"status": "healthy"})) }),
         )
-        .route("/sse", get(legacy::open))
-        .route("/message", post(legacy::message))
+        .route("/sse", get(http_sse::open))
+        .route("/message", post(http_sse::message))
         .route(
             "/mcp",
-            post(streamable::post).get(streamable::get).delete(streamable::delete),
+            post(streamable_http::post)
+                .get(streamable_http::get)
+                .delete(streamable_http::delete),
         )
         .route("/rest/echo", post(rest::echo))
         .route("/rest/time", get(rest::time))

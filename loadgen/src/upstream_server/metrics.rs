@@ -96,7 +96,7 @@ impl Counters {
             );
         }
         // Left out, not 0, where /proc cannot be read.
-        if let Some(cpu) = crate::environment::process_cpu_seconds() {
+        if let Some(cpu) = crate::host::process_cpu_seconds() {
             let _ = writeln!(
                 out,
                 "# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total {cpu}"

@@ -1,4 +1,5 @@
-//! The machine a run happened on, and the generator's own CPU and memory.
+//! The host: the machine a run happened on (a results file's `environment`), and what processes on it
+//! use (CPU, memory, open files; from /proc).
 
 use serde::{Deserialize, Serialize};
 

@@ -44,7 +44,7 @@ struct Session {
 impl Session {
     fn open(up: Arc<Upstream>, tx: mpsc::Sender<String>) -> Session {
         let id = uuid::Uuid::new_v4().simple().to_string();
-        up.legacy.lock().expect("sessions lock").insert(id.clone(), tx);
+        up.http_sse.lock().expect("sessions lock").insert(id.clone(), tx);
         up.counters.sessions[0].fetch_add(1, Ordering::Relaxed);
         Session { up, id }
     }
@@ -52,7 +52,7 @@ impl Session {
 
 impl Drop for Session {
     fn drop(&mut self) {
-        self.up.legacy.lock().expect("sessions lock").remove(&self.id);
+        self.up.http_sse.lock().expect("sessions lock").remove(&self.id);
         self.up.counters.sessions[0].fetch_sub(1, Ordering::Relaxed);
     }
 }
@@ -71,7 +71,7 @@ pub async fn message(State(up): State<Arc<Upstream>>, Query(q): Query<SessionQue
     let Some(id) = q.session_id else {
         return detail(StatusCode::BAD_REQUEST, "session_id is required");
     };
-    let Some(tx) = up.legacy.lock().expect("sessions lock").get(&id).cloned() else {
+    let Some(tx) = up.http_sse.lock().expect("sessions lock").get(&id).cloned() else {
         return detail(StatusCode::NOT_FOUND, "Could not find session");
     };
     let msg: Value = match serde_json::from_slice(&body) {

@@ -75,7 +75,7 @@ pub async fn spawn(knobs: &Knobs) -> anyhow::Result<Spawned> {
 impl Spawned {
     /// Read its CPU, then stop it (SIGTERM, then a kill if it lingers).
     pub async fn stop(mut self) -> Stopped {
-        let cpu_seconds = crate::environment::cpu_seconds_of(&self.pid.to_string());
+        let cpu_seconds = crate::host::cpu_seconds_of(&self.pid.to_string());
         crate::process::terminate(self.pid);
         crate::process::wait_or_kill(&mut self.child, Duration::from_secs(5)).await;
         Stopped {

@@ -1,4 +1,4 @@
-//! The legacy HTTP+SSE transport, client side: `GET` the stream, read the `endpoint` event, post each
+//! The HTTP+SSE transport (2024-11-05), client side: `GET` the stream, read the `endpoint` event, post each
 //! message there (202), read the answers on the stream.
 
 use serde_json::{Value, json};

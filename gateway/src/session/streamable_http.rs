@@ -16,8 +16,8 @@ use axum::body::Bytes;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use super::producer::Producer;
 use super::registry::{EndReason, Registration};
-use super::session::Producer;
 use crate::conn::ConnHandle;
 
 /// What a request asks of a session's task.

@@ -1,4 +1,4 @@
-//! A stream's producer (the task that writes its frames) and the HTTP+SSE session built on it.
+//! A stream's producer: the task that writes its frames, whatever the transport.
 //!
 //! Fixed (`SSE_DISCONNECT_DETECTION=on`): every iteration of the loop also waits on the body's
 //! receiver closing, so a client that goes away — FIN or RST, which hyper notices and answers by
@@ -19,9 +19,8 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use super::frame;
-use super::registry::{EndReason, Registration};
+use super::registry::EndReason;
 use crate::config::{Detection, SseBehaviour};
-use crate::conn::ConnHandle;
 
 /// Whether a frame answers the client (a reply) or is the producer's own (keepalive, retry): only the
 /// producer's own count as yields for the rapid-yield detector, since replies come at the client's pace.
@@ -121,46 +120,6 @@ impl Producer {
                 }
             }
         }
-    }
-}
-
-/// An HTTP+SSE session: one stream, whose end is the session's.
-pub struct Session {
-    registration: Registration,
-    producer: Producer,
-    out: mpsc::Sender<Bytes>,
-    conn: ConnHandle,
-}
-
-impl Session {
-    pub(super) fn new(
-        registration: Registration,
-        producer: Producer,
-        out: mpsc::Sender<Bytes>,
-        conn: ConnHandle,
-    ) -> Session {
-        Session {
-            registration,
-            producer,
-            out,
-            conn,
-        }
-    }
-
-    /// Run until the session ends; the registration (and with it the registry entry) goes with it.
-    pub async fn run(mut self, endpoint: Bytes) {
-        let first = [endpoint, frame::keepalive()];
-        let reason = self
-            .producer
-            .stream(&self.out, &first, frame::keepalive, std::future::pending())
-            .await;
-        tracing::debug!(reason = reason.label(), "SSE session ended");
-        if reason.leaves_client_connected() {
-            // The client is still connected but not being served: cut the connection, or hyper would
-            // keep it (and the frames it holds) open for as long as the client likes.
-            self.conn.abort();
-        }
-        self.registration.set_reason(reason);
     }
 }
 

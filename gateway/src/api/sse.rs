@@ -1,0 +1,118 @@
+//! MCP's HTTP+SSE transport (2024-11-05): the streams (`GET /sse`, `GET /servers/{id}/sse`) and their
+//! message endpoints (`POST /message`, `POST /servers/{id}/message`). The sessions themselves are in
+//! `session`.
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::AppState;
+use super::error::ApiError;
+use super::extract::{QueryParams, RawBody};
+use crate::conn::ConnHandle;
+use crate::model::is_valid_id;
+use crate::rpc;
+use crate::session::{FrameStream, frame};
+
+pub async fn open_sse(
+    State(state): State<AppState>,
+    ConnectInfo(conn): ConnectInfo<ConnHandle>,
+    headers: HeaderMap,
+) -> Response {
+    open(&state, None, &headers, conn)
+}
+
+pub async fn open_server_sse(
+    State(state): State<AppState>,
+    ConnectInfo(conn): ConnectInfo<ConnHandle>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    if !is_valid_id(&id) || !state.store.server_exists(&id).await? {
+        return Err(ApiError::not_found(format!("Server not found: {id}")));
+    }
+    Ok(open(&state, Some(id), &headers, conn))
+}
+
+/// Register a session, spawn its producer, answer the stream.
+fn open(state: &AppState, server_id: Option<String>, headers: &HeaderMap, conn: ConnHandle) -> Response {
+    // The endpoint is absolute, on the host the client used, with the scheme it used: a proxy that
+    // ends TLS in front says so (`X-Forwarded-Proto: https`), or the client would post in plain http
+    // to a TLS port.
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or(&state.local_host);
+    let scheme = match headers.get("x-forwarded-proto").map(HeaderValue::as_bytes) {
+        Some(b"https") => "https",
+        _ => "http",
+    };
+    let streaming = conn.streaming();
+    let (id, session, frames) = state.sessions.open(server_id.clone(), conn);
+    let endpoint = match &server_id {
+        Some(server) => format!("{scheme}://{host}/servers/{server}/message?session_id={id}"),
+        None => format!("{scheme}://{host}/message?session_id={id}"),
+    };
+    tokio::spawn(session.run(frame::event("endpoint", endpoint.as_bytes())));
+    (
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream")),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+            (
+                header::HeaderName::from_static("x-mcp-sse"),
+                HeaderValue::from_static("true"),
+            ),
+        ],
+        Body::from_stream(FrameStream::new(frames, streaming)),
+    )
+        .into_response()
+}
+
+/// How long a reply waits for room in its session's inbox.
+const REPLY_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub struct MessageParams {
+    /// The session named in the stream's `endpoint` event (absent: 400, rather than a generic 422).
+    #[schemars(required)]
+    session_id: Option<String>,
+}
+
+/// `POST /message?session_id=…` (and the server's): 202 at once; the reply goes out on the stream.
+pub async fn post_message(
+    State(state): State<AppState>,
+    QueryParams(params): QueryParams<MessageParams>,
+    RawBody(body): RawBody,
+) -> Result<Response, ApiError> {
+    let id = params
+        .session_id
+        .ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, "session_id is required"))?;
+    let session = state
+        .sessions
+        .lookup(&id)
+        .ok_or_else(|| ApiError::not_found(format!("Session not found: {id}")))?;
+    let request = rpc::parse(&body)
+        .map_err(|answer| ApiError::new(StatusCode::BAD_REQUEST, String::from_utf8_lossy(&answer).into_owned()))?;
+    let rpc = state.rpc.clone();
+    tokio::spawn(async move {
+        if let Some(answer) = rpc.dispatch(request, session.server_id.as_deref()).await {
+            // Waits while the session is backed up, fails once it has ended, and gives up after a
+            // while: a session that never drains its inbox (the legacy spin) must not pile up tasks.
+            let _ = tokio::time::timeout(REPLY_WAIT, session.inbox.send(frame::event("message", &answer))).await;
+        }
+    });
+    Ok((StatusCode::ACCEPTED, Json(json!({"status": "success"}))).into_response())
+}
+
+pub async fn post_server_message(
+    state: State<AppState>,
+    Path(_server): Path<String>,
+    params: QueryParams<MessageParams>,
+    body: RawBody,
+) -> Result<Response, ApiError> {
+    post_message(state, params, body).await
+}

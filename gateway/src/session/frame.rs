@@ -1,0 +1,21 @@
+//! Frames are `event: <name>\r\ndata: <data>\r\n\r\n`.
+
+use axum::body::Bytes;
+
+pub fn event(name: &str, data: &[u8]) -> Bytes {
+    let mut buf = Vec::with_capacity(name.len() + data.len() + 19);
+    buf.extend_from_slice(b"event: ");
+    buf.extend_from_slice(name.as_bytes());
+    buf.extend_from_slice(b"\r\ndata: ");
+    buf.extend_from_slice(data);
+    buf.extend_from_slice(b"\r\n\r\n");
+    Bytes::from(buf)
+}
+
+pub fn keepalive() -> Bytes {
+    Bytes::from_static(b"event: keepalive\r\ndata: {}\r\n\r\n")
+}
+
+pub fn shutdown() -> Bytes {
+    Bytes::from_static(b"event: shutdown\r\ndata: {}\r\n\r\n")
+}

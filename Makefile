@@ -11,13 +11,15 @@ PROFILE ?= fixed
 SCENARIO ?= scenarios/smoke.toml
 BUILD ?= release
 RUN_ARGS ?=
+# The build every target that runs the binaries starts with: release, or debug with BUILD=debug.
+BUILD_BINARIES = $(CARGO) build --workspace $(if $(filter release,$(BUILD)),--release,)
 run:
-	$(CARGO) build --workspace $(if $(filter release,$(BUILD)),--release,)
+	$(BUILD_BINARIES)
 	target/$(BUILD)/stampede run $(SCENARIO) $(RUN_ARGS)
 
 ## tui: the same run with the live dashboard (q stops the load and still writes the results).
 tui:
-	$(CARGO) build --workspace $(if $(filter release,$(BUILD)),--release,)
+	$(BUILD_BINARIES)
 	target/$(BUILD)/stampede-tui run $(SCENARIO) $(RUN_ARGS)
 
 ## reproduce: the field failure and its fix on the field's topology (three gateway replicas behind nginx,
@@ -30,14 +32,14 @@ ABLATE ?= 0
 SMALL ?= 0
 TOPOLOGY ?= field
 reproduce:
-	$(CARGO) build --workspace $(if $(filter release,$(BUILD)),--release,)
+	$(BUILD_BINARIES)
 	scripts/reproduce.sh --bin target/$(BUILD) --topology $(TOPOLOGY) $(if $(filter 1,$(ABLATE)),--ablate,) $(if $(filter 1,$(SMALL)),--small,)
 
 ## k8s-check: deploy/kubernetes without a cluster: the manifests against the Kubernetes schemas (offline,
 ##            kubernetes-validate in a venv), a rehearsal of the shards and the collector the Job runs, and
 ##            the image built where a container builder answers.
 k8s-check:
-	$(CARGO) build --workspace $(if $(filter release,$(BUILD)),--release,)
+	$(BUILD_BINARIES)
 	scripts/k8s-check.sh --bin target/$(BUILD)
 
 ## bench: stampede against oha and wrk (installed when missing), SSE memory, gateway throughput on SQLite
@@ -46,10 +48,8 @@ k8s-check:
 ##        BENCH_ARGS="--rounds 5 --connections 64,1000" to change it.
 BENCH_ARGS ?=
 bench: release
-	STAMPEDE_PG_STATE=$(CURDIR)/.pg/bench-state scripts/pg.sh start >/dev/null
-	target/release/stampede-bench --install-peers \
-	  --postgres $$(STAMPEDE_PG_STATE=$(CURDIR)/.pg/bench-state scripts/pg.sh url) $(BENCH_ARGS); \
-	  status=$$?; STAMPEDE_PG_STATE=$(CURDIR)/.pg/bench-state scripts/pg.sh stop; exit $$status
+	STAMPEDE_PG_STATE=$(CURDIR)/.pg/bench-state scripts/pg.sh with \
+	  sh -c 'target/release/stampede-bench --install-peers --postgres "$$PG_URL" $(BENCH_ARGS)'
 
 ## gate: ci-smoke on PostgreSQL: fixed passes results/baselines/ci-smoke.json and legacy fails it; then,
 ##       against a baseline recorded on the spot, unchanged runs are gated (false alarms counted) and injected
@@ -60,11 +60,8 @@ gate: test-build
 ## baseline: re-record results/baselines/ci-smoke.json (the debug binaries `make test` builds and CI
 ##           gates, 5 runs, a throwaway PostgreSQL).
 baseline: test-build
-	STAMPEDE_PG_STATE=$(CURDIR)/.pg/baseline-state scripts/pg.sh start >/dev/null
-	target/debug/stampede baseline scenarios/ci-smoke.toml --repeat 5 \
-	  --set target.database_url=$$(STAMPEDE_PG_STATE=$(CURDIR)/.pg/baseline-state scripts/pg.sh url) \
-	  -o results/baselines/ci-smoke.json; \
-	  status=$$?; STAMPEDE_PG_STATE=$(CURDIR)/.pg/baseline-state scripts/pg.sh stop; exit $$status
+	STAMPEDE_PG_STATE=$(CURDIR)/.pg/baseline-state scripts/pg.sh with sh -c 'target/debug/stampede baseline \
+	  scenarios/ci-smoke.toml --repeat 5 --set target.database_url="$$PG_URL" -o results/baselines/ci-smoke.json'
 
 ## validate: check every shipped scenario.
 validate: build

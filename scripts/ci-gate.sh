@@ -5,13 +5,10 @@
 #     what it was when the baseline was recorded, on another day, maybe on another machine of the kind:
 #     1. ci-smoke against the fixed gateway, the median of 3 runs, must pass: no regression, and no stale
 #        baseline (faster beyond the band: re-record it, or a slowdown back to it would pass unseen).
-#        This machine's own speed swings between sessions (measured: CPU per request -37 %, p50 -44 %,
-#        p99 -59 % against a baseline recorded half an hour earlier; and the other way, on 2026-11-29,
-#        the baseline's own tree, cf7f5fd, rebuilt and run unchanged: p50 1.8-2.1× the baseline's, and a
-#        CI run of the next tree, the same code on the ci-smoke path, p50 2.58×, p99 4.2×, CPU per
-#        request 1.72-1.85×), so the speed bands here are wide (CPU per request 2.5×, p50 3.5×, p99 5×,
-#        rps 35 %): they catch a tree at least that much slower, or a baseline that much too slow to
-#        describe the tree any more.
+#        Machines of this kind change speed between sessions by up to 2× at the median and 4× at p99 on
+#        the same tree (docs/gates.md), so the speed bands here are wide (CPU per
+#        request 2.5×, p50 3.5×, p99 5×, rps 35 %): they catch a tree at least that much slower, or a
+#        baseline that much too slow to describe the tree any more.
 #     2. The legacy profile must fail, on post-load CPU and MCP sessions left open.
 #  B. The gate's sensitivity, against runs made in this job: five unchanged runs interleaved with the
 #     slowed ones (so a drift of the machine's speed over these minutes reaches both alike). Known
@@ -19,8 +16,8 @@
 #     first unchanged run to make each request 1.5× (median of three runs) and 2× (one run) as costly
 #     in CPU, or as slow at the median, gated against the baseline of the unchanged runs: each must
 #     fail, on target_cpu_per_request or p50. Each unchanged run gated alone against the other four:
-#     a failure is a false alarm, counted and reported — not enforced: this machine can change speed
-#     between two 20-second runs (seen: p50 +38 % and +43 % in two of five unchanged runs of one job).
+#     a failure is a false alarm, counted and reported — not enforced: such a machine can change speed
+#     between two 20-second runs.
 # The sensitivity table goes to stdout and to $STAMPEDE_GATE_OUT/sensitivity.md.
 #
 #   scripts/ci-gate.sh [BIN_DIR]      (default target/debug; the baseline was recorded with that build)

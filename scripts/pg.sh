@@ -6,6 +6,8 @@
 #   scripts/pg.sh stop    stop it and remove its files
 #   scripts/pg.sh pause   stop the server, keeping its files (an outage, for the fault tests)
 #   scripts/pg.sh resume  start the paused server again, on the same port
+#   scripts/pg.sh with CMD…  run CMD with a cluster of its own in $PG_URL, removed afterwards whatever
+#                            happens; the status is CMD's
 #
 # root cannot run initdb, so the cluster runs as the `postgres` user in a directory under /tmp.
 # Its location is remembered in $STATE (default .pg/state in the project) so `stop` can find it.
@@ -76,11 +78,19 @@ stop() {
   fi
 }
 
+with() {
+  local url
+  url=$(start)
+  trap stop EXIT
+  PG_URL=$url "$@"
+}
+
 case "${1:-}" in
   start) start ;;
+  with) shift; with "$@" ;;
   url) running && echo "$PG_URL" || { echo "pg.sh: no cluster running" >&2; exit 1; } ;;
   stop) stop ;;
   pause) pause ;;
   resume) resume ;;
-  *) echo "usage: $0 start|url|stop|pause|resume" >&2; exit 2 ;;
+  *) echo "usage: $0 start|url|stop|pause|resume|with CMD…" >&2; exit 2 ;;
 esac

@@ -7,7 +7,7 @@
 #                                          the settings in gateway/tests/schemathesis/schemathesis.toml;
 #                                          more `st run` flags may follow (e.g. --max-examples 200)
 #
-# The venv is ${STAMPEDE_ST_VENV:-~/.cache/stampede/st-venv}. gateway/tests/schemathesis.rs runs it
+# The venv is ${STAMPEDE_ST_VENV:-~/.cache/stampede/st-venv}. gateway/tests/it/schemathesis.rs runs it
 # on both backends in `make test`; `make fuzz` runs it with many more examples and a random seed.
 set -euo pipefail
 

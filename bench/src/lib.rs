@@ -5,9 +5,11 @@
 //!
 //! `proc` starts and measures processes (wait4's rusage: the same CPU and peak-RSS measure for every
 //! tool), `tools` runs each generator and reads its report, `sections` are the three parts of the
-//! bench, `report` writes the JSON and the Markdown tables.
+//! bench, `report` writes the JSON and the Markdown tables, `goals` sets them against what the bench is
+//! held to.
 
 pub mod gateway;
+pub mod goals;
 pub mod mixed;
 pub mod proc;
 pub mod report;

@@ -9,7 +9,7 @@ use clap::Parser;
 use stampede_bench::gateway as bench_gateway;
 use stampede_bench::proc::Server;
 use stampede_bench::report::{BenchResults, markdown};
-use stampede_bench::sections::TargetPlan;
+use stampede_bench::sections::{TargetPlan, TargetRow};
 use stampede_bench::tools::{Tools, find};
 use stampede_bench::{Settings, sections};
 
@@ -135,30 +135,169 @@ fn peer(name: &str, install: bool, peers: &mut Vec<(String, String)>) -> Option<
     }
 }
 
+impl Args {
+    fn settings(&self) -> Settings {
+        if self.quick {
+            return Settings {
+                duration: Duration::from_secs(1),
+                rounds: 1,
+                connections: vec![64],
+                sse_streams: vec![50, 100],
+                gateway_connections: vec![16],
+                read_connections: vec![16],
+                read_duration: Duration::from_secs(1),
+                postgres: self.postgres.clone(),
+            };
+        }
+        Settings {
+            duration: Duration::from_secs_f64(self.duration),
+            rounds: self.rounds.max(1),
+            connections: self.connections.clone(),
+            sse_streams: self.sse_streams.clone(),
+            gateway_connections: self.gateway_connections.clone(),
+            read_connections: self.read_connections.clone(),
+            read_duration: Duration::from_secs_f64(self.read_duration),
+            postgres: self.postgres.clone(),
+        }
+    }
+}
+
+/// Reference gateways for the sections, each on a data directory of its own.
+struct Gateways {
+    bin: PathBuf,
+    token: String,
+}
+
+impl Gateways {
+    fn new(bin: PathBuf) -> anyhow::Result<Gateways> {
+        let token = String::from_utf8(
+            Command::new(&bin)
+                .args(["token", "--sub", "bench@example.com", "--exp", "120m"])
+                .output()?
+                .stdout,
+        )?
+        .trim()
+        .to_owned();
+        Ok(Gateways { bin, token })
+    }
+
+    /// A gateway on SQLite, or on `database` (a PostgreSQL URL).
+    fn start(&self, database: Option<String>) -> anyhow::Result<(Server, tempfile::TempDir)> {
+        let dir = tempfile::tempdir()?;
+        let mut cmd = Command::new(&self.bin);
+        cmd.args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
+            .arg(dir.path())
+            .env("SSE_KEEPALIVE_INTERVAL", "30")
+            // The seeded gateway only groups the listed tools: its activation is simulated (no upstream
+            // to federate), as the gateway section measures lists, not federation.
+            .env("GATEWAY_ACTIVATION_IO_MS", "0")
+            .env("RUST_LOG", "warn");
+        if let Some(url) = database {
+            cmd.env("DATABASE_URL", url);
+        }
+        Ok((Server::start(&mut cmd)?, dir))
+    }
+}
+
+/// The gateway's database for its PostgreSQL runs, made afresh.
+const BENCH_DB: &str = "stampede_bench";
+
+/// The gateway part: the headline endpoints and every other read on SQLite and (given `--postgres`)
+/// PostgreSQL, and the writes on PostgreSQL with statements per request.
+fn gateway_part(settings: &Settings, tools: &Tools, gateways: &Gateways) -> anyhow::Result<Vec<TargetRow>> {
+    let mut targets = Vec::new();
+    let mut databases: Vec<(String, Option<String>)> = vec![("gateway, SQLite".into(), None)];
+    if let Some(pg) = &settings.postgres {
+        let admin = Command::new("psql")
+            .arg(pg)
+            .args([
+                "-q",
+                "-c",
+                &format!("DROP DATABASE IF EXISTS {BENCH_DB}"),
+                "-c",
+                &format!("CREATE DATABASE {BENCH_DB}"),
+            ])
+            .env("PGOPTIONS", "-c client_min_messages=warning")
+            .status();
+        match admin {
+            Ok(s) if s.success() => {
+                let base = pg.rsplit_once('/').map_or(pg.as_str(), |(b, _)| b);
+                databases.push(("gateway, PostgreSQL".into(), Some(format!("{base}/{BENCH_DB}"))));
+            }
+            _ => say("gateway on PostgreSQL: skipped (could not create its database with psql)".into()),
+        }
+    }
+    let token = &gateways.token;
+    for (label, url) in databases {
+        let on_pg = url.is_some();
+        let (gw, _dir) = gateways.start(url)?;
+        bench_gateway::seed(tools, &gw, token)?;
+        let plan = |endpoints, connections, duration| TargetPlan {
+            label: &label,
+            token: Some(token),
+            endpoints,
+            connections,
+            duration,
+            extra: bench_gateway::DISCOVER,
+            statements: None,
+        };
+        let headline = bench_gateway::headline_endpoints();
+        targets.extend(sections::target_runs(
+            tools,
+            &gw,
+            &plan(&headline, &settings.gateway_connections, settings.duration),
+            &|s| say(s),
+        ));
+        let cursor = bench_gateway::second_page_cursor(&gw, token);
+        if cursor.is_none() {
+            say("  GET /tools?cursor: skipped (the gateway gave no second-page cursor)".into());
+        }
+        let reads = bench_gateway::read_endpoints(cursor.as_deref());
+        targets.extend(sections::target_runs(
+            tools,
+            &gw,
+            &plan(&reads, &settings.read_connections, settings.read_duration),
+            &|s| say(s),
+        ));
+        if on_pg && let Some(pg) = &settings.postgres {
+            let statements = bench_gateway::Statements::enable(pg, BENCH_DB);
+            if let Err(why) = &statements {
+                say(format!("  statements per request: not measured ({why})"));
+            }
+            let count = statements.as_ref().ok().map(|s| move || s.count());
+            let writes = bench_gateway::write_endpoints();
+            targets.extend(sections::target_runs(
+                tools,
+                &gw,
+                &TargetPlan {
+                    statements: count.as_ref().map(|c| c as &dyn Fn() -> Option<u64>),
+                    ..plan(&writes, &settings.read_connections[..1], settings.read_duration)
+                },
+                &|s| say(s),
+            ));
+        }
+    }
+    Ok(targets)
+}
+
+/// The results as `<out>/<day>.json` and `.md`, each written atomically.
+fn write(results: &BenchResults, out: &Path) -> anyhow::Result<()> {
+    let md = markdown(results);
+    say(format!("\n{md}"));
+    let day = &results.date[..10];
+    let json = out.join(format!("{day}.json"));
+    let md_path = out.join(format!("{day}.md"));
+    stampede_loadgen::results::write_file_atomically(
+        &json,
+        (serde_json::to_string_pretty(results)? + "\n").as_bytes(),
+    )?;
+    stampede_loadgen::results::write_file_atomically(&md_path, md.as_bytes())?;
+    say(format!("bench: {} and {}", json.display(), md_path.display()));
+    Ok(())
+}
+
 fn run(args: Args) -> anyhow::Result<()> {
-    let settings = if args.quick {
-        Settings {
-            duration: Duration::from_secs(1),
-            rounds: 1,
-            connections: vec![64],
-            sse_streams: vec![50, 100],
-            gateway_connections: vec![16],
-            read_connections: vec![16],
-            read_duration: Duration::from_secs(1),
-            postgres: args.postgres.clone(),
-        }
-    } else {
-        Settings {
-            duration: Duration::from_secs_f64(args.duration),
-            rounds: args.rounds.max(1),
-            connections: args.connections.clone(),
-            sse_streams: args.sse_streams.clone(),
-            gateway_connections: args.gateway_connections.clone(),
-            read_connections: args.read_connections.clone(),
-            read_duration: Duration::from_secs_f64(args.read_duration),
-            postgres: args.postgres.clone(),
-        }
-    };
+    let settings = args.settings();
     let exe = std::env::current_exe()?;
     let bin = exe.parent().context("where stampede-bench is")?;
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
@@ -197,122 +336,34 @@ fn run(args: Args) -> anyhow::Result<()> {
         );
     }
 
-    let gateway_bin = bin.join("stampede-gateway");
-    let token = String::from_utf8(
-        Command::new(&gateway_bin)
-            .args(["token", "--sub", "bench@example.com", "--exp", "120m"])
-            .output()?
-            .stdout,
-    )?
-    .trim()
-    .to_owned();
-    let gateway = |database: Option<String>| -> anyhow::Result<(Server, tempfile::TempDir)> {
-        let dir = tempfile::tempdir()?;
-        let mut cmd = Command::new(&gateway_bin);
-        cmd.args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
-            .arg(dir.path())
-            .env("SSE_KEEPALIVE_INTERVAL", "30")
-            // The seeded gateway only groups the listed tools: its activation is simulated (no upstream
-            // to federate), as the gateway section measures lists, not federation.
-            .env("GATEWAY_ACTIVATION_IO_MS", "0")
-            .env("RUST_LOG", "warn");
-        if let Some(url) = database {
-            cmd.env("DATABASE_URL", url);
-        }
-        Ok((Server::start(&mut cmd)?, dir))
-    };
-
+    let gateways = Gateways::new(bin.join("stampede-gateway"))?;
     let mut streams = Vec::new();
     if part(Part::Streams) {
         say("\n== streams: idle SSE and Streamable HTTP streams held by the generator".into());
-        let (gw, _dir) = gateway(None)?;
+        let (gw, _dir) = gateways.start(None)?;
         for kind in [sections::SSE_STREAMS, sections::MCP_STREAMS] {
-            streams.extend(sections::streams(&settings, &tools, &gw, &token, &root, kind, &|s| {
-                say(s)
-            }));
+            streams.extend(sections::streams(
+                &settings,
+                &tools,
+                &gw,
+                &gateways.token,
+                &root,
+                kind,
+                &|s| say(s),
+            ));
         }
     }
 
     let mut sessions = Vec::new();
     if part(Part::Sessions) {
         say("\n== sessions: Streamable HTTP sessions on /mcp, as fast as the gateway takes them".into());
-        let (gw, _dir) = gateway(None)?;
-        sessions = sections::sessions(&settings, &tools, &gw, &token, &|s| say(s));
+        let (gw, _dir) = gateways.start(None)?;
+        sessions = sections::sessions(&settings, &tools, &gw, &gateways.token, &|s| say(s));
     }
 
     if part(Part::Gateway) {
         say("\n== gateway: every REST read, /rpc tools/list, and the REST writes on PostgreSQL".into());
-        let mut databases: Vec<(String, Option<String>)> = vec![("gateway, SQLite".into(), None)];
-        const DB: &str = "stampede_bench";
-        if let Some(pg) = &settings.postgres {
-            let admin = Command::new("psql")
-                .arg(pg)
-                .args([
-                    "-q",
-                    "-c",
-                    &format!("DROP DATABASE IF EXISTS {DB}"),
-                    "-c",
-                    &format!("CREATE DATABASE {DB}"),
-                ])
-                .env("PGOPTIONS", "-c client_min_messages=warning")
-                .status();
-            match admin {
-                Ok(s) if s.success() => {
-                    let base = pg.rsplit_once('/').map_or(pg.as_str(), |(b, _)| b);
-                    databases.push(("gateway, PostgreSQL".into(), Some(format!("{base}/{DB}"))));
-                }
-                _ => say("gateway on PostgreSQL: skipped (could not create its database with psql)".into()),
-            }
-        }
-        for (label, url) in databases {
-            let on_pg = url.is_some();
-            let (gw, _dir) = gateway(url)?;
-            bench_gateway::seed(&tools, &gw, &token)?;
-            let plan = |endpoints, connections, duration| TargetPlan {
-                label: &label,
-                token: Some(&token),
-                endpoints,
-                connections,
-                duration,
-                extra: bench_gateway::DISCOVER,
-                statements: None,
-            };
-            let headline = bench_gateway::headline_endpoints();
-            targets.extend(sections::target_runs(
-                &tools,
-                &gw,
-                &plan(&headline, &settings.gateway_connections, settings.duration),
-                &|s| say(s),
-            ));
-            let cursor = bench_gateway::second_page_cursor(&gw, &token);
-            if cursor.is_none() {
-                say("  GET /tools?cursor: skipped (the gateway gave no second-page cursor)".into());
-            }
-            let reads = bench_gateway::read_endpoints(cursor.as_deref());
-            targets.extend(sections::target_runs(
-                &tools,
-                &gw,
-                &plan(&reads, &settings.read_connections, settings.read_duration),
-                &|s| say(s),
-            ));
-            if on_pg && let Some(pg) = &settings.postgres {
-                let statements = bench_gateway::Statements::enable(pg, DB);
-                if let Err(why) = &statements {
-                    say(format!("  statements per request: not measured ({why})"));
-                }
-                let count = statements.as_ref().ok().map(|s| move || s.count());
-                let writes = bench_gateway::write_endpoints();
-                targets.extend(sections::target_runs(
-                    &tools,
-                    &gw,
-                    &TargetPlan {
-                        statements: count.as_ref().map(|c| c as &dyn Fn() -> Option<u64>),
-                        ..plan(&writes, &settings.read_connections[..1], settings.read_duration)
-                    },
-                    &|s| say(s),
-                ));
-            }
-        }
+        targets.extend(gateway_part(&settings, &tools, &gateways)?);
     }
 
     let mixed = if !part(Part::Mixed) {
@@ -322,33 +373,21 @@ fn run(args: Args) -> anyhow::Result<()> {
         stampede_bench::mixed::run(&tools, &root, args.quick, &|s| say(s))
     };
 
-    let results = BenchResults {
-        kind: "stampede-bench".into(),
-        date: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
-        environment: stampede_loadgen::host::Environment::here(),
-        duration_s: settings.duration.as_secs_f64(),
-        rounds: settings.rounds,
-        peers,
-        generator,
-        ratios,
-        streams,
-        sessions,
-        targets,
-        mixed,
-    };
-    let md = markdown(&results);
-    say(format!("\n{md}"));
-    let day = &results.date[..10];
-    let json = args.out.join(format!("{day}.json"));
-    stampede_loadgen::results::write_file_atomically(
-        &json,
-        (serde_json::to_string_pretty(&results)? + "\n").as_bytes(),
-    )?;
-    stampede_loadgen::results::write_file_atomically(&args.out.join(format!("{day}.md")), md.as_bytes())?;
-    say(format!(
-        "bench: {} and {}",
-        json.display(),
-        args.out.join(format!("{day}.md")).display()
-    ));
-    Ok(())
+    write(
+        &BenchResults {
+            kind: "stampede-bench".into(),
+            date: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+            environment: stampede_loadgen::host::Environment::here(),
+            duration_s: settings.duration.as_secs_f64(),
+            rounds: settings.rounds,
+            peers,
+            generator,
+            ratios,
+            streams,
+            sessions,
+            targets,
+            mixed,
+        },
+        &args.out,
+    )
 }

@@ -68,6 +68,33 @@ pub enum LockWait {
     Wait,
 }
 
+impl LockWait {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LockWait::Nowait => "nowait",
+            LockWait::Wait => "wait",
+        }
+    }
+}
+
+impl StateCascade {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StateCascade::Bulk => "bulk",
+            StateCascade::RowLocks => "row-locks",
+        }
+    }
+}
+
+impl Profile {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Profile::Fixed => "fixed",
+            Profile::Legacy => "legacy",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
     /// Address to listen on.

@@ -8,6 +8,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use exposition::{Type, Writer};
+
 use crate::model::Kind;
 use crate::session::SessionCounts;
 use crate::store::{DbStats, PoolStats};
@@ -96,151 +98,162 @@ impl Metrics {
             v.sort_by(|a, b| a.0.cmp(&b.0));
             v
         };
+        let mut w = Writer::new(&mut out);
+        w.family("stampede_gateway_info", Type::Gauge, "Configuration of this gateway.");
+        w.sample("stampede_gateway_info", info, 1.0);
+        render_requests(&mut w, &routes);
 
-        out.push_str(
-            "# HELP stampede_gateway_info Configuration of this gateway.\n# TYPE stampede_gateway_info gauge\n",
+        w.family(
+            "lock_conflicts_total",
+            Type::Counter,
+            "Requests refused with 409 because their row was locked.",
         );
-        out.push_str("stampede_gateway_info{");
-        for (i, (k, v)) in info.iter().enumerate() {
-            let sep = if i == 0 { "" } else { "," };
-            let _ = write!(out, "{sep}{k}=\"{}\"", escape(v));
-        }
-        out.push_str("} 1\n");
-
-        out.push_str("# HELP http_requests_total HTTP requests by matched route and status.\n# TYPE http_requests_total counter\n");
-        for (route, m) in &routes {
-            for (i, c) in m.statuses.iter().enumerate() {
-                let n = c.load(Ordering::Relaxed);
-                if n > 0 {
-                    let _ = writeln!(
-                        out,
-                        "http_requests_total{{route=\"{}\",status=\"{}\"}} {n}",
-                        escape(route),
-                        i + STATUS_MIN
-                    );
-                }
-            }
-        }
-
-        out.push_str("# HELP http_request_duration_seconds HTTP request latency by matched route.\n# TYPE http_request_duration_seconds histogram\n");
-        for (route, m) in &routes {
-            let route = escape(route);
-            let mut cumulative = 0;
-            for (i, le) in BUCKETS.iter().enumerate() {
-                cumulative += m.buckets[i].load(Ordering::Relaxed);
-                let _ = writeln!(
-                    out,
-                    "http_request_duration_seconds_bucket{{route=\"{route}\",le=\"{le}\"}} {cumulative}"
-                );
-            }
-            cumulative += m.buckets[BUCKETS.len()].load(Ordering::Relaxed);
-            let _ = writeln!(
-                out,
-                "http_request_duration_seconds_bucket{{route=\"{route}\",le=\"+Inf\"}} {cumulative}"
-            );
-            let sum = m.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
-            let _ = writeln!(out, "http_request_duration_seconds_sum{{route=\"{route}\"}} {sum}");
-            let _ = writeln!(
-                out,
-                "http_request_duration_seconds_count{{route=\"{route}\"}} {cumulative}"
-            );
-        }
-
-        out.push_str("# HELP lock_conflicts_total Requests refused with 409 because their row was locked.\n# TYPE lock_conflicts_total counter\n");
         for kind in Kind::ALL {
             let n = self.inner.lock_conflicts[kind_index(kind)].load(Ordering::Relaxed);
-            let _ = writeln!(out, "lock_conflicts_total{{entity=\"{}\"}} {n}", kind.key());
+            w.sample("lock_conflicts_total", &[("entity", kind.key())], n as f64);
         }
-
-        out.push_str("# HELP db_lock_waits_in_flight Statements now waiting for a row or database lock.\n# TYPE db_lock_waits_in_flight gauge\n");
-        let _ = writeln!(out, "db_lock_waits_in_flight {}", db.lock_waits_in_flight());
-
-        out.push_str(
-            "# HELP db_pool_connections Database pool connections by state.\n# TYPE db_pool_connections gauge\n",
+        w.single(
+            "db_lock_waits_in_flight",
+            Type::Gauge,
+            "Statements now waiting for a row or database lock.",
+            db.lock_waits_in_flight() as f64,
+        );
+        w.family(
+            "db_pool_connections",
+            Type::Gauge,
+            "Database pool connections by state.",
         );
         let in_use = pool.open.saturating_sub(pool.idle);
-        let _ = writeln!(out, "db_pool_connections{{state=\"in_use\"}} {in_use}");
-        let _ = writeln!(out, "db_pool_connections{{state=\"idle\"}} {}", pool.idle);
-        let _ = writeln!(out, "db_pool_connections{{state=\"max\"}} {}", pool.max);
-
-        // MCP sessions of both transports, told apart by `transport` (`sse`, `streamable_http`). The
-        // `sse_session*` names are the same families under their old names, kept for one release.
-        for prefix in ["mcp", "sse"] {
-            let deprecated = if prefix == "sse" {
-                " Deprecated: use mcp_sessions_active."
-            } else {
-                ""
-            };
-            let _ = writeln!(
-                out,
-                "# HELP {prefix}_sessions_active MCP sessions now registered, by transport.{deprecated}\n# TYPE {prefix}_sessions_active gauge"
-            );
-            for c in sessions {
-                let _ = writeln!(
-                    out,
-                    "{prefix}_sessions_active{{transport=\"{}\"}} {}",
-                    c.transport.label(),
-                    c.active
-                );
-            }
-            let _ = writeln!(
-                out,
-                "# HELP {prefix}_sessions_total MCP sessions opened, by transport.{deprecated}\n# TYPE {prefix}_sessions_total counter"
-            );
-            for c in sessions {
-                let _ = writeln!(
-                    out,
-                    "{prefix}_sessions_total{{transport=\"{}\"}} {}",
-                    c.transport.label(),
-                    c.total
-                );
-            }
-            let _ = writeln!(
-                out,
-                "# HELP {prefix}_session_ends_total MCP sessions ended, by transport and reason.{deprecated}\n# TYPE {prefix}_session_ends_total counter"
-            );
-            for c in sessions {
-                for (reason, n) in c.ends {
-                    let _ = writeln!(
-                        out,
-                        "{prefix}_session_ends_total{{transport=\"{}\",reason=\"{}\"}} {n}",
-                        c.transport.label(),
-                        reason.label()
-                    );
-                }
-            }
-        }
-
-        render_process(&mut out);
+        w.sample("db_pool_connections", &[("state", "in_use")], f64::from(in_use));
+        w.sample("db_pool_connections", &[("state", "idle")], f64::from(pool.idle));
+        w.sample("db_pool_connections", &[("state", "max")], f64::from(pool.max));
+        render_sessions(&mut w, sessions);
+        render_process(&mut w);
         out
     }
 }
 
+/// Per route: requests by status, and the latency histogram.
+fn render_requests(w: &mut Writer<'_>, routes: &[(String, Arc<RouteMetrics>)]) {
+    w.family(
+        "http_requests_total",
+        Type::Counter,
+        "HTTP requests by matched route and status.",
+    );
+    let mut status = String::new();
+    for (route, m) in routes {
+        for (i, c) in m.statuses.iter().enumerate() {
+            let n = c.load(Ordering::Relaxed);
+            if n > 0 {
+                status.clear();
+                let _ = write!(status, "{}", i + STATUS_MIN);
+                w.sample(
+                    "http_requests_total",
+                    &[("route", route), ("status", &status)],
+                    n as f64,
+                );
+            }
+        }
+    }
+    w.family(
+        "http_request_duration_seconds",
+        Type::Histogram,
+        "HTTP request latency by matched route.",
+    );
+    for (route, m) in routes {
+        let mut cumulative = [0u64; BUCKETS.len()];
+        let mut total = 0;
+        for (i, c) in cumulative.iter_mut().enumerate() {
+            total += m.buckets[i].load(Ordering::Relaxed);
+            *c = total;
+        }
+        total += m.buckets[BUCKETS.len()].load(Ordering::Relaxed);
+        let sum = m.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
+        w.histogram(
+            "http_request_duration_seconds",
+            &[("route", route)],
+            &BUCKETS,
+            &cumulative,
+            total,
+            sum,
+        );
+    }
+}
+
+/// MCP sessions of both transports, told apart by `transport` (`sse`, `streamable_http`). The
+/// `sse_session*` names are the same families under their old names, kept for one release.
+fn render_sessions(w: &mut Writer<'_>, sessions: &[SessionCounts]) {
+    for prefix in ["mcp", "sse"] {
+        let deprecated = if prefix == "sse" {
+            " Deprecated: the same as mcp_sessions_*."
+        } else {
+            ""
+        };
+        let active = format!("{prefix}_sessions_active");
+        w.family(
+            &active,
+            Type::Gauge,
+            &format!("MCP sessions now registered, by transport.{deprecated}"),
+        );
+        for c in sessions {
+            w.sample(&active, &[("transport", c.transport.label())], c.active as f64);
+        }
+        let total = format!("{prefix}_sessions_total");
+        w.family(
+            &total,
+            Type::Counter,
+            &format!("MCP sessions opened, by transport.{deprecated}"),
+        );
+        for c in sessions {
+            w.sample(&total, &[("transport", c.transport.label())], c.total as f64);
+        }
+        let ends = format!("{prefix}_session_ends_total");
+        w.family(
+            &ends,
+            Type::Counter,
+            &format!("MCP sessions ended, by transport and reason.{deprecated}"),
+        );
+        for c in sessions {
+            for (reason, n) in c.ends {
+                w.sample(
+                    &ends,
+                    &[("transport", c.transport.label()), ("reason", reason.label())],
+                    n as f64,
+                );
+            }
+        }
+    }
+}
+
 /// The standard process metrics, read from /proc/self. Omitted (not reported as 0) where unreadable.
-fn render_process(out: &mut String) {
+fn render_process(w: &mut Writer<'_>) {
     let Ok(me) = procfs::process::Process::myself() else {
         return;
     };
     if let Ok(stat) = me.stat() {
         let ticks = procfs::ticks_per_second() as f64;
         let cpu = (stat.utime + stat.stime) as f64 / ticks;
-        out.push_str("# HELP process_cpu_seconds_total Total user and system CPU time spent in seconds.\n# TYPE process_cpu_seconds_total counter\n");
-        let _ = writeln!(out, "process_cpu_seconds_total {cpu}");
+        w.single(
+            "process_cpu_seconds_total",
+            Type::Counter,
+            "Total user and system CPU time spent in seconds.",
+            cpu,
+        );
         let rss = stat.rss * procfs::page_size();
-        out.push_str("# HELP process_resident_memory_bytes Resident memory size in bytes.\n# TYPE process_resident_memory_bytes gauge\n");
-        let _ = writeln!(out, "process_resident_memory_bytes {rss}");
+        w.single(
+            "process_resident_memory_bytes",
+            Type::Gauge,
+            "Resident memory size in bytes.",
+            rss as f64,
+        );
     }
     if let Ok(fds) = me.fd_count() {
-        out.push_str("# HELP process_open_fds Number of open file descriptors.\n# TYPE process_open_fds gauge\n");
-        let _ = writeln!(out, "process_open_fds {fds}");
-    }
-}
-
-fn escape(v: &str) -> std::borrow::Cow<'_, str> {
-    if v.contains(['\\', '"', '\n']) {
-        v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n").into()
-    } else {
-        v.into()
+        w.single(
+            "process_open_fds",
+            Type::Gauge,
+            "Number of open file descriptors.",
+            fds as f64,
+        );
     }
 }
 
@@ -292,10 +305,5 @@ mod tests {
         assert!(text.contains("stampede_gateway_info{profile=\"fixed\"} 1\n"));
         assert!(text.contains("process_cpu_seconds_total "));
         assert!(text.contains("mcp_session_ends_total{transport=\"streamable_http\",reason=\"deleted\"} 0\n"));
-    }
-
-    #[test]
-    fn label_values_are_escaped() {
-        assert_eq!(escape("a\"b\\c"), "a\\\"b\\\\c");
     }
 }

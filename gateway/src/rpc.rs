@@ -39,6 +39,8 @@ pub fn negotiate(requested: Option<&str>) -> &'static str {
 #[derive(Clone)]
 pub struct Rpc {
     pub store: Store,
+    /// Federated tools are called, and REST tools reached, with it.
+    pub upstream: crate::upstream::Client,
     pub sleep_max: Duration,
 }
 
@@ -318,8 +320,7 @@ impl Rpc {
         let transport = crate::upstream::Transport::parse(&gateway.transport);
         let _session = self.store.request_session().await?;
         match self
-            .store
-            .upstream()
+            .upstream
             .call(&gateway.url, transport, original, arguments, UPSTREAM_CALL_TIMEOUT)
             .await
         {
@@ -335,7 +336,7 @@ impl Rpc {
     /// A REST tool with a URL: one HTTP request there (arguments as the JSON body, or as the query for
     /// GET); its body is the tool's text, a failing status a tool error.
     async fn call_rest(&self, url: &str, request_type: &str, arguments: Value) -> Result<Box<RawValue>, RpcError> {
-        let http = self.store.upstream().http();
+        let http = self.upstream.http();
         let request = if request_type.eq_ignore_ascii_case("GET") {
             let query: Vec<(String, String)> = arguments
                 .as_object()

@@ -8,7 +8,7 @@ use tokio::net::TcpListener;
 
 use crate::api::{self, AppState};
 use crate::auth::Auth;
-use crate::config::{LockWait, ServeArgs, StateCascade};
+use crate::config::ServeArgs;
 use crate::conn::{ConnHandle, CuttableListener};
 use crate::metrics::Metrics;
 use crate::rpc::Rpc;
@@ -31,54 +31,23 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         acquire_timeout: std::time::Duration::from_millis(args.db_pool_timeout_ms),
         pooler: args.db_pooler,
     };
-    let store = Store::open(&url, pool, behaviour)
+    let upstream = crate::upstream::Client::new()?;
+    let store = Store::open(&url, pool, behaviour, upstream.clone())
         .await
         .with_context(|| format!("opening the database {}", redact(&url)))?;
 
-    let info = vec![
-        ("profile", format!("{:?}", args.profile).to_lowercase()),
-        ("backend", store.backend_name().to_owned()),
-        (
-            "state_cascade",
-            match behaviour.cascade {
-                StateCascade::Bulk => "bulk",
-                StateCascade::RowLocks => "row-locks",
-            }
-            .to_owned(),
-        ),
-        (
-            "lock_wait",
-            match behaviour.lock_wait {
-                LockWait::Nowait => "nowait",
-                LockWait::Wait => "wait",
-            }
-            .to_owned(),
-        ),
-    ];
+    let info = info_labels(&args, &store);
     let listener = listen(args.bind).with_context(|| format!("binding {}", args.bind))?;
     let addr = listener.local_addr()?;
     let sessions = Registry::new(args.sse(), args.mcp_idle_timeout());
-    let bus = match &args.session_bus_url {
-        Some(bus_url) => {
-            let advertise = args
-                .session_bus_advertise
-                .clone()
-                .unwrap_or_else(|| format!("http://{addr}"));
-            let timeout = std::time::Duration::from_millis(args.session_bus_timeout_ms);
-            Some(
-                crate::session::Bus::join(bus_url, advertise, Arc::clone(&sessions), timeout)
-                    .await
-                    .with_context(|| format!("joining the session bus at {}", redact(bus_url)))?,
-            )
-        }
-        None => None,
-    };
+    let bus = join_bus(&args, addr, &sessions).await?;
     let state = AppState {
         store: store.clone(),
         auth: Arc::new(Auth::new(&args.auth)),
         metrics: Metrics::default(),
         rpc: Rpc {
             store: store.clone(),
+            upstream,
             sleep_max: std::time::Duration::from_millis(args.sleep_tool_max_ms),
         },
         sessions: Arc::clone(&sessions),
@@ -99,7 +68,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         std::time::Duration::from_micros(args.test_only_delay_us),
     );
     // Signals are caught from before the address is announced: whoever reads it may stop us at once.
-    let stop_signal = shutdown_signal().context("installing the SIGINT/SIGTERM handlers")?;
+    let stop_signal = exposition::shutdown_signal().context("installing the SIGINT/SIGTERM handlers")?;
     // The first line on stdout is the address, so scripts and tests that bind port 0 can find it.
     // A closed stdout (the reader has gone) is not a reason to stop serving.
     let mut stdout = std::io::stdout().lock();
@@ -144,18 +113,35 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// SIGINT or SIGTERM, listened for from this call on (the handlers are installed here, not when the
-/// future is first polled — a signal in between would otherwise kill the process undrained).
-fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut interrupt = signal(SignalKind::interrupt())?;
-    let mut terminate = signal(SignalKind::terminate())?;
-    Ok(async move {
-        tokio::select! {
-            _ = interrupt.recv() => {},
-            _ = terminate.recv() => {},
-        }
-    })
+/// The labels of `stampede_gateway_info`: what this gateway was configured to do.
+fn info_labels(args: &ServeArgs, store: &Store) -> Vec<(&'static str, String)> {
+    let behaviour = args.behaviour();
+    vec![
+        ("profile", args.profile.as_str().to_owned()),
+        ("backend", store.backend_name().to_owned()),
+        ("state_cascade", behaviour.cascade.as_str().to_owned()),
+        ("lock_wait", behaviour.lock_wait.as_str().to_owned()),
+    ]
+}
+
+/// The session bus, when replicas share one: this replica joins it, advertising where it is reached.
+async fn join_bus(
+    args: &ServeArgs,
+    addr: std::net::SocketAddr,
+    sessions: &Arc<Registry>,
+) -> anyhow::Result<Option<Arc<crate::session::Bus>>> {
+    let Some(bus_url) = &args.session_bus_url else {
+        return Ok(None);
+    };
+    let advertise = args
+        .session_bus_advertise
+        .clone()
+        .unwrap_or_else(|| format!("http://{addr}"));
+    let timeout = std::time::Duration::from_millis(args.session_bus_timeout_ms);
+    let bus = crate::session::Bus::join(bus_url, advertise, Arc::clone(sessions), timeout)
+        .await
+        .with_context(|| format!("joining the session bus at {}", redact(bus_url)))?;
+    Ok(Some(bus))
 }
 
 /// A database URL without its password, for messages.

@@ -58,7 +58,7 @@ fn parse_instant(text: &str) -> Result<SystemTime, String> {
 /// Now plus the delay, rounded up to a whole second: shards started by hand in one second share it
 /// (for a seeded scenario, `--start-at` names it exactly).
 fn parse_delay(text: &str) -> Result<SystemTime, String> {
-    let at = SystemTime::now() + crate::lang::parse_duration(text)?;
+    let at = SystemTime::now() + crate::lang::parse_duration(text).map_err(|e| e.to_string())?;
     let since = at.duration_since(std::time::UNIX_EPOCH).map_err(|e| e.to_string())?;
     Ok(std::time::UNIX_EPOCH + Duration::from_secs(since.as_secs() + u64::from(since.subsec_nanos() > 0)))
 }
@@ -138,6 +138,14 @@ pub const EXIT_CODES: &str = "Exit codes:
   130  interrupted (Ctrl-C, SIGTERM, q): what was measured is written, marked incomplete";
 
 impl CliError {
+    /// A run that could not be carried out, as `command` says it: bad input is a usage error.
+    pub fn of_run(command: &str, e: crate::error::RunError) -> CliError {
+        match e {
+            crate::error::RunError::BadInput(e) => CliError::Usage(format!("{command}: {e}")),
+            crate::error::RunError::Failed(e) => CliError::Failed(format!("{command}: {e:#}")),
+        }
+    }
+
     pub fn exit_code(&self) -> u8 {
         match self {
             CliError::Usage(_) => 2,

@@ -134,7 +134,7 @@ async fn gate_runs(args: GateArgs, tolerances: gate::check::Tolerances) -> Resul
         (&args.junit, gate::render::junit(&baseline.scenario, &checks)),
     ] {
         if let Some(p) = path {
-            std::fs::write(p, text).map_err(|e| usage(format!("writing {}: {e}", p.display())))?;
+            crate::results::write_file_atomically(p, text.as_bytes()).map_err(|e| usage(format!("{e:#}")))?;
         }
     }
     match gate::verdict::Outcome::of(&checks).exit_code(stale) {
@@ -180,8 +180,8 @@ pub fn compare(results: &[PathBuf], markdown: Option<&Path>) -> Result<(), CliEr
     }
     out!("{}", gate::render::compare(&labels, &runs, false));
     if let Some(md) = markdown {
-        std::fs::write(md, gate::render::compare(&labels, &runs, true))
-            .map_err(|e| CliError::Usage(format!("stampede: writing {}: {e}", md.display())))?;
+        crate::results::write_file_atomically(md, gate::render::compare(&labels, &runs, true).as_bytes())
+            .map_err(|e| CliError::Usage(format!("stampede: {e:#}")))?;
     }
     Ok(())
 }
@@ -305,7 +305,7 @@ async fn run_once(plan: scenario::Scenario, how: HowToRun) -> Result<(), CliErro
     }
     let (interrupt_tx, interrupt_rx) = tokio::sync::watch::channel(false);
     // SIGINT (Ctrl-C) or SIGTERM (how Kubernetes stops a pod): the results are written either way.
-    let signal = shutdown_signal().map_err(|e| CliError::Failed(format!("stampede: {e}")))?;
+    let signal = exposition::shutdown_signal().map_err(|e| CliError::Failed(format!("stampede: {e}")))?;
     tokio::spawn(async move {
         signal.await;
         errln!("\ninterrupted: stopping the load, writing what was measured");
@@ -321,15 +321,7 @@ async fn run_once(plan: scenario::Scenario, how: HowToRun) -> Result<(), CliErro
     }
     let output = engine::run(plan, RunOptions { snapshots: Some(cell) }, interrupt_rx)
         .await
-        .map_err(|e| {
-            let message = format!("stampede: {e:#}");
-            // A mistake in what the run was given, or a run that could not be carried out.
-            if e.downcast_ref::<crate::target::BadInput>().is_some() {
-                CliError::Usage(message)
-            } else {
-                CliError::Failed(message)
-            }
-        })?;
+        .map_err(|e| CliError::of_run("stampede", e))?;
     // Let the progress line print its last state.
     tokio::time::sleep(Duration::from_millis(50)).await;
     let results = Results::from_run(&output, how.file.as_deref());
@@ -446,7 +438,7 @@ pub struct UpstreamArgs {
     pub sse_replies: bool,
 }
 
-fn parse_range(text: &str) -> Result<crate::lang::DurRange, String> {
+fn parse_range(text: &str) -> Result<crate::lang::DurRange, crate::lang::DurationError> {
     crate::lang::DurRange::parse(text)
 }
 
@@ -480,25 +472,12 @@ pub fn upstream(args: UpstreamArgs) -> Result<(), CliError> {
             .local_addr()
             .map_err(|e| CliError::Failed(format!("stampede upstream: {e}")))?;
         // Installed before the address is printed: a supervisor may signal as soon as it reads it.
-        let shutdown = shutdown_signal().map_err(|e| CliError::Failed(format!("stampede upstream: {e}")))?;
+        let shutdown =
+            exposition::shutdown_signal().map_err(|e| CliError::Failed(format!("stampede upstream: {e}")))?;
         outln!("stampede-upstream listening on http://{bound}");
         crate::upstream_server::serve(listener, args.knobs(), shutdown)
             .await
             .map_err(|e| CliError::Failed(format!("stampede upstream: {e}")))
-    })
-}
-
-/// SIGINT or SIGTERM, listened for from this call on (installed here, not when first polled: a signal
-/// in between would otherwise kill the process undrained).
-fn shutdown_signal() -> std::io::Result<impl Future<Output = ()>> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut interrupt = signal(SignalKind::interrupt())?;
-    let mut terminate = signal(SignalKind::terminate())?;
-    Ok(async move {
-        tokio::select! {
-            _ = interrupt.recv() => {},
-            _ = terminate.recv() => {},
-        }
     })
 }
 

@@ -13,6 +13,7 @@ pub mod cli;
 pub mod commands;
 pub mod data;
 pub mod engine;
+pub mod error;
 pub mod export;
 pub mod format;
 pub mod gate;

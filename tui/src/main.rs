@@ -123,17 +123,12 @@ fn run(plan: Scenario, file: PathBuf, out: Option<PathBuf>) -> anyhow::Result<Ex
     // SIGINT or SIGTERM (`kill`, a supervisor) stops the run as `q` does: the load stops, the results
     // are written marked incomplete, the terminal is restored. Installed before the load starts.
     let signalled = interrupt_tx.clone();
-    let signals = {
+    let stop = {
         let _guard = rt.enter();
-        use tokio::signal::unix::{SignalKind, signal};
-        (signal(SignalKind::interrupt())?, signal(SignalKind::terminate())?)
+        exposition::shutdown_signal()?
     };
     rt.spawn(async move {
-        let (mut interrupt, mut terminate) = signals;
-        tokio::select! {
-            _ = interrupt.recv() => {},
-            _ = terminate.recv() => {},
-        }
+        stop.await;
         signalled.send_replace(true);
     });
     let (status_tx, status_rx) = tokio::sync::watch::channel(None);

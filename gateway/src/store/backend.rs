@@ -16,7 +16,8 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, Postgres};
 use sqlx::sqlite::{Sqlite, SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Database, Executor as _, Transaction};
 
-use super::{DbStats, PoolConfig, per_kind};
+use super::error::classify;
+use super::{DbStats, PoolConfig, StoreError, per_kind};
 use crate::config::{LockWait, Pooler, StoreBehaviour};
 use crate::model::Kind;
 
@@ -34,6 +35,37 @@ pub(crate) trait Backend {
 
     /// Whether [`Self::lock_row_sql`] in `mode` is a statement that waits for a lock.
     fn row_lock_waits(&self, mode: LockWait) -> bool;
+
+    /// Lock the row of `kind` called `id` inside `tx`, as `mode` says (a waiting lock counts in `stats`
+    /// while it waits): what every write does before it changes a row. No such row: `NotFound`.
+    async fn lock_row(
+        &self,
+        tx: &mut Transaction<'static, Self::DB>,
+        kind: Kind,
+        mode: LockWait,
+        id: &str,
+        stats: &DbStats,
+    ) -> Result<(), StoreError>
+    where
+        for<'c> &'c mut <Self::DB as Database>::Connection: sqlx::Executor<'c, Database = Self::DB>,
+        for<'q> <Self::DB as Database>::Arguments<'q>: sqlx::IntoArguments<'q, Self::DB>,
+        for<'q> &'q str: sqlx::Encode<'q, Self::DB> + sqlx::Type<Self::DB>,
+        (String,): for<'r> sqlx::FromRow<'r, <Self::DB as Database>::Row>,
+    {
+        let _waiting = self.row_lock_waits(mode).then(|| stats.waiting());
+        let found: Option<String> = sqlx::query_scalar(self.lock_row_sql(kind, mode))
+            .bind(id)
+            .fetch_optional(&mut **tx)
+            .await
+            .map_err(|e| classify(e, kind, id))?;
+        match found {
+            Some(_) => Ok(()),
+            None => Err(StoreError::NotFound {
+                kind,
+                id: id.to_owned(),
+            }),
+        }
+    }
 
     /// Whether the database locks rows (PostgreSQL) rather than the whole database (SQLite).
     fn locks_rows(&self) -> bool;

@@ -128,6 +128,8 @@ struct Inner {
     behaviour: StoreBehaviour,
     stats: Arc<DbStats>,
     pool_size: u32,
+    /// The MCP client a gateway's activation federates its upstream with, inside the write's
+    /// transaction (the legacy profile holds its locks across it).
     upstream: crate::upstream::Client,
     /// Writes ended so far: what every cached read is checked against.
     writes: cache::Writes,
@@ -140,7 +142,12 @@ struct Inner {
 impl Store {
     /// Connect to `url` (`postgres://…` or `sqlite://…`), creating a SQLite file if needed, and run
     /// the embedded migrations.
-    pub async fn open(url: &str, pool: PoolConfig, behaviour: StoreBehaviour) -> anyhow::Result<Store> {
+    pub async fn open(
+        url: &str,
+        pool: PoolConfig,
+        behaviour: StoreBehaviour,
+        upstream: crate::upstream::Client,
+    ) -> anyhow::Result<Store> {
         let backend = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             Pool::Pg(PgBackend::connect(url, pool, &behaviour).await?)
         } else if url.starts_with("sqlite:") {
@@ -155,7 +162,7 @@ impl Store {
                 behaviour,
                 stats: Arc::default(),
                 pool_size: pool.size,
-                upstream: crate::upstream::Client::new()?,
+                upstream,
                 writes: cache::Writes::default(),
                 tools: cache::ReadCache::new(behaviour.read_cache),
                 reads: cache::ReadCache::new(behaviour.read_cache),
@@ -166,11 +173,6 @@ impl Store {
     /// Held for the length of every write: invalidates cached lists when it ends.
     fn writing(&self) -> cache::WriteGuard<'_> {
         self.inner.writes.writing()
-    }
-
-    /// The MCP client gateways federate their upstreams with.
-    pub fn upstream(&self) -> &crate::upstream::Client {
-        &self.inner.upstream
     }
 
     /// A tool call's database session: in the `request` scope one connection held in an open

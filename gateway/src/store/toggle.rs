@@ -110,17 +110,7 @@ impl Store {
         let err = |e| classify(e, kind, id);
         on_backend!(&self.inner.pool, b => {
             let mut tx = b.begin_write(mode, &self.inner.stats).await.map_err(err)?;
-            let found: Option<String> = {
-                let _waiting = b.row_lock_waits(mode).then(|| self.inner.stats.waiting());
-                sqlx::query_scalar(b.lock_row_sql(kind, mode))
-                    .bind(id)
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(err)?
-            };
-            if found.is_none() {
-                return Err(StoreError::NotFound { kind, id: id.to_owned() });
-            }
+            b.lock_row(&mut tx, kind, mode, id, &self.inner.stats).await?;
             let ts = now();
             macro_rules! set {
                 ($ty:ty, $sql:expr) => {
@@ -195,17 +185,7 @@ impl Store {
         let stats = &self.inner.stats;
         on_backend!(&self.inner.pool, b => {
             let mut tx = b.begin_write(LockWait::Wait, stats).await.map_err(err)?;
-            let found: Option<String> = {
-                let _waiting = b.row_lock_waits(LockWait::Wait).then(|| stats.waiting());
-                sqlx::query_scalar(b.lock_row_sql(Kind::Gateway, LockWait::Wait))
-                    .bind(id)
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(err)?
-            };
-            if found.is_none() {
-                return Err(StoreError::NotFound { kind: Kind::Gateway, id: id.to_owned() });
-            }
+            b.lock_row(&mut tx, Kind::Gateway, LockWait::Wait, id, stats).await?;
             let (url, transport): (String, String) = sqlx::query_as(GATEWAY_UPSTREAM)
                 .bind(id)
                 .fetch_one(&mut *tx)

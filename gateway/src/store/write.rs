@@ -177,17 +177,7 @@ impl Store {
         let err = |e| classify(e, kind, id);
         on_backend!(&self.inner.pool, b => {
             let mut tx = b.begin_write(mode, &self.inner.stats).await.map_err(err)?;
-            let found: Option<String> = {
-                let _waiting = b.row_lock_waits(mode).then(|| self.inner.stats.waiting());
-                sqlx::query_scalar(b.lock_row_sql(kind, mode))
-                    .bind(id)
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(err)?
-            };
-            if found.is_none() {
-                return Err(StoreError::NotFound { kind, id: id.to_owned() });
-            }
+            b.lock_row(&mut tx, kind, mode, id, &self.inner.stats).await?;
             sqlx::query(per_kind!(kind, "DELETE FROM ", " WHERE id = $1"))
                 .bind(id)
                 .execute(&mut *tx)

@@ -51,6 +51,10 @@ impl EventParser {
         mut bytes: &[u8],
         mut on_event: impl FnMut(&[u8], &str) -> Option<T>,
     ) -> Result<Option<T>, String> {
+        // An empty read leaves a CR pending: the LF that may follow it comes in a later one.
+        if bytes.is_empty() {
+            return Ok(None);
+        }
         if self.after_cr && bytes.first() == Some(&b'\n') {
             bytes = &bytes[1..];
         }
@@ -204,6 +208,14 @@ mod tests {
         let mut p = EventParser::default();
         p.feed(b"data: half", |_, _| None::<()>).unwrap();
         assert!(p.pending(), "a frame cut short is pending");
+    }
+
+    #[test]
+    fn an_empty_read_between_cr_and_lf_keeps_them_one_line_ending() {
+        assert_eq!(
+            events(&[b"event: a\r", b"", b"\ndata: x\r\n\r\n"]).unwrap(),
+            [("a".to_owned(), "x".to_owned())]
+        );
     }
 
     mod generated {

@@ -84,7 +84,32 @@ impl fmt::Display for Verdict {
     }
 }
 
-pub fn parse(text: &str) -> Result<Threshold, String> {
+/// A threshold expression that does not parse; the message quotes it and says what would.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SyntaxError {
+    #[error("{text:?}: no comparison; write e.g. \"p99 < 250ms\" (one of < <= > >= == !=)")]
+    NoComparison { text: String },
+    #[error("{text:?}: unknown metric {metric:?}; known: {known}")]
+    UnknownMetric {
+        text: String,
+        metric: String,
+        known: String,
+    },
+    #[error("{text:?}: after \"baseline *\" give a number, e.g. 0.85")]
+    BaselineFactor { text: String },
+    #[error("{text:?}: write \"baseline\" or \"baseline * 0.85\"")]
+    Baseline { text: String },
+    #[error("{text:?}: {value:?} is not a number with a unit")]
+    NotANumber { text: String, value: String },
+    #[error("{text:?}: {unit:?} does not fit this metric; give {want}")]
+    Unit {
+        text: String,
+        unit: String,
+        want: &'static str,
+    },
+}
+
+pub fn parse(text: &str) -> Result<Threshold, SyntaxError> {
     let t = text.trim();
     let ops = [
         ("<=", Op::Le),
@@ -98,18 +123,17 @@ pub fn parse(text: &str) -> Result<Threshold, String> {
         .iter()
         .filter_map(|(s, op)| t.find(s).map(|p| (p, s.len(), *op)))
         .min_by_key(|(p, len, _)| (*p, std::cmp::Reverse(*len)))
-        .ok_or_else(|| format!("{text:?}: no comparison; write e.g. \"p99 < 250ms\" (one of < <= > >= == !=)"))?;
+        .ok_or_else(|| SyntaxError::NoComparison { text: text.to_owned() })?;
     let metric = t[..pos].trim();
     let value = t[pos + len..].trim();
-    let kind = metric_kind(metric).ok_or_else(|| {
-        format!(
-            "{text:?}: unknown metric {metric:?}; known: {}",
-            super::metrics::METRICS
-                .iter()
-                .map(|m| m.name)
-                .collect::<Vec<_>>()
-                .join(", ")
-        )
+    let kind = metric_kind(metric).ok_or_else(|| SyntaxError::UnknownMetric {
+        text: text.to_owned(),
+        metric: metric.to_owned(),
+        known: super::metrics::METRICS
+            .iter()
+            .map(|m| m.name)
+            .collect::<Vec<_>>()
+            .join(", "),
     })?;
     let bound = if let Some(rest) = value.strip_prefix("baseline") {
         let rest = rest.trim();
@@ -117,9 +141,9 @@ pub fn parse(text: &str) -> Result<Threshold, String> {
             Some(f) => f
                 .trim()
                 .parse::<f64>()
-                .map_err(|_| format!("{text:?}: after \"baseline *\" give a number, e.g. 0.85"))?,
+                .map_err(|_| SyntaxError::BaselineFactor { text: text.to_owned() })?,
             None if rest.is_empty() => 1.0,
-            None => return Err(format!("{text:?}: write \"baseline\" or \"baseline * 0.85\"")),
+            None => return Err(SyntaxError::Baseline { text: text.to_owned() }),
         };
         Bound::Baseline(factor)
     } else {
@@ -134,16 +158,23 @@ pub fn parse(text: &str) -> Result<Threshold, String> {
 }
 
 /// Read `value` in the unit of a metric of `kind`.
-fn value_in_unit(text: &str, value: &str, kind: MetricKind) -> Result<f64, String> {
+fn value_in_unit(text: &str, value: &str, kind: MetricKind) -> Result<f64, SyntaxError> {
     let split = value
         .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '-' || c == '+' || c == 'e' || c == 'E'))
         .unwrap_or(value.len());
     let (num, unit) = value.split_at(split);
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("{text:?}: {value:?} is not a number with a unit"))?;
+    let n: f64 = num.parse().map_err(|_| SyntaxError::NotANumber {
+        text: text.to_owned(),
+        value: value.to_owned(),
+    })?;
     let unit = unit.trim();
-    let bad = |want: &str| Err(format!("{text:?}: {unit:?} does not fit this metric; give {want}"));
+    let bad = |want: &'static str| {
+        Err(SyntaxError::Unit {
+            text: text.to_owned(),
+            unit: unit.to_owned(),
+            want,
+        })
+    };
     match kind {
         MetricKind::Millis => match unit {
             "ms" => Ok(n),
@@ -216,9 +247,9 @@ pub fn parse_all(spec: &BTreeMap<String, Vec<String>>) -> Result<Vec<(String, Th
         for e in exprs {
             match parse(e) {
                 Ok(t) => out.push((scope.clone(), t)),
-                Err(message) => errors.push(ThresholdError {
+                Err(e) => errors.push(ThresholdError {
                     field: format!("thresholds.{scope}"),
-                    message,
+                    message: e.to_string(),
                 }),
             }
         }
@@ -299,7 +330,7 @@ mod tests {
             ("rps > baseline + 1", "write \"baseline\""),
             ("blocked_queries.max == 0%", "plain number"),
         ] {
-            let e = parse(text).unwrap_err();
+            let e = parse(text).unwrap_err().to_string();
             assert!(e.contains(says), "{text}: {e}");
         }
     }

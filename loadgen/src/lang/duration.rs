@@ -16,13 +16,20 @@ impl Dur {
     }
 }
 
-/// Parse `"1m30s"` and the like; the message says what a good one looks like.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let bad = || {
-        format!(
-            "bad duration {text:?}: write a number and a unit (ms, s, m, h) with no spaces, e.g. \"10s\", \"250ms\", \"1m30s\""
-        )
-    };
+/// A duration or a range of them that does not parse; the message says what a good one looks like.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DurationError {
+    #[error(
+        "bad duration {0:?}: write a number and a unit (ms, s, m, h) with no spaces, e.g. \"10s\", \"250ms\", \"1m30s\""
+    )]
+    Malformed(String),
+    #[error("range {0:?} ends before it starts")]
+    Backwards(String),
+}
+
+/// Parse `"1m30s"` and the like.
+pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
+    let bad = || DurationError::Malformed(text.to_owned());
     // Counted in whole nanoseconds, not a float: "8308256492ms" is that many milliseconds exactly.
     let mut rest = text;
     let mut total: u128 = 0;
@@ -118,7 +125,7 @@ impl DurRange {
     }
 
     /// `"250ms"` (fixed) or `"100ms..500ms"` (uniform between).
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, DurationError> {
         let range = match text.split_once("..") {
             Some((a, b)) => DurRange {
                 min: parse_duration(a)?,
@@ -127,7 +134,7 @@ impl DurRange {
             None => DurRange::fixed(parse_duration(text)?),
         };
         if range.max < range.min {
-            return Err(format!("range {text:?} ends before it starts"));
+            return Err(DurationError::Backwards(text.to_owned()));
         }
         Ok(range)
     }
@@ -171,7 +178,8 @@ mod tests {
         assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
         for bad in ["10 s", "10", "s", "", "10sec", "-1s", "1m 30s"] {
             let err = parse_duration(bad).unwrap_err();
-            assert!(err.contains("bad duration"), "{bad}: {err}");
+            assert_eq!(err, DurationError::Malformed(bad.to_owned()));
+            assert!(err.to_string().contains("bad duration"), "{bad}: {err}");
         }
     }
 

@@ -5,8 +5,8 @@
 pub mod duration;
 pub mod template;
 
-pub use duration::{Dur, DurRange, format_duration, parse_duration};
-pub use template::{Context, Template, Values, Var, json_template};
+pub use duration::{Dur, DurRange, DurationError, format_duration, parse_duration};
+pub use template::{Context, Template, TemplateError, Values, Var, json_template};
 
 /// A problem at a field path (`actions[2].path`); the scenario loader locates it in the file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,9 +15,9 @@ pub struct Problem {
     pub message: String,
 }
 
-pub fn problem(field: impl Into<String>, message: impl Into<String>) -> Problem {
+pub fn problem(field: impl Into<String>, message: impl std::fmt::Display) -> Problem {
     Problem {
         field: field.into(),
-        message: message.into(),
+        message: message.to_string(),
     }
 }

@@ -82,9 +82,18 @@ pub trait Values {
     fn value(&mut self, var: Var) -> &str;
 }
 
+/// A template that does not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TemplateError {
+    #[error("unclosed '{{' in {0:?}")]
+    Unclosed(String),
+    #[error("unknown template variable {{{name}}}; known: {known}")]
+    UnknownVariable { name: String, known: String },
+}
+
 impl Template {
     /// Parse `text`; `{name}` must name a known variable. `{{` and `}}` are literal braces.
-    pub fn parse(text: &str, context: Context) -> Result<Template, String> {
+    pub fn parse(text: &str, context: Context) -> Result<Template, TemplateError> {
         let mut parts = Vec::new();
         let mut lit = String::new();
         let mut chars = text.char_indices().peekable();
@@ -100,11 +109,14 @@ impl Template {
                 }
                 '{' => {
                     let rest = &text[i + 1..];
-                    let end = rest.find('}').ok_or_else(|| format!("unclosed '{{' in {text:?}"))?;
+                    let end = rest.find('}').ok_or_else(|| TemplateError::Unclosed(text.to_owned()))?;
                     let name = &rest[..end];
                     let var = Var::from_name(name).ok_or_else(|| {
                         let known: Vec<&str> = Var::ALL.iter().map(|v| v.name()).collect();
-                        format!("unknown template variable {{{name}}}; known: {}", known.join(", "))
+                        TemplateError::UnknownVariable {
+                            name: name.to_owned(),
+                            known: known.join(", "),
+                        }
                     })?;
                     if !lit.is_empty() {
                         parts.push(Part::Lit(std::mem::take(&mut lit)));
@@ -158,7 +170,7 @@ impl Template {
 
 /// A template of a JSON document: variables may stand inside its strings (`"{tool_name}"`); every
 /// other brace is literal.
-pub fn json_template(value: &serde_json::Value) -> Result<Template, String> {
+pub fn json_template(value: &serde_json::Value) -> Result<Template, TemplateError> {
     let mut source = String::new();
     write_json_source(&mut source, value);
     Template::parse(&source, Context::Json)
@@ -290,11 +302,10 @@ mod tests {
     #[test]
     fn unknown_and_unclosed_variables_are_errors() {
         let e = Template::parse("/tools/{tool}", Context::Url).unwrap_err();
-        assert!(e.contains("unknown template variable {tool}"), "{e}");
-        assert!(
-            Template::parse("/tools/{tool_id", Context::Url)
-                .unwrap_err()
-                .contains("unclosed")
+        assert!(e.to_string().contains("unknown template variable {tool}"), "{e}");
+        assert_eq!(
+            Template::parse("/tools/{tool_id", Context::Url).unwrap_err(),
+            TemplateError::Unclosed("/tools/{tool_id".to_owned())
         );
         assert_eq!(
             Template::parse("/health", Context::Url).unwrap().as_literal(),

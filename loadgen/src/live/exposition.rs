@@ -7,27 +7,21 @@
 //! interval that aliasing put `rate()` over 6 s a third off the results file.
 //! docs/cli.md lists the families; deploy/grafana/stampede.json charts them.
 
-use std::fmt::Write as _;
+use exposition::{Type, Writer};
 
 use crate::data::{LatencyBuckets, Observed, Snapshot};
 
 /// The snapshot as exposition text.
 pub fn render(s: &Snapshot) -> String {
     let mut out = String::with_capacity(4096);
-    let mut base = String::new();
-    label(&mut base, "run", &s.run);
-    base.push(',');
-    label(&mut base, "scenario", &s.scenario);
-    let stamp = (s.taken_at_ms > 0).then(|| s.taken_at_ms.to_string());
-    let mut m = Metrics {
-        out: &mut out,
-        base: &base,
-        stamp: stamp.as_deref(),
-    };
+    let mut m = Writer::new(&mut out).with_labels(&[("run", &s.run), ("scenario", &s.scenario)]);
+    if s.taken_at_ms > 0 {
+        m = m.with_timestamp_ms(s.taken_at_ms);
+    }
 
     m.family(
         "stampede_requests_total",
-        "counter",
+        Type::Counter,
         "Actions finished, by action and outcome (ok, expected, failed).",
     );
     for (name, t) in s.slots.iter().zip(&s.totals) {
@@ -42,7 +36,7 @@ pub fn render(s: &Snapshot) -> String {
 
     m.family(
         "stampede_connect_errors_total",
-        "counter",
+        Type::Counter,
         "Connections that could not be made (no request sent: not in stampede_requests_total), by action.",
     );
     for (name, t) in s.slots.iter().zip(&s.totals) {
@@ -54,7 +48,7 @@ pub fn render(s: &Snapshot) -> String {
     }
     m.family(
         "stampede_aborted_total",
-        "counter",
+        Type::Counter,
         "Actions under way when the load's graceful stop ended, cut unanswered, by action.",
     );
     for (name, t) in s.slots.iter().zip(&s.totals) {
@@ -63,18 +57,25 @@ pub fn render(s: &Snapshot) -> String {
 
     m.family(
         "stampede_request_duration_seconds",
-        "histogram",
+        Type::Histogram,
         "Latency of finished actions, from each one's intended start.",
     );
     for (name, b) in s.slots.iter().zip(&s.latency) {
-        m.histogram("stampede_request_duration_seconds", name, b);
+        m.histogram(
+            "stampede_request_duration_seconds",
+            &[("action", name)],
+            &LatencyBuckets::BOUNDS_S,
+            &b.cumulative,
+            b.count,
+            b.sum_s,
+        );
     }
 
-    m.family("stampede_failures_total", "counter", "Failed actions by kind.");
+    m.family("stampede_failures_total", Type::Counter, "Failed actions by kind.");
     for (kind, n) in &s.failures {
         m.sample("stampede_failures_total", &[("kind", kind.label())], *n as f64);
     }
-    m.family("stampede_responses_total", "counter", "Answers by HTTP status.");
+    m.family("stampede_responses_total", Type::Counter, "Answers by HTTP status.");
     for (status, n) in &s.statuses {
         m.sample(
             "stampede_responses_total",
@@ -84,22 +85,22 @@ pub fn render(s: &Snapshot) -> String {
     }
 
     let window = s.window.as_ref();
-    m.family("stampede_users", "gauge", "Virtual users running (closed model).");
+    m.family("stampede_users", Type::Gauge, "Virtual users running (closed model).");
     if let Some(w) = window {
         m.sample("stampede_users", &[], w.users as f64);
-        m.family("stampede_in_flight", "gauge", "Actions under way.");
+        m.family("stampede_in_flight", Type::Gauge, "Actions under way.");
         m.sample("stampede_in_flight", &[], w.in_flight as f64);
     }
     m.family(
         "stampede_streams_open",
-        "gauge",
+        Type::Gauge,
         "SSE and Streamable HTTP sessions open, client side.",
     );
     m.sample("stampede_streams_open", &[("transport", "sse")], s.sse.open as f64);
     m.sample("stampede_streams_open", &[("transport", "mcp")], s.mcp.open as f64);
     m.family(
         "stampede_streams_opened_total",
-        "counter",
+        Type::Counter,
         "Sessions opened, client side.",
     );
     m.sample(
@@ -113,11 +114,15 @@ pub fn render(s: &Snapshot) -> String {
         s.mcp.opened as f64,
     );
 
-    m.family("stampede_run_elapsed_seconds", "gauge", "Time since the load started.");
+    m.family(
+        "stampede_run_elapsed_seconds",
+        Type::Gauge,
+        "Time since the load started.",
+    );
     m.sample("stampede_run_elapsed_seconds", &[], s.elapsed_s);
-    m.family("stampede_run_phase", "gauge", "1 for the phase the run is in.");
+    m.family("stampede_run_phase", Type::Gauge, "1 for the phase the run is in.");
     m.sample("stampede_run_phase", &[("phase", s.phase.label())], 1.0);
-    m.family("stampede_run_finished", "gauge", "1 once the run is over.");
+    m.family("stampede_run_finished", Type::Gauge, "1 once the run is over.");
     m.sample("stampede_run_finished", &[], f64::from(u8::from(s.finished)));
 
     if let Some(w) = window {
@@ -127,7 +132,7 @@ pub fn render(s: &Snapshot) -> String {
 }
 
 /// The observers' figures of the newest second, each only when it was measured.
-fn observed(m: &mut Metrics<'_>, o: &Observed) {
+fn observed(m: &mut Writer<'_>, o: &Observed) {
     let gauges: [(&str, &str, Option<f64>); 7] = [
         ("stampede_target_cpu_percent", "Target CPU, 100 = one core.", o.cpu_pct),
         (
@@ -163,91 +168,15 @@ fn observed(m: &mut Metrics<'_>, o: &Observed) {
     ];
     for (name, help, value) in gauges {
         if let Some(v) = value {
-            m.family(name, "gauge", help);
+            m.family(name, Type::Gauge, help);
             m.sample(name, &[], v);
         }
-    }
-}
-
-struct Metrics<'a> {
-    out: &'a mut String,
-    /// `run="…",scenario="…"`, escaped once.
-    base: &'a str,
-    /// The snapshot's time in Unix milliseconds, after each value.
-    stamp: Option<&'a str>,
-}
-
-impl Metrics<'_> {
-    fn family(&mut self, name: &str, kind: &str, help: &str) {
-        let _ = writeln!(self.out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-    }
-
-    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {
-        self.out.push_str(name);
-        self.out.push('{');
-        self.out.push_str(self.base);
-        for (k, v) in labels {
-            self.out.push(',');
-            label(self.out, k, v);
-        }
-        self.out.push_str("} ");
-        number(self.out, value);
-        if let Some(stamp) = self.stamp {
-            self.out.push(' ');
-            self.out.push_str(stamp);
-        }
-        self.out.push('\n');
-    }
-
-    fn histogram(&mut self, name: &str, action: &str, b: &LatencyBuckets) {
-        let bucket = format!("{name}_bucket");
-        let mut le = String::new();
-        for (bound, n) in LatencyBuckets::BOUNDS_S.iter().zip(&b.cumulative) {
-            le.clear();
-            number(&mut le, *bound);
-            self.sample(&bucket, &[("action", action), ("le", &le)], *n as f64);
-        }
-        self.sample(&bucket, &[("action", action), ("le", "+Inf")], b.count as f64);
-        self.sample(&format!("{name}_sum"), &[("action", action)], b.sum_s);
-        self.sample(&format!("{name}_count"), &[("action", action)], b.count as f64);
-    }
-}
-
-/// `key="value"`, the value escaped as the format asks (backslash, quote, line feed).
-fn label(out: &mut String, key: &str, value: &str) {
-    out.push_str(key);
-    out.push_str("=\"");
-    for c in value.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '\n' => out.push_str("\\n"),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-}
-
-fn number(out: &mut String, v: f64) {
-    if v.is_nan() {
-        out.push_str("NaN");
-    } else if v.is_infinite() {
-        out.push_str(if v > 0.0 { "+Inf" } else { "-Inf" });
-    } else {
-        let _ = write!(out, "{v}");
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn labels_are_escaped() {
-        let mut out = String::new();
-        label(&mut out, "action", "say \"hi\"\\\n");
-        assert_eq!(out, r#"action="say \"hi\"\\\n""#);
-    }
 
     /// Every metric the shipped Grafana dashboard queries is one this module writes.
     #[test]

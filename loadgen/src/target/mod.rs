@@ -8,6 +8,8 @@ mod nginx;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+pub use crate::error::BadInput;
+use crate::error::RunError;
 use crate::scenario::{AuthPlan, Scenario, TargetPlan};
 pub use gateway::Spawned;
 pub use nginx::Nginx;
@@ -23,7 +25,7 @@ pub struct Target {
 
 impl Target {
     /// Start or find the target and settle the token.
-    pub async fn prepare(s: &Scenario) -> anyhow::Result<Target> {
+    pub async fn prepare(s: &Scenario) -> Result<Target, RunError> {
         match &s.target {
             TargetPlan::Url(url) => Ok(Target {
                 base: url.clone(),
@@ -52,7 +54,7 @@ impl Target {
                 let (base, proxy) = match proxy {
                     Some(crate::scenario::ProxyKind::Nginx) => {
                         let upstreams: Vec<&str> = spawned.iter().map(|g| g.base.as_str()).collect();
-                        let nginx = Nginx::start(&upstreams).await?;
+                        let nginx = Nginx::start(nginx::binary_or_bad_input()?, &upstreams).await?;
                         (nginx.base.clone(), Some(nginx))
                     }
                     None => (spawned[0].base.clone(), None),
@@ -95,12 +97,6 @@ impl Target {
     }
 }
 
-/// A mistake in what the run was given (not in the target): the front ends exit 2 on it, as on a bad
-/// scenario file.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct BadInput(pub String);
-
 /// Check what the run needs from its environment before anything starts (a variable named by
 /// `token_env` or `jwt_secret_env` that is not set).
 pub fn check_environment(s: &Scenario) -> Result<(), BadInput> {
@@ -138,7 +134,7 @@ pub fn open_files_warning(s: &Scenario) -> Option<String> {
 }
 
 /// The token the load carries: a given one, one from the environment, or one minted.
-fn token_for(auth: &AuthPlan, spawned_secret: Option<&str>) -> anyhow::Result<Option<String>> {
+fn token_for(auth: &AuthPlan, spawned_secret: Option<&str>) -> Result<Option<String>, RunError> {
     Ok(match auth {
         AuthPlan::Token(t) => Some(t.clone()),
         AuthPlan::TokenEnv(var) => Some(

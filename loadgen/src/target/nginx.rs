@@ -81,16 +81,20 @@ pub fn config(upstreams: &[&str], port: u16, dir: &std::path::Path) -> String {
     )
 }
 
+/// nginx's binary, or what to install when there is none.
+pub fn binary_or_bad_input() -> Result<std::path::PathBuf, super::BadInput> {
+    binary().ok_or_else(|| {
+        super::BadInput(
+            "target.proxy = \"nginx\": nginx is not installed (Debian: apt-get install nginx-light; or set \
+             STAMPEDE_NGINX_BIN)"
+                .to_owned(),
+        )
+    })
+}
+
 impl Nginx {
     /// Start nginx in front of `upstreams`; a clear error when nginx is not installed or does not start.
-    pub async fn start(upstreams: &[&str]) -> anyhow::Result<Nginx> {
-        let bin = binary().ok_or_else(|| {
-            super::BadInput(
-                "target.proxy = \"nginx\": nginx is not installed (Debian: apt-get install nginx-light; or set \
-                 STAMPEDE_NGINX_BIN)"
-                    .to_owned(),
-            )
-        })?;
+    pub async fn start(bin: std::path::PathBuf, upstreams: &[&str]) -> anyhow::Result<Nginx> {
         let dir = tempfile::Builder::new().prefix("stampede-nginx-").tempdir()?;
         // A free port: bound and released; nginx takes it a moment later.
         let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();

@@ -2,13 +2,13 @@
 //! errors, stalls, open sessions, and the process's CPU — what a run reads to see that a federated
 //! call really reached the upstream.
 
-use std::fmt::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
+use exposition::{Type, Writer};
 
 use super::Upstream;
 
@@ -68,38 +68,51 @@ impl Counters {
 
     pub fn render(&self) -> String {
         let mut out = String::new();
-        out.push_str("# TYPE upstream_requests_total counter\n");
+        let mut w = Writer::new(&mut out);
+        w.family(
+            "upstream_requests_total",
+            Type::Counter,
+            "MCP requests, by transport and method.",
+        );
         for (t, by_method) in TRANSPORTS.iter().zip(&self.requests) {
             for (m, c) in METHODS.iter().zip(by_method) {
                 let n = c.get();
                 if n > 0 {
-                    let _ = writeln!(out, "upstream_requests_total{{transport=\"{t}\",method=\"{m}\"}} {n}");
+                    w.sample("upstream_requests_total", &[("transport", t), ("method", m)], n as f64);
                 }
             }
         }
-        let _ = writeln!(
-            out,
-            "# TYPE upstream_injected_errors_total counter\nupstream_injected_errors_total {}",
-            self.injected_errors.get()
+        w.single(
+            "upstream_injected_errors_total",
+            Type::Counter,
+            "Errors answered on purpose (the error rate knob).",
+            self.injected_errors.get() as f64,
         );
-        let _ = writeln!(
-            out,
-            "# TYPE upstream_stalls_total counter\nupstream_stalls_total {}",
-            self.stalls.get()
+        w.single(
+            "upstream_stalls_total",
+            Type::Counter,
+            "Requests left unanswered on purpose (the stall rate knob).",
+            self.stalls.get() as f64,
         );
-        out.push_str("# TYPE upstream_sessions_active gauge\n");
+        w.family(
+            "upstream_sessions_active",
+            Type::Gauge,
+            "MCP sessions open, by transport.",
+        );
         for (t, n) in ["sse", "streamable_http"].iter().zip(&self.sessions) {
-            let _ = writeln!(
-                out,
-                "upstream_sessions_active{{transport=\"{t}\"}} {}",
-                n.load(Ordering::Relaxed)
+            w.sample(
+                "upstream_sessions_active",
+                &[("transport", t)],
+                n.load(Ordering::Relaxed) as f64,
             );
         }
         // Left out, not 0, where /proc cannot be read.
         if let Some(cpu) = crate::host::process_cpu_seconds() {
-            let _ = writeln!(
-                out,
-                "# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total {cpu}"
+            w.single(
+                "process_cpu_seconds_total",
+                Type::Counter,
+                "Total user and system CPU time spent in seconds.",
+                cpu,
             );
         }
         out

@@ -4,10 +4,9 @@
 //! once, with a TCP reset when `rst = true`) or gracefully (closed in order).
 //!
 //! The stream is read by the request loop's own HTTP/1.1 client (`conn/stream.rs`) and parsed by
-//! `events.rs`, as Streamable HTTP's `GET` stream is. It used to be eventsource-client over a hyper
-//! connection of its own; a heap profile at 2000 idle streams put that at about 30 KiB a stream
-//! (hyper's dispatch channel 9 KiB, its read buffer 8 KiB, its connection state 8 KiB, two tasks),
-//! against the 4 KiB read buffer here.
+//! `events.rs`, as Streamable HTTP's `GET` stream is: one 4 KiB read buffer a stream, where a hyper
+//! connection of its own costs about 30 KiB (dispatch channel, read buffer, connection state, two
+//! tasks; docs/bench.md has the measured figures per stream).
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};

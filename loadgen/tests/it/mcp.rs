@@ -1,0 +1,358 @@
+//! `kind = "mcp"` end to end: sessions against the built-in upstream's `/mcp` with JSON replies and
+//! with streamed ones; a storm of abandoned Streamable HTTP sessions against the reference gateway
+//! (fixed ends every one, legacy leaves them spinning); and a server that answers badly, each way a
+//! classified failure with its message.
+
+use crate::run;
+use stampede_loadgen::data::FailureKind;
+use stampede_loadgen::results::Results;
+use testkit::spawn_upstream as upstream;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+fn action<'a>(r: &'a Results, name: &str) -> &'a stampede_loadgen::results::ActionTotals {
+    r.actions
+        .iter()
+        .find(|a| a.name == name)
+        .unwrap_or_else(|| panic!("no series {name}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_run_against_the_upstream_with_json_and_with_streamed_replies() {
+    for (mode, args) in [("json", &[][..]), ("streamed", &["--sse-replies"][..])] {
+        let up = upstream(args);
+        let r = run(&format!(
+            r#"
+[target]
+url = "{}"
+[load]
+users = 5
+duration = "2s"
+[observe]
+post_load = "0s"
+[[actions]]
+name = "s"
+kind = "mcp"
+requests = [
+  {{ method = "tools/list" }},
+  {{ method = "tools/call", params = {{ name = "echo", arguments = {{ text = "hi" }} }} }},
+  {{ method = "no/such" }},
+]
+expected_errors = [-32601]
+listen = true
+hold = "50ms"
+close = "delete"
+"#,
+            up.url
+        ))
+        .await;
+        let m = &r.mcp;
+        eprintln!(
+            "{mode}: {} sessions, {} deleted; series {:?}",
+            m.opened,
+            m.closed_delete,
+            r.actions
+                .iter()
+                .map(|a| (&a.name, a.summary.count, a.summary.failed))
+                .collect::<Vec<_>>()
+        );
+        assert!(m.opened > 10, "{mode}: {m:?}");
+        assert_eq!(m.closed_delete, m.opened, "{mode}: every session deleted: {m:?}");
+        assert_eq!((m.errored, m.server_closed, m.open), (0, 0, 0), "{mode}: {m:?}");
+        assert_eq!(r.totals.failed, 0, "{mode}: no failure");
+        for series in ["s", "s tools/list", "s tools/call", "s listen", "s delete"] {
+            let a = action(&r, series);
+            assert_eq!(a.summary.count, m.opened, "{mode}: {series}");
+        }
+        let unknown = action(&r, "s no/such");
+        assert_eq!(
+            unknown.rpc_errors.get(&-32601),
+            Some(&m.opened),
+            "{mode}: expected errors"
+        );
+    }
+}
+
+fn storm(profile: &str) -> String {
+    format!(
+        r#"
+[target]
+spawn = "gateway"
+profile = "{profile}"
+env = {{ SSE_KEEPALIVE_INTERVAL = "0.2" }}
+[load]
+users = 60
+duration = "3s"
+[observe]
+post_load = "6s"
+settle = "2s"
+[[actions]]
+name = "drop"
+kind = "mcp"
+requests = [{{ method = "tools/list" }}]
+listen = true
+hold = "100ms..400ms"
+close = "abrupt"
+[[actions]]
+name = "reset"
+kind = "mcp"
+listen = true
+hold = "100ms..400ms"
+close = "abrupt"
+rst = true
+"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_storm_of_dropped_sessions_leaves_legacy_spinning_and_fixed_idle() {
+    let legacy = run(&storm("legacy")).await;
+    let o = &legacy.observed;
+    eprintln!(
+        "legacy: {} sessions opened ({} dropped, {} reset); server sessions left {:?}; CPU post-load settled {:?} %",
+        legacy.mcp.opened,
+        legacy.mcp.closed_abrupt,
+        legacy.mcp.closed_rst,
+        o.mcp_sessions_active_end,
+        o.cpu_post_load_settled_mean_pct
+    );
+    assert!(legacy.mcp.closed_abrupt > 0 && legacy.mcp.closed_rst > 0);
+    assert!(o.mcp_sessions_active_end.unwrap() > 0.0, "nobody noticed they left");
+    assert!(
+        o.cpu_post_load_settled_mean_pct.unwrap() > 50.0,
+        "abandoned streams keep a core busy"
+    );
+
+    let fixed = run(&storm("fixed")).await;
+    let o = &fixed.observed;
+    let gone = o.mcp_session_ends.get("client_gone").copied().unwrap_or(0.0);
+    eprintln!(
+        "fixed: {} sessions opened; server ended {gone} client_gone; left {:?}; CPU post-load settled {:?} %",
+        fixed.mcp.opened, o.mcp_sessions_active_end, o.cpu_post_load_settled_mean_pct
+    );
+    assert_eq!(o.mcp_sessions_active_end, Some(0.0));
+    assert_eq!(
+        gone as u64, fixed.mcp.opened,
+        "every dropped session ended at once, as client_gone"
+    );
+    assert!(o.cpu_post_load_settled_mean_pct.unwrap() < 1.0, "idle after the settle");
+}
+
+/// A server that answers `/mcp`-like requests badly, by path; anything not named gets a good
+/// `initialize` answer and 202 for notifications.
+async fn bad_server() -> String {
+    testkit::tcp_server(serve_badly).await
+}
+
+async fn serve_badly(mut sock: tokio::net::TcpStream) {
+    let mut buf = Vec::new();
+    // `/expire`: each session is gone (404) at its first request, and the one started again is not.
+    let mut inits = 0;
+    let mut chunk = [0u8; 4096];
+    loop {
+        // One request: its head, then its body by Content-Length.
+        let Some(head) = testkit::read_head(&mut sock, &mut buf).await else {
+            return;
+        };
+        let head = head.to_lowercase();
+        let len: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length:"))
+            .map_or(0, |v| v.trim().parse().unwrap());
+        while buf.len() < len {
+            match sock.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+        let body = String::from_utf8_lossy(&buf[..len]).into_owned();
+        buf.drain(..len);
+        let path = head.split_whitespace().nth(1).unwrap_or("/").to_owned();
+        let good_init = br#"{"jsonrpc":"2.0","id":1,"result":{"protocolVersion":"2025-03-26","capabilities":{},"serverInfo":{"name":"bad","version":"0"}}}"#;
+        let answer: Vec<u8> = if path == "/none" && (head.starts_with("delete ") || head.starts_with("get ")) {
+            // As the specification lets a server: no DELETE, no GET stream.
+            b"HTTP/1.1 405 Method Not Allowed\r\nallow: POST\r\ncontent-length: 0\r\n\r\n".to_vec()
+        } else if head.starts_with("delete ") {
+            b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n".to_vec()
+        } else if path == "/expire" {
+            let request: serde_json::Value = serde_json::from_str(&body).unwrap();
+            let json = |inits: u32, text: String| {
+                format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nmcp-session-id: s{inits}\r\ncontent-length: {}\r\n\r\n{text}",
+                    text.len()
+                )
+                .into_bytes()
+            };
+            match (request["method"].as_str(), &request["id"]) {
+                (Some("initialize"), id) => {
+                    inits += 1;
+                    json(
+                        inits,
+                        format!(r#"{{"jsonrpc":"2.0","id":{id},"result":{{"protocolVersion":"2025-03-26"}}}}"#),
+                    )
+                }
+                (_, serde_json::Value::Null) => b"HTTP/1.1 202 Accepted\r\ncontent-length: 0\r\n\r\n".to_vec(),
+                // Every session's first id (odd) is gone at its first request; the next one (even) is not.
+                _ if head.contains(&format!("mcp-session-id: s{inits}\r\n")) && inits % 2 == 1 => {
+                    b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n".to_vec()
+                }
+                (_, id) => json(inits, format!(r#"{{"jsonrpc":"2.0","id":{id},"result":{{}}}}"#)),
+            }
+        } else if path == "/notify" && body.contains("\"initialize\"") {
+            // A streamed reply, chunked, with a notification and a request of the server's first; the
+            // reply's event split over two chunks, the frame lines ending in CRLF.
+            let events = [
+                "event: message\r\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/message\",\"params\":{}}\r\n\r\n",
+                ": a comment\r\nevent: message\r\ndata: {\"jsonrpc\":\"2.0\",\"id\":\"srv-1\",\"method\":\"ping\"}\r\n\r\n",
+                "data: {\"jsonrpc\":\"2.0\",\"id\":1,",
+                "\"result\":{\"protocolVersion\":\"2025-03-26\"}}\r\n\r\n",
+            ];
+            let mut a =
+                b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n".to_vec();
+            for e in events {
+                a.extend_from_slice(format!("{:x}\r\n{e}\r\n", e.len()).as_bytes());
+            }
+            a.extend_from_slice(b"0\r\n\r\n");
+            a
+        } else if !body.contains("\"initialize\"") {
+            if path == "/sid" {
+                b"HTTP/1.1 202 Accepted\r\nmcp-session-id: other\r\ncontent-length: 0\r\n\r\n".to_vec()
+            } else {
+                b"HTTP/1.1 202 Accepted\r\ncontent-length: 0\r\n\r\n".to_vec()
+            }
+        } else {
+            match path.as_str() {
+                "/html" => b"HTTP/1.1 200 OK\r\ncontent-type: text/html\r\ncontent-length: 13\r\n\r\n<html></html>".to_vec(),
+                "/truncated" => {
+                    let _ = sock
+                        .write_all(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\nevent: message\r\ndata: {\"jsonrpc\":\"2.0\",\"id\":1,\"res")
+                        .await;
+                    return;
+                }
+                "/big" => {
+                    let size = 4 << 20;
+                    let mut a = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {size}\r\n\r\n"
+                    )
+                    .into_bytes();
+                    a.extend(std::iter::repeat_n(b' ', size - good_init.len()));
+                    a.extend_from_slice(good_init);
+                    a
+                }
+                "/utf8" => {
+                    b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncontent-length: 12\r\n\r\ndata: \xff\xfe\"\"\n\n"
+                        .to_vec()
+                }
+                _ => {
+                    let mut a = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nmcp-session-id: first\r\ncontent-length: {}\r\n\r\n",
+                        good_init.len()
+                    )
+                    .into_bytes();
+                    a.extend_from_slice(good_init);
+                    a
+                }
+            }
+        };
+        if sock.write_all(&answer).await.is_err() {
+            return;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_answers_are_classified_failures_with_their_message() {
+    let url = bad_server().await;
+    let mut text =
+        format!("[target]\nurl = \"{url}\"\n[load]\nusers = 5\nduration = \"1s\"\n[observe]\npost_load = \"0s\"\n");
+    let cases = [
+        ("html", "answered text/html, not JSON or an event stream"),
+        ("truncated", "the stream ended inside an event"),
+        ("big", "a reply larger than 1024 KiB"),
+        ("utf8", "not UTF-8"),
+        ("sid", "the session id changed mid-session"),
+    ];
+    for (name, _) in cases {
+        text.push_str(&format!(
+            "[[actions]]\nname = \"{name}\"\nkind = \"mcp\"\nendpoint = \"/{name}\"\nclose = \"delete\"\n"
+        ));
+    }
+    let r = run(&text).await;
+    for (name, says) in cases {
+        let a = action(&r, name);
+        eprintln!("{name}: {:?} {:?}", a.failures, a.errors);
+        assert!(a.summary.count > 0, "{name} ran");
+        assert_eq!(
+            a.failures.get(&FailureKind::Protocol),
+            Some(&a.summary.count),
+            "{name}: every session a protocol failure"
+        );
+        assert!(
+            a.errors.keys().any(|e| e.contains(says)),
+            "{name}: {:?} should say {says:?}",
+            a.errors
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_told_404_starts_again_once_and_is_counted() {
+    let url = bad_server().await;
+    let r = run(&format!(
+        "[target]\nurl = \"{url}\"\n[load]\nusers = 1\nduration = \"500ms\"\n[observe]\npost_load = \"0s\"\n\
+         [[actions]]\nname = \"s\"\nkind = \"mcp\"\nendpoint = \"/expire\"\nrequests = [{{ method = \"tools/list\" }}]\nclose = \"delete\"\n"
+    ))
+    .await;
+    let m = &r.mcp;
+    eprintln!("{m:?}");
+    assert!(m.opened > 0);
+    assert_eq!(m.reinitialized, m.opened, "each session started again once");
+    assert_eq!(m.closed_delete, m.opened, "and went on to its end");
+    assert_eq!(r.totals.failed, 0, "the request was answered in the new session");
+}
+
+/// A server may offer no GET stream and no DELETE (405 to both): the session is held without a
+/// stream and left without a delete, each counted as "the server offers none", never as a failure
+/// or as deleted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_offers_no_stream_and_no_delete_is_counted_so() {
+    let url = bad_server().await;
+    let r = run(&format!(
+        "[target]\nurl = \"{url}\"\n[load]\nusers = 2\nduration = \"600ms\"\n[observe]\npost_load = \"0s\"\n\
+         [[actions]]\nname = \"s\"\nkind = \"mcp\"\nendpoint = \"/none\"\nlisten = true\nhold = \"50ms\"\nclose = \"delete\"\n"
+    ))
+    .await;
+    let m = &r.mcp;
+    eprintln!("{m:?}; errors {:?}", r.actions[0].errors);
+    assert!(m.opened > 0);
+    assert_eq!(r.totals.failed, 0, "405 is the specification's answer, not a failure");
+    assert_eq!(
+        m.listen_not_offered, m.opened,
+        "every GET stream: the server offers none"
+    );
+    assert_eq!(m.closed_undeletable, m.opened, "every session left, none deleted");
+    assert_eq!(m.closed_delete, 0);
+    let listen = r
+        .actions
+        .iter()
+        .find(|a| a.name == "s listen")
+        .expect("a listen series");
+    assert_eq!(listen.summary.expected, listen.summary.count, "{:?}", listen.summary);
+    assert!(listen.statuses.contains_key(&405));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_streamed_reply_may_carry_server_messages_before_the_result() {
+    let url = bad_server().await;
+    let r = run(&format!(
+        "[target]\nurl = \"{url}\"\n[load]\nusers = 2\nduration = \"500ms\"\n[observe]\npost_load = \"0s\"\n\
+         [[actions]]\nname = \"s\"\nkind = \"mcp\"\nendpoint = \"/notify\"\nclose = \"delete\"\n"
+    ))
+    .await;
+    eprintln!("{:?}; errors {:?}", r.mcp, r.actions[0].errors);
+    assert!(r.mcp.opened > 0);
+    assert_eq!(
+        r.totals.failed, 0,
+        "the notification and the server's request were skipped"
+    );
+    assert_eq!(r.mcp.closed_delete, r.mcp.opened);
+}

@@ -1,0 +1,439 @@
+//! `stampede upstream`, the built-in upstream MCP server, as a gateway meets it: the real binary on a
+//! real socket, spoken to over both MCP transports with plain HTTP, its knobs and its metrics.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use testkit::spawn_upstream as start;
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
+}
+
+fn request(id: u64, method: &str, params: Value) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params})
+}
+
+/// The events of an SSE body as (event, data), read as they arrive.
+struct Events {
+    body: reqwest::Response,
+    buffer: String,
+}
+
+impl Events {
+    fn new(body: reqwest::Response) -> Events {
+        Events {
+            body,
+            buffer: String::new(),
+        }
+    }
+
+    async fn next(&mut self) -> (String, String) {
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                let mut event = "message".to_owned();
+                let mut data = Vec::new();
+                for line in block.lines() {
+                    if let Some(e) = line.strip_prefix("event:") {
+                        event = e.trim().to_owned();
+                    } else if let Some(d) = line.strip_prefix("data:") {
+                        data.push(d.trim_start().to_owned());
+                    }
+                }
+                if !data.is_empty() {
+                    return (event, data.join("\n"));
+                }
+                continue;
+            }
+            let chunk = tokio::time::timeout(Duration::from_secs(10), self.body.chunk())
+                .await
+                .expect("an event within 10 s")
+                .unwrap()
+                .expect("the stream goes on");
+            self.buffer.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    }
+}
+
+/// A legacy-transport session: the stream and where to post.
+async fn legacy_session(http: &reqwest::Client, base: &str) -> (Events, String) {
+    let resp = http.get(format!("{base}/sse")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let content_type = resp.headers()["content-type"].to_str().unwrap().to_owned();
+    assert!(content_type.contains("text/event-stream"), "{content_type}");
+    let mut events = Events::new(resp);
+    let (event, endpoint) = events.next().await;
+    assert_eq!(event, "endpoint");
+    assert!(endpoint.starts_with("/message?session_id="), "{endpoint}");
+    (events, format!("{base}{endpoint}"))
+}
+
+async fn legacy_call(http: &reqwest::Client, events: &mut Events, post: &str, msg: Value) -> Value {
+    let resp = http.post(post).json(&msg).send().await.unwrap();
+    assert_eq!(resp.status(), 202);
+    let (event, data) = events.next().await;
+    assert_eq!(event, "message");
+    let answer: Value = serde_json::from_str(&data).unwrap();
+    assert_eq!(answer["id"], msg["id"]);
+    answer
+}
+
+#[tokio::test]
+async fn legacy_sse_transport_initializes_lists_and_calls() {
+    let up = start(&["--tools", "3"]);
+    let http = client();
+    let (mut events, post) = legacy_session(&http, &up.url).await;
+    let init = request(
+        1,
+        "initialize",
+        json!({"protocolVersion": "2024-11-05", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}),
+    );
+    let answer = legacy_call(&http, &mut events, &post, init).await;
+    assert_eq!(answer["result"]["protocolVersion"], "2024-11-05");
+    assert!(answer["result"]["capabilities"]["tools"].is_object());
+    let note = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+    assert_eq!(http.post(&post).json(&note).send().await.unwrap().status(), 202);
+
+    let tools = legacy_call(&http, &mut events, &post, request(2, "tools/list", json!({}))).await;
+    let names: Vec<&str> = tools["result"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "echo", "time", "sleep", "payload", "fail", "gen_0001", "gen_0002", "gen_0003"
+        ]
+    );
+    let echo = request(3, "tools/call", json!({"name": "echo", "arguments": {"text": "hi"}}));
+    let answer = legacy_call(&http, &mut events, &post, echo).await;
+    assert_eq!(answer["result"]["content"][0]["text"], "hi");
+    assert_eq!(answer["result"]["isError"], false);
+    let fail = request(4, "tools/call", json!({"name": "fail", "arguments": {}}));
+    let answer = legacy_call(&http, &mut events, &post, fail).await;
+    assert_eq!(
+        answer["result"]["isError"], true,
+        "a tool error is a result, not a JSON-RPC error"
+    );
+    let unknown = request(5, "tools/call", json!({"name": "nope", "arguments": {}}));
+    let answer = legacy_call(&http, &mut events, &post, unknown).await;
+    assert_eq!(answer["error"]["code"], -32602);
+    let payload = request(
+        6,
+        "tools/call",
+        json!({"name": "payload", "arguments": {"bytes": 5000}}),
+    );
+    let answer = legacy_call(&http, &mut events, &post, payload).await;
+    assert_eq!(answer["result"]["content"][0]["text"].as_str().unwrap().len(), 5000);
+
+    let stale = http
+        .post(format!("{}/message?session_id=0000", up.url))
+        .json(&request(7, "ping", json!({})))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stale.status(), 404, "an unknown session");
+
+    // A client that leaves ends its session: no longer listed, no longer counted.
+    let open = "upstream_sessions_active{transport=\"sse\"}";
+    assert_eq!(metric(&http, &up.url, open).await, 1.0);
+    drop(events);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while metric(&http, &up.url, open).await != 0.0 {
+        assert!(Instant::now() < deadline, "the session outlived its client");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let gone = http
+        .post(&post)
+        .json(&request(8, "ping", json!({})))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gone.status(), 404);
+}
+
+#[tokio::test]
+async fn streamable_http_sessions_follow_the_specification() {
+    let up = start(&[]);
+    let http = client();
+    let mcp = format!("{}/mcp", up.url);
+    let both = "application/json, text/event-stream";
+    let init = request(
+        1,
+        "initialize",
+        json!({"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}),
+    );
+    let resp = http.post(&mcp).header("accept", both).json(&init).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let session = resp.headers()["mcp-session-id"].to_str().unwrap().to_owned();
+    let answer: Value = resp.json().await.unwrap();
+    assert_eq!(answer["result"]["protocolVersion"], "2025-06-18");
+
+    // An older client gets its own version; an unknown one gets the newest.
+    let old = request(
+        1,
+        "initialize",
+        json!({"protocolVersion": "2025-03-26", "capabilities": {}}),
+    );
+    let answer: Value = http.post(&mcp).json(&old).send().await.unwrap().json().await.unwrap();
+    assert_eq!(answer["result"]["protocolVersion"], "2025-03-26");
+    let odd = request(
+        1,
+        "initialize",
+        json!({"protocolVersion": "1999-01-01", "capabilities": {}}),
+    );
+    let answer: Value = http.post(&mcp).json(&odd).send().await.unwrap().json().await.unwrap();
+    assert_eq!(answer["result"]["protocolVersion"], "2025-06-18");
+
+    let with = |b: reqwest::RequestBuilder| {
+        b.header("accept", both)
+            .header("mcp-session-id", &session)
+            .header("mcp-protocol-version", "2025-06-18")
+    };
+    let note = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+    assert_eq!(with(http.post(&mcp)).json(&note).send().await.unwrap().status(), 202);
+    let list: Value = with(http.post(&mcp))
+        .json(&request(2, "tools/list", json!({})))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["result"]["tools"].as_array().unwrap().len(), 5);
+
+    // Only a stream accepted: the answer comes SSE-framed.
+    let resp = http
+        .post(&mcp)
+        .header("accept", "text/event-stream")
+        .header("mcp-session-id", &session)
+        .json(&request(
+            3,
+            "tools/call",
+            json!({"name": "echo", "arguments": {"text": "framed"}}),
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        resp.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .contains("text/event-stream")
+    );
+    let (_, data) = Events::new(resp).next().await;
+    let answer: Value = serde_json::from_str(&data).unwrap();
+    assert_eq!(answer["result"]["content"][0]["text"], "framed");
+
+    let ping = request(4, "ping", json!({}));
+    let no_session = http.post(&mcp).header("accept", both).json(&ping).send().await.unwrap();
+    assert_eq!(no_session.status(), 400, "a request without Mcp-Session-Id");
+    let unknown = http
+        .post(&mcp)
+        .header("accept", both)
+        .header("mcp-session-id", "feed")
+        .json(&ping)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), 404, "an unknown session");
+    let bad_version = http
+        .post(&mcp)
+        .header("accept", both)
+        .header("mcp-session-id", &session)
+        .header("mcp-protocol-version", "1999-01-01")
+        .json(&ping)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad_version.status(), 400, "an unsupported MCP-Protocol-Version");
+    let garbage = with(http.post(&mcp)).body("{not json").send().await.unwrap();
+    assert_eq!(garbage.status(), 400);
+    let err: Value = garbage.json().await.unwrap();
+    assert_eq!(err["error"]["code"], -32700);
+
+    // The session's own stream opens; DELETE ends the session.
+    let stream = with(http.get(&mcp)).send().await.unwrap();
+    assert_eq!(stream.status(), 200);
+    assert!(
+        stream.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .contains("text/event-stream")
+    );
+    drop(stream);
+    assert_eq!(with(http.delete(&mcp)).send().await.unwrap().status(), 200);
+    let after = with(http.post(&mcp)).json(&ping).send().await.unwrap();
+    assert_eq!(after.status(), 404, "a deleted session is gone");
+}
+
+/// A session with the upstream over Streamable HTTP; answers the session id.
+async fn streamable_session(http: &reqwest::Client, mcp: &str) -> String {
+    let init = request(
+        1,
+        "initialize",
+        json!({"protocolVersion": "2025-06-18", "capabilities": {}}),
+    );
+    let resp = http.post(mcp).json(&init).send().await.unwrap();
+    resp.headers()["mcp-session-id"].to_str().unwrap().to_owned()
+}
+
+/// A figure of the upstream's `/metrics/prometheus` (0 when the series is absent, as Prometheus reads
+/// a counter never incremented), or `None` when the metric is not there at all.
+async fn metric_opt(http: &reqwest::Client, base: &str, line_start: &str) -> Option<f64> {
+    let text = http
+        .get(format!("{base}/metrics/prometheus"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find(|l| l.starts_with(line_start))
+        .and_then(|l| l.rsplit(' ').next())
+        .map(|v| v.parse().unwrap())
+}
+
+async fn metric(http: &reqwest::Client, base: &str, line_start: &str) -> f64 {
+    metric_opt(http, base, line_start).await.unwrap_or(0.0)
+}
+
+#[tokio::test]
+async fn knobs_delay_fail_and_stall_and_each_is_counted() {
+    let http = client();
+    let call = request(2, "tools/call", json!({"name": "echo", "arguments": {"text": "x"}}));
+
+    let slow = start(&["--latency", "300ms", "--initialize-latency", "0s"]);
+    let mcp = format!("{}/mcp", slow.url);
+    let started = Instant::now();
+    let session = streamable_session(&http, &mcp).await;
+    assert!(
+        started.elapsed() < Duration::from_millis(250),
+        "initialize has its own latency"
+    );
+    let started = Instant::now();
+    let answer: Value = http
+        .post(&mcp)
+        .header("mcp-session-id", &session)
+        .json(&call)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        started.elapsed() >= Duration::from_millis(300),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(answer["result"]["content"][0]["text"], "x");
+    let calls = metric(
+        &http,
+        &slow.url,
+        "upstream_requests_total{transport=\"streamable_http\",method=\"tools/call\"}",
+    )
+    .await;
+    assert_eq!(calls, 1.0);
+    let cpu = metric_opt(&http, &slow.url, "process_cpu_seconds_total ").await;
+    assert!(cpu.is_some_and(|c| c >= 0.0), "its own CPU, measured apart: {cpu:?}");
+
+    let failing = start(&["--error-rate", "1"]);
+    let mcp = format!("{}/mcp", failing.url);
+    let init = request(
+        1,
+        "initialize",
+        json!({"protocolVersion": "2025-06-18", "capabilities": {}}),
+    );
+    let resp = http.post(&mcp).json(&init).send().await.unwrap();
+    assert!(
+        resp.headers().get("mcp-session-id").is_none(),
+        "a failed initialize starts no session"
+    );
+    let answer: Value = resp.json().await.unwrap();
+    assert_eq!(answer["error"]["code"], -32603);
+    let (mut events, post) = legacy_session(&http, &failing.url).await;
+    for id in 2..5 {
+        let mut call = call.clone();
+        call["id"] = json!(id);
+        let answer = legacy_call(&http, &mut events, &post, call).await;
+        assert_eq!(answer["error"]["code"], -32603);
+    }
+    let rest = http
+        .post(format!("{}/rest/echo", failing.url))
+        .json(&json!({"a": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rest.status(), 500);
+    assert_eq!(metric(&http, &failing.url, "upstream_injected_errors_total").await, 5.0);
+
+    let stalling = start(&["--stall-rate", "1"]);
+    let quick = reqwest::Client::builder()
+        .timeout(Duration::from_millis(500))
+        .build()
+        .unwrap();
+    let err = quick
+        .post(format!("{}/rest/echo", stalling.url))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap_err();
+    assert!(err.is_timeout(), "{err}");
+    assert_eq!(metric(&http, &stalling.url, "upstream_stalls_total").await, 1.0);
+}
+
+#[tokio::test]
+async fn rest_endpoints_answer_for_rest_tools() {
+    let up = start(&[]);
+    let http = client();
+    let echo: Value = http
+        .post(format!("{}/rest/echo", up.url))
+        .json(&json!({"q": "hello"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(echo, json!({"echo": {"q": "hello"}}));
+    let time: Value = http
+        .get(format!("{}/rest/time", up.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(time["time"].as_str().unwrap().starts_with("20"), "{time}");
+}
+
+#[test]
+fn a_port_already_taken_is_a_clear_error_and_exit_2() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let out = Command::new(env!("CARGO_BIN_EXE_stampede"))
+        .args(["upstream", "--bind", &addr])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("cannot listen on") && stderr.contains(&addr),
+        "{stderr}"
+    );
+    let bad = Command::new(env!("CARGO_BIN_EXE_stampede"))
+        .args(["upstream", "--error-rate", "2"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("between 0 and 1"));
+}

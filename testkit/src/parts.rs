@@ -1,0 +1,317 @@
+//! The real parts a user puts beside a gateway, from Debian's packages or PyPI, started for a test and
+//! stopped when it ends. A part that is not installed makes the test skip with one line, unless
+//! `STAMPEDE_REQUIRE_<PART>` is set (as `.ci/run` sets them all), where it fails instead.
+
+use std::process::{Child, Command, Stdio};
+
+use crate::root;
+
+/// PgBouncer from Debian's package, started by `scripts/pgbouncer.sh` in front of `url` with a pool of
+/// `pool` server connections; stopped on drop.
+pub struct PgBouncer {
+    pub url: String,
+    pub admin: String,
+    state: tempfile::TempDir,
+}
+
+impl PgBouncer {
+    /// `None` when PgBouncer is not installed (and the test may skip: `STAMPEDE_REQUIRE_PGBOUNCER` unset).
+    pub fn start(url: &str, pool: u32) -> Option<PgBouncer> {
+        let script = root().join("scripts/pgbouncer.sh");
+        let state = tempfile::tempdir().unwrap();
+        let out = Command::new(&script)
+            .args(["start", url])
+            .env("PGBOUNCER_POOL_SIZE", pool.to_string())
+            .env("STAMPEDE_PGBOUNCER_STATE", state.path().join("state"))
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if !out.status.success() {
+            let required = std::env::var_os("STAMPEDE_REQUIRE_PGBOUNCER").is_some();
+            assert!(
+                !required && stderr.contains("not installed"),
+                "scripts/pgbouncer.sh failed: {stderr}"
+            );
+            eprintln!("skipped: {stderr}");
+            return None;
+        }
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let field = |name: &str| {
+            stdout
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .unwrap_or_else(|| panic!("no {name} in {stdout}"))
+                .to_owned()
+        };
+        Some(PgBouncer {
+            url: field("url="),
+            admin: field("admin="),
+            state,
+        })
+    }
+}
+
+impl Drop for PgBouncer {
+    fn drop(&mut self) {
+        let _ = Command::new(root().join("scripts/pgbouncer.sh"))
+            .arg("stop")
+            .env("STAMPEDE_PGBOUNCER_STATE", self.state.path().join("state"))
+            .status();
+    }
+}
+
+/// Debian's nginx, or `None` when it is not installed and the test may skip (`STAMPEDE_REQUIRE_NGINX`
+/// makes a missing nginx a failure instead, as `.ci/run` sets it).
+pub fn nginx_binary() -> Option<std::path::PathBuf> {
+    let found = ["/usr/sbin/nginx", "/usr/bin/nginx"]
+        .iter()
+        .map(std::path::PathBuf::from)
+        .find(|p| p.is_file());
+    if found.is_none() {
+        assert!(
+            std::env::var_os("STAMPEDE_REQUIRE_NGINX").is_none(),
+            "nginx is not installed and STAMPEDE_REQUIRE_NGINX is set"
+        );
+        eprintln!("skipped: nginx is not installed (apt-get install nginx-light)");
+    }
+    found
+}
+
+/// A certificate authority and a server certificate it signed for 127.0.0.1 and localhost, made with
+/// the openssl command line in a directory of its own: `ca.pem`, `server.pem`, `server.key`, and a
+/// self-signed `other.pem`/`other.key` no CA vouches for.
+pub struct Certs {
+    pub dir: tempfile::TempDir,
+}
+
+impl Default for Certs {
+    fn default() -> Certs {
+        Certs::new()
+    }
+}
+
+impl Certs {
+    pub fn new() -> Certs {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::write(
+            d.join("server.ext"),
+            "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n\
+             keyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n",
+        )
+        .unwrap();
+        let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+        for args in [
+            &[
+                &["req", "-x509"][..],
+                &ec,
+                &[
+                    "-keyout",
+                    "ca.key",
+                    "-out",
+                    "ca.pem",
+                    "-days",
+                    "2",
+                    "-subj",
+                    "/CN=stampede test CA",
+                ],
+            ]
+            .concat(),
+            &[
+                &["req"][..],
+                &ec,
+                &["-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=localhost"],
+            ]
+            .concat(),
+            &[
+                "x509",
+                "-req",
+                "-in",
+                "server.csr",
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                "server.pem",
+                "-days",
+                "2",
+                "-extfile",
+                "server.ext",
+            ][..]
+                .to_vec(),
+            &[
+                &["req", "-x509"][..],
+                &ec,
+                &[
+                    "-keyout",
+                    "other.key",
+                    "-out",
+                    "other.pem",
+                    "-days",
+                    "2",
+                    "-subj",
+                    "/CN=localhost",
+                ],
+            ]
+            .concat(),
+        ] {
+            let out = Command::new("openssl")
+                .args(args)
+                .current_dir(d)
+                .output()
+                .expect("openssl runs");
+            assert!(
+                out.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Certs { dir }
+    }
+
+    pub fn path(&self, name: &str) -> std::path::PathBuf {
+        self.dir.path().join(name)
+    }
+}
+
+/// nginx terminating TLS on a free port in front of `upstream` (http://…), with `cert` and `key`; its
+/// access log records whether each connection's TLS session was resumed. Stopped on drop.
+pub struct TlsProxy {
+    child: Child,
+    pub port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl TlsProxy {
+    pub fn start(nginx: &std::path::Path, upstream: &str, cert: &std::path::Path, key: &std::path::Path) -> TlsProxy {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().display();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let conf = format!(
+            "worker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log warn;\n\
+             events {{ worker_connections 4096; }}\n\
+             http {{\n\
+               log_format tls '$ssl_session_reused $ssl_protocol $ssl_alpn_protocol $status';\n\
+               access_log {d}/access.log tls;\n\
+               client_body_temp_path {d}/body; proxy_temp_path {d}/proxy; fastcgi_temp_path {d}/fcgi;\n\
+               uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;\n\
+               server {{\n\
+                 listen 127.0.0.1:{port} ssl;\n\
+                 ssl_certificate {cert}; ssl_certificate_key {key};\n\
+                 ssl_protocols TLSv1.2 TLSv1.3; ssl_session_cache shared:tls:1m; ssl_session_tickets on;\n\
+                 location / {{\n\
+                   proxy_pass {upstream}; proxy_http_version 1.1; proxy_set_header Connection \"\";\n\
+                   proxy_set_header Host $http_host; proxy_set_header X-Forwarded-Proto $scheme;\n\
+                   proxy_buffering off; proxy_request_buffering off;\n\
+                   proxy_read_timeout 3600s;\n\
+                 }}\n\
+               }}\n\
+             }}\n",
+            cert = cert.display(),
+            key = key.display(),
+        );
+        std::fs::write(dir.path().join("nginx.conf"), conf).unwrap();
+        let child = Command::new(nginx)
+            .arg("-p")
+            .arg(dir.path())
+            .arg("-e")
+            .arg(dir.path().join("error.log"))
+            .arg("-c")
+            .arg(dir.path().join("nginx.conf"))
+            // One process: a kill reaches all of it.
+            .args(["-g", "daemon off; master_process off;"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            let log = std::fs::read_to_string(dir.path().join("error.log")).unwrap_or_default();
+            assert!(
+                std::time::Instant::now() < deadline,
+                "nginx did not listen on {port}: {log}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        TlsProxy { child, port, dir }
+    }
+
+    /// The access log's lines: `<r or .> <protocol> <alpn> <status>` per request.
+    pub fn access_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("access.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for TlsProxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// IBM's MCP ContextForge from PyPI (in a cached python3.11 venv), started by `scripts/contextforge.sh`;
+/// the script says why when it cannot be had Stopped (and its temp dir removed) on drop.
+pub struct ContextForge {
+    state: tempfile::TempDir,
+    pub url: String,
+    pub token: String,
+    pub pid: String,
+}
+
+impl ContextForge {
+    /// Install (once) and start it; `None` when that failed (the script has said why).
+    pub fn start() -> Option<ContextForge> {
+        let state = tempfile::tempdir().unwrap();
+        let out = Command::new(root().join("scripts/contextforge.sh"))
+            .arg("start")
+            .env("STAMPEDE_CF_STATE", state.path().join("cf.state"))
+            .stderr(Stdio::inherit())
+            .output()
+            .unwrap();
+        if !out.status.success() {
+            return None;
+        }
+        let text = String::from_utf8(out.stdout).unwrap();
+        let field = |name: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(&format!("{name}=")))
+                .unwrap_or_else(|| panic!("no {name}= in {text:?}"))
+                .to_owned()
+        };
+        Some(ContextForge {
+            url: field("url"),
+            token: field("token"),
+            pid: field("pid"),
+            state,
+        })
+    }
+}
+
+impl Drop for ContextForge {
+    fn drop(&mut self) {
+        let _ = Command::new(root().join("scripts/contextforge.sh"))
+            .arg("stop")
+            .env("STAMPEDE_CF_STATE", self.state.path().join("cf.state"))
+            .status();
+    }
+}
+
+/// Debian's prometheus, or `None` when it is not installed and the test may skip.
+pub fn prometheus_binary() -> Option<std::path::PathBuf> {
+    let found = std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .map(|d| d.join("prometheus"))
+        .find(|p| p.is_file());
+    if found.is_none() && std::env::var_os("STAMPEDE_REQUIRE_PROMETHEUS").is_some() {
+        panic!("STAMPEDE_REQUIRE_PROMETHEUS is set and prometheus is not installed (apt-get install prometheus)");
+    }
+    found
+}

@@ -1,6 +1,7 @@
 # stampede's three binaries (stampede, stampede-tui, stampede-gateway) and the Kubernetes shard and
 # collector scripts, for deploy/kubernetes. Multi-stage: the build in Rust's image, the run in Debian's
-# slim one (the binaries link glibc only: no TLS, no database client library), as a non-root user.
+# slim one (the binaries link glibc only: TLS is rustls, built in; no database client library), as a
+# non-root user.
 #   docker build --build-arg GIT_REVISION=$(git describe --always --dirty) -t stampede .
 FROM rust:1.95-slim-bookworm AS build
 WORKDIR /src

@@ -47,17 +47,24 @@ pub fn spawn_upstream(args: &[&str]) -> Proc {
 /// The reference gateway on SQLite in a temp dir, with this JWT secret and these settings (none taken
 /// from the environment the tests run in).
 pub fn spawn_gateway(secret: &str, env: &[(&str, &str)]) -> Proc {
+    spawn_gateway_with(&[], Some(secret), env)
+}
+
+/// [`spawn_gateway`] with `args` after `serve` (`--profile legacy`), and with the default JWT secret
+/// when `secret` is `None`, as a user who sets none runs it.
+pub fn spawn_gateway_with(args: &[&str], secret: Option<&str>, env: &[(&str, &str)]) -> Proc {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(crate::bin::path("stampede-gateway"))
-        .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
+    let mut cmd = Command::new(crate::bin::path("stampede-gateway"));
+    cmd.args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
         .arg(dir.path())
-        .env("JWT_SECRET_KEY", secret)
+        .args(args)
+        .env_remove("JWT_SECRET_KEY")
         .env_remove("DATABASE_URL")
         .env_remove("GATEWAY_ACTIVATION_IO_MS")
+        .envs(secret.map(|s| ("JWT_SECRET_KEY", s)))
         .envs(env.iter().copied())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+        .stdout(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
     let url = first_line_url(&mut child);
     Proc {
         child,

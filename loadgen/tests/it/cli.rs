@@ -270,18 +270,9 @@ fn a_missing_token_variable_is_bad_input_and_nothing_starts() {
 #[test]
 fn a_gateway_that_wants_a_token_gets_a_hint_and_no_start_line() {
     // A gateway of our own at a URL: the run is not given a token for it.
-    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_stampede")).with_file_name("stampede-gateway");
+    let gateway = testkit::spawn_gateway_with(&[], None, &[]);
+    let url = gateway.url.clone();
     let dir = tempfile::tempdir().unwrap();
-    let mut gateway = Command::new(bin)
-        .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
-        .arg(dir.path())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut first = String::new();
-    std::io::BufRead::read_line(&mut std::io::BufReader::new(gateway.stdout.take().unwrap()), &mut first).unwrap();
-    let url = first.trim().rsplit(' ').next().unwrap().to_owned();
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
     let run = |extra: &[&str]| {
         stampede()
@@ -322,8 +313,7 @@ fn a_gateway_that_wants_a_token_gets_a_hint_and_no_start_line() {
     let out = run(&token);
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     let out = run(&[&token[..], &["--set", "setup.mode=\"discover\""]].concat());
-    let _ = gateway.kill();
-    let _ = gateway.wait();
+    drop(gateway);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("has none to offer"), "the seed was deleted: {err}");
@@ -332,20 +322,9 @@ fn a_gateway_that_wants_a_token_gets_a_hint_and_no_start_line() {
 #[test]
 fn a_target_that_refuses_a_gateway_registration_stops_setup_with_the_reason_and_a_hint() {
     // A gateway that federates for real, and a run that gives its gateways no upstream.
-    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_stampede")).with_file_name("stampede-gateway");
+    let gateway = testkit::spawn_gateway("my-test-key", &[]);
+    let url = gateway.url.clone();
     let dir = tempfile::tempdir().unwrap();
-    let mut gateway = Command::new(bin)
-        .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
-        .arg(dir.path())
-        .env("JWT_SECRET_KEY", "my-test-key")
-        .env_remove("GATEWAY_ACTIVATION_IO_MS")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut first = String::new();
-    std::io::BufRead::read_line(&mut std::io::BufReader::new(gateway.stdout.take().unwrap()), &mut first).unwrap();
-    let url = stampede_loadgen::process::listening_url(&first).unwrap().to_owned();
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
     let out = stampede()
         .arg("run")
@@ -357,8 +336,7 @@ fn a_target_that_refuses_a_gateway_registration_stops_setup_with_the_reason_and_
         .env("STAMPEDE_TEST_SECRET", "my-test-key")
         .output()
         .unwrap();
-    let _ = gateway.kill();
-    let _ = gateway.wait();
+    drop(gateway);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(

@@ -7,49 +7,18 @@
 //! Skips with one line where python3.11 or the package registry cannot be had, unless
 //! `STAMPEDE_REQUIRE_CONTEXTFORGE` is set (as `.ci/run` does), where it fails instead.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
 use testkit::ContextForge;
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// The reference gateway at a URL of its own, as a user would run it.
-struct Reference {
-    child: Child,
-    url: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Reference {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 const SECRET: &str = "contextforge-test-secret";
 
-fn reference(profile: &str) -> Reference {
-    let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(stampede_loadgen::process::gateway_binary())
-        .args(["serve", "--bind", "127.0.0.1:0", "--profile", profile, "--data-dir"])
-        .arg(dir.path())
-        .env("JWT_SECRET_KEY", SECRET)
-        .env_remove("DATABASE_URL")
-        .env_remove("GATEWAY_ACTIVATION_IO_MS")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut first = String::new();
-    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut first).unwrap();
-    let url = stampede_loadgen::process::listening_url(&first).unwrap().to_owned();
-    Reference { child, url, _dir: dir }
+/// The reference gateway at a URL of its own, as a user would run it.
+fn reference(profile: &str) -> testkit::Proc {
+    testkit::spawn_gateway_with(&["--profile", profile], Some(SECRET), &[])
 }
 
 /// Run the scenario against `url` (kept seeded, so the federation can be checked afterwards); answers
@@ -58,7 +27,7 @@ fn run(label: &str, url: &str, auth: &[&str], pid: &str, out_dir: &Path) -> Valu
     let out = out_dir.join(format!("{label}.json"));
     let status = Command::new(env!("CARGO_BIN_EXE_stampede"))
         .arg("run")
-        .arg(root().join("scenarios/contextforge.toml"))
+        .arg(testkit::root().join("scenarios/contextforge.toml"))
         .args(["--target", url, "--duration", "6s", "--quiet", "-o"])
         .arg(&out)
         .args(["--set", "observe.post_load=\"3s\"", "--set", "setup.teardown=false"])

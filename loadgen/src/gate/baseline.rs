@@ -119,7 +119,7 @@ impl Baseline {
                 path.display()
             );
         }
-        let b: Baseline =
+        let mut b: Baseline =
             serde_json::from_value(value).with_context(|| format!("{}: not a stampede baseline", path.display()))?;
         if b.kind != "stampede-baseline" || b.schema_version != BASELINE_SCHEMA_VERSION {
             anyhow::bail!(
@@ -127,7 +127,19 @@ impl Baseline {
                 path.display()
             );
         }
+        b.rename_metrics();
         Ok(b)
+    }
+
+    /// A baseline recorded before a metric was renamed names it the old way: read it under the new name.
+    fn rename_metrics(&mut self) {
+        for scope in self.metrics.values_mut() {
+            for (old, new) in crate::data::metrics::RENAMED {
+                if let Some(stat) = scope.remove(*old) {
+                    scope.entry((*new).to_owned()).or_insert(stat);
+                }
+            }
+        }
     }
 
     pub fn write(&self, path: &Path) -> anyhow::Result<()> {
@@ -138,6 +150,31 @@ impl Baseline {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_metric_recorded_under_its_old_name_is_read_under_its_new_one() {
+        let stat = Stat {
+            median: 0.0,
+            mad: 0.0,
+            runs: 5,
+        };
+        let mut b = Baseline {
+            schema_version: BASELINE_SCHEMA_VERSION,
+            kind: "stampede-baseline".into(),
+            scenario: "s".into(),
+            runs: 5,
+            created_at: String::new(),
+            environment: Environment::here(),
+            store: None,
+            metrics: BTreeMap::from([(
+                "all".to_owned(),
+                BTreeMap::from([("sse_sessions_left".to_owned(), stat)]),
+            )]),
+        };
+        b.rename_metrics();
+        assert_eq!(b.metrics["all"].get("mcp_sessions_left").map(|s| s.runs), Some(5));
+        assert!(!b.metrics["all"].contains_key("sse_sessions_left"));
+    }
 
     #[test]
     fn median_and_mad() {

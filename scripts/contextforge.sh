@@ -8,17 +8,38 @@
 # e.g.  eval "$(scripts/contextforge.sh start)"
 #       target/debug/stampede run scenarios/contextforge.toml --target "$url" --set target.token="$token"
 #
-# The venv is ${STAMPEDE_CF_VENV:-~/.cache/stampede/cf-venv} (python3.11); the running instance is
-# remembered in $STATE (default /tmp/stampede-contextforge.state). Its log is $CF_DIR/gateway.log.
+# STAMPEDE_CF_VERSION picks the release: 1.0.7 (the default, the session era, python3.11) or 1.1.0 (it
+# serves MCP 2026-07-28 too; Python 3.12, on the PATH or pyenv's). The venv is
+# ${STAMPEDE_CF_VENV:-~/.cache/stampede/cf-venv[-1.1.0]}; the running instance is remembered in $STATE
+# (default /tmp/stampede-contextforge.state). Its log is $CF_DIR/gateway.log.
 set -euo pipefail
 
-VENV=${STAMPEDE_CF_VENV:-$HOME/.cache/stampede/cf-venv}
-VERSION=1.0.7.post20260921
+case "${STAMPEDE_CF_VERSION:-1.0.7}" in
+  1.0.7) VERSION=1.0.7.post20260921 PYTHON=3.11 VENV=${STAMPEDE_CF_VENV:-$HOME/.cache/stampede/cf-venv} ;;
+  1.1.0) VERSION=1.1.0 PYTHON=3.12 VENV=${STAMPEDE_CF_VENV:-$HOME/.cache/stampede/cf-venv-1.1.0} ;;
+  *) echo "contextforge.sh: STAMPEDE_CF_VERSION is 1.0.7 or 1.1.0, not $STAMPEDE_CF_VERSION" >&2; exit 2 ;;
+esac
 STATE=${STAMPEDE_CF_STATE:-${TMPDIR:-/tmp}/stampede-contextforge.state}
+
+# The python to make the venv with: pythonX.Y on the PATH (pyenv's shim must run, not just be there),
+# else pyenv's own.
+python() {
+  "python$PYTHON" -c '' 2>/dev/null && command -v "python$PYTHON" && return
+  local found
+  found=$(ls -d "${PYENV_ROOT:-$HOME/.pyenv}"/versions/"$PYTHON"*/bin/"python$PYTHON" 2>/dev/null | tail -1)
+  [ -n "$found" ] && echo "$found" && return
+  echo "contextforge.sh: ContextForge $VERSION needs Python $PYTHON, which is missing" >&2
+  return 1
+}
 
 install() {
   [ -x "$VENV/bin/mcpgateway" ] && return
-  python3.11 -m venv "$VENV"
+  mkdir -p "$(dirname "$VENV")"
+  exec 9>"$VENV.lock"
+  flock 9
+  [ -x "$VENV/bin/mcpgateway" ] && return
+  rm -rf "$VENV"
+  "$(python)" -m venv "$VENV"
   "$VENV/bin/pip" install -q "mcp-contextforge-gateway==$VERSION" >&2
 }
 
@@ -40,6 +61,7 @@ start() {
     JWT_SECRET_KEY="$(hex 32)" JWT_ALGORITHM=HS256 \
     JWT_AUDIENCE=mcpgateway-api JWT_ISSUER=mcpgateway AUTH_ENCRYPTION_SECRET="$(hex 32)" \
     PLATFORM_ADMIN_EMAIL=admin@example.com PLATFORM_ADMIN_PASSWORD="Stampede-$(hex 8)" \
+    DEFAULT_USER_PASSWORD="Stampede-$(hex 8)" \
     MCPGATEWAY_UI_ENABLED=false MCPGATEWAY_ADMIN_API_ENABLED=false CACHE_TYPE=database \
     ENABLE_METRICS=true MCPGATEWAY_CATALOG_ENABLED=false LLMCHAT_ENABLED=false PLUGINS_ENABLED=false \
     OTEL_ENABLE_OBSERVABILITY=false SSRF_ALLOW_LOCALHOST=true RATE_LIMITING_ENABLED=false \

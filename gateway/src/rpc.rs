@@ -10,30 +10,17 @@ use serde::Serialize;
 use serde_json::value::{RawValue, to_raw_value};
 use serde_json::{Value, json};
 
+use protocol::result::Decoration;
+use protocol::{Era, Version};
+
 use crate::model::{Prompt, PromptArgument, Resource, is_valid_id};
 use crate::store::Store;
 
-pub const PARSE_ERROR: i64 = -32700;
-pub const INVALID_REQUEST: i64 = -32600;
-pub const METHOD_NOT_FOUND: i64 = -32601;
-pub const INVALID_PARAMS: i64 = -32602;
-pub const INTERNAL_ERROR: i64 = -32603;
+pub use protocol::error::{INTERNAL_ERROR, INVALID_PARAMS, INVALID_REQUEST, METHOD_NOT_FOUND, PARSE_ERROR};
 /// A federated or REST tool whose upstream failed, timed out or could not be reached.
 pub const UPSTREAM_ERROR: i64 = -32000;
 /// How long a forwarded tool call may take (the upstream's `sleep` tool goes up to 10 s).
 const UPSTREAM_CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
-
-pub const PROTOCOL_VERSION: &str = "2025-03-26";
-/// The protocol versions spoken here; `initialize` answers the client's when it is one of them.
-pub const VERSIONS: [&str; 3] = ["2024-11-05", "2025-03-26", "2025-06-18"];
-
-/// The version to answer a client that asked for `requested`.
-pub fn negotiate(requested: Option<&str>) -> &'static str {
-    VERSIONS
-        .into_iter()
-        .find(|v| Some(*v) == requested)
-        .unwrap_or(PROTOCOL_VERSION)
-}
 
 /// What JSON-RPC methods need: the store and the built-in tools' limits.
 #[derive(Clone)]
@@ -42,6 +29,15 @@ pub struct Rpc {
     /// Federated tools are called, and REST tools reached, with it.
     pub upstream: crate::upstream::Client,
     pub sleep_max: Duration,
+    /// What a stateless-era result carries besides itself (identity, caching hints).
+    pub stateless: Decoration,
+}
+
+/// One answer: the serialized response, and its error code when it is an error (a stateless-era
+/// answer's HTTP status follows the code).
+pub struct Answer {
+    pub body: Vec<u8>,
+    pub error: Option<i64>,
 }
 
 #[derive(Debug)]
@@ -168,11 +164,31 @@ pub fn parse_message(body: &[u8]) -> Result<Message, Vec<u8>> {
     Ok(Message::Request(Request { id, method, params }))
 }
 
-#[derive(Serialize)]
-struct Success<'a> {
-    jsonrpc: &'static str,
-    id: &'a Value,
-    result: &'a RawValue,
+/// A success response around a result already serialized.
+fn success(id: &Value, result: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(result.len() + 40);
+    out.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"id\":");
+    serde_json::to_writer(&mut out, id).expect("a JSON-RPC id serializes");
+    out.extend_from_slice(b",\"result\":");
+    out.extend_from_slice(result.as_bytes());
+    out.push(b'}');
+    out
+}
+
+/// What this gateway says it is, in `initialize` and in every stateless result's `_meta`.
+pub fn server_info() -> Value {
+    json!({"name": "stampede-gateway", "version": env!("CARGO_PKG_VERSION")})
+}
+
+/// What the gateway can do, in an era: list changes are announced on the stateless era's listen
+/// streams (the session era's `GET` stream carries none).
+fn capabilities(era: Era) -> Value {
+    let announced = era == Era::Stateless;
+    json!({
+        "tools": {"listChanged": announced},
+        "resources": {"subscribe": false, "listChanged": announced},
+        "prompts": {"listChanged": announced},
+    })
 }
 
 #[derive(Serialize)]
@@ -198,32 +214,50 @@ fn failure(id: &Value, code: i64, message: &str) -> Vec<u8> {
 }
 
 impl Rpc {
-    /// Run one request; `server_id` narrows `tools/list` when the request came through a server's
-    /// endpoint. Answers the serialized response, or `None` for a notification.
+    /// Run one session-era request; `server_id` narrows `tools/list` when the request came through
+    /// a server's endpoint. Answers the serialized response, or `None` for a notification.
     pub async fn dispatch(&self, req: Request, server_id: Option<&str>) -> Option<Vec<u8>> {
-        let result = self.call(&req.method, &req.params, server_id).await;
+        self.answer(req, server_id, Era::Session).await.map(|a| a.body)
+    }
+
+    /// Run one request in its era: each era has methods the other lacks (`server/discover` is the
+    /// stateless era's handshake, `initialize` and `ping` the session era's), and a stateless result
+    /// carries its type, the server's identity and, for lists and reads, caching hints.
+    pub async fn answer(&self, req: Request, server_id: Option<&str>, era: Era) -> Option<Answer> {
+        let method = req.method.as_str();
+        let result = match (era, method) {
+            (Era::Stateless, "initialize" | "ping" | "logging/setLevel") | (Era::Session, "server/discover") => {
+                Err(RpcError::new(METHOD_NOT_FOUND, format!("Method not found: {method}")))
+            }
+            (Era::Stateless, "server/discover") => raw(&json!({
+                "supportedVersions": Version::ALL.map(Version::as_str),
+                "capabilities": capabilities(Era::Stateless),
+            })),
+            _ => self.call(method, &req.params, server_id).await,
+        };
         let id = req.id?;
         Some(match result {
-            Ok(result) => serde_json::to_vec(&Success {
-                jsonrpc: "2.0",
-                id: &id,
-                result: &result,
-            })
-            .expect("a JSON-RPC result serializes"),
-            Err(e) => failure(&id, e.code, &e.message),
+            Ok(result) if era == Era::Stateless => Answer {
+                body: success(&id, &self.stateless.apply(method, result.get())),
+                error: None,
+            },
+            Ok(result) => Answer {
+                body: success(&id, result.get()),
+                error: None,
+            },
+            Err(e) => Answer {
+                body: failure(&id, e.code, &e.message),
+                error: Some(e.code),
+            },
         })
     }
 
     async fn call(&self, method: &str, params: &Value, server_id: Option<&str>) -> Result<Box<RawValue>, RpcError> {
         match method {
             "initialize" => raw(&json!({
-                "protocolVersion": negotiate(params.get("protocolVersion").and_then(Value::as_str)),
-                "capabilities": {
-                    "tools": {"listChanged": false},
-                    "resources": {"subscribe": false, "listChanged": false},
-                    "prompts": {"listChanged": false},
-                },
-                "serverInfo": {"name": "stampede-gateway", "version": env!("CARGO_PKG_VERSION")},
+                "protocolVersion": Version::negotiate(params.get("protocolVersion").and_then(Value::as_str)).as_str(),
+                "capabilities": capabilities(Era::Session),
+                "serverInfo": server_info(),
             })),
             "ping" => raw(&json!({})),
             "tools/list" => self.tools_list(params, server_id).await,

@@ -49,6 +49,13 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             store: store.clone(),
             upstream,
             sleep_max: std::time::Duration::from_millis(args.sleep_tool_max_ms),
+            // Lists are as fresh as the read cache keeps them; every answer depends on the caller's
+            // token, so no cache may share it across callers.
+            stateless: protocol::result::Decoration {
+                server_info: crate::rpc::server_info().to_string(),
+                ttl_ms: args.read_cache_ms,
+                scope: protocol::result::CacheScope::Private,
+            },
         },
         sessions: Arc::clone(&sessions),
         bus,

@@ -160,10 +160,19 @@ pub fn summary(r: &Results) -> String {
                 s.errored,
                 s.reinitialized
             );
+            if s.stateless + s.fell_back > 0 {
+                let _ = writeln!(
+                    out,
+                    "  protocol eras: {} stateless (2026-07-28), {} session era; {} fell back to initialize after server/discover",
+                    s.stateless,
+                    s.opened - s.stateless.min(s.opened),
+                    s.fell_back
+                );
+            }
             if s.listen_not_offered > 0 {
                 let _ = writeln!(
                     out,
-                    "  GET streams: the server offers none (405) ×{}; those sessions were held without one",
+                    "  listen streams the server offers none of (GET 405, or subscriptions/listen 404) ×{}; those sessions were held without one",
                     s.listen_not_offered
                 );
             }

@@ -282,6 +282,11 @@ pub struct StreamGauges {
     pub closed_undeletable: AtomicU64,
     /// `GET` streams the server offers none of (405).
     pub listen_not_offered: AtomicU64,
+    /// Sessions that spoke the stateless era (2026-07-28).
+    pub stateless: AtomicU64,
+    /// `protocol = "auto"` sessions whose server did not speak the stateless era (`initialize` after
+    /// `server/discover`).
+    pub fell_back: AtomicU64,
 }
 
 impl StreamGauges {
@@ -299,6 +304,8 @@ impl StreamGauges {
             reinitialized: get(&self.reinitialized),
             closed_undeletable: get(&self.closed_undeletable),
             listen_not_offered: get(&self.listen_not_offered),
+            stateless: get(&self.stateless),
+            fell_back: get(&self.fell_back),
             peak_open,
         }
     }

@@ -256,8 +256,9 @@ impl Drop for TlsProxy {
     }
 }
 
-/// IBM's MCP ContextForge from PyPI (in a cached python3.11 venv), started by `scripts/contextforge.sh`;
-/// the script says why when it cannot be had Stopped (and its temp dir removed) on drop.
+/// IBM's MCP ContextForge from PyPI (in a cached venv: 1.0.7 on python3.11, 1.1.0 on Python 3.12),
+/// started by `scripts/contextforge.sh`; the script says why when it cannot be had. Stopped (and its
+/// temp dir removed) on drop.
 pub struct ContextForge {
     state: tempfile::TempDir,
     pub url: String,
@@ -266,11 +267,13 @@ pub struct ContextForge {
 }
 
 impl ContextForge {
-    /// Install (once) and start it; `None` when that failed (the script has said why).
-    pub fn start() -> Option<ContextForge> {
+    /// Install (once) and start release `version` (`1.0.7` or `1.1.0`); `None` when that failed
+    /// (the script has said why).
+    pub fn start(version: &str) -> Option<ContextForge> {
         let state = tempfile::tempdir().unwrap();
         let out = Command::new(root().join("scripts/contextforge.sh"))
             .arg("start")
+            .env("STAMPEDE_CF_VERSION", version)
             .env("STAMPEDE_CF_STATE", state.path().join("cf.state"))
             .stderr(Stdio::inherit())
             .output()
@@ -314,4 +317,89 @@ pub fn prometheus_binary() -> Option<std::path::PathBuf> {
         panic!("STAMPEDE_REQUIRE_PROMETHEUS is set and prometheus is not installed (apt-get install prometheus)");
     }
     found
+}
+
+/// The official MCP Python SDK (`mcp` from PyPI, in a cached Python 3.12 venv made by
+/// `scripts/mcp-sdk.sh`), driven by the scripts in `testkit/sdk/`.
+pub struct McpSdk;
+
+impl McpSdk {
+    /// The venv's python, installing the SDK once; `None` when it cannot be had and the test may
+    /// skip (`STAMPEDE_REQUIRE_MCP_SDK` makes that a failure).
+    pub fn python() -> Option<std::path::PathBuf> {
+        let out = Command::new(root().join("scripts/mcp-sdk.sh"))
+            .arg("python")
+            .stderr(Stdio::inherit())
+            .output()
+            .unwrap();
+        if out.status.success() {
+            return Some(String::from_utf8(out.stdout).unwrap().trim().into());
+        }
+        assert!(
+            std::env::var_os("STAMPEDE_REQUIRE_MCP_SDK").is_none(),
+            "STAMPEDE_REQUIRE_MCP_SDK is set and the SDK could not be installed (scripts/mcp-sdk.sh said why)"
+        );
+        None
+    }
+
+    /// The SDK's server (`testkit/sdk/server.py`) in `mode` (`session` or `stateless`): killed on drop.
+    pub fn server(python: &std::path::Path, mode: &str) -> SdkServer {
+        let mut child = Command::new(python)
+            .arg(root().join("testkit/sdk/server.py"))
+            .arg(mode)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut line).unwrap();
+        let said: serde_json::Value =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("the SDK server said {line:?}: {e}"));
+        SdkServer {
+            url: said["url"].as_str().unwrap().to_owned(),
+            calls_url: said["calls"].as_str().unwrap().to_owned(),
+            child,
+        }
+    }
+
+    /// The SDK's client against `url` in connect `mode`: it lists the tools and calls `tool`; what
+    /// it saw, as `testkit/sdk/client.py` prints it.
+    pub async fn client(python: &std::path::Path, url: &str, token: &str, mode: &str, tool: &str) -> serde_json::Value {
+        let out = tokio::process::Command::new(python)
+            .arg(root().join("testkit/sdk/client.py"))
+            .args([url, token, mode, tool])
+            .output()
+            .await
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "the SDK client failed: {}\n{stdout}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}"))
+    }
+}
+
+/// The official SDK's server, running; its `echo` tool counts its calls.
+pub struct SdkServer {
+    child: Child,
+    pub url: String,
+    calls_url: String,
+}
+
+impl SdkServer {
+    /// How many times `echo` ran, as the server counts.
+    pub async fn calls(&self) -> u64 {
+        let v: serde_json::Value = reqwest::get(&self.calls_url).await.unwrap().json().await.unwrap();
+        v["calls"].as_u64().unwrap()
+    }
+}
+
+impl Drop for SdkServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

@@ -13,6 +13,7 @@ use super::extract::{JsonBody, QueryParams};
 use crate::model::{
     Entity, ID_LENGTH, ID_PATTERN, Kind, NewGateway, NewPrompt, NewResource, NewServer, NewTool, is_valid_id,
 };
+use crate::session::Change;
 use crate::store::{ListQuery, ListShape};
 
 const MAX_PAGE: u32 = 1000;
@@ -97,9 +98,21 @@ fn json_body(body: bytes::Bytes) -> Response {
     ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
+/// Tell the listen streams what a write to `kind` changed: a gateway's tools, a server's narrowed
+/// list and tools themselves are the tool list.
+fn announce(state: &AppState, kind: Kind) {
+    let change = match kind {
+        Kind::Tool | Kind::Gateway | Kind::Server => Change::Tools,
+        Kind::Prompt => Change::Prompts,
+        Kind::Resource => Change::Resources,
+    };
+    state.sessions.changed(change);
+}
+
 pub async fn delete(state: AppState, kind: Kind, id: String) -> Result<Json<Done>, ApiError> {
     checked_id(kind, &id)?;
     state.store.delete(kind, &id).await?;
+    announce(&state, kind);
     Ok(Json(Done {
         status: "success",
         message: format!("{kind} {id} deleted"),
@@ -110,6 +123,7 @@ pub async fn set_state(state: AppState, kind: Kind, id: String, p: StateParams) 
     checked_id(kind, &id)?;
     let activate = p.activate.unwrap_or(true);
     let entity = state.store.set_state(kind, &id, activate).await?;
+    announce(&state, kind);
     if let Entity::Server(server) = entity {
         // Servers answer the bare server, as the original gateway does.
         return Ok(Json(server).into_response());
@@ -146,14 +160,18 @@ pub async fn create_gateway(
     State(state): State<AppState>,
     JsonBody(body): JsonBody<NewGateway>,
 ) -> Result<Json<Entity>, ApiError> {
-    Ok(Json(Entity::Gateway(state.store.create_gateway(&body).await?)))
+    let gateway = state.store.create_gateway(&body).await?;
+    announce(&state, Kind::Gateway);
+    Ok(Json(Entity::Gateway(gateway)))
 }
 
 pub async fn create_tool(
     State(state): State<AppState>,
     JsonBody(body): JsonBody<ToolBody>,
 ) -> Result<Json<Entity>, ApiError> {
-    Ok(Json(Entity::Tool(state.store.create_tool(&body.tool).await?)))
+    let tool = state.store.create_tool(&body.tool).await?;
+    announce(&state, Kind::Tool);
+    Ok(Json(Entity::Tool(tool)))
 }
 
 pub async fn create_server(
@@ -161,6 +179,7 @@ pub async fn create_server(
     JsonBody(body): JsonBody<ServerBody>,
 ) -> Result<(StatusCode, Json<Entity>), ApiError> {
     let server = state.store.create_server(&body.server).await?;
+    announce(&state, Kind::Server);
     Ok((StatusCode::CREATED, Json(Entity::Server(server))))
 }
 
@@ -168,16 +187,18 @@ pub async fn create_prompt(
     State(state): State<AppState>,
     JsonBody(body): JsonBody<PromptBody>,
 ) -> Result<Json<Entity>, ApiError> {
-    Ok(Json(Entity::Prompt(state.store.create_prompt(&body.prompt).await?)))
+    let prompt = state.store.create_prompt(&body.prompt).await?;
+    announce(&state, Kind::Prompt);
+    Ok(Json(Entity::Prompt(prompt)))
 }
 
 pub async fn create_resource(
     State(state): State<AppState>,
     JsonBody(body): JsonBody<ResourceBody>,
 ) -> Result<Json<Entity>, ApiError> {
-    Ok(Json(Entity::Resource(
-        state.store.create_resource(&body.resource).await?,
-    )))
+    let resource = state.store.create_resource(&body.resource).await?;
+    announce(&state, Kind::Resource);
+    Ok(Json(Entity::Resource(resource)))
 }
 
 /// The kind-specific routes, registered once per kind by the router.

@@ -410,8 +410,7 @@ impl Doc {
                    "description": "The id `initialize` answered in this header",
                    "schema": {"type": "string"}})
         };
-        let version = json!({"name": "MCP-Protocol-Version", "in": "header", "required": false,
-                             "schema": {"enum": crate::rpc::VERSIONS}});
+        let version = version_param();
         let refused = |what: &str| json_response(what, rpc_answer());
         let mut params = path_params.to_vec();
         params.extend([session(false), version.clone()]);
@@ -419,7 +418,7 @@ impl Doc {
             path,
             "post",
             json!({
-                "summary": "One JSON-RPC message; `initialize` starts a session",
+                "summary": "One JSON-RPC message; `initialize` starts a session (session era), or one stateless request (2026-07-28)",
                 "operationId": format!("{prefix}streamable_post"),
                 "parameters": params,
                 "requestBody": {"required": true, "content": {"application/json": {"schema": {
@@ -435,9 +434,9 @@ impl Doc {
                         },
                     },
                     "202": {"description": "A notification or a response, taken"},
-                    "400": refused("No Mcp-Session-Id, an unsupported version, or not JSON-RPC"),
+                    "400": refused("No Mcp-Session-Id, an unsupported version, not JSON-RPC, or a stateless request whose envelope or routing headers are wrong"),
                     "401": unauthorized,
-                    "404": refused("No such session (or server)"),
+                    "404": refused("No such session (or server); in the stateless era, an unknown method"),
                     "406": refused("Accept allows neither JSON nor an event stream"),
                     "415": refused("The body is not application/json"),
                 },
@@ -464,12 +463,13 @@ impl Doc {
                     "404": refused("No such session"),
                     "406": refused("Accept does not allow an event stream"),
                     "409": refused("The session already has an open stream"),
+                    "405": {"description": "A stateless-era (or unknown) MCP-Protocol-Version: that era has no stream"},
                 },
             }),
             PROTECTED,
         );
         let mut params = path_params.to_vec();
-        params.push(session(true));
+        params.extend([session(true), version_param()]);
         self.add(
             path,
             "delete",
@@ -482,6 +482,7 @@ impl Doc {
                     "400": refused("No Mcp-Session-Id"),
                     "401": unauthorized,
                     "404": refused("No such session"),
+                    "405": {"description": "A stateless-era (or unknown) MCP-Protocol-Version: that era has no session to end"},
                 },
             }),
             PROTECTED,
@@ -621,6 +622,12 @@ fn drop_null(schema: &mut Value) {
             schema["type"] = types[0].clone();
         }
     }
+}
+
+/// `MCP-Protocol-Version`: a session-era version, or 2026-07-28 for a stateless request.
+fn version_param() -> Value {
+    json!({"name": "MCP-Protocol-Version", "in": "header", "required": false,
+           "schema": {"enum": protocol::Version::ALL.map(protocol::Version::as_str)}})
 }
 
 #[cfg(test)]

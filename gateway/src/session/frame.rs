@@ -16,6 +16,11 @@ pub fn keepalive() -> Bytes {
     Bytes::from_static(b"event: keepalive\r\ndata: {}\r\n\r\n")
 }
 
+/// A keepalive as an SSE comment, which clients skip (Streamable HTTP's streams).
+pub fn comment() -> Bytes {
+    Bytes::from_static(b": keepalive\n\n")
+}
+
 pub fn shutdown() -> Bytes {
     Bytes::from_static(b"event: shutdown\r\ndata: {}\r\n\r\n")
 }

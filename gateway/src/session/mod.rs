@@ -1,11 +1,13 @@
 //! The session layer: MCP sessions of both transports and their streams (docs/api.md, "SSE sessions",
-//! "Streamable HTTP"). The registry of open sessions, the producer every stream runs, one file per
-//! transport (`http_sse`, `streamable_http`), the bus that finds a session held by another replica, and
-//! the frame format. The HTTP handlers are `api::sse` and `api::mcp`.
+//! "Streamable HTTP"). The registry of open sessions and listen streams, the producer every stream
+//! runs, one file per transport (`http_sse`, `streamable_http`) and the stateless era's listen
+//! streams (`listen`), the bus that finds a session held by another replica, and the frame format.
+//! The HTTP handlers are `api::sse` and `api::mcp`.
 
 pub mod bus;
 pub mod frame;
 mod http_sse;
+mod listen;
 mod producer;
 mod registry;
 mod streamable_http;
@@ -20,6 +22,7 @@ use tokio::sync::mpsc;
 use crate::conn::Streaming;
 
 pub use bus::Bus;
+pub use listen::Change;
 pub use registry::{EndReason, Entry, Registry, SessionCounts, Transport};
 pub use streamable_http::{Control, Refused};
 

@@ -19,6 +19,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use super::frame;
+use super::listen::Listening;
 use super::registry::EndReason;
 use crate::config::{Detection, SseBehaviour};
 
@@ -38,6 +39,8 @@ pub struct Producer {
     shutdown: watch::Receiver<bool>,
     cfg: SseBehaviour,
     detector: RapidYield,
+    /// A listen stream's subscription: the change notifications it writes.
+    listening: Option<Listening>,
 }
 
 impl Producer {
@@ -47,7 +50,14 @@ impl Producer {
             shutdown,
             detector: RapidYield::new(&cfg),
             cfg,
+            listening: None,
         }
+    }
+
+    /// The same, writing the change notifications a listen stream asked for.
+    pub(super) fn listening(mut self, listening: Listening) -> Producer {
+        self.listening = Some(listening);
+        self
     }
 
     /// Whether the gateway is shutting down.
@@ -83,6 +93,8 @@ impl Producer {
                 reason = &mut stop => return reason,
                 _ = out.closed(), if detect => return EndReason::ClientGone,
                 Some(reply) = self.inbox.recv() => (reply, Origin::Client),
+                // Announcements come at the catalogue's pace, not the loop's: not a yield.
+                change = next_change(&mut self.listening) => (change, Origin::Client),
                 _ = tokio::time::sleep_until(keepalive_at) => (keepalive(), Origin::Producer),
             };
             if let Err(reason) = self.deliver(out, next, origin).await {
@@ -170,6 +182,14 @@ impl RapidYield {
             spin |= self.recent.len() > max as usize;
         }
         spin
+    }
+}
+
+/// The next change a listen stream asked for; pending for any other stream.
+async fn next_change(listening: &mut Option<Listening>) -> Bytes {
+    match listening {
+        Some(l) => l.next().await,
+        None => std::future::pending().await,
     }
 }
 

@@ -1,6 +1,6 @@
-//! Every open session of either transport, by id. An HTTP+SSE session is registered when its stream
-//! opens, a Streamable HTTP session when `initialize` succeeds; either leaves the registry when its
-//! task ends — by whatever path: the [`Registration`] guard removes it on drop, so a return, an error
+//! Every open session of either transport, and every listen stream, by id. An HTTP+SSE session is
+//! registered when its stream opens, a Streamable HTTP session when `initialize` succeeds, a listen
+//! stream when `subscriptions/listen` is answered; each leaves the registry when its task ends — by whatever path: the [`Registration`] guard removes it on drop, so a return, an error
 //! and a panic all count. Figures are kept per transport (the metrics' `transport` label).
 
 use std::collections::HashMap;
@@ -9,9 +9,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::body::Bytes;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{broadcast, mpsc, watch};
 
 use super::http_sse::Session;
+use super::listen::{Change, ListenStream, Listening};
 use super::producer::Producer;
 use super::streamable_http::{Control, StreamableSession};
 use crate::config::SseBehaviour;
@@ -75,17 +76,20 @@ impl EndReason {
 pub enum Transport {
     /// HTTP+SSE (2024-11-05): `GET /sse`, then `POST /message`.
     Sse,
-    /// Streamable HTTP (2025-03-26): `/mcp`.
+    /// Streamable HTTP's session era (2025-03-26 to 2025-11-25): `/mcp`.
     StreamableHttp,
+    /// Streamable HTTP's stateless era (2026-07-28): a `subscriptions/listen` stream on `/mcp`.
+    Listen,
 }
 
 impl Transport {
-    pub const ALL: [Transport; 2] = [Transport::Sse, Transport::StreamableHttp];
+    pub const ALL: [Transport; 3] = [Transport::Sse, Transport::StreamableHttp, Transport::Listen];
 
     pub fn label(self) -> &'static str {
         match self {
             Transport::Sse => "sse",
             Transport::StreamableHttp => "streamable_http",
+            Transport::Listen => "listen",
         }
     }
 
@@ -124,7 +128,13 @@ pub struct Registry {
     behaviour: SseBehaviour,
     /// Streamable HTTP sessions end after this long without a request or a stream; `None`: never.
     idle_timeout: Option<Duration>,
+    /// Catalogue changes, announced on every listen stream that asked for them.
+    changes: broadcast::Sender<Change>,
 }
+
+/// Announcements a slow listen stream may fall behind by before it misses some (it then gets the
+/// next one: a missed change says nothing the next does not).
+const CHANGES_BACKLOG: usize = 64;
 
 /// Figures of one transport for the metrics endpoint.
 pub struct SessionCounts {
@@ -142,7 +152,14 @@ impl Registry {
             shutdown: watch::Sender::new(false),
             behaviour,
             idle_timeout,
+            changes: broadcast::Sender::new(CHANGES_BACKLOG),
         })
+    }
+
+    /// Tell every listen stream that asked of `change`.
+    pub fn changed(&self, change: Change) {
+        // No receiver is no listener: nothing to tell.
+        let _ = self.changes.send(change);
     }
 
     /// Add a session to the map and the counts; its registration removes it again.
@@ -193,6 +210,35 @@ impl Registry {
         let producer = Producer::new(inbox_rx, self.shutdown.subscribe(), self.behaviour);
         let session = StreamableSession::new(registration, producer, control, commands, self.idle_timeout);
         (id, session)
+    }
+
+    /// Register a listen stream for request `id` asking for `filter`: answers its task (to be
+    /// spawned) and the receiving end of its frames (the response body).
+    pub fn open_listen(
+        self: &Arc<Self>,
+        server_id: Option<String>,
+        conn: ConnHandle,
+        id: &serde_json::Value,
+        filter: &serde_json::Value,
+    ) -> (ListenStream, mpsc::Receiver<Bytes>) {
+        let (inbox_tx, inbox_rx) = mpsc::channel(1);
+        let (out, out_rx) = mpsc::channel(OUT_FRAMES);
+        let entry = Entry {
+            inbox: inbox_tx,
+            server_id,
+            streamable: None,
+        };
+        let (_, registration) = self.register(entry, Transport::Listen);
+        let (listening, ack) = Listening::new(self.changes.subscribe(), id, filter);
+        let producer = Producer::new(inbox_rx, self.shutdown.subscribe(), self.behaviour).listening(listening);
+        let stream = ListenStream {
+            registration,
+            producer,
+            out,
+            conn,
+            ack,
+        };
+        (stream, out_rx)
     }
 
     /// A new stream's frame channel: the producer's end and the response body's.

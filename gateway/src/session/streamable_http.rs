@@ -16,6 +16,7 @@ use axum::body::Bytes;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use super::frame;
 use super::producer::Producer;
 use super::registry::{EndReason, Registration};
 use crate::conn::ConnHandle;
@@ -167,7 +168,7 @@ impl StreamableSession {
                             }
                         }
                     };
-                    let reason = self.producer.stream(&out, &[], keepalive, deleted).await;
+                    let reason = self.producer.stream(&out, &[], frame::comment, deleted).await;
                     if reason.leaves_client_connected() {
                         conn.abort();
                     }
@@ -183,9 +184,4 @@ async fn sleep_until(at: Option<Instant>) {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
     }
-}
-
-/// A Streamable HTTP stream's keepalive: an SSE comment, which clients skip.
-fn keepalive() -> Bytes {
-    Bytes::from_static(b": keepalive\n\n")
 }

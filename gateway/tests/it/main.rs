@@ -12,4 +12,5 @@ mod replicas;
 mod schemathesis;
 mod slowloris;
 mod sse_disconnects;
+mod stateless;
 mod streamable;

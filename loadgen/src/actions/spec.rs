@@ -65,7 +65,11 @@ pub struct ActionSpec {
     /// `server = true`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub endpoint: Option<String>,
-    /// mcp: hold the session's `GET` stream for server messages during `hold`.
+    /// mcp: the protocol version to speak, or `auto` (`server/discover`, else `initialize`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<String>,
+    /// mcp: hold a stream for server messages during `hold` (the session's `GET` stream, or a
+    /// `subscriptions/listen` in the stateless era).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub listen: Option<bool>,
     /// sse/mcp: open the stream on `/servers/{server_id}/sse` (`/mcp`).
@@ -90,7 +94,7 @@ fn default_weight() -> u32 {
 
 impl ActionSpec {
     /// The kind-specific fields, each with whether the file gave it; in the order they are checked.
-    pub fn given(&self) -> [(&'static str, bool); 15] {
+    pub fn given(&self) -> [(&'static str, bool); 16] {
         [
             ("method", self.method.is_some()),
             ("path", self.path.is_some()),
@@ -101,6 +105,7 @@ impl ActionSpec {
             ("expected", self.expected.is_some()),
             ("expected_errors", self.expected_errors.is_some()),
             ("endpoint", self.endpoint.is_some()),
+            ("protocol", self.protocol.is_some()),
             ("listen", self.listen.is_some()),
             ("server", self.server.is_some()),
             ("requests", self.requests.is_some()),

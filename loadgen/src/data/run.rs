@@ -164,6 +164,14 @@ pub struct StreamFigures {
     /// Streamable HTTP: `GET` streams the server offers none of (405, as the specification lets it).
     #[serde(default)]
     pub listen_not_offered: u64,
+    /// Streamable HTTP: sessions that spoke the stateless era (2026-07-28); the rest spoke the
+    /// session era.
+    #[serde(default)]
+    pub stateless: u64,
+    /// Streamable HTTP, `protocol = "auto"`: sessions whose server answered `server/discover` with no
+    /// stateless version, or refused it, and were started with `initialize` instead.
+    #[serde(default)]
+    pub fell_back: u64,
     pub peak_open: i64,
 }
 

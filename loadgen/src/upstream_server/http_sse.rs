@@ -79,7 +79,7 @@ pub async fn message(State(up): State<Arc<Upstream>>, Query(q): Query<SessionQue
         Err(e) => return detail(StatusCode::BAD_REQUEST, &format!("Could not parse message: {e}")),
     };
     tokio::spawn(async move {
-        if let Some(answer) = mcp::answer(&up, "sse", &msg).await {
+        if let Some(answer) = mcp::answer(&up, "sse", &msg, protocol::Era::Session).await {
             let _ = tx.send(answer.to_string()).await;
         }
     });

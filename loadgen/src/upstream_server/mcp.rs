@@ -1,12 +1,29 @@
 //! The MCP methods, transport aside: one JSON-RPC message in, its answer (or none, for a
 //! notification) out, after the knobs have had their say.
 
+use std::sync::LazyLock;
+
+use protocol::result::{CacheScope, Decoration};
+use protocol::{Era, Version};
 use serde_json::{Value, json};
 
 use super::{Fate, Upstream, stall};
 
-/// Protocol versions spoken, newest first; `initialize` answers the client's when it is one of them.
-pub const VERSIONS: [&str; 3] = ["2025-06-18", "2025-03-26", "2024-11-05"];
+/// What a stateless-era result carries: lists change only when the server restarts, and no answer
+/// depends on who asks.
+static STATELESS: LazyLock<Decoration> = LazyLock::new(|| Decoration {
+    server_info: server_info().to_string(),
+    ttl_ms: 60_000,
+    scope: CacheScope::Public,
+});
+
+fn server_info() -> Value {
+    json!({"name": "stampede-upstream", "version": crate::VERSION})
+}
+
+fn capabilities() -> Value {
+    json!({"tools": {"listChanged": false}, "resources": {}, "prompts": {}})
+}
 
 /// The built-in tools; generated ones (`gen_0001`…) behave as `echo`.
 const TOOLS: [(&str, &str); 5] = [
@@ -19,15 +36,6 @@ const TOOLS: [(&str, &str); 5] = [
 
 const MAX_SLEEP_MS: u64 = 10_000;
 const MAX_PAYLOAD: usize = 1 << 20;
-
-/// The version a client asked for, if spoken here, else the newest.
-pub fn negotiate(requested: Option<&str>) -> &'static str {
-    VERSIONS
-        .iter()
-        .find(|v| Some(**v) == requested)
-        .copied()
-        .unwrap_or(VERSIONS[0])
-}
 
 fn error(id: &Value, code: i64, message: &str) -> Value {
     json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}})
@@ -47,9 +55,9 @@ pub fn is_request(msg: &Value) -> bool {
     method(msg).is_some() && msg.get("id").is_some_and(|id| !id.is_null())
 }
 
-/// Answer one message: `None` for a notification or a response from the client. A stalled request
-/// never returns.
-pub async fn answer(up: &Upstream, transport: &'static str, msg: &Value) -> Option<Value> {
+/// Answer one message in its era: `None` for a notification or a response from the client. A stalled
+/// request never returns.
+pub async fn answer(up: &Upstream, transport: &'static str, msg: &Value, era: Era) -> Option<Value> {
     let method = method(msg);
     up.counters.request(transport, method.unwrap_or("(none)"));
     if !is_request(msg) {
@@ -67,8 +75,24 @@ pub async fn answer(up: &Upstream, transport: &'static str, msg: &Value) -> Opti
         Fate::Answer => {}
     }
     let params = msg.get("params").cloned().unwrap_or(Value::Null);
-    Some(match dispatch(up, method, &params).await {
-        Ok(r) => result(id, r),
+    let answered = match (era, method) {
+        // Each era's handshake is the other's unknown method.
+        (Era::Stateless, "initialize" | "ping" | "logging/setLevel") | (Era::Session, "server/discover") => {
+            Err((-32601, format!("Method not found: {method}")))
+        }
+        (Era::Stateless, "server/discover") => Ok(json!({
+            "supportedVersions": Version::ALL.map(Version::as_str),
+            "capabilities": capabilities(),
+        })),
+        _ => dispatch(up, method, &params).await,
+    };
+    Some(match answered {
+        Ok(mut r) => {
+            if era == Era::Stateless {
+                STATELESS.apply_to(method, &mut r);
+            }
+            result(id, r)
+        }
         Err((code, message)) => error(id, code, &message),
     })
 }
@@ -76,11 +100,11 @@ pub async fn answer(up: &Upstream, transport: &'static str, msg: &Value) -> Opti
 async fn dispatch(up: &Upstream, method: &str, params: &Value) -> Result<Value, (i64, String)> {
     match method {
         "initialize" => {
-            let version = negotiate(params.get("protocolVersion").and_then(Value::as_str));
+            let version = Version::negotiate(params.get("protocolVersion").and_then(Value::as_str));
             Ok(json!({
-                "protocolVersion": version,
-                "capabilities": {"tools": {"listChanged": false}, "resources": {}, "prompts": {}},
-                "serverInfo": {"name": "stampede-upstream", "version": crate::VERSION},
+                "protocolVersion": version.as_str(),
+                "capabilities": capabilities(),
+                "serverInfo": server_info(),
             }))
         }
         "ping" => Ok(json!({})),

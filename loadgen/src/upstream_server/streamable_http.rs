@@ -1,12 +1,17 @@
-//! MCP's Streamable HTTP transport (2025-03-26, 2025-06-18), as the specification words it:
-//! - `POST /mcp` carries one JSON-RPC message (or, before 2025-06-18, a batch). Requests are answered
-//!   with `application/json`, or as an SSE stream (`text/event-stream`) when the client accepts only
-//!   that, or accepts both and the server is set to stream; notifications and responses get 202.
-//! - `initialize` starts a session: its answer carries `Mcp-Session-Id`, which every later request
-//!   must send (400 without it, 404 once it is unknown or ended). `MCP-Protocol-Version`, when sent,
-//!   must be a version spoken here (400 otherwise).
-//! - `GET /mcp` opens the session's stream for server messages (this server sends none but
-//!   keepalives); `DELETE /mcp` ends the session.
+//! MCP's Streamable HTTP transport in both eras, told apart by a POST's `MCP-Protocol-Version`
+//! (`protocol::Era::of_post`), as the specification words them:
+//! - `POST /mcp` carries one JSON-RPC message (or, in the session era before 2025-06-18, a batch).
+//!   Requests are answered with `application/json`, or as an SSE stream (`text/event-stream`) when
+//!   the client accepts only that, or accepts both and the server is set to stream; notifications and
+//!   responses get 202.
+//! - Session era: `initialize` starts a session whose answer carries `Mcp-Session-Id`, which every
+//!   later request must send (400 without it, 404 once it is unknown or ended). `GET /mcp` opens the
+//!   session's stream for server messages (this server sends none but keepalives); `DELETE /mcp`
+//!   ends the session.
+//! - Stateless era (2026-07-28): each request stands alone, its envelope and routing headers checked
+//!   (`protocol::envelope`); `server/discover` is the handshake; no `GET`, no `DELETE` (405). A
+//!   `subscriptions/listen` is answered with its stream: the acknowledgement, then keepalives (this
+//!   server's catalogue never changes) until the client closes it.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -18,33 +23,17 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use serde_json::{Value, json};
+use protocol::error::{INVALID_REQUEST, http_status};
+use protocol::{Era, Rejection, envelope};
+use serde_json::Value;
 
 use super::{KEEPALIVE, Upstream, mcp};
 
-const SESSION: &str = "mcp-session-id";
-const VERSION: &str = "mcp-protocol-version";
-
-/// The transport refusing a request: a JSON-RPC error with no request id, under an HTTP status.
-struct Rejection {
-    status: StatusCode,
-    code: i64,
-    message: String,
-}
-
-impl IntoResponse for Rejection {
-    fn into_response(self) -> Response {
-        let body = json!({"jsonrpc": "2.0", "id": null, "error": {"code": self.code, "message": self.message}});
-        (self.status, Json(body)).into_response()
-    }
-}
+const SESSION: &str = protocol::header::SESSION_ID;
+const VERSION: &str = protocol::header::PROTOCOL_VERSION;
 
 fn rejected(status: StatusCode, code: i64, message: &str) -> Rejection {
-    Rejection {
-        status,
-        code,
-        message: message.to_owned(),
-    }
+    Rejection::new(code, message).with_status(status)
 }
 
 fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -66,17 +55,6 @@ fn session(up: &Upstream, headers: &HeaderMap) -> Result<String, Rejection> {
     Ok(id.to_owned())
 }
 
-fn version_ok(headers: &HeaderMap) -> Result<(), Rejection> {
-    match header_str(headers, VERSION) {
-        Some(v) if !mcp::VERSIONS.contains(&v) => Err(rejected(
-            StatusCode::BAD_REQUEST,
-            -32000,
-            &format!("Bad Request: unsupported MCP-Protocol-Version {v:?}"),
-        )),
-        _ => Ok(()),
-    }
-}
-
 /// Whether to answer as a stream: the client accepts only that, or both and the server prefers it.
 fn as_stream(up: &Upstream, headers: &HeaderMap) -> bool {
     let accept = header_str(headers, header::ACCEPT.as_str()).unwrap_or("");
@@ -90,6 +68,11 @@ pub async fn post(State(up): State<Arc<Upstream>>, headers: HeaderMap, body: Byt
         Ok(v) => v,
         Err(e) => return rejected(StatusCode::BAD_REQUEST, -32700, &format!("Parse error: {e}")).into_response(),
     };
+    if Era::of_post(header_str(&headers, VERSION)) == Era::Stateless {
+        return stateless(&up, &headers, parsed)
+            .await
+            .unwrap_or_else(IntoResponse::into_response);
+    }
     let (messages, batch) = match parsed {
         Value::Array(items) if !items.is_empty() => (items, true),
         Value::Array(_) => {
@@ -107,9 +90,9 @@ pub async fn post(State(up): State<Arc<Upstream>>, headers: HeaderMap, body: Byt
             )
             .into_response();
         }
-        Some(init) => Some(mcp::negotiate(init["params"]["protocolVersion"].as_str())),
+        Some(init) => Some(protocol::Version::negotiate(init["params"]["protocolVersion"].as_str()).as_str()),
         None => {
-            if let Err(rejection) = session(&up, &headers).and_then(|_| version_ok(&headers)) {
+            if let Err(rejection) = session(&up, &headers) {
                 return rejection.into_response();
             }
             None
@@ -118,14 +101,14 @@ pub async fn post(State(up): State<Arc<Upstream>>, headers: HeaderMap, body: Byt
     let has_requests = messages.iter().any(mcp::is_request);
     if !has_requests {
         for m in &messages {
-            let _ = mcp::answer(&up, "streamable_http", m).await;
+            let _ = mcp::answer(&up, "streamable_http", m, Era::Session).await;
         }
         return StatusCode::ACCEPTED.into_response();
     }
     let stream = as_stream(&up, &headers);
     let mut answers = Vec::with_capacity(messages.len());
     for m in &messages {
-        if let Some(a) = mcp::answer(&up, "streamable_http", m).await {
+        if let Some(a) = mcp::answer(&up, "streamable_http", m, Era::Session).await {
             answers.push(a);
         }
     }
@@ -146,13 +129,7 @@ pub async fn post(State(up): State<Arc<Upstream>>, headers: HeaderMap, body: Byt
     } else {
         answers.pop().unwrap_or(Value::Null)
     };
-    let mut response = if stream {
-        let event = Event::default().event("message").data(body.to_string());
-        let events = futures_util::stream::once(async move { Ok::<_, Infallible>(event) });
-        Sse::new(events).into_response()
-    } else {
-        Json(body).into_response()
-    };
+    let mut response = reply(stream, &body);
     if let Some(id) = session
         && let Ok(v) = HeaderValue::from_str(&id)
     {
@@ -161,9 +138,80 @@ pub async fn post(State(up): State<Arc<Upstream>>, headers: HeaderMap, body: Byt
     response
 }
 
+/// One answer, as JSON or as an SSE stream of one `message` event.
+fn reply(stream: bool, body: &Value) -> Response {
+    if stream {
+        let event = Event::default().event("message").data(body.to_string());
+        let events = futures_util::stream::once(async move { Ok::<_, Infallible>(event) });
+        Sse::new(events).into_response()
+    } else {
+        Json(body).into_response()
+    }
+}
+
+/// A stateless-era POST: one request, its envelope checked, answered in the era's form.
+async fn stateless(up: &Upstream, headers: &HeaderMap, message: Value) -> Result<Response, Rejection> {
+    let is_message = message.is_object() && mcp::method(&message).is_some();
+    if !is_message {
+        return Err(Rejection::new(
+            INVALID_REQUEST,
+            "Invalid Request: the body must be one JSON-RPC request or notification",
+        ));
+    }
+    if !mcp::is_request(&message) {
+        // No client notifications in this era; one sent anyway is acknowledged and dropped.
+        envelope::supported(header_str(headers, VERSION).unwrap_or_default())?;
+        return Ok(StatusCode::ACCEPTED.into_response());
+    }
+    let method = mcp::method(&message).unwrap_or_default();
+    envelope::check(method, &message["params"], headers).map_err(|r| r.for_request(message.get("id")))?;
+    if method == "subscriptions/listen" {
+        up.counters.request("streamable_http", method);
+        return Ok(listen(&message));
+    }
+    let answer = mcp::answer(up, "streamable_http", &message, Era::Stateless)
+        .await
+        .expect("a request is answered");
+    let status = answer["error"]["code"].as_i64().map_or(StatusCode::OK, http_status);
+    let mut response = reply(as_stream(up, headers) && status == StatusCode::OK, &answer);
+    *response.status_mut() = status;
+    Ok(response)
+}
+
+/// A listen stream: the acknowledgement of what was asked for, then keepalives.
+fn listen(request: &Value) -> Response {
+    let asked = request["params"]["notifications"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+    let honored: serde_json::Map<String, Value> = asked
+        .into_iter()
+        .filter(|(flag, on)| on == &Value::Bool(true) && flag.ends_with("ListChanged"))
+        .collect();
+    let ack = serde_json::json!({"jsonrpc": "2.0", "method": "notifications/subscriptions/acknowledged",
+        "params": {"_meta": {protocol::envelope::SUBSCRIPTION_ID_KEY: request["id"]}, "notifications": honored}});
+    let first = Event::default().event("message").data(ack.to_string());
+    let events = futures_util::StreamExt::chain(
+        futures_util::stream::once(async move { Ok::<_, Infallible>(first) }),
+        futures_util::stream::pending(),
+    );
+    Sse::new(events)
+        .keep_alive(KeepAlive::new().interval(KEEPALIVE))
+        .into_response()
+}
+
+/// The stateless era has no stream and no `DELETE`: a request naming its version is told so.
+fn stateless_refusal(headers: &HeaderMap) -> Option<Response> {
+    (Era::of_post(header_str(headers, VERSION)) == Era::Stateless)
+        .then(|| (StatusCode::METHOD_NOT_ALLOWED, [(header::ALLOW, "POST")]).into_response())
+}
+
 /// The session's stream for server-initiated messages: keepalives only, until the client leaves or
 /// the session ends.
 pub async fn get(State(up): State<Arc<Upstream>>, headers: HeaderMap) -> Response {
+    if let Some(refusal) = stateless_refusal(&headers) {
+        return refusal;
+    }
     let id = match session(&up, &headers) {
         Ok(id) => id,
         Err(rejection) => return rejection.into_response(),
@@ -190,6 +238,9 @@ pub async fn get(State(up): State<Arc<Upstream>>, headers: HeaderMap) -> Respons
 
 /// End a session.
 pub async fn delete(State(up): State<Arc<Upstream>>, headers: HeaderMap) -> Response {
+    if let Some(refusal) = stateless_refusal(&headers) {
+        return refusal;
+    }
     let id = match session(&up, &headers) {
         Ok(id) => id,
         Err(rejection) => return rejection.into_response(),

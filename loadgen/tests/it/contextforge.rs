@@ -1,6 +1,6 @@
-//! One scenario, three targets: `scenarios/contextforge.toml` against the real IBM MCP ContextForge
-//! (1.0.7, from PyPI, in a cached python3.11 venv, started by `scripts/contextforge.sh`) and against the
-//! reference gateway in both profiles. Each must show setup succeeded — gateways registered on the
+//! One scenario, four targets: `scenarios/contextforge.toml` against the real IBM MCP ContextForge
+//! (1.0.7 in a cached python3.11 venv, and 1.1.0, which serves MCP 2026-07-28, in a Python 3.12 one;
+//! from PyPI, started by `scripts/contextforge.sh`) and against the reference gateway in both profiles. Each must show setup succeeded — gateways registered on the
 //! spawned upstream and its tools listed by the target — every action at least 99 % ok or declared
 //! expected, and the target's CPU read from its process.
 //!
@@ -47,10 +47,16 @@ fn check(label: &str, r: &Value) {
     // Ten REST tools seeded, and each gateway's ten federated from the upstream (5 built in, 5
     // generated): `tools_from = "all"` puts all of them where `{tool_name}` draws from.
     assert_eq!(r["setup"]["tools"], 30, "{label}: the seeded and the federated tools");
+    // A target that speaks the stateless era has no session to delete: that series stays empty.
+    let stateless = r["mcp"]["stateless"] == r["mcp"]["opened"];
     for a in r["actions"].as_array().unwrap() {
         let s = &a["summary"];
         let count = s["count"].as_f64().unwrap();
         let good = s["ok"].as_f64().unwrap() + s["expected"].as_f64().unwrap();
+        if stateless && a["name"] == "mcp session delete" {
+            assert_eq!(count, 0.0, "{label}: no DELETE in the stateless era");
+            continue;
+        }
         assert!(count > 0.0, "{label}: {} never ran", a["name"]);
         assert!(
             good / count >= 0.99,
@@ -143,18 +149,26 @@ async fn one_scenario_runs_against_contextforge_and_the_reference_gateway_in_bot
     }
     let out = tempfile::tempdir().unwrap();
 
-    let Some(cf) = ContextForge::start() else {
-        // Installing needs PyPI: without it (and not required) the test cannot be had here.
-        assert!(!required, "ContextForge could not be installed or started (see above)");
-        eprintln!("skipped: ContextForge could not be installed or started (no package registry?)");
-        return;
-    };
-    let token = ["--set", &format!("target.token={:?}", cf.token)].map(str::to_owned);
-    let token: Vec<&str> = token.iter().map(String::as_str).collect();
-    let r = run("contextforge", &cf.url, &token, &cf.pid, out.path());
-    check("contextforge", &r);
-    federated("contextforge", &cf.url, &cf.token).await;
-    drop(cf);
+    // 1.0.7 speaks only the session era: every `auto` session falls back to initialize; 1.1.0
+    // serves 2026-07-28, and every session speaks it.
+    for (version, era) in [("1.0.7", "fell_back"), ("1.1.0", "stateless")] {
+        let Some(cf) = ContextForge::start(version) else {
+            // Installing needs PyPI: without it (and not required) the test cannot be had here.
+            assert!(
+                !required,
+                "ContextForge {version} could not be installed or started (see above)"
+            );
+            eprintln!("skipped: ContextForge {version} could not be installed or started (no package registry?)");
+            return;
+        };
+        let label = format!("contextforge {version}");
+        let token = ["--set", &format!("target.token={:?}", cf.token)].map(str::to_owned);
+        let token: Vec<&str> = token.iter().map(String::as_str).collect();
+        let r = run(&label, &cf.url, &token, &cf.pid, out.path());
+        check(&label, &r);
+        assert_eq!(r["mcp"][era], r["mcp"]["opened"], "{label}: {}", r["mcp"]);
+        federated(&label, &cf.url, &cf.token).await;
+    }
 
     let minted = stampede_loadgen::target::mint(SECRET).unwrap();
     for profile in ["fixed", "legacy"] {
@@ -163,6 +177,10 @@ async fn one_scenario_runs_against_contextforge_and_the_reference_gateway_in_bot
         let auth = ["--set", "target.jwt_secret_env=STAMPEDE_TEST_SECRET"];
         let r = run(profile, &gw.url, &auth, &pid, out.path());
         check(profile, &r);
+        assert_eq!(
+            r["mcp"]["stateless"], r["mcp"]["opened"],
+            "{profile}: auto speaks 2026-07-28 to it"
+        );
         federated(profile, &gw.url, &minted).await;
     }
 }

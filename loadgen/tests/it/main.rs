@@ -20,6 +20,7 @@ mod prometheus;
 mod properties;
 mod report;
 mod reproduce;
+mod sdk;
 mod shard;
 mod tls;
 mod topology;

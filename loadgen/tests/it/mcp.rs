@@ -1,5 +1,6 @@
 //! `kind = "mcp"` end to end: sessions against the built-in upstream's `/mcp` with JSON replies and
-//! with streamed ones; a storm of abandoned Streamable HTTP sessions against the reference gateway
+//! with streamed ones; the stateless era (2026-07-28) reached by `auto` against the gateway and the
+//! upstream, and the session era when pinned; a storm of abandoned Streamable HTTP sessions against the reference gateway
 //! (fixed ends every one, legacy leaves them spinning); and a server that answers badly, each way a
 //! classified failure with its message.
 
@@ -32,6 +33,7 @@ post_load = "0s"
 [[actions]]
 name = "s"
 kind = "mcp"
+protocol = "2025-03-26"
 requests = [
   {{ method = "tools/list" }},
   {{ method = "tools/call", params = {{ name = "echo", arguments = {{ text = "hi" }} }} }},
@@ -70,6 +72,87 @@ close = "delete"
             "{mode}: expected errors"
         );
     }
+}
+
+/// An `mcp` action in `protocol` against `url` (or a spawned gateway when `url` is empty).
+fn eras(url: &str, protocol: &str, requests: &str) -> String {
+    let target = if url.is_empty() {
+        "spawn = \"gateway\"".to_owned()
+    } else {
+        format!("url = \"{url}\"")
+    };
+    format!(
+        r#"
+[target]
+{target}
+[load]
+users = 4
+duration = "2s"
+[observe]
+post_load = "0s"
+[[actions]]
+name = "s"
+kind = "mcp"
+protocol = "{protocol}"
+requests = [{requests}, {{ method = "no/such" }}]
+expected_errors = [-32601]
+listen = true
+hold = "50ms"
+close = "delete"
+"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_speaks_the_stateless_era_to_the_gateway_and_the_upstream_and_a_pin_keeps_the_session_era() {
+    let up = upstream(&[]);
+    let echo = r#"{ method = "tools/call", params = { name = "echo", arguments = { text = "hi" } } }"#;
+    for (target, url, requests) in [
+        ("gateway", "", r#"{ method = "tools/list" }"#),
+        ("upstream", up.url.as_str(), echo),
+    ] {
+        let r = run(&eras(url, "auto", requests)).await;
+        let m = &r.mcp;
+        eprintln!("{target}, auto: {m:?}");
+        assert!(m.opened > 4, "{target}: {m:?}");
+        assert_eq!(
+            (m.stateless, m.fell_back),
+            (m.opened, 0),
+            "{target}: every session stateless"
+        );
+        assert_eq!(
+            m.closed_graceful, m.opened,
+            "{target}: nothing to delete, each left in order"
+        );
+        assert_eq!(
+            (m.errored, m.server_closed, m.listen_not_offered),
+            (0, 0, 0),
+            "{target}: {m:?}"
+        );
+        assert_eq!(
+            r.totals.failed,
+            0,
+            "{target}: {:?}",
+            r.actions.iter().map(|a| &a.errors).collect::<Vec<_>>()
+        );
+        let unknown = action(&r, "s no/such");
+        assert_eq!(unknown.rpc_errors.get(&-32601), Some(&m.opened), "{target}");
+        assert_eq!(unknown.statuses.get(&404), Some(&m.opened), "{target}: 404 in this era");
+        let listen = action(&r, "s listen");
+        assert_eq!(
+            listen.statuses.get(&200),
+            Some(&m.opened),
+            "{target}: every listen stream held"
+        );
+    }
+
+    let r = run(&eras("", "2025-11-25", r#"{ method = "tools/list" }"#)).await;
+    let m = &r.mcp;
+    eprintln!("gateway, 2025-11-25: {m:?}");
+    assert!(m.opened > 4);
+    assert_eq!((m.stateless, m.fell_back), (0, 0), "pinned to the session era");
+    assert_eq!(m.closed_delete, m.opened, "every session deleted");
+    assert_eq!(r.totals.failed, 0);
 }
 
 fn storm(profile: &str) -> String {
@@ -273,7 +356,7 @@ async fn bad_answers_are_classified_failures_with_their_message() {
     ];
     for (name, _) in cases {
         text.push_str(&format!(
-            "[[actions]]\nname = \"{name}\"\nkind = \"mcp\"\nendpoint = \"/{name}\"\nclose = \"delete\"\n"
+            "[[actions]]\nname = \"{name}\"\nkind = \"mcp\"\nprotocol = \"2025-03-26\"\nendpoint = \"/{name}\"\nclose = \"delete\"\n"
         ));
     }
     let r = run(&text).await;
@@ -299,7 +382,7 @@ async fn a_session_told_404_starts_again_once_and_is_counted() {
     let url = bad_server().await;
     let r = run(&format!(
         "[target]\nurl = \"{url}\"\n[load]\nusers = 1\nduration = \"500ms\"\n[observe]\npost_load = \"0s\"\n\
-         [[actions]]\nname = \"s\"\nkind = \"mcp\"\nendpoint = \"/expire\"\nrequests = [{{ method = \"tools/list\" }}]\nclose = \"delete\"\n"
+         [[actions]]\nname = \"s\"\nkind = \"mcp\"\nprotocol = \"2025-03-26\"\nendpoint = \"/expire\"\nrequests = [{{ method = \"tools/list\" }}]\nclose = \"delete\"\n"
     ))
     .await;
     let m = &r.mcp;
@@ -318,7 +401,7 @@ async fn a_server_that_offers_no_stream_and_no_delete_is_counted_so() {
     let url = bad_server().await;
     let r = run(&format!(
         "[target]\nurl = \"{url}\"\n[load]\nusers = 2\nduration = \"600ms\"\n[observe]\npost_load = \"0s\"\n\
-         [[actions]]\nname = \"s\"\nkind = \"mcp\"\nendpoint = \"/none\"\nlisten = true\nhold = \"50ms\"\nclose = \"delete\"\n"
+         [[actions]]\nname = \"s\"\nkind = \"mcp\"\nprotocol = \"2025-03-26\"\nendpoint = \"/none\"\nlisten = true\nhold = \"50ms\"\nclose = \"delete\"\n"
     ))
     .await;
     let m = &r.mcp;
@@ -345,7 +428,7 @@ async fn a_streamed_reply_may_carry_server_messages_before_the_result() {
     let url = bad_server().await;
     let r = run(&format!(
         "[target]\nurl = \"{url}\"\n[load]\nusers = 2\nduration = \"500ms\"\n[observe]\npost_load = \"0s\"\n\
-         [[actions]]\nname = \"s\"\nkind = \"mcp\"\nendpoint = \"/notify\"\nclose = \"delete\"\n"
+         [[actions]]\nname = \"s\"\nkind = \"mcp\"\nprotocol = \"2025-03-26\"\nendpoint = \"/notify\"\nclose = \"delete\"\n"
     ))
     .await;
     eprintln!("{:?}; errors {:?}", r.mcp, r.actions[0].errors);

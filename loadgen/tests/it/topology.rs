@@ -61,6 +61,7 @@ weight = 3
 [[actions]]
 name = "mcp"
 kind = "mcp"
+protocol = "2025-03-26"         # sessions, whose requests must find the replica that holds them
 requests = [{{ method = "tools/list" }}, {{ method = "ping" }}]
 listen = true
 hold = "200ms..600ms"

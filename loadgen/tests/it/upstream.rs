@@ -190,7 +190,7 @@ async fn streamable_http_sessions_follow_the_specification() {
         json!({"protocolVersion": "1999-01-01", "capabilities": {}}),
     );
     let answer: Value = http.post(&mcp).json(&odd).send().await.unwrap().json().await.unwrap();
-    assert_eq!(answer["result"]["protocolVersion"], "2025-06-18");
+    assert_eq!(answer["result"]["protocolVersion"], "2025-11-25");
 
     let with = |b: reqwest::RequestBuilder| {
         b.header("accept", both)
@@ -272,6 +272,79 @@ async fn streamable_http_sessions_follow_the_specification() {
     assert_eq!(with(http.delete(&mcp)).send().await.unwrap().status(), 200);
     let after = with(http.post(&mcp)).json(&ping).send().await.unwrap();
     assert_eq!(after.status(), 404, "a deleted session is gone");
+}
+
+/// The stateless era beside the sessions: `server/discover`, decorated results, the envelope checked,
+/// a listen stream acknowledged; and the official SDK's client reaches it in that era.
+#[tokio::test]
+async fn the_stateless_era_is_served_beside_sessions() {
+    let up = start(&[]);
+    let http = client();
+    let mcp = format!("{}/mcp", up.url);
+    let meta = json!({"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                      "io.modelcontextprotocol/clientCapabilities": {}});
+    let post = |method: &str, name: Option<&str>, params: Value| {
+        let mut b = http
+            .post(&mcp)
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-protocol-version", "2026-07-28")
+            .header("mcp-method", method)
+            .json(&request(9, method, params));
+        if let Some(n) = name {
+            b = b.header("mcp-name", n);
+        }
+        b.send()
+    };
+    let d: Value = post("server/discover", None, json!({"_meta": meta}))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        d["result"]["supportedVersions"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("2026-07-28")),
+        "{d}"
+    );
+    assert_eq!(
+        (d["result"]["cacheScope"].as_str(), d["result"]["resultType"].as_str()),
+        (Some("public"), Some("complete"))
+    );
+    let call = json!({"name": "echo", "arguments": {"text": "hi"}, "_meta": meta});
+    let resp = post("tools/call", Some("echo"), call.clone()).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(!resp.headers().contains_key("mcp-session-id"), "no session");
+    let c: Value = resp.json().await.unwrap();
+    assert_eq!(c["result"]["content"][0]["text"], "hi", "{c}");
+    let wrong = post("tools/call", Some("time"), call).await.unwrap();
+    assert_eq!(wrong.status(), 400, "Mcp-Name disagrees with the body");
+    assert_eq!(wrong.json::<Value>().await.unwrap()["error"]["code"], -32020);
+    let init = post("initialize", None, json!({"_meta": meta})).await.unwrap();
+    assert_eq!(init.status(), 404, "no initialize in this era");
+
+    let listen = json!({"_meta": meta, "notifications": {"toolsListChanged": true}});
+    let mut stream = post("subscriptions/listen", None, listen).await.unwrap();
+    assert_eq!(stream.status(), 200);
+    let first = tokio::time::timeout(Duration::from_secs(5), stream.chunk())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let first = String::from_utf8_lossy(&first);
+    assert!(first.contains("notifications/subscriptions/acknowledged"), "{first}");
+    assert!(
+        first.contains(r#""io.modelcontextprotocol/subscriptionId":9"#),
+        "{first}"
+    );
+
+    if let Some(python) = testkit::McpSdk::python() {
+        let report = testkit::McpSdk::client(&python, &mcp, "", "auto", "echo").await;
+        assert_eq!(report["protocol_version"], "2026-07-28", "{report}");
+        assert_eq!(report["server_name"], "stampede-upstream", "{report}");
+        assert_eq!(report["call_text"], "sdk", "{report}");
+    }
 }
 
 /// A session with the upstream over Streamable HTTP; answers the session id.

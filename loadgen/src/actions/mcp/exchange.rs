@@ -1,11 +1,13 @@
 //! One HTTP exchange of an MCP session on the user's connection: a `POST` with the session's headers,
-//! its answer classified — 202, 404 (the session is gone), another status, or a reply read as JSON
-//! (into the session's kept buffer) or as an event stream (parsed as it arrives, notifications and
-//! other messages skipped until the reply to this request). Every way an answer can be wrong is a
-//! `Failed` with its kind and message.
+//! its answer classified — 202, 404 (in the session era: the session is gone), another status, or a
+//! reply read as JSON (into the session's kept buffer) or as an event stream (parsed as it arrives,
+//! notifications and other messages skipped until the reply to this request). In the stateless era
+//! a refusal is a JSON-RPC error under its HTTP status (400, 404), read as the reply it is. Every way
+//! an answer can be wrong is a `Failed` with its kind and message.
 
 use std::time::Duration;
 
+use protocol::{Era, Version};
 use serde::Deserialize;
 
 use super::session::State;
@@ -90,6 +92,8 @@ pub(super) enum Awaits {
     Reply(u64),
     /// `initialize`'s reply: it also gives the session id and the protocol version.
     Initialize(u64),
+    /// `server/discover`'s reply: it also gives the versions the server speaks.
+    Discover(u64),
 }
 
 pub(super) fn status_failure(status: u16, message: &str) -> Failed {
@@ -103,9 +107,10 @@ pub(super) async fn exchange(
     url: &str,
     body: &str,
     st: &mut State,
+    method: &str,
     awaits: Awaits,
 ) -> Result<Answered, Failed> {
-    match tokio::time::timeout(env.timeout, post(env, conn, url, body, st, awaits)).await {
+    match tokio::time::timeout(env.timeout, post(env, conn, url, body, st, method, awaits)).await {
         Ok(answered) => {
             if answered.is_err() && conn.mid_answer() {
                 conn.discard();
@@ -145,19 +150,23 @@ async fn post(
     url: &str,
     body: &str,
     st: &mut State,
+    method: &str,
     awaits: Awaits,
 ) -> Result<Answered, Failed> {
-    let (headers, n) = headers(ACCEPT_BOTH, st);
+    let (headers, n) = headers(ACCEPT_BOTH, st, method);
     let head = conn
         .open(&env.endpoint, "POST", url, &headers[..n], Some(body))
         .await
         .map_err(Failed::from_answer)?;
     check_session_id(conn, &head, st, matches!(awaits, Awaits::Initialize(_)))?;
     let status = head.status;
+    let kind = body_kind(head.content_type.as_ref().map(|r| conn.head_value(r)));
+    // A stateless refusal is a JSON-RPC error under its status: read, not just counted.
+    let refusal_to_read = st.era == Era::Stateless && kind == Body::Json && matches!(status, 400..=499);
     match status {
         202 => return drain(conn, status).await.map(|()| Answered::Accepted),
-        404 => return drain(conn, status).await.map(|()| Answered::Gone),
-        s if !(200..300).contains(&s) => {
+        404 if st.era == Era::Session => return drain(conn, status).await.map(|()| Answered::Gone),
+        s if !(200..300).contains(&s) && !refusal_to_read => {
             drain(conn, status).await?;
             return Err(status_failure(s, ""));
         }
@@ -165,12 +174,16 @@ async fn post(
     }
     let id = match awaits {
         Awaits::Nothing => return drain(conn, status).await.map(|()| Answered::Accepted),
-        Awaits::Reply(id) | Awaits::Initialize(id) => id,
+        Awaits::Reply(id) | Awaits::Initialize(id) | Awaits::Discover(id) => id,
     };
-    let want_version = matches!(awaits, Awaits::Initialize(_));
-    match body_kind(head.content_type.as_ref().map(|r| conn.head_value(r))) {
-        Body::Json => json_reply(conn, st, status, id, want_version).await,
-        Body::Events => stream_reply(conn, st, status, id, want_version).await,
+    let capture = match awaits {
+        Awaits::Initialize(_) => Capture::Negotiated,
+        Awaits::Discover(_) => Capture::Discovered,
+        _ => Capture::Nothing,
+    };
+    match kind {
+        Body::Json => json_reply(conn, st, status, id, capture).await,
+        Body::Events => stream_reply(conn, st, status, id, capture).await,
         Body::Other => {
             let ct = head.content_type.as_ref().map_or("no content type".to_owned(), |r| {
                 String::from_utf8_lossy(conn.head_value(r)).into_owned()
@@ -184,16 +197,21 @@ async fn post(
     }
 }
 
-/// A request's headers: `Accept`, then the session's id and version once it has them (the first `n`).
-pub(super) fn headers<'a>(accept: &'a str, st: &'a State) -> ([(&'static str, &'a str); 3], usize) {
-    let mut headers = [("accept", accept), ("", ""), ("", "")];
+/// A request's headers (the first `n`): `Accept`, then the session's id and version once it has
+/// them; in the stateless era also the routing headers, `Mcp-Method` and, for a method that names
+/// something, `Mcp-Name` (the session keeps its value, encoded, in `name`).
+pub(super) fn headers<'a>(accept: &'a str, st: &'a State, method: &'a str) -> ([(&'static str, &'a str); 5], usize) {
+    let mut headers = [("accept", accept), ("", ""), ("", ""), ("", ""), ("", "")];
     let mut n = 1;
+    let stateless = st.era == Era::Stateless;
     for (name, value) in [
-        ("mcp-session-id", &st.session_id),
-        ("mcp-protocol-version", &st.version),
+        ("mcp-session-id", st.session_id.as_str()),
+        ("mcp-protocol-version", st.version.as_str()),
+        ("mcp-method", if stateless { method } else { "" }),
+        ("mcp-name", if stateless { st.name.as_str() } else { "" }),
     ] {
         if !value.is_empty() {
-            headers[n] = (name, value.as_str());
+            headers[n] = (name, value);
             n += 1;
         }
     }
@@ -238,22 +256,43 @@ struct InitReply<'a> {
 struct InitResult<'a> {
     #[serde(borrow, default, rename = "protocolVersion")]
     protocol_version: Option<&'a str>,
+    #[serde(borrow, default, rename = "supportedVersions")]
+    supported_versions: Vec<&'a str>,
 }
 
-/// What one JSON-RPC message says, when it is the reply to `id`; keeps the version of an
-/// `initialize` reply.
-fn reply_to(bytes: &[u8], id: u64, version: Option<&mut String>) -> Result<Option<Reply>, String> {
+/// What a start's reply gives the session besides its outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Capture {
+    Nothing,
+    /// `initialize`: the version the server chose.
+    Negotiated,
+    /// `server/discover`: the newest stateless-era version the server lists (none: it speaks none).
+    Discovered,
+}
+
+/// What one JSON-RPC message says, when it is the reply to `id`; keeps the version a start's reply
+/// gives in `version`.
+fn reply_to(bytes: &[u8], id: u64, capture: Capture, version: &mut String) -> Result<Option<Reply>, String> {
     let (reply_id, reply) = jsonrpc::parse(bytes).map_err(|e| format!("a message that is not JSON-RPC: {e}"))?;
     if reply_id.and_then(|v| v.as_u64()) != Some(id) || reply == Reply::Neither {
         // A notification, or a request from the server: not the reply.
         return Ok(None);
     }
-    if let Some(version) = version
+    if capture != Capture::Nothing
         && let Ok(InitReply { result: Some(r) }) = serde_json::from_slice::<InitReply>(bytes)
-        && let Some(v) = r.protocol_version
     {
+        let chosen = match capture {
+            Capture::Negotiated => r.protocol_version,
+            _ => r
+                .supported_versions
+                .iter()
+                .filter_map(|v| Version::parse(v))
+                .filter(|v| v.era() == Era::Stateless)
+                .max()
+                .map(Version::as_str),
+        };
         version.clear();
-        version.push_str(v);
+        version.push_str(chosen.unwrap_or_default());
     }
     Ok(Some(reply))
 }
@@ -263,7 +302,7 @@ async fn json_reply(
     st: &mut State,
     status: u16,
     id: u64,
-    want_version: bool,
+    capture: Capture,
 ) -> Result<Answered, Failed> {
     st.reply.clear();
     loop {
@@ -278,8 +317,7 @@ async fn json_reply(
         }
         st.reply.extend_from_slice(data);
     }
-    let version = want_version.then_some(&mut st.version);
-    match reply_to(&st.reply, id, version) {
+    match reply_to(&st.reply, id, capture, &mut st.version) {
         Ok(Some(reply)) => Ok(Answered::Reply(status, reply)),
         Ok(None) => Err(Failed::protocol(
             Some(status),
@@ -294,11 +332,10 @@ async fn stream_reply(
     st: &mut State,
     status: u16,
     id: u64,
-    want_version: bool,
+    capture: Capture,
 ) -> Result<Answered, Failed> {
     st.parser.reset();
     let State { parser, version, .. } = st;
-    let mut version = want_version.then_some(version);
     let found = loop {
         let data = conn.next_data().await.map_err(Failed::reading(status))?;
         let Some(data) = data else {
@@ -313,7 +350,7 @@ async fn stream_reply(
             if name != b"message" {
                 return None;
             }
-            reply_to(payload.as_bytes(), id, version.as_deref_mut()).transpose()
+            reply_to(payload.as_bytes(), id, capture, version).transpose()
         });
         match fed {
             Ok(None) => {}

@@ -1,16 +1,25 @@
-//! `kind = "mcp"`: one MCP client session over Streamable HTTP (2025-03-26), on the user's own
-//! connection: `initialize` (its `Mcp-Session-Id` kept), `notifications/initialized`, the
-//! scenario's `requests` — each reply read as JSON or as an event stream, whichever the server
-//! chose — then, with `listen = true`, the session's `GET` stream held for `hold`, and the end:
-//! `close = "delete"` (a `DELETE`, as a client that is done sends) or `"abrupt"` (the connection
-//! dropped, with a reset when `rst = true`). A session the server says is gone (404) is started
-//! again once, and counted.
+//! `kind = "mcp"`: one MCP client session over Streamable HTTP, on the user's own connection, in
+//! the era `protocol` picks (`auto` by default: `server/discover`, and `initialize` when the server
+//! does not speak the stateless era, as the official SDK's client does):
+//! - the start: in the session era `initialize` (its `Mcp-Session-Id` kept) and
+//!   `notifications/initialized`; in the stateless era (2026-07-28) `server/discover`, after which
+//!   every request carries the `_meta` envelope and the `MCP-Protocol-Version`, `Mcp-Method` and
+//!   `Mcp-Name` headers;
+//! - the scenario's `requests`, each reply read as JSON or as an event stream, whichever the server
+//!   chose;
+//! - with `listen = true`, a stream held for `hold`: the session's `GET` stream, or in the stateless
+//!   era a `subscriptions/listen` request's stream;
+//! - the end: `close = "delete"` (a `DELETE`, as a client that is done sends; the stateless era has
+//!   no session to delete, so its client just leaves, closing in order) or `"abrupt"` (the
+//!   connection dropped, with a reset when `rst = true`). A session the server says is gone (404) is
+//!   started again once, and counted.
 //!
-//! Series: the action's own is the session's start (`initialize` and the notification); then one
-//! per request method, `listen` (the `GET` stream's head) and `delete`.
+//! Series: the action's own is the session's start; then one per request method, `listen` (the
+//! stream's head) and `delete`.
 
 mod exchange;
 mod session;
+mod start;
 
 use std::collections::BTreeSet;
 
@@ -20,11 +29,41 @@ use super::http::url_template;
 use super::request::Scratch;
 use super::{ActionSpec, At, CloseMode, Ended, Env, Kind, Slots};
 use crate::lang::{DurRange, Problem, Template, Values, Var, json_template, problem};
+use protocol::{Era, Version};
 pub use session::State;
+
+/// The protocol a session speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// `server/discover` first; `initialize` when the server does not speak the stateless era.
+    Auto,
+    Pinned(Version),
+}
+
+impl Protocol {
+    fn parse(text: &str) -> Result<Protocol, String> {
+        if text == "auto" {
+            return Ok(Protocol::Auto);
+        }
+        Version::parse(text).map(Protocol::Pinned).ok_or_else(|| {
+            let versions: Vec<&str> = Version::ALL.iter().map(|v| v.as_str()).collect();
+            format!("is \"auto\" or one of {}, not {text:?}", versions.join(", "))
+        })
+    }
+
+    /// The era, when the scenario fixed it.
+    pub fn era(self) -> Option<Era> {
+        match self {
+            Protocol::Auto => None,
+            Protocol::Pinned(v) => Some(v.era()),
+        }
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct Mcp {
     pub endpoint: Template,
+    pub protocol: Protocol,
     pub requests: Vec<McpRequest>,
     /// The distinct request methods, in the order of their series.
     pub methods: Vec<String>,
@@ -37,8 +76,11 @@ pub struct Mcp {
 
 #[derive(Debug, Clone)]
 pub struct McpRequest {
+    pub method: String,
     /// The method as a JSON string, quotes included.
     pub method_json: String,
+    /// The parameter its `Mcp-Name` header mirrors in the stateless era (`name`, or `uri`).
+    pub name_param: Option<&'static str>,
     pub params: Option<Template>,
     /// Its series: an index into `methods`.
     pub series: usize,
@@ -58,15 +100,18 @@ impl Mcp {
         self.listen.then_some(self.methods.len())
     }
 
-    /// The extra series index of the `DELETE`, when the session ends with one.
+    /// The extra series index of the `DELETE`, when the session ends with one (never in the
+    /// stateless era, which has no session to delete).
     fn delete_series(&self) -> Option<usize> {
-        (self.close == CloseMode::Delete).then(|| self.methods.len() + usize::from(self.listen))
+        (self.close == CloseMode::Delete && self.protocol.era() != Some(Era::Stateless))
+            .then(|| self.methods.len() + usize::from(self.listen))
     }
 }
 
 impl Kind for Mcp {
     const FIELDS: &'static [&'static str] = &[
         "endpoint",
+        "protocol",
         "server",
         "requests",
         "listen",
@@ -94,6 +139,12 @@ impl Kind for Mcp {
                     "the session sends initialize itself; list the requests after it",
                 ));
             }
+            if r.method == "subscriptions/listen" {
+                problems.push(problem(
+                    at.field(&format!("requests[{j}].method")),
+                    "is a stream, not a request: set listen = true",
+                ));
+            }
             let params = r.params.as_ref().and_then(|p| {
                 json_template(p)
                     .map_err(|e| problems.push(problem(at.field(&format!("requests[{j}].params")), e)))
@@ -107,6 +158,8 @@ impl Kind for Mcp {
                 }
             };
             requests.push(McpRequest {
+                method: r.method.clone(),
+                name_param: protocol::header::name_param(&r.method),
                 method_json: serde_json::Value::from(r.method.as_str()).to_string(),
                 params,
                 series,
@@ -122,8 +175,17 @@ impl Kind for Mcp {
         if a.rst == Some(true) && close != CloseMode::Abrupt {
             problems.push(problem(at.field("rst"), "applies only to close = \"abrupt\""));
         }
+        let protocol = match a.protocol.as_deref().map(Protocol::parse) {
+            None => Protocol::Auto,
+            Some(Ok(p)) => p,
+            Some(Err(e)) => {
+                problems.push(problem(at.field("protocol"), e));
+                Protocol::Auto
+            }
+        };
         Some(Mcp {
             endpoint: endpoint?,
+            protocol,
             requests,
             methods,
             listen: a.listen.unwrap_or(false),
@@ -152,7 +214,7 @@ impl Kind for Mcp {
         if self.listen {
             out.push("listen".to_owned());
         }
-        if self.close == CloseMode::Delete {
+        if self.delete_series().is_some() {
             out.push("delete".to_owned());
         }
         out

@@ -1,8 +1,8 @@
-//! One Streamable HTTP session's flow on the user's own connection: start (`initialize`, the
-//! notification), the requests (each one `exchange`, a 404 starting the session again once), the hold
-//! (on the `GET` stream when listening), the end. Its buffers are kept in the user's scratch, so a warm
-//! session allocates nothing per request: the request is rendered into the scratch body, the session
-//! id and protocol version kept in kept strings.
+//! One Streamable HTTP session's flow on the user's own connection: start (`start.rs`), the requests
+//! (each one `exchange`, a 404 starting a session-era session again once), the hold (on a stream
+//! when listening), the end. Its buffers are kept in the user's scratch, so a warm session allocates
+//! nothing per request: the request is rendered into the scratch body, the session id, protocol
+//! version, envelope and `Mcp-Name` kept in kept strings.
 //!
 //! Every answer is classified, never trusted (`exchange.rs`); a failure other than a refused request
 //! or a JSON-RPC error ends the session as "by an error".
@@ -13,8 +13,11 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::Mcp;
+use protocol::Era;
+
 use super::exchange::{Answered, Awaits, Body, DRAIN, Failed, body_kind, drain, exchange, headers, status_failure};
+use super::start::start;
+use super::{Mcp, McpRequest};
 use crate::actions::conn::Conn;
 use crate::actions::events::EventParser;
 use crate::actions::jsonrpc::Reply;
@@ -24,8 +27,6 @@ use crate::data::FailureKind;
 use crate::lang::{DurRange, Values};
 use crate::record::{Outcome, Sample};
 
-/// The version asked for in `initialize`; the server's answer is sent from then on.
-const PROTOCOL_VERSION: &str = "2025-03-26";
 /// A reply buffer grown past this is given back before the hold and after the session: 4000 users each
 /// keeping the largest `tools/list` they saw was most of the generator's heap in `mixed-4000`.
 const KEEP_REPLY: usize = 4 << 10;
@@ -33,8 +34,15 @@ const KEEP_REPLY: usize = 4 << 10;
 /// A session's buffers, kept in the user's scratch between sessions.
 #[derive(Default)]
 pub struct State {
+    /// The era this session speaks, once started.
+    pub(super) era: Era,
     pub(super) session_id: String,
     pub(super) version: String,
+    /// Stateless era: the `_meta` every request carries, for `meta_of`'s version.
+    pub(super) meta: String,
+    pub(super) meta_of: String,
+    /// Stateless era: the current request's `Mcp-Name`, encoded.
+    pub(super) name: String,
     pub(super) parser: EventParser,
     /// A JSON reply's body.
     pub(super) reply: Vec<u8>,
@@ -51,7 +59,7 @@ impl State {
         self.parser.trim(KEEP_REPLY);
     }
 
-    fn next_id(&mut self) -> u64 {
+    pub(super) fn next_id(&mut self) -> u64 {
         self.next_id += 1;
         self.next_id
     }
@@ -83,8 +91,8 @@ pub async fn run(
     render(url, &env.base_path, &a.endpoint, values);
     st.next_id = 0;
 
-    // 1. Start: initialize and the initialized notification, timed as the action's own series.
-    if let Err(f) = start(env, conn, url, body, st).await {
+    // 1. Start, timed as the action's own series.
+    if let Err(f) = start(a.protocol, env, conn, url, body, st).await {
         let kind = f.kind;
         record(env, slots.main, intended.elapsed(), &Err(f));
         return if kind == FailureKind::Connect {
@@ -97,28 +105,25 @@ pub async fn run(
     let g = &env.recorder.gauges.mcp;
     g.opened.fetch_add(1, Ordering::Relaxed);
     g.open.fetch_add(1, Ordering::Relaxed);
+    if st.era == Era::Stateless {
+        g.stateless.fetch_add(1, Ordering::Relaxed);
+    }
 
     // 2. The requests, each timed in its method's series.
     let mut end = End::Client;
     for r in &a.requests {
         let id = st.next_id();
-        body.clear();
-        let _ = write!(body, r#"{{"jsonrpc":"2.0","id":{id},"method":{}"#, r.method_json);
-        if let Some(params) = &r.params {
-            body.push_str(",\"params\":");
-            params.render_into(body, values);
-        }
-        body.push('}');
+        render_request(r, id, body, st, values);
         let sent = Instant::now();
-        let mut answered = exchange(env, conn, url, body, st, Awaits::Reply(id)).await;
+        let mut answered = exchange(env, conn, url, body, st, &r.method, Awaits::Reply(id)).await;
         if let Ok(Answered::Gone) = answered {
             // The session expired: start a new one, once, and ask again.
             g.reinitialized.fetch_add(1, Ordering::Relaxed);
             let saved = std::mem::take(body);
-            answered = match start(env, conn, url, body, st).await {
+            answered = match start(a.protocol, env, conn, url, body, st).await {
                 Ok(()) => {
                     *body = saved;
-                    exchange(env, conn, url, body, st, Awaits::Reply(id)).await
+                    exchange(env, conn, url, body, st, &r.method, Awaits::Reply(id)).await
                 }
                 Err(f) => {
                     *body = saved;
@@ -134,7 +139,8 @@ pub async fn run(
             &judged,
         );
         match judged {
-            Err(f) if f.status == Some(404) => {
+            // (A stateless 404 is a JSON-RPC error, an unknown method: the session goes on.)
+            Err(f) if f.status == Some(404) && f.kind == FailureKind::Status => {
                 end = End::Server;
                 break;
             }
@@ -152,7 +158,7 @@ pub async fn run(
     if end == End::Client {
         match a.listen_series().and_then(|i| slots.extra(i)) {
             Some(slot) => {
-                let (held, end_of_hold) = listen(env, slot, conn, url, st, a.hold).await;
+                let (held, end_of_hold) = listen(env, slot, conn, url, body, st, a.hold).await;
                 listening = held;
                 end = end_of_hold;
             }
@@ -163,6 +169,13 @@ pub async fn run(
     // 4. The end.
     let counter = match end {
         End::Client => match a.close {
+            // Nothing to delete: the client leaves, closing a stream it holds.
+            CloseMode::Delete if st.era == Era::Stateless => {
+                if listening {
+                    conn.cut(false);
+                }
+                &g.closed_graceful
+            }
             CloseMode::Delete => {
                 let slot = a.delete_series().and_then(|i| slots.extra(i));
                 let delete_conn = if listening { &mut st.side } else { &mut *conn };
@@ -203,43 +216,60 @@ pub async fn run(
     Ended::Done(Outcome::Ok)
 }
 
-/// `initialize`, then `notifications/initialized`; keeps the session id and the version.
-async fn start(env: &Env, conn: &mut Conn, url: &str, body: &mut String, st: &mut State) -> Result<(), Failed> {
-    st.session_id.clear();
-    st.version.clear();
-    let id = st.next_id();
+/// Render request `r` (id `id`) into `body`: in the stateless era with the envelope spliced into
+/// its params, and its `Mcp-Name` kept in the session's `name`.
+fn render_request(r: &McpRequest, id: u64, body: &mut String, st: &mut State, values: &mut (impl Values + Send)) {
     body.clear();
-    let _ = write!(
-        body,
-        r#"{{"jsonrpc":"2.0","id":{id},"method":"initialize","params":{{"protocolVersion":"{PROTOCOL_VERSION}","capabilities":{{}},"clientInfo":{{"name":"stampede","version":"{}"}}}}}}"#,
-        env!("CARGO_PKG_VERSION")
-    );
-    match exchange(env, conn, url, body, st, Awaits::Initialize(id)).await? {
-        Answered::Reply(_, Reply::Result) => {}
-        Answered::Reply(status, Reply::Error(code)) => {
-            return Err(Failed::json_rpc(
-                status,
-                code,
-                format!("initialize refused with JSON-RPC error {code}"),
-            ));
+    let _ = write!(body, r#"{{"jsonrpc":"2.0","id":{id},"method":{}"#, r.method_json);
+    st.name.clear();
+    match (&r.params, st.era) {
+        (Some(params), Era::Session) => {
+            body.push_str(",\"params\":");
+            params.render_into(body, values);
         }
-        Answered::Reply(status, Reply::Neither) => {
-            return Err(Failed::protocol(
-                Some(status),
-                "initialize answered neither a result nor an error",
-            ));
+        (None, Era::Session) => {}
+        (params, Era::Stateless) => {
+            body.push_str(",\"params\":");
+            let at = body.len();
+            match params {
+                Some(params) => params.render_into(body, values),
+                None => body.push_str("{}"),
+            }
+            if let Some(key) = r.name_param {
+                named(&body[at..], key, &mut st.name);
+            }
+            splice_meta(body, at, &st.meta);
         }
-        Answered::Accepted => return Err(Failed::protocol(Some(202), "initialize answered 202 without a reply")),
-        Answered::Gone => return Err(status_failure(404, "initialize answered 404")),
     }
-    if st.version.is_empty() {
-        st.version.push_str(PROTOCOL_VERSION);
+    body.push('}');
+}
+
+/// Put `"_meta":META` first in the object rendered at `body[at..]`.
+pub(super) fn splice_meta(body: &mut String, at: usize, meta: &str) {
+    if !body[at..].starts_with('{') {
+        return;
     }
-    body.clear();
-    body.push_str(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#);
-    match exchange(env, conn, url, body, st, Awaits::Nothing).await? {
-        Answered::Gone => Err(status_failure(404, "the session was gone at once")),
-        Answered::Accepted | Answered::Reply(..) => Ok(()),
+    let empty = body[at + 1..].trim_start().starts_with('}');
+    // Inserted back to front, each right after the opening brace.
+    body.insert_str(at + 1, if empty { "" } else { "," });
+    body.insert_str(at + 1, meta);
+    body.insert_str(at + 1, "\"_meta\":");
+}
+
+/// The `Mcp-Name` value for the params rendered in `params`: its `key` member, encoded.
+fn named(params: &str, key: &str, out: &mut String) {
+    #[derive(serde::Deserialize)]
+    struct Named<'a> {
+        #[serde(borrow, default)]
+        name: Option<std::borrow::Cow<'a, str>>,
+        #[serde(borrow, default)]
+        uri: Option<std::borrow::Cow<'a, str>>,
+    }
+    if let Ok(n) = serde_json::from_str::<Named>(params) {
+        let value = if key == "uri" { n.uri } else { n.name };
+        if let Some(v) = value {
+            protocol::header::encode_into(&v, out);
+        }
     }
 }
 
@@ -288,12 +318,39 @@ fn record(env: &Env, slot: usize, latency: Duration, judged: &Judged) {
     env.recorder.record(slot, &sample);
 }
 
-/// Open the session's GET stream (timed in the `listen` series) and read it for the hold; answers
-/// whether the stream was held, and how the session stands after it.
-async fn listen(env: &Env, slot: usize, conn: &mut Conn, url: &str, st: &mut State, hold_for: DurRange) -> (bool, End) {
-    let (headers, n) = headers("text/event-stream", st);
+/// Open the session's stream — its `GET` stream, or in the stateless era a `subscriptions/listen`
+/// request's — (timed in the `listen` series) and read it for the hold; answers whether the stream
+/// was held, and how the session stands after it.
+async fn listen(
+    env: &Env,
+    slot: usize,
+    conn: &mut Conn,
+    url: &str,
+    body: &mut String,
+    st: &mut State,
+    hold_for: DurRange,
+) -> (bool, End) {
+    let (method, request) = match st.era {
+        Era::Session => ("GET", None),
+        Era::Stateless => {
+            body.clear();
+            let id = st.next_id();
+            let _ = write!(
+                body,
+                r#"{{"jsonrpc":"2.0","id":{id},"method":"subscriptions/listen","params":{LISTEN_PARAMS}}}"#
+            );
+            splice_meta(body, body.len() - LISTEN_PARAMS.len() - 1, &st.meta);
+            st.name.clear();
+            ("POST", Some(body.as_str()))
+        }
+    };
+    let (headers, n) = headers("application/json, text/event-stream", st, "subscriptions/listen");
     let sent = Instant::now();
-    let opened = tokio::time::timeout(env.timeout, conn.open(&env.endpoint, "GET", url, &headers[..n], None)).await;
+    let opened = tokio::time::timeout(
+        env.timeout,
+        conn.open(&env.endpoint, method, url, &headers[..n], request),
+    )
+    .await;
     let head = match opened {
         Err(_) => {
             conn.discard();
@@ -309,17 +366,21 @@ async fn listen(env: &Env, slot: usize, conn: &mut Conn, url: &str, st: &mut Sta
     let kind = body_kind(head.content_type.as_ref().map(|r| conn.head_value(r)));
     let refused = match head.status {
         200 if kind == Body::Events => None,
-        200 => Some(Failed::protocol(Some(200), "the GET stream is not an event stream")),
-        404 => Some(status_failure(404, "the session is gone (404)")),
-        // The specification lets a server offer no GET stream: counted as such, not a failure.
-        405 => {
-            record(env, slot, sent.elapsed(), &Ok((Outcome::Expected, 405, None)));
+        200 => Some(Failed::protocol(
+            Some(200),
+            "the stream answered is not an event stream",
+        )),
+        404 if st.era == Era::Session => Some(status_failure(404, "the session is gone (404)")),
+        // The specification lets a server offer no GET stream (405), and a stateless server may
+        // not know `subscriptions/listen` (404): counted as such, not a failure.
+        status @ (405 | 404) => {
+            record(env, slot, sent.elapsed(), &Ok((Outcome::Expected, status, None)));
             env.recorder
                 .gauges
                 .mcp
                 .listen_not_offered
                 .fetch_add(1, Ordering::Relaxed);
-            if tokio::time::timeout(DRAIN, drain(conn, 405)).await.is_err() {
+            if tokio::time::timeout(DRAIN, drain(conn, status)).await.is_err() {
                 conn.discard();
             }
             hold(env, hold_for).await;
@@ -367,6 +428,10 @@ async fn listen(env: &Env, slot: usize, conn: &mut Conn, url: &str, st: &mut Sta
         }
     }
 }
+
+/// What a stateless listen opts in to: every change notification the era has.
+const LISTEN_PARAMS: &str =
+    r#"{"notifications":{"toolsListChanged":true,"promptsListChanged":true,"resourcesListChanged":true}}"#;
 
 /// Keep the session for a sampled time, or until the load ends.
 async fn hold(env: &Env, hold: DurRange) {

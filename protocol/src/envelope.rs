@@ -1,0 +1,167 @@
+//! The 2026-07-28 request envelope: what every stateless request carries in `params._meta`, checked
+//! with its routing headers in the order the specification and the official SDKs check them (the
+//! first failure is the answer).
+
+use axum::http::HeaderMap;
+use serde_json::{Value, json};
+
+use crate::error::{HEADER_MISMATCH, INVALID_PARAMS, Rejection, UNSUPPORTED_PROTOCOL_VERSION};
+use crate::{Era, Version, header};
+
+pub const PROTOCOL_VERSION_KEY: &str = "io.modelcontextprotocol/protocolVersion";
+pub const CLIENT_CAPABILITIES_KEY: &str = "io.modelcontextprotocol/clientCapabilities";
+pub const CLIENT_INFO_KEY: &str = "io.modelcontextprotocol/clientInfo";
+pub const SERVER_INFO_KEY: &str = "io.modelcontextprotocol/serverInfo";
+pub const SUBSCRIPTION_ID_KEY: &str = "io.modelcontextprotocol/subscriptionId";
+
+/// What a request's envelope said, once every check passed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Envelope {
+    pub version: Version,
+    pub client_capabilities: Value,
+    pub client_info: Option<Value>,
+}
+
+/// Check one stateless request: its envelope, its routing headers against its body, its version.
+pub fn check(method: &str, params: &Value, headers: &HeaderMap) -> Result<Envelope, Rejection> {
+    for name in [header::PROTOCOL_VERSION, header::METHOD, header::NAME] {
+        if headers.get_all(name).iter().count() > 1 {
+            return Err(Rejection::new(
+                HEADER_MISMATCH,
+                format!("{name} header appears more than once"),
+            ));
+        }
+    }
+    let Some(meta) = params.get("_meta").and_then(Value::as_object) else {
+        return Err(Rejection::new(
+            INVALID_PARAMS,
+            format!("params._meta must be an object carrying {PROTOCOL_VERSION_KEY:?} and {CLIENT_CAPABILITIES_KEY:?}"),
+        ));
+    };
+    let missing: Vec<&str> = [PROTOCOL_VERSION_KEY, CLIENT_CAPABILITIES_KEY]
+        .into_iter()
+        .filter(|k| !meta.contains_key(*k))
+        .collect();
+    if !missing.is_empty() {
+        return Err(Rejection::new(
+            INVALID_PARAMS,
+            format!(
+                "params._meta is missing the required envelope key(s): {}",
+                missing.join(", ")
+            ),
+        ));
+    }
+    let version = &meta[PROTOCOL_VERSION_KEY];
+    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    if text(header::PROTOCOL_VERSION).is_none_or(|h| version.as_str() != Some(h)) {
+        return Err(Rejection::new(
+            HEADER_MISMATCH,
+            "MCP-Protocol-Version header does not match the request envelope's protocol version",
+        ));
+    }
+    if text(header::METHOD) != Some(method) {
+        return Err(Rejection::new(
+            HEADER_MISMATCH,
+            "Mcp-Method header does not match the request body's method",
+        ));
+    }
+    if let Some(key) = header::name_param(method)
+        && let Some(body_value) = params.get(key).and_then(Value::as_str)
+        && text(header::NAME).and_then(header::decode).as_deref() != Some(body_value)
+    {
+        return Err(Rejection::new(
+            HEADER_MISMATCH,
+            format!("Mcp-Name header does not match the request body's {key:?} parameter"),
+        ));
+    }
+    let requested = version.as_str().unwrap_or_default();
+    let version = supported(requested)?;
+    Ok(Envelope {
+        version,
+        client_capabilities: meta[CLIENT_CAPABILITIES_KEY].clone(),
+        client_info: meta.get(CLIENT_INFO_KEY).cloned(),
+    })
+}
+
+/// A stateless-era version spoken here, or the refusal naming every version that is.
+pub fn supported(requested: &str) -> Result<Version, Rejection> {
+    match Version::parse(requested) {
+        Some(v) if v.era() == Era::Stateless => Ok(v),
+        _ => {
+            let all: Vec<&str> = Version::ALL.iter().map(|v| v.as_str()).collect();
+            Err(
+                Rejection::new(UNSUPPORTED_PROTOCOL_VERSION, "Unsupported protocol version")
+                    .with_data(json!({"supported": all, "requested": requested})),
+            )
+        }
+    }
+}
+
+/// The `_meta` a client puts in every stateless request.
+pub fn meta(version: Version, client_capabilities: &Value, client_info: &Value) -> Value {
+    json!({
+        PROTOCOL_VERSION_KEY: version.as_str(),
+        CLIENT_CAPABILITIES_KEY: client_capabilities,
+        CLIENT_INFO_KEY: client_info,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(*k, HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    fn params(version: &str) -> Value {
+        json!({"name": "échо", "_meta": {PROTOCOL_VERSION_KEY: version, CLIENT_CAPABILITIES_KEY: {}}})
+    }
+
+    #[test]
+    fn a_well_formed_request_passes() {
+        let h = headers(&[
+            ("mcp-protocol-version", "2026-07-28"),
+            ("mcp-method", "tools/call"),
+            ("mcp-name", &header::encode("échо")),
+        ]);
+        let e = check("tools/call", &params("2026-07-28"), &h).unwrap();
+        assert_eq!(e.version, Version::V2026_07_28);
+    }
+
+    #[test]
+    fn each_failure_gets_its_code() {
+        let good = [("mcp-protocol-version", "2026-07-28"), ("mcp-method", "tools/list")];
+        let code =
+            |method: &str, p: &Value, h: &[(&'static str, &str)]| check(method, p, &headers(h)).unwrap_err().code;
+        assert_eq!(code("tools/list", &json!({}), &good), INVALID_PARAMS);
+        assert_eq!(
+            code(
+                "tools/list",
+                &json!({"_meta": {PROTOCOL_VERSION_KEY: "2026-07-28"}}),
+                &good
+            ),
+            INVALID_PARAMS
+        );
+        assert_eq!(code("tools/list", &params("2025-06-18"), &good), HEADER_MISMATCH);
+        assert_eq!(code("prompts/list", &params("2026-07-28"), &good), HEADER_MISMATCH);
+        let calls = [
+            ("mcp-protocol-version", "2026-07-28"),
+            ("mcp-method", "tools/call"),
+            ("mcp-name", "other"),
+        ];
+        assert_eq!(code("tools/call", &params("2026-07-28"), &calls), HEADER_MISMATCH);
+        let twice = [good[0], good[0], good[1]];
+        assert_eq!(code("tools/list", &params("2026-07-28"), &twice), HEADER_MISMATCH);
+        let newer = [("mcp-protocol-version", "2099-01-01"), ("mcp-method", "tools/list")];
+        let refused = check("tools/list", &params("2099-01-01"), &headers(&newer)).unwrap_err();
+        assert_eq!(refused.code, UNSUPPORTED_PROTOCOL_VERSION);
+        assert_eq!(refused.status, axum::http::StatusCode::BAD_REQUEST);
+        assert_eq!(refused.data.unwrap()["supported"][4], "2026-07-28");
+    }
+}

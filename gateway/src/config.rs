@@ -209,6 +209,12 @@ pub struct ServeArgs {
     #[arg(long, env = "STREAMABLE_HTTP_REPLIES", value_enum, default_value = "json")]
     pub streamable_http_replies: ReplyFormat,
 
+    /// Origins the MCP endpoints (`/mcp`, `/sse`, `/message`) accept besides loopback ones, comma
+    /// separated (`https://app.example`, or `*` for any); a request with another `Origin` is refused
+    /// 403, as the specification requires against DNS rebinding. One without `Origin` passes.
+    #[arg(long, env = "ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
+
     /// PostgreSQL URL of the session bus replicas use to find each other's sessions (LISTEN/NOTIFY;
     /// a direct one — not through a transaction-pooling PgBouncer). Unset: this gateway is alone.
     #[arg(long, env = "SESSION_BUS_URL")]

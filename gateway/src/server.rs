@@ -60,6 +60,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         sessions: Arc::clone(&sessions),
         bus,
         streamable_replies: args.streamable_http_replies,
+        origins: Arc::new(protocol::origin::Origins::new(args.allowed_origins.clone())),
         local_host: addr.to_string(),
         info: Arc::new(info),
     };

@@ -230,6 +230,48 @@ pub fn run(
     with_runtime(run_once(plan, how))
 }
 
+/// `stampede run --matrix protocol=…`: the scenario once per version, then the runs side by side;
+/// the worst exit of the runs (99 when a run's thresholds failed), or at once when one is interrupted.
+pub fn run_matrix(args: ScenarioArgs, matrix: &crate::matrix::Matrix, out: &Path, quiet: bool) -> Result<(), CliError> {
+    let source = args.scenario.display().to_string();
+    let text = std::fs::read_to_string(&args.scenario).map_err(|e| CliError::Usage(format!("{source}: {e}")))?;
+    let mut runs = Vec::with_capacity(matrix.versions.len());
+    for &version in &matrix.versions {
+        let overrides =
+            crate::matrix::Matrix::overrides(&text, version).map_err(|e| CliError::Usage(format!("{source}: {e}")))?;
+        let mut one = args.clone();
+        one.set.extend(overrides);
+        runs.push((one.load().map_err(|e| CliError::Usage(e.to_string()))?, version));
+    }
+    init_tracing();
+    with_runtime(async move {
+        let mut worst = Ok(());
+        let mut files = Vec::with_capacity(runs.len());
+        for (plan, version) in runs {
+            let file = crate::matrix::Matrix::out_path(out, version);
+            outln!("\n== protocol {version}");
+            let how = HowToRun {
+                file: Some(args.scenario.clone()),
+                out: Some(file.clone()),
+                live_addr: None,
+                quiet,
+                json: false,
+            };
+            match run_once(plan, how).await {
+                Err(CliError::Interrupted) => return Err(CliError::Interrupted),
+                Err(e @ CliError::ThresholdsFailed(_)) => worst = Err(e),
+                Err(e) => return Err(e),
+                Ok(()) => {}
+            }
+            files.push(file);
+        }
+        outln!("\n== the protocol matrix, each run against the first");
+        compare(&files, None)?;
+        report(&files[0], None, &files[1..], &out.with_extension("html"))?;
+        worst
+    })
+}
+
 /// `stampede URL …`: the ad-hoc form, run as a scenario of one action; exit 99 when a `--threshold`
 /// fails.
 pub fn adhoc(args: AdHocArgs) -> Result<(), CliError> {
@@ -436,6 +478,10 @@ pub struct UpstreamArgs {
     /// Streamable HTTP: answer as an SSE stream when the client accepts both.
     #[arg(long)]
     pub sse_replies: bool,
+    /// Origins `/mcp`, `/sse` and `/message` accept besides loopback ones, comma separated (`*`:
+    /// any); another `Origin` is refused 403.
+    #[arg(long, value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
 }
 
 fn parse_range(text: &str) -> Result<crate::lang::DurRange, crate::lang::DurationError> {
@@ -458,6 +504,7 @@ impl UpstreamArgs {
             error_rate: self.error_rate,
             stall_rate: self.stall_rate,
             sse_replies: self.sse_replies,
+            allowed_origins: self.allowed_origins.clone(),
         }
     }
 }

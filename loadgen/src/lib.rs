@@ -20,6 +20,7 @@ pub mod gate;
 pub mod host;
 pub mod lang;
 pub mod live;
+pub mod matrix;
 pub mod merge;
 pub mod observe;
 pub mod output;

@@ -50,6 +50,12 @@ enum Command {
         /// No progress line.
         #[arg(long, short)]
         quiet: bool,
+        /// Run once per protocol version, every mcp action speaking it, e.g.
+        /// `protocol=2025-03-26,2025-06-18,2025-11-25,2026-07-28`: one results file per version (the
+        /// `-o` file with the version before its extension), the runs side by side and in one HTML
+        /// report (`-o`'s file with `.html`).
+        #[arg(long, value_name = "protocol=V,…", requires = "out", conflicts_with = "live")]
+        matrix: Option<stampede_loadgen::matrix::Matrix>,
     },
     /// Check scenario files without running them.
     Validate {
@@ -150,9 +156,17 @@ fn main() -> ExitCode {
         Command::Compare { results, markdown } => commands::compare(&results, markdown.as_deref()),
         Command::Run {
             scenario,
+            out: Some(out),
+            quiet,
+            matrix: Some(matrix),
+            ..
+        } => commands::run_matrix(scenario, &matrix, &out, quiet),
+        Command::Run {
+            scenario,
             out,
             live,
             quiet,
+            ..
         } => commands::run(scenario, out, live, quiet),
         Command::Upstream(args) => commands::upstream(args),
         Command::Export { results, csv } => commands::export(&results, &csv),

@@ -448,6 +448,14 @@ fn sum_figures<'a>(parts: impl Iterator<Item = &'a StreamFigures>, peak_open: i6
         sum.listen_not_offered += f.listen_not_offered;
         sum.stateless += f.stateless;
         sum.fell_back += f.fell_back;
+        sum.mrtr_rounds += f.mrtr_rounds;
+        sum.cache_hinted += f.cache_hinted;
+        sum.cache_private += f.cache_private;
+        sum.ttl_ms_min = match (sum.ttl_ms_min, f.ttl_ms_min) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        sum.cache_hits += f.cache_hits;
         sum.server_closed += f.server_closed;
         sum.errored += f.errored;
         sum.reinitialized += f.reinitialized;

@@ -169,6 +169,14 @@ pub fn summary(r: &Results) -> String {
                     s.fell_back
                 );
             }
+            if s.mrtr_rounds + s.cache_hinted + s.cache_hits > 0 {
+                let ttl = s.ttl_ms_min.map_or_else(|| "none".to_owned(), |t| format!("{t} ms"));
+                let _ = writeln!(
+                    out,
+                    "  stateless results: {} input rounds (MRTR); {} with caching hints ({} private), shortest ttlMs {ttl}; {} answered from the client cache",
+                    s.mrtr_rounds, s.cache_hinted, s.cache_private, s.cache_hits
+                );
+            }
             if s.listen_not_offered > 0 {
                 let _ = writeln!(
                     out,

@@ -287,9 +287,30 @@ pub struct StreamGauges {
     /// `protocol = "auto"` sessions whose server did not speak the stateless era (`initialize` after
     /// `server/discover`).
     pub fell_back: AtomicU64,
+    /// Stateless era: retries of a request that answered `input_required` (MRTR).
+    pub mrtr_rounds: AtomicU64,
+    /// Stateless era: results carrying caching hints (`ttlMs`), and of those `cacheScope: private`.
+    pub cache_hinted: AtomicU64,
+    pub cache_private: AtomicU64,
+    /// The smallest `ttlMs` seen, plus one (0: none seen).
+    pub ttl_ms_min: AtomicU64,
+    /// `cache = true`: requests answered from the client's cache, not sent.
+    pub cache_hits: AtomicU64,
 }
 
 impl StreamGauges {
+    /// A stateless result's caching hints.
+    pub fn hinted(&self, ttl_ms: u64, private: bool) {
+        self.cache_hinted.fetch_add(1, Ordering::Relaxed);
+        if private {
+            self.cache_private.fetch_add(1, Ordering::Relaxed);
+        }
+        let plus_one = ttl_ms.saturating_add(1);
+        let _ = self.ttl_ms_min.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |t| {
+            (t == 0 || plus_one < t).then_some(plus_one)
+        });
+    }
+
     pub fn figures(&self, peak_open: i64) -> StreamFigures {
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
         StreamFigures {
@@ -306,6 +327,11 @@ impl StreamGauges {
             listen_not_offered: get(&self.listen_not_offered),
             stateless: get(&self.stateless),
             fell_back: get(&self.fell_back),
+            mrtr_rounds: get(&self.mrtr_rounds),
+            cache_hinted: get(&self.cache_hinted),
+            cache_private: get(&self.cache_private),
+            ttl_ms_min: get(&self.ttl_ms_min).checked_sub(1),
+            cache_hits: get(&self.cache_hits),
             peak_open,
         }
     }

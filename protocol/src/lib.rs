@@ -10,6 +10,8 @@
 pub mod envelope;
 pub mod error;
 pub mod header;
+pub mod mrtr;
+pub mod origin;
 pub mod result;
 mod version;
 

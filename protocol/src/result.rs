@@ -91,7 +91,9 @@ impl Decoration {
             meta.entry(SERVER_INFO_KEY)
                 .or_insert_with(|| serde_json::from_str(&self.server_info).unwrap_or(Value::Null));
         }
-        if cacheable(method) {
+        // A result still asking for input is no answer to cache.
+        let complete = map.get("resultType").and_then(Value::as_str) == Some("complete");
+        if complete && cacheable(method) {
             map.entry("ttlMs").or_insert_with(|| self.ttl_ms.into());
             map.entry("cacheScope").or_insert_with(|| self.scope.as_str().into());
         }

@@ -44,6 +44,8 @@ pub struct AppState {
     pub bus: Option<Arc<crate::session::Bus>>,
     /// How `POST /mcp` answers when the client accepts both JSON and a stream.
     pub streamable_replies: ReplyFormat,
+    /// The origins the MCP endpoints accept (`protocol::origin`).
+    pub origins: Arc<protocol::origin::Origins>,
     /// The address the gateway listens on, for endpoint URLs when a request has no Host header.
     pub local_host: String,
     /// Labels of `stampede_gateway_info`.
@@ -55,8 +57,8 @@ pub fn router(state: AppState, body: extract::BodyLimit) -> axum::Router {
     for kind in Kind::ALL {
         protected = protected.merge(entities::routes(kind));
     }
-    let protected = protected
-        .route("/rpc", post(rpc::rpc_http))
+    // The MCP transports' endpoints check a browser's Origin (DNS rebinding); `/rpc` is not MCP's.
+    let transports = axum::Router::new()
         .route("/sse", get(sse::open_sse))
         .route("/servers/{id}/sse", get(sse::open_server_sse))
         .route("/message", post(sse::post_message))
@@ -65,7 +67,12 @@ pub fn router(state: AppState, body: extract::BodyLimit) -> axum::Router {
         .route(
             "/servers/{id}/mcp",
             post(mcp::post_server).get(mcp::get_server).delete(mcp::delete_server),
-        );
+        )
+        .route_layer(middleware::from_fn_with_state(
+            Arc::clone(&state.origins),
+            protocol::origin::guard,
+        ));
+    let protected = protected.route("/rpc", post(rpc::rpc_http)).merge(transports);
     // Layers added last run first: auth, then the forward of a session another replica holds.
     let protected = protected
         .route_layer(middleware::from_fn_with_state(state.clone(), forward::forward))

@@ -321,3 +321,51 @@ async fn legacy_leaves_the_listen_streams_spinning() {
     assert!(cpu > 0.5, "abandoned streams burn CPU: {:.1} % of a core", cpu * 100.0);
     assert!(gw.stop().await, "SIGTERM still stops it");
 }
+
+/// The specification's MUST against DNS rebinding: a browser's `Origin` that is neither loopback nor
+/// allowed is refused 403 on the MCP endpoints; loopback and listed origins pass, and so does a
+/// request without one.
+#[tokio::test]
+async fn a_foreign_origin_is_refused_on_the_mcp_endpoints() {
+    let db = TestDb::new(Db::Sqlite).await;
+    let gw = Gateway::start(&db, &[("ALLOWED_ORIGINS", "https://app.example")]).await;
+    let discover = json!({"jsonrpc": "2.0", "id": 1, "method": "server/discover", "params": {"_meta": meta(V)}});
+    let routed = [("mcp-protocol-version", V), ("mcp-method", "server/discover")];
+    for (origin, expected) in [
+        (Some("https://evil.example"), StatusCode::FORBIDDEN),
+        (Some("http://localhost.evil.example"), StatusCode::FORBIDDEN),
+        (Some("http://localhost:5173"), StatusCode::OK),
+        (Some("http://127.0.0.1:8080"), StatusCode::OK),
+        (Some("https://app.example"), StatusCode::OK),
+        (None, StatusCode::OK),
+    ] {
+        let mut headers = routed.to_vec();
+        if let Some(o) = origin {
+            headers.push(("origin", o));
+        }
+        let (status, answer, _) = post(&gw, "/mcp", &headers, &discover).await;
+        assert_eq!(status, expected, "{origin:?}: {answer}");
+        if status == StatusCode::FORBIDDEN {
+            assert_eq!(answer["error"]["code"], -32000, "{answer}");
+        }
+    }
+    let sse = gw
+        .http
+        .get(gw.url("/sse"))
+        .bearer_auth(&gw.token)
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sse.status(), StatusCode::FORBIDDEN, "the SSE transport too");
+    let rpc = gw
+        .http
+        .post(gw.url("/rpc"))
+        .bearer_auth(&gw.token)
+        .header("origin", "https://evil.example")
+        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "ping"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rpc.status(), StatusCode::OK, "/rpc is not an MCP transport");
+}

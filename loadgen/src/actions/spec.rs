@@ -86,6 +86,14 @@ pub struct ActionSpec {
     /// sse/mcp, abrupt close: reset the connection (SO_LINGER 0) instead of closing it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rst: Option<bool>,
+    /// mcp, stateless era: what to answer a server's input requests (MRTR), by their key, e.g.
+    /// `{ confirm = { action = "accept", content = { ok = true } } }`; a key not given is answered
+    /// as a client that accepts everything does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_responses: Option<serde_json::Map<String, serde_json::Value>>,
+    /// mcp, stateless era: reuse a list or read answer for its `ttlMs` instead of asking again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache: Option<bool>,
 }
 
 fn default_weight() -> u32 {
@@ -94,7 +102,7 @@ fn default_weight() -> u32 {
 
 impl ActionSpec {
     /// The kind-specific fields, each with whether the file gave it; in the order they are checked.
-    pub fn given(&self) -> [(&'static str, bool); 16] {
+    pub fn given(&self) -> [(&'static str, bool); 18] {
         [
             ("method", self.method.is_some()),
             ("path", self.path.is_some()),
@@ -112,6 +120,8 @@ impl ActionSpec {
             ("hold", self.hold.is_some()),
             ("close", self.close.is_some()),
             ("rst", self.rst.is_some()),
+            ("input_responses", self.input_responses.is_some()),
+            ("cache", self.cache.is_some()),
         ]
     }
 }

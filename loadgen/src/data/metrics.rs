@@ -124,6 +124,7 @@ pub const METRICS: &[Metric] = &[
         .shown("MCP sessions left open")
         .at_most(0.0),
     m("lock_conflicts", Count, Lower),
+    m("mcp_sessions_peak", Count, Lower).shown("MCP sessions open at once (peak)"),
     m("generator_cpu_per_request", Seconds, Lower)
         .shown("generator CPU s per request")
         .within(0.25, 0, 1.0),
@@ -217,6 +218,8 @@ pub struct Figures<'a> {
     pub observed: &'a ObservedSummary,
     /// The generator's CPU seconds over the load, when measured.
     pub generator_cpu_s: Option<f64>,
+    /// The most MCP sessions (Streamable HTTP) the client held open at once, when it opened any.
+    pub mcp_sessions_peak: Option<i64>,
     pub load_seconds: f64,
 }
 
@@ -229,6 +232,7 @@ impl Figures<'_> {
         }
         let mut all = Metrics::from_summary(self.totals, Some(unexpected(self.failures)));
         all.add_observed(self.observed);
+        all.set("mcp_sessions_peak", self.mcp_sessions_peak.map(|n| n as f64));
         // CPU seconds per request: the generator's own, and the target's over the load.
         let requests = self.totals.count as f64;
         if requests > 0.0 {

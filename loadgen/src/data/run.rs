@@ -172,6 +172,22 @@ pub struct StreamFigures {
     /// stateless version, or refused it, and were started with `initialize` instead.
     #[serde(default)]
     pub fell_back: u64,
+    /// Stateless era: retries of requests answered `input_required` (multi round-trip requests),
+    /// each carrying the client's `inputResponses`.
+    #[serde(default)]
+    pub mrtr_rounds: u64,
+    /// Stateless era: results that carried caching hints (`ttlMs`), and of those the ones scoped
+    /// `private` (the rest `public`).
+    #[serde(default)]
+    pub cache_hinted: u64,
+    #[serde(default)]
+    pub cache_private: u64,
+    /// The smallest `ttlMs` a result carried (none: no result carried one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl_ms_min: Option<u64>,
+    /// `cache = true`: requests the client answered from its cache, honouring `ttlMs`, not sent.
+    #[serde(default)]
+    pub cache_hits: u64,
     pub peak_open: i64,
 }
 

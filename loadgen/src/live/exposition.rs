@@ -115,6 +115,31 @@ pub fn render(s: &Snapshot) -> String {
     );
 
     m.family(
+        "stampede_mcp_sessions_total",
+        Type::Counter,
+        "MCP sessions opened, client side, by the protocol era they spoke.",
+    );
+    let stateless = s.mcp.stateless as f64;
+    m.sample("stampede_mcp_sessions_total", &[("era", "stateless")], stateless);
+    m.sample(
+        "stampede_mcp_sessions_total",
+        &[("era", "session")],
+        s.mcp.opened as f64 - stateless,
+    );
+    m.family(
+        "stampede_mcp_mrtr_rounds_total",
+        Type::Counter,
+        "Stateless era: retries of requests answered input_required.",
+    );
+    m.sample("stampede_mcp_mrtr_rounds_total", &[], s.mcp.mrtr_rounds as f64);
+    m.family(
+        "stampede_mcp_cache_hits_total",
+        Type::Counter,
+        "Requests answered from the client's cache (cache = true), not sent.",
+    );
+    m.sample("stampede_mcp_cache_hits_total", &[], s.mcp.cache_hits as f64);
+
+    m.family(
         "stampede_run_elapsed_seconds",
         Type::Gauge,
         "Time since the load started.",

@@ -506,6 +506,8 @@ fn upstream_plan(spec: Option<&UpstreamSpec>, problems: &mut Vec<Problem>) -> Up
             error_rate: u.error_rate.unwrap_or(0.0),
             stall_rate: u.stall_rate.unwrap_or(0.0),
             sse_replies: u.sse_replies,
+            // Spawned here, it is reached from this machine only.
+            allowed_origins: Vec::new(),
         }),
         (None, false) => {
             problems.push(problem("upstream", "needs `spawn = true` or `url = \"http://…\"`"));

@@ -26,12 +26,16 @@ fn capabilities() -> Value {
 }
 
 /// The built-in tools; generated ones (`gen_0001`…) behave as `echo`.
-const TOOLS: [(&str, &str); 5] = [
+const TOOLS: [(&str, &str); 6] = [
     ("echo", "Answers its `text` argument."),
     ("time", "Answers the server's time (RFC 3339)."),
     ("sleep", "Sleeps `ms` milliseconds (at most 10 000) before answering."),
     ("payload", "Answers `bytes` bytes of text (at most 1 MiB)."),
     ("fail", "Always a tool error (`isError: true`)."),
+    (
+        "confirm",
+        "Asks the client to confirm (2026-07-28: an input request, answered on the retry).",
+    ),
 ];
 
 const MAX_SLEEP_MS: u64 = 10_000;
@@ -84,6 +88,9 @@ pub async fn answer(up: &Upstream, transport: &'static str, msg: &Value, era: Er
             "supportedVersions": Version::ALL.map(Version::as_str),
             "capabilities": capabilities(),
         })),
+        (Era::Stateless, "tools/call") if params.get("name").and_then(Value::as_str) == Some("confirm") => {
+            confirm(&params)
+        }
         _ => dispatch(up, method, &params).await,
     };
     Some(match answered {
@@ -190,7 +197,61 @@ async fn call(params: &Value) -> Result<Value, (i64, String)> {
             Ok(text("x".repeat(n.min(MAX_PAYLOAD))))
         }
         "fail" => Ok(json!({"content": [{"type": "text", "text": "failed, as asked"}], "isError": true})),
+        // The session era has no input requests here: nothing to ask on.
+        "confirm" => Ok(text("confirmed without asking")),
         n if n.strip_prefix("gen_").is_some_and(|d| d.parse::<u32>().is_ok()) => Ok(echo()),
         other => Err((-32602, format!("Unknown tool: {other}"))),
     }
+}
+
+/// The key of `confirm`'s one input request.
+const CONFIRM_KEY: &str = "confirm";
+
+/// `confirm` in the stateless era: first an input request (an elicitation form) and a `requestState`
+/// bound to the call's arguments; on the retry that echoes the state, the answer the client gave.
+fn confirm(params: &Value) -> Result<Value, (i64, String)> {
+    use protocol::envelope::CLIENT_CAPABILITIES_KEY;
+    use protocol::error::MISSING_REQUIRED_CLIENT_CAPABILITY;
+    let elicits = params["_meta"][CLIENT_CAPABILITIES_KEY].get("elicitation").is_some();
+    if !elicits {
+        return Err((
+            MISSING_REQUIRED_CLIENT_CAPABILITY,
+            "confirm asks for input: declare the elicitation capability".to_owned(),
+        ));
+    }
+    let state = request_state(&params["arguments"]);
+    let Some(answer) = params.get("inputResponses").and_then(|r| r.get(CONFIRM_KEY)) else {
+        return Ok(json!({
+            "resultType": protocol::mrtr::INPUT_REQUIRED,
+            "inputRequests": {CONFIRM_KEY: {
+                "method": "elicitation/create",
+                "params": {
+                    "mode": "form",
+                    "message": "Proceed?",
+                    "requestedSchema": {
+                        "type": "object",
+                        "properties": {"ok": {"type": "boolean"}},
+                        "required": ["ok"],
+                    },
+                },
+            }},
+            "requestState": state,
+        }));
+    };
+    // The state is the client's to echo, not to forge: it must be the one issued for these arguments.
+    if params.get("requestState").and_then(Value::as_str) != Some(state.as_str()) {
+        return Err((-32602, "requestState is not the one issued for this call".to_owned()));
+    }
+    let accepted = answer["action"] == "accept" && answer["content"]["ok"] != false;
+    Ok(text(if accepted { "confirmed" } else { "declined" }))
+}
+
+/// An opaque state bound to a call's arguments by a key only this process knows.
+fn request_state(args: &Value) -> String {
+    use std::hash::{BuildHasher, Hasher};
+    static KEY: LazyLock<std::collections::hash_map::RandomState> =
+        LazyLock::new(std::collections::hash_map::RandomState::new);
+    let mut h = KEY.build_hasher();
+    h.write(args.to_string().as_bytes());
+    format!("confirm.{:016x}", h.finish())
 }

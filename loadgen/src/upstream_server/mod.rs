@@ -45,6 +45,8 @@ pub struct Knobs {
     /// Streamable HTTP: answer requests as an SSE-framed stream rather than JSON, when the client
     /// accepts both.
     pub sse_replies: bool,
+    /// Origins the MCP endpoints accept besides loopback ones (`protocol::origin`).
+    pub allowed_origins: Vec<String>,
 }
 
 impl Default for Knobs {
@@ -56,6 +58,7 @@ impl Default for Knobs {
             error_rate: 0.0,
             stall_rate: 0.0,
             sse_replies: false,
+            allowed_origins: Vec::new(),
         }
     }
 }
@@ -120,11 +123,9 @@ async fn stall() -> ! {
 }
 
 pub fn router(state: Arc<Upstream>) -> Router {
-    Router::new()
-        .route(
-            "/health",
-            get(|| async { axum::Json(serde_json::json!({"status": "healthy"})) }),
-        )
+    let origins = Arc::new(protocol::origin::Origins::new(state.knobs.allowed_origins.clone()));
+    // The MCP transports check a browser's Origin (DNS rebinding); the rest does not.
+    let transports = Router::new()
         .route("/sse", get(http_sse::open))
         .route("/message", post(http_sse::message))
         .route(
@@ -133,6 +134,13 @@ pub fn router(state: Arc<Upstream>) -> Router {
                 .get(streamable_http::get)
                 .delete(streamable_http::delete),
         )
+        .route_layer(axum::middleware::from_fn_with_state(origins, protocol::origin::guard));
+    Router::new()
+        .route(
+            "/health",
+            get(|| async { axum::Json(serde_json::json!({"status": "healthy"})) }),
+        )
+        .merge(transports)
         .route("/rest/echo", post(rest::echo))
         .route("/rest/time", get(rest::time))
         .route("/metrics/prometheus", get(metrics::prometheus))

@@ -44,9 +44,9 @@ fn run(label: &str, url: &str, auth: &[&str], pid: &str, out_dir: &Path) -> Valu
 fn check(label: &str, r: &Value) {
     assert_eq!(r["complete"], true, "{label}");
     assert_eq!(r["setup"]["gateways"], 2, "{label}: both gateways registered");
-    // Ten REST tools seeded, and each gateway's ten federated from the upstream (5 built in, 5
+    // Ten REST tools seeded, and each gateway's eleven federated from the upstream (6 built in, 5
     // generated): `tools_from = "all"` puts all of them where `{tool_name}` draws from.
-    assert_eq!(r["setup"]["tools"], 30, "{label}: the seeded and the federated tools");
+    assert_eq!(r["setup"]["tools"], 32, "{label}: the seeded and the federated tools");
     // A target that speaks the stateless era has no session to delete: that series stays empty.
     let stateless = r["mcp"]["stateless"] == r["mcp"]["opened"];
     for a in r["actions"].as_array().unwrap() {

@@ -92,10 +92,12 @@ async fn a_registered_gateway_federates_its_upstream_over_both_transports() {
             .map(|t| t["name"].as_str().unwrap())
             .collect();
         names.sort_unstable();
-        let mut want: Vec<String> = ["echo", "fail", "gen_0001", "gen_0002", "payload", "sleep", "time"]
-            .iter()
-            .map(|t| format!("{slug}-{t}"))
-            .collect();
+        let mut want: Vec<String> = [
+            "confirm", "echo", "fail", "gen_0001", "gen_0002", "payload", "sleep", "time",
+        ]
+        .iter()
+        .map(|t| format!("{slug}-{t}"))
+        .collect();
         want.sort_unstable();
         assert_eq!(
             names, want,

@@ -155,6 +155,103 @@ async fn auto_speaks_the_stateless_era_to_the_gateway_and_the_upstream_and_a_pin
     assert_eq!(r.totals.failed, 0);
 }
 
+/// MRTR and caching hints against the upstream: every `confirm` call is asked for input once and
+/// completes on the retry (the declined answer given too), and with `cache = true` a user asks
+/// `tools/list` once per `ttlMs` (60 s: once in the run), the rest answered from its cache.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn input_requests_are_answered_and_caching_hints_honoured() {
+    let up = upstream(&[]);
+    let scenario = |cache: bool, answers: &str| {
+        format!(
+            r#"
+[target]
+url = "{}"
+[load]
+users = 3
+duration = "2s"
+[observe]
+post_load = "0s"
+[[actions]]
+name = "s"
+kind = "mcp"
+requests = [{{ method = "tools/list" }}, {{ method = "tools/call", params = {{ name = "confirm", arguments = {{ what = "{{unique}}" }} }} }}]
+cache = {cache}
+{answers}
+hold = "10ms"
+"#,
+            up.url
+        )
+    };
+    let r = run(&scenario(false, "")).await;
+    let m = &r.mcp;
+    eprintln!("no cache: {m:?}");
+    let calls = action(&r, "s tools/call").summary.count;
+    assert!(calls > 3, "{m:?}");
+    assert_eq!(r.totals.failed, 0, "{:?}", action(&r, "s tools/call").errors);
+    assert_eq!(m.mrtr_rounds, calls, "one input round per call");
+    assert_eq!(action(&r, "s tools/list").summary.count, calls, "every list asked");
+    assert_eq!(
+        m.cache_hinted, calls,
+        "each list carried ttlMs; no result asking for input did"
+    );
+    assert_eq!((m.ttl_ms_min, m.cache_private, m.cache_hits), (Some(60_000), 0, 0));
+
+    let declined = r#"input_responses = { confirm = { action = "decline" } }"#;
+    let r = run(&scenario(true, declined)).await;
+    let m = &r.mcp;
+    eprintln!("cache, declined: {m:?}");
+    let calls = action(&r, "s tools/call").summary.count;
+    assert_eq!(r.totals.failed, 0, "{:?}", action(&r, "s tools/call").errors);
+    assert_eq!(m.mrtr_rounds, calls);
+    let lists = action(&r, "s tools/list").summary.count;
+    assert!(lists <= 3, "once per user within the ttl: {lists}");
+    assert_eq!(lists + m.cache_hits, calls, "the rest from the cache");
+}
+
+/// `stampede run --matrix protocol=A,B`: the scenario once per version, every mcp action speaking it,
+/// a results file each, then compared and reported together.
+#[test]
+fn a_protocol_matrix_runs_each_version_and_sets_them_side_by_side() {
+    let up = upstream(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("m.toml");
+    std::fs::write(
+        &scenario,
+        format!(
+            "[target]\nurl = \"{}\"\n[load]\nusers = 2\nduration = \"1s\"\n[observe]\npost_load = \"0s\"\n\
+             [[actions]]\nname = \"s\"\nkind = \"mcp\"\nrequests = [{{ method = \"tools/list\" }}]\n",
+            up.url
+        ),
+    )
+    .unwrap();
+    let out = dir.path().join("m.json");
+    let run = testkit::stampede()
+        .args(["run", "-q", "--matrix", "protocol=2025-03-26,2026-07-28", "-o"])
+        .arg(&out)
+        .arg(&scenario)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(run.status.success(), "{stdout}{}", String::from_utf8_lossy(&run.stderr));
+    for (version, stateless) in [("2025-03-26", false), ("2026-07-28", true)] {
+        let file = dir.path().join(format!("m.{version}.json"));
+        let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+        let m = &r["mcp"];
+        assert!(m["opened"].as_u64().unwrap() > 0, "{version}: {m}");
+        assert_eq!(m["stateless"] == m["opened"], stateless, "{version}: {m}");
+        assert!(stdout.contains(&format!("m.{version}.json")), "{stdout}");
+    }
+    let html = std::fs::read_to_string(dir.path().join("m.html")).unwrap();
+    assert!(html.contains("2026-07-28"), "the report names both runs");
+    let bad = testkit::stampede()
+        .args(["run", "--matrix", "protocol=2026-07-28", "-o"])
+        .arg(&out)
+        .arg(&scenario)
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2), "one version is no matrix");
+}
+
 fn storm(profile: &str) -> String {
     format!(
         r#"

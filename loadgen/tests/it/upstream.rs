@@ -109,7 +109,7 @@ async fn legacy_sse_transport_initializes_lists_and_calls() {
     assert_eq!(
         names,
         [
-            "echo", "time", "sleep", "payload", "fail", "gen_0001", "gen_0002", "gen_0003"
+            "echo", "time", "sleep", "payload", "fail", "confirm", "gen_0001", "gen_0002", "gen_0003"
         ]
     );
     let echo = request(3, "tools/call", json!({"name": "echo", "arguments": {"text": "hi"}}));
@@ -345,6 +345,67 @@ async fn the_stateless_era_is_served_beside_sessions() {
         assert_eq!(report["server_name"], "stampede-upstream", "{report}");
         assert_eq!(report["call_text"], "sdk", "{report}");
     }
+}
+
+/// MRTR: `confirm` answers `input_required` with an elicitation and a `requestState`; the retry that
+/// echoes the state with the answer completes, a forged state is refused, and a client that does not
+/// declare elicitation is told which capability it lacks.
+#[tokio::test]
+async fn an_input_request_is_answered_on_the_retry() {
+    let up = start(&[]);
+    let http = client();
+    let mcp = format!("{}/mcp", up.url);
+    let meta = |caps: Value| {
+        json!({"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+               "io.modelcontextprotocol/clientCapabilities": caps})
+    };
+    let call = |id: u64, params: Value| {
+        http.post(&mcp)
+            .header("accept", "application/json")
+            .header("mcp-protocol-version", "2026-07-28")
+            .header("mcp-method", "tools/call")
+            .header("mcp-name", "confirm")
+            .json(&request(id, "tools/call", params))
+            .send()
+    };
+    let elicits = json!({"elicitation": {"form": {}}});
+    let args = json!({"what": "drop the table"});
+    let first = call(
+        1,
+        json!({"name": "confirm", "arguments": args, "_meta": meta(elicits.clone())}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(first.status(), 200);
+    let first: Value = first.json().await.unwrap();
+    let r = &first["result"];
+    assert_eq!(r["resultType"], "input_required", "{first}");
+    assert_eq!(r["inputRequests"]["confirm"]["method"], "elicitation/create", "{first}");
+    assert!(r.get("ttlMs").is_none(), "no caching hint on a result asking for input");
+    let state = r["requestState"].as_str().unwrap().to_owned();
+
+    let answer = json!({"confirm": {"action": "accept", "content": {"ok": true}}});
+    let retry = json!({"name": "confirm", "arguments": args, "_meta": meta(elicits.clone()),
+                       "inputResponses": answer, "requestState": state});
+    let done: Value = call(2, retry).await.unwrap().json().await.unwrap();
+    assert_eq!(done["id"], 2);
+    assert_eq!(done["result"]["resultType"], "complete", "{done}");
+    assert_eq!(done["result"]["content"][0]["text"], "confirmed", "{done}");
+
+    let forged = json!({"name": "confirm", "arguments": {"what": "something else"}, "_meta": meta(elicits),
+                        "inputResponses": answer, "requestState": state});
+    let refused = call(3, forged).await.unwrap();
+    assert_eq!(refused.status(), 400, "a state issued for other arguments");
+    assert_eq!(refused.json::<Value>().await.unwrap()["error"]["code"], -32602);
+
+    let cannot = call(
+        4,
+        json!({"name": "confirm", "arguments": args, "_meta": meta(json!({}))}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(cannot.status(), 400);
+    assert_eq!(cannot.json::<Value>().await.unwrap()["error"]["code"], -32021);
 }
 
 /// A session with the upstream over Streamable HTTP; answers the session id.

@@ -153,6 +153,7 @@ async fn post(
     method: &str,
     awaits: Awaits,
 ) -> Result<Answered, Failed> {
+    st.captured.hints = jsonrpc::Hints::default();
     let (headers, n) = headers(ACCEPT_BOTH, st, method);
     let head = conn
         .open(&env.endpoint, "POST", url, &headers[..n], Some(body))
@@ -179,6 +180,7 @@ async fn post(
     let capture = match awaits {
         Awaits::Initialize(_) => Capture::Negotiated,
         Awaits::Discover(_) => Capture::Discovered,
+        _ if st.era == Era::Stateless => Capture::Result,
         _ => Capture::Nothing,
     };
     match kind {
@@ -268,17 +270,60 @@ pub(super) enum Capture {
     Negotiated,
     /// `server/discover`: the newest stateless-era version the server lists (none: it speaks none).
     Discovered,
+    /// A stateless-era result: whether it asks for input (and what), its caching hints.
+    Result,
+}
+
+/// What a stateless-era reply said of itself (`Capture::Result`).
+#[derive(Debug, Default)]
+pub(super) struct Captured {
+    pub(super) hints: jsonrpc::Hints,
+    /// An `input_required` result's `inputRequests` and `requestState`.
+    pub(super) input_requests: serde_json::Value,
+    pub(super) request_state: Option<serde_json::Value>,
+}
+
+impl Captured {
+    fn take(&mut self, bytes: &[u8], hints: jsonrpc::Hints) {
+        #[derive(Deserialize)]
+        struct Asking {
+            result: AskingResult,
+        }
+        #[derive(Deserialize)]
+        struct AskingResult {
+            #[serde(default, rename = "inputRequests")]
+            input_requests: serde_json::Value,
+            #[serde(default, rename = "requestState")]
+            request_state: Option<serde_json::Value>,
+        }
+        self.hints = hints;
+        if hints.input_required
+            && let Ok(Asking { result }) = serde_json::from_slice::<Asking>(bytes)
+        {
+            self.input_requests = result.input_requests;
+            self.request_state = result.request_state;
+        }
+    }
 }
 
 /// What one JSON-RPC message says, when it is the reply to `id`; keeps the version a start's reply
-/// gives in `version`.
-fn reply_to(bytes: &[u8], id: u64, capture: Capture, version: &mut String) -> Result<Option<Reply>, String> {
-    let (reply_id, reply) = jsonrpc::parse(bytes).map_err(|e| format!("a message that is not JSON-RPC: {e}"))?;
+/// gives in `version`, and what a stateless result says of itself in `captured`.
+fn reply_to(
+    bytes: &[u8],
+    id: u64,
+    capture: Capture,
+    version: &mut String,
+    captured: &mut Captured,
+) -> Result<Option<Reply>, String> {
+    let (reply_id, reply, hints) =
+        jsonrpc::parse_hinted(bytes).map_err(|e| format!("a message that is not JSON-RPC: {e}"))?;
     if reply_id.and_then(|v| v.as_u64()) != Some(id) || reply == Reply::Neither {
         // A notification, or a request from the server: not the reply.
         return Ok(None);
     }
-    if capture != Capture::Nothing
+    if capture == Capture::Result {
+        captured.take(bytes, hints);
+    } else if capture != Capture::Nothing
         && let Ok(InitReply { result: Some(r) }) = serde_json::from_slice::<InitReply>(bytes)
     {
         let chosen = match capture {
@@ -317,7 +362,7 @@ async fn json_reply(
         }
         st.reply.extend_from_slice(data);
     }
-    match reply_to(&st.reply, id, capture, &mut st.version) {
+    match reply_to(&st.reply, id, capture, &mut st.version, &mut st.captured) {
         Ok(Some(reply)) => Ok(Answered::Reply(status, reply)),
         Ok(None) => Err(Failed::protocol(
             Some(status),
@@ -335,7 +380,12 @@ async fn stream_reply(
     capture: Capture,
 ) -> Result<Answered, Failed> {
     st.parser.reset();
-    let State { parser, version, .. } = st;
+    let State {
+        parser,
+        version,
+        captured,
+        ..
+    } = st;
     let found = loop {
         let data = conn.next_data().await.map_err(Failed::reading(status))?;
         let Some(data) = data else {
@@ -350,7 +400,7 @@ async fn stream_reply(
             if name != b"message" {
                 return None;
             }
-            reply_to(payload.as_bytes(), id, capture, version).transpose()
+            reply_to(payload.as_bytes(), id, capture, version, captured).transpose()
         });
         match fed {
             Ok(None) => {}

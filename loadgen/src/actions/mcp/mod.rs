@@ -6,7 +6,9 @@
 //!   every request carries the `_meta` envelope and the `MCP-Protocol-Version`, `Mcp-Method` and
 //!   `Mcp-Name` headers;
 //! - the scenario's `requests`, each reply read as JSON or as an event stream, whichever the server
-//!   chose;
+//!   chose; in the stateless era a result asking for input (`input_required`, MRTR) is retried with
+//!   the answers (`input_responses`, else those of a client that accepts), and with `cache = true` a
+//!   list or read answered within its `ttlMs` is not asked again;
 //! - with `listen = true`, a stream held for `hold`: the session's `GET` stream, or in the stateless
 //!   era a `subscriptions/listen` request's stream;
 //! - the end: `close = "delete"` (a `DELETE`, as a client that is done sends; the stateless era has
@@ -72,6 +74,10 @@ pub struct Mcp {
     pub close: CloseMode,
     pub rst: bool,
     pub expected_errors: Vec<i64>,
+    /// Stateless era: the answers to input requests, by key (`input_responses`).
+    pub input_responses: serde_json::Map<String, serde_json::Value>,
+    /// Stateless era: reuse answers for their `ttlMs`.
+    pub cache: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -119,6 +125,8 @@ impl Kind for Mcp {
         "close",
         "rst",
         "expected_errors",
+        "input_responses",
+        "cache",
     ];
 
     fn plan(a: &ActionSpec, at: At, problems: &mut Vec<Problem>) -> Option<Self> {
@@ -183,6 +191,23 @@ impl Kind for Mcp {
                 Protocol::Auto
             }
         };
+        let cache = a.cache.unwrap_or(false);
+        if protocol.era() == Some(Era::Session) && (cache || a.input_responses.is_some()) {
+            let field = if cache { "cache" } else { "input_responses" };
+            problems.push(problem(
+                at.field(field),
+                "belongs to the stateless era (2026-07-28), and protocol pins the session era",
+            ));
+        }
+        let input_responses = a.input_responses.clone().unwrap_or_default();
+        for (key, answer) in &input_responses {
+            if !answer.is_object() {
+                problems.push(problem(
+                    at.field(&format!("input_responses.{key}")),
+                    "is a table: the result answering that input request",
+                ));
+            }
+        }
         Some(Mcp {
             endpoint: endpoint?,
             protocol,
@@ -193,6 +218,8 @@ impl Kind for Mcp {
             close,
             rst: a.rst.unwrap_or(false),
             expected_errors: a.expected_errors.clone().unwrap_or_default(),
+            input_responses,
+            cache,
         })
     }
 

@@ -15,7 +15,9 @@ use tokio::time::Instant;
 
 use protocol::Era;
 
-use super::exchange::{Answered, Awaits, Body, DRAIN, Failed, body_kind, drain, exchange, headers, status_failure};
+use super::exchange::{
+    Answered, Awaits, Body, Captured, DRAIN, Failed, body_kind, drain, exchange, headers, status_failure,
+};
 use super::start::start;
 use super::{Mcp, McpRequest};
 use crate::actions::conn::Conn;
@@ -46,6 +48,10 @@ pub struct State {
     pub(super) parser: EventParser,
     /// A JSON reply's body.
     pub(super) reply: Vec<u8>,
+    /// What the last stateless-era reply said of itself.
+    pub(super) captured: Captured,
+    /// `cache = true`: the answers this user may reuse (a request's hash, until when).
+    cache: Vec<(u64, Instant)>,
     /// The second connection a listening session's `DELETE` goes on (its first holds the stream).
     side: Conn,
     next_id: u64,
@@ -113,7 +119,14 @@ pub async fn run(
     let mut end = End::Client;
     for r in &a.requests {
         let id = st.next_id();
-        render_request(r, id, body, st, values);
+        let at = render_request(r, id, body, st, values);
+        let cached = a.cache.then(|| cache_key(r, body, at)).flatten();
+        if let Some(key) = cached
+            && st.cache.iter().any(|&(k, until)| k == key && until > Instant::now())
+        {
+            g.cache_hits.fetch_add(1, Ordering::Relaxed);
+            continue;
+        }
         let sent = Instant::now();
         let mut answered = exchange(env, conn, url, body, st, &r.method, Awaits::Reply(id)).await;
         if let Ok(Answered::Gone) = answered {
@@ -130,6 +143,10 @@ pub async fn run(
                     Err(f)
                 }
             };
+        }
+        if st.era == Era::Stateless {
+            answered = input_rounds(a, env, conn, url, body, at, st, &r.method, answered).await;
+            remember(env, st, cached);
         }
         let judged = judge(answered, &a.expected_errors);
         record(
@@ -216,10 +233,110 @@ pub async fn run(
     Ended::Done(Outcome::Ok)
 }
 
-/// Render request `r` (id `id`) into `body`: in the stateless era with the envelope spliced into
-/// its params, and its `Mcp-Name` kept in the session's `name`.
-fn render_request(r: &McpRequest, id: u64, body: &mut String, st: &mut State, values: &mut (impl Values + Send)) {
+/// While a stateless request's answer asks for input (MRTR), retry it under a new id with the
+/// responses (the scenario's `input_responses`, else `mrtr::default_response`) and the server's
+/// `requestState`; each retry counted, at most `mrtr::MAX_ROUNDS`.
+#[expect(clippy::too_many_arguments, reason = "the session's parts, borrowed apart")]
+async fn input_rounds(
+    a: &Mcp,
+    env: &Env,
+    conn: &mut Conn,
+    url: &str,
+    body: &mut String,
+    at: usize,
+    st: &mut State,
+    method: &str,
+    mut answered: Result<Answered, Failed>,
+) -> Result<Answered, Failed> {
+    use protocol::mrtr;
+    let asks = |answered: &Result<Answered, Failed>, st: &State| {
+        matches!(answered, Ok(Answered::Reply(_, Reply::Result))) && st.captured.hints.input_required
+    };
+    if !asks(&answered, st) {
+        return answered;
+    }
+    let original = body.clone();
+    let mut rounds = 0;
+    while asks(&answered, st) {
+        if rounds == mrtr::MAX_ROUNDS {
+            return Err(Failed::protocol(
+                Some(200),
+                format!("still input_required after {} rounds", mrtr::MAX_ROUNDS),
+            ));
+        }
+        rounds += 1;
+        env.recorder.gauges.mcp.mrtr_rounds.fetch_add(1, Ordering::Relaxed);
+        let mut members = String::from("\"inputResponses\":");
+        let mut responses = serde_json::Map::new();
+        for (key, request) in st.captured.input_requests.as_object().into_iter().flatten() {
+            let given = a.input_responses.get(key).cloned();
+            responses.insert(key.clone(), given.unwrap_or_else(|| mrtr::default_response(request)));
+        }
+        members.push_str(&serde_json::Value::Object(responses).to_string());
+        if let Some(state) = &st.captured.request_state {
+            let _ = write!(members, ",\"requestState\":{state}");
+        }
+        let id = st.next_id();
+        retry_body(&original, at, id, &members, body);
+        answered = exchange(env, conn, url, body, st, method, Awaits::Reply(id)).await;
+    }
+    answered
+}
+
+/// Request `original` (its params rendered at `at`) again under id `id`, `members` first in its params.
+fn retry_body(original: &str, at: usize, id: u64, members: &str, body: &mut String) {
+    let rest = original.find(",\"method\":").expect("rendered by render_request");
     body.clear();
+    let _ = write!(body, r#"{{"jsonrpc":"2.0","id":{id}"#);
+    let at = at - rest + body.len();
+    body.push_str(&original[rest..]);
+    body.insert(at + 1, ',');
+    body.insert_str(at + 1, members);
+}
+
+/// A cacheable request's key: its method and rendered params (the envelope included).
+fn cache_key(r: &McpRequest, body: &str, at: usize) -> Option<u64> {
+    use std::hash::{Hash, Hasher};
+    if !protocol::result::cacheable(&r.method) || at == 0 {
+        return None;
+    }
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    r.method.hash(&mut h);
+    body[at..].hash(&mut h);
+    Some(h.finish())
+}
+
+/// The most answers a user keeps for reuse.
+const CACHE_ENTRIES: usize = 64;
+
+/// Count a stateless result's caching hints; with `cache = true`, keep its answer for `ttlMs`.
+fn remember(env: &Env, st: &mut State, key: Option<u64>) {
+    let hints = st.captured.hints;
+    let Some(ttl) = hints.ttl_ms.filter(|_| !hints.input_required) else {
+        return;
+    };
+    env.recorder.gauges.mcp.hinted(ttl, hints.private);
+    let Some(key) = key.filter(|_| ttl > 0) else { return };
+    let now = Instant::now();
+    st.cache.retain(|&(k, until)| k != key && until > now);
+    if st.cache.len() == CACHE_ENTRIES {
+        st.cache.remove(0);
+    }
+    st.cache.push((key, now + Duration::from_millis(ttl)));
+}
+
+/// Render request `r` (id `id`) into `body`: in the stateless era with the envelope spliced into
+/// its params, and its `Mcp-Name` kept in the session's `name`. Returns where its params begin in
+/// the stateless era (0 in the session era).
+fn render_request(
+    r: &McpRequest,
+    id: u64,
+    body: &mut String,
+    st: &mut State,
+    values: &mut (impl Values + Send),
+) -> usize {
+    body.clear();
+    let mut params_at = 0;
     let _ = write!(body, r#"{{"jsonrpc":"2.0","id":{id},"method":{}"#, r.method_json);
     st.name.clear();
     match (&r.params, st.era) {
@@ -239,9 +356,11 @@ fn render_request(r: &McpRequest, id: u64, body: &mut String, st: &mut State, va
                 named(&body[at..], key, &mut st.name);
             }
             splice_meta(body, at, &st.meta);
+            params_at = at;
         }
     }
     body.push('}');
+    params_at
 }
 
 /// Put `"_meta":META` first in the object rendered at `body[at..]`.

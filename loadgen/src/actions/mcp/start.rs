@@ -62,7 +62,8 @@ async fn discover(
     st.version.clear();
     st.version.push_str(v.as_str());
     if st.meta_of != v.as_str() {
-        st.meta = envelope::meta(v, &serde_json::json!({}), &client_info()).to_string();
+        // It answers every input request (MRTR), so it says it can.
+        st.meta = envelope::meta(v, &protocol::mrtr::answering_capabilities(), &client_info()).to_string();
         st.meta_of.clear();
         st.meta_of.push_str(v.as_str());
     }

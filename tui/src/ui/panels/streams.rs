@@ -24,8 +24,25 @@ pub(in crate::ui) fn draw(f: &mut Frame, app: &App, area: Rect, p: &Palette) {
         (0, mcp, true) => format!("MCP {mcp}"),
         (sse, mcp, true) => format!("SSE {sse} + MCP {mcp}"),
     };
+    let m = &app.mcp;
+    // Which era the MCP sessions spoke, when any spoke the stateless one.
+    let eras = if m.stateless + m.fell_back > 0 {
+        format!(
+            " · eras: {} stateless, {} session ({} fell back){}",
+            m.stateless,
+            m.opened.saturating_sub(m.stateless),
+            m.fell_back,
+            if m.mrtr_rounds > 0 {
+                format!(", {} input rounds", m.mrtr_rounds)
+            } else {
+                String::new()
+            }
+        )
+    } else {
+        String::new()
+    };
     let title = format!(
-        "Streams: client {client} open · server {}",
+        "Streams: client {client} open · server {}{eras}",
         server.map_or("not measured".to_owned(), |s| format!("{s:.0} active"))
     );
     let ends = w.last().map(|w| &w.observed.mcp_session_ends_total);

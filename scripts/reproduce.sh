@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Reproduce the field failure and its fix on this machine, legacy profile then fixed, each with its
 # post-load window; then a comparison, a gate of legacy against a baseline of fixed, and an HTML report.
-# With --ablate, also the fixed profile with one fix turned off at a time.
+# With --ablate, also the fixed profile with one fix turned off at a time. Then the listen storm (MCP
+# 2026-07-28: subscriptions/listen streams dropped by their clients) against each profile, compared.
 #
 # The field's topology (default; scenarios/field.toml): three gateway replicas behind Debian's nginx, on
 # a throwaway PostgreSQL through Debian's PgBouncer (transaction pooling), federating stampede's upstream
@@ -142,5 +143,19 @@ if [ "$ablate" = 1 ]; then
   "$bin/stampede" compare "$out/fixed.json" "$out/without-bulk-cascade.json" "$out/without-nowait.json" \
     "$out/without-sse-detection.json" "$out/without-short-sessions.json" --markdown "$out/ablation.md"
 fi
+# The same failure in the 2026-07-28 protocol: subscriptions/listen streams dropped by their clients
+# (scenarios/listen-storm.toml, one gateway on the embedded database: the streams, not the locks).
+listen_size=()
+if [ "$small" = 1 ]; then
+  listen_size=(--users 200 --duration 5s --set load.ramp_up=1s --set observe.post_load=8s --set observe.settle=3s
+    --set 'actions[0].hold="1s..2s"' --set 'actions[1].hold="1s..2s"')
+fi
+for profile in legacy fixed; do
+  say "listen-$profile: listen storm (MCP 2026-07-28), $profile profile"
+  "$bin/stampede" run scenarios/listen-storm.toml "${listen_size[@]}" --set target.profile=$profile \
+    -o "$out/listen-$profile.json"
+done
+say "listen storm: legacy vs fixed"
+"$bin/stampede" compare "$out/listen-legacy.json" "$out/listen-fixed.json" --markdown "$out/listen-compare.md"
 "$bin/stampede" report "${runs[0]}" --compare "${runs[@]:1}" -o "$out/report.html"
-say "done in $(($(date +%s) - started)) s: $out/{legacy,fixed}.json, compare.md, gate.md$([ "$ablate" = 1 ] && echo ", ablation.md"), report.html"
+say "done in $(($(date +%s) - started)) s: $out/{legacy,fixed}.json, compare.md, gate.md$([ "$ablate" = 1 ] && echo ", ablation.md"), listen-{legacy,fixed}.json, listen-compare.md, report.html"

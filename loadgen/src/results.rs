@@ -313,7 +313,7 @@ impl Results {
             failures: &failures,
             observed: &self.observed,
             generator_cpu_s: self.generator.cpu_seconds,
-            mcp_sessions_peak: (self.mcp.opened > 0).then_some(self.mcp.peak_open),
+            mcp_sessions: (self.mcp.opened > 0).then_some((self.mcp.opened, self.mcp.peak_open)),
             load_seconds: self.load.seconds,
         }
         .by_scope()

@@ -403,3 +403,59 @@ impl Drop for SdkServer {
         let _ = self.child.wait();
     }
 }
+
+/// The official TypeScript reference server, `@modelcontextprotocol/server-everything` from npm (made
+/// ready by `scripts/mcp-everything.sh`), on its Streamable HTTP transport: killed on drop.
+pub struct Everything {
+    child: Child,
+    /// Its `/mcp` endpoint.
+    pub url: String,
+}
+
+impl Everything {
+    /// Start it on a free port; `None` when it cannot be had and the test may skip
+    /// (`STAMPEDE_REQUIRE_MCP_SDK` makes that a failure, as for the Python SDK).
+    pub fn start() -> Option<Everything> {
+        let out = Command::new(root().join("scripts/mcp-everything.sh"))
+            .arg("entry")
+            .stderr(Stdio::inherit())
+            .output()
+            .unwrap();
+        if !out.status.success() {
+            assert!(
+                std::env::var_os("STAMPEDE_REQUIRE_MCP_SDK").is_none(),
+                "STAMPEDE_REQUIRE_MCP_SDK is set and server-everything could not be installed (scripts/mcp-everything.sh said why)"
+            );
+            return None;
+        }
+        let entry = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+        let port = crate::free_port();
+        let mut child = Command::new("node")
+            .arg(entry)
+            .arg("streamableHttp")
+            .env("PORT", port.to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // It says so on stderr once it listens.
+        let mut lines = std::io::BufRead::lines(std::io::BufReader::new(child.stderr.take().unwrap()));
+        let listening = lines
+            .by_ref()
+            .map_while(Result::ok)
+            .any(|l| l.contains("listening on port"));
+        assert!(listening, "server-everything ended before it listened");
+        std::thread::spawn(move || lines.for_each(drop));
+        Some(Everything {
+            child,
+            url: format!("http://127.0.0.1:{port}/mcp"),
+        })
+    }
+}
+
+impl Drop for Everything {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

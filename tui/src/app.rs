@@ -230,7 +230,7 @@ impl App {
             observed: &observed,
             // Not in the live feed: the figure stays not measured.
             generator_cpu_s: None,
-            mcp_sessions_peak: (self.mcp.opened > 0).then_some(self.mcp.peak_open),
+            mcp_sessions: (self.mcp.opened > 0).then_some((self.mcp.opened, self.mcp.peak_open)),
             load_seconds: load_end,
         }
         .by_scope();

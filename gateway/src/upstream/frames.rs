@@ -48,7 +48,8 @@ impl Frames {
     /// Read events until the JSON-RPC answer with `id`.
     pub async fn answer(&mut self, id: u64) -> Result<serde_json::Value, UpstreamError> {
         while let Some((event, data)) = self.next().await? {
-            if event != "message" {
+            // An event with no data (2025-11-25's priming event, carrying only an id) is no message.
+            if event != "message" || data.trim().is_empty() {
                 continue;
             }
             let msg: serde_json::Value = serde_json::from_str(&data)

@@ -1,15 +1,21 @@
 //! The gateway's MCP client: how it federates an upstream MCP server. Activating a gateway connects to
-//! its upstream over the gateway's transport, initializes and lists its tools; a `tools/call` of a
-//! federated tool opens a session, initializes and forwards the call — the shape ContextForge has, so
-//! an upstream's latency and failures show through the gateway. Every exchange is bounded by a
-//! timeout; a session never outlives the call that opened it.
+//! its upstream over the gateway's transport, starts and lists its tools; a `tools/call` of a
+//! federated tool starts again and forwards the call — the shape ContextForge has, so an upstream's
+//! latency and failures show through the gateway. Over Streamable HTTP the start is the era the
+//! upstream speaks: `server/discover` first (2026-07-28, stateless: nothing more to start), else
+//! `initialize`, as the official SDK's client does; the era found is kept per upstream URL, so later
+//! calls go straight to it. Every exchange is bounded by a timeout; a session never outlives the
+//! call that opened it.
 
 mod frames;
 mod http_sse;
 mod streamable_http;
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use protocol::{Era, Version};
 use serde_json::{Value, json};
 
 /// How a gateway reaches its upstream, as `POST /gateways` names it.
@@ -79,13 +85,30 @@ pub struct FederatedTool {
 #[derive(Clone)]
 pub struct Client {
     http: reqwest::Client,
+    /// The era each Streamable HTTP upstream was found to speak, by URL.
+    eras: Arc<Mutex<HashMap<String, Era>>>,
 }
 
 impl Client {
     pub fn new() -> anyhow::Result<Client> {
         Ok(Client {
             http: reqwest::Client::builder().build()?,
+            eras: Arc::default(),
         })
+    }
+
+    fn era_of(&self, url: &str) -> Option<Era> {
+        self.eras.lock().expect("eras").get(url).copied()
+    }
+
+    /// Keep the era `url` spoke; forget it (`None`) when a stateless exchange broke, so the next
+    /// call asks again.
+    fn remember(&self, url: &str, era: Option<Era>) {
+        let mut eras = self.eras.lock().expect("eras");
+        match era {
+            Some(e) => eras.insert(url.to_owned(), e),
+            None => eras.remove(url),
+        };
     }
 
     /// The plain HTTP client (REST tools call their URL with it).
@@ -150,8 +173,15 @@ impl Client {
         f: impl AsyncFnOnce(&mut Session) -> Result<T, UpstreamError>,
     ) -> Result<T, UpstreamError> {
         let work = async {
-            let mut session = Session::open(&self.http, url, transport).await?;
+            let known = self.era_of(url);
+            let (mut session, era) = Session::open(&self.http, url, transport, known).await?;
+            if transport == Transport::StreamableHttp && known != Some(era) {
+                self.remember(url, Some(era));
+            }
             let result = f(&mut session).await;
+            if era == Era::Stateless && matches!(result, Err(UpstreamError::Protocol(_))) {
+                self.remember(url, None);
+            }
             session.close().await;
             result
         };
@@ -167,27 +197,52 @@ enum Session {
     Streamable(streamable_http::Session),
 }
 
+fn client_info() -> Value {
+    json!({"name": "stampede-gateway", "version": env!("CARGO_PKG_VERSION")})
+}
+
 impl Session {
-    async fn open(http: &reqwest::Client, url: &str, transport: Transport) -> Result<Session, UpstreamError> {
+    /// Start a session in the era `known` (when an earlier call found it), else the one the upstream
+    /// speaks: answers the session and its era.
+    async fn open(
+        http: &reqwest::Client,
+        url: &str,
+        transport: Transport,
+        known: Option<Era>,
+    ) -> Result<(Session, Era), UpstreamError> {
         let mut session = match transport {
             Transport::Sse => Session::Sse(http_sse::Session::open(http, url).await?),
-            Transport::StreamableHttp => Session::Streamable(streamable_http::Session::new(http, url)),
+            Transport::StreamableHttp => {
+                let mut s = streamable_http::Session::new(http, url);
+                let stateless = match known {
+                    Some(Era::Stateless) => {
+                        s.speak_stateless(&client_info());
+                        true
+                    }
+                    Some(Era::Session) => false,
+                    None => s.discover(&client_info()).await?,
+                };
+                if stateless {
+                    return Ok((Session::Streamable(s), Era::Stateless));
+                }
+                Session::Streamable(s)
+            }
         };
         let version = match transport {
             Transport::Sse => "2024-11-05",
-            Transport::StreamableHttp => "2025-06-18",
+            Transport::StreamableHttp => Version::LATEST_SESSION.as_str(),
         };
         let init = json!({
             "protocolVersion": version,
             "capabilities": {},
-            "clientInfo": {"name": "stampede-gateway", "version": env!("CARGO_PKG_VERSION")},
+            "clientInfo": client_info(),
         });
         let answer = session.request("initialize", init).await?;
         if let Session::Streamable(s) = &mut session {
             s.set_version(answer["protocolVersion"].as_str().unwrap_or(version));
         }
         session.notify("notifications/initialized").await?;
-        Ok(session)
+        Ok((session, Era::Session))
     }
 
     /// A request; answers its `result`, or the upstream's JSON-RPC error.

@@ -1,7 +1,10 @@
 //! Streamable HTTP, client side: each message is a `POST` to the endpoint accepting JSON or an SSE
-//! stream; the session id from `initialize` and the negotiated protocol version go on every later
-//! request; `DELETE` ends the session.
+//! stream. In the session era the session id from `initialize` and the negotiated protocol version go
+//! on every later request and `DELETE` ends the session; in the stateless era (after `discover`) every
+//! request carries the `_meta` envelope and the routing headers, and a refusal is a JSON-RPC error
+//! under its HTTP status, read as the reply it is.
 
+use protocol::{Version, envelope, header};
 use reqwest::header::{ACCEPT, CONTENT_TYPE};
 use serde_json::{Value, json};
 
@@ -13,6 +16,8 @@ pub struct Session {
     url: String,
     id: Option<String>,
     version: Option<String>,
+    /// Stateless era: the `_meta` every request carries.
+    meta: Option<Value>,
     next_id: u64,
 }
 
@@ -23,12 +28,41 @@ impl Session {
             url: url.to_owned(),
             id: None,
             version: None,
+            meta: None,
             next_id: 0,
         }
     }
 
     pub fn set_version(&mut self, version: &str) {
         self.version = Some(version.to_owned());
+    }
+
+    /// Ask `server/discover` in the newest stateless version: `true` (and the session speaks it from
+    /// now on) when the upstream lists it; `false` when it refuses or lists only others, for the
+    /// caller to `initialize` instead.
+    pub async fn discover(&mut self, client_info: &Value) -> Result<bool, UpstreamError> {
+        let v = Version::LATEST;
+        self.speak_stateless(client_info);
+        let speaks = match self.request("server/discover", json!({})).await {
+            Ok(answer) => answer["result"]["supportedVersions"]
+                .as_array()
+                .is_some_and(|vs| vs.iter().any(|x| x == v.as_str())),
+            Err(e @ (UpstreamError::Unreachable(_) | UpstreamError::TimedOut(_))) => return Err(e),
+            Err(_) => false,
+        };
+        if !speaks {
+            self.version = None;
+            self.meta = None;
+            self.id = None;
+        }
+        Ok(speaks)
+    }
+
+    /// Speak the stateless era from now on, as an earlier `discover` of this upstream found it does.
+    pub fn speak_stateless(&mut self, client_info: &Value) {
+        let v = Version::LATEST;
+        self.version = Some(v.as_str().to_owned());
+        self.meta = Some(envelope::meta(v, &json!({}), client_info));
     }
 
     fn builder(&self, method: reqwest::Method) -> reqwest::RequestBuilder {
@@ -46,17 +80,27 @@ impl Session {
     }
 
     async fn send(&mut self, msg: &Value) -> Result<reqwest::Response, UpstreamError> {
-        let resp = self
-            .builder(reqwest::Method::POST)
-            .json(msg)
-            .send()
-            .await
-            .map_err(UpstreamError::of)?;
+        let mut b = self.builder(reqwest::Method::POST).json(msg);
+        let stateless = self.meta.is_some();
+        if stateless && let Some(method) = msg["method"].as_str() {
+            b = b.header(header::METHOD, method);
+            if let Some(name) = header::name_param(method).and_then(|k| msg["params"][k].as_str()) {
+                b = b.header(header::NAME, header::encode(name));
+            }
+        }
+        let resp = b.send().await.map_err(UpstreamError::of)?;
         if let Some(id) = resp.headers().get("mcp-session-id").and_then(|v| v.to_str().ok()) {
             self.id = Some(id.to_owned());
         }
         let status = resp.status();
-        if !status.is_success() {
+        let json = resp
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| ct.starts_with("application/json"));
+        // A stateless refusal is a JSON-RPC error under its status: the reply, not a broken exchange.
+        let refusal = stateless && status.is_client_error() && json;
+        if !status.is_success() && !refusal {
             let body = resp.text().await.unwrap_or_default();
             return Err(UpstreamError::Protocol(format!(
                 "POST {} answered {status}: {body}",
@@ -70,9 +114,12 @@ impl Session {
         self.send(msg).await.map(drop)
     }
 
-    pub async fn request(&mut self, method: &str, params: Value) -> Result<Value, UpstreamError> {
+    pub async fn request(&mut self, method: &str, mut params: Value) -> Result<Value, UpstreamError> {
         self.next_id += 1;
         let id = self.next_id;
+        if let (Some(meta), Value::Object(p)) = (&self.meta, &mut params) {
+            p.insert("_meta".to_owned(), meta.clone());
+        }
         let resp = self
             .send(&json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}))
             .await?;
@@ -99,7 +146,8 @@ impl Session {
         }
     }
 
-    /// End the session (an upstream that does not support it may say 405; either way it is over).
+    /// End the session (an upstream that does not support it may say 405; either way it is over). A
+    /// stateless one has nothing to end.
     pub async fn close(self) {
         if self.id.is_some() {
             let _ = self.builder(reqwest::Method::DELETE).send().await;

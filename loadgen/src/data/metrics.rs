@@ -131,6 +131,7 @@ pub const METRICS: &[Metric] = &[
     m("target_cpu_per_request", Seconds, Lower)
         .shown("target CPU s per request")
         .within(0.25, 0, 1.0),
+    m("target_cpu_per_session", Seconds, Lower).shown("target CPU s per MCP session"),
 ];
 
 /// Metrics renamed, by their old names, accepted for one release: (old, new).
@@ -218,8 +219,8 @@ pub struct Figures<'a> {
     pub observed: &'a ObservedSummary,
     /// The generator's CPU seconds over the load, when measured.
     pub generator_cpu_s: Option<f64>,
-    /// The most MCP sessions (Streamable HTTP) the client held open at once, when it opened any.
-    pub mcp_sessions_peak: Option<i64>,
+    /// MCP sessions (Streamable HTTP) the client opened, and the most open at once, when it opened any.
+    pub mcp_sessions: Option<(u64, i64)>,
     pub load_seconds: f64,
 }
 
@@ -232,7 +233,14 @@ impl Figures<'_> {
         }
         let mut all = Metrics::from_summary(self.totals, Some(unexpected(self.failures)));
         all.add_observed(self.observed);
-        all.set("mcp_sessions_peak", self.mcp_sessions_peak.map(|n| n as f64));
+        all.set("mcp_sessions_peak", self.mcp_sessions.map(|(_, peak)| peak as f64));
+        // What a session costs the target, whatever number of requests its era makes of it.
+        if let (Some((opened, _)), Some(pct)) = (self.mcp_sessions, self.observed.cpu_load_mean_pct) {
+            all.set(
+                "target_cpu_per_session",
+                Some(pct / 100.0 * self.load_seconds / opened as f64),
+            );
+        }
         // CPU seconds per request: the generator's own, and the target's over the load.
         let requests = self.totals.count as f64;
         if requests > 0.0 {

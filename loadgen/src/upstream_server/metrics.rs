@@ -27,8 +27,10 @@ impl Counter {
 }
 
 const TRANSPORTS: [&str; 3] = ["sse", "streamable_http", "rest"];
-const METHODS: [&str; 11] = [
+const METHODS: [&str; 13] = [
     "initialize",
+    "server/discover",
+    "subscriptions/listen",
     "notifications/initialized",
     "ping",
     "tools/list",

@@ -53,6 +53,11 @@ async fn call(http: &reqwest::Client, gw: &Proc, tool: &str, arguments: Value) -
 }
 
 async fn upstream_calls(up: &Proc) -> f64 {
+    upstream_requests(up, "tools/call", "").await
+}
+
+/// The requests of `method` the upstream counted, over `transport` (any, when empty).
+async fn upstream_requests(up: &Proc, method: &str, transport: &str) -> f64 {
     let text = reqwest::get(format!("{}/metrics/prometheus", up.url))
         .await
         .unwrap()
@@ -60,7 +65,8 @@ async fn upstream_calls(up: &Proc) -> f64 {
         .await
         .unwrap();
     text.lines()
-        .filter(|l| l.starts_with("upstream_requests_total{") && l.contains("method=\"tools/call\""))
+        .filter(|l| l.starts_with("upstream_requests_total{") && l.contains(&format!("method=\"{method}\"")))
+        .filter(|l| transport.is_empty() || l.contains(&format!("transport=\"{transport}\"")))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
 }
@@ -117,6 +123,32 @@ async fn a_registered_gateway_federates_its_upstream_over_both_transports() {
             failed["result"]["isError"], true,
             "a tool error is relayed as it came: {failed}"
         );
+    }
+    // Over Streamable HTTP the upstream speaks 2026-07-28: one server/discover found it, and nothing
+    // was initialized there since.
+    let (discovers, inits) = (
+        upstream_requests(&up, "server/discover", "streamable_http").await,
+        upstream_requests(&up, "initialize", "streamable_http").await,
+    );
+    assert_eq!((discovers, inits), (1.0, 0.0), "the stateless era, found once and kept");
+}
+
+/// A session-era upstream no one here wrote (the official TypeScript server-everything, npm): the
+/// gateway's `server/discover` is refused, it starts with `initialize` instead, lists the tools and
+/// forwards a call in that era.
+#[tokio::test]
+async fn a_session_era_upstream_is_federated_by_falling_back_to_initialize() {
+    let Some(everything) = testkit::Everything::start() else {
+        return;
+    };
+    let gw = gateway(&[]);
+    let http = client();
+    let (status, g) = register(&http, &gw, "everything", &everything.url, "STREAMABLEHTTP").await;
+    assert_eq!(status, 200, "{g}");
+    for _ in 0..2 {
+        let answer = call(&http, &gw, "everything-echo", json!({"message": "through"})).await;
+        let text = answer["result"]["content"][0]["text"].as_str().unwrap_or_default();
+        assert!(text.contains("through"), "{answer}");
     }
 }
 

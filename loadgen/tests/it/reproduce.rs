@@ -1,8 +1,9 @@
 //! `scripts/reproduce.sh --small` end to end (what `make reproduce SMALL=1` runs): the field's topology
 //! at small size — a throwaway PostgreSQL behind a real PgBouncer, three gateway replicas behind a real
 //! nginx, the upstream MCP server — against the legacy then the fixed profile, the comparison, the gate
-//! and the report. Seconds, not minutes; the shape it checks is the one the full run shows: the legacy
-//! gateway leaves its abandoned sessions spinning after the load, the fixed one ends them all.
+//! and the report, then the listen storm (MCP 2026-07-28) against each profile. Seconds, not minutes;
+//! the shape it checks is the one the full run shows: the legacy gateway leaves its abandoned sessions
+//! and listen streams spinning after the load, the fixed one ends them all.
 
 use std::path::Path;
 use std::process::Command;
@@ -78,4 +79,24 @@ fn reproduce_small_writes_both_runs_the_comparison_and_the_report() {
     assert!(!out.join("ablation.md").exists(), "no ablation unless asked");
     let gate = std::fs::read_to_string(out.join("gate.md")).unwrap();
     assert!(gate.contains("post-load") || gate.contains("cpu"), "{gate}");
+
+    // The listen storm, the same failure in MCP 2026-07-28: every stream stateless, and only legacy
+    // still busy after the load.
+    assert!(stdout.contains("listen storm: legacy vs fixed"), "{stdout}");
+    let listen_legacy = Results::read(&out.join("listen-legacy.json")).unwrap();
+    let listen_fixed = Results::read(&out.join("listen-fixed.json")).unwrap();
+    for r in [&listen_legacy, &listen_fixed] {
+        assert!(r.mcp.opened > 0 && r.mcp.stateless == r.mcp.opened, "{:?}", r.mcp);
+    }
+    assert!(
+        settled(&listen_fixed) < 5.0,
+        "fixed after the listen storm: {} %",
+        settled(&listen_fixed)
+    );
+    assert!(
+        settled(&listen_legacy) > 50.0,
+        "legacy after the listen storm: {} %",
+        settled(&listen_legacy)
+    );
+    assert!(out.join("listen-compare.md").exists());
 }

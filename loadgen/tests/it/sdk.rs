@@ -1,6 +1,6 @@
 //! The official MCP Python SDK's server (`mcp` from PyPI) as the target of the `mcp` action, in its
 //! session and stateless modes and in every protocol era: every call stampede counts as answered
-//! is one the server counts as run.
+//! is one the server counts as run; and the official TypeScript reference server, server-everything.
 
 use crate::run;
 
@@ -67,5 +67,60 @@ async fn the_sdk_server_in_every_era_counts_what_stampede_counts() {
                 "{mode} {protocol}: the era spoken: {m:?}"
             );
         }
+    }
+}
+
+/// The official TypeScript reference server (`@modelcontextprotocol/server-everything`, npm), a
+/// session-era server: `auto` falls back to `initialize` on every session, the requests are answered,
+/// the GET stream is held and every session deleted; a pinned session-era version speaks it directly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_typescript_everything_server_is_driven_in_the_session_era() {
+    let Some(everything) = testkit::Everything::start() else {
+        return;
+    };
+    let base = everything.url.strip_suffix("/mcp").expect("it serves /mcp");
+    for protocol in ["auto", "2025-11-25", "2025-03-26"] {
+        let text = format!(
+            r#"
+[target]
+url = "{base}"
+[load]
+users = 3
+duration = "1500ms"
+[observe]
+post_load = "0s"
+[[actions]]
+name = "s"
+kind = "mcp"
+protocol = "{protocol}"
+requests = [
+  {{ method = "tools/list" }},
+  {{ method = "tools/call", params = {{ name = "echo", arguments = {{ message = "hi" }} }} }},
+  {{ method = "prompts/list" }},
+]
+listen = true
+hold = "20ms"
+close = "delete"
+"#
+        );
+        let r = run(&text).await;
+        let m = &r.mcp;
+        eprintln!("server-everything, protocol {protocol}: {m:?}");
+        assert!(m.opened > 0, "{protocol}: {m:?}");
+        assert_eq!(
+            r.totals.failed,
+            0,
+            "{protocol}: {:?}",
+            r.actions.iter().map(|a| &a.errors).collect::<Vec<_>>()
+        );
+        let fell_back = if protocol == "auto" { m.opened } else { 0 };
+        assert_eq!(
+            (m.stateless, m.fell_back),
+            (0, fell_back),
+            "{protocol}: the session era"
+        );
+        assert_eq!(m.closed_delete, m.opened, "{protocol}: every session deleted");
+        let listen = r.actions.iter().find(|a| a.name == "s listen").unwrap();
+        assert_eq!(listen.summary.ok, m.opened, "{protocol}: every GET stream held");
     }
 }

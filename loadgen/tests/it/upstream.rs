@@ -207,7 +207,7 @@ async fn streamable_http_sessions_follow_the_specification() {
         .json()
         .await
         .unwrap();
-    assert_eq!(list["result"]["tools"].as_array().unwrap().len(), 5);
+    assert_eq!(list["result"]["tools"].as_array().unwrap().len(), 6);
 
     // Only a stream accepted: the answer comes SSE-framed.
     let resp = http

@@ -397,7 +397,8 @@ async fn stream_reply(
             return Err(Failed::protocol(Some(status), message));
         };
         let fed = parser.feed(data, |name, payload| {
-            if name != b"message" {
+            // An event with no data (2025-11-25's priming event, carrying only an id) is no message.
+            if name != b"message" || payload.trim().is_empty() {
                 return None;
             }
             reply_to(payload.as_bytes(), id, capture, version, captured).transpose()

@@ -460,7 +460,7 @@ pub struct UpstreamArgs {
     /// Address to listen on (port 0: any free port; the first line printed names it).
     #[arg(long, default_value = "127.0.0.1:0")]
     pub bind: SocketAddr,
-    /// Generated tools besides echo, time, sleep, payload and fail.
+    /// Generated tools besides echo, time, sleep, payload, fail and confirm.
     #[arg(long, default_value_t = 0)]
     pub tools: u32,
     /// Latency added to every request: a duration or a range, e.g. 20ms..200ms.
@@ -482,6 +482,14 @@ pub struct UpstreamArgs {
     /// any); another `Origin` is refused 403.
     #[arg(long, value_delimiter = ',')]
     pub allowed_origins: Vec<String>,
+    /// A `subscriptions/listen` stream tells of a list change this often (each kind it opted in
+    /// to), e.g. 1s; never when not given.
+    #[arg(long, value_parser = parse_duration)]
+    pub list_changed_every: Option<std::time::Duration>,
+}
+
+fn parse_duration(text: &str) -> Result<std::time::Duration, crate::lang::DurationError> {
+    crate::lang::parse_duration(text)
 }
 
 fn parse_range(text: &str) -> Result<crate::lang::DurRange, crate::lang::DurationError> {
@@ -505,6 +513,7 @@ impl UpstreamArgs {
             stall_rate: self.stall_rate,
             sse_replies: self.sse_replies,
             allowed_origins: self.allowed_origins.clone(),
+            list_changed_every: self.list_changed_every,
         }
     }
 }

@@ -456,6 +456,7 @@ fn sum_figures<'a>(parts: impl Iterator<Item = &'a StreamFigures>, peak_open: i6
             (a, b) => a.or(b),
         };
         sum.cache_hits += f.cache_hits;
+        sum.stream_messages += f.stream_messages;
         sum.server_closed += f.server_closed;
         sum.errored += f.errored;
         sum.reinitialized += f.reinitialized;

@@ -177,6 +177,9 @@ pub fn summary(r: &Results) -> String {
                     s.mrtr_rounds, s.cache_hinted, s.cache_private, s.cache_hits
                 );
             }
+            if s.stream_messages > 0 {
+                let _ = writeln!(out, "  messages on held streams: {}", s.stream_messages);
+            }
             if s.listen_not_offered > 0 {
                 let _ = writeln!(
                     out,

@@ -296,6 +296,8 @@ pub struct StreamGauges {
     pub ttl_ms_min: AtomicU64,
     /// `cache = true`: requests answered from the client's cache, not sent.
     pub cache_hits: AtomicU64,
+    /// Messages the server sent on held streams (a listen's acknowledgement, change notifications).
+    pub stream_messages: AtomicU64,
 }
 
 impl StreamGauges {
@@ -332,6 +334,7 @@ impl StreamGauges {
             cache_private: get(&self.cache_private),
             ttl_ms_min: get(&self.ttl_ms_min).checked_sub(1),
             cache_hits: get(&self.cache_hits),
+            stream_messages: get(&self.stream_messages),
             peak_open,
         }
     }

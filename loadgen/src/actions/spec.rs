@@ -94,6 +94,10 @@ pub struct ActionSpec {
     /// mcp, stateless era: reuse a list or read answer for its `ttlMs` instead of asking again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache: Option<bool>,
+    /// mcp, stateless era: the changes a listen opts in to: `["tools", "prompts", "resources"]`
+    /// (the default: all three).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listen_to: Option<Vec<String>>,
 }
 
 fn default_weight() -> u32 {
@@ -102,7 +106,7 @@ fn default_weight() -> u32 {
 
 impl ActionSpec {
     /// The kind-specific fields, each with whether the file gave it; in the order they are checked.
-    pub fn given(&self) -> [(&'static str, bool); 18] {
+    pub fn given(&self) -> [(&'static str, bool); 19] {
         [
             ("method", self.method.is_some()),
             ("path", self.path.is_some()),
@@ -122,6 +126,7 @@ impl ActionSpec {
             ("rst", self.rst.is_some()),
             ("input_responses", self.input_responses.is_some()),
             ("cache", self.cache.is_some()),
+            ("listen_to", self.listen_to.is_some()),
         ]
     }
 }

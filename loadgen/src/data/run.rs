@@ -188,6 +188,10 @@ pub struct StreamFigures {
     /// `cache = true`: requests the client answered from its cache, honouring `ttlMs`, not sent.
     #[serde(default)]
     pub cache_hits: u64,
+    /// Streamable HTTP: messages the server sent on held streams (the GET stream, or a stateless
+    /// listen's: its acknowledgement and change notifications).
+    #[serde(default)]
+    pub stream_messages: u64,
     pub peak_open: i64,
 }
 

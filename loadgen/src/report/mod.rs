@@ -488,13 +488,14 @@ fn sse(body: &mut String, runs: &[Run]) {
     let mut head = vec!["figure"];
     head.extend(runs.iter().map(|r| r.label.as_str()));
     let mut rows: Vec<Vec<String>> = Vec::new();
-    let client: [(&str, ClientFigure); 16] = [
+    let client: [(&str, ClientFigure); 17] = [
         ("opened", |s| s.opened as i64),
         ("of which stateless (2026-07-28)", |s| s.stateless as i64),
         ("auto: fell back to initialize", |s| s.fell_back as i64),
         ("input rounds (MRTR)", |s| s.mrtr_rounds as i64),
         ("results with caching hints", |s| s.cache_hinted as i64),
         ("answered from the client cache", |s| s.cache_hits as i64),
+        ("messages on held streams", |s| s.stream_messages as i64),
         ("peak open at once", |s| s.peak_open),
         ("dropped abruptly", |s| s.closed_abrupt as i64),
         ("reset (RST)", |s| s.closed_rst as i64),

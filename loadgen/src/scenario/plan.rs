@@ -491,6 +491,7 @@ fn upstream_plan(spec: Option<&UpstreamSpec>, problems: &mut Vec<Problem>) -> Up
                 ("upstream.error_rate", u.error_rate.is_some()),
                 ("upstream.stall_rate", u.stall_rate.is_some()),
                 ("upstream.sse_replies", u.sse_replies),
+                ("upstream.list_changed_every", u.list_changed_every.is_some()),
             ];
             for (field, given) in knobs {
                 if given {
@@ -508,6 +509,7 @@ fn upstream_plan(spec: Option<&UpstreamSpec>, problems: &mut Vec<Problem>) -> Up
             sse_replies: u.sse_replies,
             // Spawned here, it is reached from this machine only.
             allowed_origins: Vec::new(),
+            list_changed_every: u.list_changed_every.map(|d| d.0),
         }),
         (None, false) => {
             problems.push(problem("upstream", "needs `spawn = true` or `url = \"http://…\"`"));

@@ -219,6 +219,9 @@ pub struct UpstreamSpec {
     /// Streamable HTTP answers as SSE streams when the client accepts both.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub sse_replies: bool,
+    /// A `subscriptions/listen` stream tells of a list change this often, e.g. `"1s"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub list_changed_every: Option<Dur>,
 }
 
 fn default_tools_per_server() -> u32 {

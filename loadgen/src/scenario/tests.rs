@@ -358,3 +358,22 @@ fn replicas_need_postgresql_and_a_proxy() {
         }
     ));
 }
+
+#[test]
+fn the_stateless_mcp_fields_are_checked_at_their_place() {
+    let mcp = |fields: &str| {
+        format!(
+            "[target]\nurl = \"http://127.0.0.1:1\"\n[load]\nusers = 1\nduration = \"1s\"\n\
+             [[actions]]\nkind = \"mcp\"\n{fields}\n"
+        )
+    };
+    let e = one_error(&mcp("listen_to = [\"tools\", \"kittens\"]"));
+    assert_eq!(e.field, "actions[0].listen_to[1]");
+    assert!(e.message.contains("\"kittens\""), "{e}");
+    let e = one_error(&mcp("protocol = \"2025-03-26\"\ncache = true"));
+    assert_eq!(e.field, "actions[0].cache");
+    assert!(e.message.contains("stateless era"), "{e}");
+    let e = one_error(&mcp("input_responses = { confirm = 1 }"));
+    assert_eq!(e.field, "actions[0].input_responses.confirm");
+    assert!(e.line.is_some(), "{e}");
+}

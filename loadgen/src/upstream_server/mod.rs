@@ -32,7 +32,7 @@ pub use metrics::Counters;
 /// How the upstream behaves.
 #[derive(Debug, Clone)]
 pub struct Knobs {
-    /// Generated tools besides the built-in ones (`echo`, `time`, `sleep`, `payload`, `fail`).
+    /// Generated tools besides the built-in ones (`echo`, `time`, `sleep`, `payload`, `fail`, `confirm`).
     pub tools: u32,
     /// Added to every request (uniform in the range).
     pub latency: DurRange,
@@ -47,6 +47,9 @@ pub struct Knobs {
     pub sse_replies: bool,
     /// Origins the MCP endpoints accept besides loopback ones (`protocol::origin`).
     pub allowed_origins: Vec<String>,
+    /// A `subscriptions/listen` stream tells of a list change (each kind it opted in to) this often,
+    /// as though the catalogue changed; never when unset.
+    pub list_changed_every: Option<std::time::Duration>,
 }
 
 impl Default for Knobs {
@@ -59,6 +62,7 @@ impl Default for Knobs {
             stall_rate: 0.0,
             sse_replies: false,
             allowed_origins: Vec::new(),
+            list_changed_every: None,
         }
     }
 }

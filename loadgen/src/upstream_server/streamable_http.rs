@@ -10,10 +10,13 @@
 //!   ends the session.
 //! - Stateless era (2026-07-28): each request stands alone, its envelope and routing headers checked
 //!   (`protocol::envelope`); `server/discover` is the handshake; no `GET`, no `DELETE` (405). A
-//!   `subscriptions/listen` is answered with its stream: the acknowledgement, then keepalives (this
-//!   server's catalogue never changes) until the client closes it.
+//!   `subscriptions/listen` is answered with its stream: the acknowledgement, then keepalives (and,
+//!   with `--list-changed-every`, change notifications of the kinds asked for) until the client
+//!   closes it.
 
 use std::convert::Infallible;
+
+use futures_util::StreamExt as _;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -167,7 +170,7 @@ async fn stateless(up: &Upstream, headers: &HeaderMap, message: Value) -> Result
     envelope::check(method, &message["params"], headers).map_err(|r| r.for_request(message.get("id")))?;
     if method == "subscriptions/listen" {
         up.counters.request("streamable_http", method);
-        return Ok(listen(&message));
+        return Ok(listen(&message, up.knobs.list_changed_every));
     }
     let answer = mcp::answer(up, "streamable_http", &message, Era::Stateless)
         .await
@@ -178,8 +181,9 @@ async fn stateless(up: &Upstream, headers: &HeaderMap, message: Value) -> Result
     Ok(response)
 }
 
-/// A listen stream: the acknowledgement of what was asked for, then keepalives.
-fn listen(request: &Value) -> Response {
+/// A listen stream: the acknowledgement of what was asked for, then keepalives; with `every`, a
+/// change notification of each kind asked for at that pace.
+fn listen(request: &Value, every: Option<std::time::Duration>) -> Response {
     let asked = request["params"]["notifications"]
         .as_object()
         .cloned()
@@ -188,12 +192,37 @@ fn listen(request: &Value) -> Response {
         .into_iter()
         .filter(|(flag, on)| on == &Value::Bool(true) && flag.ends_with("ListChanged"))
         .collect();
+    let tag = serde_json::json!({protocol::envelope::SUBSCRIPTION_ID_KEY: request["id"]});
+    // What each opted-in kind of change is told with, tagged with the subscription.
+    let changes: Vec<String> = honored
+        .keys()
+        .filter_map(|flag| match flag.as_str() {
+            "toolsListChanged" => Some("notifications/tools/list_changed"),
+            "promptsListChanged" => Some("notifications/prompts/list_changed"),
+            "resourcesListChanged" => Some("notifications/resources/list_changed"),
+            _ => None,
+        })
+        .map(|method| serde_json::json!({"jsonrpc": "2.0", "method": method, "params": {"_meta": tag}}).to_string())
+        .collect();
     let ack = serde_json::json!({"jsonrpc": "2.0", "method": "notifications/subscriptions/acknowledged",
-        "params": {"_meta": {protocol::envelope::SUBSCRIPTION_ID_KEY: request["id"]}, "notifications": honored}});
+        "params": {"_meta": tag, "notifications": honored}});
     let first = Event::default().event("message").data(ack.to_string());
+    let changed = match every {
+        Some(every) if !changes.is_empty() => futures_util::stream::unfold(changes, move |changes| async move {
+            tokio::time::sleep(every).await;
+            let events: Vec<_> = changes
+                .iter()
+                .map(|c| Ok::<_, Infallible>(Event::default().event("message").data(c.as_str())))
+                .collect();
+            Some((futures_util::stream::iter(events), changes))
+        })
+        .flatten()
+        .boxed(),
+        _ => futures_util::stream::pending().boxed(),
+    };
     let events = futures_util::StreamExt::chain(
         futures_util::stream::once(async move { Ok::<_, Infallible>(first) }),
-        futures_util::stream::pending(),
+        changed,
     );
     Sse::new(events)
         .keep_alive(KeepAlive::new().interval(KEEPALIVE))

@@ -252,6 +252,30 @@ fn a_protocol_matrix_runs_each_version_and_sets_them_side_by_side() {
     assert_eq!(bad.status.code(), Some(2), "one version is no matrix");
 }
 
+/// A listen stream carries what the server tells: the upstream, told to, announces list changes on
+/// every stateless listen, and the client counts each message it reads on its held streams.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_messages_a_listen_stream_carries_are_counted() {
+    let up = upstream(&["--list-changed-every", "100ms"]);
+    let text = format!(
+        "[target]\nurl = \"{}\"\n[load]\nusers = 2\nduration = \"1500ms\"\n[observe]\npost_load = \"0s\"\n\
+         [[actions]]\nname = \"s\"\nkind = \"mcp\"\nprotocol = \"2026-07-28\"\nrequests = [{{ method = \"tools/list\" }}]\n\
+         listen = true\nhold = \"450ms\"\n",
+        up.url
+    );
+    let r = run(&text).await;
+    let m = &r.mcp;
+    eprintln!("{m:?}");
+    assert!(m.opened > 0 && r.totals.failed == 0, "{m:?}");
+    // Each held stream: its acknowledgement, then three kinds of change every 100 ms for 450 ms.
+    assert!(
+        m.stream_messages >= m.opened * 7,
+        "{} messages on {} streams",
+        m.stream_messages,
+        m.opened
+    );
+}
+
 fn storm(profile: &str) -> String {
     format!(
         r#"

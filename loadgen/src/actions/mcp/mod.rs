@@ -78,7 +78,16 @@ pub struct Mcp {
     pub input_responses: serde_json::Map<String, serde_json::Value>,
     /// Stateless era: reuse answers for their `ttlMs`.
     pub cache: bool,
+    /// Stateless era: a listen's params, the notifications it opts in to (`listen_to`).
+    pub listen_params: String,
 }
+
+/// What `listen_to` may name, and the flag each sets in a `subscriptions/listen`.
+const LISTEN_TO: [(&str, &str); 3] = [
+    ("tools", "toolsListChanged"),
+    ("prompts", "promptsListChanged"),
+    ("resources", "resourcesListChanged"),
+];
 
 #[derive(Debug, Clone)]
 pub struct McpRequest {
@@ -127,6 +136,7 @@ impl Kind for Mcp {
         "expected_errors",
         "input_responses",
         "cache",
+        "listen_to",
     ];
 
     fn plan(a: &ActionSpec, at: At, problems: &mut Vec<Problem>) -> Option<Self> {
@@ -199,6 +209,24 @@ impl Kind for Mcp {
                 "belongs to the stateless era (2026-07-28), and protocol pins the session era",
             ));
         }
+        let mut flags = serde_json::Map::new();
+        match &a.listen_to {
+            None => flags.extend(LISTEN_TO.iter().map(|(_, f)| ((*f).to_owned(), true.into()))),
+            Some(kinds) => {
+                for (i, kind) in kinds.iter().enumerate() {
+                    match LISTEN_TO.iter().find(|(k, _)| k == kind) {
+                        Some((_, f)) => {
+                            flags.insert((*f).to_owned(), true.into());
+                        }
+                        None => problems.push(problem(
+                            at.field(&format!("listen_to[{i}]")),
+                            format!("is \"tools\", \"prompts\" or \"resources\", not {kind:?}"),
+                        )),
+                    }
+                }
+            }
+        }
+        let listen_params = serde_json::json!({ "notifications": flags }).to_string();
         let input_responses = a.input_responses.clone().unwrap_or_default();
         for (key, answer) in &input_responses {
             if !answer.is_object() {
@@ -220,6 +248,7 @@ impl Kind for Mcp {
             expected_errors: a.expected_errors.clone().unwrap_or_default(),
             input_responses,
             cache,
+            listen_params,
         })
     }
 

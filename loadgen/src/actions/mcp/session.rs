@@ -175,7 +175,7 @@ pub async fn run(
     if end == End::Client {
         match a.listen_series().and_then(|i| slots.extra(i)) {
             Some(slot) => {
-                let (held, end_of_hold) = listen(env, slot, conn, url, body, st, a.hold).await;
+                let (held, end_of_hold) = listen(env, slot, conn, url, body, st, a).await;
                 listening = held;
                 end = end_of_hold;
             }
@@ -447,8 +447,9 @@ async fn listen(
     url: &str,
     body: &mut String,
     st: &mut State,
-    hold_for: DurRange,
+    a: &Mcp,
 ) -> (bool, End) {
+    let hold_for = a.hold;
     let (method, request) = match st.era {
         Era::Session => ("GET", None),
         Era::Stateless => {
@@ -456,9 +457,10 @@ async fn listen(
             let id = st.next_id();
             let _ = write!(
                 body,
-                r#"{{"jsonrpc":"2.0","id":{id},"method":"subscriptions/listen","params":{LISTEN_PARAMS}}}"#
+                r#"{{"jsonrpc":"2.0","id":{id},"method":"subscriptions/listen","params":{}}}"#,
+                a.listen_params
             );
-            splice_meta(body, body.len() - LISTEN_PARAMS.len() - 1, &st.meta);
+            splice_meta(body, body.len() - a.listen_params.len() - 1, &st.meta);
             st.name.clear();
             ("POST", Some(body.as_str()))
         }
@@ -537,7 +539,14 @@ async fn listen(
             _ = stop.wait_for(|s| *s) => return (true, End::Client),
             data = conn.next_data() => match data {
                 Ok(Some(bytes)) => {
-                    if st.parser.feed(bytes, |_, _| None::<()>).is_err() {
+                    let messages = &env.recorder.gauges.mcp.stream_messages;
+                    let fed = st.parser.feed(bytes, |name, data| {
+                        if name == b"message" && !data.trim().is_empty() {
+                            messages.fetch_add(1, Ordering::Relaxed);
+                        }
+                        None::<()>
+                    });
+                    if fed.is_err() {
                         return (true, End::Error);
                     }
                 }
@@ -547,10 +556,6 @@ async fn listen(
         }
     }
 }
-
-/// What a stateless listen opts in to: every change notification the era has.
-const LISTEN_PARAMS: &str =
-    r#"{"notifications":{"toolsListChanged":true,"promptsListChanged":true,"resourcesListChanged":true}}"#;
 
 /// Keep the session for a sampled time, or until the load ends.
 async fn hold(env: &Env, hold: DurRange) {

@@ -266,6 +266,8 @@ impl Rpc {
                 let resources = self.store.enabled_resources().await?;
                 raw(&json!({"resources": resources.iter().map(ResourceInfo::from).collect::<Vec<_>>()}))
             }
+            // The gateway's resources are concrete; it has no templates to offer.
+            "resources/templates/list" => raw(&json!({"resourceTemplates": []})),
             "resources/read" => self.resources_read(params).await,
             "prompts/list" => {
                 let prompts = self.store.enabled_prompts().await?;

@@ -200,7 +200,8 @@ impl SseStream {
         }
     }
 
-    /// The next frame, or None when the stream ends; panics after `within`.
+    /// The next frame (a comment as the event `comment`), or None when the stream ends; panics after
+    /// `within`.
     pub async fn next_within(&mut self, within: Duration) -> Option<(String, String)> {
         tokio::time::timeout(within, self.next())
             .await
@@ -212,6 +213,10 @@ impl SseStream {
             if let Some(end) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
                 let raw: Vec<u8> = self.buf.drain(..end + 4).collect();
                 let text = String::from_utf8(raw).expect("UTF-8 frame");
+                // A comment (the keepalive) comes as the event "comment" with its text.
+                if let Some(comment) = text.trim_end_matches("\r\n").strip_prefix(": ") {
+                    return Some(("comment".to_owned(), comment.to_owned()));
+                }
                 let mut lines = text.trim_end_matches("\r\n").split("\r\n");
                 let event = lines.next()?.strip_prefix("event: ").expect("event line").to_owned();
                 let data = lines.next()?.strip_prefix("data: ").expect("data line").to_owned();
@@ -232,8 +237,8 @@ impl SseStream {
         let (event, data) = self
             .next_within(Duration::from_secs(10))
             .await
-            .expect("keepalive frame");
-        assert_eq!((event.as_str(), data.as_str()), ("keepalive", "{}"));
+            .expect("keepalive comment");
+        assert_eq!((event.as_str(), data.as_str()), ("comment", "keepalive"));
         endpoint
     }
 
@@ -244,7 +249,7 @@ impl SseStream {
             if event == "message" {
                 return serde_json::from_str(&data).expect("JSON message");
             }
-            assert_eq!(event, "keepalive");
+            assert_eq!(event, "comment", "only keepalives besides messages");
         }
     }
 }

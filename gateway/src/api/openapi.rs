@@ -344,7 +344,7 @@ impl Doc {
         let unavailable = self.error("The database is unavailable or timed out");
         let stream = json!({
             "description": "The session's stream: `endpoint`, then `keepalive` and `message` events",
-            "content": {"text/event-stream": {"schema": sse_event(&["endpoint", "keepalive", "message"])}},
+            "content": {"text/event-stream": {"schema": sse_event(&["endpoint", "message"])}},
         });
         self.add(
             "/sse",
@@ -457,7 +457,7 @@ impl Doc {
                 "parameters": params,
                 "responses": {
                     "200": {"description": "Keepalives and server messages",
-                            "content": {"text/event-stream": {"schema": sse_event(&["keepalive", "message"])}}},
+                            "content": {"text/event-stream": {"schema": sse_event(&["message"])}}},
                     "400": refused("No Mcp-Session-Id or an unsupported version"),
                     "401": unauthorized,
                     "404": refused("No such session"),
@@ -607,7 +607,6 @@ fn sse_event(events: &[&str]) -> Value {
                 name,
                 json!({"type": "string", "pattern": "^http://[^/]+(/servers/[0-9a-f]{32})?/message\\?session_id=[0-9a-f]{32}$"}),
             ),
-            "keepalive" => event(name, json!({"const": "{}"})),
             _ => event(name, json!({"type": "string", "contentMediaType": "application/json"})),
         })
         .collect();

@@ -12,8 +12,10 @@ pub fn event(name: &str, data: &[u8]) -> Bytes {
     Bytes::from(buf)
 }
 
+/// An HTTP+SSE keepalive: a comment, which clients skip (an `event: keepalive` frame made the
+/// official SDK log "Unknown SSE event" at every one).
 pub fn keepalive() -> Bytes {
-    Bytes::from_static(b"event: keepalive\r\ndata: {}\r\n\r\n")
+    Bytes::from_static(b": keepalive\r\n\r\n")
 }
 
 /// A keepalive as an SSE comment, which clients skip (Streamable HTTP's streams).

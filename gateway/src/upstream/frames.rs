@@ -45,19 +45,46 @@ impl Frames {
         }
     }
 
-    /// Read events until the JSON-RPC answer with `id`.
-    pub async fn answer(&mut self, id: u64) -> Result<serde_json::Value, UpstreamError> {
+    /// The next JSON-RPC message on the stream.
+    pub async fn next_message(&mut self) -> Result<serde_json::Value, UpstreamError> {
         while let Some((event, data)) = self.next().await? {
             // An event with no data (2025-11-25's priming event, carrying only an id) is no message.
             if event != "message" || data.trim().is_empty() {
                 continue;
             }
-            let msg: serde_json::Value = serde_json::from_str(&data)
-                .map_err(|e| UpstreamError::Protocol(format!("a message that is not JSON: {e}")))?;
-            if msg["id"] == id {
-                return Ok(msg);
-            }
+            return serde_json::from_str(&data)
+                .map_err(|e| UpstreamError::Protocol(format!("a message that is not JSON: {e}")));
         }
         Err(UpstreamError::Protocol("the stream ended before the answer".into()))
+    }
+}
+
+/// What a message read while awaiting the answer to request `id` is to the client.
+pub enum Read {
+    /// The answer.
+    Answer(serde_json::Value),
+    /// A request of the server's, and what the client answers it (`ping`: an empty result; anything
+    /// else: −32601, as a client that offers nothing more must).
+    Asked(serde_json::Value),
+    /// A notification, or an answer to another request: nothing to do.
+    Other,
+}
+
+impl Read {
+    pub fn of(msg: serde_json::Value, id: u64) -> Read {
+        let asked = msg.get("method").and_then(|m| m.as_str());
+        let their_id = msg.get("id").filter(|i| !i.is_null());
+        match (asked, their_id) {
+            (Some(method), Some(their_id)) => Read::Asked(if method == "ping" {
+                serde_json::json!({"jsonrpc": "2.0", "id": their_id, "result": {}})
+            } else {
+                serde_json::json!({"jsonrpc": "2.0", "id": their_id,
+                    "error": {"code": -32601, "message": format!("Method not found: {method}")}})
+            }),
+            // A message with a method is never the answer, whatever its id.
+            (Some(_), None) => Read::Other,
+            (None, _) if msg["id"] == id => Read::Answer(msg),
+            (None, _) => Read::Other,
+        }
     }
 }

@@ -4,7 +4,7 @@
 use serde_json::{Value, json};
 
 use super::UpstreamError;
-use super::frames::Frames;
+use super::frames::{Frames, Read};
 
 pub struct Session {
     http: reqwest::Client,
@@ -89,6 +89,12 @@ impl Session {
         let id = self.next_id;
         self.post(&json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}))
             .await?;
-        self.stream.answer(id).await
+        loop {
+            match Read::of(self.stream.next_message().await?, id) {
+                Read::Answer(msg) => return Ok(msg),
+                Read::Asked(answer) => self.post(&answer).await?,
+                Read::Other => {}
+            }
+        }
     }
 }

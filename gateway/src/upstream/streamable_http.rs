@@ -9,7 +9,7 @@ use reqwest::header::{ACCEPT, CONTENT_TYPE};
 use serde_json::{Value, json};
 
 use super::UpstreamError;
-use super::frames::Frames;
+use super::frames::{Frames, Read};
 
 pub struct Session {
     http: reqwest::Client,
@@ -130,7 +130,15 @@ impl Session {
             .unwrap_or("")
             .to_owned();
         if content_type.contains("text/event-stream") {
-            return Frames::new(resp).answer(id).await;
+            let mut frames = Frames::new(resp);
+            loop {
+                match Read::of(frames.next_message().await?, id) {
+                    Read::Answer(msg) => return Ok(msg),
+                    // Answered on a POST of its own, as the transport says.
+                    Read::Asked(answer) => self.notify(&answer).await?,
+                    Read::Other => {}
+                }
+            }
         }
         let body: Value = resp
             .json()

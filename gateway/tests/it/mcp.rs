@@ -247,7 +247,10 @@ async fn sse_frames_endpoint_keepalive_and_replies_in_order() {
 
     // Keepalive after each interval of silence.
     let start = Instant::now();
-    assert_eq!(sse.next_within(Duration::from_secs(5)).await.unwrap().0, "keepalive");
+    assert_eq!(
+        sse.next_within(Duration::from_secs(5)).await.unwrap(),
+        ("comment".into(), "keepalive".into())
+    );
     let gap = start.elapsed();
     assert!(
         gap >= Duration::from_millis(250) && gap < Duration::from_millis(1500),

@@ -27,7 +27,7 @@ async fn open_raw(addr: std::net::SocketAddr, token: String, recv_buffer: Option
     stream.write_all(request.as_bytes()).await.unwrap();
     let mut seen = Vec::new();
     let mut buf = [0u8; 2048];
-    while !seen.windows(16).any(|w| w == b"event: keepalive") {
+    while !seen.windows(12).any(|w| w == b": keepalive\r") {
         let n = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buf))
             .await
             .expect("SSE handshake in time")

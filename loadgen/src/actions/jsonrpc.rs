@@ -86,3 +86,85 @@ pub fn parse_hinted(bytes: &[u8]) -> Result<(Option<serde_json::Value>, Reply, H
     };
     Ok((raw.id, reply, hints))
 }
+
+/// A message as its members make it: a request (a method and an id), a notification (a method, no
+/// id), or a response (no method) with what it says.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Message {
+    Request {
+        id: serde_json::Value,
+        method: String,
+    },
+    Notification,
+    Response {
+        id: Option<serde_json::Value>,
+        reply: Reply,
+    },
+}
+
+#[derive(Deserialize)]
+struct RawMessage<'a> {
+    #[serde(default)]
+    id: Option<serde_json::Value>,
+    #[serde(borrow, default)]
+    method: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default)]
+    error: Option<ErrorObject>,
+    #[serde(default)]
+    result: Option<IgnoredAny>,
+}
+
+/// Classify one message. A message with a method is never a reply, whatever its id.
+pub fn message(bytes: &[u8]) -> Result<Message, serde_json::Error> {
+    let raw: RawMessage = serde_json::from_slice(bytes)?;
+    Ok(match (raw.method, raw.id) {
+        (Some(method), Some(id)) if !id.is_null() => Message::Request {
+            id,
+            method: method.into_owned(),
+        },
+        (Some(_), _) => Message::Notification,
+        (None, id) => Message::Response {
+            id,
+            reply: match (raw.error, raw.result) {
+                (Some(e), _) => Reply::Error(e.code),
+                (None, Some(_)) => Reply::Result,
+                (None, None) => Reply::Neither,
+            },
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_message_with_a_method_is_never_a_reply() {
+        let m = |s: &str| message(s.as_bytes()).unwrap();
+        assert_eq!(
+            m(r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#),
+            Message::Request {
+                id: 1.into(),
+                method: "ping".into()
+            }
+        );
+        assert_eq!(
+            m(r#"{"jsonrpc":"2.0","method":"notifications/message","params":{}}"#),
+            Message::Notification
+        );
+        assert_eq!(
+            m(r#"{"jsonrpc":"2.0","id":1,"error":{"code":-32601,"message":"x"}}"#),
+            Message::Response {
+                id: Some(1.into()),
+                reply: Reply::Error(-32601)
+            }
+        );
+        assert_eq!(
+            m(r#"{"jsonrpc":"2.0","id":"a","result":{}}"#),
+            Message::Response {
+                id: Some("a".into()),
+                reply: Reply::Result
+            }
+        );
+    }
+}

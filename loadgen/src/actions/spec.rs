@@ -72,6 +72,10 @@ pub struct ActionSpec {
     /// `subscriptions/listen` in the stateless era).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub listen: Option<bool>,
+    /// sse: start the MCP session (`initialize`, `notifications/initialized`) before the requests
+    /// (default: when there are requests).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handshake: Option<bool>,
     /// sse/mcp: open the stream on `/servers/{server_id}/sse` (`/mcp`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server: Option<bool>,
@@ -106,7 +110,7 @@ fn default_weight() -> u32 {
 
 impl ActionSpec {
     /// The kind-specific fields, each with whether the file gave it; in the order they are checked.
-    pub fn given(&self) -> [(&'static str, bool); 19] {
+    pub fn given(&self) -> [(&'static str, bool); 20] {
         [
             ("method", self.method.is_some()),
             ("path", self.path.is_some()),
@@ -120,6 +124,7 @@ impl ActionSpec {
             ("protocol", self.protocol.is_some()),
             ("listen", self.listen.is_some()),
             ("server", self.server.is_some()),
+            ("handshake", self.handshake.is_some()),
             ("requests", self.requests.is_some()),
             ("hold", self.hold.is_some()),
             ("close", self.close.is_some()),

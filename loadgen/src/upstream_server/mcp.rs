@@ -120,6 +120,7 @@ async fn dispatch(up: &Upstream, method: &str, params: &Value) -> Result<Value, 
         "resources/list" => Ok(json!({"resources": [
             {"uri": "upstream://readme", "name": "readme", "mimeType": "text/plain"}
         ]})),
+        "resources/templates/list" => Ok(json!({"resourceTemplates": []})),
         "resources/read" => match params.get("uri").and_then(Value::as_str) {
             Some(uri @ "upstream://readme") => Ok(json!({"contents": [
                 {"uri": uri, "mimeType": "text/plain", "text": "stampede's upstream MCP server"}

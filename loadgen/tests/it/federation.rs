@@ -184,3 +184,22 @@ async fn an_upstream_that_is_down_or_stalls_is_a_502_or_504_in_time() {
         .unwrap();
     assert_eq!(listed, json!([]), "a refused registration writes nothing");
 }
+
+/// The official SDK's HTTP+SSE server federated: a tool that pings its client (ids from 1, like the
+/// gateway's own requests) is answered through the gateway — the gateway answers the pings and takes
+/// only a message without a method for its answer.
+#[tokio::test]
+async fn a_federated_sdk_tool_that_pings_its_client_is_answered() {
+    let Some(python) = testkit::McpSdk::python() else {
+        return;
+    };
+    let server = testkit::McpSdk::server(&python, "sse");
+    let gw = gateway(&[]);
+    let http = client();
+    let (status, g) = register(&http, &gw, "sdk", &server.url, "SSE").await;
+    assert_eq!(status, 200, "{g}");
+    let answer = call(&http, &gw, "sdk-pinging", json!({"text": "through"})).await;
+    assert_eq!(answer["result"]["content"][0]["text"], "through", "{answer}");
+    let answer = call(&http, &gw, "sdk-logged", json!({"text": "logged"})).await;
+    assert_eq!(answer["result"]["content"][0]["text"], "logged", "{answer}");
+}

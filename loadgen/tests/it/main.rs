@@ -5,6 +5,7 @@ mod adhoc;
 mod alloc;
 mod cli;
 mod completions;
+mod conformance;
 mod contextforge;
 mod docs;
 mod engine;

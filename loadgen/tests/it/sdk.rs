@@ -124,3 +124,61 @@ close = "delete"
         assert_eq!(listen.summary.ok, m.opened, "{protocol}: every GET stream held");
     }
 }
+
+/// The official SDK's HTTP+SSE server as the `sse` action's target: the session starts with the MCP
+/// handshake (the SDK refuses requests before it), a log notification before a reply is skipped, the
+/// server's pings are answered (their ids, 1 to 3, clash with the requests': a message with a method
+/// is never a reply), an unknown method is its −32601, and the calls stampede counts as answered are
+/// the ones the server ran.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sdk_sse_server_is_driven_by_the_sse_action() {
+    let Some(python) = testkit::McpSdk::python() else {
+        return;
+    };
+    let server = testkit::McpSdk::server(&python, "sse");
+    let base = server.url.strip_suffix("/sse").expect("the SDK serves /sse");
+    let text = format!(
+        r#"
+[target]
+url = "{base}"
+[load]
+users = 3
+duration = "1500ms"
+[observe]
+post_load = "0s"
+[[actions]]
+name = "s"
+kind = "sse"
+requests = [
+  {{ method = "tools/call", params = {{ name = "pinging", arguments = {{ text = "p" }} }} }},
+  {{ method = "tools/call", params = {{ name = "logged", arguments = {{ text = "l" }} }} }},
+  {{ method = "bogus/method" }},
+  {{ method = "tools/call", params = {{ name = "echo", arguments = {{ text = "e" }} }} }},
+]
+hold = "10ms"
+close = "graceful"
+"#
+    );
+    let before = server.calls().await;
+    let r = run(&text).await;
+    let ran = server.calls().await - before;
+    let series = |name: &str| r.actions.iter().find(|a| a.name == name).unwrap();
+    let (reply, init) = (series("s reply"), series("s initialize"));
+    let s = &r.sse;
+    eprintln!("{s:?}\nreply: {:?}\ninit: {:?}", reply.summary, init.summary);
+    assert!(s.opened > 0);
+    assert_eq!(init.summary.ok, s.opened, "every session started: {:?}", init.errors);
+    assert_eq!(s.errored, 0, "{:?}", reply.errors);
+    let sessions = s.opened;
+    assert_eq!(
+        reply.rpc_errors.get(&-32601),
+        Some(&sessions),
+        "bogus/method, and only it"
+    );
+    assert_eq!(reply.summary.ok, ran, "stampede's count is the server's");
+    assert_eq!(reply.summary.ok, 3 * sessions, "{:?}", reply.errors);
+    assert!(
+        s.stream_messages >= 4 * sessions,
+        "a log and three pings a session: {s:?}"
+    );
+}

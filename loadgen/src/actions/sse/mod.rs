@@ -1,7 +1,14 @@
-//! `kind = "sse"`: open a stream on the user's own connection, wait for the endpoint event, send
-//! JSON-RPC requests through the session's message endpoint and time the replies that arrive on the
-//! stream, hold (reading what the server sends), then close — abruptly (the connection dropped at
-//! once, with a TCP reset when `rst = true`) or gracefully (closed in order).
+//! `kind = "sse"`: open a stream on the user's own connection, wait for the endpoint event, start the
+//! MCP session (`initialize`, then `notifications/initialized`; by default when there are requests,
+//! `handshake` says otherwise), send JSON-RPC requests through the session's message endpoint and
+//! time the replies that arrive on the stream, hold (reading what the server sends), then close —
+//! abruptly (the connection dropped at once, with a TCP reset when `rst = true`) or gracefully
+//! (closed in order).
+//!
+//! On the stream, a message with a method is the server's, never a reply: a notification is counted
+//! and skipped; a request is answered as a client must (`ping` with an empty result, anything else
+//! with −32601). A request whose method starts with `notifications/` is sent without an id and not
+//! waited for.
 //!
 //! The stream is read by the request loop's own HTTP/1.1 client (`conn/stream.rs`) and parsed by
 //! `events.rs`, as Streamable HTTP's `GET` stream is: one 4 KiB read buffer a stream, where a hyper
@@ -16,7 +23,7 @@ use tokio::time::Instant;
 use super::conn::{Answer, Conn};
 use super::events::EventParser;
 use super::http::url_template;
-use super::jsonrpc::{self, Reply};
+use super::jsonrpc::{self, Message, Reply};
 use super::request::{Scratch, render};
 use super::{ActionSpec, At, CloseMode, Ended, Env, Kind, Slots, error_chain};
 use crate::data::FailureKind;
@@ -26,6 +33,8 @@ use crate::record::{Outcome, Sample, StreamGauges};
 #[derive(Debug, Clone)]
 pub struct Sse {
     pub path: Template,
+    /// `initialize` and `notifications/initialized` before the requests.
+    pub handshake: bool,
     pub requests: Vec<SseRequest>,
     pub hold: DurRange,
     pub close: CloseMode,
@@ -48,7 +57,7 @@ fn default_path(a: &ActionSpec) -> &'static str {
 }
 
 impl Kind for Sse {
-    const FIELDS: &'static [&'static str] = &["path", "server", "requests", "hold", "close", "rst"];
+    const FIELDS: &'static [&'static str] = &["path", "server", "handshake", "requests", "hold", "close", "rst"];
 
     fn plan(a: &ActionSpec, at: At, problems: &mut Vec<Problem>) -> Option<Self> {
         let path = url_template(at, "path", a.path.as_deref().unwrap_or(default_path(a)), problems);
@@ -75,6 +84,8 @@ impl Kind for Sse {
         }
         Some(Sse {
             path: path?,
+            // A session that sends requests starts as MCP says; one that only holds a stream need not.
+            handshake: a.handshake.unwrap_or(!requests.is_empty()),
             requests,
             hold: a.hold.unwrap_or_default(),
             close: a.close.unwrap_or_default(),
@@ -96,11 +107,14 @@ impl Kind for Sse {
     }
 
     fn series(&self) -> Vec<String> {
-        if self.requests.is_empty() {
-            Vec::new()
-        } else {
-            vec!["reply".to_owned()]
+        let mut series = Vec::new();
+        if !self.requests.is_empty() {
+            series.push("reply".to_owned());
         }
+        if self.handshake {
+            series.push("initialize".to_owned());
+        }
+        series
     }
 
     async fn run(
@@ -223,11 +237,21 @@ async fn session(
     gauges.open.fetch_add(1, Ordering::Relaxed);
     gauges.opened.fetch_add(1, Ordering::Relaxed);
 
-    // 2. Requests through the session, replies timed on the stream.
-    let mut end = match slots.extra(0) {
-        Some(reply_slot) => talk(a, env, reply_slot, &endpoint, &mut stream, values).await,
-        None => SessionEnd::Client,
+    // 2. The handshake, then requests through the session, replies timed on the stream.
+    let mut end = SessionEnd::Client;
+    let init_slot = if a.requests.is_empty() {
+        slots.extra(0)
+    } else {
+        slots.extra(1)
     };
+    if let Some(slot) = init_slot.filter(|_| a.handshake) {
+        end = handshake(env, slot, &endpoint, &mut stream).await;
+    }
+    if end == SessionEnd::Client
+        && let Some(reply_slot) = slots.extra(0).filter(|_| !a.requests.is_empty())
+    {
+        end = talk(a, env, reply_slot, &endpoint, &mut stream, values).await;
+    }
 
     // 3. Hold (the end of the load shortens it), 4. close.
     stream.events.trim(KEEP_EVENT);
@@ -301,8 +325,122 @@ fn absolute(base: &str, endpoint: &str) -> Option<String> {
     Some(format!("{}/{path}", &base[..origin_len]))
 }
 
-/// Send each request through the session and time its reply on the stream; answers how the session
-/// stands: still the client's, or ended on the way.
+/// What one message sent through the session came to.
+struct Exchanged {
+    outcome: Outcome,
+    status: Option<u16>,
+    rpc_error: Option<i64>,
+    error: Option<String>,
+    end: SessionEnd,
+}
+
+impl Exchanged {
+    fn failed(kind: FailureKind, status: Option<u16>, error: String) -> Exchanged {
+        Exchanged {
+            outcome: Outcome::Failed(kind),
+            status,
+            rpc_error: None,
+            error: Some(error),
+            end: SessionEnd::Client,
+        }
+    }
+
+    fn record(&self, env: &Env, slot: usize, latency: std::time::Duration) {
+        env.recorder.record(
+            slot,
+            &Sample {
+                latency,
+                outcome: self.outcome,
+                status: self.status,
+                rpc_error: self.rpc_error,
+                error: self.error.as_deref(),
+                bytes: None,
+            },
+        );
+    }
+}
+
+/// POST `body` to the session's endpoint; with `awaits`, wait on the stream for the reply with that
+/// id (answering what the server asks meanwhile).
+async fn exchange(env: &Env, endpoint: &str, stream: &mut Stream<'_>, body: String, awaits: Option<u64>) -> Exchanged {
+    let post = post(env, endpoint, body).await;
+    let accepted = match post {
+        Err(e) => return Exchanged::failed(classify_reqwest(&e), None, error_chain(&e)),
+        Ok(status) if status != 202 => {
+            let mut failed = Exchanged::failed(FailureKind::Status, Some(status), String::new());
+            failed.error = None;
+            return failed;
+        }
+        Ok(status) => status,
+    };
+    let Some(id) = awaits else {
+        return Exchanged {
+            outcome: Outcome::Ok,
+            status: Some(accepted),
+            rpc_error: None,
+            error: None,
+            end: SessionEnd::Client,
+        };
+    };
+    match tokio::time::timeout(env.timeout, reply_event(env, endpoint, stream, id)).await {
+        Err(_) => Exchanged::failed(FailureKind::Timeout, Some(202), "no reply on the stream in time".into()),
+        Ok(Err(stopped)) => {
+            let mut failed = Exchanged::failed(FailureKind::Protocol, Some(202), stopped.message());
+            failed.end = SessionEnd::from(&stopped);
+            failed
+        }
+        Ok(Ok(Some(code))) => Exchanged {
+            outcome: Outcome::Failed(FailureKind::JsonRpc),
+            status: Some(202),
+            rpc_error: Some(code),
+            error: None,
+            end: SessionEnd::Client,
+        },
+        Ok(Ok(None)) => Exchanged {
+            outcome: Outcome::Ok,
+            status: Some(202),
+            rpc_error: None,
+            error: None,
+            end: SessionEnd::Client,
+        },
+    }
+}
+
+async fn post(env: &Env, endpoint: &str, body: String) -> Result<u16, reqwest::Error> {
+    let resp = env
+        .http
+        .post(endpoint)
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .body(body)
+        .send()
+        .await?;
+    Ok(resp.status().as_u16())
+}
+
+/// `initialize` (id 0) and its reply, then `notifications/initialized`; timed together in the
+/// `initialize` series.
+async fn handshake(env: &Env, slot: usize, endpoint: &str, stream: &mut Stream<'_>) -> SessionEnd {
+    let sent = Instant::now();
+    let init = format!(
+        r#"{{"jsonrpc":"2.0","id":0,"method":"initialize","params":{{"protocolVersion":"2024-11-05","capabilities":{{}},"clientInfo":{{"name":"stampede","version":"{}"}}}}}}"#,
+        env!("CARGO_PKG_VERSION")
+    );
+    let mut done = exchange(env, endpoint, stream, init, Some(0)).await;
+    if done.outcome == Outcome::Ok {
+        let note = r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#.to_owned();
+        done = exchange(env, endpoint, stream, note, None).await;
+    }
+    done.record(env, slot, sent.elapsed());
+    match done.outcome {
+        Outcome::Ok => SessionEnd::Client,
+        // A session that did not start goes no further.
+        _ if done.end == SessionEnd::Client => SessionEnd::Error,
+        _ => done.end,
+    }
+}
+
+/// Send each request through the session and time its reply on the stream (a notification is only
+/// posted); answers how the session stands: still the client's, or ended on the way.
 async fn talk(
     a: &Sse,
     env: &Env,
@@ -313,65 +451,25 @@ async fn talk(
 ) -> SessionEnd {
     for (n, request) in a.requests.iter().enumerate() {
         let id = n as u64 + 1;
-        let mut body = format!(
-            r#"{{"jsonrpc":"2.0","id":{id},"method":{}"#,
+        let notification = request.method.starts_with("notifications/");
+        let mut body = String::from(r#"{"jsonrpc":"2.0","#);
+        if !notification {
+            body.push_str(&format!(r#""id":{id},"#));
+        }
+        body.push_str(&format!(
+            r#""method":{}"#,
             serde_json::Value::from(request.method.as_str())
-        );
+        ));
         if let Some(params) = &request.params {
             body.push_str(",\"params\":");
             params.render_into(&mut body, values);
         }
         body.push('}');
         let sent = Instant::now();
-        let post = env
-            .http
-            .post(endpoint)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(body)
-            .send()
-            .await;
-        let mut end = SessionEnd::Client;
-        let (outcome, status, rpc_error, error) = match post {
-            Err(e) => (Outcome::Failed(classify_reqwest(&e)), None, None, Some(error_chain(&e))),
-            Ok(resp) if resp.status().as_u16() != 202 => (
-                Outcome::Failed(FailureKind::Status),
-                Some(resp.status().as_u16()),
-                None,
-                None,
-            ),
-            Ok(_) => match tokio::time::timeout(env.timeout, reply_event(stream, id)).await {
-                Err(_) => (
-                    Outcome::Failed(FailureKind::Timeout),
-                    Some(202),
-                    None,
-                    Some("no reply on the stream in time".into()),
-                ),
-                Ok(Err(stopped)) => {
-                    end = SessionEnd::from(&stopped);
-                    (
-                        Outcome::Failed(FailureKind::Protocol),
-                        Some(202),
-                        None,
-                        Some(stopped.message()),
-                    )
-                }
-                Ok(Ok(Some(code))) => (Outcome::Failed(FailureKind::JsonRpc), Some(202), Some(code), None),
-                Ok(Ok(None)) => (Outcome::Ok, Some(202), None, None),
-            },
-        };
-        env.recorder.record(
-            reply_slot,
-            &Sample {
-                latency: sent.elapsed(),
-                outcome,
-                status,
-                rpc_error,
-                error: error.as_deref(),
-                bytes: None,
-            },
-        );
-        if end != SessionEnd::Client {
-            return end;
+        let done = exchange(env, endpoint, stream, body, (!notification).then_some(id)).await;
+        done.record(env, reply_slot, sent.elapsed());
+        if done.end != SessionEnd::Client {
+            return done.end;
         }
     }
     SessionEnd::Client
@@ -416,23 +514,58 @@ fn classify_reqwest(e: &reqwest::Error) -> FailureKind {
     }
 }
 
-/// Wait for the `message` whose id is `id`; answer its JSON-RPC error code, if any.
-async fn reply_event(stream: &mut Stream<'_>, id: u64) -> Result<Option<i64>, StreamEnd> {
-    stream
-        .next_event(|name, data| match name {
-            b"message" => match jsonrpc::parse(data.as_bytes()) {
-                Err(e) => Some(Err(StreamEnd::Broken(format!("bad message: {e}")))),
-                Ok((None, _)) => Some(Err(StreamEnd::Broken("bad message: missing field `id`".to_owned()))),
-                Ok((Some(reply_id), reply)) if reply_id == id => Some(Ok(match reply {
-                    Reply::Error(code) => Some(code),
-                    Reply::Result | Reply::Neither => None,
-                })),
-                Ok(_) => None,
-            },
-            b"shutdown" => Some(Err(StreamEnd::Ended("the server is shutting down"))),
-            _ => None,
-        })
-        .await?
+/// What the stream said while a reply was awaited.
+enum Seen {
+    /// The reply: its JSON-RPC error code, if any.
+    Reply(Option<i64>),
+    /// A request from the server, to answer.
+    Request(serde_json::Value, bool),
+}
+
+/// Wait for the response whose id is `id`; answer its JSON-RPC error code, if any. Notifications are
+/// counted and skipped; the server's requests answered (`ping`: an empty result; others: −32601).
+async fn reply_event(env: &Env, endpoint: &str, stream: &mut Stream<'_>, id: u64) -> Result<Option<i64>, StreamEnd> {
+    let messages = &env.recorder.gauges.sse.stream_messages;
+    loop {
+        let seen = stream
+            .next_event(|name, data| match name {
+                b"message" => match jsonrpc::message(data.as_bytes()) {
+                    Err(e) => Some(Err(StreamEnd::Broken(format!("bad message: {e}")))),
+                    Ok(Message::Response {
+                        id: Some(reply_id),
+                        reply,
+                    }) if reply_id == id => Some(Ok(Seen::Reply(match reply {
+                        Reply::Error(code) => Some(code),
+                        Reply::Result | Reply::Neither => None,
+                    }))),
+                    Ok(Message::Request { id, method }) => {
+                        messages.fetch_add(1, Ordering::Relaxed);
+                        Some(Ok(Seen::Request(id, method == "ping")))
+                    }
+                    Ok(Message::Notification) => {
+                        messages.fetch_add(1, Ordering::Relaxed);
+                        None
+                    }
+                    Ok(Message::Response { .. }) => None,
+                },
+                b"shutdown" => Some(Err(StreamEnd::Ended("the server is shutting down"))),
+                _ => None,
+            })
+            .await??;
+        match seen {
+            Seen::Reply(code) => return Ok(code),
+            Seen::Request(request_id, ping) => {
+                let answer = if ping {
+                    serde_json::json!({"jsonrpc": "2.0", "id": request_id, "result": {}})
+                } else {
+                    serde_json::json!({"jsonrpc": "2.0", "id": request_id,
+                        "error": {"code": -32601, "message": "Method not found"}})
+                };
+                // The answer's fate is the server's business; the reply is still awaited.
+                let _ = post(env, endpoint, answer.to_string()).await;
+            }
+        }
+    }
 }
 
 fn fail(env: &Env, slot: usize, intended: Instant, (kind, status, msg): Refused) -> Ended {

@@ -486,6 +486,10 @@ pub struct UpstreamArgs {
     /// to), e.g. 1s; never when not given.
     #[arg(long, value_parser = parse_duration)]
     pub list_changed_every: Option<std::time::Duration>,
+    /// Also serve the official MCP conformance suite's fixtures (its `test_*` tools, `test://`
+    /// resources and prompts), so the suite can referee this server.
+    #[arg(long)]
+    pub conformance: bool,
 }
 
 fn parse_duration(text: &str) -> Result<std::time::Duration, crate::lang::DurationError> {
@@ -514,6 +518,7 @@ impl UpstreamArgs {
             sse_replies: self.sse_replies,
             allowed_origins: self.allowed_origins.clone(),
             list_changed_every: self.list_changed_every,
+            conformance: self.conformance,
         }
     }
 }

@@ -510,6 +510,7 @@ fn upstream_plan(spec: Option<&UpstreamSpec>, problems: &mut Vec<Problem>) -> Up
             // Spawned here, it is reached from this machine only.
             allowed_origins: Vec::new(),
             list_changed_every: u.list_changed_every.map(|d| d.0),
+            conformance: false,
         }),
         (None, false) => {
             problems.push(problem("upstream", "needs `spawn = true` or `url = \"http://…\"`"));

@@ -7,7 +7,7 @@ use protocol::result::{CacheScope, Decoration};
 use protocol::{Era, Version};
 use serde_json::{Value, json};
 
-use super::{Fate, Upstream, stall};
+use super::{Fate, Upstream, fixtures, stall};
 
 /// What a stateless-era result carries: lists change only when the server restarts, and no answer
 /// depends on who asks.
@@ -22,7 +22,7 @@ fn server_info() -> Value {
 }
 
 fn capabilities() -> Value {
-    json!({"tools": {"listChanged": false}, "resources": {}, "prompts": {}})
+    json!({"tools": {"listChanged": false}, "resources": {}, "prompts": {}, "completions": {}})
 }
 
 /// The built-in tools; generated ones (`gen_0001`…) behave as `echo`.
@@ -105,6 +105,11 @@ pub async fn answer(up: &Upstream, transport: &'static str, msg: &Value, era: Er
 }
 
 async fn dispatch(up: &Upstream, method: &str, params: &Value) -> Result<Value, (i64, String)> {
+    if up.knobs.conformance
+        && let Some(answer) = fixture(up.knobs.tools, method, params)
+    {
+        return Ok(answer);
+    }
     match method {
         "initialize" => {
             let version = Version::negotiate(params.get("protocolVersion").and_then(Value::as_str));
@@ -117,10 +122,10 @@ async fn dispatch(up: &Upstream, method: &str, params: &Value) -> Result<Value, 
         "ping" => Ok(json!({})),
         "tools/list" => Ok(json!({"tools": tool_list(up.knobs.tools)})),
         "tools/call" => call(params).await,
-        "resources/list" => Ok(json!({"resources": [
-            {"uri": "upstream://readme", "name": "readme", "mimeType": "text/plain"}
-        ]})),
+        "resources/list" => Ok(json!({"resources": [readme()]})),
         "resources/templates/list" => Ok(json!({"resourceTemplates": []})),
+        // No argument here has values to offer.
+        "completion/complete" => Ok(json!({"completion": {"values": [], "total": 0, "hasMore": false}})),
         "resources/read" => match params.get("uri").and_then(Value::as_str) {
             Some(uri @ "upstream://readme") => Ok(json!({"contents": [
                 {"uri": uri, "mimeType": "text/plain", "text": "stampede's upstream MCP server"}
@@ -128,11 +133,7 @@ async fn dispatch(up: &Upstream, method: &str, params: &Value) -> Result<Value, 
             Some(uri) => Err((-32002, format!("Resource not found: {uri}"))),
             None => Err((-32602, "params.uri is required".into())),
         },
-        "prompts/list" => Ok(json!({"prompts": [{
-            "name": "greet",
-            "description": "A greeting for `name`.",
-            "arguments": [{"name": "name", "required": true}],
-        }]})),
+        "prompts/list" => Ok(json!({"prompts": [greet()]})),
         "prompts/get" => match params.get("name").and_then(Value::as_str) {
             Some("greet") => {
                 let name = params["arguments"]["name"].as_str().unwrap_or("you");
@@ -146,6 +147,42 @@ async fn dispatch(up: &Upstream, method: &str, params: &Value) -> Result<Value, 
         },
         other => Err((-32601, format!("Method not found: {other}"))),
     }
+}
+
+/// With `--conformance`: the conformance suite's fixture, when the request asks for one (its lists
+/// add the fixtures to this server's own).
+fn fixture(generated: u32, method: &str, params: &Value) -> Option<Value> {
+    let named = |key: &str| params.get(key).and_then(Value::as_str).unwrap_or_default();
+    match method {
+        "tools/list" => {
+            let mut tools = tool_list(generated);
+            tools.extend(fixtures::tools());
+            Some(json!({"tools": tools}))
+        }
+        "tools/call" => fixtures::call(named("name")),
+        "resources/list" => {
+            Some(json!({"resources": std::iter::once(readme()).chain(fixtures::resources()).collect::<Vec<_>>()}))
+        }
+        "resources/templates/list" => Some(json!({"resourceTemplates": fixtures::templates()})),
+        "resources/read" => fixtures::read(named("uri")),
+        "prompts/list" => {
+            Some(json!({"prompts": std::iter::once(greet()).chain(fixtures::prompts()).collect::<Vec<_>>()}))
+        }
+        "prompts/get" => fixtures::prompt(named("name"), &params["arguments"]),
+        _ => None,
+    }
+}
+
+fn readme() -> Value {
+    json!({"uri": "upstream://readme", "name": "readme", "description": "What this server is.", "mimeType": "text/plain"})
+}
+
+fn greet() -> Value {
+    json!({
+        "name": "greet",
+        "description": "A greeting for `name`.",
+        "arguments": [{"name": "name", "required": true}],
+    })
 }
 
 fn tool_list(generated: u32) -> Vec<Value> {

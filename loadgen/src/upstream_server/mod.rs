@@ -10,6 +10,7 @@
 //! It runs as its own process (`stampede upstream`), started by a run that asks for it, so its CPU is
 //! measured apart from the generator's and the target's.
 
+mod fixtures;
 mod http_sse;
 mod mcp;
 mod metrics;
@@ -50,6 +51,8 @@ pub struct Knobs {
     /// A `subscriptions/listen` stream tells of a list change (each kind it opted in to) this often,
     /// as though the catalogue changed; never when unset.
     pub list_changed_every: Option<std::time::Duration>,
+    /// Also serve the official conformance suite's fixtures (`fixtures.rs`).
+    pub conformance: bool,
 }
 
 impl Default for Knobs {
@@ -63,6 +66,7 @@ impl Default for Knobs {
             sse_replies: false,
             allowed_origins: Vec::new(),
             list_changed_every: None,
+            conformance: false,
         }
     }
 }

@@ -50,6 +50,9 @@ pub async fn spawn(knobs: &Knobs) -> anyhow::Result<Spawned> {
     if knobs.sse_replies {
         cmd.arg("--sse-replies");
     }
+    if knobs.conformance {
+        cmd.arg("--conformance");
+    }
     if let Some(every) = knobs.list_changed_every {
         cmd.args(["--list-changed-every", &format_duration(every)]);
     }

@@ -3,7 +3,8 @@
     python client.py URL TOKEN MODE TOOL
 
 MODE is the SDK's connect mode ("auto" probes server/discover and falls back to initialize,
-"legacy" forces initialize, or a stateless version). Lists the tools, calls TOOL with
+"legacy" forces initialize, or a stateless version). A URL ending in /sse is the HTTP+SSE transport
+(the session era only: "legacy"); any other, Streamable HTTP. Lists the tools, calls TOOL with
 {"text": "sdk"}, and prints what it saw as one JSON object.
 """
 
@@ -13,13 +14,17 @@ import sys
 
 import httpx2
 from mcp import Client
+from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
 
 
 async def main(url: str, token: str, mode: str, tool: str) -> None:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     async with httpx2.AsyncClient(headers=headers, timeout=30) as http:
-        transport = streamable_http_client(url, http_client=http)
+        if url.endswith("/sse"):
+            transport = sse_client(url, headers=headers, timeout=30)
+        else:
+            transport = streamable_http_client(url, http_client=http)
         async with Client(transport, mode=mode, raise_exceptions=True) as client:
             tools = await client.list_tools()
             called = await client.call_tool(tool, {"text": "sdk"})

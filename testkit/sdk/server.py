@@ -2,8 +2,9 @@
 
     python server.py MODE
 
-MODE "session" keeps sessions (Mcp-Session-Id); "stateless" runs the SDK's stateless HTTP mode. Either
-way the SDK serves 2026-07-28 requests too (told apart by MCP-Protocol-Version). "sse" serves the
+MODE "session" keeps sessions (Mcp-Session-Id); "stateless" runs the SDK's stateless HTTP mode;
+"json" and "stateless-json" are the same answering JSON instead of SSE-framed replies. Each way the SDK
+serves 2026-07-28 requests too (told apart by MCP-Protocol-Version). "sse" serves the
 HTTP+SSE transport (GET /sse, POST /messages/). Tools: `echo` answers its text; `logged` sends a log
 notification first; `pinging` pings the client three times first (the SDK numbers its requests from 1
 up, as clients do). Each counts its calls; `GET /calls` answers the count. Prints the URLs as JSON
@@ -53,7 +54,9 @@ def main(mode: str) -> None:
         app = server.sse_app()
         path = "/sse"
     else:
-        app = server.streamable_http_app(stateless_http=(mode == "stateless"), json_response=False)
+        app = server.streamable_http_app(
+            stateless_http=mode.startswith("stateless"), json_response=mode.endswith("json")
+        )
         path = "/mcp"
 
     async def count(_request):

@@ -197,6 +197,12 @@ async fn the_official_sdk_client_reaches_the_gateway_in_the_stateless_era() {
     assert_eq!(report["server_name"], "stampede-gateway", "{report}");
     assert!(report["tools"].as_array().unwrap().contains(&json!("echo")), "{report}");
     assert_eq!(report["call_text"], "sdk", "{report}");
+    // The session era, on both transports: the SDK's newest session version is negotiated.
+    for path in ["/mcp", "/sse"] {
+        let report = testkit::McpSdk::client(&python, &gw.url(path), &gw.token, "legacy", "echo").await;
+        assert_eq!(report["protocol_version"], "2025-11-25", "{path}: {report}");
+        assert_eq!(report["call_text"], "sdk", "{path}: {report}");
+    }
 }
 
 const LISTEN_ACTIVE: &str = "mcp_sessions_active{transport=\"listen\"}";

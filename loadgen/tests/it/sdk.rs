@@ -32,7 +32,7 @@ async fn the_sdk_server_in_every_era_counts_what_stampede_counts() {
     let Some(python) = testkit::McpSdk::python() else {
         return;
     };
-    for mode in ["session", "stateless"] {
+    for mode in ["session", "stateless", "json", "stateless-json"] {
         let server = testkit::McpSdk::server(&python, mode);
         for protocol in ["auto", "2026-07-28", "2025-11-25", "2025-06-18", "2025-03-26"] {
             let before = server.calls().await;

@@ -344,6 +344,11 @@ async fn the_stateless_era_is_served_beside_sessions() {
         assert_eq!(report["protocol_version"], "2026-07-28", "{report}");
         assert_eq!(report["server_name"], "stampede-upstream", "{report}");
         assert_eq!(report["call_text"], "sdk", "{report}");
+        for url in [mcp.clone(), format!("{}/sse", up.url)] {
+            let report = testkit::McpSdk::client(&python, &url, "", "legacy", "echo").await;
+            assert_eq!(report["protocol_version"], "2025-11-25", "{url}: {report}");
+            assert_eq!(report["call_text"], "sdk", "{url}: {report}");
+        }
     }
 }
 

@@ -93,10 +93,10 @@ fn slow_upstream(profile: &str, database_url: &str) -> String {
 spawn = "gateway"
 profile = "{profile}"
 database_url = "{database_url}"
-env = {{ DB_POOL_SIZE = "20" }}
+env = {{ DB_POOL_SIZE = "20", GATEWAY_ACTIVATION_TIMEOUT_MS = "5000" }}
 [upstream]
 spawn = true
-initialize_latency = "1s"
+initialize_latency = "2s"
 [setup]
 gateways = 1
 tools = 20
@@ -127,7 +127,8 @@ async fn a_slow_upstream_holds_the_legacy_gateway_lock_for_its_latency_and_fixed
         return;
     }
     let db = TestDb::postgres().await;
-    // Real federation: every activation initializes the upstream, which takes a second to answer.
+    // Real federation: every activation initializes the upstream, which takes two seconds to answer:
+    // the observers sample once a second, so one sample of each hold sees it at least a second old.
     let legacy = run(&slow_upstream("legacy", &db.url)).await;
     let o = &legacy.observed;
     eprintln!(
@@ -136,13 +137,13 @@ async fn a_slow_upstream_holds_the_legacy_gateway_lock_for_its_latency_and_fixed
     );
     assert!(
         o.idle_in_tx_longest_s.unwrap() >= 0.9,
-        "the gateway's lock is held, idle in transaction, across the upstream's second"
+        "the gateway's lock is held, idle in transaction, across the upstream's latency"
     );
     assert!(
         o.blocked_queries_max.unwrap() > 0,
         "other toggles of the gateway wait on it"
     );
-    assert!(o.longest_lock_wait_s.unwrap() >= 0.9, "for about that second");
+    assert!(o.longest_lock_wait_s.unwrap() >= 0.9, "for about that long");
 
     let fixed = run(&slow_upstream("fixed", &db.url)).await;
     let o = &fixed.observed;

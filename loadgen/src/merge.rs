@@ -176,6 +176,7 @@ fn combine(count: u32, parts: &[(Shard, &Path, Results)]) -> Results {
         },
         slots: first.slots.clone(),
         series,
+        before_load: observed_run.and_then(|r| r.before_load.clone()),
         totals: all.summary(seconds),
         actions: actions.into_iter().map(|(a, _)| a).collect(),
         sse,

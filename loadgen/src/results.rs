@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 
-use crate::data::{Completion, FailureKind, Judged, Metrics, ObservedSummary, Phase, StreamFigures, Summary, Window};
+use crate::data::{
+    Completion, FailureKind, Judged, Metrics, Observed, ObservedSummary, Phase, StreamFigures, Summary, Window,
+};
 use crate::engine::RunOutput;
 use crate::host::Environment;
 use crate::observe::summarize;
@@ -61,6 +63,10 @@ pub struct Results {
     /// Names of the recording slots: the actions, then sub-measurements such as SSE replies.
     pub slots: Vec<String>,
     pub series: Vec<Window>,
+    /// The target's counters read just before the load, which the run's changes are counted from.
+    /// Absent in files written before it was read (their changes count from the first window).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before_load: Option<Observed>,
     pub actions: Vec<ActionTotals>,
     pub totals: Summary,
     pub sse: StreamFigures,
@@ -200,7 +206,13 @@ impl Results {
             .iter()
             .map(|w| (w.t, w.phase == Phase::PostLoad, &w.observed))
             .collect();
-        let observed = summarize(&windows, seconds, scenario.settle, run.observer_sources.clone());
+        let observed = summarize(
+            Some(&run.before_load),
+            &windows,
+            seconds,
+            scenario.settle,
+            run.observer_sources.clone(),
+        );
         let mut results = Results {
             schema_version: SCHEMA_VERSION,
             complete: run.completion == Completion::Complete,
@@ -261,6 +273,7 @@ impl Results {
             },
             slots: run.slots.clone(),
             series: run.timeline.windows.clone(),
+            before_load: Some(run.before_load.clone()).filter(|o| *o != Observed::default()),
             actions,
             totals,
             sse: run.sse.clone(),

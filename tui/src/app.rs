@@ -213,6 +213,7 @@ impl App {
             .map(|w| (w.t, w.phase == Phase::PostLoad, &w.observed))
             .collect();
         let observed = observe::summarize(
+            None,
             &observed,
             load_end,
             Duration::from_secs_f64(self.settle_s),

@@ -49,6 +49,8 @@ pub struct RunOutput {
     pub load_seconds: f64,
     pub dropped: u64,
     pub observer_sources: Sources,
+    /// The observers' counters read before the load.
+    pub before_load: crate::data::Observed,
     /// Generator CPU seconds (this process) over the load.
     pub generator_cpu_s: Option<f64>,
     pub generator_peak_rss_bytes: Option<u64>,
@@ -81,6 +83,7 @@ pub async fn run(
             let (ctx, stops) = prepare(Arc::clone(&scenario), &target, upstream.url(), threads.spawner()).await?;
             wait_for_start(&scenario, &mut interrupt).await;
             let output = run_loop::RunLoop::start(ctx, stops, &target, options, started_at)
+                .await
                 .drive(&mut interrupt)
                 .await;
             // After the teardown (whose client may have connections the users' threads drive).

@@ -13,7 +13,7 @@ use tokio::time::Instant;
 
 use super::timeline::Timeline;
 use super::{Ctx, RunOptions, RunOutput, Stops, models, observe_config, series};
-use crate::data::{Completion, Phase, Snapshot, Window};
+use crate::data::{Completion, Observed, Phase, Snapshot, Window};
 use crate::observe::Observers;
 use crate::target::Target;
 
@@ -28,6 +28,8 @@ pub(super) struct RunLoop<'a> {
     names: Vec<String>,
     observers: Observers,
     timeline: Timeline,
+    /// The observers' counters before the load.
+    before_load: Observed,
     generator_cpu_before: Option<f64>,
     start: Instant,
     /// The tick due next, in seconds from the start.
@@ -43,8 +45,9 @@ pub(super) struct RunLoop<'a> {
 }
 
 impl<'a> RunLoop<'a> {
-    /// Start the observers and the load model; publish the first snapshot.
-    pub fn start(
+    /// Start the observers, take their readings before the load, start the load model; publish the
+    /// first snapshot.
+    pub async fn start(
         ctx: Arc<Ctx>,
         stops: Stops,
         target: &'a Target,
@@ -52,7 +55,8 @@ impl<'a> RunLoop<'a> {
         started_at: SystemTime,
     ) -> RunLoop<'a> {
         let (names, _) = series(&ctx.scenario);
-        let observers = Observers::start(observe_config(&ctx.scenario, target), ctx.env.http.clone());
+        let mut observers = Observers::start(observe_config(&ctx.scenario, target), ctx.env.http.clone());
+        let before_load = observers.before(Duration::from_secs(2)).await;
         let generator_cpu_before = crate::host::process_cpu_seconds();
         let start = Instant::now();
         let load_started_at = SystemTime::now();
@@ -68,6 +72,7 @@ impl<'a> RunLoop<'a> {
             load_started_at,
             names,
             observers,
+            before_load,
             generator_cpu_before,
             start,
             second: 1,
@@ -222,6 +227,7 @@ impl<'a> RunLoop<'a> {
             timeline: self.timeline,
             pools: ctx.pools.counts(),
             observer_sources,
+            before_load: self.before_load,
             load_seconds,
             dropped: g.dropped.load(Ordering::Relaxed),
             generator_cpu_s: self.generator_cpu_before.zip(generator_cpu_after).map(|(b, a)| a - b),

@@ -4,6 +4,7 @@
 //! its own address and summed; a window in which one did not answer is not measured.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -20,7 +21,7 @@ pub const OBSERVER: Registration = Registration {
             return None;
         }
         let urls = config.metrics_urls.clone();
-        let scrapes: Vec<Slot> = urls.iter().map(|_| Arc::new(Mutex::new(None))).collect();
+        let scrapes: Vec<Slot> = urls.iter().map(|_| Arc::default()).collect();
         let tasks = urls
             .iter()
             .zip(&scrapes)
@@ -72,7 +73,14 @@ impl Scrape {
 }
 
 /// The latest reading of one endpoint; `None` when its last scrape failed.
-type Slot = Arc<Mutex<Option<Scrape>>>;
+#[derive(Default)]
+struct Reading {
+    latest: Mutex<Option<Scrape>>,
+    /// The first scrape has been tried.
+    tried: AtomicBool,
+}
+
+type Slot = Arc<Reading>;
 
 struct Metrics {
     urls: Vec<String>,
@@ -87,7 +95,7 @@ impl Metrics {
     fn combined(&self) -> Option<Scrape> {
         let mut total: Option<Scrape> = None;
         for slot in &self.scrapes {
-            let s = slot.lock().expect("scrape lock");
+            let s = slot.latest.lock().expect("scrape lock");
             let s = s.as_ref().filter(|s| s.at.is_some())?;
             match &mut total {
                 Some(t) => t.add(s),
@@ -121,6 +129,17 @@ impl Observer for Metrics {
             o.mcp_session_ends_total = s.session_ends;
             o.db_pool_in_use = s.pool_in_use;
             o.db_lock_waits_in_flight = s.lock_waits;
+        }
+    }
+
+    fn ready(&self) -> bool {
+        self.scrapes.iter().all(|s| s.tried.load(Ordering::Acquire))
+    }
+
+    fn before(&self, o: &mut Observed) {
+        if let Some(s) = self.combined() {
+            o.lock_conflicts_total = s.lock_conflicts;
+            o.mcp_session_ends_total = s.session_ends;
         }
     }
 
@@ -159,21 +178,22 @@ async fn scrape_loop(url: String, http: reqwest::Client, slot: Slot) {
             }
         });
         // A failed scrape leaves the window unmeasured rather than reusing an old reading.
-        *slot.lock().expect("scrape lock") = reading;
+        *slot.latest.lock().expect("scrape lock") = reading;
+        slot.tried.store(true, Ordering::Release);
         tokio::time::sleep(Duration::from_millis(1000)).await;
     }
 }
 
-/// Counters as differences between the first and the last window that scraped; gauges at their peak
-/// and at the end.
+/// Counters as differences between the reading before the load (else the first window that scraped)
+/// and the last window that scraped; gauges at their peak and at the end.
 fn summarize(w: &Windows<'_>, s: &mut ObservedSummary) {
-    let first = w.windows.iter().find(|(_, _, o)| o.lock_conflicts_total.is_some());
-    let last = w
-        .windows
-        .iter()
-        .rev()
-        .find(|(_, _, o)| o.lock_conflicts_total.is_some());
-    if let (Some((_, _, first)), Some((_, _, last))) = (first, last) {
+    let scraped = |o: &&Observed| o.lock_conflicts_total.is_some();
+    let first = w
+        .before
+        .filter(scraped)
+        .or_else(|| w.windows.iter().map(|(_, _, o)| *o).find(scraped));
+    let last = w.windows.iter().rev().map(|(_, _, o)| *o).find(scraped);
+    if let (Some(first), Some(last)) = (first, last) {
         for (reason, n) in &last.mcp_session_ends_total {
             s.mcp_session_ends.insert(
                 reason.clone(),
@@ -187,4 +207,45 @@ fn summarize(w: &Windows<'_>, s: &mut ObservedSummary) {
     }
     s.mcp_sessions_active_max = max(&w.each(|o| o.mcp_sessions_active));
     s.mcp_sessions_active_end = w.windows.iter().rev().find_map(|(_, _, o)| o.mcp_sessions_active);
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn counted(ends: f64, conflicts: f64) -> Observed {
+        Observed {
+            lock_conflicts_total: Some(conflicts),
+            mcp_session_ends_total: BTreeMap::from([("client_gone".to_owned(), ends)]),
+            ..Observed::default()
+        }
+    }
+
+    /// Sessions that end in the first second are counted: the change runs from the reading before
+    /// the load, not from the end of the first window.
+    #[test]
+    fn counters_change_from_the_reading_before_the_load() {
+        let (before, one, two) = (counted(10.0, 1.0), counted(15.0, 3.0), counted(19.0, 4.0));
+        let windows = [(1, false, &one), (2, true, &two)];
+        let summary = |before| {
+            let mut s = ObservedSummary::default();
+            let w = Windows {
+                before,
+                windows: &windows,
+                load_end_s: 1.0,
+                settle: Duration::ZERO,
+            };
+            summarize(&w, &mut s);
+            s
+        };
+        let s = summary(Some(&before));
+        assert_eq!(s.mcp_session_ends["client_gone"], 9.0);
+        assert_eq!(s.lock_conflicts, Some(3.0));
+        // A file written before the reading was taken: from the first window, as it was.
+        let s = summary(None);
+        assert_eq!(s.mcp_session_ends["client_gone"], 4.0);
+        assert_eq!(s.lock_conflicts, Some(1.0));
+    }
 }

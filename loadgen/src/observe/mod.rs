@@ -41,10 +41,21 @@ pub trait Observer: Send {
 
     /// Name where it reads, for the results.
     fn source(&self, sources: &mut Sources);
+
+    /// Whether its first reading is in, so the load may begin (a counter's change over the run is
+    /// counted from a reading taken before it, not from the end of its first second).
+    fn ready(&self) -> bool {
+        true
+    }
+
+    /// Put its counters as they stand before the load into `o`.
+    fn before(&self, _o: &mut Observed) {}
 }
 
 /// The saved windows a summary is made from, and where the load ended in them.
 pub struct Windows<'a> {
+    /// The counters read before the load; `None` in files written before they were.
+    pub before: Option<&'a Observed>,
     /// `(t, in post-load, observed)` per window.
     pub windows: &'a [(u64, bool, &'a Observed)],
     pub load_end_s: f64,
@@ -87,6 +98,21 @@ impl Observers {
         sources
     }
 
+    /// The counters as they stand before the load: each observer's first reading, waited for up
+    /// to `within` (one that has none by then leaves its counters out, and they are counted from
+    /// the first window).
+    pub async fn before(&mut self, within: Duration) -> Observed {
+        let deadline = tokio::time::Instant::now() + within;
+        while !self.running.iter().all(|o| o.ready()) && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let mut observed = Observed::default();
+        for o in &self.running {
+            o.before(&mut observed);
+        }
+        observed
+    }
+
     /// Close the window ending now: CPU over it, the worst PostgreSQL figures in it, the latest metrics.
     pub fn window(&mut self) -> Observed {
         let mut observed = Observed::default();
@@ -105,14 +131,16 @@ impl Observers {
 }
 
 /// Summarize the per-window observations: `(t, in post-load, observed)`, settle counted from the end of
-/// the load.
+/// the load; counters change from `before`, the reading taken before the load, when there is one.
 pub fn summarize(
+    before: Option<&Observed>,
     windows: &[(u64, bool, &Observed)],
     load_end_s: f64,
     settle: Duration,
     sources: Sources,
 ) -> ObservedSummary {
     let w = Windows {
+        before,
         windows,
         load_end_s,
         settle,
@@ -150,6 +178,7 @@ mod tests {
     fn unmeasured_stays_unmeasured_and_post_load_settles() {
         let idle = Observed::default();
         let s = summarize(
+            None,
             &[(1, false, &idle), (2, true, &idle)],
             1.0,
             Duration::from_secs(5),
@@ -174,7 +203,7 @@ mod tests {
             (5, true, &d),
             (6, true, &e),
         ];
-        let s = summarize(&w, 2.0, Duration::from_secs(2), Sources::default());
+        let s = summarize(None, &w, 2.0, Duration::from_secs(2), Sources::default());
         assert_eq!(s.cpu_load_max_pct, Some(150.0));
         assert_eq!(s.cpu_post_load_max_pct, Some(80.0));
         assert_eq!(s.cpu_post_load_settled_mean_pct, Some(1.5));

@@ -330,8 +330,8 @@ async fn a_storm_of_dropped_sessions_leaves_legacy_spinning_and_fixed_idle() {
     let o = &fixed.observed;
     let gone = o.mcp_session_ends.get("client_gone").copied().unwrap_or(0.0);
     eprintln!(
-        "fixed: {} sessions opened; server ended {gone} client_gone; left {:?}; CPU post-load settled {:?} %",
-        fixed.mcp.opened, o.mcp_sessions_active_end, o.cpu_post_load_settled_mean_pct
+        "fixed: {} sessions opened; server ended {gone} client_gone (all ends {:?}); left {:?}; CPU post-load settled {:?} %",
+        fixed.mcp.opened, o.mcp_session_ends, o.mcp_sessions_active_end, o.cpu_post_load_settled_mean_pct
     );
     assert_eq!(o.mcp_sessions_active_end, Some(0.0));
     assert_eq!(

@@ -2,7 +2,11 @@
 //! resources, prompts and completions its server scenarios ask for by name, each answering as the
 //! scenario's description says, so the suite can referee this server in full.
 
+use std::time::Duration;
+
 use serde_json::{Value, json};
+
+use super::peer::{Outbox, Peers};
 
 /// A 1×1 red PNG.
 const PNG: &str = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGP4z8AAAAMBAQDJ/pLvAAAAAElFTkSuQmCC";
@@ -18,11 +22,173 @@ const TOOLS: [(&str, &str); 6] = [
     ("test_error_handling", "Always a tool error."),
 ];
 
+/// The fixture tools that message the client while they run (session era).
+const CONVERSING: [(&str, &str); 6] = [
+    ("test_tool_with_logging", "Logs three messages at info while it runs."),
+    (
+        "test_tool_with_progress",
+        "Reports progress 0, 50 and 100 of 100 while it runs.",
+    ),
+    ("test_sampling", "Asks the client to sample an answer to `prompt`."),
+    (
+        "test_elicitation",
+        "Asks the user, through the client, for a username and an email.",
+    ),
+    (
+        "test_elicitation_sep1034_defaults",
+        "Asks for input whose fields all have defaults (SEP-1034).",
+    ),
+    (
+        "test_elicitation_sep1330_enums",
+        "Asks for input of every enum form (SEP-1330).",
+    ),
+];
+
 /// The fixture tools, as `tools/list` lists them.
 pub fn tools() -> impl Iterator<Item = Value> {
-    TOOLS.iter().map(|(name, description)| {
-        json!({"name": name, "description": description, "inputSchema": {"type": "object", "properties": {}}})
+    TOOLS.iter().chain(&CONVERSING).map(|(name, description)| {
+        let props = match *name {
+            "test_sampling" => json!({"prompt": {"type": "string"}}),
+            "test_elicitation" => json!({"message": {"type": "string"}}),
+            _ => json!({}),
+        };
+        json!({"name": name, "description": description, "inputSchema": {"type": "object", "properties": props}})
     })
+}
+
+/// Whether the tool `name` messages the client while it runs.
+pub fn converses(name: &str) -> bool {
+    CONVERSING.iter().any(|(n, _)| *n == name)
+}
+
+/// Run a tool that messages the client: its notifications and requests go to `out` (none without
+/// one: a client that takes a JSON answer only gets the result, and cannot be asked anything).
+pub async fn converse(peers: &Peers, name: &str, params: &Value, out: Option<&Outbox>) -> Result<Value, String> {
+    let tell = async |msg: Value| {
+        if let Some(out) = out {
+            out.send(&msg).await;
+        }
+    };
+    let pause = || tokio::time::sleep(Duration::from_millis(50));
+    let ask = async |method: &str, params: Value| match out {
+        Some(out) => peers.ask(out, method, params).await,
+        None => Err(format!(
+            "{name} asks the client ({method}): call it accepting text/event-stream"
+        )),
+    };
+    let text = |t: String| json!({"content": [{"type": "text", "text": t}], "isError": false});
+    match name {
+        "test_tool_with_logging" => {
+            for (i, data) in [
+                "Tool execution started",
+                "Tool processing data",
+                "Tool execution completed",
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                if i > 0 {
+                    pause().await;
+                }
+                if peers.logs("info") {
+                    tell(json!({"jsonrpc": "2.0", "method": "notifications/message",
+                        "params": {"level": "info", "logger": "conformance", "data": data}}))
+                    .await;
+                }
+            }
+            Ok(text("Logged three messages.".into()))
+        }
+        "test_tool_with_progress" => {
+            let token = params["_meta"].get("progressToken").cloned();
+            for (i, progress) in [0, 50, 100].into_iter().enumerate() {
+                if i > 0 {
+                    pause().await;
+                }
+                if let Some(token) = &token {
+                    tell(json!({"jsonrpc": "2.0", "method": "notifications/progress",
+                        "params": {"progressToken": token, "progress": progress, "total": 100}}))
+                    .await;
+                }
+            }
+            Ok(text("Progress reported.".into()))
+        }
+        "test_sampling" => {
+            let prompt = params["arguments"]["prompt"].as_str().unwrap_or_default();
+            let sampled = ask(
+                "sampling/createMessage",
+                json!({"messages": [{"role": "user", "content": {"type": "text", "text": prompt}}], "maxTokens": 100}),
+            )
+            .await?;
+            Ok(text(format!(
+                "LLM response: {}",
+                sampled["content"]["text"].as_str().unwrap_or_default()
+            )))
+        }
+        _ => {
+            let (message, schema) = elicitation(name, params);
+            let answer = ask(
+                "elicitation/create",
+                json!({"message": message, "requestedSchema": schema}),
+            )
+            .await?;
+            let label = if name == "test_elicitation" {
+                "User response"
+            } else {
+                "Elicitation completed"
+            };
+            Ok(text(format!(
+                "{label}: action={}, content={}",
+                answer["action"], answer["content"]
+            )))
+        }
+    }
+}
+
+/// What an elicitation fixture asks, and the form of the answer.
+fn elicitation(name: &str, params: &Value) -> (String, Value) {
+    let object = |props: Value| json!({"type": "object", "properties": props});
+    let titled = |prefix: &str, title: &str| -> Value {
+        ["First", "Second", "Third"]
+            .iter()
+            .enumerate()
+            .map(|(i, t)| json!({"const": format!("{prefix}{}", i + 1), "title": format!("{t} {title}")}))
+            .collect()
+    };
+    match name {
+        "test_elicitation_sep1034_defaults" => (
+            "Please review the defaults".into(),
+            object(json!({
+                "name": {"type": "string", "description": "User name", "default": "John Doe"},
+                "age": {"type": "integer", "description": "User age", "default": 30},
+                "score": {"type": "number", "description": "User score", "default": 95.5},
+                "status": {"type": "string", "description": "User status",
+                    "enum": ["active", "inactive", "pending"], "default": "active"},
+                "verified": {"type": "boolean", "description": "Verification status", "default": true},
+            })),
+        ),
+        "test_elicitation_sep1330_enums" => (
+            "Please choose".into(),
+            object(json!({
+                "untitledSingle": {"type": "string", "enum": ["option1", "option2", "option3"]},
+                "titledSingle": {"type": "string", "oneOf": titled("value", "Option")},
+                "legacyEnum": {"type": "string", "enum": ["opt1", "opt2", "opt3"],
+                    "enumNames": ["Option One", "Option Two", "Option Three"]},
+                "untitledMulti": {"type": "array", "items": {"type": "string", "enum": ["option1", "option2", "option3"]}},
+                "titledMulti": {"type": "array", "items": {"anyOf": titled("value", "Choice")}},
+            })),
+        ),
+        _ => {
+            let mut schema = object(json!({
+                "username": {"type": "string", "description": "User's response"},
+                "email": {"type": "string", "description": "User's email address"},
+            }));
+            schema["required"] = json!(["username", "email"]);
+            let message = params["arguments"]["message"]
+                .as_str()
+                .unwrap_or("Please provide your information");
+            (message.to_owned(), schema)
+        }
+    }
 }
 
 /// A fixture tool's result, when `name` is one.
@@ -129,7 +295,8 @@ mod tests {
     #[test]
     fn every_listed_fixture_answers() {
         for t in tools() {
-            assert!(call(t["name"].as_str().unwrap()).is_some(), "{t}");
+            let name = t["name"].as_str().unwrap();
+            assert!(call(name).is_some() || converses(name), "{t}");
         }
         for r in resources() {
             assert!(read(r["uri"].as_str().unwrap()).is_some(), "{r}");

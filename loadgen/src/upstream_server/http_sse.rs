@@ -17,6 +17,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
+use super::peer::Outbox;
 use super::{KEEPALIVE, Upstream, mcp};
 
 /// Open a session: the endpoint event, then its answers, until the client leaves.
@@ -78,9 +79,11 @@ pub async fn message(State(up): State<Arc<Upstream>>, Query(q): Query<SessionQue
         Ok(v) => v,
         Err(e) => return detail(StatusCode::BAD_REQUEST, &format!("Could not parse message: {e}")),
     };
+    // Whatever the request tells or asks the client before its answer goes on the stream too.
     tokio::spawn(async move {
-        if let Some(answer) = mcp::answer(&up, "sse", &msg, protocol::Era::Session).await {
-            let _ = tx.send(answer.to_string()).await;
+        let out = Outbox(tx);
+        if let Some(answer) = mcp::answer(&up, "sse", &msg, protocol::Era::Session, Some(&out)).await {
+            out.send(&answer).await;
         }
     });
     (StatusCode::ACCEPTED, "Accepted").into_response()

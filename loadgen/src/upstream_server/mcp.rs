@@ -7,6 +7,7 @@ use protocol::result::{CacheScope, Decoration};
 use protocol::{Era, Version};
 use serde_json::{Value, json};
 
+use super::peer::{self, Outbox};
 use super::{Fate, Upstream, fixtures, stall};
 
 /// What a stateless-era result carries: lists change only when the server restarts, and no answer
@@ -21,8 +22,15 @@ fn server_info() -> Value {
     json!({"name": "stampede-upstream", "version": crate::VERSION})
 }
 
-fn capabilities() -> Value {
-    json!({"tools": {"listChanged": false}, "resources": {}, "prompts": {}, "completions": {}})
+/// What this server offers; with the conformance fixtures in the session era, also logging and
+/// resource subscriptions.
+fn capabilities(fixtures: bool) -> Value {
+    let mut offered = json!({"tools": {"listChanged": false}, "resources": {}, "prompts": {}, "completions": {}});
+    if fixtures {
+        offered["logging"] = json!({});
+        offered["resources"] = json!({"subscribe": true});
+    }
+    offered
 }
 
 /// The built-in tools; generated ones (`gen_0001`…) behave as `echo`.
@@ -59,11 +67,22 @@ pub fn is_request(msg: &Value) -> bool {
     method(msg).is_some() && msg.get("id").is_some_and(|id| !id.is_null())
 }
 
-/// Answer one message in its era: `None` for a notification or a response from the client. A stalled
-/// request never returns.
-pub async fn answer(up: &Upstream, transport: &'static str, msg: &Value, era: Era) -> Option<Value> {
+/// Answer one message in its era: `None` for a notification or a response from the client (which goes
+/// to the request waiting for it). What the request tells or asks the client before its answer goes
+/// to `out`. A stalled request never returns.
+pub async fn answer(
+    up: &Upstream,
+    transport: &'static str,
+    msg: &Value,
+    era: Era,
+    out: Option<&Outbox>,
+) -> Option<Value> {
     let method = method(msg);
     up.counters.request(transport, method.unwrap_or("(none)"));
+    if peer::is_response(msg) {
+        up.peers.answered(msg);
+        return None;
+    }
     if !is_request(msg) {
         return match method {
             // A notification, or a client's answer to a server request: nothing to say.
@@ -86,12 +105,12 @@ pub async fn answer(up: &Upstream, transport: &'static str, msg: &Value, era: Er
         }
         (Era::Stateless, "server/discover") => Ok(json!({
             "supportedVersions": Version::ALL.map(Version::as_str),
-            "capabilities": capabilities(),
+            "capabilities": capabilities(false),
         })),
         (Era::Stateless, "tools/call") if params.get("name").and_then(Value::as_str) == Some("confirm") => {
             confirm(&params)
         }
-        _ => dispatch(up, method, &params).await,
+        _ => dispatch(up, method, &params, out).await,
     };
     Some(match answered {
         Ok(mut r) => {
@@ -104,10 +123,14 @@ pub async fn answer(up: &Upstream, transport: &'static str, msg: &Value, era: Er
     })
 }
 
-async fn dispatch(up: &Upstream, method: &str, params: &Value) -> Result<Value, (i64, String)> {
-    if up.knobs.conformance
-        && let Some(answer) = fixture(up.knobs.tools, method, params)
-    {
+async fn dispatch(up: &Upstream, method: &str, params: &Value, out: Option<&Outbox>) -> Result<Value, (i64, String)> {
+    let fixtures = up.knobs.conformance;
+    let tool = params.get("name").and_then(Value::as_str).unwrap_or_default();
+    if fixtures && method == "tools/call" && fixtures::converses(tool) {
+        let answered = fixtures::converse(&up.peers, tool, params, out).await;
+        return Ok(answered.unwrap_or_else(|e| json!({"content": [{"type": "text", "text": e}], "isError": true})));
+    }
+    if fixtures && let Some(answer) = fixture(up.knobs.tools, method, params) {
         return Ok(answer);
     }
     match method {
@@ -115,10 +138,16 @@ async fn dispatch(up: &Upstream, method: &str, params: &Value) -> Result<Value, 
             let version = Version::negotiate(params.get("protocolVersion").and_then(Value::as_str));
             Ok(json!({
                 "protocolVersion": version.as_str(),
-                "capabilities": capabilities(),
+                "capabilities": capabilities(fixtures),
                 "serverInfo": server_info(),
             }))
         }
+        "logging/setLevel" if fixtures => {
+            let level = params.get("level").and_then(Value::as_str).unwrap_or_default();
+            up.peers.set_level(level).map(|()| json!({})).map_err(|e| (-32602, e))
+        }
+        // This server's resources never change: a subscription is accepted and never told anything.
+        "resources/subscribe" | "resources/unsubscribe" if fixtures => Ok(json!({})),
         "ping" => Ok(json!({})),
         "tools/list" => Ok(json!({"tools": tool_list(up.knobs.tools)})),
         "tools/call" => call(params).await,

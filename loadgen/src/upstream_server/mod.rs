@@ -14,6 +14,7 @@ mod fixtures;
 mod http_sse;
 mod mcp;
 mod metrics;
+mod peer;
 mod rest;
 pub mod spawn;
 mod streamable_http;
@@ -79,6 +80,8 @@ pub struct Upstream {
     http_sse: Mutex<HashMap<String, mpsc::Sender<String>>>,
     /// Streamable HTTP sessions: the protocol version each negotiated.
     streamable: Mutex<HashMap<String, String>>,
+    /// Requests to clients waiting for their answers; the logging level asked for.
+    peers: peer::Peers,
 }
 
 impl Upstream {
@@ -88,6 +91,7 @@ impl Upstream {
             counters: Counters::default(),
             http_sse: Mutex::default(),
             streamable: Mutex::default(),
+            peers: peer::Peers::default(),
         })
     }
 

@@ -30,6 +30,7 @@ use protocol::error::{INVALID_REQUEST, http_status};
 use protocol::{Era, Rejection, envelope};
 use serde_json::Value;
 
+use super::peer::Outbox;
 use super::{KEEPALIVE, Upstream, mcp};
 
 const SESSION: &str = protocol::header::SESSION_ID;
@@ -76,7 +77,7 @@ pub async fn post(State(up): State<Arc<Upstream>>, headers: HeaderMap, body: Byt
             .await
             .unwrap_or_else(IntoResponse::into_response);
     }
-    let (messages, batch) = match parsed {
+    let (mut messages, batch) = match parsed {
         Value::Array(items) if !items.is_empty() => (items, true),
         Value::Array(_) => {
             return rejected(StatusCode::BAD_REQUEST, -32600, "Invalid Request: empty batch").into_response();
@@ -104,14 +105,20 @@ pub async fn post(State(up): State<Arc<Upstream>>, headers: HeaderMap, body: Byt
     let has_requests = messages.iter().any(mcp::is_request);
     if !has_requests {
         for m in &messages {
-            let _ = mcp::answer(&up, "streamable_http", m, Era::Session).await;
+            let _ = mcp::answer(&up, "streamable_http", m, Era::Session, None).await;
         }
         return StatusCode::ACCEPTED.into_response();
+    }
+    if let [one] = messages.as_slice()
+        && accepts_stream(&headers)
+        && converses(&up, one)
+    {
+        return conversation(up, messages.swap_remove(0));
     }
     let stream = as_stream(&up, &headers);
     let mut answers = Vec::with_capacity(messages.len());
     for m in &messages {
-        if let Some(a) = mcp::answer(&up, "streamable_http", m, Era::Session).await {
+        if let Some(a) = mcp::answer(&up, "streamable_http", m, Era::Session, None).await {
             answers.push(a);
         }
     }
@@ -139,6 +146,34 @@ pub async fn post(State(up): State<Arc<Upstream>>, headers: HeaderMap, body: Byt
         response.headers_mut().insert(SESSION, v);
     }
     response
+}
+
+fn accepts_stream(headers: &HeaderMap) -> bool {
+    header_str(headers, header::ACCEPT.as_str()).is_some_and(|a| a.contains("text/event-stream"))
+}
+
+/// A call of a fixture tool that messages the client while it runs.
+fn converses(up: &Upstream, msg: &Value) -> bool {
+    up.knobs.conformance
+        && mcp::method(msg) == Some("tools/call")
+        && msg["params"]["name"].as_str().is_some_and(super::fixtures::converses)
+}
+
+/// A request answered on a stream of its own: what it tells and asks the client, then its answer.
+fn conversation(up: Arc<Upstream>, msg: Value) -> Response {
+    let (tx, rx) = tokio::sync::mpsc::channel::<String>(16);
+    tokio::spawn(async move {
+        let out = Outbox(tx);
+        if let Some(answer) = mcp::answer(&up, "streamable_http", &msg, Era::Session, Some(&out)).await {
+            out.send(&answer).await;
+        }
+    });
+    // Ends when the task drops its sender, after the answer.
+    let events = futures_util::stream::unfold(rx, |mut rx| async move {
+        let data = rx.recv().await?;
+        Some((Ok::<_, Infallible>(Event::default().event("message").data(data)), rx))
+    });
+    Sse::new(events).into_response()
 }
 
 /// One answer, as JSON or as an SSE stream of one `message` event.
@@ -172,7 +207,7 @@ async fn stateless(up: &Upstream, headers: &HeaderMap, message: Value) -> Result
         up.counters.request("streamable_http", method);
         return Ok(listen(&message, up.knobs.list_changed_every));
     }
-    let answer = mcp::answer(up, "streamable_http", &message, Era::Stateless)
+    let answer = mcp::answer(up, "streamable_http", &message, Era::Stateless, None)
         .await
         .expect("a request is answered");
     let status = answer["error"]["code"].as_i64().map_or(StatusCode::OK, http_status);

@@ -36,6 +36,8 @@ const LEEWAY_S: u64 = 60;
 const MAX_TOKEN_BYTES: usize = 8 * 1024;
 
 pub struct Auth {
+    /// Whether a request without a token is refused (else it is `anonymous`).
+    required: bool,
     encoding: EncodingKey,
     decoding: DecodingKey,
     validation: Validation,
@@ -52,6 +54,7 @@ impl Auth {
         validation.validate_nbf = true;
         validation.leeway = LEEWAY_S;
         Auth {
+            required: args.auth_required,
             encoding: EncodingKey::from_secret(args.jwt_secret_key.as_bytes()),
             decoding: DecodingKey::from_secret(args.jwt_secret_key.as_bytes()),
             validation,
@@ -60,8 +63,18 @@ impl Auth {
         }
     }
 
-    /// Check an `Authorization` header value.
+    /// Check an `Authorization` header value; with `AUTH_REQUIRED=false`, none is `anonymous`.
     pub fn verify_header(&self, header: Option<&str>) -> Result<Claims, AuthError> {
+        if header.is_none() && !self.required {
+            return Ok(Claims {
+                sub: "anonymous".to_owned(),
+                exp: u64::MAX,
+                iat: 0,
+                nbf: None,
+                aud: self.audience.clone(),
+                iss: self.issuer.clone(),
+            });
+        }
         let token = header
             .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
             .map(str::trim)
@@ -108,7 +121,21 @@ mod tests {
             jwt_secret_key: "k".into(),
             jwt_audience: "mcpgateway-api".into(),
             jwt_issuer: "mcpgateway".into(),
+            auth_required: true,
         }
+    }
+
+    #[test]
+    fn without_auth_required_no_token_is_anonymous_and_a_bad_one_still_refused() {
+        let auth = Auth::new(&AuthArgs {
+            auth_required: false,
+            ..args()
+        });
+        assert_eq!(auth.verify_header(None).unwrap().sub, "anonymous");
+        assert_eq!(
+            auth.verify_header(Some("Bearer not.a.jwt")).unwrap_err(),
+            AuthError::Invalid
+        );
     }
 
     #[test]

@@ -282,6 +282,11 @@ pub struct AuthArgs {
 
     #[arg(long, env = "JWT_ISSUER", default_value = "mcpgateway")]
     pub jwt_issuer: String,
+
+    /// `false`: a request without a token is served as `anonymous` (a token given is still checked).
+    /// For referees that send none, such as the MCP conformance suite; loopback binds only.
+    #[arg(long, env = "AUTH_REQUIRED", default_value_t = true, action = clap::ArgAction::Set)]
+    pub auth_required: bool,
 }
 
 /// How the store behaves, resolved from the profile and the individual toggles.

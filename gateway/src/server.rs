@@ -24,6 +24,11 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
          (or --jwt-secret-key) to a secret of your own, e.g. JWT_SECRET_KEY=$(openssl rand -hex 32)",
         args.bind
     );
+    anyhow::ensure!(
+        args.bind.ip().is_loopback() || args.auth.auth_required,
+        "refusing to serve {} without authentication (AUTH_REQUIRED=false): that is for loopback only",
+        args.bind
+    );
     let behaviour = args.behaviour();
     let url = args.database_url();
     let pool = PoolConfig {

@@ -4,6 +4,7 @@
 //! each function starts the real one or says why it cannot.
 
 pub mod bin;
+pub mod conformance;
 pub mod gateway;
 pub mod net;
 pub mod parts;

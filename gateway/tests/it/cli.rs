@@ -104,3 +104,19 @@ fn a_reachable_address_with_the_default_secret_is_refused_with_how_to_set_one() 
     let _ = child.wait();
     assert!(first.contains("listening on http://0.0.0.0:"), "{first}");
 }
+
+#[test]
+fn a_reachable_address_without_authentication_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = gateway()
+        .args(["serve", "--bind", "0.0.0.0:0", "--data-dir"])
+        .arg(dir.path())
+        .env("JWT_SECRET_KEY", "a-secret-of-its-own")
+        .env("AUTH_REQUIRED", "false")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("AUTH_REQUIRED=false") && err.contains("loopback only"), "{err}");
+    assert!(out.stdout.is_empty(), "it did not serve");
+}

@@ -4,6 +4,7 @@
 mod api;
 mod cli;
 mod concurrency;
+mod conformance;
 mod crash;
 mod locking;
 mod mcp;

@@ -37,6 +37,26 @@ pub async fn read_head(sock: &mut tokio::net::TcpStream, buf: &mut Vec<u8>) -> O
     Some(head)
 }
 
+/// One HTTP/1.1 request off `sock`: its head (lower-cased) and its body, read by Content-Length.
+pub async fn read_request(sock: &mut tokio::net::TcpStream, buf: &mut Vec<u8>) -> Option<(String, String)> {
+    use tokio::io::AsyncReadExt as _;
+    let head = read_head(sock, buf).await?.to_lowercase();
+    let len: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .map_or(0, |v| v.trim().parse().unwrap());
+    let mut chunk = [0u8; 4096];
+    while buf.len() < len {
+        match sock.read(&mut chunk).await {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+    let body = String::from_utf8_lossy(&buf[..len]).into_owned();
+    buf.drain(..len);
+    Some((head, body))
+}
+
 /// A port free at the time of asking, for a part that must be told its port.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

@@ -35,7 +35,8 @@ pub async fn forward(State(state): State<AppState>, req: Request, next: Next) ->
     let Some(owner) = bus.owner(&session).await else {
         return next.run(req).await;
     };
-    match relay(&bus, &owner, req).await {
+    let path = req.uri().path_and_query().map_or("/", |p| p.as_str()).to_owned();
+    match relay(bus.http(), format!("{owner}{path}"), req, Hop::Replica).await {
         Ok(response) => {
             if response.status() == StatusCode::NOT_FOUND {
                 bus.forget(&session);
@@ -69,7 +70,30 @@ fn session_named(req: &Request) -> Option<&str> {
     }
 }
 
-async fn relay(bus: &crate::session::Bus, owner: &str, req: Request) -> anyhow::Result<Response> {
+/// Who a relayed request goes to, which says what goes with it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Hop {
+    /// Another replica of this gateway: the request as it came (auth included), marked forwarded.
+    Replica,
+    /// A federated MCP server: MCP's own headers only — never the client's credentials or Origin.
+    Upstream,
+}
+
+impl Hop {
+    fn keeps(self, name: &HeaderName) -> bool {
+        match self {
+            Hop::Replica => !hop_by_hop(name),
+            Hop::Upstream => {
+                [header::ACCEPT, header::CONTENT_TYPE].contains(name)
+                    || name.as_str() == "last-event-id"
+                    || name.as_str().starts_with("mcp-")
+            }
+        }
+    }
+}
+
+/// Send `req` to `url` and relay the answer back as it comes (a stream too).
+pub(super) async fn relay(http: &reqwest::Client, url: String, req: Request, hop: Hop) -> anyhow::Result<Response> {
     // The relay may be a stream: its connection is not idle while it lasts.
     let streaming = req
         .extensions()
@@ -82,14 +106,16 @@ async fn relay(bus: &crate::session::Bus, owner: &str, req: Request) -> anyhow::
         Some(l) => tokio::time::timeout(l.timeout, axum::body::to_bytes(body, l.max_bytes)).await??,
         None => axum::body::to_bytes(body, usize::MAX).await?,
     };
-    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-    let mut request = bus.http().request(parts.method, format!("{owner}{path}"));
+    let mut request = http.request(parts.method, url);
     for (name, value) in &parts.headers {
-        if !hop_by_hop(name) {
+        if hop.keeps(name) {
             request = request.header(name, value);
         }
     }
-    let mut upstream = request.header(FORWARDED, "1").body(body).send().await?;
+    if hop == Hop::Replica {
+        request = request.header(FORWARDED, "1");
+    }
+    let mut upstream = request.body(body).send().await?;
     let mut response = Response::builder().status(upstream.status());
     for (name, value) in upstream.headers() {
         if !hop_by_hop(name) {

@@ -6,6 +6,7 @@ pub mod extract;
 mod forward;
 mod mcp;
 mod openapi;
+mod relay;
 mod rpc;
 pub mod slowdown;
 mod sse;
@@ -67,6 +68,10 @@ pub fn router(state: AppState, body: extract::BodyLimit) -> axum::Router {
         .route(
             "/servers/{id}/mcp",
             post(mcp::post_server).get(mcp::get_server).delete(mcp::delete_server),
+        )
+        .route(
+            "/gateways/{id}/mcp",
+            post(relay::to_gateway).get(relay::to_gateway).delete(relay::to_gateway),
         )
         .route_layer(middleware::from_fn_with_state(
             Arc::clone(&state.origins),

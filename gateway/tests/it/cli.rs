@@ -117,6 +117,9 @@ fn a_reachable_address_without_authentication_is_refused() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("AUTH_REQUIRED=false") && err.contains("loopback only"), "{err}");
+    assert!(
+        err.contains("AUTH_REQUIRED=false") && err.contains("loopback only"),
+        "{err}"
+    );
     assert!(out.stdout.is_empty(), "it did not serve");
 }

@@ -1,15 +1,15 @@
-//! The official MCP conformance suite as the referee of the gateway's own protocol handling, on
-//! `/mcp` with the built-in upstream (`stampede upstream --conformance`) federated. `AUTH_REQUIRED=false`
-//! lets the suite, which sends no token, in. The scenarios held are those about the protocol itself and
-//! the lists; those that call the suite's fixture tools, resources and prompts by their own names, or
-//! need the server to message the client mid-request, wait for a relay of the federated upstream
-//! (docs/reliability.md).
+//! The official MCP conformance suite as the referee of the gateway, with the built-in upstream
+//! (`stampede upstream --conformance`) federated; `AUTH_REQUIRED=false` lets the suite, which sends no
+//! token, in. Through the relay of the federated server (`/gateways/{id}/mcp`) the suite must find what
+//! it finds against the server itself: the active suite whole, and the 2026-07-28 scenarios the server
+//! passes. On the gateway's own `/mcp` the scenarios about the protocol itself and the lists are held;
+//! the rest call the fixtures by the server's names, which `/mcp` prefixes with the gateway's.
 
 use serde_json::json;
-use testkit::conformance::{referee, suite};
+use testkit::conformance::{UPSTREAM_2026, referee, suite};
 use testkit::{Db, Gateway, TestDb, spawn_upstream};
 
-/// The active suite's scenarios that pass against the gateway.
+/// The active suite's scenarios that pass against the gateway's `/mcp`.
 const ACTIVE: [&str; 8] = [
     "server-initialize",
     "server-session-lifecycle",
@@ -21,7 +21,7 @@ const ACTIVE: [&str; 8] = [
     "dns-rebinding-protection",
 ];
 
-/// The 2026-07-28 requirements' scenarios that pass against the gateway.
+/// The 2026-07-28 requirements' scenarios that pass against the gateway's `/mcp`.
 const REQUIRED_2026: [&str; 11] = [
     "tools-list",
     "server-sse-multiple-streams",
@@ -37,7 +37,7 @@ const REQUIRED_2026: [&str; 11] = [
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_gateway_passes_the_protocol_scenarios_of_the_official_suite() {
+async fn the_official_suite_passes_through_the_relay_and_the_protocol_scenarios_on_mcp() {
     if suite().is_none() {
         return;
     }
@@ -51,21 +51,30 @@ async fn the_gateway_passes_the_protocol_scenarios_of_the_official_suite() {
         )
         .await;
     assert!(status.is_success(), "{status} {body}");
-    let url = gw.url("/mcp");
+    let id = body["id"].as_str().unwrap().to_owned();
 
-    let held = |run: &[&str], scenarios: &[&str]| {
-        let refereed = referee(&url, run);
+    let held = |path: &str, run: &[&str], scenarios: &[&str]| {
+        let refereed = referee(&gw.url(path), run);
         eprintln!(
-            "{run:?}: {} of {} scenarios pass; {}",
+            "{path} {run:?}: {} of {} scenarios pass; {}",
             refereed.passing(),
             refereed.verdicts.len(),
             refereed.total
         );
         let failed: Vec<_> = scenarios.iter().filter(|s| !refereed.passed(s)).collect();
         assert!(failed.is_empty(), "{failed:?} did not pass:\n{}", refereed.text);
+        refereed
     };
     tokio::task::block_in_place(|| {
-        held(&[], &ACTIVE);
-        held(&["--requirements", "2026-07-28"], &REQUIRED_2026);
+        let relay = format!("/gateways/{id}/mcp");
+        let whole = held(&relay, &[], &[]);
+        assert!(
+            whole.verdicts.len() >= 31 && whole.passing() == whole.verdicts.len(),
+            "{}",
+            whole.text
+        );
+        held(&relay, &["--requirements", "2026-07-28"], &UPSTREAM_2026);
+        held("/mcp", &[], &ACTIVE);
+        held("/mcp", &["--requirements", "2026-07-28"], &REQUIRED_2026);
     });
 }

@@ -9,6 +9,7 @@ mod crash;
 mod locking;
 mod mcp;
 mod readme;
+mod relay;
 mod replicas;
 mod schemathesis;
 mod slowloris;

@@ -3,41 +3,11 @@
 //! lifecycle, sessions, DNS-rebinding protection, the fixtures' tools, resources, templates, prompts
 //! and completion, and the server messaging the client mid-request — logging, progress, sampling,
 //! elicitation, subscriptions) must pass whole; of the 2026-07-28 requirements, the scenarios this
-//! server serves so far must pass (`REQUIRED_2026`; the rest — tasks, most input-required flows — are
+//! server serves so far must pass (`testkit::conformance::UPSTREAM_2026`; the rest — tasks, most input-required flows — are
 //! still to be built).
 
-use testkit::conformance::{referee, suite};
+use testkit::conformance::{UPSTREAM_2026, referee, suite};
 use testkit::spawn_upstream;
-
-/// The 2026-07-28 requirements' scenarios that pass against the upstream.
-const REQUIRED_2026: [&str; 26] = [
-    "completion-complete",
-    "tools-list",
-    "tools-call-simple-text",
-    "tools-call-image",
-    "tools-call-audio",
-    "tools-call-embedded-resource",
-    "tools-call-mixed-content",
-    "tools-call-error",
-    "server-sse-multiple-streams",
-    "resources-list",
-    "resources-read-text",
-    "resources-read-binary",
-    "resources-templates-read",
-    "sep-2164-resource-not-found",
-    "prompts-list",
-    "prompts-get-simple",
-    "prompts-get-with-args",
-    "prompts-get-embedded-resource",
-    "prompts-get-with-image",
-    "dns-rebinding-protection",
-    "caching",
-    "http-header-validation",
-    "input-required-result-missing-input-response",
-    "input-required-result-unsupported-methods",
-    "input-required-result-ignore-extra-params",
-    "input-required-result-validate-input",
-];
 
 #[test]
 fn the_upstream_passes_the_official_suite() {
@@ -67,6 +37,6 @@ fn the_upstream_passes_the_official_suite() {
         required.verdicts.len(),
         required.total
     );
-    let failed: Vec<_> = REQUIRED_2026.iter().filter(|s| !required.passed(s)).collect();
+    let failed: Vec<_> = UPSTREAM_2026.iter().filter(|s| !required.passed(s)).collect();
     assert!(failed.is_empty(), "{failed:?} did not pass:\n{}", required.text);
 }

@@ -8,7 +8,7 @@ use crate::run;
 use stampede_loadgen::data::FailureKind;
 use stampede_loadgen::results::Results;
 use testkit::spawn_upstream as upstream;
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::io::AsyncWriteExt as _;
 
 fn action<'a>(r: &'a Results, name: &str) -> &'a stampede_loadgen::results::ActionTotals {
     r.actions
@@ -351,25 +351,10 @@ async fn serve_badly(mut sock: tokio::net::TcpStream) {
     let mut buf = Vec::new();
     // `/expire`: each session is gone (404) at its first request, and the one started again is not.
     let mut inits = 0;
-    let mut chunk = [0u8; 4096];
     loop {
-        // One request: its head, then its body by Content-Length.
-        let Some(head) = testkit::read_head(&mut sock, &mut buf).await else {
+        let Some((head, body)) = testkit::read_request(&mut sock, &mut buf).await else {
             return;
         };
-        let head = head.to_lowercase();
-        let len: usize = head
-            .lines()
-            .find_map(|l| l.strip_prefix("content-length:"))
-            .map_or(0, |v| v.trim().parse().unwrap());
-        while buf.len() < len {
-            match sock.read(&mut chunk).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            }
-        }
-        let body = String::from_utf8_lossy(&buf[..len]).into_owned();
-        buf.drain(..len);
         let path = head.split_whitespace().nth(1).unwrap_or("/").to_owned();
         let good_init = br#"{"jsonrpc":"2.0","id":1,"result":{"protocolVersion":"2025-03-26","capabilities":{},"serverInfo":{"name":"bad","version":"0"}}}"#;
         let answer: Vec<u8> = if path == "/none" && (head.starts_with("delete ") || head.starts_with("get ")) {

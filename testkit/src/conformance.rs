@@ -4,8 +4,9 @@
 use std::process::Command;
 
 /// The 2026-07-28 requirements' scenarios that `stampede upstream --conformance` passes (and the
-/// gateway's relay of it): the rest — tasks, most input-required flows — are still to be built.
-pub const UPSTREAM_2026: [&str; 26] = [
+/// gateway's relay of it): the rest — tasks, custom `Mcp-Param` headers — are still to be built.
+pub const UPSTREAM_2026: [&str; 39] = [
+    "server-stateless",
     "completion-complete",
     "tools-list",
     "tools-call-simple-text",
@@ -14,6 +15,7 @@ pub const UPSTREAM_2026: [&str; 26] = [
     "tools-call-embedded-resource",
     "tools-call-mixed-content",
     "tools-call-error",
+    "tools-call-with-progress",
     "server-sse-multiple-streams",
     "resources-list",
     "resources-read-text",
@@ -27,11 +29,22 @@ pub const UPSTREAM_2026: [&str; 26] = [
     "prompts-get-with-image",
     "dns-rebinding-protection",
     "caching",
-    "http-header-validation",
+    "input-required-result-basic-elicitation",
+    "input-required-result-basic-sampling",
+    "input-required-result-basic-list-roots",
+    "input-required-result-request-state",
+    "input-required-result-multiple-input-requests",
+    "input-required-result-multi-round",
     "input-required-result-missing-input-response",
+    "input-required-result-non-tool-request",
+    "input-required-result-result-type",
     "input-required-result-unsupported-methods",
+    "input-required-result-tampered-state",
+    "input-required-result-capability-check",
     "input-required-result-ignore-extra-params",
     "input-required-result-validate-input",
+    "json-schema-2020-12",
+    "http-header-validation",
 ];
 
 /// One scenario's line of the harness's summary: `✓ name: 3 passed, 0 failed` (or `✗`).

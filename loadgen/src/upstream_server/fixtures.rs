@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use protocol::Era;
+
 use super::peer::{Outbox, Peers};
 
 /// A 1×1 red PNG.
@@ -22,9 +24,13 @@ const TOOLS: [(&str, &str); 6] = [
     ("test_error_handling", "Always a tool error."),
 ];
 
-/// The fixture tools that message the client while they run (session era).
-const CONVERSING: [(&str, &str); 6] = [
+/// The fixture tools that message the client while they run (requests to it: session era only).
+const CONVERSING: [(&str, &str); 7] = [
     ("test_tool_with_logging", "Logs three messages at info while it runs."),
+    (
+        "test_logging_tool",
+        "Logs a message at info, when a log level was asked for.",
+    ),
     (
         "test_tool_with_progress",
         "Reports progress 0, 50 and 100 of 100 while it runs.",
@@ -46,14 +52,41 @@ const CONVERSING: [(&str, &str); 6] = [
 
 /// The fixture tools, as `tools/list` lists them.
 pub fn tools() -> impl Iterator<Item = Value> {
-    TOOLS.iter().chain(&CONVERSING).map(|(name, description)| {
+    let tools = TOOLS.iter().chain(&CONVERSING).map(|(name, description)| {
         let props = match *name {
             "test_sampling" => json!({"prompt": {"type": "string"}}),
             "test_elicitation" => json!({"message": {"type": "string"}}),
             _ => json!({}),
         };
         json!({"name": name, "description": description, "inputSchema": {"type": "object", "properties": props}})
-    })
+    });
+    tools.chain([json_schema_2020_12()])
+}
+
+const JSON_SCHEMA_2020_12: &str = "json_schema_2020_12_tool";
+
+/// A tool whose input schema uses JSON Schema 2020-12's vocabulary (`$schema`, `$defs` with an
+/// `$anchor`, composition and conditionals), which a listing must carry unchanged (SEP-1613, SEP-2106).
+fn json_schema_2020_12() -> Value {
+    json!({"name": JSON_SCHEMA_2020_12, "description": "Tool with JSON Schema 2020-12 features",
+    "inputSchema": {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "type": "object",
+        "$defs": {"address": {"$anchor": "addressDef", "type": "object",
+            "properties": {"street": {"type": "string"}, "city": {"type": "string"}}}},
+        "properties": {
+            "name": {"type": "string"},
+            "address": {"$ref": "#/$defs/address"},
+            "contactMethod": {"type": "string", "enum": ["phone", "email"]},
+            "phone": {"type": "string"},
+            "email": {"type": "string"},
+        },
+        "allOf": [{"anyOf": [{"required": ["phone"]}, {"required": ["email"]}]}],
+        "if": {"properties": {"contactMethod": {"const": "phone"}}, "required": ["contactMethod"]},
+        "then": {"required": ["phone"]},
+        "else": {"required": ["email"]},
+        "additionalProperties": false,
+    }})
 }
 
 /// Whether the tool `name` messages the client while it runs.
@@ -61,9 +94,33 @@ pub fn converses(name: &str) -> bool {
     CONVERSING.iter().any(|(n, _)| *n == name)
 }
 
+/// Whether the tool `name` only tells the client things (notifications), never asks.
+pub fn only_tells(name: &str) -> bool {
+    ["test_tool_with_logging", "test_logging_tool", "test_tool_with_progress"].contains(&name)
+}
+
+/// Whether a log message at info goes out: in the stateless era when the request asked for a level
+/// (`_meta` `logLevel`) that lets it through, and never otherwise; in the session era by the level the
+/// session set (`logging/setLevel`).
+fn logs_info(peers: &Peers, params: &Value, era: Era) -> bool {
+    match (era, params["_meta"].get(LOG_LEVEL_KEY).and_then(Value::as_str)) {
+        (Era::Stateless, None) => false,
+        (Era::Stateless, Some(level)) => Peers::lets_through(level, "info"),
+        (Era::Session, _) => peers.logs("info"),
+    }
+}
+
+const LOG_LEVEL_KEY: &str = "io.modelcontextprotocol/logLevel";
+
 /// Run a tool that messages the client: its notifications and requests go to `out` (none without
 /// one: a client that takes a JSON answer only gets the result, and cannot be asked anything).
-pub async fn converse(peers: &Peers, name: &str, params: &Value, out: Option<&Outbox>) -> Result<Value, String> {
+pub async fn converse(
+    peers: &Peers,
+    name: &str,
+    params: &Value,
+    out: Option<&Outbox>,
+    era: Era,
+) -> Result<Value, String> {
     let tell = async |msg: Value| {
         if let Some(out) = out {
             out.send(&msg).await;
@@ -90,13 +147,21 @@ pub async fn converse(peers: &Peers, name: &str, params: &Value, out: Option<&Ou
                 if i > 0 {
                     pause().await;
                 }
-                if peers.logs("info") {
+                if logs_info(peers, params, era) {
                     tell(json!({"jsonrpc": "2.0", "method": "notifications/message",
                         "params": {"level": "info", "logger": "conformance", "data": data}}))
                     .await;
                 }
             }
             Ok(text("Logged three messages.".into()))
+        }
+        "test_logging_tool" => {
+            if logs_info(peers, params, era) {
+                tell(json!({"jsonrpc": "2.0", "method": "notifications/message",
+                    "params": {"level": "info", "logger": "conformance", "data": "test_logging_tool ran"}}))
+                .await;
+            }
+            Ok(text("Ran.".into()))
         }
         "test_tool_with_progress" => {
             let token = params["_meta"].get("progressToken").cloned();
@@ -194,6 +259,7 @@ fn elicitation(name: &str, params: &Value) -> (String, Value) {
 /// A fixture tool's result, when `name` is one.
 pub fn call(name: &str) -> Option<Value> {
     let content = match name {
+        JSON_SCHEMA_2020_12 => json!([{"type": "text", "text": "Called with a 2020-12 schema."}]),
         "test_simple_text" => json!([{"type": "text", "text": "This is a simple text response for testing."}]),
         "test_image_content" => json!([{"type": "image", "data": PNG, "mimeType": "image/png"}]),
         "test_audio_content" => json!([{"type": "audio", "data": WAV, "mimeType": "audio/wav"}]),

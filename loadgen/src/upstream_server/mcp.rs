@@ -8,7 +8,7 @@ use protocol::{Era, Version};
 use serde_json::{Value, json};
 
 use super::peer::{self, Outbox};
-use super::{Fate, Upstream, fixtures, stall};
+use super::{Fate, Upstream, fixtures, input_fixtures, stall};
 
 /// What a stateless-era result carries: lists change only when the server restarts, and no answer
 /// depends on who asks.
@@ -100,9 +100,11 @@ pub async fn answer(
     let params = msg.get("params").cloned().unwrap_or(Value::Null);
     let answered = match (era, method) {
         // Each era's handshake is the other's unknown method.
-        (Era::Stateless, "initialize" | "ping" | "logging/setLevel") | (Era::Session, "server/discover") => {
-            Err((-32601, format!("Method not found: {method}")))
-        }
+        (
+            Era::Stateless,
+            "initialize" | "ping" | "logging/setLevel" | "resources/subscribe" | "resources/unsubscribe",
+        )
+        | (Era::Session, "server/discover") => Err((-32601, format!("Method not found: {method}"))),
         (Era::Stateless, "server/discover") => Ok(json!({
             "supportedVersions": Version::ALL.map(Version::as_str),
             "capabilities": capabilities(false),
@@ -110,7 +112,21 @@ pub async fn answer(
         (Era::Stateless, "tools/call") if params.get("name").and_then(Value::as_str) == Some("confirm") => {
             confirm(&params)
         }
-        _ => dispatch(up, method, &params, out).await,
+        (Era::Stateless, "tools/call") if up.knobs.conformance && params["name"] == input_fixtures::NEEDS_SAMPLING => {
+            if let Some(refusal) = input_fixtures::undeclared(&params) {
+                return Some(json!({"jsonrpc": "2.0", "id": id, "error": refusal}));
+            }
+            input_fixtures::answer(method, &params)
+        }
+        (era, "tools/call" | "prompts/get")
+            if up.knobs.conformance && input_fixtures::serves(method, params["name"].as_str().unwrap_or_default()) =>
+        {
+            match era {
+                Era::Stateless => input_fixtures::answer(method, &params),
+                Era::Session => Ok(input_fixtures::session_era(params["name"].as_str().unwrap_or_default())),
+            }
+        }
+        _ => dispatch(up, method, &params, out, era).await,
     };
     Some(match answered {
         Ok(mut r) => {
@@ -123,11 +139,17 @@ pub async fn answer(
     })
 }
 
-async fn dispatch(up: &Upstream, method: &str, params: &Value, out: Option<&Outbox>) -> Result<Value, (i64, String)> {
+async fn dispatch(
+    up: &Upstream,
+    method: &str,
+    params: &Value,
+    out: Option<&Outbox>,
+    era: Era,
+) -> Result<Value, (i64, String)> {
     let fixtures = up.knobs.conformance;
     let tool = params.get("name").and_then(Value::as_str).unwrap_or_default();
     if fixtures && method == "tools/call" && fixtures::converses(tool) {
-        let answered = fixtures::converse(&up.peers, tool, params, out).await;
+        let answered = fixtures::converse(&up.peers, tool, params, out, era).await;
         return Ok(answered.unwrap_or_else(|e| json!({"content": [{"type": "text", "text": e}], "isError": true})));
     }
     if fixtures && let Some(answer) = fixture(up.knobs.tools, method, params) {
@@ -185,7 +207,7 @@ fn fixture(generated: u32, method: &str, params: &Value) -> Option<Value> {
     match method {
         "tools/list" => {
             let mut tools = tool_list(generated);
-            tools.extend(fixtures::tools());
+            tools.extend(fixtures::tools().chain(input_fixtures::tools()));
             Some(json!({"tools": tools}))
         }
         "tools/call" => fixtures::call(named("name")),
@@ -195,7 +217,10 @@ fn fixture(generated: u32, method: &str, params: &Value) -> Option<Value> {
         "resources/templates/list" => Some(json!({"resourceTemplates": fixtures::templates()})),
         "resources/read" => fixtures::read(named("uri")),
         "prompts/list" => {
-            Some(json!({"prompts": std::iter::once(greet()).chain(fixtures::prompts()).collect::<Vec<_>>()}))
+            let prompts = std::iter::once(greet())
+                .chain(fixtures::prompts())
+                .chain([input_fixtures::prompt()]);
+            Some(json!({"prompts": prompts.collect::<Vec<_>>()}))
         }
         "prompts/get" => fixtures::prompt(named("name"), &params["arguments"]),
         _ => None,
@@ -315,10 +340,5 @@ fn confirm(params: &Value) -> Result<Value, (i64, String)> {
 
 /// An opaque state bound to a call's arguments by a key only this process knows.
 fn request_state(args: &Value) -> String {
-    use std::hash::{BuildHasher, Hasher};
-    static KEY: LazyLock<std::collections::hash_map::RandomState> =
-        LazyLock::new(std::collections::hash_map::RandomState::new);
-    let mut h = KEY.build_hasher();
-    h.write(args.to_string().as_bytes());
-    format!("confirm.{:016x}", h.finish())
+    format!("confirm.{}", input_fixtures::seal(&args.to_string()))
 }

@@ -12,6 +12,7 @@
 
 mod fixtures;
 mod http_sse;
+mod input_fixtures;
 mod mcp;
 mod metrics;
 mod peer;

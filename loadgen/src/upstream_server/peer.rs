@@ -66,6 +66,12 @@ impl Peers {
             .is_some_and(|i| i as u8 >= self.level.load(Ordering::Relaxed))
     }
 
+    /// Whether a message at `level` passes a `least` level asked for.
+    pub fn lets_through(least: &str, level: &str) -> bool {
+        let at = |l: &str| LEVELS.iter().position(|x| *x == l);
+        at(level).zip(at(least)).is_some_and(|(l, least)| l >= least)
+    }
+
     /// Send a request to the client and wait for its answer (`result` or `error`, as sent).
     pub async fn ask(&self, out: &Outbox, method: &str, params: Value) -> Result<Value, String> {
         let id = format!("stampede-{}", self.next_id.fetch_add(1, Ordering::Relaxed));

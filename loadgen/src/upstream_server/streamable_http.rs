@@ -113,7 +113,7 @@ pub async fn post(State(up): State<Arc<Upstream>>, headers: HeaderMap, body: Byt
         && accepts_stream(&headers)
         && converses(&up, one)
     {
-        return conversation(up, messages.swap_remove(0));
+        return conversation(up, messages.swap_remove(0), Era::Session);
     }
     let stream = as_stream(&up, &headers);
     let mut answers = Vec::with_capacity(messages.len());
@@ -160,11 +160,11 @@ fn converses(up: &Upstream, msg: &Value) -> bool {
 }
 
 /// A request answered on a stream of its own: what it tells and asks the client, then its answer.
-fn conversation(up: Arc<Upstream>, msg: Value) -> Response {
+fn conversation(up: Arc<Upstream>, msg: Value, era: Era) -> Response {
     let (tx, rx) = tokio::sync::mpsc::channel::<String>(16);
     tokio::spawn(async move {
         let out = Outbox(tx);
-        if let Some(answer) = mcp::answer(&up, "streamable_http", &msg, Era::Session, Some(&out)).await {
+        if let Some(answer) = mcp::answer(&up, "streamable_http", &msg, era, Some(&out)).await {
             out.send(&answer).await;
         }
     });
@@ -188,7 +188,7 @@ fn reply(stream: bool, body: &Value) -> Response {
 }
 
 /// A stateless-era POST: one request, its envelope checked, answered in the era's form.
-async fn stateless(up: &Upstream, headers: &HeaderMap, message: Value) -> Result<Response, Rejection> {
+async fn stateless(up: &Arc<Upstream>, headers: &HeaderMap, message: Value) -> Result<Response, Rejection> {
     let is_message = message.is_object() && mcp::method(&message).is_some();
     if !is_message {
         return Err(Rejection::new(
@@ -206,6 +206,14 @@ async fn stateless(up: &Upstream, headers: &HeaderMap, message: Value) -> Result
     if method == "subscriptions/listen" {
         up.counters.request("streamable_http", method);
         return Ok(listen(&message, up.knobs.list_changed_every));
+    }
+    // What the request is told before its answer (log messages, progress) goes on its stream; this
+    // era's stream carries no request of the server's.
+    if accepts_stream(headers)
+        && converses(up, &message)
+        && super::fixtures::only_tells(message["params"]["name"].as_str().unwrap_or_default())
+    {
+        return Ok(conversation(Arc::clone(up), message, Era::Stateless));
     }
     let answer = mcp::answer(up, "streamable_http", &message, Era::Stateless, None)
         .await

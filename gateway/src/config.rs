@@ -200,6 +200,12 @@ pub struct ServeArgs {
     #[arg(long, env = "SSE_RAPID_YIELD_CONSECUTIVE")]
     pub sse_rapid_yield_consecutive: Option<u32>,
 
+    /// HTTP+SSE: refuse a request (but `ping`) until the client has sent `initialize` and
+    /// `notifications/initialized`, as the MCP SDKs do (default true; false in the legacy profile, as
+    /// the field's gateway served them).
+    #[arg(long, env = "SSE_REQUIRE_INITIALIZE", action = clap::ArgAction::Set)]
+    pub sse_require_initialize: Option<bool>,
+
     /// End a Streamable HTTP session after this long without a request or an open stream (seconds,
     /// 0 = never; default 120, or 0 in the legacy profile).
     #[arg(long, env = "MCP_SESSION_IDLE_TIMEOUT", value_parser = parse_seconds)]
@@ -321,6 +327,8 @@ pub struct SseBehaviour {
     pub rapid_yield_max: Option<u32>,
     /// `None`: the consecutive rule is off.
     pub rapid_yield_consecutive: Option<u32>,
+    /// HTTP+SSE sessions refuse requests before MCP's handshake (`protocol::handshake`).
+    pub require_initialize: bool,
 }
 
 impl ServeArgs {
@@ -339,6 +347,7 @@ impl ServeArgs {
             rapid_yield_max: Some(self.sse_rapid_yield_max.unwrap_or(if fixed { 50 } else { 0 })).filter(|n| *n > 0),
             rapid_yield_consecutive: Some(self.sse_rapid_yield_consecutive.unwrap_or(if fixed { 10 } else { 0 }))
                 .filter(|n| *n > 0),
+            require_initialize: self.sse_require_initialize.unwrap_or(fixed),
         }
     }
 

@@ -276,6 +276,7 @@ mod tests {
                 rapid_yield_window: Duration::from_secs(1),
                 rapid_yield_max: None,
                 rapid_yield_consecutive: None,
+                require_initialize: true,
             },
             None,
         );

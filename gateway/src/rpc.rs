@@ -204,7 +204,7 @@ struct ErrorObject<'a> {
     message: &'a str,
 }
 
-fn failure(id: &Value, code: i64, message: &str) -> Vec<u8> {
+pub fn failure(id: &Value, code: i64, message: &str) -> Vec<u8> {
     serde_json::to_vec(&Failure {
         jsonrpc: "2.0",
         id,

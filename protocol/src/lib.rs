@@ -9,6 +9,7 @@
 
 pub mod envelope;
 pub mod error;
+pub mod handshake;
 pub mod header;
 pub mod mrtr;
 pub mod origin;

@@ -231,7 +231,7 @@ impl SseStream {
     }
 
     /// Read the endpoint frame and the first keepalive; answer the endpoint URL.
-    pub async fn handshake(&mut self) -> String {
+    pub async fn endpoint(&mut self) -> String {
         let (event, endpoint) = self.next_within(Duration::from_secs(10)).await.expect("endpoint frame");
         assert_eq!(event, "endpoint");
         let (event, data) = self
@@ -240,6 +240,19 @@ impl SseStream {
             .expect("keepalive comment");
         assert_eq!((event.as_str(), data.as_str()), ("comment", "keepalive"));
         endpoint
+    }
+
+    /// MCP's handshake on the session `endpoint` names: `initialize` (its answer read off the stream),
+    /// then `notifications/initialized`. A gateway of the fixed profile serves nothing else before.
+    pub async fn initialize(&mut self, gw: &Gateway, endpoint: &str) {
+        let post = |body: Value| gw.http.post(endpoint).bearer_auth(&gw.token).json(&body).send();
+        let init = serde_json::json!({"jsonrpc": "2.0", "id": "initialize", "method": "initialize",
+            "params": {"protocolVersion": "2024-11-05", "capabilities": {},
+                "clientInfo": {"name": "testkit", "version": "0"}}});
+        assert_eq!(post(init).await.unwrap().status(), StatusCode::ACCEPTED);
+        assert_eq!(self.next_message().await["id"], "initialize");
+        let initialized = serde_json::json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+        assert_eq!(post(initialized).await.unwrap().status(), StatusCode::ACCEPTED);
     }
 
     /// Skip keepalives until a message frame; answer its JSON.

@@ -97,9 +97,20 @@ pub async fn post_message(
         .ok_or_else(|| ApiError::not_found(format!("Session not found: {id}")))?;
     let request = rpc::parse(&body)
         .map_err(|answer| ApiError::new(StatusCode::BAD_REQUEST, String::from_utf8_lossy(&answer).into_owned()))?;
+    // Before MCP's handshake, a request is refused as the SDKs refuse it (a notification: dropped).
+    let too_early = session.handshake.as_ref().is_some_and(|h| !h.admits(&request.method));
     let rpc = state.rpc.clone();
     tokio::spawn(async move {
-        if let Some(answer) = rpc.dispatch(request, session.server_id.as_deref()).await {
+        let answer = match (too_early, &request.id) {
+            (true, Some(id)) => Some(rpc::failure(
+                id,
+                protocol::error::INVALID_PARAMS,
+                protocol::handshake::TOO_EARLY,
+            )),
+            (true, None) => None,
+            (false, _) => rpc.dispatch(request, session.server_id.as_deref()).await,
+        };
+        if let Some(answer) = answer {
             // Waits while the session is backed up, fails once it has ended, and gives up after a
             // while: a session that never drains its inbox (the legacy spin) must not pile up tasks.
             let _ = tokio::time::timeout(REPLY_WAIT, session.inbox.send(frame::event("message", &answer))).await;

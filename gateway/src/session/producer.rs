@@ -205,6 +205,7 @@ mod tests {
             rapid_yield_window: Duration::from_millis(1000),
             rapid_yield_max: max,
             rapid_yield_consecutive: consecutive,
+            require_initialize: true,
         })
     }
 

@@ -106,6 +106,8 @@ pub struct Entry {
     pub server_id: Option<String>,
     /// A Streamable HTTP session's controls; `None` for HTTP+SSE.
     pub streamable: Option<Arc<Control>>,
+    /// An HTTP+SSE session's handshake, when requests wait for it (`SSE_REQUIRE_INITIALIZE`).
+    pub handshake: Option<Arc<protocol::handshake::Handshake>>,
 }
 
 /// Frames a client has not taken yet, per session; with the send timeout this bounds its memory.
@@ -191,6 +193,7 @@ impl Registry {
             inbox: inbox_tx,
             server_id,
             streamable: None,
+            handshake: self.behaviour.require_initialize.then(Arc::default),
         };
         let (id, registration) = self.register(entry, Transport::Sse);
         let producer = Producer::new(inbox_rx, self.shutdown.subscribe(), self.behaviour);
@@ -205,6 +208,7 @@ impl Registry {
             inbox: inbox_tx,
             server_id,
             streamable: Some(Arc::clone(&control)),
+            handshake: None,
         };
         let (id, registration) = self.register(entry, Transport::StreamableHttp);
         let producer = Producer::new(inbox_rx, self.shutdown.subscribe(), self.behaviour);
@@ -227,6 +231,7 @@ impl Registry {
             inbox: inbox_tx,
             server_id,
             streamable: None,
+            handshake: None,
         };
         let (_, registration) = self.register(entry, Transport::Listen);
         let (listening, ack) = Listening::new(self.changes.subscribe(), id, filter);

@@ -238,7 +238,7 @@ async fn sse_frames_endpoint_keepalive_and_replies_in_order() {
     assert_eq!(headers["cache-control"], "no-cache");
     assert_eq!(headers["x-mcp-sse"], "true");
 
-    let endpoint = sse.handshake().await;
+    let endpoint = sse.endpoint().await;
     let host = gw.base.strip_prefix("http://").unwrap();
     let session = endpoint
         .strip_prefix(&format!("http://{host}/message?session_id="))
@@ -256,6 +256,26 @@ async fn sse_frames_endpoint_keepalive_and_replies_in_order() {
         gap >= Duration::from_millis(250) && gap < Duration::from_millis(1500),
         "keepalive after {gap:?}"
     );
+
+    // Before MCP's handshake a request is refused, as the SDKs refuse it; then it is served.
+    let early = json!({"jsonrpc": "2.0", "id": 41, "method": "tools/list"});
+    let resp = gw
+        .http
+        .post(&endpoint)
+        .bearer_auth(&gw.token)
+        .json(&early)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::ACCEPTED);
+    let refused = sse.next_message().await;
+    assert_eq!(refused["id"], 41);
+    assert_eq!(refused["error"]["code"], -32602);
+    assert_eq!(
+        refused["error"]["message"],
+        "Received request before initialization was complete"
+    );
+    sse.initialize(&gw, &endpoint).await;
 
     // The round trip: 202 on the POST, the reply on the stream.
     let resp = gw
@@ -296,11 +316,12 @@ async fn server_sse_path_narrows_tools_and_unknown_sessions_are_404() {
         .await;
 
     let mut sse = SseStream::open(&gw, &format!("/servers/{sid}/sse")).await;
-    let endpoint = sse.handshake().await;
+    let endpoint = sse.endpoint().await;
     assert!(
         endpoint.starts_with(&format!("{}/servers/{sid}/message?session_id=", gw.base)),
         "{endpoint}"
     );
+    sse.initialize(&gw, &endpoint).await;
     let resp = gw
         .http
         .post(&endpoint)
@@ -353,7 +374,7 @@ async fn shutdown_ends_sessions_with_a_final_frame_and_exits_0() {
     let mut streams = Vec::new();
     for _ in 0..3 {
         let mut sse = SseStream::open(&gw, "/sse").await;
-        sse.handshake().await;
+        sse.endpoint().await;
         streams.push(sse);
     }
     let pid = gw.pid();

@@ -71,7 +71,8 @@ async fn a_message_posted_to_any_replica_reaches_its_session() {
 
     // HTTP+SSE: the stream on A, the message posted to B, the reply on A's stream.
     let mut stream = SseStream::open(&a, "/sse").await;
-    let endpoint = stream.handshake().await;
+    let endpoint = stream.endpoint().await;
+    stream.initialize(&a, &endpoint).await;
     let session = endpoint.split("session_id=").nth(1).expect("a session id").to_owned();
     let resp = b
         .http

@@ -104,7 +104,16 @@ async fn fixed_after_an_abrupt_storm_every_session_ends_and_the_gateway_goes_idl
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_stops_reading_is_ended_by_the_send_timeout_and_cut() {
     let db = TestDb::new(Db::Sqlite).await;
-    let gw = Gateway::start(&db, &[("PROFILE", "fixed"), ("SSE_SEND_TIMEOUT", "0.5")]).await;
+    // Requests without MCP's handshake, served: large replies are what fill the buffers here.
+    let gw = Gateway::start(
+        &db,
+        &[
+            ("PROFILE", "fixed"),
+            ("SSE_SEND_TIMEOUT", "0.5"),
+            ("SSE_REQUIRE_INITIALIZE", "false"),
+        ],
+    )
+    .await;
     gw.tool("echo", None).await;
     let addr: std::net::SocketAddr = gw.base.strip_prefix("http://").unwrap().parse().unwrap();
     let (mut stalled, endpoint) = open_raw(addr, gw.token.clone(), Some(4096)).await;

@@ -1,6 +1,7 @@
 //! MCP's HTTP+SSE transport (protocol 2024-11-05): `GET /sse` opens the stream, whose first event
 //! (`endpoint`) names where to post (`/message?session_id=…`); each posted message is accepted with
-//! 202 and its answer sent on the stream as an `event: message`.
+//! 202 and its answer sent on the stream as an `event: message`. A request before MCP's handshake
+//! (`initialize`, then `notifications/initialized`; `ping` aside) is refused as the SDKs refuse it.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -45,7 +46,10 @@ struct Session {
 impl Session {
     fn open(up: Arc<Upstream>, tx: mpsc::Sender<String>) -> Session {
         let id = uuid::Uuid::new_v4().simple().to_string();
-        up.http_sse.lock().expect("sessions lock").insert(id.clone(), tx);
+        up.http_sse
+            .lock()
+            .expect("sessions lock")
+            .insert(id.clone(), (tx, Arc::default()));
         up.counters.sessions[0].fetch_add(1, Ordering::Relaxed);
         Session { up, id }
     }
@@ -72,17 +76,27 @@ pub async fn message(State(up): State<Arc<Upstream>>, Query(q): Query<SessionQue
     let Some(id) = q.session_id else {
         return detail(StatusCode::BAD_REQUEST, "session_id is required");
     };
-    let Some(tx) = up.http_sse.lock().expect("sessions lock").get(&id).cloned() else {
+    let Some((tx, handshake)) = up.http_sse.lock().expect("sessions lock").get(&id).cloned() else {
         return detail(StatusCode::NOT_FOUND, "Could not find session");
     };
     let msg: Value = match serde_json::from_slice(&body) {
         Ok(v) => v,
         Err(e) => return detail(StatusCode::BAD_REQUEST, &format!("Could not parse message: {e}")),
     };
+    // Before MCP's handshake, a request is refused as the SDKs refuse it (a notification: dropped).
+    let too_early = !handshake.admits(mcp::method(&msg).unwrap_or_default());
     // Whatever the request tells or asks the client before its answer goes on the stream too.
     tokio::spawn(async move {
         let out = Outbox(tx);
-        if let Some(answer) = mcp::answer(&up, "sse", &msg, protocol::Era::Session, Some(&out)).await {
+        let answer = if too_early {
+            mcp::is_request(&msg).then(|| {
+                json!({"jsonrpc": "2.0", "id": msg["id"], "error":
+                    {"code": protocol::error::INVALID_PARAMS, "message": protocol::handshake::TOO_EARLY}})
+            })
+        } else {
+            mcp::answer(&up, "sse", &msg, protocol::Era::Session, Some(&out)).await
+        };
+        if let Some(answer) = answer {
             out.send(&answer).await;
         }
     });

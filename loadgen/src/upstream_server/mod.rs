@@ -73,12 +73,15 @@ impl Default for Knobs {
     }
 }
 
+/// An HTTP+SSE session: where its replies go, and its handshake.
+type SseSession = (mpsc::Sender<String>, Arc<protocol::handshake::Handshake>);
+
 /// The server's shared state.
 pub struct Upstream {
     pub knobs: Knobs,
     pub counters: Counters,
-    /// HTTP+SSE sessions: where a session's replies go.
-    http_sse: Mutex<HashMap<String, mpsc::Sender<String>>>,
+    /// HTTP+SSE sessions: where a session's replies go, and its handshake.
+    http_sse: Mutex<HashMap<String, SseSession>>,
     /// Streamable HTTP sessions: the protocol version each negotiated.
     streamable: Mutex<HashMap<String, String>>,
     /// Requests to clients waiting for their answers; the logging level asked for.

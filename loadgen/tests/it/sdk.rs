@@ -182,3 +182,65 @@ close = "graceful"
         "a log and three pings a session: {s:?}"
     );
 }
+
+/// Requests posted before MCP's handshake over HTTP+SSE: the SDK's server refuses them (-32602,
+/// "Received request before initialization was complete"), and so do the gateway (fixed profile) and
+/// `stampede upstream`; the legacy profile serves them, as the field's gateway did.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_before_the_handshake_are_refused_as_the_sdk_refuses_them() {
+    let Some(python) = testkit::McpSdk::python() else {
+        return;
+    };
+    let sdk = testkit::McpSdk::server(&python, "sse");
+    let up = testkit::spawn_upstream(&[]);
+    let early = |target: &str| {
+        format!(
+            r#"
+[target]
+{target}
+[load]
+users = 2
+duration = "1s"
+[observe]
+post_load = "0s"
+[[actions]]
+name = "s"
+kind = "sse"
+handshake = false
+requests = [{{ method = "tools/list" }}]
+hold = "10ms"
+close = "graceful"
+"#
+        )
+    };
+    let sdk_base = sdk.url.strip_suffix("/sse").expect("the SDK serves /sse");
+    for (who, target, refused) in [
+        ("the SDK", format!("url = \"{sdk_base}\""), true),
+        ("the gateway", "spawn = \"gateway\"".to_owned(), true),
+        ("stampede upstream", format!("url = \"{}\"", up.url), true),
+        (
+            "the legacy gateway",
+            "spawn = \"gateway\"\nprofile = \"legacy\"".to_owned(),
+            false,
+        ),
+    ] {
+        let r = run(&early(&target)).await;
+        let reply = r.actions.iter().find(|a| a.name == "s reply").unwrap();
+        let sessions = r.sse.opened;
+        eprintln!(
+            "{who}: {sessions} sessions; {:?}; rpc errors {:?}",
+            reply.summary, reply.rpc_errors
+        );
+        assert!(sessions > 0, "{who}");
+        if refused {
+            assert_eq!(
+                reply.rpc_errors.get(&-32602),
+                Some(&sessions),
+                "{who}: every request refused"
+            );
+            assert_eq!(reply.summary.ok, 0, "{who}");
+        } else {
+            assert_eq!(reply.summary.ok, sessions, "{who}: every request served");
+        }
+    }
+}

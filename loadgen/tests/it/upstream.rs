@@ -88,6 +88,13 @@ async fn legacy_sse_transport_initializes_lists_and_calls() {
     let up = start(&["--tools", "3"]);
     let http = client();
     let (mut events, post) = legacy_session(&http, &up.url).await;
+    // Before MCP's handshake a request is refused, as the SDKs refuse it.
+    let early = legacy_call(&http, &mut events, &post, request(0, "tools/list", json!({}))).await;
+    assert_eq!(early["error"]["code"], -32602, "{early}");
+    assert_eq!(
+        early["error"]["message"],
+        "Received request before initialization was complete"
+    );
     let init = request(
         1,
         "initialize",
@@ -500,6 +507,18 @@ async fn knobs_delay_fail_and_stall_and_each_is_counted() {
     let answer: Value = resp.json().await.unwrap();
     assert_eq!(answer["error"]["code"], -32603);
     let (mut events, post) = legacy_session(&http, &failing.url).await;
+    // The handshake is made (its initialize fails too), so the calls reach the knob.
+    let init = request(
+        1,
+        "initialize",
+        json!({"protocolVersion": "2024-11-05", "capabilities": {}}),
+    );
+    assert_eq!(
+        legacy_call(&http, &mut events, &post, init).await["error"]["code"],
+        -32603
+    );
+    let note = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+    assert_eq!(http.post(&post).json(&note).send().await.unwrap().status(), 202);
     for id in 2..5 {
         let mut call = call.clone();
         call["id"] = json!(id);
@@ -513,7 +532,8 @@ async fn knobs_delay_fail_and_stall_and_each_is_counted() {
         .await
         .unwrap();
     assert_eq!(rest.status(), 500);
-    assert_eq!(metric(&http, &failing.url, "upstream_injected_errors_total").await, 5.0);
+    // Two initializes, three calls, one REST request.
+    assert_eq!(metric(&http, &failing.url, "upstream_injected_errors_total").await, 6.0);
 
     let stalling = start(&["--stall-rate", "1"]);
     let quick = reqwest::Client::builder()

@@ -83,6 +83,33 @@ pub fn check(method: &str, params: &Value, headers: &HeaderMap) -> Result<Envelo
     })
 }
 
+/// Check a `tools/call`'s arguments against the `Mcp-Param-*` headers its tool's input schema asks
+/// for (SEP-2243): each property marked `x-mcp-header: N` that the call gives must come with the
+/// header `Mcp-Param-N` carrying the same value (plain, or in the base64 sentinel).
+pub fn check_params(schema: &Value, arguments: &Value, headers: &HeaderMap) -> Result<(), Rejection> {
+    let Some(properties) = schema.get("properties").and_then(Value::as_object) else {
+        return Ok(());
+    };
+    for (param, property) in properties {
+        let (Some(name), Some(given)) = (
+            property.get(header::PARAM_MARK).and_then(Value::as_str),
+            arguments.get(param),
+        ) else {
+            continue;
+        };
+        let given = given.as_str().map_or_else(|| given.to_string(), str::to_owned);
+        let header = format!("{}{}", header::PARAM_PREFIX, name.to_ascii_lowercase());
+        let sent = headers.get(&header).and_then(|v| v.to_str().ok());
+        if sent.and_then(header::decode).as_deref() != Some(given.as_str()) {
+            return Err(Rejection::new(
+                HEADER_MISMATCH,
+                format!("Mcp-Param-{name} header does not match the argument {param:?}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// A stateless-era version spoken here, or the refusal naming every version that is.
 pub fn supported(requested: &str) -> Result<Version, Rejection> {
     match Version::parse(requested) {
@@ -117,6 +144,22 @@ mod tests {
             h.append(*k, HeaderValue::from_str(v).unwrap());
         }
         h
+    }
+
+    #[test]
+    fn a_header_bound_argument_must_come_with_its_header_as_sep_2243_says() {
+        let schema = serde_json::json!({"properties": {"region": {"type": "string", "x-mcp-header": "Region"}}});
+        let args = serde_json::json!({"region": "Hello"});
+        let check = |pairs: &[(&'static str, &str)]| check_params(&schema, &args, &headers(pairs));
+        assert!(check(&[("mcp-param-region", "Hello")]).is_ok());
+        assert!(check(&[("mcp-param-region", "=?base64?SGVsbG8=?=")]).is_ok());
+        for bad in ["=?base64?SGVsbG8?=", "=?base64?SGVs!!!bG8=?=", "Goodbye"] {
+            assert!(check(&[("mcp-param-region", bad)]).is_err(), "{bad}");
+        }
+        let missing = check(&[]).unwrap_err();
+        assert_eq!(missing.code, HEADER_MISMATCH);
+        // An argument not given needs no header.
+        assert!(check_params(&schema, &serde_json::json!({}), &headers(&[])).is_ok());
     }
 
     fn params(version: &str) -> Value {

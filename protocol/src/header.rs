@@ -9,6 +9,10 @@ pub const PROTOCOL_VERSION: &str = "mcp-protocol-version";
 pub const METHOD: &str = "mcp-method";
 pub const NAME: &str = "mcp-name";
 pub const SESSION_ID: &str = "mcp-session-id";
+/// `Mcp-Param-<Name>`: a tool argument mirrored in a header, when its schema property is marked
+/// `x-mcp-header: <Name>` (SEP-2243).
+pub const PARAM_PREFIX: &str = "mcp-param-";
+pub const PARAM_MARK: &str = "x-mcp-header";
 
 /// The parameter a method's `Mcp-Name` header mirrors, for the methods that name something.
 pub fn name_param(method: &str) -> Option<&'static str> {

@@ -4,8 +4,8 @@
 use std::process::Command;
 
 /// The 2026-07-28 requirements' scenarios that `stampede upstream --conformance` passes (and the
-/// gateway's relay of it): the rest — tasks, custom `Mcp-Param` headers — are still to be built.
-pub const UPSTREAM_2026: [&str; 39] = [
+/// gateway's relay of it): the rest, the tasks extension, is still to be built.
+pub const UPSTREAM_2026: [&str; 40] = [
     "server-stateless",
     "completion-complete",
     "tools-list",
@@ -45,6 +45,7 @@ pub const UPSTREAM_2026: [&str; 39] = [
     "input-required-result-validate-input",
     "json-schema-2020-12",
     "http-header-validation",
+    "http-custom-header-server-validation",
 ];
 
 /// One scenario's line of the harness's summary: `✓ name: 3 passed, 0 failed` (or `✗`).

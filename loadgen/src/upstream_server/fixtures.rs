@@ -60,7 +60,23 @@ pub fn tools() -> impl Iterator<Item = Value> {
         };
         json!({"name": name, "description": description, "inputSchema": {"type": "object", "properties": props}})
     });
-    tools.chain([json_schema_2020_12()])
+    tools.chain([json_schema_2020_12(), header_param()])
+}
+
+const HEADER_PARAM: &str = "test_header_param";
+
+/// A tool whose `region` argument travels in a header too (`Mcp-Param-Region`, SEP-2243), checked
+/// against the body in the 2026-07-28 era.
+fn header_param() -> Value {
+    json!({"name": HEADER_PARAM, "description": "Answers its region, which is mirrored in Mcp-Param-Region.",
+        "inputSchema": {"type": "object",
+            "properties": {"region": {"type": "string", protocol::header::PARAM_MARK: "Region"}},
+            "required": ["region"]}})
+}
+
+/// The input schema of a fixture tool some of whose arguments travel in headers too.
+pub fn header_schema(name: &str) -> Option<Value> {
+    (name == HEADER_PARAM).then(|| header_param()["inputSchema"].take())
 }
 
 const JSON_SCHEMA_2020_12: &str = "json_schema_2020_12_tool";
@@ -260,6 +276,7 @@ fn elicitation(name: &str, params: &Value) -> (String, Value) {
 pub fn call(name: &str) -> Option<Value> {
     let content = match name {
         JSON_SCHEMA_2020_12 => json!([{"type": "text", "text": "Called with a 2020-12 schema."}]),
+        HEADER_PARAM => json!([{"type": "text", "text": "The region came in its header too."}]),
         "test_simple_text" => json!([{"type": "text", "text": "This is a simple text response for testing."}]),
         "test_image_content" => json!([{"type": "image", "data": PNG, "mimeType": "image/png"}]),
         "test_audio_content" => json!([{"type": "audio", "data": WAV, "mimeType": "audio/wav"}]),

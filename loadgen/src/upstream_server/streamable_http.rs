@@ -203,6 +203,13 @@ async fn stateless(up: &Arc<Upstream>, headers: &HeaderMap, message: Value) -> R
     }
     let method = mcp::method(&message).unwrap_or_default();
     envelope::check(method, &message["params"], headers).map_err(|r| r.for_request(message.get("id")))?;
+    if up.knobs.conformance
+        && method == "tools/call"
+        && let Some(schema) = super::fixtures::header_schema(message["params"]["name"].as_str().unwrap_or_default())
+    {
+        envelope::check_params(&schema, &message["params"]["arguments"], headers)
+            .map_err(|r| r.for_request(message.get("id")))?;
+    }
     if method == "subscriptions/listen" {
         up.counters.request("streamable_http", method);
         return Ok(listen(&message, up.knobs.list_changed_every));

@@ -3,8 +3,8 @@
 //! lifecycle, sessions, DNS-rebinding protection, the fixtures' tools, resources, templates, prompts
 //! and completion, and the server messaging the client mid-request — logging, progress, sampling,
 //! elicitation, subscriptions) must pass whole; of the 2026-07-28 requirements, the scenarios this
-//! server serves so far must pass (`testkit::conformance::UPSTREAM_2026`; the rest — tasks, custom
-//! `Mcp-Param` headers — are still to be built).
+//! server serves so far must pass (`testkit::conformance::UPSTREAM_2026`; the rest, the tasks
+//! extension, is still to be built).
 
 use testkit::conformance::{UPSTREAM_2026, referee, suite};
 use testkit::spawn_upstream;

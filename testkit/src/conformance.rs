@@ -3,50 +3,24 @@
 
 use std::process::Command;
 
-/// The 2026-07-28 requirements' scenarios that `stampede upstream --conformance` passes (and the
-/// gateway's relay of it): the rest, the tasks extension, is still to be built.
-pub const UPSTREAM_2026: [&str; 40] = [
-    "server-stateless",
-    "completion-complete",
-    "tools-list",
-    "tools-call-simple-text",
-    "tools-call-image",
-    "tools-call-audio",
-    "tools-call-embedded-resource",
-    "tools-call-mixed-content",
-    "tools-call-error",
-    "tools-call-with-progress",
-    "server-sse-multiple-streams",
-    "resources-list",
-    "resources-read-text",
-    "resources-read-binary",
-    "resources-templates-read",
-    "sep-2164-resource-not-found",
-    "prompts-list",
-    "prompts-get-simple",
-    "prompts-get-with-args",
-    "prompts-get-embedded-resource",
-    "prompts-get-with-image",
-    "dns-rebinding-protection",
-    "caching",
-    "input-required-result-basic-elicitation",
-    "input-required-result-basic-sampling",
-    "input-required-result-basic-list-roots",
-    "input-required-result-request-state",
-    "input-required-result-multiple-input-requests",
-    "input-required-result-multi-round",
-    "input-required-result-missing-input-response",
-    "input-required-result-non-tool-request",
-    "input-required-result-result-type",
-    "input-required-result-unsupported-methods",
-    "input-required-result-tampered-state",
-    "input-required-result-capability-check",
-    "input-required-result-ignore-extra-params",
-    "input-required-result-validate-input",
-    "json-schema-2020-12",
-    "http-header-validation",
-    "http-custom-header-server-validation",
-];
+/// The suite's runs: the active suite (every server scenario of the current version) and the
+/// 2026-07-28 requirements (that era's scenarios, the tasks extension's among them), with the number
+/// of scenarios each held when the suite was pinned: a run with fewer did not run whole.
+pub const ACTIVE: Run = Run {
+    args: &[],
+    scenarios: 31,
+};
+pub const REQUIRED_2026: Run = Run {
+    args: &["--requirements", "2026-07-28"],
+    scenarios: 50,
+};
+
+/// One way to run the suite.
+#[derive(Clone, Copy)]
+pub struct Run {
+    pub args: &'static [&'static str],
+    pub scenarios: usize,
+}
 
 /// One scenario's line of the harness's summary: `✓ name: 3 passed, 0 failed` (or `✗`).
 pub struct Verdict {
@@ -71,6 +45,26 @@ impl Refereed {
     pub fn passing(&self) -> usize {
         self.verdicts.iter().filter(|v| v.passed).count()
     }
+
+    /// Every scenario of the run passed, and the run was whole.
+    pub fn assert_whole(&self, run: Run) {
+        assert!(
+            self.verdicts.len() >= run.scenarios,
+            "the run was not whole:\n{}",
+            self.text
+        );
+        assert!(
+            self.passing() == self.verdicts.len() && self.total.ends_with(" 0 failed"),
+            "{}",
+            self.text
+        );
+    }
+
+    /// Each of `scenarios` passed.
+    pub fn assert_passed(&self, scenarios: &[&str]) {
+        let failed: Vec<_> = scenarios.iter().filter(|s| !self.passed(s)).collect();
+        assert!(failed.is_empty(), "{failed:?} did not pass:\n{}", self.text);
+    }
 }
 
 /// The suite when it can be had; `None` lets a test skip (`STAMPEDE_REQUIRE_MCP_SDK` makes that a
@@ -89,12 +83,12 @@ pub fn suite() -> Option<Command> {
     Some(Command::new(script))
 }
 
-/// Run the suite's server scenarios against `url` with `args` (none: the active suite).
-pub fn referee(url: &str, args: &[&str]) -> Refereed {
+/// Run the suite's server scenarios of `run` against `url`, and say how it went on stderr.
+pub fn referee(url: &str, run: Run) -> Refereed {
     let out = suite()
         .expect("the suite is installed")
         .args(["server", "--url", url, "--timeout", "20000"])
-        .args(args)
+        .args(run.args)
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -118,5 +112,13 @@ pub fn referee(url: &str, args: &[&str]) -> Refereed {
         .find(|l| l.starts_with("Total: "))
         .unwrap_or("no total")
         .to_owned();
-    Refereed { verdicts, total, text }
+    let refereed = Refereed { verdicts, total, text };
+    eprintln!(
+        "{url} {:?}: {} of {} scenarios pass; {}",
+        run.args,
+        refereed.passing(),
+        refereed.verdicts.len(),
+        refereed.total
+    );
+    refereed
 }

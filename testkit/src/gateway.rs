@@ -21,8 +21,16 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    /// Start the gateway on `db` with extra environment (profile toggles and the like).
+    /// Start the gateway on `db` with extra environment (profile toggles and the like); registering
+    /// a gateway simulates its upstream (no federation).
     pub async fn start(db: &TestDb, env: &[(&str, &str)]) -> Gateway {
+        let mut env = env.to_vec();
+        env.insert(0, ("GATEWAY_ACTIVATION_IO_MS", "0"));
+        Gateway::federating(db, &env).await
+    }
+
+    /// [`Gateway::start`] with real federation: registering a gateway lists its upstream's tools.
+    pub async fn federating(db: &TestDb, env: &[(&str, &str)]) -> Gateway {
         let mut cmd = Command::new(crate::bin::path("stampede-gateway"));
         cmd.arg("serve")
             .env_clear()
@@ -30,7 +38,6 @@ impl Gateway {
             .env("BIND", "127.0.0.1:0")
             .env("DATABASE_URL", &db.url)
             .env("JWT_SECRET_KEY", SECRET)
-            .env("GATEWAY_ACTIVATION_IO_MS", "0")
             .env("RUST_LOG", "warn")
             .envs(env.iter().copied())
             .stdout(Stdio::piped())

@@ -9,13 +9,14 @@
 
 use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, Request, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderName, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::AppState;
 use super::error::ApiError;
-use crate::conn::ConnHandle;
+use crate::conn::{ConnHandle, Streaming};
 use crate::session::FrameStream;
 
 /// Marks a forwarded request, so it is never forwarded again.
@@ -94,6 +95,13 @@ impl Hop {
 
 /// Send `req` to `url` and relay the answer back as it comes (a stream too).
 pub(super) async fn relay(http: &reqwest::Client, url: String, req: Request, hop: Hop) -> anyhow::Result<Response> {
+    let (parts, body, streaming) = collect(req).await?;
+    let upstream = send(http, url, &parts, body, hop).await?;
+    relay_back(upstream, streaming, |bytes| bytes.unwrap_or_default())
+}
+
+/// A request whole: its head, its body (read within the body limit) and its connection's handle.
+pub(super) async fn collect(req: Request) -> anyhow::Result<(Parts, Bytes, Streaming)> {
     // The relay may be a stream: its connection is not idle while it lasts.
     let streaming = req
         .extensions()
@@ -106,7 +114,18 @@ pub(super) async fn relay(http: &reqwest::Client, url: String, req: Request, hop
         Some(l) => tokio::time::timeout(l.timeout, axum::body::to_bytes(body, l.max_bytes)).await??,
         None => axum::body::to_bytes(body, usize::MAX).await?,
     };
-    let mut request = http.request(parts.method, url);
+    Ok((parts, body, streaming))
+}
+
+/// Send a request's head and body on to `url`, with the headers `hop` keeps.
+pub(super) async fn send(
+    http: &reqwest::Client,
+    url: String,
+    parts: &Parts,
+    body: Bytes,
+    hop: Hop,
+) -> anyhow::Result<reqwest::Response> {
+    let mut request = http.request(parts.method.clone(), url);
     for (name, value) in &parts.headers {
         if hop.keeps(name) {
             request = request.header(name, value);
@@ -115,7 +134,16 @@ pub(super) async fn relay(http: &reqwest::Client, url: String, req: Request, hop
     if hop == Hop::Replica {
         request = request.header(FORWARDED, "1");
     }
-    let mut upstream = request.body(body).send().await?;
+    Ok(request.body(body).send().await?)
+}
+
+/// The answer back to the client as it comes, each chunk through `each` (which may keep part of one
+/// for the next; `None` when the answer has ended, for what it kept), until the client is gone.
+pub(super) fn relay_back(
+    mut upstream: reqwest::Response,
+    streaming: Streaming,
+    mut each: impl FnMut(Option<Bytes>) -> Bytes + Send + 'static,
+) -> anyhow::Result<Response> {
     let mut response = Response::builder().status(upstream.status());
     for (name, value) in upstream.headers() {
         if !hop_by_hop(name) {
@@ -129,8 +157,12 @@ pub(super) async fn relay(http: &reqwest::Client, url: String, req: Request, hop
                 chunk = upstream.chunk() => chunk,
                 () = tx.closed() => return,
             };
-            let Ok(Some(bytes)) = chunk else { return };
-            if tx.send(bytes).await.is_err() {
+            let (bytes, ended) = match chunk {
+                Ok(Some(bytes)) => (each(Some(bytes)), false),
+                Ok(None) => (each(None), true),
+                Err(_) => return,
+            };
+            if !bytes.is_empty() && tx.send(bytes).await.is_err() || ended {
                 return;
             }
         }

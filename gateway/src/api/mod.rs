@@ -67,7 +67,10 @@ pub fn router(state: AppState, body: extract::BodyLimit) -> axum::Router {
         .route("/mcp", post(mcp::post).get(mcp::get).delete(mcp::delete))
         .route(
             "/servers/{id}/mcp",
-            post(mcp::post_server).get(mcp::get_server).delete(mcp::delete_server),
+            post(mcp::post_server)
+                .get(mcp::get_server)
+                .delete(mcp::delete_server)
+                .layer(middleware::from_fn_with_state(state.clone(), relay::front)),
         )
         .route(
             "/gateways/{id}/mcp",

@@ -38,6 +38,31 @@ const RESOURCE_BY_URI: &str = "SELECT * FROM resources WHERE uri = $1";
 const ENABLED_PROMPTS: &str = "SELECT * FROM prompts WHERE enabled ORDER BY name";
 const PROMPT_BY_NAME: &str = "SELECT * FROM prompts WHERE name = $1";
 const SERVER_EXISTS: &str = "SELECT id FROM servers WHERE id = $1";
+const SERVER_TOOL_SOURCES: &str = "SELECT t.original_name, t.enabled, g.id, g.name, g.url, g.transport, g.enabled \
+     FROM server_tools st JOIN tools t ON t.id = st.tool_id LEFT JOIN gateways g ON g.id = t.gateway_id \
+     WHERE st.server_id = $1";
+
+/// A virtual server whose every tool is federated from one MCP server over Streamable HTTP: its
+/// endpoint fronts that server whole (`api/relay.rs`), narrowed to the server's tools.
+#[derive(Debug)]
+pub struct FrontedServer {
+    pub gateway_id: String,
+    pub gateway_name: String,
+    pub url: String,
+    pub enabled: bool,
+    /// The server's enabled tools, by the federated server's own names.
+    pub tools: std::collections::HashSet<String>,
+}
+
+type SourceRow = (
+    Option<String>,
+    bool,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<bool>,
+);
 
 impl Store {
     /// Rows of `sql` with at most one text parameter, on whichever backend this is.
@@ -97,8 +122,51 @@ impl Store {
         Ok(self.rows(Kind::Prompt, PROMPT_BY_NAME, Some(name)).await?.pop())
     }
 
+    /// What server `id` fronts, if its tools are all federated from one Streamable HTTP server; kept
+    /// until the next write, like `tools/list`, as every request on the server's endpoint asks.
+    pub async fn fronted_server(&self, id: &str) -> Result<Option<Arc<FrontedServer>>> {
+        let Inner { writes, fronts, .. } = &*self.inner;
+        fronts
+            .get_or_fill(writes, &id.to_owned(), || async {
+                let rows: Vec<SourceRow> = self.rows(Kind::Server, SERVER_TOOL_SOURCES, Some(id)).await?;
+                Ok(fronted(rows).map(Arc::new))
+            })
+            .await
+    }
+
     pub async fn server_exists(&self, id: &str) -> Result<bool> {
         let found: Vec<(String,)> = self.rows(Kind::Server, SERVER_EXISTS, Some(id)).await?;
         Ok(!found.is_empty())
     }
+}
+
+/// The one Streamable HTTP server all of a virtual server's tools come from; `None` when they come from
+/// none, from the gateway itself or from more than one.
+fn fronted(rows: Vec<SourceRow>) -> Option<FrontedServer> {
+    let mut front: Option<FrontedServer> = None;
+    for (original, tool_enabled, id, name, url, transport, enabled) in rows {
+        let (Some(original), Some(id), Some(name), Some(url), Some(transport), Some(enabled)) =
+            (original, id, name, url, transport, enabled)
+        else {
+            return None;
+        };
+        if crate::upstream::Transport::parse(&transport) != crate::upstream::Transport::StreamableHttp {
+            return None;
+        }
+        let front = match &mut front {
+            Some(front) if front.gateway_id != id => return None,
+            Some(front) => front,
+            None => front.insert(FrontedServer {
+                gateway_id: id,
+                gateway_name: name,
+                url,
+                enabled,
+                tools: std::collections::HashSet::new(),
+            }),
+        };
+        if tool_enabled {
+            front.tools.insert(original);
+        }
+    }
+    front
 }

@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 pub use error::{LockConflict, Result, StoreError};
+pub use lookup::FrontedServer;
 pub use read::ListShape;
 
 use crate::config::StoreBehaviour;
@@ -135,6 +136,8 @@ struct Inner {
     writes: cache::Writes,
     /// `tools/list` answers, the whole list and per server.
     tools: cache::ReadCache<Option<String>, Arc<serde_json::value::RawValue>>,
+    /// What each virtual server fronts (`lookup::FrontedServer`).
+    fronts: cache::ReadCache<String, Option<Arc<FrontedServer>>>,
     /// REST list and get answers, as the body sent.
     reads: cache::ReadCache<read::ReadKey, bytes::Bytes>,
 }
@@ -165,6 +168,7 @@ impl Store {
                 upstream,
                 writes: cache::Writes::default(),
                 tools: cache::ReadCache::new(behaviour.read_cache),
+                fronts: cache::ReadCache::new(behaviour.read_cache),
                 reads: cache::ReadCache::new(behaviour.read_cache),
             }),
         })

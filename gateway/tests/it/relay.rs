@@ -108,3 +108,117 @@ async fn the_relay_sends_mcp_headers_on_and_never_the_token_and_obeys_the_gatewa
         .unwrap();
     assert_eq!(resp.status(), StatusCode::NOT_IMPLEMENTED);
 }
+
+/// One MCP request of the session era to `url`; the answer, from JSON or from an event stream.
+async fn mcp(
+    gw: &Gateway,
+    url: &str,
+    session: Option<&str>,
+    id: u64,
+    method: &str,
+    params: Value,
+) -> (Option<String>, Value) {
+    let mut request = gw
+        .http
+        .post(url)
+        .bearer_auth(&gw.token)
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2025-11-25")
+        .json(&json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}));
+    if let Some(session) = session {
+        request = request.header("mcp-session-id", session);
+    }
+    let resp = request.send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK, "{method}");
+    let session = resp
+        .headers()
+        .get("mcp-session-id")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let text = resp.text().await.unwrap();
+    let message = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("data:"))
+        .rfind(|d| !d.trim().is_empty())
+        .unwrap_or(&text);
+    (session, serde_json::from_str(message.trim()).unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_virtual_server_of_one_federated_server_fronts_it_narrowed_to_its_tools() {
+    let up = spawn_upstream(&["--conformance"]);
+    let db = TestDb::new(Db::Sqlite).await;
+    let gw = Gateway::federating(&db, &[]).await;
+    let (status, registered) = gw
+        .post(
+            "/gateways",
+            json!({"name": "fixtures", "url": format!("{}/mcp", up.url), "transport": "STREAMABLEHTTP"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{registered}");
+    let (_, tools) = gw.get("/tools?limit=200").await;
+    let tools = tools.as_array().or_else(|| tools["items"].as_array()).unwrap().clone();
+    let id_of = |original: &str| {
+        tools
+            .iter()
+            .find(|t| t["originalName"] == original)
+            .map(|t| t["id"].as_str().unwrap().to_owned())
+            .unwrap_or_else(|| panic!("{original} is not federated"))
+    };
+    let chosen = [id_of("test_simple_text"), id_of("test_image_content")];
+    let front = gw
+        .create(
+            "servers",
+            json!({"server": {"name": "front", "associated_tools": chosen}}),
+        )
+        .await;
+    let own = gw.tool("own", None).await;
+    let mixed = gw
+        .create(
+            "servers",
+            json!({"server": {"name": "mixed", "associated_tools": [chosen[0].clone(), own]}}),
+        )
+        .await;
+
+    let url = gw.url(&format!("/servers/{front}/mcp"));
+    let init =
+        json!({"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}});
+    let (session, answer) = mcp(&gw, &url, None, 1, "initialize", init.clone()).await;
+    assert_eq!(answer["result"]["serverInfo"]["name"], "stampede-upstream", "{answer}");
+    let session = session.expect("the federated server's session");
+    let (_, listed) = mcp(&gw, &url, Some(&session), 2, "tools/list", json!({})).await;
+    let mut names: Vec<_> = listed["result"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap().to_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["test_image_content", "test_simple_text"], "{listed}");
+    let (_, called) = mcp(
+        &gw,
+        &url,
+        Some(&session),
+        3,
+        "tools/call",
+        json!({"name": "test_simple_text"}),
+    )
+    .await;
+    assert_eq!(called["result"]["content"][0]["type"], "text", "{called}");
+    let (_, refused) = mcp(
+        &gw,
+        &url,
+        Some(&session),
+        4,
+        "tools/call",
+        json!({"name": "test_error_handling"}),
+    )
+    .await;
+    assert_eq!(refused["error"]["code"], -32602, "{refused}");
+
+    // A server whose tools are not all one federated server's is the gateway's own, as before.
+    let url = gw.url(&format!("/servers/{mixed}/mcp"));
+    let (session, answer) = mcp(&gw, &url, None, 1, "initialize", init).await;
+    assert_eq!(answer["result"]["serverInfo"]["name"], "stampede-gateway", "{answer}");
+    let (_, listed) = mcp(&gw, &url, session.as_deref(), 2, "tools/list", json!({})).await;
+    assert!(listed.to_string().contains("fixtures-test_simple_text"), "{listed}");
+}

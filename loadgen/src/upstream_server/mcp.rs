@@ -8,7 +8,7 @@ use protocol::{Era, Version};
 use serde_json::{Value, json};
 
 use super::peer::{self, Outbox};
-use super::{Fate, Upstream, fixtures, input_fixtures, stall};
+use super::{Fate, Upstream, fixtures, input_fixtures, stall, task_fixtures};
 
 /// What a stateless-era result carries: lists change only when the server restarts, and no answer
 /// depends on who asks.
@@ -98,6 +98,19 @@ pub async fn answer(
         Fate::Answer => {}
     }
     let params = msg.get("params").cloned().unwrap_or(Value::Null);
+    if up.knobs.conformance
+        && let Some(answered) = tasks(up, method, &params).await
+    {
+        return Some(match answered {
+            Ok(mut r) => {
+                if era == Era::Stateless {
+                    STATELESS.apply_to(method, &mut r);
+                }
+                result(id, r)
+            }
+            Err(refusal) => json!({"jsonrpc": "2.0", "id": id, "error": refusal}),
+        });
+    }
     let answered = match (era, method) {
         // Each era's handshake is the other's unknown method.
         (
@@ -105,10 +118,13 @@ pub async fn answer(
             "initialize" | "ping" | "logging/setLevel" | "resources/subscribe" | "resources/unsubscribe",
         )
         | (Era::Session, "server/discover") => Err((-32601, format!("Method not found: {method}"))),
-        (Era::Stateless, "server/discover") => Ok(json!({
-            "supportedVersions": Version::ALL.map(Version::as_str),
-            "capabilities": capabilities(false),
-        })),
+        (Era::Stateless, "server/discover") => {
+            let mut offered = capabilities(false);
+            if up.knobs.conformance {
+                offered["extensions"] = json!({task_fixtures::EXTENSION: {}});
+            }
+            Ok(json!({"supportedVersions": Version::ALL.map(Version::as_str), "capabilities": offered}))
+        }
         (Era::Stateless, "tools/call") if params.get("name").and_then(Value::as_str) == Some("confirm") => {
             confirm(&params)
         }
@@ -137,6 +153,16 @@ pub async fn answer(
         }
         Err((code, message)) => error(id, code, &message),
     })
+}
+
+/// The tasks extension's fixtures and methods (`task_fixtures.rs`), when the request is for them.
+async fn tasks(up: &Upstream, method: &str, params: &Value) -> Option<Result<Value, task_fixtures::Refusal>> {
+    match method {
+        "tools/call" if task_fixtures::serves(params["name"].as_str().unwrap_or_default()) => {
+            Some(up.tasks.call(params).await)
+        }
+        _ => up.tasks.answer(method, params),
+    }
 }
 
 async fn dispatch(
@@ -207,7 +233,11 @@ fn fixture(generated: u32, method: &str, params: &Value) -> Option<Value> {
     match method {
         "tools/list" => {
             let mut tools = tool_list(generated);
-            tools.extend(fixtures::tools().chain(input_fixtures::tools()));
+            tools.extend(
+                fixtures::tools()
+                    .chain(input_fixtures::tools())
+                    .chain(task_fixtures::tools()),
+            );
             Some(json!({"tools": tools}))
         }
         "tools/call" => fixtures::call(named("name")),

@@ -19,6 +19,7 @@ mod peer;
 mod rest;
 pub mod spawn;
 mod streamable_http;
+mod task_fixtures;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -86,6 +87,8 @@ pub struct Upstream {
     streamable: Mutex<HashMap<String, String>>,
     /// Requests to clients waiting for their answers; the logging level asked for.
     peers: peer::Peers,
+    /// The tasks extension's tasks (with `--conformance`).
+    tasks: task_fixtures::Tasks,
 }
 
 impl Upstream {
@@ -96,6 +99,7 @@ impl Upstream {
             http_sse: Mutex::default(),
             streamable: Mutex::default(),
             peers: peer::Peers::default(),
+            tasks: task_fixtures::Tasks::default(),
         })
     }
 

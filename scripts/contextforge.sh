@@ -11,7 +11,9 @@
 # STAMPEDE_CF_VERSION picks the release: 1.0.7 (the default, the session era, python3.11) or 1.1.0 (it
 # serves MCP 2026-07-28 too; Python 3.12, on the PATH or pyenv's). The venv is
 # ${STAMPEDE_CF_VENV:-~/.cache/stampede/cf-venv[-1.1.0]}; the running instance is remembered in $STATE
-# (default /tmp/stampede-contextforge.state). Its log is $CF_DIR/gateway.log.
+# (default ~/.cache/stampede/contextforge.state, in a directory only its owner can write: a state file
+# in a shared /tmp could be planted by another user). The state is read as data, never sourced, and
+# `stop` removes only a directory this script made. Its log is $CF_DIR/gateway.log.
 set -euo pipefail
 
 case "${STAMPEDE_CF_VERSION:-1.0.7}" in
@@ -19,7 +21,7 @@ case "${STAMPEDE_CF_VERSION:-1.0.7}" in
   1.1.0) VERSION=1.1.0 PYTHON=3.12 VENV=${STAMPEDE_CF_VENV:-$HOME/.cache/stampede/cf-venv-1.1.0} ;;
   *) echo "contextforge.sh: STAMPEDE_CF_VERSION is 1.0.7 or 1.1.0, not $STAMPEDE_CF_VERSION" >&2; exit 2 ;;
 esac
-STATE=${STAMPEDE_CF_STATE:-${TMPDIR:-/tmp}/stampede-contextforge.state}
+STATE=${STAMPEDE_CF_STATE:-$HOME/.cache/stampede/contextforge.state}
 
 # The python to make the venv with: pythonX.Y on the PATH (pyenv's shim must run, not just be there),
 # else pyenv's own.
@@ -72,8 +74,8 @@ start() {
   (cd "$dir" && exec setsid "$VENV/bin/mcpgateway" --host 127.0.0.1 --port "$port" \
     >"$dir/gateway.log" 2>&1 </dev/null) &
   local pid=$!
-  mkdir -p "$(dirname "$STATE")"
-  printf 'CF_PID=%q\nCF_DIR=%q\n' "$pid" "$dir" >"$STATE"
+  mkdir -p -m 700 "$(dirname "$STATE")"
+  printf 'CF_PID=%s\nCF_DIR=%s\n' "$pid" "$dir" >"$STATE"
   local waited=0
   until curl -fsS "http://127.0.0.1:$port/health" >/dev/null 2>&1; do
     if ! kill -0 "$pid" 2>/dev/null || [ $((waited += 1)) -gt 90 ]; then
@@ -92,10 +94,20 @@ start() {
   echo "pid=$pid"
 }
 
+# The state's two values, checked: a pid, and a directory of ours that mktemp made.
+read_state() {
+  [ -f "$STATE" ] && [ -O "$STATE" ] || return 1
+  CF_PID=$(sed -n 's/^CF_PID=//p' "$STATE")
+  CF_DIR=$(sed -n 's/^CF_DIR=//p' "$STATE")
+  [[ $CF_PID =~ ^[0-9]+$ ]] && [[ $CF_DIR =~ ^/tmp/stampede-cf\.[A-Za-z0-9]+$ ]] && [ -O "$CF_DIR" ]
+}
+
 stop() {
   [ -f "$STATE" ] || return 0
-  # shellcheck disable=SC1090
-  . "$STATE"
+  if ! read_state; then
+    echo "contextforge.sh: $STATE is not a state this script wrote; left alone" >&2
+    return 1
+  fi
   # setsid made it a process group leader: stop it and its workers.
   kill -- -"$CF_PID" 2>/dev/null || kill "$CF_PID" 2>/dev/null || true
   for _ in $(seq 20); do kill -0 "$CF_PID" 2>/dev/null || break; sleep 0.5; done

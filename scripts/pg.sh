@@ -9,8 +9,11 @@
 #   scripts/pg.sh with CMD…  run CMD with a cluster of its own in $PG_URL, removed afterwards whatever
 #                            happens; the status is CMD's
 #
-# root cannot run initdb, so the cluster runs as the `postgres` user in a directory under /tmp.
-# Its location is remembered in $STATE (default .pg/state in the project) so `stop` can find it.
+# root cannot run initdb, so the cluster runs as the `postgres` user in a directory under /tmp that only
+# it can enter (its socket there too). Connections need the password generated at start (SCRAM): the
+# URL printed carries it. Another local user cannot connect as the superuser (`COPY … TO PROGRAM`
+# would run commands as the cluster's owner). Its location is remembered in $STATE (default .pg/state
+# in the project) so `stop` can find it.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -40,18 +43,22 @@ start() {
   [ -x "$bindir/initdb" ] || { echo "pg.sh: PostgreSQL server binaries not found (initdb)" >&2; exit 1; }
   local dir port
   dir=$(mktemp -d /tmp/stampede-pg.XXXXXX)
-  chmod 755 "$dir"
+  chmod 700 "$dir"
   port=$(free_port)
-  if [ "$(id -u)" = 0 ]; then chown postgres: "$dir"; fi
-  as_pg "$bindir/initdb" -D "$dir/data" -A trust -U postgres --no-sync -E UTF8 >"$dir/initdb.log" 2>&1 \
-    || { cat "$dir/initdb.log" >&2; exit 1; }
+  local password
+  password=$(python3 -c "import secrets; print(secrets.token_hex(16))")
+  (umask 077 && printf '%s\n' "$password" >"$dir/pwfile")
+  if [ "$(id -u)" = 0 ]; then chown -R postgres: "$dir"; fi
+  as_pg "$bindir/initdb" -D "$dir/data" -A scram-sha-256 --pwfile="$dir/pwfile" -U postgres --no-sync -E UTF8 \
+    >"$dir/initdb.log" 2>&1 || { cat "$dir/initdb.log" >&2; exit 1; }
+  rm -f "$dir/pwfile"
   # Throwaway cluster: durability off for speed; pg_stat_statements lets tests count statements.
   local opts="-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=600 -c fsync=off \
      -c synchronous_commit=off -c full_page_writes=off -c shared_preload_libraries=pg_stat_statements"
   as_pg "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start -o "$opts" \
     >/dev/null || { cat "$dir/server.log" >&2; exit 1; }
   mkdir -p "$(dirname "$STATE")"
-  local url="postgres://postgres@127.0.0.1:$port/postgres"
+  local url="postgres://postgres:$password@127.0.0.1:$port/postgres"
   printf 'PGDATA_DIR=%q\nPG_DIR=%q\nPG_URL=%q\nPG_OPTS=%q\n' "$dir/data" "$dir" "$url" "$opts" >"$STATE"
   echo "$url"
 }

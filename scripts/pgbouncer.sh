@@ -40,10 +40,11 @@ start() {
   }
   local bin
   bin=$(command -v pgbouncer || echo /usr/sbin/pgbouncer)
-  # postgres://user@host:port/db
+  # postgres://user[:password]@host:port/db
   local rest=${pg#*://}
-  local user=${rest%%@*}
-  user=${user%%:*}
+  local userinfo=${rest%%@*}
+  local user=${userinfo%%:*} password=
+  [ "$userinfo" != "$user" ] && password=${userinfo#*:}
   local hostport=${rest#*@}
   hostport=${hostport%%/*}
   local db=${rest##*/}
@@ -51,9 +52,13 @@ start() {
   local host=${hostport%%:*} port=${hostport##*:}
   local dir listen
   dir=$(mktemp -d /tmp/stampede-pgbouncer.XXXXXX)
-  chmod 755 "$dir"
+  chmod 700 "$dir"
   listen=$(free_port)
-  printf '"%s" ""\n' "$user" >"$dir/userlist.txt"
+  # The server's own password: clients give it to PgBouncer (SCRAM), and PgBouncer to the server. A
+  # server of the user's without one (trust) is fronted the same way.
+  (umask 077 && printf '"%s" "%s"\n' "$user" "$password" >"$dir/userlist.txt")
+  local auth_type=scram-sha-256
+  [ -n "$password" ] || auth_type=trust
   cat >"$dir/pgbouncer.ini" <<EOF
 [databases]
 * = host=$host port=$port
@@ -62,7 +67,7 @@ start() {
 listen_addr = 127.0.0.1
 listen_port = $listen
 unix_socket_dir = $dir
-auth_type = trust
+auth_type = $auth_type
 auth_file = $dir/userlist.txt
 admin_users = $user
 stats_users = $user
@@ -81,7 +86,9 @@ EOF
     sleep 0.1
   done
   mkdir -p "$(dirname "$STATE")"
-  local url="postgres://$user@127.0.0.1:$listen/$db" admin="postgres://$user@127.0.0.1:$listen/pgbouncer"
+  local auth=$user
+  [ -n "$password" ] && auth="$user:$password"
+  local url="postgres://$auth@127.0.0.1:$listen/$db" admin="postgres://$auth@127.0.0.1:$listen/pgbouncer"
   printf 'PGB_DIR=%q\nPGB_URL=%q\nPGB_ADMIN=%q\n' "$dir" "$url" "$admin" >"$STATE"
   printf 'url=%s\nadmin=%s\n' "$url" "$admin"
 }

@@ -22,6 +22,11 @@ pub struct Claims {
     pub iss: String,
 }
 
+/// Who a request's token names (its `sub`): a request extension on every protected route, and the
+/// owner of every session the request opens.
+#[derive(Debug, Clone)]
+pub struct Subject(pub std::sync::Arc<str>);
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum AuthError {
     #[error("Authorization token required")]

@@ -211,6 +211,21 @@ pub struct ServeArgs {
     #[arg(long, env = "MCP_SESSION_IDLE_TIMEOUT", value_parser = parse_seconds)]
     pub mcp_session_idle_timeout: Option<Duration>,
 
+    /// Sessions held at once, every transport and listen streams counted (0 = no cap; default
+    /// 20000, none in the legacy profile). Past it: 503.
+    #[arg(long, env = "MAX_SESSIONS")]
+    pub max_sessions: Option<usize>,
+
+    /// Sessions one token subject holds at once (0 = no cap; default 10000, none in the legacy
+    /// profile). Past it: 429.
+    #[arg(long, env = "MAX_SESSIONS_PER_SUBJECT")]
+    pub max_sessions_per_subject: Option<usize>,
+
+    /// HTTP+SSE messages being answered at once, all sessions together (each session also at most
+    /// 32). Past it: 503.
+    #[arg(long, env = "MAX_MESSAGES_IN_FLIGHT", default_value_t = 4096)]
+    pub max_messages_in_flight: usize,
+
     /// How `POST /mcp` answers a request when the client accepts both: `json` or an `sse` stream.
     #[arg(long, env = "STREAMABLE_HTTP_REPLIES", value_enum, default_value = "json")]
     pub streamable_http_replies: ReplyFormat,
@@ -242,6 +257,20 @@ pub struct ServeArgs {
     /// Longest delay the built-in `sleep` tool accepts (ms).
     #[arg(long, env = "SLEEP_TOOL_MAX_MS", default_value_t = 10_000)]
     pub sleep_tool_max_ms: u64,
+
+    /// Address ranges the gateway's own requests (federation, relays, REST tools) may reach besides
+    /// public ones: `loopback`, `private`, `link-local`, or `all`, comma-separated (default none).
+    #[arg(long, env = "OUTBOUND_ALLOW", default_value = "", value_parser = crate::upstream::Outbound::parse)]
+    pub outbound_allow: crate::upstream::Outbound,
+
+    /// Longest answer, or event of a stream, the gateway reads from a federated server or a REST
+    /// tool (bytes); a longer one is an error and its connection is closed.
+    #[arg(long, env = "UPSTREAM_MAX_BYTES", default_value_t = 16 << 20)]
+    pub upstream_max_bytes: usize,
+
+    /// Largest prompt `prompts/get` renders (bytes); a larger one is refused, never built.
+    #[arg(long, env = "PROMPT_MAX_BYTES", default_value_t = 1 << 20)]
+    pub prompt_max_bytes: usize,
 
     /// Connections served at once; more wait in the listen backlog until one closes.
     #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 16_384)]
@@ -276,6 +305,8 @@ pub fn parse_seconds(s: &str) -> Result<Duration, String> {
 
 /// The original gateway's default secret: anyone can mint a token with it, so it serves loopback only.
 pub const DEFAULT_SECRET: &str = "my-test-key";
+/// A secret shorter than this can be guessed; it serves loopback only (HS256's key is 32 bytes).
+pub const MIN_SECRET_BYTES: usize = 32;
 
 #[derive(Debug, Clone, Args)]
 pub struct AuthArgs {
@@ -360,6 +391,19 @@ impl ServeArgs {
             Duration::ZERO
         });
         (timeout > Duration::ZERO).then_some(timeout)
+    }
+
+    /// The session caps, resolved from the profile (the legacy profile has none, as the field's
+    /// gateway had none).
+    pub fn session_caps(&self) -> crate::session::SessionCaps {
+        let fixed = self.profile == Profile::Fixed;
+        let cap = |set: Option<usize>, default: usize| {
+            Some(set.unwrap_or(if fixed { default } else { 0 })).filter(|n| *n > 0)
+        };
+        crate::session::SessionCaps {
+            total: cap(self.max_sessions, 20_000),
+            per_subject: cap(self.max_sessions_per_subject, 10_000),
+        }
     }
 
     pub fn behaviour(&self) -> StoreBehaviour {

@@ -223,6 +223,20 @@ fn render_sessions(w: &mut Writer<'_>, sessions: &[SessionCounts]) {
             }
         }
     }
+    w.family(
+        "mcp_sessions_refused_total",
+        Type::Counter,
+        "MCP sessions refused at a cap (MAX_SESSIONS: total; MAX_SESSIONS_PER_SUBJECT: subject), by transport.",
+    );
+    for c in sessions {
+        for (cap, n) in c.refused {
+            w.sample(
+                "mcp_sessions_refused_total",
+                &[("transport", c.transport.label()), ("cap", cap)],
+                n as f64,
+            );
+        }
+    }
 }
 
 /// The standard process metrics, read from /proc/self. Omitted (not reported as 0) where unreadable.
@@ -279,6 +293,7 @@ mod tests {
                 require_initialize: true,
             },
             None,
+            crate::session::SessionCaps::default(),
         );
         let pool = PoolStats {
             max: 5,

@@ -29,6 +29,8 @@ pub struct Rpc {
     /// Federated tools are called, and REST tools reached, with it.
     pub upstream: crate::upstream::Client,
     pub sleep_max: Duration,
+    /// The largest prompt `prompts/get` renders, in bytes.
+    pub prompt_max: usize,
     /// What a stateless-era result carries besides itself (identity, caching hints).
     pub stateless: Decoration,
 }
@@ -372,6 +374,8 @@ impl Rpc {
     /// A REST tool with a URL: one HTTP request there (arguments as the JSON body, or as the query for
     /// GET); its body is the tool's text, a failing status a tool error.
     async fn call_rest(&self, url: &str, request_type: &str, arguments: Value) -> Result<Box<RawValue>, RpcError> {
+        let failed = |e: String| RpcError::new(UPSTREAM_ERROR, format!("Tool invocation failed: {url}: {e}"));
+        self.upstream.check(url).map_err(|e| failed(e.to_string()))?;
         let http = self.upstream.http();
         let request = if request_type.eq_ignore_ascii_case("GET") {
             let query: Vec<(String, String)> = arguments
@@ -386,14 +390,16 @@ impl Rpc {
                 .unwrap_or(reqwest::Method::POST);
             http.request(method, url).json(&arguments)
         };
-        let failed = |e: String| RpcError::new(UPSTREAM_ERROR, format!("Tool invocation failed: {url}: {e}"));
         let resp = request
             .timeout(UPSTREAM_CALL_TIMEOUT)
             .send()
             .await
-            .map_err(|e| failed(e.to_string()))?;
+            .map_err(|e| failed(crate::upstream::chain(&e)))?;
         let ok = resp.status().is_success();
-        let text = resp.text().await.map_err(|e| failed(e.to_string()))?;
+        let body = crate::upstream::read_capped(resp, self.upstream.max_bytes())
+            .await
+            .map_err(|e| failed(e.to_string()))?;
+        let text = String::from_utf8_lossy(&body);
         raw(&json!({"content": [{"type": "text", "text": text}], "isError": !ok}))
     }
 
@@ -422,12 +428,14 @@ impl Rpc {
             .ok_or_else(|| RpcError::params(format!("Prompt not found: {name}")))?;
         let declared: Vec<PromptArgument> = serde_json::from_str(&prompt.arguments).unwrap_or_default();
         let given = params.get("arguments").and_then(Value::as_object);
-        let mut text = prompt.template.clone();
+        let mut values = std::collections::HashMap::new();
         for arg in &declared {
             match given.and_then(|g| g.get(&arg.name)) {
                 Some(v) => {
-                    let value = v.as_str().map_or_else(|| v.to_string(), str::to_owned);
-                    text = text.replace(&format!("{{{{{}}}}}", arg.name), &value);
+                    values.insert(
+                        arg.name.as_str(),
+                        v.as_str().map_or_else(|| v.to_string(), str::to_owned),
+                    );
                 }
                 None if arg.required => {
                     return Err(RpcError::params(format!("Missing required argument: {}", arg.name)));
@@ -435,11 +443,45 @@ impl Rpc {
                 None => {}
             }
         }
+        let text = render(&prompt.template, &values, self.prompt_max).map_err(|_| {
+            RpcError::params(format!(
+                "prompt {name} renders to more than {} bytes (PROMPT_MAX_BYTES): refused",
+                self.prompt_max
+            ))
+        })?;
         raw(&json!({
             "description": prompt.description,
             "messages": [{"role": "user", "content": {"type": "text", "text": text}}],
         }))
     }
+}
+
+/// A template with each `{{name}}` of `values` replaced, in one pass: a value is never expanded again,
+/// and the text never grows past `max` bytes (`Err` with the size reached when it would).
+fn render(template: &str, values: &std::collections::HashMap<&str, String>, max: usize) -> Result<String, usize> {
+    let mut out = String::with_capacity(template.len().min(max));
+    let mut rest = template;
+    while let Some(open) = rest.find("{{") {
+        let (before, after) = rest.split_at(open);
+        let placeholder = after[2..]
+            .find("}}")
+            .and_then(|close| values.get(&after[2..2 + close]).map(|v| (v, close + 4)));
+        let (piece, used) = match placeholder {
+            Some((value, used)) => (value.as_str(), used),
+            None => ("{{", 2),
+        };
+        if out.len() + before.len() + piece.len() > max {
+            return Err(out.len() + before.len() + piece.len());
+        }
+        out.push_str(before);
+        out.push_str(piece);
+        rest = &after[used..];
+    }
+    if out.len() + rest.len() > max {
+        return Err(out.len() + rest.len());
+    }
+    out.push_str(rest);
+    Ok(out)
 }
 
 fn raw<T: Serialize + ?Sized>(value: &T) -> Result<Box<RawValue>, RpcError> {
@@ -547,6 +589,19 @@ mod tests {
         );
         let n = parse(br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#).unwrap();
         assert_eq!(n.id, None);
+    }
+
+    #[test]
+    fn a_prompt_renders_in_one_pass_within_its_cap() {
+        let values: std::collections::HashMap<&str, String> =
+            [("a", "{{b}}".to_owned()), ("b", "x".repeat(10))].into_iter().collect();
+        assert_eq!(
+            render("{{a}} {{b}} {{c}} {{", &values, 100).unwrap(),
+            "{{b}} xxxxxxxxxx {{c}} {{"
+        );
+        let bomb = "{{b}}".repeat(1000);
+        assert_eq!(render(&bomb, &values, 95), Err(100));
+        assert_eq!(render(&bomb, &values, 10_000).unwrap().len(), 10_000);
     }
 
     #[test]

@@ -18,12 +18,24 @@ use crate::store::{PoolConfig, Store};
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // Checked before anything is opened: a gateway reachable from elsewhere must not take tokens anyone
     // can mint from the published default.
-    anyhow::ensure!(
-        args.bind.ip().is_loopback() || args.auth.jwt_secret_key != crate::config::DEFAULT_SECRET,
-        "refusing to serve {} with the default JWT secret (anyone could mint a token): set JWT_SECRET_KEY \
-         (or --jwt-secret-key) to a secret of your own, e.g. JWT_SECRET_KEY=$(openssl rand -hex 32)",
-        args.bind
-    );
+    let secret = &args.auth.jwt_secret_key;
+    let weak = match secret.len() {
+        _ if secret == crate::config::DEFAULT_SECRET => Some("the default JWT secret (anyone could mint a token)"),
+        0 => Some("an empty JWT secret (anyone could mint a token)"),
+        n if n < crate::config::MIN_SECRET_BYTES => Some("a JWT secret shorter than 32 bytes (it can be guessed)"),
+        _ => None,
+    };
+    if let Some(weak) = weak {
+        anyhow::ensure!(
+            args.bind.ip().is_loopback(),
+            "refusing to serve {} with {weak}: set JWT_SECRET_KEY (or --jwt-secret-key) to a secret of your \
+             own, e.g. JWT_SECRET_KEY=$(openssl rand -hex 32)",
+            args.bind
+        );
+        if secret != crate::config::DEFAULT_SECRET {
+            tracing::warn!("serving {} with {weak}: loopback only", args.bind);
+        }
+    }
     anyhow::ensure!(
         args.bind.ip().is_loopback() || args.auth.auth_required,
         "refusing to serve {} without authentication (AUTH_REQUIRED=false): that is for loopback only",
@@ -36,7 +48,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         acquire_timeout: std::time::Duration::from_millis(args.db_pool_timeout_ms),
         pooler: args.db_pooler,
     };
-    let upstream = crate::upstream::Client::new()?;
+    let upstream = crate::upstream::Client::new(args.outbound_allow, args.upstream_max_bytes)?;
     let store = Store::open(&url, pool, behaviour, upstream.clone())
         .await
         .with_context(|| format!("opening the database {}", redact(&url)))?;
@@ -44,7 +56,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let info = info_labels(&args, &store);
     let listener = listen(args.bind).with_context(|| format!("binding {}", args.bind))?;
     let addr = listener.local_addr()?;
-    let sessions = Registry::new(args.sse(), args.mcp_idle_timeout());
+    let sessions = Registry::new(args.sse(), args.mcp_idle_timeout(), args.session_caps());
     let bus = join_bus(&args, addr, &sessions).await?;
     let state = AppState {
         store: store.clone(),
@@ -54,6 +66,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             store: store.clone(),
             upstream,
             sleep_max: std::time::Duration::from_millis(args.sleep_tool_max_ms),
+            prompt_max: args.prompt_max_bytes,
             // Lists are as fresh as the read cache keeps them; every answer depends on the caller's
             // token, so no cache may share it across callers.
             stateless: protocol::result::Decoration {
@@ -65,6 +78,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         sessions: Arc::clone(&sessions),
         bus,
         streamable_replies: args.streamable_http_replies,
+        messages: Arc::new(tokio::sync::Semaphore::new(args.max_messages_in_flight.max(1))),
         origins: Arc::new(protocol::origin::Origins::new(args.allowed_origins.clone())),
         local_host: addr.to_string(),
         info: Arc::new(info),

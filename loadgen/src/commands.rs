@@ -337,7 +337,14 @@ struct HowToRun {
 async fn run_once(plan: scenario::Scenario, how: HowToRun) -> Result<(), CliError> {
     let cell = Arc::new(tokio::sync::watch::Sender::new(None));
     if let Some(addr) = how.live_addr {
-        let bound = live::serve(addr, Arc::clone(&cell))
+        let token = std::env::var(live::TOKEN_ENV).ok().filter(|t| !t.is_empty());
+        if token.is_none() && !addr.ip().is_loopback() {
+            errln!(
+                "stampede: the live feed on {addr} can be read by anyone who reaches it: set {} to ask for a token",
+                live::TOKEN_ENV
+            );
+        }
+        let bound = live::serve(addr, Arc::clone(&cell), token)
             .await
             .map_err(|e| CliError::Usage(format!("stampede: cannot serve the live feed on {addr}: {e}")))?;
         errln!("live feed on http://{bound}/live, Prometheus metrics on http://{bound}/metrics");

@@ -412,7 +412,7 @@ fn outcomes(out: &mut String, r: &Results) {
         }
         let _ = writeln!(out, "  {}: {}", a.name, parts.join("; "));
         for (msg, n) in a.errors.iter().take(3) {
-            let _ = writeln!(out, "    {n}× {msg}");
+            let _ = writeln!(out, "    {n}× {}", crate::stdio::printable(msg));
         }
     }
 }

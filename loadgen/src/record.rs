@@ -35,7 +35,55 @@ pub fn encode_histogram(stats: &Stats) -> String {
 pub fn decode_histogram(text: &str) -> anyhow::Result<Histogram<u64>> {
     use base64::Engine as _;
     let bytes = base64::engine::general_purpose::STANDARD.decode(text)?;
+    check_histogram_header(&bytes)?;
     Ok(hdrhistogram::serialization::Deserializer::new().deserialize(&mut bytes.as_slice())?)
+}
+
+/// The HdrHistogram V2 cookies (with the word size, 0x10): plain, and deflated (its header inside the
+/// zlib stream).
+const V2_COOKIE: u32 = 0x1c84_9313;
+const V2_DEFLATE_COOKIE: u32 = 0x1c84_9314;
+/// Larger than any histogram of ours encodes to (a counts array of tens of thousands, a few bytes each).
+const MAX_HISTOGRAM_PAYLOAD: u32 = 1 << 20;
+
+/// Refuse a histogram whose header claims more than a histogram of ours can be, before the decoder
+/// allocates what it claims (a crafted file said 4 GiB).
+fn check_histogram_header(bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Read as _;
+    let word = |b: &[u8], at: usize| {
+        b.get(at..at + 4)
+            .map(|w| u32::from_be_bytes(w.try_into().expect("4 bytes")))
+    };
+    let long = |b: &[u8], at: usize| {
+        b.get(at..at + 8)
+            .map(|w| u64::from_be_bytes(w.try_into().expect("8 bytes")))
+    };
+    let mut header = [0u8; 40];
+    let header: &[u8] = match word(bytes, 0) {
+        Some(V2_COOKIE) => bytes,
+        Some(V2_DEFLATE_COOKIE) => {
+            let compressed = bytes.get(8..).ok_or_else(|| anyhow::anyhow!("a histogram cut short"))?;
+            flate2::read::ZlibDecoder::new(compressed)
+                .read_exact(&mut header)
+                .map_err(|e| anyhow::anyhow!("a histogram whose header does not inflate: {e}"))?;
+            &header
+        }
+        _ => anyhow::bail!("not an HdrHistogram V2 histogram"),
+    };
+    let (Some(V2_COOKIE), Some(payload), Some(digits), Some(low), Some(high)) = (
+        word(header, 0),
+        word(header, 4),
+        word(header, 12),
+        long(header, 16),
+        long(header, 24),
+    ) else {
+        anyhow::bail!("a histogram with a malformed header");
+    };
+    anyhow::ensure!(
+        payload <= MAX_HISTOGRAM_PAYLOAD && digits <= 5 && low >= 1 && high <= MAX_MICROS && low <= high,
+        "a histogram beyond any stampede writes (payload {payload} bytes, {digits} digits, range {low}..{high})"
+    );
+    Ok(())
 }
 
 /// What one action came to.
@@ -133,6 +181,9 @@ impl Stats {
 
     fn note_error(&mut self, error: Option<&str>) {
         if let Some(msg) = error {
+            // A target's words are kept as a terminal may show them.
+            let printable = crate::stdio::printable(msg);
+            let msg: &str = &printable;
             if let Some(n) = self.errors.get_mut(msg) {
                 *n += 1;
             } else if self.errors.len() < MAX_ERROR_MESSAGES {
@@ -457,6 +508,35 @@ mod tests {
             rpc_error: None,
             error: None,
             bytes: None,
+        }
+    }
+
+    #[test]
+    fn a_histogram_claiming_more_than_ours_is_refused_before_it_is_decoded() {
+        use base64::Engine as _;
+        use std::io::Write as _;
+        let mut stats = Stats::default();
+        stats.latency.record(1234).unwrap();
+        let ours = encode_histogram(&stats);
+        assert_eq!(decode_histogram(&ours).unwrap().len(), 1);
+        // A plain V2 header claiming a 4 GiB payload, and the same deflated.
+        let mut header = Vec::new();
+        for word in [V2_COOKIE, u32::MAX, 0, 3] {
+            header.extend_from_slice(&word.to_be_bytes());
+        }
+        for long in [1u64, MAX_MICROS, 1f64.to_bits()] {
+            header.extend_from_slice(&long.to_be_bytes());
+        }
+        let mut deflated = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+        deflated.write_all(&header).unwrap();
+        let deflated = deflated.finish().unwrap();
+        let mut wrapped = V2_DEFLATE_COOKIE.to_be_bytes().to_vec();
+        wrapped.extend_from_slice(&(deflated.len() as u32).to_be_bytes());
+        wrapped.extend_from_slice(&deflated);
+        for crafted in [header, wrapped] {
+            let text = base64::engine::general_purpose::STANDARD.encode(crafted);
+            let e = decode_histogram(&text).unwrap_err().to_string();
+            assert!(e.contains("beyond any stampede writes"), "{e}");
         }
     }
 

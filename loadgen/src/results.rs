@@ -220,7 +220,7 @@ impl Results {
             scenario: ScenarioInfo {
                 name: scenario.name.clone(),
                 file: file.map(|f| f.display().to_string()),
-                spec: scenario.spec.clone(),
+                spec: scenario.spec.redacted(),
             },
             target: TargetInfo {
                 url: run.target_base.clone(),

@@ -61,6 +61,7 @@ pub fn spawn_gateway_with(args: &[&str], secret: Option<&str>, env: &[(&str, &st
         .env_remove("JWT_SECRET_KEY")
         .env_remove("DATABASE_URL")
         .env_remove("GATEWAY_ACTIVATION_IO_MS")
+        .env("OUTBOUND_ALLOW", "loopback")
         .envs(secret.map(|s| ("JWT_SECRET_KEY", s)))
         .envs(env.iter().copied())
         .stdout(Stdio::piped());

@@ -22,6 +22,10 @@ async fn poll(http: &reqwest::Client, addr: &str, seen: bool) -> Feed {
             Ok(s) => Feed::Snapshot(Box::new(s)),
             Err(e) => Feed::Problem(format!("{addr} does not serve stampede snapshots: {e}")),
         },
+        Ok(resp) if resp.status() == reqwest::StatusCode::UNAUTHORIZED => Feed::Problem(format!(
+            "{addr} asks for a token: set {} to the run's",
+            stampede_loadgen::live::TOKEN_ENV
+        )),
         Ok(resp) => Feed::Problem(format!("{addr}: the run has not started ({})", resp.status())),
         Err(_) if seen => Feed::Problem(format!("the run at {addr} has ended (its feed is gone)")),
         Err(_) => Feed::Problem(format!(
@@ -34,8 +38,18 @@ pub fn attach(addrs: Vec<String>) -> (watch::Receiver<Option<Arc<Snapshot>>>, wa
     let (snap_tx, snap_rx) = watch::channel(None);
     let (status_tx, status_rx) = watch::channel(Some(format!("connecting to {}…", addrs.join(", "))));
     tokio::spawn(async move {
+        // A feed that asks for a token gets the one in the same variable `stampede run` reads.
+        let mut headers = reqwest::header::HeaderMap::new();
+        if let Some(value) = std::env::var(stampede_loadgen::live::TOKEN_ENV)
+            .ok()
+            .filter(|t| !t.is_empty())
+            .and_then(|t| reqwest::header::HeaderValue::from_str(&format!("Bearer {t}")).ok())
+        {
+            headers.insert(reqwest::header::AUTHORIZATION, value);
+        }
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(3))
+            .default_headers(headers)
             .build()
             .expect("client");
         // Each address's last snapshot: a shard whose feed ended still counts with what it last said.

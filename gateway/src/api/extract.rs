@@ -96,3 +96,16 @@ where
             .map_err(|rejection| ApiError::unprocessable(rejection.body_text()))
     }
 }
+
+/// The subject of the request's token (`require_auth` put it there).
+impl<S: Send + Sync> FromRequestParts<S> for crate::auth::Subject {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<crate::auth::Subject>()
+            .cloned()
+            .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "Authorization token required"))
+    }
+}

@@ -8,7 +8,7 @@
 //! connection to the owner: the owner sees the disconnect exactly as if the client had been its own.
 
 use axum::body::{Body, Bytes};
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{ConnectInfo, Query, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderName, StatusCode, header};
 use axum::middleware::Next;
@@ -30,7 +30,7 @@ pub async fn forward(State(state): State<AppState>, req: Request, next: Next) ->
         return next.run(req).await;
     };
     let session = match session_named(&req) {
-        Some(id) if !req.headers().contains_key(&FORWARDED) && !state.sessions.holds(id) => id.to_owned(),
+        Some(id) if !req.headers().contains_key(&FORWARDED) && !state.sessions.holds(&id) => id,
         _ => return next.run(req).await,
     };
     let Some(owner) = bus.owner(&session).await else {
@@ -55,17 +55,20 @@ pub async fn forward(State(state): State<AppState>, req: Request, next: Next) ->
     }
 }
 
-/// The session a request names: `session_id` in the query of a `…/message`, the `Mcp-Session-Id`
-/// header of a `…/mcp`.
-fn session_named(req: &Request) -> Option<&str> {
+/// The session a request names: `session_id` in the query of a `…/message` (decoded as the
+/// handler's `Query` decodes it, so both mean the same session), the `Mcp-Session-Id` header of a
+/// `…/mcp`.
+fn session_named(req: &Request) -> Option<String> {
     let path = req.uri().path();
     if path.ends_with("/message") {
-        req.uri()
-            .query()?
-            .split('&')
-            .find_map(|pair| pair.strip_prefix("session_id="))
+        #[derive(serde::Deserialize)]
+        struct Named {
+            session_id: String,
+        }
+        let Query(named) = Query::<Named>::try_from_uri(req.uri()).ok()?;
+        Some(named.session_id)
     } else if path.ends_with("/mcp") {
-        req.headers().get(&SESSION)?.to_str().ok()
+        Some(req.headers().get(&SESSION)?.to_str().ok()?.to_owned())
     } else {
         None
     }
@@ -181,4 +184,21 @@ fn hop_by_hop(name: &HeaderName) -> bool {
     ]
     .contains(name)
         || name.as_str() == "keep-alive"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn named(uri: &str) -> Option<String> {
+        session_named(&Request::builder().uri(uri).body(axum::body::Body::empty()).unwrap())
+    }
+
+    #[test]
+    fn a_percent_encoded_session_is_the_session_the_handler_finds() {
+        assert_eq!(named("/message?session_id=%61bc").as_deref(), Some("abc"));
+        assert_eq!(named("/servers/x/message?x=1&session_id=a%2Bb").as_deref(), Some("a+b"));
+        assert_eq!(named("/message?other=1"), None);
+        assert_eq!(named("/tools"), None);
+    }
 }

@@ -45,6 +45,8 @@ pub struct AppState {
     pub bus: Option<Arc<crate::session::Bus>>,
     /// How `POST /mcp` answers when the client accepts both JSON and a stream.
     pub streamable_replies: ReplyFormat,
+    /// HTTP+SSE messages being answered now, all sessions together (`MAX_MESSAGES_IN_FLIGHT`).
+    pub messages: Arc<tokio::sync::Semaphore>,
     /// The origins the MCP endpoints accept (`protocol::origin`).
     pub origins: Arc<protocol::origin::Origins>,
     /// The address the gateway listens on, for endpoint URLs when a request has no Host header.
@@ -117,7 +119,7 @@ async fn track(State(state): State<AppState>, req: Request, next: Next) -> Respo
 async fn require_auth(State(state): State<AppState>, mut req: Request, next: Next) -> Result<Response, ApiError> {
     let header = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
     let claims = state.auth.verify_header(header)?;
-    req.extensions_mut().insert(claims);
+    req.extensions_mut().insert(crate::auth::Subject(claims.sub.into()));
     Ok(next.run(req).await)
 }
 

@@ -43,6 +43,9 @@ pub async fn to_gateway(State(state): State<AppState>, Path(id): Path<String>, r
         )
         .into_response();
     }
+    if let Err(e) = state.rpc.upstream.check(&gateway.url) {
+        return refused(&gateway.name, &e);
+    }
     let relayed = relay(state.rpc.upstream.http(), gateway.url.clone(), req, Hop::Upstream).await;
     relayed.unwrap_or_else(|e| unreachable_upstream(&gateway.name, &gateway.url, &e))
 }
@@ -60,6 +63,9 @@ pub async fn front(State(state): State<AppState>, Path(id): Path<String>, req: R
     };
     if !front.enabled {
         return disabled(&front.gateway_name);
+    }
+    if let Err(e) = state.rpc.upstream.check(&front.url) {
+        return refused(&front.gateway_name, &e);
     }
     to_front(&state, Arc::clone(&front), req)
         .await
@@ -117,6 +123,10 @@ async fn to_front(state: &AppState, front: Arc<FrontedServer>, req: Request) -> 
 
 fn disabled(gateway: &str) -> Response {
     ApiError::new(StatusCode::NOT_FOUND, format!("Gateway is disabled: {gateway}")).into_response()
+}
+
+fn refused(gateway: &str, e: &crate::upstream::UpstreamError) -> Response {
+    ApiError::new(StatusCode::FORBIDDEN, format!("gateway {gateway}: {e}")).into_response()
 }
 
 fn unreachable_upstream(name: &str, url: &str, e: &anyhow::Error) -> Response {

@@ -5,6 +5,7 @@
 //! The HTTP handlers are `api::sse` and `api::mcp`.
 
 pub mod bus;
+mod caps;
 pub mod frame;
 mod http_sse;
 mod listen;
@@ -22,8 +23,9 @@ use tokio::sync::mpsc;
 use crate::conn::Streaming;
 
 pub use bus::Bus;
+pub use caps::{Full, SessionCaps};
 pub use listen::Change;
-pub use registry::{EndReason, Entry, Registry, SessionCounts, Transport};
+pub use registry::{EndReason, Entry, MESSAGES_IN_FLIGHT, Registry, SessionCounts, Transport};
 pub use streamable_http::{Control, Refused};
 
 /// The response body of a session: its frames as they come; it ends when the producer does. While

@@ -11,6 +11,7 @@ use std::time::Duration;
 use axum::body::Bytes;
 use tokio::sync::{broadcast, mpsc, watch};
 
+use super::caps::{Full, Held, SessionCaps};
 use super::http_sse::Session;
 use super::listen::{Change, ListenStream, Listening};
 use super::producer::Producer;
@@ -101,6 +102,8 @@ impl Transport {
 /// How to reach a session from a request.
 #[derive(Clone)]
 pub struct Entry {
+    /// The subject of the token that opened it: the only one it answers.
+    pub owner: Arc<str>,
     /// Serialized `event: message` frames for the session's producer.
     pub inbox: mpsc::Sender<Bytes>,
     pub server_id: Option<String>,
@@ -108,7 +111,12 @@ pub struct Entry {
     pub streamable: Option<Arc<Control>>,
     /// An HTTP+SSE session's handshake, when requests wait for it (`SSE_REQUIRE_INITIALIZE`).
     pub handshake: Option<Arc<protocol::handshake::Handshake>>,
+    /// An HTTP+SSE session's messages being answered now, at most [`MESSAGES_IN_FLIGHT`].
+    pub messages: Option<Arc<tokio::sync::Semaphore>>,
 }
+
+/// Messages of one HTTP+SSE session answered at once; more are refused (429) until one is done.
+pub const MESSAGES_IN_FLIGHT: usize = INBOX_FRAMES;
 
 /// Frames a client has not taken yet, per session; with the send timeout this bounds its memory.
 const OUT_FRAMES: usize = 8;
@@ -121,10 +129,19 @@ struct Counters {
     active: AtomicU64,
     total: AtomicU64,
     ends: [AtomicU64; EndReason::ALL.len()],
+    refused: [AtomicU64; Full::LABELS.len()],
+}
+
+/// The sessions, and how many each subject holds, under one lock.
+#[derive(Default)]
+struct Sessions {
+    by_id: HashMap<String, Entry>,
+    held: Held,
 }
 
 pub struct Registry {
-    sessions: Mutex<HashMap<String, Entry>>,
+    sessions: Mutex<Sessions>,
+    caps: SessionCaps,
     counters: [Counters; Transport::ALL.len()],
     shutdown: watch::Sender<bool>,
     behaviour: SseBehaviour,
@@ -144,12 +161,15 @@ pub struct SessionCounts {
     pub active: u64,
     pub total: u64,
     pub ends: [(EndReason, u64); EndReason::ALL.len()],
+    /// Sessions refused at a cap, by cap (`Full::LABELS`).
+    pub refused: [(&'static str, u64); Full::LABELS.len()],
 }
 
 impl Registry {
-    pub fn new(behaviour: SseBehaviour, idle_timeout: Option<Duration>) -> Arc<Registry> {
+    pub fn new(behaviour: SseBehaviour, idle_timeout: Option<Duration>, caps: SessionCaps) -> Arc<Registry> {
         Arc::new(Registry {
             sessions: Mutex::default(),
+            caps,
             counters: Default::default(),
             shutdown: watch::Sender::new(false),
             behaviour,
@@ -164,76 +184,99 @@ impl Registry {
         let _ = self.changes.send(change);
     }
 
-    /// Add a session to the map and the counts; its registration removes it again.
-    fn register(self: &Arc<Self>, entry: Entry, transport: Transport) -> (String, Registration) {
+    /// Add a session to the map and the counts, unless a cap refuses it; its registration removes it
+    /// again.
+    fn register(self: &Arc<Self>, entry: Entry, transport: Transport) -> Result<(String, Registration), Full> {
         let id = crate::model::new_id();
-        self.sessions.lock().expect("registry lock").insert(id.clone(), entry);
+        let owner = Arc::clone(&entry.owner);
         let counters = &self.counters[transport.index()];
+        {
+            let mut sessions = self.sessions.lock().expect("registry lock");
+            let held = sessions.by_id.len();
+            if let Err(full) = sessions.held.admit(self.caps, held, &owner) {
+                counters.refused[full.index()].fetch_add(1, Ordering::Relaxed);
+                return Err(full);
+            }
+            sessions.by_id.insert(id.clone(), entry);
+        }
         counters.total.fetch_add(1, Ordering::Relaxed);
         counters.active.fetch_add(1, Ordering::Relaxed);
         let registration = Registration {
             registry: Arc::clone(self),
             id: id.clone(),
+            owner,
             transport,
             reason: EndReason::Error,
         };
-        (id, registration)
+        Ok((id, registration))
     }
 
     /// Register a new session: answers its id, its producer (to be spawned) and the receiving end of
     /// its frames (the response body).
     pub fn open(
         self: &Arc<Self>,
+        owner: Arc<str>,
         server_id: Option<String>,
         conn: ConnHandle,
-    ) -> (String, Session, mpsc::Receiver<Bytes>) {
+    ) -> Result<(String, Session, mpsc::Receiver<Bytes>), Full> {
         let (inbox_tx, inbox_rx) = mpsc::channel(INBOX_FRAMES);
         let (out_tx, out_rx) = mpsc::channel(OUT_FRAMES);
         let entry = Entry {
+            owner,
             inbox: inbox_tx,
             server_id,
             streamable: None,
             handshake: self.behaviour.require_initialize.then(Arc::default),
+            messages: Some(Arc::new(tokio::sync::Semaphore::new(MESSAGES_IN_FLIGHT))),
         };
-        let (id, registration) = self.register(entry, Transport::Sse);
+        let (id, registration) = self.register(entry, Transport::Sse)?;
         let producer = Producer::new(inbox_rx, self.shutdown.subscribe(), self.behaviour);
-        (id, Session::new(registration, producer, out_tx, conn), out_rx)
+        Ok((id, Session::new(registration, producer, out_tx, conn), out_rx))
     }
 
     /// Register a Streamable HTTP session: answers its id and its task (to be spawned).
-    pub fn open_streamable(self: &Arc<Self>, server_id: Option<String>) -> (String, StreamableSession) {
+    pub fn open_streamable(
+        self: &Arc<Self>,
+        owner: Arc<str>,
+        server_id: Option<String>,
+    ) -> Result<(String, StreamableSession), Full> {
         let (inbox_tx, inbox_rx) = mpsc::channel(INBOX_FRAMES);
         let (control, commands) = Control::new();
         let entry = Entry {
+            owner,
             inbox: inbox_tx,
             server_id,
             streamable: Some(Arc::clone(&control)),
             handshake: None,
+            messages: None,
         };
-        let (id, registration) = self.register(entry, Transport::StreamableHttp);
+        let (id, registration) = self.register(entry, Transport::StreamableHttp)?;
         let producer = Producer::new(inbox_rx, self.shutdown.subscribe(), self.behaviour);
         let session = StreamableSession::new(registration, producer, control, commands, self.idle_timeout);
-        (id, session)
+        Ok((id, session))
     }
 
     /// Register a listen stream for request `id` asking for `filter`: answers its task (to be
     /// spawned) and the receiving end of its frames (the response body).
     pub fn open_listen(
         self: &Arc<Self>,
+        owner: Arc<str>,
         server_id: Option<String>,
         conn: ConnHandle,
         id: &serde_json::Value,
         filter: &serde_json::Value,
-    ) -> (ListenStream, mpsc::Receiver<Bytes>) {
+    ) -> Result<(ListenStream, mpsc::Receiver<Bytes>), Full> {
         let (inbox_tx, inbox_rx) = mpsc::channel(1);
         let (out, out_rx) = mpsc::channel(OUT_FRAMES);
         let entry = Entry {
+            owner,
             inbox: inbox_tx,
             server_id,
             streamable: None,
             handshake: None,
+            messages: None,
         };
-        let (_, registration) = self.register(entry, Transport::Listen);
+        let (_, registration) = self.register(entry, Transport::Listen)?;
         let (listening, ack) = Listening::new(self.changes.subscribe(), id, filter);
         let producer = Producer::new(inbox_rx, self.shutdown.subscribe(), self.behaviour).listening(listening);
         let stream = ListenStream {
@@ -243,7 +286,7 @@ impl Registry {
             conn,
             ack,
         };
-        (stream, out_rx)
+        Ok((stream, out_rx))
     }
 
     /// A new stream's frame channel: the producer's end and the response body's.
@@ -254,11 +297,13 @@ impl Registry {
     /// Whether the session is held here (no copy of its entry: the forward layer asks on every
     /// session request).
     pub fn holds(&self, id: &str) -> bool {
-        self.sessions.lock().expect("registry lock").contains_key(id)
+        self.sessions.lock().expect("registry lock").by_id.contains_key(id)
     }
 
-    pub fn lookup(&self, id: &str) -> Option<Entry> {
-        self.sessions.lock().expect("registry lock").get(id).cloned()
+    /// The session `id`, if `owner` opened it: to anyone else it does not exist.
+    pub fn lookup(&self, id: &str, owner: &str) -> Option<Entry> {
+        let sessions = self.sessions.lock().expect("registry lock");
+        sessions.by_id.get(id).filter(|e| &*e.owner == owner).cloned()
     }
 
     /// Ask every session to send its final frame and end.
@@ -267,7 +312,7 @@ impl Registry {
     }
 
     pub fn active(&self) -> usize {
-        self.sessions.lock().expect("registry lock").len()
+        self.sessions.lock().expect("registry lock").by_id.len()
     }
 
     pub fn counts(&self) -> [SessionCounts; Transport::ALL.len()] {
@@ -278,6 +323,7 @@ impl Registry {
                 active: c.active.load(Ordering::Relaxed),
                 total: c.total.load(Ordering::Relaxed),
                 ends: EndReason::ALL.map(|r| (r, c.ends[r.index()].load(Ordering::Relaxed))),
+                refused: [0, 1].map(|i| (Full::LABELS[i], c.refused[i].load(Ordering::Relaxed))),
             }
         })
     }
@@ -287,6 +333,7 @@ impl Registry {
 pub struct Registration {
     registry: Arc<Registry>,
     id: String,
+    owner: Arc<str>,
     transport: Transport,
     reason: EndReason,
 }
@@ -299,7 +346,11 @@ impl Registration {
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        self.registry.sessions.lock().expect("registry lock").remove(&self.id);
+        {
+            let mut sessions = self.registry.sessions.lock().expect("registry lock");
+            sessions.by_id.remove(&self.id);
+            sessions.held.release(&self.owner);
+        }
         let counters = &self.registry.counters[self.transport.index()];
         counters.active.fetch_sub(1, Ordering::Relaxed);
         counters.ends[self.reason.index()].fetch_add(1, Ordering::Relaxed);

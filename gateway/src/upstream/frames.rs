@@ -6,13 +6,16 @@ use super::UpstreamError;
 pub struct Frames {
     body: reqwest::Response,
     buffer: String,
+    /// The longest event read; a longer one ends the stream as an error.
+    max: usize,
 }
 
 impl Frames {
-    pub fn new(body: reqwest::Response) -> Frames {
+    pub fn new(body: reqwest::Response, max: usize) -> Frames {
         Frames {
             body,
             buffer: String::new(),
+            max,
         }
     }
 
@@ -35,6 +38,9 @@ impl Frames {
                     return Ok(Some((event, data.join("\n"))));
                 }
                 continue;
+            }
+            if self.buffer.len() > self.max {
+                return Err(UpstreamError::TooLarge(self.max));
             }
             match self.body.chunk().await.map_err(UpstreamError::of)? {
                 Some(chunk) => self

@@ -14,7 +14,7 @@ pub struct Session {
 }
 
 impl Session {
-    pub async fn open(http: &reqwest::Client, url: &str) -> Result<Session, UpstreamError> {
+    pub async fn open(http: &reqwest::Client, url: &str, max_bytes: usize) -> Result<Session, UpstreamError> {
         let base = reqwest::Url::parse(url).map_err(|e| UpstreamError::Protocol(format!("{url}: {e}")))?;
         let resp = http
             .get(base.clone())
@@ -36,7 +36,7 @@ impl Session {
                 "Expected response header Content-Type to contain 'text/event-stream', got '{content_type}'"
             )));
         }
-        let mut stream = Frames::new(resp);
+        let mut stream = Frames::new(resp, max_bytes);
         let endpoint = loop {
             match stream.next().await? {
                 Some((event, data)) if event == "endpoint" => break data,

@@ -9,7 +9,10 @@
 
 mod frames;
 mod http_sse;
+mod outbound;
 mod streamable_http;
+
+pub use outbound::Outbound;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -50,6 +53,12 @@ pub enum UpstreamError {
     /// The upstream answered with a JSON-RPC error.
     #[error("the upstream answered error {code}: {message}")]
     Rpc { code: i64, message: String },
+    /// The URL is somewhere the gateway does not send requests (`OUTBOUND_ALLOW`).
+    #[error("refused by the outbound policy: {0}")]
+    Refused(String),
+    /// An answer longer than the gateway reads.
+    #[error("an answer larger than {0} bytes (UPSTREAM_MAX_BYTES)")]
+    TooLarge(usize),
 }
 
 impl UpstreamError {
@@ -62,7 +71,8 @@ impl UpstreamError {
     }
 }
 
-fn chain(e: &dyn std::error::Error) -> String {
+/// An error with its sources, as one line.
+pub fn chain(e: &dyn std::error::Error) -> String {
     let mut out = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {
@@ -87,14 +97,51 @@ pub struct Client {
     http: reqwest::Client,
     /// The era each Streamable HTTP upstream was found to speak, by URL.
     eras: Arc<Mutex<HashMap<String, Era>>>,
+    outbound: Outbound,
+    /// The longest answer (or event) read from an upstream.
+    max_bytes: usize,
+}
+
+/// Read a whole answer, at most `max` bytes: past them the answer is dropped (and its connection
+/// closed) as soon as it is known to be too long.
+pub async fn read_capped(mut resp: reqwest::Response, max: usize) -> Result<Vec<u8>, UpstreamError> {
+    if resp.content_length().is_some_and(|n| n > max as u64) {
+        return Err(UpstreamError::TooLarge(max));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(UpstreamError::of)? {
+        if body.len() + chunk.len() > max {
+            return Err(UpstreamError::TooLarge(max));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 impl Client {
-    pub fn new() -> anyhow::Result<Client> {
+    pub fn new(outbound: Outbound, max_bytes: usize) -> anyhow::Result<Client> {
+        let http = reqwest::Client::builder()
+            .dns_resolver(Arc::new(outbound::Resolver(outbound)))
+            .redirect(outbound::redirects(outbound))
+            .build()?;
         Ok(Client {
-            http: reqwest::Client::builder().build()?,
+            http,
             eras: Arc::default(),
+            outbound,
+            max_bytes,
         })
+    }
+
+    /// Whether the gateway sends requests to `url` (its resolved addresses are checked when it is
+    /// dialled).
+    pub fn check(&self, url: &str) -> Result<(), UpstreamError> {
+        let parsed = reqwest::Url::parse(url).map_err(|e| UpstreamError::Protocol(format!("{url}: {e}")))?;
+        self.outbound.check(&parsed).map_err(UpstreamError::Refused)
+    }
+
+    /// The longest answer read from an upstream.
+    pub fn max_bytes(&self) -> usize {
+        self.max_bytes
     }
 
     fn era_of(&self, url: &str) -> Option<Era> {
@@ -172,9 +219,10 @@ impl Client {
         timeout: Duration,
         f: impl AsyncFnOnce(&mut Session) -> Result<T, UpstreamError>,
     ) -> Result<T, UpstreamError> {
+        self.check(url)?;
         let work = async {
             let known = self.era_of(url);
-            let (mut session, era) = Session::open(&self.http, url, transport, known).await?;
+            let (mut session, era) = Session::open(&self.http, url, transport, known, self.max_bytes).await?;
             if transport == Transport::StreamableHttp && known != Some(era) {
                 self.remember(url, Some(era));
             }
@@ -209,11 +257,12 @@ impl Session {
         url: &str,
         transport: Transport,
         known: Option<Era>,
+        max_bytes: usize,
     ) -> Result<(Session, Era), UpstreamError> {
         let mut session = match transport {
-            Transport::Sse => Session::Sse(http_sse::Session::open(http, url).await?),
+            Transport::Sse => Session::Sse(http_sse::Session::open(http, url, max_bytes).await?),
             Transport::StreamableHttp => {
-                let mut s = streamable_http::Session::new(http, url);
+                let mut s = streamable_http::Session::new(http, url, max_bytes);
                 let stateless = match known {
                     Some(Era::Stateless) => {
                         s.speak_stateless(&client_info());

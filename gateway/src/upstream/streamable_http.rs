@@ -11,6 +11,9 @@ use serde_json::{Value, json};
 use super::UpstreamError;
 use super::frames::{Frames, Read};
 
+/// How much of a failing answer's body its error quotes.
+const ERROR_EXCERPT: usize = 4096;
+
 pub struct Session {
     http: reqwest::Client,
     url: String,
@@ -19,10 +22,12 @@ pub struct Session {
     /// Stateless era: the `_meta` every request carries.
     meta: Option<Value>,
     next_id: u64,
+    /// The longest answer (or event) read.
+    max_bytes: usize,
 }
 
 impl Session {
-    pub fn new(http: &reqwest::Client, url: &str) -> Session {
+    pub fn new(http: &reqwest::Client, url: &str, max_bytes: usize) -> Session {
         Session {
             http: http.clone(),
             url: url.to_owned(),
@@ -30,6 +35,7 @@ impl Session {
             version: None,
             meta: None,
             next_id: 0,
+            max_bytes,
         }
     }
 
@@ -101,7 +107,10 @@ impl Session {
         // A stateless refusal is a JSON-RPC error under its status: the reply, not a broken exchange.
         let refusal = stateless && status.is_client_error() && json;
         if !status.is_success() && !refusal {
-            let body = resp.text().await.unwrap_or_default();
+            let body = super::read_capped(resp, ERROR_EXCERPT).await.map_or_else(
+                |_| format!("(more than {ERROR_EXCERPT} bytes)"),
+                |b| String::from_utf8_lossy(&b).into_owned(),
+            );
             return Err(UpstreamError::Protocol(format!(
                 "POST {} answered {status}: {body}",
                 self.url
@@ -130,7 +139,7 @@ impl Session {
             .unwrap_or("")
             .to_owned();
         if content_type.contains("text/event-stream") {
-            let mut frames = Frames::new(resp);
+            let mut frames = Frames::new(resp, self.max_bytes);
             loop {
                 match Read::of(frames.next_message().await?, id) {
                     Read::Answer(msg) => return Ok(msg),
@@ -140,9 +149,8 @@ impl Session {
                 }
             }
         }
-        let body: Value = resp
-            .json()
-            .await
+        let body = super::read_capped(resp, self.max_bytes).await?;
+        let body: Value = serde_json::from_slice(&body)
             .map_err(|e| UpstreamError::Protocol(format!("{method}: an answer that is not JSON: {e}")))?;
         // A batch answer is an array; find ours.
         match body {

@@ -94,8 +94,16 @@ fn a_reachable_address_with_the_default_secret_is_refused_with_how_to_set_one() 
     );
     assert!(!dir.path().join("gateway.db").exists() || out.stdout.is_empty());
 
+    // An empty or a short secret can be guessed as easily.
+    for (weak, says) in [("", "an empty JWT secret"), ("short-secret", "shorter than 32 bytes")] {
+        let out = serve(Some(weak)).wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(1), "{weak:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(says) && err.contains("set JWT_SECRET_KEY"), "{err}");
+    }
+
     // With a secret of its own it serves there.
-    let mut child = serve(Some("a-secret-of-its-own"));
+    let mut child = serve(Some("a-secret-of-its-own-32-bytes-long"));
     let mut first = String::new();
     BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut first)
@@ -111,7 +119,7 @@ fn a_reachable_address_without_authentication_is_refused() {
     let out = gateway()
         .args(["serve", "--bind", "0.0.0.0:0", "--data-dir"])
         .arg(dir.path())
-        .env("JWT_SECRET_KEY", "a-secret-of-its-own")
+        .env("JWT_SECRET_KEY", "a-secret-of-its-own-32-bytes-long")
         .env("AUTH_REQUIRED", "false")
         .output()
         .unwrap();

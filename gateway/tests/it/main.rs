@@ -6,6 +6,7 @@ mod cli;
 mod concurrency;
 mod conformance;
 mod crash;
+mod hostile;
 mod locking;
 mod mcp;
 mod readme;

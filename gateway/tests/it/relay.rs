@@ -214,6 +214,9 @@ async fn a_virtual_server_of_one_federated_server_fronts_it_narrowed_to_its_tool
     )
     .await;
     assert_eq!(refused["error"]["code"], -32602, "{refused}");
+    // The gateway's token check comes first, as on every MCP endpoint.
+    let resp = gw.http.post(&url).json(&json!({})).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
 
     // A server whose tools are not all one federated server's is the gateway's own, as before.
     let url = gw.url(&format!("/servers/{mixed}/mcp"));

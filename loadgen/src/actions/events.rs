@@ -50,7 +50,7 @@ impl EventParser {
         &mut self,
         mut bytes: &[u8],
         mut on_event: impl FnMut(&[u8], &str) -> Option<T>,
-    ) -> Result<Option<T>, String> {
+    ) -> Result<Option<T>, Refused> {
         // An empty read leaves a CR pending: the LF that may follow it comes in a later one.
         if bytes.is_empty() {
             return Ok(None);
@@ -62,7 +62,7 @@ impl EventParser {
         while !bytes.is_empty() {
             let Some(end) = bytes.iter().position(|b| *b == b'\n' || *b == b'\r') else {
                 if self.line.len() + bytes.len() + self.data.len() > MAX_EVENT {
-                    return Err(too_large());
+                    return Err(Refused::TooLarge);
                 }
                 self.line.extend_from_slice(bytes);
                 return Ok(None);
@@ -72,7 +72,7 @@ impl EventParser {
                 self.line_done(&bytes[..end], &mut on_event)?
             } else {
                 if self.line.len() + end + self.data.len() > MAX_EVENT {
-                    return Err(too_large());
+                    return Err(Refused::TooLarge);
                 }
                 let mut line = std::mem::take(&mut self.line);
                 line.extend_from_slice(&bytes[..end]);
@@ -100,13 +100,13 @@ impl EventParser {
         &mut self,
         line: &[u8],
         on_event: &mut impl FnMut(&[u8], &str) -> Option<T>,
-    ) -> Result<Option<T>, String> {
+    ) -> Result<Option<T>, Refused> {
         if line.is_empty() {
             if !self.has_data {
                 self.event.clear();
                 return Ok(None);
             }
-            let data = std::str::from_utf8(&self.data).map_err(|e| format!("an event's data is not UTF-8 ({e})"))?;
+            let data = std::str::from_utf8(&self.data).map_err(|e| Refused::NotUtf8(e.to_string()))?;
             let name: &[u8] = if self.event.is_empty() { b"message" } else { &self.event };
             let out = on_event(name, data);
             self.data.clear();
@@ -127,7 +127,7 @@ impl EventParser {
         match field {
             b"data" => {
                 if self.data.len() + value.len() + 1 > MAX_EVENT {
-                    return Err(too_large());
+                    return Err(Refused::TooLarge);
                 }
                 if self.has_data {
                     self.data.push(b'\n');
@@ -145,8 +145,31 @@ impl EventParser {
     }
 }
 
-fn too_large() -> String {
-    format!("an event larger than {} KiB", MAX_EVENT >> 10)
+/// Why the parser stopped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refused {
+    /// An event past [`MAX_EVENT`].
+    TooLarge,
+    /// An event's data that is not UTF-8.
+    NotUtf8(String),
+}
+
+impl Refused {
+    pub fn kind(&self) -> crate::data::FailureKind {
+        match self {
+            Refused::TooLarge => crate::data::FailureKind::TooLarge,
+            Refused::NotUtf8(_) => crate::data::FailureKind::Protocol,
+        }
+    }
+}
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refused::TooLarge => write!(f, "an event larger than {} KiB", MAX_EVENT >> 10),
+            Refused::NotUtf8(e) => write!(f, "an event's data is not UTF-8 ({e})"),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -161,7 +184,8 @@ mod tests {
             p.feed(chunk, |name, data| {
                 out.push((String::from_utf8_lossy(name).into_owned(), data.to_owned()));
                 None::<()>
-            })?;
+            })
+            .map_err(|e| e.to_string())?;
         }
         Ok(out)
     }
@@ -204,7 +228,8 @@ mod tests {
         p.feed(b"data: ", |_, _| None::<()>).unwrap();
         p.feed(&big, |_, _| None::<()>).unwrap();
         let e = p.feed(&big, |_, _| None::<()>).unwrap_err();
-        assert!(e.contains("larger than 1024 KiB"), "{e}");
+        assert_eq!(e, Refused::TooLarge);
+        assert!(e.to_string().contains("larger than 1024 KiB"), "{e}");
         let mut p = EventParser::default();
         p.feed(b"data: half", |_, _| None::<()>).unwrap();
         assert!(p.pending(), "a frame cut short is pending");

@@ -229,7 +229,10 @@ pub struct Env {
     /// Where the request loop's own connections go.
     pub endpoint: conn::Endpoint,
     pub token: Option<String>,
+    /// With the target's token, for the target's origin only (setup, teardown, SSE message posts).
     pub http: reqwest::Client,
+    /// Without credentials: the observers' scrapes, which may be anywhere.
+    pub scrape_http: reqwest::Client,
     pub recorder: Recorder,
     pub timeout: Duration,
     /// End of the load: a held stream lets go.

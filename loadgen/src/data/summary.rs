@@ -14,15 +14,18 @@ pub enum FailureKind {
     Protocol,
     /// A JSON-RPC error that was not declared expected.
     JsonRpc,
+    /// An answer longer than stampede keeps (64 MiB): cut, its connection closed.
+    TooLarge,
 }
 
 impl FailureKind {
-    pub const ALL: [FailureKind; 5] = [
+    pub const ALL: [FailureKind; 6] = [
         FailureKind::Status,
         FailureKind::Timeout,
         FailureKind::Connect,
         FailureKind::Protocol,
         FailureKind::JsonRpc,
+        FailureKind::TooLarge,
     ];
 
     pub fn label(self) -> &'static str {
@@ -32,6 +35,7 @@ impl FailureKind {
             FailureKind::Connect => "connect",
             FailureKind::Protocol => "protocol",
             FailureKind::JsonRpc => "jsonrpc",
+            FailureKind::TooLarge => "too_large",
         }
     }
 }

@@ -30,11 +30,14 @@ pub(super) fn series(scenario: &Scenario) -> (Vec<String>, Vec<Slots>) {
     (names, slots)
 }
 
-/// The client setup, teardown, the observers and SSE message posts use (the request loop has its own).
+/// The client setup, teardown and SSE message posts use (the request loop has its own), with the
+/// target's token when there is one; the observers' scrapes use one without (`token: None`). It
+/// follows a redirect only on the target's origin: the token never goes anywhere else.
 fn http_client(
     scenario: &Scenario,
     token: Option<&str>,
     tls: Option<&Arc<rustls::ClientConfig>>,
+    base: &str,
 ) -> anyhow::Result<reqwest::Client> {
     let mut headers = HeaderMap::new();
     if let Some(token) = token {
@@ -48,7 +51,16 @@ fn http_client(
     if let Some(config) = tls {
         builder = builder.use_preconfigured_tls(rustls::ClientConfig::clone(config));
     }
+    let origin = reqwest::Url::parse(base).context("the target's URL")?.origin();
+    let redirects = reqwest::redirect::Policy::custom(move |attempt| {
+        if attempt.previous().len() >= 10 || attempt.url().origin() != origin {
+            attempt.stop()
+        } else {
+            attempt.follow()
+        }
+    });
     Ok(builder
+        .redirect(redirects)
         .default_headers(headers)
         .timeout(scenario.timeout)
         .connect_timeout(scenario.timeout.min(Duration::from_secs(10)))
@@ -178,7 +190,8 @@ pub(super) async fn prepare(
     load: threads::Spawner,
 ) -> Result<(Arc<Ctx>, Stops), RunError> {
     let tls = tls_config(&target.base, &scenario.trust)?;
-    let http = http_client(&scenario, target.token.as_deref(), tls.as_ref())?;
+    let http = http_client(&scenario, target.token.as_deref(), tls.as_ref(), &target.base)?;
+    let scrape_http = http_client(&scenario, None, tls.as_ref(), &target.base)?;
     let pools = crate::setup::prepare(&http, &target.base, &scenario, upstream).await?;
     let (endpoint, base_path) = endpoint_of(&target.base, target.token.as_deref(), &scenario, tls.as_ref()).await?;
     let (names, slots) = series(&scenario);
@@ -200,6 +213,7 @@ pub(super) async fn prepare(
             endpoint,
             token: target.token.clone(),
             http,
+            scrape_http,
             recorder: Recorder::new(names.len()),
             timeout: scenario.timeout,
             soft_stop,

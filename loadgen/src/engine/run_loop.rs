@@ -55,7 +55,7 @@ impl<'a> RunLoop<'a> {
         started_at: SystemTime,
     ) -> RunLoop<'a> {
         let (names, _) = series(&ctx.scenario);
-        let mut observers = Observers::start(observe_config(&ctx.scenario, target), ctx.env.http.clone());
+        let mut observers = Observers::start(observe_config(&ctx.scenario, target), ctx.env.scrape_http.clone());
         let before_load = observers.before(Duration::from_secs(2)).await;
         let generator_cpu_before = crate::host::process_cpu_seconds();
         let start = Instant::now();

@@ -20,15 +20,41 @@ use futures_core::Stream;
 use crate::data::Snapshot;
 use crate::engine::timeline::SnapshotCell;
 
-/// Serve the feed until the process ends; answers the bound address.
-pub async fn serve(addr: SocketAddr, cell: SnapshotCell) -> anyhow::Result<SocketAddr> {
+/// The variable whose value, when set, every request to the feed must carry as `Bearer …` (and which
+/// `stampede-tui attach` sends): the feed says what the run measures, and may be bound where others
+/// can reach it (a Kubernetes pod's address).
+pub const TOKEN_ENV: &str = "STAMPEDE_LIVE_TOKEN";
+
+/// Serve the feed until the process ends; answers the bound address. With `token`, a request without
+/// it is refused (401).
+pub async fn serve(addr: SocketAddr, cell: SnapshotCell, token: Option<String>) -> anyhow::Result<SocketAddr> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
-    let app = axum::Router::new()
+    let mut app = axum::Router::new()
         .route("/snapshot", get(snapshot))
         .route("/live", get(live))
         .route("/metrics", get(metrics))
         .with_state(cell);
+    if let Some(token) = token {
+        let expected: Arc<str> = format!("Bearer {token}").into();
+        app = app.layer(axum::middleware::from_fn(
+            move |req: axum::extract::Request, next: axum::middleware::Next| {
+                let expected = Arc::clone(&expected);
+                async move {
+                    let given = req
+                        .headers()
+                        .get(axum::http::header::AUTHORIZATION)
+                        .map(|v| v.as_bytes());
+                    if given == Some(expected.as_bytes()) {
+                        next.run(req).await
+                    } else {
+                        let detail = format!("the live feed wants the token in {TOKEN_ENV}, as a Bearer");
+                        (StatusCode::UNAUTHORIZED, Json(serde_json::json!({"detail": detail}))).into_response()
+                    }
+                }
+            },
+        ));
+    }
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     });
@@ -82,4 +108,33 @@ async fn live(State(cell): State<SnapshotCell>) -> Sse<impl Stream<Item = Result
         Some((Ok(event), (rx, false)))
     });
     Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(5)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_feed_with_a_token_answers_only_requests_that_carry_it() {
+        let cell: SnapshotCell = Arc::new(tokio::sync::watch::Sender::new(None));
+        let addr = serve("127.0.0.1:0".parse().unwrap(), cell, Some("t0ken".into()))
+            .await
+            .unwrap();
+        let http = reqwest::Client::new();
+        for path in ["/snapshot", "/metrics", "/live"] {
+            let url = format!("http://{addr}{path}");
+            let bare = http.get(&url).send().await.unwrap();
+            assert_eq!(bare.status(), StatusCode::UNAUTHORIZED, "{path}");
+            let wrong = http.get(&url).bearer_auth("guess").send().await.unwrap();
+            assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED, "{path}");
+        }
+        // With it: the feed itself (no run yet: 503).
+        let given = http
+            .get(format!("http://{addr}/snapshot"))
+            .bearer_auth("t0ken")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(given.status(), StatusCode::SERVICE_UNAVAILABLE);
+    }
 }

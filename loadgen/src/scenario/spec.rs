@@ -31,6 +31,28 @@ pub struct ScenarioSpec {
     pub thresholds: BTreeMap<String, Vec<String>>,
 }
 
+impl ScenarioSpec {
+    /// The scenario as results files keep it: every URL's password starred (a spawned PostgreSQL's,
+    /// a target's, an observer's).
+    pub fn redacted(&self) -> ScenarioSpec {
+        let mut spec = self.clone();
+        let star = |url: &mut Option<String>| {
+            if let Some(u) = url {
+                *u = crate::observe::postgres::redact(u);
+            }
+        };
+        star(&mut spec.target.url);
+        star(&mut spec.target.database_url);
+        star(&mut spec.observe.metrics);
+        star(&mut spec.observe.postgres);
+        star(&mut spec.observe.pgbouncer);
+        if let Some(upstream) = &mut spec.upstream {
+            star(&mut upstream.url);
+        }
+        spec
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SpawnKind {

@@ -55,6 +55,9 @@ pub async fn spawn(
         ])
         .env("JWT_SECRET_KEY", secret)
         .env("RUST_LOG", "warn")
+        // A gateway stampede starts federates stampede's own upstream, on this machine; a scenario's
+        // `[target.env]` may say otherwise.
+        .env("OUTBOUND_ALLOW", "loopback")
         .env_remove("DATABASE_URL")
         .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .stdin(Stdio::null())

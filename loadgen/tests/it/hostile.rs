@@ -1,6 +1,6 @@
 //! A hostile target: a server that accepts and never answers, answers a byte a second, sends a chunked
-//! body that never ends, a 100 MiB body, a body that is not UTF-8, closes the connection unanswered, or
-//! sends an SSE event of 10 MiB.
+//! body that never ends, a 100 MiB body, a JSON-RPC answer announcing 3 GiB, a body that is not UTF-8,
+//! closes the connection unanswered, or sends an SSE event of 10 MiB.
 //! The request loop stays within its timeout (1 s here), classifies each, holds no more than a bound of
 //! memory (a 100 MiB body is read through, not kept), and the run ends on time.
 
@@ -62,6 +62,25 @@ async fn serve(mut sock: tokio::net::TcpStream) {
                 }
                 result
             }
+            "/rpc" => {
+                // A JSON-RPC answer announcing 3 GiB, then bytes for as long as the client reads.
+                let _ = sock
+                    .write_all(
+                        b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 3221225472\r\n\r\n",
+                    )
+                    .await;
+                let piece = vec![b' '; 1 << 20];
+                while sock.write_all(&piece).await.is_ok() {}
+                return;
+            }
+            "/escapes" => {
+                // A content type carrying C1 controls (CSI, OSC): it ends up in the error message.
+                sock.write_all(
+                    "HTTP/1.1 200 OK\r\ncontent-type: text/x\u{9b}31m\u{9d}0;owned\r\ncontent-length: 2\r\n\r\nok"
+                        .as_bytes(),
+                )
+                .await
+            }
             "/not-utf8" => {
                 sock.write_all(
                     b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 4\r\n\r\n\xff\xfe\xfd\xfc",
@@ -115,10 +134,16 @@ async fn every_hostile_answer_is_classified_within_the_timeout_and_memory_stays_
         ));
     }
     text.push_str("[[actions]]\nname = \"sse-huge\"\nkind = \"sse\"\npath = \"/sse-huge\"\nhold = \"500ms\"\n");
+    text.push_str(
+        "[[actions]]\nname = \"announced\"\nkind = \"rpc\"\nmethod = \"tools/list\"\n",
+    );
+    text.push_str(
+        "[[actions]]\nname = \"escapes\"\nkind = \"mcp\"\nendpoint = \"/escapes\"\nprotocol = \"2025-03-26\"\n",
+    );
     let started = Instant::now();
     let r = run(&text).await;
     let took = started.elapsed();
-    for name in cases.iter().chain(&["sse-huge"]) {
+    for name in cases.iter().chain(&["sse-huge", "announced", "escapes"]) {
         let a = action(&r, name);
         eprintln!(
             "{name}: {} done, failures {:?}, p99 {:?} ms, errors {:?}",
@@ -164,6 +189,33 @@ async fn every_hostile_answer_is_classified_within_the_timeout_and_memory_stays_
         "{:?}",
         sse.errors
     );
+    // An answer to keep that announces 3 GiB is refused at once, its connection closed: too_large.
+    let announced = action(&r, "announced");
+    assert!(announced.summary.count > 0, "announced ran");
+    assert_eq!(
+        announced.failures.get(&FailureKind::TooLarge),
+        Some(&announced.summary.count),
+        "{:?}",
+        announced.failures
+    );
+    // A target's control characters never reach a terminal: kept written out.
+    let escapes = action(&r, "escapes");
+    assert!(!escapes.errors.is_empty(), "the mcp action failed on the content type");
+    for message in escapes
+        .errors
+        .keys()
+        .chain(r.actions.iter().flat_map(|a| a.errors.keys()))
+    {
+        assert!(
+            !message.chars().any(|c| c.is_control() && c != '\t'),
+            "a control character kept: {message:?}"
+        );
+    }
+    assert!(
+        escapes.errors.keys().any(|m| m.contains("\\u{9b}")),
+        "{:?}",
+        escapes.errors
+    );
     // The well-behaved path is unaffected by its neighbours: answered, and fast.
     let fine = action(&r, "fine");
     // (Picked at random, one action in eight: about 13 of ~100, and 5 in one run of many.)
@@ -177,4 +229,53 @@ async fn every_hostile_answer_is_classified_within_the_timeout_and_memory_stays_
     let peak = r.generator.peak_rss_bytes.expect("measured on Linux");
     eprintln!("peak RSS {} MiB", peak >> 20);
     assert!(peak < HUNDRED_MIB as u64, "peak RSS {} MiB", peak >> 20);
+}
+
+/// A target whose SSE `endpoint` event names another port, where a listener counts what reaches it:
+/// nothing may (the messages, and the token with them, go to the target's origin only).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endpoint_on_another_origin_gets_neither_the_messages_nor_the_token() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let stolen = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&stolen);
+    let thief = testkit::tcp_server(move |mut sock| {
+        let counted = Arc::clone(&counted);
+        async move {
+            let mut buf = Vec::new();
+            while testkit::read_head(&mut sock, &mut buf).await.is_some() {
+                counted.fetch_add(1, Ordering::SeqCst);
+                let _ = sock
+                    .write_all(b"HTTP/1.1 202 Accepted\r\ncontent-length: 0\r\n\r\n")
+                    .await;
+            }
+        }
+    })
+    .await;
+    let endpoint: &'static str = format!("{thief}/message?session_id=x").leak();
+    let target = testkit::tcp_server(move |mut sock| async move {
+        let mut buf = Vec::new();
+        if testkit::read_head(&mut sock, &mut buf).await.is_none() {
+            return;
+        }
+        let frame =
+            format!("HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n\r\nevent: endpoint\ndata: {endpoint}\n\n");
+        let _ = sock.write_all(frame.as_bytes()).await;
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    })
+    .await;
+    let text = format!(
+        "[target]\nurl = \"{target}\"\ntoken = \"secret-token\"\ntimeout = \"1s\"\n[load]\nusers = 2\nduration = \"1s\"\n\
+         [observe]\npost_load = \"0s\"\nmetrics = \"\"\n[[actions]]\nname = \"s\"\nkind = \"sse\"\npath = \"/sse\"\n\
+         requests = [{{ method = \"tools/list\" }}]\n"
+    );
+    let r = run(&text).await;
+    let s = action(&r, "s");
+    eprintln!("{:?} {:?}", s.failures, s.errors);
+    assert_eq!(stolen.load(Ordering::SeqCst), 0, "a request reached the other origin");
+    assert!(
+        s.errors.keys().any(|e| e.contains("not a URL on the target's origin")),
+        "{:?}",
+        s.errors
+    );
 }

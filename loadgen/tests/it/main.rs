@@ -21,6 +21,7 @@ mod prometheus;
 mod properties;
 mod report;
 mod reproduce;
+mod scripts;
 mod sdk;
 mod shard;
 mod tls;

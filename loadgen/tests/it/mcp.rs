@@ -454,26 +454,31 @@ async fn bad_answers_are_classified_failures_with_their_message() {
     let mut text =
         format!("[target]\nurl = \"{url}\"\n[load]\nusers = 5\nduration = \"1s\"\n[observe]\npost_load = \"0s\"\n");
     let cases = [
-        ("html", "answered text/html, not JSON or an event stream"),
-        ("truncated", "the stream ended inside an event"),
-        ("big", "a reply larger than 1024 KiB"),
-        ("utf8", "not UTF-8"),
-        ("sid", "the session id changed mid-session"),
+        (
+            "html",
+            "answered text/html, not JSON or an event stream",
+            FailureKind::Protocol,
+        ),
+        ("truncated", "the stream ended inside an event", FailureKind::Protocol),
+        ("big", "a reply larger than 1024 KiB", FailureKind::TooLarge),
+        ("utf8", "not UTF-8", FailureKind::Protocol),
+        ("sid", "the session id changed mid-session", FailureKind::Protocol),
     ];
-    for (name, _) in cases {
+    for (name, ..) in cases {
         text.push_str(&format!(
             "[[actions]]\nname = \"{name}\"\nkind = \"mcp\"\nprotocol = \"2025-03-26\"\nendpoint = \"/{name}\"\nclose = \"delete\"\n"
         ));
     }
     let r = run(&text).await;
-    for (name, says) in cases {
+    for (name, says, kind) in cases {
         let a = action(&r, name);
         eprintln!("{name}: {:?} {:?}", a.failures, a.errors);
         assert!(a.summary.count > 0, "{name} ran");
         assert_eq!(
-            a.failures.get(&FailureKind::Protocol),
+            a.failures.get(&kind),
             Some(&a.summary.count),
-            "{name}: every session a protocol failure"
+            "{name}: every session a {} failure",
+            kind.label()
         );
         assert!(
             a.errors.keys().any(|e| e.contains(says)),

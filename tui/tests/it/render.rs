@@ -350,7 +350,7 @@ fn attaching_to_several_shards_shows_them_as_one_run() {
         .iter()
         .map(|c| {
             let any = "127.0.0.1:0".parse().unwrap();
-            rt.block_on(stampede_loadgen::live::serve(any, std::sync::Arc::clone(c)))
+            rt.block_on(stampede_loadgen::live::serve(any, std::sync::Arc::clone(c), None))
                 .unwrap()
                 .to_string()
         })

@@ -17,6 +17,7 @@ use protocol::{Era, Rejection};
 
 use super::AppState;
 use super::extract::RawBody;
+use crate::auth::Subject;
 use crate::config::ReplyFormat;
 use crate::conn::ConnHandle;
 use crate::model::is_valid_id;
@@ -54,10 +55,11 @@ async fn server_exists(state: &AppState, server: &str) -> Result<(), Rejection> 
 pub async fn post(
     State(state): State<AppState>,
     ConnectInfo(conn): ConnectInfo<ConnHandle>,
+    owner: Subject,
     headers: HeaderMap,
     body: RawBody,
 ) -> Response {
-    handle_post(&state, None, conn, &headers, body)
+    handle_post(&state, owner, None, conn, &headers, body)
         .await
         .unwrap_or_else(IntoResponse::into_response)
 }
@@ -65,12 +67,13 @@ pub async fn post(
 pub async fn post_server(
     State(state): State<AppState>,
     ConnectInfo(conn): ConnectInfo<ConnHandle>,
+    owner: Subject,
     Path(server): Path<String>,
     headers: HeaderMap,
     body: RawBody,
 ) -> Response {
     let answered = match server_exists(&state, &server).await {
-        Ok(()) => handle_post(&state, Some(server), conn, &headers, body).await,
+        Ok(()) => handle_post(&state, owner, Some(server), conn, &headers, body).await,
         Err(rejection) => Err(rejection),
     };
     answered.unwrap_or_else(IntoResponse::into_response)
@@ -78,6 +81,7 @@ pub async fn post_server(
 
 async fn handle_post(
     state: &AppState,
+    owner: Subject,
     server: Option<String>,
     conn: ConnHandle,
     headers: &HeaderMap,
@@ -103,8 +107,8 @@ async fn handle_post(
     };
     let as_stream = stream_ok && (!json_ok || state.streamable_replies == ReplyFormat::Sse);
     match Era::of_post(header_str(headers, protocol::header::PROTOCOL_VERSION)) {
-        Era::Session => session::post(state, server, headers, message, as_stream).await,
-        Era::Stateless => stateless::post(state, server, conn, headers, message, (json_ok, stream_ok)).await,
+        Era::Session => session::post(state, owner, server, headers, message, as_stream).await,
+        Era::Stateless => stateless::post(state, owner, server, conn, headers, message, (json_ok, stream_ok)).await,
     }
 }
 
@@ -132,4 +136,9 @@ fn json_answer(status: StatusCode, body: Vec<u8>) -> Response {
         body,
     )
         .into_response()
+}
+
+/// A session refused at a cap: its status (503 or 429) and why, as a JSON-RPC error.
+fn full(full: crate::session::Full) -> Rejection {
+    Rejection::transport(full.status(), full.message())
 }

@@ -13,6 +13,7 @@ use protocol::{Era, Rejection, envelope};
 
 use super::{answer_as, header_str};
 use crate::api::AppState;
+use crate::auth::Subject;
 use crate::config::ReplyFormat;
 use crate::conn::ConnHandle;
 use crate::rpc::{Message, Request};
@@ -21,6 +22,7 @@ use crate::session::FrameStream;
 /// One stateless POST; `accepts` is what the client's `Accept` allows (JSON, an event stream).
 pub(super) async fn post(
     state: &AppState,
+    owner: Subject,
     server: Option<String>,
     conn: ConnHandle,
     headers: &HeaderMap,
@@ -51,7 +53,7 @@ pub(super) async fn post(
             )
             .for_request(Some(id)));
         }
-        return Ok(listen(state, server, conn, &request));
+        return listen(state, owner, server, conn, &request).map_err(|r| r.for_request(Some(id)));
     }
     let as_stream = stream_ok && (!json_ok || state.streamable_replies == ReplyFormat::Sse);
     let answer = state
@@ -65,20 +67,29 @@ pub(super) async fn post(
 }
 
 /// Answer `subscriptions/listen` with its stream: the acknowledgement, then the changes asked for.
-fn listen(state: &AppState, server: Option<String>, conn: ConnHandle, request: &Request) -> Response {
+fn listen(
+    state: &AppState,
+    Subject(owner): Subject,
+    server: Option<String>,
+    conn: ConnHandle,
+    request: &Request,
+) -> Result<Response, Rejection> {
     let id = request.id.as_ref().expect("a listen request has an id");
     let filter = request.params.get("notifications").unwrap_or(&serde_json::Value::Null);
     let streaming = conn.streaming();
-    let (stream, frames) = state.sessions.open_listen(server, conn, id, filter);
+    let (stream, frames) = state
+        .sessions
+        .open_listen(owner, server, conn, id, filter)
+        .map_err(super::full)?;
     tokio::spawn(stream.run());
-    (
+    Ok((
         [
             (header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream")),
             (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
         ],
         Body::from_stream(FrameStream::new(frames, streaming)),
     )
-        .into_response()
+        .into_response())
 }
 
 /// The era has no `GET` stream and no `DELETE`: a request for either that names a stateless-era

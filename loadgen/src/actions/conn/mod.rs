@@ -74,6 +74,20 @@ enum Broken {
     /// The connection ended before any byte of the answer: maybe a stale keep-alive.
     Unanswered(String),
     Protocol(String),
+    /// An answer longer than [`MAX_ANSWER`].
+    TooLarge,
+}
+
+impl Broken {
+    fn failure(self) -> (FailureKind, String) {
+        match self {
+            Broken::Unanswered(msg) | Broken::Protocol(msg) => (FailureKind::Protocol, msg),
+            Broken::TooLarge => (
+                FailureKind::TooLarge,
+                format!("an answer larger than {MAX_ANSWER} bytes"),
+            ),
+        }
+    }
 }
 
 impl Conn {
@@ -214,8 +228,9 @@ impl Conn {
                     self.close();
                     match broken {
                         Broken::Unanswered(_) if reused && attempt == 0 => continue,
-                        Broken::Unanswered(msg) | Broken::Protocol(msg) => {
-                            return Err(Answer::Failed(FailureKind::Protocol, msg));
+                        broken => {
+                            let (kind, msg) = broken.failure();
+                            return Err(Answer::Failed(kind, msg));
                         }
                     }
                 }
@@ -239,7 +254,7 @@ impl Conn {
     async fn fill(stream: &mut Socket, read: &mut Vec<u8>, filled: usize) -> Result<usize, Broken> {
         if filled == read.len() {
             if read.len() >= MAX_ANSWER {
-                return Err(Broken::Protocol(format!("answer larger than {MAX_ANSWER} bytes")));
+                return Err(Broken::TooLarge);
             }
             read.resize((read.len() * 2).max(INITIAL_READ), 0);
         }
@@ -291,7 +306,11 @@ impl Conn {
         match framing {
             Framing::Length(n) => {
                 // What came with the head, then the rest read through the same buffer from its start:
-                // the buffer stays at its size whatever the body's (an unused body is not kept at all).
+                // the buffer stays at its size whatever the body's (an unused body is not kept at all;
+                // one to keep is refused at once when its announced length is past the cap).
+                if keep_body && n > MAX_ANSWER {
+                    return Err(Broken::TooLarge);
+                }
                 let in_buf = (filled - pos).min(n);
                 if keep_body {
                     body.extend_from_slice(&read[pos..pos + in_buf]);
@@ -321,7 +340,7 @@ impl Conn {
                     }
                     if keep_body {
                         if body.len() + got > MAX_ANSWER {
-                            return Err(Broken::Protocol(format!("answer larger than {MAX_ANSWER} bytes")));
+                            return Err(Broken::TooLarge);
                         }
                         body.extend_from_slice(&read[..got]);
                     }
@@ -341,6 +360,9 @@ impl Conn {
                     Chunk::Malformed => return Err(Broken::Protocol("a malformed chunked body".into())),
                     Chunk::Data { start, len, next } => {
                         if keep_body {
+                            if body.len() + len > MAX_ANSWER {
+                                return Err(Broken::TooLarge);
+                            }
                             body.extend_from_slice(&read[pos + start..pos + start + len]);
                         }
                         pos += next;

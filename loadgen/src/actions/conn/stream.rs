@@ -112,10 +112,10 @@ impl Conn {
                 }
                 Ok(None)
             }
-            Err(Broken::Unanswered(msg) | Broken::Protocol(msg)) => {
+            Err(broken) => {
                 self.reading.active = false;
                 self.close();
-                Err((FailureKind::Protocol, msg))
+                Err(broken.failure())
             }
         }
     }

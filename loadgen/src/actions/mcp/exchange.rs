@@ -355,7 +355,8 @@ async fn json_reply(
         let Some(data) = data else { break };
         if st.reply.len() + data.len() > MAX_EVENT {
             conn.discard();
-            return Err(Failed::protocol(
+            return Err(Failed::new(
+                FailureKind::TooLarge,
                 Some(status),
                 format!("a reply larger than {} KiB", MAX_EVENT >> 10),
             ));
@@ -406,9 +407,13 @@ async fn stream_reply(
         match fed {
             Ok(None) => {}
             Ok(Some(Ok(reply))) => break reply,
-            Ok(Some(Err(message))) | Err(message) => {
+            Ok(Some(Err(message))) => {
                 conn.discard();
                 return Err(Failed::protocol(Some(status), message));
+            }
+            Err(refused) => {
+                conn.discard();
+                return Err(Failed::new(refused.kind(), Some(status), refused.to_string()));
             }
         }
     };

@@ -183,7 +183,11 @@ impl Stream<'_> {
         loop {
             match self.conn.next_data().await {
                 Ok(Some(bytes)) => {
-                    if let Some(found) = self.events.feed(bytes, &mut pick).map_err(StreamEnd::Broken)? {
+                    if let Some(found) = self
+                        .events
+                        .feed(bytes, &mut pick)
+                        .map_err(|e| StreamEnd::Broken(e.to_string()))?
+                    {
                         return Ok(found);
                     }
                 }
@@ -309,20 +313,17 @@ async fn open(env: &Env, stream: &mut Stream<'_>, url: &str) -> Result<String, R
         (
             FailureKind::Protocol,
             None,
-            format!("the endpoint event is not a URL: {endpoint:?}"),
+            format!("the endpoint event is not a URL on the target's origin: {endpoint:?}"),
         )
     })
 }
 
-/// The endpoint as a URL to post to: absolute as sent, or a path on the target's origin.
+/// The endpoint as a URL to post to: absolute as sent, or a path on the target's origin. An absolute
+/// one on another origin is refused: the messages (and the target's token) go to the target only.
 fn absolute(base: &str, endpoint: &str) -> Option<String> {
-    if endpoint.starts_with("http://") || endpoint.starts_with("https://") {
-        return Some(endpoint.to_owned());
-    }
-    let path = endpoint.strip_prefix('/')?;
-    let rest = base.split_once("://")?.1;
-    let origin_len = base.len() - rest.len() + rest.find('/').unwrap_or(rest.len());
-    Some(format!("{}/{path}", &base[..origin_len]))
+    let base = reqwest::Url::parse(base).ok()?;
+    let url = base.join(endpoint.trim()).ok()?;
+    (url.origin() == base.origin()).then(|| url.into())
 }
 
 /// What one message sent through the session came to.
@@ -592,14 +593,18 @@ mod tests {
     use super::absolute;
 
     #[test]
-    fn an_endpoint_is_made_absolute_on_the_target_origin() {
+    fn an_endpoint_is_made_absolute_on_the_target_origin_and_no_other() {
         let abs = |b, e| absolute(b, e);
         assert_eq!(
             abs("http://h:1/prefix", "/message?session_id=x").as_deref(),
             Some("http://h:1/message?session_id=x")
         );
         assert_eq!(abs("http://h:1", "/m").as_deref(), Some("http://h:1/m"));
-        assert_eq!(abs("http://h:1", "http://o:2/m").as_deref(), Some("http://o:2/m"));
-        assert_eq!(abs("http://h:1", "m"), None);
+        assert_eq!(abs("http://h:1", "http://h:1/m").as_deref(), Some("http://h:1/m"));
+        // Another port, host or scheme would receive the messages and the target's token.
+        assert_eq!(abs("http://h:1", "http://h:2/m"), None);
+        assert_eq!(abs("http://h:1", "http://o:1/m"), None);
+        assert_eq!(abs("http://h:1", "https://h:1/m"), None);
+        assert_eq!(abs("http://h:1", "//o:1/m"), None);
     }
 }

@@ -134,9 +134,7 @@ async fn every_hostile_answer_is_classified_within_the_timeout_and_memory_stays_
         ));
     }
     text.push_str("[[actions]]\nname = \"sse-huge\"\nkind = \"sse\"\npath = \"/sse-huge\"\nhold = \"500ms\"\n");
-    text.push_str(
-        "[[actions]]\nname = \"announced\"\nkind = \"rpc\"\nmethod = \"tools/list\"\n",
-    );
+    text.push_str("[[actions]]\nname = \"announced\"\nkind = \"rpc\"\nmethod = \"tools/list\"\n");
     text.push_str(
         "[[actions]]\nname = \"escapes\"\nkind = \"mcp\"\nendpoint = \"/escapes\"\nprotocol = \"2025-03-26\"\n",
     );

@@ -57,9 +57,10 @@ start() {
      -c synchronous_commit=off -c full_page_writes=off -c shared_preload_libraries=pg_stat_statements"
   as_pg "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start -o "$opts" \
     >/dev/null || { cat "$dir/server.log" >&2; exit 1; }
-  mkdir -p "$(dirname "$STATE")"
+  mkdir -p -m 700 "$(dirname "$STATE")"
   local url="postgres://postgres:$password@127.0.0.1:$port/postgres"
-  printf 'PGDATA_DIR=%q\nPG_DIR=%q\nPG_URL=%q\nPG_OPTS=%q\n' "$dir/data" "$dir" "$url" "$opts" >"$STATE"
+  # The state holds the password: its owner's only.
+  (umask 077 && printf 'PGDATA_DIR=%q\nPG_DIR=%q\nPG_URL=%q\nPG_OPTS=%q\n' "$dir/data" "$dir" "$url" "$opts" >"$STATE")
   echo "$url"
 }
 

@@ -40,13 +40,16 @@ start() {
   }
   local bin
   bin=$(command -v pgbouncer || echo /usr/sbin/pgbouncer)
-  # postgres://user[:password]@host:port/db
-  local rest=${pg#*://}
-  local userinfo=${rest%%@*}
+  # postgres://[user[:password]@]host:port/db (a percent-encoded password is decoded for the userlist)
+  local rest=${pg#*://} userinfo=
+  if [[ $rest == *@* ]]; then userinfo=${rest%%@*}; rest=${rest#*@}; fi
   local user=${userinfo%%:*} password=
-  [ "$userinfo" != "$user" ] && password=${userinfo#*:}
-  local hostport=${rest#*@}
-  hostport=${hostport%%/*}
+  if [ "$userinfo" != "$user" ]; then
+    password=${userinfo#*:}
+    password=$(printf '%b' "${password//%/\\x}")
+  fi
+  user=${user:-postgres}
+  local hostport=${rest%%/*}
   local db=${rest##*/}
   db=${db%%\?*}
   local host=${hostport%%:*} port=${hostport##*:}
@@ -56,7 +59,7 @@ start() {
   listen=$(free_port)
   # The server's own password: clients give it to PgBouncer (SCRAM), and PgBouncer to the server. A
   # server of the user's without one (trust) is fronted the same way.
-  (umask 077 && printf '"%s" "%s"\n' "$user" "$password" >"$dir/userlist.txt")
+  (umask 077 && printf '"%s" "%s"\n' "$user" "${password//\"/\"\"}" >"$dir/userlist.txt")
   local auth_type=scram-sha-256
   [ -n "$password" ] || auth_type=trust
   cat >"$dir/pgbouncer.ini" <<EOF
@@ -85,11 +88,10 @@ EOF
     python3 -c "import socket; socket.create_connection(('127.0.0.1', $listen), 0.2)" 2>/dev/null && break
     sleep 0.1
   done
-  mkdir -p "$(dirname "$STATE")"
-  local auth=$user
-  [ -n "$password" ] && auth="$user:$password"
+  mkdir -p -m 700 "$(dirname "$STATE")"
+  local auth=${userinfo:-$user}
   local url="postgres://$auth@127.0.0.1:$listen/$db" admin="postgres://$auth@127.0.0.1:$listen/pgbouncer"
-  printf 'PGB_DIR=%q\nPGB_URL=%q\nPGB_ADMIN=%q\n' "$dir" "$url" "$admin" >"$STATE"
+  (umask 077 && printf 'PGB_DIR=%q\nPGB_URL=%q\nPGB_ADMIN=%q\n' "$dir" "$url" "$admin" >"$STATE")
   printf 'url=%s\nadmin=%s\n' "$url" "$admin"
 }
 

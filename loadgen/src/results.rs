@@ -223,7 +223,7 @@ impl Results {
                 spec: scenario.spec.redacted(),
             },
             target: TargetInfo {
-                url: run.target_base.clone(),
+                url: crate::observe::postgres::redact(&run.target_base),
                 spawned: run.spawned,
                 profile: match &scenario.target {
                     TargetPlan::Spawn { profile, .. } => Some(format!("{profile:?}").to_lowercase()),
@@ -244,7 +244,7 @@ impl Results {
                 },
             },
             upstream: run.upstream.as_ref().map(|u| UpstreamInfo {
-                url: u.url.clone(),
+                url: crate::observe::postgres::redact(&u.url),
                 spawned: u.spawned,
                 cpu_seconds: u.cpu_seconds,
             }),

@@ -7,6 +7,8 @@
 //! The relay of a stream stops as soon as the client is gone (its body is dropped), closing the
 //! connection to the owner: the owner sees the disconnect exactly as if the client had been its own.
 
+use std::ops::ControlFlow;
+
 use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, Query, Request, State};
 use axum::http::request::Parts;
@@ -100,7 +102,9 @@ impl Hop {
 pub(super) async fn relay(http: &reqwest::Client, url: String, req: Request, hop: Hop) -> anyhow::Result<Response> {
     let (parts, body, streaming) = collect(req).await?;
     let upstream = send(http, url, &parts, body, hop).await?;
-    relay_back(upstream, streaming, |bytes| bytes.unwrap_or_default())
+    relay_back(upstream, streaming, |bytes| {
+        ControlFlow::Continue(bytes.unwrap_or_default())
+    })
 }
 
 /// A request whole: its head, its body (read within the body limit) and its connection's handle.
@@ -141,11 +145,12 @@ pub(super) async fn send(
 }
 
 /// The answer back to the client as it comes, each chunk through `each` (which may keep part of one
-/// for the next; `None` when the answer has ended, for what it kept), until the client is gone.
+/// for the next; `None` when the answer has ended, for what it kept; `Break` with its last bytes to end
+/// the relay), until the client is gone.
 pub(super) fn relay_back(
     mut upstream: reqwest::Response,
     streaming: Streaming,
-    mut each: impl FnMut(Option<Bytes>) -> Bytes + Send + 'static,
+    mut each: impl FnMut(Option<Bytes>) -> ControlFlow<Bytes, Bytes> + Send + 'static,
 ) -> anyhow::Result<Response> {
     let mut response = Response::builder().status(upstream.status());
     for (name, value) in upstream.headers() {
@@ -160,9 +165,9 @@ pub(super) fn relay_back(
                 chunk = upstream.chunk() => chunk,
                 () = tx.closed() => return,
             };
-            let (bytes, ended) = match chunk {
-                Ok(Some(bytes)) => (each(Some(bytes)), false),
-                Ok(None) => (each(None), true),
+            let (bytes, ended) = match chunk.map(|c| (c.is_none(), each(c))) {
+                Ok((ended, ControlFlow::Continue(bytes))) => (bytes, ended),
+                Ok((_, ControlFlow::Break(bytes))) => (bytes, true),
                 Err(_) => return,
             };
             if !bytes.is_empty() && tx.send(bytes).await.is_err() || ended {

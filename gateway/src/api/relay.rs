@@ -9,6 +9,7 @@
 //! metrics, the gateway's enabled switch and, on a virtual server, its choice of tools: `tools/list`
 //! is narrowed to them and a call of any other is refused.
 
+use std::ops::ControlFlow;
 use std::sync::Arc;
 
 use axum::body::Bytes;
@@ -97,7 +98,11 @@ async fn to_front(state: &AppState, front: Arc<FrontedServer>, req: Request) -> 
                     return Ok(([(header::CONTENT_TYPE, "application/json")], failure).into_response());
                 }
             }
-            Some("tools/list") => narrowing = Some(Narrowing::new(Arc::clone(&front))),
+            Some("tools/list") => {
+                let mut n = Narrowing::new(Arc::clone(&front), state.rpc.upstream.max_bytes());
+                n.id = message["id"].clone();
+                narrowing = Some(n);
+            }
             _ => {}
         }
     }
@@ -117,7 +122,9 @@ async fn to_front(state: &AppState, front: Arc<FrontedServer>, req: Request) -> 
                 .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
             relay_back(upstream, streaming, move |chunk| narrowing.chunk(chunk))
         }
-        None => relay_back(upstream, streaming, |chunk| chunk.unwrap_or_default()),
+        None => relay_back(upstream, streaming, |chunk| {
+            ControlFlow::Continue(chunk.unwrap_or_default())
+        }),
     }
 }
 
@@ -138,44 +145,71 @@ fn unreachable_upstream(name: &str, url: &str, e: &anyhow::Error) -> Response {
 }
 
 /// A `tools/list` answer on its way to a virtual server's client, narrowed to the server's tools: a
-/// JSON body once it is whole, an event stream event by event.
+/// JSON body once it is whole, an event stream event by event. What it holds is bounded by
+/// `UPSTREAM_MAX_BYTES`: a longer answer (or event) ends the relay with a JSON-RPC error instead.
 struct Narrowing {
     front: Arc<FrontedServer>,
+    /// The request's id, for the error that ends an answer past the cap.
+    id: Value,
     json: bool,
     pending: Vec<u8>,
+    /// How much of `pending` holds no event's end (scanned already).
+    scanned: usize,
+    max: usize,
 }
 
 impl Narrowing {
-    fn new(front: Arc<FrontedServer>) -> Narrowing {
+    fn new(front: Arc<FrontedServer>, max: usize) -> Narrowing {
         Narrowing {
             front,
+            id: Value::Null,
             json: false,
             pending: Vec::new(),
+            scanned: 0,
+            max,
         }
     }
 
-    fn chunk(&mut self, chunk: Option<Bytes>) -> Bytes {
+    fn chunk(&mut self, chunk: Option<Bytes>) -> ControlFlow<Bytes, Bytes> {
         let ended = chunk.is_none();
         if let Some(chunk) = chunk {
             self.pending.extend_from_slice(&chunk);
         }
+        if self.pending.len() > self.max {
+            // What is held is dropped, the relay ends, and the client is told why.
+            self.pending = Vec::new();
+            let message = format!(
+                "the server's tools/list is larger than {} bytes (UPSTREAM_MAX_BYTES)",
+                self.max
+            );
+            let failure = crate::rpc::failure(&self.id, crate::rpc::UPSTREAM_ERROR, &message);
+            return ControlFlow::Break(if self.json {
+                Bytes::from(failure)
+            } else {
+                crate::session::frame::event("message", &failure)
+            });
+        }
         if self.json {
-            return if ended {
+            return ControlFlow::Continue(if ended {
                 let whole = std::mem::take(&mut self.pending);
                 Bytes::from(self.narrowed(&whole))
             } else {
                 Bytes::new()
-            };
+            });
         }
         let mut out = Vec::new();
-        while let Some(end) = event_end(&self.pending) {
+        // An event's end may straddle the chunks: look again from just before where the last look ended.
+        while let Some(end) = event_end(&self.pending[self.scanned.saturating_sub(3)..]) {
+            let end = end + self.scanned.saturating_sub(3);
             let event: Vec<u8> = self.pending.drain(..end).collect();
+            self.scanned = 0;
             out.extend_from_slice(&self.narrowed_event(&event));
         }
+        self.scanned = self.pending.len();
         if ended {
             out.append(&mut self.pending);
         }
-        Bytes::from(out)
+        ControlFlow::Continue(Bytes::from(out))
     }
 
     /// A message with the server's tools left in, or the message as it came if it lists none.
@@ -239,6 +273,7 @@ fn event_end(buffer: &[u8]) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn front(tools: &[&str]) -> Arc<FrontedServer> {
         Arc::new(FrontedServer {
@@ -248,6 +283,14 @@ mod tests {
             enabled: true,
             tools: tools.iter().map(|t| (*t).to_owned()).collect(),
         })
+    }
+
+    /// What a chunk let through, on a relay that goes on.
+    fn passed(flow: ControlFlow<Bytes, Bytes>) -> Bytes {
+        match flow {
+            ControlFlow::Continue(bytes) => bytes,
+            ControlFlow::Break(_) => panic!("the relay ended"),
+        }
     }
 
     const LIST: &str = r#"{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"a"},{"name":"b"},{"name":"c"}]}}"#;
@@ -263,26 +306,46 @@ mod tests {
     }
 
     #[test]
+    fn a_list_past_the_cap_is_dropped_for_an_error() {
+        let mut n = Narrowing::new(front(&["a"]), 64);
+        n.json = true;
+        n.id = json!(9);
+        let ControlFlow::Break(said) = n.chunk(Some(Bytes::from(LIST))) else {
+            panic!("the relay goes on past the cap");
+        };
+        let error: Value = serde_json::from_slice(&said).unwrap();
+        assert!(
+            error["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("UPSTREAM_MAX_BYTES"),
+            "{error}"
+        );
+        assert_eq!(error["id"], 9, "the client can match it to its request");
+        assert!(n.pending.capacity() == 0, "nothing kept");
+    }
+
+    #[test]
     fn a_json_list_is_narrowed_once_whole() {
-        let mut n = Narrowing::new(front(&["a", "c"]));
+        let mut n = Narrowing::new(front(&["a", "c"]), 1 << 20);
         n.json = true;
         let (head, tail) = LIST.split_at(30);
-        assert!(n.chunk(Some(Bytes::from(head))).is_empty());
-        assert!(n.chunk(Some(Bytes::from(tail))).is_empty());
-        assert_eq!(names(&n.chunk(None)), ["a", "c"]);
+        assert!(passed(n.chunk(Some(Bytes::from(head)))).is_empty());
+        assert!(passed(n.chunk(Some(Bytes::from(tail)))).is_empty());
+        assert_eq!(names(&passed(n.chunk(None))), ["a", "c"]);
     }
 
     #[test]
     fn a_streamed_list_is_narrowed_event_by_event_and_the_rest_passes() {
-        let mut n = Narrowing::new(front(&["b"]));
+        let mut n = Narrowing::new(front(&["b"]), 1 << 20);
         let stream = format!(
             ": keep-alive\r\n\r\nid: 7\r\nevent: message\r\ndata: {{\"jsonrpc\":\"2.0\",\"method\":\"notifications/message\"}}\r\n\r\nid: 8\r\nevent: message\r\ndata: {LIST}\r\n\r\n"
         );
         let mut out = Vec::new();
         for piece in stream.as_bytes().chunks(11) {
-            out.extend_from_slice(&n.chunk(Some(Bytes::copy_from_slice(piece))));
+            out.extend_from_slice(&passed(n.chunk(Some(Bytes::copy_from_slice(piece)))));
         }
-        out.extend_from_slice(&n.chunk(None));
+        out.extend_from_slice(&passed(n.chunk(None)));
         let text = String::from_utf8(out).unwrap();
         assert!(text.starts_with(": keep-alive\r\n\r\n"), "{text}");
         assert!(text.contains("notifications/message"), "{text}");

@@ -120,7 +120,9 @@ pub async fn read_capped(mut resp: reqwest::Response, max: usize) -> Result<Vec<
 
 impl Client {
     pub fn new(outbound: Outbound, max_bytes: usize) -> anyhow::Result<Client> {
+        // No proxy from the environment: behind one, names would be resolved past the resolver's check.
         let http = reqwest::Client::builder()
+            .no_proxy()
             .dns_resolver(Arc::new(outbound::Resolver(outbound)))
             .redirect(outbound::redirects(outbound))
             .build()?;

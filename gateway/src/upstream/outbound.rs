@@ -45,7 +45,19 @@ fn range_v6(ip: Ipv6Addr) -> Range {
     if let Some(v4) = ip.to_ipv4_mapped() {
         return range_v4(v4);
     }
-    let first = ip.segments()[0];
+    let seg = ip.segments();
+    let v4 = |hi: u16, lo: u16| Ipv4Addr::from((u32::from(hi) << 16) | u32::from(lo));
+    // An IPv4 address carried inside: NAT64 (64:ff9b::/96), 6to4 (2002::/16), IPv4-compatible (::/96).
+    if seg[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+        return range_v4(v4(seg[6], seg[7]));
+    }
+    if seg[0] == 0x2002 {
+        return range_v4(v4(seg[1], seg[2]));
+    }
+    if seg[..6] == [0; 6] && !ip.is_loopback() && !ip.is_unspecified() {
+        return range_v4(v4(seg[6], seg[7]));
+    }
+    let first = seg[0];
     if ip.is_loopback() || ip.is_unspecified() {
         Range::Loopback
     } else if first & 0xfe00 == 0xfc00 {
@@ -188,6 +200,9 @@ mod tests {
             "http://[fd00::1]/",
             "http://[fe80::1]/",
             "http://[::ffff:127.0.0.1]/",
+            "http://[64:ff9b::a9fe:a9fe]/",
+            "http://[2002:7f00:1::]/",
+            "http://[::10.0.0.1]/",
             "http://0.0.0.0/",
             "file:///etc/passwd",
         ] {

@@ -31,8 +31,8 @@ pub(super) fn series(scenario: &Scenario) -> (Vec<String>, Vec<Slots>) {
 }
 
 /// The client setup, teardown and SSE message posts use (the request loop has its own), with the
-/// target's token when there is one; the observers' scrapes use one without (`token: None`). It
-/// follows a redirect only on the target's origin: the token never goes anywhere else.
+/// target's token when there is one, following a redirect only on the target's origin (the token never
+/// goes anywhere else); the observers' scrapes use one without (`token: None`).
 fn http_client(
     scenario: &Scenario,
     token: Option<&str>,
@@ -52,13 +52,16 @@ fn http_client(
         builder = builder.use_preconfigured_tls(rustls::ClientConfig::clone(config));
     }
     let origin = reqwest::Url::parse(base).context("the target's URL")?.origin();
-    let redirects = reqwest::redirect::Policy::custom(move |attempt| {
-        if attempt.previous().len() >= 10 || attempt.url().origin() != origin {
-            attempt.stop()
-        } else {
-            attempt.follow()
-        }
-    });
+    let redirects = match token {
+        Some(_) => reqwest::redirect::Policy::custom(move |attempt| {
+            if attempt.previous().len() >= 10 || attempt.url().origin() != origin {
+                attempt.stop()
+            } else {
+                attempt.follow()
+            }
+        }),
+        None => reqwest::redirect::Policy::limited(10),
+    };
     Ok(builder
         .redirect(redirects)
         .default_headers(headers)

@@ -45,7 +45,7 @@ pub async fn serve(addr: SocketAddr, cell: SnapshotCell, token: Option<String>) 
                         .headers()
                         .get(axum::http::header::AUTHORIZATION)
                         .map(|v| v.as_bytes());
-                    if given == Some(expected.as_bytes()) {
+                    if given.is_some_and(|g| same(g, expected.as_bytes())) {
                         next.run(req).await
                     } else {
                         let detail = format!("the live feed wants the token in {TOKEN_ENV}, as a Bearer");
@@ -59,6 +59,11 @@ pub async fn serve(addr: SocketAddr, cell: SnapshotCell, token: Option<String>) 
         let _ = axum::serve(listener, app).await;
     });
     Ok(bound)
+}
+
+/// Equal bytes, compared in a time that does not depend on where they differ.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |d, (x, y)| d | (x ^ y)) == 0
 }
 
 async fn snapshot(State(cell): State<SnapshotCell>) -> Response {

@@ -33,7 +33,7 @@ pub struct ScenarioSpec {
 
 impl ScenarioSpec {
     /// The scenario as results files keep it: every URL's password starred (a spawned PostgreSQL's,
-    /// a target's, an observer's).
+    /// a target's, an observer's, one in the spawned gateway's environment).
     pub fn redacted(&self) -> ScenarioSpec {
         let mut spec = self.clone();
         let star = |url: &mut Option<String>| {
@@ -43,6 +43,9 @@ impl ScenarioSpec {
         };
         star(&mut spec.target.url);
         star(&mut spec.target.database_url);
+        for value in spec.target.env.values_mut() {
+            *value = crate::observe::postgres::redact(value);
+        }
         star(&mut spec.observe.metrics);
         star(&mut spec.observe.postgres);
         star(&mut spec.observe.pgbouncer);

@@ -142,14 +142,23 @@ type Refused = (FailureKind, Option<u16>, String);
 #[derive(Debug)]
 enum StreamEnd {
     Ended(&'static str),
-    Broken(String),
+    /// Broken: how (`protocol`, or `too_large` for an event past the parser's cap) and why.
+    Broken(FailureKind, String),
 }
 
 impl StreamEnd {
     fn message(&self) -> String {
         match self {
             StreamEnd::Ended(why) => (*why).to_owned(),
-            StreamEnd::Broken(msg) => msg.clone(),
+            StreamEnd::Broken(_, msg) => msg.clone(),
+        }
+    }
+
+    /// The failure a message cut off by this end counts as.
+    fn kind(&self) -> FailureKind {
+        match self {
+            StreamEnd::Ended(_) => FailureKind::Protocol,
+            StreamEnd::Broken(kind, _) => *kind,
         }
     }
 }
@@ -166,7 +175,7 @@ impl From<&StreamEnd> for SessionEnd {
     fn from(end: &StreamEnd) -> SessionEnd {
         match end {
             StreamEnd::Ended(_) => SessionEnd::Server,
-            StreamEnd::Broken(_) => SessionEnd::Error,
+            StreamEnd::Broken(..) => SessionEnd::Error,
         }
     }
 }
@@ -186,13 +195,13 @@ impl Stream<'_> {
                     if let Some(found) = self
                         .events
                         .feed(bytes, &mut pick)
-                        .map_err(|e| StreamEnd::Broken(e.to_string()))?
+                        .map_err(|e| StreamEnd::Broken(e.kind(), e.to_string()))?
                     {
                         return Ok(found);
                     }
                 }
                 Ok(None) => return Err(StreamEnd::Ended("the server ended the stream")),
-                Err((_, msg)) => return Err(StreamEnd::Broken(msg)),
+                Err((kind, msg)) => return Err(StreamEnd::Broken(kind, msg)),
             }
         }
     }
@@ -264,12 +273,12 @@ async fn session(
         if let Some(stopped) = hold(env, a.hold, &mut stream).await {
             end = SessionEnd::from(&stopped);
             // A stream that broke while held is a failure of the session, with its reason.
-            if let StreamEnd::Broken(msg) = &stopped {
+            if let StreamEnd::Broken(kind, msg) = &stopped {
                 env.recorder.record(
                     slots.main,
                     &Sample {
                         latency: held.elapsed(),
-                        outcome: Outcome::Failed(FailureKind::Protocol),
+                        outcome: Outcome::Failed(*kind),
                         status: Some(200),
                         rpc_error: None,
                         error: Some(msg),
@@ -302,12 +311,13 @@ async fn open(env: &Env, stream: &mut Stream<'_>, url: &str) -> Result<String, R
     let endpoint = stream
         .next_event(|name, data| (name == b"endpoint").then(|| data.to_owned()))
         .await
-        .map_err(|end| {
-            let msg = match end {
-                StreamEnd::Ended(_) => "stream ended before the endpoint event".to_owned(),
-                StreamEnd::Broken(msg) => msg,
-            };
-            (FailureKind::Protocol, None, msg)
+        .map_err(|end| match end {
+            StreamEnd::Ended(_) => (
+                FailureKind::Protocol,
+                None,
+                "stream ended before the endpoint event".to_owned(),
+            ),
+            StreamEnd::Broken(kind, msg) => (kind, None, msg),
         })?;
     absolute(&env.base, &endpoint).ok_or_else(|| {
         (
@@ -386,7 +396,7 @@ async fn exchange(env: &Env, endpoint: &str, stream: &mut Stream<'_>, body: Stri
     match tokio::time::timeout(env.timeout, reply_event(env, endpoint, stream, id)).await {
         Err(_) => Exchanged::failed(FailureKind::Timeout, Some(202), "no reply on the stream in time".into()),
         Ok(Err(stopped)) => {
-            let mut failed = Exchanged::failed(FailureKind::Protocol, Some(202), stopped.message());
+            let mut failed = Exchanged::failed(stopped.kind(), Some(202), stopped.message());
             failed.end = SessionEnd::from(&stopped);
             failed
         }
@@ -531,7 +541,10 @@ async fn reply_event(env: &Env, endpoint: &str, stream: &mut Stream<'_>, id: u64
         let seen = stream
             .next_event(|name, data| match name {
                 b"message" => match jsonrpc::message(data.as_bytes()) {
-                    Err(e) => Some(Err(StreamEnd::Broken(format!("bad message: {e}")))),
+                    Err(e) => Some(Err(StreamEnd::Broken(
+                        FailureKind::Protocol,
+                        format!("bad message: {e}"),
+                    ))),
                     Ok(Message::Response {
                         id: Some(reply_id),
                         reply,

@@ -52,7 +52,13 @@ pub enum Detection {
     Off,
 }
 
-/// What an entity toggle does when its row is locked.
+/// A part of the fix that is on or off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Switch {
+    On,
+    Off,
+}
+
 /// How a Streamable HTTP request is answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ReplyFormat {
@@ -60,6 +66,7 @@ pub enum ReplyFormat {
     Sse,
 }
 
+/// What an entity toggle does when its row is locked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LockWait {
     /// Fail at once: `FOR UPDATE NOWAIT` (PostgreSQL) or no busy wait (SQLite) → 409.
@@ -241,6 +248,17 @@ pub struct ServeArgs {
     #[arg(long, env = "SESSION_BUS_URL")]
     pub session_bus_url: Option<String>,
 
+    /// Whether this replica joins the session bus at SESSION_BUS_URL (default on; off in the legacy
+    /// profile, whose replicas each know only their own sessions, as the field's gateways without
+    /// affinity: a request that reaches another replica is 404).
+    #[arg(long, env = "SESSION_BUS", value_enum)]
+    pub session_bus: Option<Switch>,
+
+    /// The name this replica gives itself in its answers' `X-Served-By` header (default: the
+    /// address it listens on).
+    #[arg(long, env = "REPLICA_NAME")]
+    pub replica_name: Option<String>,
+
     /// How long a replica waits for another to say it holds a session (ms).
     #[arg(long, env = "SESSION_BUS_TIMEOUT_MS", default_value_t = 1_000)]
     pub session_bus_timeout_ms: u64,
@@ -391,6 +409,17 @@ impl ServeArgs {
             Duration::ZERO
         });
         (timeout > Duration::ZERO).then_some(timeout)
+    }
+
+    /// The session bus's URL when this replica joins it (the legacy profile does not).
+    pub fn session_bus(&self) -> Option<&str> {
+        let default = match self.profile {
+            Profile::Fixed => Switch::On,
+            Profile::Legacy => Switch::Off,
+        };
+        (self.session_bus.unwrap_or(default) == Switch::On)
+            .then_some(self.session_bus_url.as_deref())
+            .flatten()
     }
 
     /// The session caps, resolved from the profile (the legacy profile has none, as the field's

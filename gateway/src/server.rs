@@ -82,6 +82,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         origins: Arc::new(protocol::origin::Origins::new(args.allowed_origins.clone())),
         local_host: addr.to_string(),
         info: Arc::new(info),
+        replica: replica_name(&args, addr)?,
     };
     let app = api::slowdown::layer(
         api::router(
@@ -157,7 +158,10 @@ async fn join_bus(
     addr: std::net::SocketAddr,
     sessions: &Arc<Registry>,
 ) -> anyhow::Result<Option<Arc<crate::session::Bus>>> {
-    let Some(bus_url) = &args.session_bus_url else {
+    let Some(bus_url) = args.session_bus() else {
+        if args.session_bus_url.is_some() {
+            tracing::info!("SESSION_BUS is off: this replica answers for its own sessions only");
+        }
         return Ok(None);
     };
     let advertise = args
@@ -169,6 +173,12 @@ async fn join_bus(
         .await
         .with_context(|| format!("joining the session bus at {}", redact(bus_url)))?;
     Ok(Some(bus))
+}
+
+/// `REPLICA_NAME`, or the address this replica listens on.
+fn replica_name(args: &ServeArgs, addr: std::net::SocketAddr) -> anyhow::Result<axum::http::HeaderValue> {
+    let name = args.replica_name.clone().unwrap_or_else(|| addr.to_string());
+    axum::http::HeaderValue::try_from(name).context("REPLICA_NAME is not a valid header value")
 }
 
 /// A database URL without its password, for messages.

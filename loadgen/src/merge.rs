@@ -257,6 +257,7 @@ fn merge_actions(parts: &[(Shard, &Path, Results)], seconds: f64) -> Vec<(Action
                 part.statuses = a.statuses.clone();
                 part.rpc_errors = a.rpc_errors.clone();
                 part.errors = a.errors.clone();
+                part.served_by = a.served_by.clone();
                 stats.merge(&part);
             }
             let totals = ActionTotals {
@@ -267,6 +268,7 @@ fn merge_actions(parts: &[(Shard, &Path, Results)], seconds: f64) -> Vec<(Action
                 failures: stats.failures.clone(),
                 rpc_errors: stats.rpc_errors.clone(),
                 errors: stats.errors.clone(),
+                served_by: stats.served_by.clone(),
                 histogram: crate::record::encode_histogram(&stats),
             };
             (totals, stats)
@@ -461,6 +463,8 @@ fn sum_figures<'a>(parts: impl Iterator<Item = &'a StreamFigures>, peak_open: i6
         sum.server_closed += f.server_closed;
         sum.errored += f.errored;
         sum.reinitialized += f.reinitialized;
+        sum.recovered += f.recovered;
+        sum.recovery_ms += f.recovery_ms;
         sum.peak_open = sum.peak_open.max(f.peak_open);
     }
     sum.peak_open = sum.peak_open.max(peak_open);

@@ -143,7 +143,7 @@ pub fn summary(r: &Results) -> String {
         if s.opened > 0 {
             let _ = writeln!(
                 out,
-                "{transport}: {} opened, peak {} open at once; ended by the client {} ({} abrupt, {} with RST, {} gracefully, {} deleted{}), by the server {}, by an error {}; {} re-initialized after 404",
+                "{transport}: {} opened, peak {} open at once; ended by the client {} ({} abrupt, {} with RST, {} gracefully, {} deleted{}), by the server {}, by an error {}; {} re-initialized after \"session not found\"{}",
                 s.opened,
                 s.peak_open,
                 s.closed_by_client(),
@@ -158,7 +158,8 @@ pub fn summary(r: &Results) -> String {
                 },
                 s.server_closed,
                 s.errored,
-                s.reinitialized
+                s.reinitialized,
+                recovery(s)
             );
             if s.stateless + s.fell_back > 0 {
                 let _ = writeln!(
@@ -407,6 +408,10 @@ fn outcomes(out: &mut String, r: &Results) {
         if s.aborted > 0 {
             parts.push(format!("aborted {}", s.aborted));
         }
+        if !a.served_by.is_empty() {
+            let replicas: Vec<String> = a.served_by.iter().map(|(r, n)| format!("{r}×{n}")).collect();
+            parts.push(format!("served by {}", crate::stdio::printable(&replicas.join(" "))));
+        }
         if parts.is_empty() {
             continue;
         }
@@ -556,4 +561,16 @@ pub fn json_summary(r: &Results, path: Option<&std::path::Path>) -> serde_json::
         })).collect::<Vec<_>>(),
         "results_file": path.map(|p| p.display().to_string()),
     })
+}
+
+/// How re-initialized sessions fared: recovered, and the mean time recovering.
+fn recovery(s: &crate::data::StreamFigures) -> String {
+    if s.reinitialized == 0 {
+        return String::new();
+    }
+    format!(
+        " ({} recovered, {:.0} ms recovering on average)",
+        s.recovered,
+        s.recovery_ms as f64 / s.reinitialized as f64
+    )
 }

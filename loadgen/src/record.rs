@@ -16,6 +16,9 @@ use crate::data::{FailureKind, LatencyBuckets, StreamFigures, Summary};
 const MAX_MICROS: u64 = 3_600_000_000;
 /// Cap on distinct error messages kept per action.
 const MAX_ERROR_MESSAGES: usize = 20;
+/// Cap on distinct replicas counted per action; answers of any further one are counted together.
+const MAX_REPLICAS: usize = 32;
+const OTHER_REPLICAS: &str = "(others)";
 
 pub fn new_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, MAX_MICROS, 3).expect("static histogram bounds")
@@ -105,6 +108,8 @@ pub struct Sample<'a> {
     pub error: Option<&'a str>,
     /// Bytes of the answer read (head and body), when the action counts them (`http`, `rpc`).
     pub bytes: Option<u64>,
+    /// The replica that served it, when the target names one (`[target] served_by_header`).
+    pub served_by: Option<&'a [u8]>,
 }
 
 /// Counters and a latency histogram: of one window, or of a whole run. Mergeable.
@@ -125,6 +130,8 @@ pub struct Stats {
     pub statuses: BTreeMap<u16, u64>,
     pub rpc_errors: BTreeMap<i64, u64>,
     pub errors: BTreeMap<String, u64>,
+    /// Answers per replica that served them.
+    pub served_by: BTreeMap<String, u64>,
     pub latency: Histogram<u64>,
 }
 
@@ -143,6 +150,7 @@ impl Default for Stats {
             statuses: BTreeMap::new(),
             rpc_errors: BTreeMap::new(),
             errors: BTreeMap::new(),
+            served_by: BTreeMap::new(),
             latency: new_histogram(),
         }
     }
@@ -151,6 +159,10 @@ impl Default for Stats {
 impl Stats {
     pub fn record(&mut self, s: &Sample<'_>) {
         self.note_error(s.error);
+        if let Some(replica) = s.served_by {
+            let name = std::str::from_utf8(replica).unwrap_or("(not UTF-8)");
+            self.note_replica(name, 1);
+        }
         if s.outcome == Outcome::Failed(FailureKind::Connect) {
             // Not a request: the rate and the latencies are of requests sent.
             self.connect_errors += 1;
@@ -192,6 +204,17 @@ impl Stats {
         }
     }
 
+    /// `n` more answers served by `name`; past [`MAX_REPLICAS`] names, counted as others.
+    fn note_replica(&mut self, name: &str, n: u64) {
+        if let Some(count) = self.served_by.get_mut(name) {
+            *count += n;
+        } else if self.served_by.len() < MAX_REPLICAS {
+            self.served_by.insert(name.to_owned(), n);
+        } else {
+            *self.served_by.entry(OTHER_REPLICAS.to_owned()).or_default() += n;
+        }
+    }
+
     pub fn merge(&mut self, other: &Stats) {
         self.count += other.count;
         self.ok += other.ok;
@@ -217,6 +240,9 @@ impl Stats {
                 self.errors.insert(k.clone(), *n);
             }
         }
+        for (name, n) in &other.served_by {
+            self.note_replica(name, *n);
+        }
         self.latency
             .add(&other.latency)
             .expect("histograms of one configuration add");
@@ -236,6 +262,7 @@ impl Stats {
         self.statuses.clear();
         self.rpc_errors.clear();
         self.errors.clear();
+        self.served_by.clear();
         self.latency.reset();
     }
 
@@ -327,8 +354,11 @@ pub struct StreamGauges {
     pub server_closed: AtomicU64,
     /// Ended by an error on the way (a broken connection, a malformed answer, a timeout).
     pub errored: AtomicU64,
-    /// Told their session had expired (404) and started a new one.
+    /// Told their session was not found (404) and started a new one; of those, the ones whose new
+    /// session answered, and the time spent from the 404 to that answer (ms, summed).
     pub reinitialized: AtomicU64,
+    pub recovered: AtomicU64,
+    pub recovery_ms: AtomicU64,
     /// Left without a delete: the server offers none (405).
     pub closed_undeletable: AtomicU64,
     /// `GET` streams the server offers none of (405).
@@ -376,6 +406,8 @@ impl StreamGauges {
             server_closed: get(&self.server_closed),
             errored: get(&self.errored),
             reinitialized: get(&self.reinitialized),
+            recovered: get(&self.recovered),
+            recovery_ms: get(&self.recovery_ms),
             closed_undeletable: get(&self.closed_undeletable),
             listen_not_offered: get(&self.listen_not_offered),
             stateless: get(&self.stateless),
@@ -508,6 +540,7 @@ mod tests {
             rpc_error: None,
             error: None,
             bytes: None,
+            served_by: None,
         }
     }
 
@@ -587,6 +620,7 @@ mod tests {
                 rpc_error: None,
                 error: Some(&msg),
                 bytes: None,
+                served_by: None,
             });
         }
         assert_eq!(s.errors.len(), MAX_ERROR_MESSAGES);

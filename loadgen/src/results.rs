@@ -166,6 +166,9 @@ pub struct ActionTotals {
     pub rpc_errors: BTreeMap<i64, u64>,
     /// Distinct error messages (the first 20) and their counts.
     pub errors: BTreeMap<String, u64>,
+    /// Answers per replica, by the header `[target] served_by_header` names (the first 32 names).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub served_by: BTreeMap<String, u64>,
     /// Latencies in µs: an HdrHistogram V2 (deflate) serialization, base64.
     pub histogram: String,
 }
@@ -194,6 +197,7 @@ impl Results {
                 failures: stats.failures.clone(),
                 rpc_errors: stats.rpc_errors.clone(),
                 errors: stats.errors.clone(),
+                served_by: stats.served_by.clone(),
                 histogram: encode_histogram(stats),
             });
         }

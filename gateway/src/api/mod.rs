@@ -53,7 +53,12 @@ pub struct AppState {
     pub local_host: String,
     /// Labels of `stampede_gateway_info`.
     pub info: Arc<Vec<(&'static str, String)>>,
+    /// This replica's name, sent in every answer's `X-Served-By` (`REPLICA_NAME`).
+    pub replica: header::HeaderValue,
 }
+
+/// The header naming the replica that served an answer.
+pub const SERVED_BY: header::HeaderName = header::HeaderName::from_static("x-served-by");
 
 pub fn router(state: AppState, body: extract::BodyLimit) -> axum::Router {
     let mut protected = axum::Router::new();
@@ -101,11 +106,16 @@ pub fn router(state: AppState, body: extract::BodyLimit) -> axum::Router {
         .with_state(state)
 }
 
-/// Count and time every request by its route template; count lock conflicts by entity.
+/// Count and time every request by its route template; count lock conflicts by entity; name the
+/// replica that served it (a relayed answer keeps the name of the replica holding the session).
 async fn track(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let start = Instant::now();
     let route = req.extensions().get::<MatchedPath>().cloned();
-    let response = next.run(req).await;
+    let mut response = next.run(req).await;
+    response
+        .headers_mut()
+        .entry(SERVED_BY)
+        .or_insert_with(|| state.replica.clone());
     let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
     state
         .metrics

@@ -68,6 +68,7 @@ pub async fn exchange(
         rpc_error: None,
         error: None,
         bytes: Some(scratch.conn.take_bytes_read()),
+        served_by: None,
     };
     match answer {
         Answer::Failed(kind, message) => {
@@ -88,6 +89,7 @@ pub async fn exchange(
         }
         Answer::Answered(status) => {
             sample.status = Some(status);
+            sample.served_by = scratch.conn.served_by();
             sample.outcome = if judge.expected.contains(&status) {
                 Outcome::Expected
             } else if !judge.ok.contains(status) {

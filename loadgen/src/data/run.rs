@@ -155,8 +155,15 @@ pub struct StreamFigures {
     pub server_closed: u64,
     #[serde(default)]
     pub errored: u64,
+    /// Streamable HTTP: sessions told "session not found" (404, or a −32001 refusal) that started
+    /// a new session, as the specification says a client must; those whose new session answered;
+    /// and the time from the 404 to that answer, summed over them (ms).
     #[serde(default)]
     pub reinitialized: u64,
+    #[serde(default)]
+    pub recovered: u64,
+    #[serde(default)]
+    pub recovery_ms: u64,
     /// Streamable HTTP: sessions the client left without a delete because the server offers none
     /// (`DELETE` answered 405, as the specification lets it).
     #[serde(default)]

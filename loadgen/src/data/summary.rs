@@ -16,16 +16,20 @@ pub enum FailureKind {
     JsonRpc,
     /// An answer longer than stampede keeps (64 MiB): cut, its connection closed.
     TooLarge,
+    /// The target did not know the session the request named (404 with a session id, or a −32001
+    /// refusal): behind a balancer, the request reached a replica that does not hold it.
+    SessionNotFound,
 }
 
 impl FailureKind {
-    pub const ALL: [FailureKind; 6] = [
+    pub const ALL: [FailureKind; 7] = [
         FailureKind::Status,
         FailureKind::Timeout,
         FailureKind::Connect,
         FailureKind::Protocol,
         FailureKind::JsonRpc,
         FailureKind::TooLarge,
+        FailureKind::SessionNotFound,
     ];
 
     pub fn label(self) -> &'static str {
@@ -36,6 +40,7 @@ impl FailureKind {
             FailureKind::Protocol => "protocol",
             FailureKind::JsonRpc => "jsonrpc",
             FailureKind::TooLarge => "too_large",
+            FailureKind::SessionNotFound => "session_not_found",
         }
     }
 }

@@ -114,6 +114,7 @@ pub(crate) async fn endpoint_of(
         timeout: scenario.timeout,
         connect_timeout: scenario.timeout.min(Duration::from_secs(10)),
         tls,
+        served_by: (scenario.spec.target.served_by_header.as_deref()).map(|h| Arc::from(h.to_ascii_lowercase())),
     };
     let path = path.trim_end_matches('/');
     Ok((

@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::data::{Phase, Threshold};
 
 use super::spec::{
-    GatewayProfile, LoadSpec, Model, ProxyKind, ScenarioSpec, SetupMode, SetupSpec, ToolsFrom, UpstreamSpec,
+    Balance, GatewayProfile, LoadSpec, Model, ProxyKind, ScenarioSpec, SetupMode, SetupSpec, ToolsFrom, UpstreamSpec,
 };
 use crate::actions::Action;
 use crate::lang::{DurRange, Problem, Var, problem};
@@ -72,6 +72,7 @@ pub enum TargetPlan {
         database_url: Option<String>,
         replicas: u32,
         proxy: Option<ProxyKind>,
+        balance: Balance,
     },
     Url(String),
 }
@@ -225,6 +226,14 @@ fn trust_plan(t: &super::spec::TargetSpec, problems: &mut Vec<Problem>) -> crate
 
 fn target_plan(spec: &ScenarioSpec, problems: &mut Vec<Problem>) -> Option<TargetPlan> {
     let t = &spec.target;
+    if let Some(name) = &t.served_by_header
+        && reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err()
+    {
+        problems.push(problem(
+            "target.served_by_header",
+            format!("{name:?} is not an HTTP header name"),
+        ));
+    }
     match (&t.url, t.spawn) {
         (Some(_), Some(_)) => {
             problems.push(problem("target.spawn", "give either `url` or `spawn`, not both"));
@@ -247,6 +256,7 @@ fn target_plan(spec: &ScenarioSpec, problems: &mut Vec<Problem>) -> Option<Targe
                 ("target.profile", t.profile != GatewayProfile::Fixed),
                 ("target.replicas", t.replicas != 1),
                 ("target.proxy", t.proxy.is_some()),
+                ("target.proxy_balance", t.proxy_balance.is_some()),
             ] {
                 if set {
                     problems.push(problem(
@@ -286,12 +296,19 @@ fn target_plan(spec: &ScenarioSpec, problems: &mut Vec<Problem>) -> Option<Targe
                      (LISTEN does not pass PgBouncer in transaction mode)",
                 ));
             }
+            if t.proxy_balance.is_some() && t.proxy.is_none() {
+                problems.push(problem(
+                    "target.proxy_balance",
+                    "applies only with a proxy: proxy = \"nginx\"",
+                ));
+            }
             Some(TargetPlan::Spawn {
                 profile: t.profile,
                 env: t.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
                 database_url: t.database_url.clone(),
                 replicas: t.replicas,
                 proxy: t.proxy,
+                balance: t.proxy_balance.unwrap_or_default(),
             })
         }
     }

@@ -72,6 +72,18 @@ pub enum ProxyKind {
     Nginx,
 }
 
+/// How the proxy spreads requests over the replicas.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Balance {
+    /// Each request to the next replica: no stickiness (the replicas must find each other's sessions).
+    #[default]
+    RoundRobin,
+    /// By the request's `Mcp-Session-Id` (nginx's `hash $http_mcp_session_id consistent`): affinity
+    /// at the proxy.
+    SessionHash,
+}
+
 fn one() -> u32 {
     1
 }
@@ -112,6 +124,13 @@ pub struct TargetSpec {
     /// A proxy started in front of the spawned gateways, which the load goes through.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub proxy: Option<ProxyKind>,
+    /// How the proxy spreads requests: `round-robin` (default) or `session-hash`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy_balance: Option<Balance>,
+    /// A response header naming the replica that served it (the reference gateway's `x-served-by`):
+    /// the results count answers per replica.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub served_by_header: Option<String>,
     /// A bearer token as is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token: Option<String>,

@@ -39,6 +39,7 @@ impl Target {
                 database_url,
                 replicas,
                 proxy,
+                balance,
             } => {
                 let secret = uuid::Uuid::new_v4().simple().to_string();
                 let mut env = env.clone();
@@ -48,13 +49,18 @@ impl Target {
                     env.extend(database_url.clone().map(|u| ("SESSION_BUS_URL".to_owned(), u)));
                 }
                 let mut spawned = Vec::new();
-                for _ in 0..*replicas {
+                for i in 1..=*replicas {
+                    // Named for the results' per-replica counts (`x-served-by`), unless the scenario names them.
+                    let mut env = env.clone();
+                    if *replicas > 1 && !env.iter().any(|(k, _)| k == "REPLICA_NAME") {
+                        env.push(("REPLICA_NAME".to_owned(), format!("replica-{i}")));
+                    }
                     spawned.push(gateway::spawn(*profile, &env, database_url.as_deref(), &secret).await?);
                 }
                 let (base, proxy) = match proxy {
                     Some(crate::scenario::ProxyKind::Nginx) => {
                         let upstreams: Vec<&str> = spawned.iter().map(|g| g.base.as_str()).collect();
-                        let nginx = Nginx::start(nginx::binary_or_bad_input()?, &upstreams).await?;
+                        let nginx = Nginx::start(nginx::binary_or_bad_input()?, &upstreams, *balance).await?;
                         (nginx.base.clone(), Some(nginx))
                     }
                     None => (spawned[0].base.clone(), None),

@@ -8,7 +8,8 @@
 //!   felt by the gateway;
 //! - a read timeout of an hour, since an MCP stream idles between keepalives;
 //! - round robin over the replicas: sessions do not stick to a replica, the gateways' session bus
-//!   finds them — as behind the field's balancer.
+//!   finds them — as behind the field's balancer; or, with `proxy_balance = "session-hash"`, by the
+//!   `Mcp-Session-Id` header (affinity at the proxy).
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -16,6 +17,8 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use tokio::process::{Child, Command};
+
+use crate::scenario::Balance;
 
 pub struct Nginx {
     child: Child,
@@ -38,8 +41,13 @@ fn binary() -> Option<PathBuf> {
 }
 
 /// The config for `upstreams` (base URLs) on `port`, everything it writes kept in `dir`.
-pub fn config(upstreams: &[&str], port: u16, dir: &std::path::Path) -> String {
+pub fn config(upstreams: &[&str], port: u16, dir: &std::path::Path, balance: Balance) -> String {
     let dir = dir.display();
+    // A balancing method other than round robin goes before `keepalive` (nginx's rule).
+    let balance = match balance {
+        Balance::RoundRobin => "",
+        Balance::SessionHash => "        hash $http_mcp_session_id consistent;\n",
+    };
     let servers: String = upstreams
         .iter()
         .map(|u| format!("        server {};\n", u.trim_start_matches("http://")))
@@ -60,6 +68,7 @@ pub fn config(upstreams: &[&str], port: u16, dir: &std::path::Path) -> String {
          \x20   scgi_temp_path {dir}/scgi;\n\
          \x20   upstream gateways {{\n\
          {servers}\
+         {balance}\
          \x20       keepalive 256;\n\
          \x20   }}\n\
          \x20   server {{\n\
@@ -94,12 +103,12 @@ pub fn binary_or_bad_input() -> Result<std::path::PathBuf, super::BadInput> {
 
 impl Nginx {
     /// Start nginx in front of `upstreams`; a clear error when nginx is not installed or does not start.
-    pub async fn start(bin: std::path::PathBuf, upstreams: &[&str]) -> anyhow::Result<Nginx> {
+    pub async fn start(bin: std::path::PathBuf, upstreams: &[&str], balance: Balance) -> anyhow::Result<Nginx> {
         let dir = tempfile::Builder::new().prefix("stampede-nginx-").tempdir()?;
         // A free port: bound and released; nginx takes it a moment later.
         let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let conf = dir.path().join("nginx.conf");
-        std::fs::write(&conf, config(upstreams, port, dir.path()))?;
+        std::fs::write(&conf, config(upstreams, port, dir.path(), balance))?;
         let mut child = Command::new(&bin)
             .arg("-p")
             .arg(dir.path())

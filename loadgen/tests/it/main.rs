@@ -2,6 +2,7 @@
 //! gateway, the built-in upstream and the real parts (`testkit`). Each module says what it tests.
 
 mod adhoc;
+mod affinity;
 mod alloc;
 mod cli;
 mod completions;

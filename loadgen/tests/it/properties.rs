@@ -205,6 +205,7 @@ proptest! {
                     rpc_error: None,
                     error: None,
                     bytes: Some(*micros % 1000),
+                    served_by: None,
                 });
             }
         };

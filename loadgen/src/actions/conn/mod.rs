@@ -10,6 +10,7 @@
 
 use std::io::Write as _;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -45,6 +46,8 @@ pub struct Endpoint {
     pub connect_timeout: Duration,
     /// https: the handshake after each connect.
     pub tls: Option<Tls>,
+    /// The header naming the replica that served an answer, lowercase (`[target] served_by_header`).
+    pub served_by: Option<Arc<str>>,
 }
 
 const INITIAL_READ: usize = 4096;
@@ -67,6 +70,44 @@ pub struct Conn {
     deadline: deadline::Deadline,
     /// Answer bytes read on connections closed since `take_bytes_read` last asked.
     closed_bytes_read: u64,
+    /// The header naming the replica that served an answer (the endpoint's, kept at connect), and
+    /// who served the last answer.
+    served_by_header: Option<Arc<str>>,
+    served_by: ServedBy,
+}
+
+/// The value of the header naming the replica that served the last answer, copied out of the read
+/// buffer (which the body then reuses) into a fixed one: no allocation per answer.
+pub struct ServedBy {
+    bytes: [u8; ServedBy::MAX],
+    /// Bytes kept; `None`: the answer had no such header.
+    len: Option<u8>,
+}
+
+impl Default for ServedBy {
+    fn default() -> Self {
+        ServedBy {
+            bytes: [0; ServedBy::MAX],
+            len: None,
+        }
+    }
+}
+
+impl ServedBy {
+    /// Longer names are cut to this.
+    const MAX: usize = 64;
+
+    fn keep(&mut self, value: Option<&[u8]>) {
+        self.len = value.map(|v| {
+            let n = v.len().min(Self::MAX);
+            self.bytes[..n].copy_from_slice(&v[..n]);
+            n as u8
+        });
+    }
+
+    pub fn get(&self) -> Option<&[u8]> {
+        self.len.map(|n| &self.bytes[..usize::from(n)])
+    }
 }
 
 /// Why an exchange failed, before it is told as a failure kind.
@@ -96,6 +137,12 @@ impl Conn {
         &self.body
     }
 
+    /// The replica that served the last answer, when the endpoint names its header and the answer
+    /// carried it.
+    pub fn served_by(&self) -> Option<&[u8]> {
+        self.served_by.get()
+    }
+
     /// Bytes of answers read since the last call (the whole of the last exchange's answer, after
     /// `send`), on this connection and on any it closed since.
     pub fn take_bytes_read(&mut self) -> u64 {
@@ -116,6 +163,9 @@ impl Conn {
             .map_err(|e| Answer::Failed(FailureKind::Connect, e.to_string()))?;
         self.stream = Some(stream);
         self.used = false;
+        if self.served_by_header.is_none() {
+            self.served_by_header.clone_from(&ep.served_by);
+        }
         Ok(())
     }
 
@@ -129,6 +179,7 @@ impl Conn {
         headers: &[(H, H)],
         body: Option<&str>,
     ) {
+        self.served_by.keep(None);
         // Pieces copied in, not formatted: `write!` costs a formatter per piece on every request.
         let r = &mut self.request;
         r.clear();
@@ -273,6 +324,8 @@ impl Conn {
             request,
             read,
             body,
+            served_by_header,
+            served_by: served,
             ..
         } = self;
         let stream = stream.as_mut().expect("connected");
@@ -295,10 +348,13 @@ impl Conn {
                 });
             }
             filled += n;
-            match wire::parse_head(&read[..filled], head) {
+            match wire::parse_head(&read[..filled], head, served_by_header.as_deref()) {
                 Ok(None) => continue,
                 Err(e) => return Err(Broken::Protocol(e)),
-                Ok(Some(h)) => break (h.status, h.len, h.framing, h.keep_alive),
+                Ok(Some(h)) => {
+                    served.keep(h.served_by.map(|r| &read[r]));
+                    break (h.status, h.len, h.framing, h.keep_alive);
+                }
             }
         };
         // Body.

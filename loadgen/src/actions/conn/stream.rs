@@ -71,10 +71,13 @@ impl Conn {
                 });
             }
             filled += n;
-            if let Some(head) = parse_head(&self.read[..filled], false).map_err(Broken::Protocol)? {
+            if let Some(head) =
+                parse_head(&self.read[..filled], false, self.served_by_header.as_deref()).map_err(Broken::Protocol)?
+            {
                 break head;
             }
         };
+        self.served_by.keep(head.served_by.clone().map(|r| &self.read[r]));
         self.reading = Reading {
             active: true,
             framing: Some(head.framing),

@@ -13,11 +13,13 @@ pub struct ParsedHead {
     pub keep_alive: bool,
     pub content_type: Option<Range<usize>>,
     pub session_id: Option<Range<usize>>,
+    /// The header `served_by` named (`[target] served_by_header`).
+    pub served_by: Option<Range<usize>>,
 }
 
 /// Parse an answer's head from `buf`; `Ok(None)` while it is incomplete. `head_request`: the answer
-/// to a HEAD has no body whatever it says.
-pub fn parse_head(buf: &[u8], head_request: bool) -> Result<Option<ParsedHead>, String> {
+/// to a HEAD has no body whatever it says. `served_by`: a header to find too (lowercase).
+pub fn parse_head(buf: &[u8], head_request: bool, served_by: Option<&str>) -> Result<Option<ParsedHead>, String> {
     let mut headers = [httparse::EMPTY_HEADER; 48];
     let mut resp = httparse::Response::new(&mut headers);
     let len = match resp.parse(buf) {
@@ -30,6 +32,7 @@ pub fn parse_head(buf: &[u8], head_request: bool) -> Result<Option<ParsedHead>, 
     let mut keep_alive = resp.version == Some(1);
     let mut content_type = None;
     let mut session_id = None;
+    let mut served = None;
     let range = |v: &[u8]| {
         let start = v.as_ptr() as usize - buf.as_ptr() as usize;
         start..start + v.len()
@@ -57,6 +60,8 @@ pub fn parse_head(buf: &[u8], head_request: bool) -> Result<Option<ParsedHead>, 
             content_type = Some(range(h.value));
         } else if h.name.eq_ignore_ascii_case("mcp-session-id") {
             session_id = Some(range(h.value));
+        } else if served_by.is_some_and(|name| h.name.eq_ignore_ascii_case(name)) {
+            served = Some(range(h.value));
         }
     }
     if head_request || status == 204 || status == 304 || (100..200).contains(&status) {
@@ -69,6 +74,7 @@ pub fn parse_head(buf: &[u8], head_request: bool) -> Result<Option<ParsedHead>, 
         keep_alive,
         content_type,
         session_id,
+        served_by: served,
     }))
 }
 
@@ -220,8 +226,8 @@ mod tests {
             fn prop_any_bytes_are_a_head_a_chunk_or_an_error_never_a_panic(
                 bytes in proptest::collection::vec(any::<u8>(), 0..2048),
             ) {
-                let _ = parse_head(&bytes, false);
-                let _ = parse_head(&bytes, true);
+                let _ = parse_head(&bytes, false, Some("x-served-by"));
+                let _ = parse_head(&bytes, true, None);
                 let _ = parse_chunk(&bytes);
             }
 

@@ -26,7 +26,7 @@ pub(super) enum Answered {
     /// 202: a notification taken.
     Accepted,
     Reply(u16, Reply),
-    /// 404: the session is unknown or ended.
+    /// The session is unknown or ended: 404, or a 4xx −32001 error.
     Gone,
 }
 
@@ -51,6 +51,11 @@ impl Failed {
 
     pub(super) fn protocol(status: Option<u16>, message: impl Into<String>) -> Failed {
         Failed::new(FailureKind::Protocol, status, message)
+    }
+
+    /// The server did not know the session (404, or a −32001 refusal).
+    pub(super) fn session_not_found(message: &str) -> Failed {
+        Failed::new(FailureKind::SessionNotFound, Some(404), message)
     }
 
     pub(super) fn timeout(message: &str) -> Failed {
@@ -167,6 +172,10 @@ async fn post(
     match status {
         202 => return drain(conn, status).await.map(|()| Answered::Accepted),
         404 if st.era == Era::Session => return drain(conn, status).await.map(|()| Answered::Gone),
+        // Some servers say "session not found" with another 4xx and a −32001 error.
+        400..=499 if st.era == Era::Session && kind == Body::Json && !st.session_id.is_empty() => {
+            return session_refusal(conn, st, status).await;
+        }
         s if !(200..300).contains(&s) && !refusal_to_read => {
             drain(conn, status).await?;
             return Err(status_failure(s, ""));
@@ -340,6 +349,26 @@ fn reply_to(
         version.push_str(chosen.unwrap_or_default());
     }
     Ok(Some(reply))
+}
+
+/// The JSON-RPC error code servers answer an unknown session with, beside (or instead of) 404.
+const SESSION_NOT_FOUND: i64 = -32001;
+
+/// A session-era 4xx with a JSON body: `Gone` when it is the −32001 "session not found" error,
+/// else a failure of its status.
+async fn session_refusal(conn: &mut Conn, st: &mut State, status: u16) -> Result<Answered, Failed> {
+    st.reply.clear();
+    while let Some(data) = conn.next_data().await.map_err(Failed::reading(status))? {
+        if st.reply.len() + data.len() > MAX_EVENT {
+            conn.discard();
+            return Err(status_failure(status, ""));
+        }
+        st.reply.extend_from_slice(data);
+    }
+    match jsonrpc::parse(&st.reply) {
+        Ok((_, Reply::Error(SESSION_NOT_FOUND))) => Ok(Answered::Gone),
+        _ => Err(status_failure(status, "")),
+    }
 }
 
 async fn json_reply(

@@ -97,18 +97,19 @@ pub async fn run(
     render(url, &env.base_path, &a.endpoint, values);
     st.next_id = 0;
 
-    // 1. Start, timed as the action's own series.
-    if let Err(f) = start(a.protocol, env, conn, url, body, st).await {
+    // 1. Start, timed as the action's own series; a session lost at once is started again, once.
+    let g = &env.recorder.gauges.mcp;
+    let started = start_again_once(a, env, slots.main, intended, conn, url, body, st).await;
+    if let Err(f) = started {
         let kind = f.kind;
-        record(env, slots.main, intended.elapsed(), &Err(f));
+        record(env, conn, slots.main, intended.elapsed(), &Err(f));
         return if kind == FailureKind::Connect {
             Ended::Unreachable
         } else {
             Ended::Done(Outcome::Failed(kind))
         };
     }
-    record(env, slots.main, intended.elapsed(), &Ok((Outcome::Ok, 200, None)));
-    let g = &env.recorder.gauges.mcp;
+    record(env, conn, slots.main, intended.elapsed(), &Ok((Outcome::Ok, 200, None)));
     g.opened.fetch_add(1, Ordering::Relaxed);
     g.open.fetch_add(1, Ordering::Relaxed);
     if st.era == Era::Stateless {
@@ -127,15 +128,21 @@ pub async fn run(
             g.cache_hits.fetch_add(1, Ordering::Relaxed);
             continue;
         }
-        let sent = Instant::now();
+        let slot = slots.extra(r.series).expect("a series per method");
+        let mut sent = Instant::now();
         let mut answered = exchange(env, conn, url, body, st, &r.method, Awaits::Reply(id)).await;
-        if let Ok(Answered::Gone) = answered {
-            // The session expired: start a new one, once, and ask again.
+        let lost = matches!(answered, Ok(Answered::Gone)).then(Instant::now);
+        if lost.is_some() {
+            // The server does not know the session (expired, or held by another replica): the
+            // request failed as such; then, as the specification says, a new session, once, and
+            // the request asked again.
+            record(env, conn, slot, sent.elapsed(), &Err(Failed::session_not_found("")));
             g.reinitialized.fetch_add(1, Ordering::Relaxed);
             let saved = std::mem::take(body);
             answered = match start(a.protocol, env, conn, url, body, st).await {
                 Ok(()) => {
                     *body = saved;
+                    sent = Instant::now();
                     exchange(env, conn, url, body, st, &r.method, Awaits::Reply(id)).await
                 }
                 Err(f) => {
@@ -149,15 +156,17 @@ pub async fn run(
             remember(env, st, cached);
         }
         let judged = judge(answered, &a.expected_errors);
-        record(
-            env,
-            slots.extra(r.series).expect("a series per method"),
-            sent.elapsed(),
-            &judged,
-        );
+        record(env, conn, slot, sent.elapsed(), &judged);
+        if let Some(lost) = lost {
+            g.recovery_ms
+                .fetch_add(lost.elapsed().as_millis() as u64, Ordering::Relaxed);
+            if judged.is_ok() {
+                g.recovered.fetch_add(1, Ordering::Relaxed);
+            }
+        }
         match judged {
             // (A stateless 404 is a JSON-RPC error, an unknown method: the session goes on.)
-            Err(f) if f.status == Some(404) && f.kind == FailureKind::Status => {
+            Err(f) if f.kind == FailureKind::SessionNotFound => {
                 end = End::Server;
                 break;
             }
@@ -199,7 +208,7 @@ pub async fn run(
                 let sent = Instant::now();
                 let deleted = delete(env, delete_conn, url, &st.session_id, &st.version).await;
                 if let Some(slot) = slot {
-                    record(env, slot, sent.elapsed(), &deleted);
+                    record(env, delete_conn, slot, sent.elapsed(), &deleted);
                 }
                 if listening {
                     conn.cut(false);
@@ -231,6 +240,44 @@ pub async fn run(
     g.open.fetch_sub(1, Ordering::Relaxed);
     st.trim();
     Ended::Done(Outcome::Ok)
+}
+
+/// Start the session; one the server does not know at once (its first notification answered
+/// "session not found": behind a balancer, another replica) is recorded as such and started again,
+/// once, as the specification says a client must.
+#[expect(clippy::too_many_arguments, reason = "the session's parts, borrowed apart")]
+async fn start_again_once(
+    a: &Mcp,
+    env: &Env,
+    slot: usize,
+    intended: Instant,
+    conn: &mut Conn,
+    url: &str,
+    body: &mut String,
+    st: &mut State,
+) -> Result<(), Failed> {
+    let g = &env.recorder.gauges.mcp;
+    let started = start(a.protocol, env, conn, url, body, st).await;
+    let Err(f) = &started else { return started };
+    if f.kind != FailureKind::SessionNotFound {
+        return started;
+    }
+    record(
+        env,
+        conn,
+        slot,
+        intended.elapsed(),
+        &Err(Failed::session_not_found(&f.message)),
+    );
+    let lost = Instant::now();
+    g.reinitialized.fetch_add(1, Ordering::Relaxed);
+    let started = start(a.protocol, env, conn, url, body, st).await;
+    g.recovery_ms
+        .fetch_add(lost.elapsed().as_millis() as u64, Ordering::Relaxed);
+    if started.is_ok() {
+        g.recovered.fetch_add(1, Ordering::Relaxed);
+    }
+    started
 }
 
 /// While a stateless request's answer asks for input (MRTR), retry it under a new id with the
@@ -408,14 +455,12 @@ fn judge(answered: Result<Answered, Failed>, expected_errors: &[i64]) -> Judged 
             "a reply with neither a result nor an error",
         )),
         Answered::Accepted => Err(Failed::protocol(Some(202), "a request answered 202 without a reply")),
-        Answered::Gone => Err(status_failure(
-            404,
-            "the session is gone (404), even after starting again",
-        )),
+        Answered::Gone => Err(Failed::session_not_found("even after starting again")),
     }
 }
 
-fn record(env: &Env, slot: usize, latency: Duration, judged: &Judged) {
+/// Record an exchange on `conn`: its outcome, and the replica that served its answer.
+fn record(env: &Env, conn: &Conn, slot: usize, latency: Duration, judged: &Judged) {
     let sample = match judged {
         Ok((outcome, status, rpc_error)) => Sample {
             latency,
@@ -424,6 +469,7 @@ fn record(env: &Env, slot: usize, latency: Duration, judged: &Judged) {
             rpc_error: *rpc_error,
             error: None,
             bytes: None,
+            served_by: conn.served_by(),
         },
         Err(f) => Sample {
             latency,
@@ -432,6 +478,7 @@ fn record(env: &Env, slot: usize, latency: Duration, judged: &Judged) {
             rpc_error: f.rpc_error,
             error: (!f.message.is_empty()).then_some(f.message.as_str()),
             bytes: None,
+            served_by: conn.served_by(),
         },
     };
     env.recorder.record(slot, &sample);
@@ -475,11 +522,17 @@ async fn listen(
     let head = match opened {
         Err(_) => {
             conn.discard();
-            record(env, slot, sent.elapsed(), &Err(Failed::timeout("no stream in time")));
+            record(
+                env,
+                conn,
+                slot,
+                sent.elapsed(),
+                &Err(Failed::timeout("no stream in time")),
+            );
             return (false, End::Error);
         }
         Ok(Err(answer)) => {
-            record(env, slot, sent.elapsed(), &Err(Failed::from_answer(answer)));
+            record(env, conn, slot, sent.elapsed(), &Err(Failed::from_answer(answer)));
             return (false, End::Error);
         }
         Ok(Ok(head)) => head,
@@ -491,11 +544,11 @@ async fn listen(
             Some(200),
             "the stream answered is not an event stream",
         )),
-        404 if st.era == Era::Session => Some(status_failure(404, "the session is gone (404)")),
+        404 if st.era == Era::Session => Some(Failed::session_not_found("")),
         // The specification lets a server offer no GET stream (405), and a stateless server may
         // not know `subscriptions/listen` (404): counted as such, not a failure.
         status @ (405 | 404) => {
-            record(env, slot, sent.elapsed(), &Ok((Outcome::Expected, status, None)));
+            record(env, conn, slot, sent.elapsed(), &Ok((Outcome::Expected, status, None)));
             env.recorder
                 .gauges
                 .mcp
@@ -511,11 +564,11 @@ async fn listen(
     };
     if let Some(f) = refused {
         let end = match f.status {
-            Some(404) => End::Server,
+            _ if f.kind == FailureKind::SessionNotFound => End::Server,
             Some(200) => End::Error,
             _ => End::Client,
         };
-        record(env, slot, sent.elapsed(), &Err(f));
+        record(env, conn, slot, sent.elapsed(), &Err(f));
         if end == End::Error || tokio::time::timeout(DRAIN, drain(conn, head.status)).await.is_err() {
             conn.discard();
         }
@@ -524,7 +577,7 @@ async fn listen(
         }
         return (false, end);
     }
-    record(env, slot, sent.elapsed(), &Ok((Outcome::Ok, 200, None)));
+    record(env, conn, slot, sent.elapsed(), &Ok((Outcome::Ok, 200, None)));
 
     // Held: read (and parse) whatever the server sends until the hold ends.
     st.parser.reset();

@@ -143,7 +143,7 @@ async fn initialize(
     body.clear();
     body.push_str(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#);
     match exchange(env, conn, url, body, st, "notifications/initialized", Awaits::Nothing).await? {
-        Answered::Gone => Err(status_failure(404, "the session was gone at once")),
+        Answered::Gone => Err(Failed::session_not_found("at notifications/initialized")),
         Answered::Accepted | Answered::Reply(..) => Ok(()),
     }
 }

@@ -244,6 +244,7 @@ async fn session(
             rpc_error: None,
             error: None,
             bytes: None,
+            served_by: stream.conn.served_by(),
         },
     );
     let gauges = &env.recorder.gauges.sse;
@@ -283,6 +284,7 @@ async fn session(
                         rpc_error: None,
                         error: Some(msg),
                         bytes: None,
+                        served_by: None,
                     },
                 );
             }
@@ -343,6 +345,8 @@ struct Exchanged {
     rpc_error: Option<i64>,
     error: Option<String>,
     end: SessionEnd,
+    /// The replica that took the message.
+    served_by: Option<reqwest::header::HeaderValue>,
 }
 
 impl Exchanged {
@@ -353,6 +357,7 @@ impl Exchanged {
             rpc_error: None,
             error: Some(error),
             end: SessionEnd::Client,
+            served_by: None,
         }
     }
 
@@ -366,6 +371,7 @@ impl Exchanged {
                 rpc_error: self.rpc_error,
                 error: self.error.as_deref(),
                 bytes: None,
+                served_by: self.served_by.as_ref().map(|v| v.as_bytes()),
             },
         );
     }
@@ -375,15 +381,32 @@ impl Exchanged {
 /// id (answering what the server asks meanwhile).
 async fn exchange(env: &Env, endpoint: &str, stream: &mut Stream<'_>, body: String, awaits: Option<u64>) -> Exchanged {
     let post = post(env, endpoint, body).await;
-    let accepted = match post {
+    let (accepted, served_by) = match post {
         Err(e) => return Exchanged::failed(classify_reqwest(&e), None, error_chain(&e)),
-        Ok(status) if status != 202 => {
+        // The session's endpoint does not know it (behind a balancer: another replica): its stream
+        // lives on, but the session cannot be talked to.
+        Ok((404, served_by)) => {
+            let mut lost = Exchanged::failed(FailureKind::SessionNotFound, Some(404), String::new());
+            lost.error = None;
+            lost.end = SessionEnd::Server;
+            lost.served_by = served_by;
+            return lost;
+        }
+        Ok((status, served_by)) if status != 202 => {
             let mut failed = Exchanged::failed(FailureKind::Status, Some(status), String::new());
             failed.error = None;
+            failed.served_by = served_by;
             return failed;
         }
-        Ok(status) => status,
+        Ok(taken) => taken,
     };
+    let mut done = replied(env, endpoint, stream, accepted, awaits).await;
+    done.served_by = served_by;
+    done
+}
+
+/// What a message the server took came to: at once for a notification, else its reply on the stream.
+async fn replied(env: &Env, endpoint: &str, stream: &mut Stream<'_>, accepted: u16, awaits: Option<u64>) -> Exchanged {
     let Some(id) = awaits else {
         return Exchanged {
             outcome: Outcome::Ok,
@@ -391,6 +414,7 @@ async fn exchange(env: &Env, endpoint: &str, stream: &mut Stream<'_>, body: Stri
             rpc_error: None,
             error: None,
             end: SessionEnd::Client,
+            served_by: None,
         };
     };
     match tokio::time::timeout(env.timeout, reply_event(env, endpoint, stream, id)).await {
@@ -406,6 +430,7 @@ async fn exchange(env: &Env, endpoint: &str, stream: &mut Stream<'_>, body: Stri
             rpc_error: Some(code),
             error: None,
             end: SessionEnd::Client,
+            served_by: None,
         },
         Ok(Ok(None)) => Exchanged {
             outcome: Outcome::Ok,
@@ -413,11 +438,17 @@ async fn exchange(env: &Env, endpoint: &str, stream: &mut Stream<'_>, body: Stri
             rpc_error: None,
             error: None,
             end: SessionEnd::Client,
+            served_by: None,
         },
     }
 }
 
-async fn post(env: &Env, endpoint: &str, body: String) -> Result<u16, reqwest::Error> {
+/// POST a message; its status, and the replica that took it when the target names one.
+async fn post(
+    env: &Env,
+    endpoint: &str,
+    body: String,
+) -> Result<(u16, Option<reqwest::header::HeaderValue>), reqwest::Error> {
     let resp = env
         .http
         .post(endpoint)
@@ -425,7 +456,8 @@ async fn post(env: &Env, endpoint: &str, body: String) -> Result<u16, reqwest::E
         .body(body)
         .send()
         .await?;
-    Ok(resp.status().as_u16())
+    let served_by = (env.endpoint.served_by.as_deref()).and_then(|name| resp.headers().get(name).cloned());
+    Ok((resp.status().as_u16(), served_by))
 }
 
 /// `initialize` (id 0) and its reply, then `notifications/initialized`; timed together in the
@@ -592,6 +624,7 @@ fn fail(env: &Env, slot: usize, intended: Instant, (kind, status, msg): Refused)
             rpc_error: None,
             error: Some(&msg),
             bytes: None,
+            served_by: None,
         },
     );
     if kind == FailureKind::Connect {

@@ -180,7 +180,9 @@ pub struct ServeArgs {
     #[arg(long, env = "BODY_READ_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
     pub body_read_timeout: Duration,
 
-    /// Whether SSE sessions notice a gone client (default from --profile).
+    /// Whether streams notice a gone client (default from --profile). Off (legacy), a stream's
+    /// connection is not read either: a client's close is seen when a write fails, its socket in
+    /// CLOSE_WAIT until then.
     #[arg(long, env = "SSE_DISCONNECT_DETECTION", value_enum)]
     pub sse_disconnect_detection: Option<Detection>,
 

@@ -95,6 +95,10 @@ pub struct CuttableStream {
     inner: TcpStream,
     handle: ConnHandle,
     clock: Clock,
+    /// Read while a stream is served. Off (legacy), a client's close is seen only once a write fails:
+    /// until then its socket sits in CLOSE_WAIT, as behind the field's servers that read no request
+    /// while they stream an answer.
+    read_streams: bool,
     /// A place among the listener's connections, given back when the stream is dropped.
     _slot: OwnedSemaphorePermit,
 }
@@ -239,6 +243,16 @@ impl CuttableStream {
 
 impl AsyncRead for CuttableStream {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        if !self.read_streams && self.handle.0.streaming.load(Ordering::Relaxed) {
+            self.handle.check()?;
+            // The stream's end (its guard's drop) or a cut wakes the parked reader; checked again
+            // after parking so neither is missed.
+            self.handle.park(READ, cx);
+            self.handle.check()?;
+            if self.handle.0.streaming.load(Ordering::Relaxed) {
+                return Poll::Pending;
+            }
+        }
         let before = buf.filled().len();
         let polled = self.guarded(READ, cx, |s, cx| s.poll_read(cx, buf));
         if let Poll::Ready(Ok(())) = polled {
@@ -297,6 +311,7 @@ pub struct CuttableListener {
     slots: Arc<Semaphore>,
     head_timeout: Duration,
     idle_timeout: Option<Duration>,
+    read_streams: bool,
 }
 
 impl CuttableListener {
@@ -311,7 +326,15 @@ impl CuttableListener {
             slots: Arc::new(Semaphore::new(max_connections.max(1))),
             head_timeout,
             idle_timeout,
+            read_streams: true,
         }
+    }
+
+    /// Whether a connection is read while it carries a stream (`false`: the legacy profile's, see
+    /// [`CuttableStream`]'s `read_streams`).
+    pub fn reading_streams(mut self, read: bool) -> CuttableListener {
+        self.read_streams = read;
+        self
     }
 }
 
@@ -333,6 +356,7 @@ impl Listener for CuttableListener {
                         inner: stream,
                         handle: ConnHandle::default(),
                         clock: Clock::new(self.head_timeout, self.idle_timeout),
+                        read_streams: self.read_streams,
                         _slot: slot,
                     };
                     return (io, addr);

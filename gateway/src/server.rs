@@ -116,7 +116,8 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             args.max_connections,
             args.header_read_timeout,
             Some(args.keepalive_timeout).filter(|t| !t.is_zero()),
-        ),
+        )
+        .reading_streams(args.sse().detection == crate::config::Detection::On),
         app.into_make_service_with_connect_info::<ConnHandle>(),
     )
     .with_graceful_shutdown(async move {

@@ -225,6 +225,7 @@ impl AdHocArgs {
         observe.insert("post_load".into(), "0s".into());
         observe.insert("settle".into(), "0s".into());
         observe.insert("metrics".into(), "".into());
+        observe.insert("ports".into(), Value::Array(Vec::new()));
         let mut spec = toml::Table::new();
         spec.insert("name".into(), "adhoc".into());
         spec.insert("description".into(), format!("{} {}", self.method, url.text).into());

@@ -31,6 +31,23 @@ pub fn bound(v: f64) -> String {
     }
 }
 
+const MIB: f64 = 1024.0 * 1024.0;
+
+/// Bytes in MiB with one decimal and no unit (`21.5`), for a row of figures in one unit.
+pub fn mib(v: f64) -> String {
+    format!("{:.1}", v / MIB)
+}
+
+/// Bytes with their unit: `21.5 MiB`; below a tenth of a MiB in KiB (`12.0 KiB`), so that a small
+/// figure does not read as none.
+pub fn bytes(v: f64) -> String {
+    if v != 0.0 && v.abs() < 0.1 * MIB {
+        format!("{:.1} KiB", v / 1024.0)
+    } else {
+        format!("{} MiB", mib(v))
+    }
+}
+
 fn trimmed(v: f64) -> String {
     format!("{v:.3}").trim_end_matches('0').trim_end_matches('.').to_owned()
 }
@@ -51,5 +68,9 @@ mod tests {
         assert_eq!(num(Some(0.0001)), "1.00e-4");
         assert_eq!(bound(1234.5), "1234.5");
         assert_eq!(bound(0.001), "1.000e-3");
+        assert_eq!(bytes(21.5 * 1024.0 * 1024.0), "21.5 MiB");
+        assert_eq!(bytes(12.0 * 1024.0), "12.0 KiB");
+        assert_eq!(bytes(0.0), "0.0 MiB");
+        assert_eq!(mib(130.25 * 1024.0 * 1024.0), "130.2");
     }
 }

@@ -124,7 +124,7 @@ fn combine(count: u32, parts: &[(Shard, &Path, Results)]) -> Results {
     // The shard that observed the target: the one whose observers had a source.
     let observer = parts.iter().position(|(_, _, r)| {
         let s = &r.observed.sources;
-        s.cpu.is_some() || s.metrics.is_some() || s.postgres.is_some() || s.pgbouncer.is_some()
+        s.cpu.is_some() || s.metrics.is_some() || s.postgres.is_some() || s.pgbouncer.is_some() || s.resources.is_some()
     });
 
     let seconds = parts

@@ -204,7 +204,7 @@ pub fn summary(r: &Results) -> String {
         );
     }
     for j in &r.thresholds {
-        let value = j.value.map_or("not measured".to_owned(), |v| format!("{v:.4}"));
+        let value = threshold_value(j);
         let _ = writeln!(
             out,
             "threshold {}: {} — {} (value {value})",
@@ -451,6 +451,20 @@ fn why_expected(r: &Results, a: &crate::results::ActionTotals) -> String {
     }
 }
 
+/// A judged threshold's value: bytes in MiB, the other kinds as they always were.
+fn threshold_value(j: &crate::data::Judged) -> String {
+    use crate::data::MetricKind::{Bytes, BytesPerMinute};
+    let metric = crate::data::threshold::parse(&j.threshold).ok().map(|t| t.metric);
+    let kind = metric.as_deref().and_then(crate::data::metrics::metric_kind);
+    match (j.value, metric) {
+        (None, _) => "not measured".to_owned(),
+        (Some(v), Some(metric)) if matches!(kind, Some(Bytes | BytesPerMinute)) => {
+            crate::gate::check::figure(&metric, v)
+        }
+        (Some(v), _) => format!("{v:.4}"),
+    }
+}
+
 /// What the observers saw: CPU, PostgreSQL, the longest blocking chain, the target's own metrics.
 fn target_side(out: &mut String, o: &ObservedSummary) {
     // No observer at all (the ad-hoc form, a target at a URL without `[observe]`): one line says so.
@@ -492,6 +506,9 @@ fn target_side(out: &mut String, o: &ObservedSummary) {
             nm(o.pgbouncer_longest_wait_s, "s"),
         );
     }
+    if o.sources.resources.is_some() {
+        let _ = writeln!(out, "target resources: {}", resources(&o.resources));
+    }
     if let Some(chain) = o.blocking_chains.first() {
         let _ = writeln!(out, "longest blocking chain ({} backends):", chain.len());
         for (i, link) in chain.iter().enumerate() {
@@ -518,6 +535,81 @@ fn target_side(out: &mut String, o: &ObservedSummary) {
             format!("; ends: {}", ends.join(", "))
         }
     );
+}
+
+/// The target's memory, files, threads and sockets: before the load → its most during it → settled
+/// after it, `not measured` where a figure is missing, one word for a group missing whole.
+fn resources(r: &crate::data::ResourcesSummary) -> String {
+    use crate::format::{mib, num};
+    let group = |name: &str, figures: [Option<String>; 3], tail: String| -> String {
+        if figures.iter().all(Option::is_none) {
+            return format!("{name} not measured");
+        }
+        let [a, b, c] = figures.map(|f| f.unwrap_or_else(|| "not measured".into()));
+        format!("{name} {a} → {b} → {c}{tail}")
+    };
+    let count = |v: Option<u32>| v.map(|v| v.to_string());
+    let mean = |v: Option<f64>| v.map(|v| num(Some(v)));
+    let bytes = |v: Option<u64>| v.map(|v| mib(v as f64));
+    let rss = group(
+        "RSS",
+        [
+            bytes(r.target_rss_before_bytes).map(|b| format!("{b} MiB")),
+            bytes(r.target_rss_load_max_bytes).map(|b| format!("max {b}")),
+            bytes(r.target_rss_settled_bytes).map(|b| format!("settled {b}")),
+        ],
+        r.target_rss_slope_bytes_per_min.map_or_else(String::new, |s| {
+            format!(" (slope {:+.1} MiB/min)", s / (1024.0 * 1024.0))
+        }),
+    );
+    let mut fds_tail = Vec::new();
+    fds_tail.extend(r.target_fds_settled_growth_pct.map(|g| format!("{g:+.1}%")));
+    fds_tail.extend(r.target_fds_slope_per_min.map(|s| format!("slope {s:+.1}/min")));
+    let fds = group(
+        "fds",
+        [
+            count(r.target_fds_before),
+            count(r.target_fds_load_max),
+            mean(r.target_fds_settled),
+        ],
+        if fds_tail.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", fds_tail.join(", "))
+        },
+    );
+    let threads = group(
+        "threads",
+        [
+            count(r.target_threads_before),
+            count(r.target_threads_load_max),
+            mean(r.target_threads_settled),
+        ],
+        String::new(),
+    );
+    let close_wait = group(
+        "CLOSE_WAIT",
+        [
+            count(r.close_wait_before),
+            count(r.close_wait_load_max),
+            mean(r.close_wait_settled),
+        ],
+        String::new(),
+    );
+    // No reading before the load is kept for these two: the most during it → settled.
+    let pair = |name: &str, max: Option<u32>, settled: Option<f64>| match (max, settled) {
+        (None, None) => format!("{name} not measured"),
+        _ => format!(
+            "{name} max {} → {}",
+            count(max).unwrap_or_else(|| "not measured".into()),
+            mean(settled).unwrap_or_else(|| "not measured".into())
+        ),
+    };
+    format!(
+        "{rss}; {fds}; {threads}; {close_wait}; {}; {}",
+        pair("ESTABLISHED", r.established_load_max, r.established_settled),
+        pair("TIME_WAIT", r.time_wait_load_max, r.time_wait_settled)
+    )
 }
 
 /// The ad-hoc form's `--json`: the run's headline figures in one object (its schema is
@@ -573,4 +665,33 @@ fn recovery(s: &crate::data::StreamFigures) -> String {
         s.recovered,
         s.recovery_ms as f64 / s.reinitialized as f64
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::data::ResourcesSummary;
+
+    #[test]
+    fn the_resources_line_reads_before_max_settled_and_says_what_was_not_measured() {
+        const MIB: u64 = 1024 * 1024;
+        let r = ResourcesSummary {
+            target_rss_before_bytes: Some(21 * MIB + MIB / 2),
+            target_rss_load_max_bytes: Some(130 * MIB),
+            target_rss_settled_bytes: Some(40 * MIB),
+            target_rss_slope_bytes_per_min: Some(0.2 * MIB as f64),
+            target_fds_before: Some(12),
+            target_fds_load_max: Some(240),
+            target_fds_settled: Some(12.0),
+            target_fds_settled_growth_pct: Some(0.0),
+            close_wait_before: Some(0),
+            close_wait_load_max: Some(14),
+            close_wait_settled: None,
+            ..ResourcesSummary::default()
+        };
+        assert_eq!(
+            super::resources(&r),
+            "RSS 21.5 MiB → max 130.0 → settled 40.0 (slope +0.2 MiB/min); fds 12 → 240 → 12 (+0.0%); \
+             threads not measured; CLOSE_WAIT 0 → 14 → not measured; ESTABLISHED not measured; TIME_WAIT not measured"
+        );
+    }
 }

@@ -17,6 +17,9 @@ pub enum MetricKind {
     Count,
     PerSecond,
     Seconds,
+    Bytes,
+    BytesPerMinute,
+    PerMinute,
 }
 
 /// Which way a metric improves.
@@ -87,7 +90,7 @@ impl Metric {
 }
 
 use Better::{Higher, Lower};
-use MetricKind::{Count, Millis, PerSecond, PercentOfCore, Ratio, Seconds};
+use MetricKind::{Bytes, BytesPerMinute, Count, Millis, PerMinute, PerSecond, PercentOfCore, Ratio, Seconds};
 
 /// Every metric, in the order tables list them.
 pub const METRICS: &[Metric] = &[
@@ -132,6 +135,16 @@ pub const METRICS: &[Metric] = &[
         .shown("target CPU s per request")
         .within(0.25, 0, 1.0),
     m("target_cpu_per_session", Seconds, Lower).shown("target CPU s per MCP session"),
+    m("target_rss.load_max", Bytes, Lower),
+    m("target_rss.settled", Bytes, Lower).shown("target memory after load, settled (MiB)"),
+    m("target_rss.slope", BytesPerMinute, Lower),
+    m("target_fds.load_max", Count, Lower),
+    m("target_fds.settled", Count, Lower).shown("target open files after load, settled"),
+    m("target_fds.settled_growth", Ratio, Lower),
+    m("target_fds.slope", PerMinute, Lower),
+    m("target_threads.settled", Count, Lower),
+    m("close_wait.load_max", Count, Lower),
+    m("close_wait.settled", Count, Lower).shown("CLOSE_WAIT sockets after load, settled"),
 ];
 
 /// Metrics renamed, by their old names, accepted for one release: (old, new).
@@ -206,6 +219,22 @@ impl Metrics {
         self.set("post_load_cpu.max", o.cpu_post_load_max_pct);
         self.set("mcp_sessions_left", o.mcp_sessions_active_end);
         self.set("lock_conflicts", o.lock_conflicts);
+        let r = &o.resources;
+        let n = |v: Option<u64>| v.map(|v| v as f64);
+        self.set("target_rss.load_max", n(r.target_rss_load_max_bytes));
+        self.set("target_rss.settled", n(r.target_rss_settled_bytes));
+        self.set("target_rss.slope", r.target_rss_slope_bytes_per_min);
+        self.set("target_fds.load_max", r.target_fds_load_max.map(f64::from));
+        self.set("target_fds.settled", r.target_fds_settled);
+        // A ratio is a fraction, so that "5%" in a threshold reads as 0.05.
+        self.set(
+            "target_fds.settled_growth",
+            r.target_fds_settled_growth_pct.map(|p| p / 100.0),
+        );
+        self.set("target_fds.slope", r.target_fds_slope_per_min);
+        self.set("target_threads.settled", r.target_threads_settled);
+        self.set("close_wait.load_max", r.close_wait_load_max.map(f64::from));
+        self.set("close_wait.settled", r.close_wait_settled);
     }
 }
 

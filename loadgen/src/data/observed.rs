@@ -43,6 +43,20 @@ pub struct Observed {
     pub pgbouncer_waiting: Option<u32>,
     #[serde(default)]
     pub pgbouncer_longest_wait_s: Option<f64>,
+    /// The target's processes (replicas summed): resident memory, open file descriptors, threads.
+    #[serde(default)]
+    pub target_rss_bytes: Option<u64>,
+    #[serde(default)]
+    pub target_fds: Option<u32>,
+    #[serde(default)]
+    pub target_threads: Option<u32>,
+    /// The target's TCP sockets by state on its listening ports (the machine's /proc/net).
+    #[serde(default)]
+    pub tcp_established: Option<u32>,
+    #[serde(default)]
+    pub tcp_close_wait: Option<u32>,
+    #[serde(default)]
+    pub tcp_time_wait: Option<u32>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -53,6 +67,9 @@ pub struct Sources {
     pub postgres: Option<String>,
     #[serde(default)]
     pub pgbouncer: Option<String>,
+    /// Where the target's memory, files, threads and sockets came from.
+    #[serde(default)]
+    pub resources: Option<String>,
 }
 
 /// The observers' figures over the run. Every `Option` is `None` when that source gave nothing.
@@ -91,4 +108,65 @@ pub struct ObservedSummary {
     pub pgbouncer_waiting_mean: Option<f64>,
     #[serde(default)]
     pub pgbouncer_longest_wait_s: Option<f64>,
+    #[serde(flatten)]
+    pub resources: ResourcesSummary,
+}
+
+/// The target's resources over the run: before the load, the most during it, the mean once the
+/// post-load window has settled (a leak stays), and the slope after the load's first half.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ResourcesSummary {
+    pub target_rss_before_bytes: Option<u64>,
+    pub target_rss_load_max_bytes: Option<u64>,
+    pub target_rss_settled_bytes: Option<u64>,
+    pub target_rss_slope_bytes_per_min: Option<f64>,
+    pub target_fds_before: Option<u32>,
+    pub target_fds_load_max: Option<u32>,
+    pub target_fds_settled: Option<f64>,
+    /// (settled - before) / before, in percent.
+    pub target_fds_settled_growth_pct: Option<f64>,
+    pub target_fds_slope_per_min: Option<f64>,
+    pub target_threads_before: Option<u32>,
+    pub target_threads_load_max: Option<u32>,
+    pub target_threads_settled: Option<f64>,
+    /// Sockets the peer closed and the target did not: each one a connection it leaks.
+    pub close_wait_before: Option<u32>,
+    pub close_wait_load_max: Option<u32>,
+    pub close_wait_settled: Option<f64>,
+    pub established_load_max: Option<u32>,
+    pub established_settled: Option<f64>,
+    pub time_wait_load_max: Option<u32>,
+    pub time_wait_settled: Option<f64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The resource figures sit flat among the others, and a file written before them still reads.
+    #[test]
+    fn resources_are_flat_in_the_file_and_absent_ones_read_as_not_measured() {
+        let s = ObservedSummary {
+            resources: ResourcesSummary {
+                close_wait_settled: Some(2.0),
+                ..ResourcesSummary::default()
+            },
+            ..ObservedSummary::default()
+        };
+        let json = serde_json::to_value(&s).unwrap();
+        assert_eq!(json["close_wait_settled"], 2.0);
+        assert!(json["target_rss_settled_bytes"].is_null());
+        assert_eq!(serde_json::from_value::<ObservedSummary>(json.clone()).unwrap(), s);
+        let resource_keys = serde_json::to_value(ResourcesSummary::default()).unwrap();
+        let mut old = json;
+        old.as_object_mut()
+            .unwrap()
+            .retain(|k, _| resource_keys.get(k).is_none());
+        assert!(old.get("settle_s").is_some() && old.get("close_wait_settled").is_none());
+        assert_eq!(
+            serde_json::from_value::<ObservedSummary>(old).unwrap().resources,
+            ResourcesSummary::default()
+        );
+    }
 }

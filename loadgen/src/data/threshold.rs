@@ -44,7 +44,8 @@ impl Op {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Bound {
-    /// In the metric's own unit (ms, a fraction, percent of a core, a count, per second).
+    /// In the metric's own unit (ms, a fraction, percent of a core, a count, per second, bytes, per
+    /// minute).
     Value(f64),
     /// The baseline's value of the same metric, times this.
     Baseline(f64),
@@ -191,13 +192,36 @@ fn value_in_unit(text: &str, value: &str, kind: MetricKind) -> Result<f64, Synta
             "%" | "" => Ok(n),
             _ => bad("a percentage of one core (2%)"),
         },
-        MetricKind::Count | MetricKind::PerSecond | MetricKind::Seconds => match unit {
+        MetricKind::Count | MetricKind::PerSecond | MetricKind::Seconds | MetricKind::PerMinute => match unit {
             "" => Ok(n),
             "/s" if kind == MetricKind::PerSecond => Ok(n),
             "s" if kind == MetricKind::Seconds => Ok(n),
+            "/min" if kind == MetricKind::PerMinute => Ok(n),
             _ => bad("a plain number"),
         },
+        MetricKind::Bytes => match bytes(unit) {
+            Some(scale) => Ok(n * scale),
+            // 0 needs no unit; any other bare number would be a guess between B and MiB.
+            None if unit.is_empty() && n == 0.0 => Ok(0.0),
+            None => bad("a size: 256MiB, 1GiB, 512KiB, 100B"),
+        },
+        MetricKind::BytesPerMinute => match unit.strip_suffix("/min").and_then(bytes) {
+            Some(scale) => Ok(n * scale),
+            None if unit.is_empty() && n == 0.0 => Ok(0.0),
+            None => bad("a size per minute: 1MiB/min, 512KiB/min"),
+        },
     }
+}
+
+/// Bytes in one `unit` (binary, as /proc counts memory; "MB" is refused rather than guessed at).
+fn bytes(unit: &str) -> Option<f64> {
+    Some(match unit {
+        "B" => 1.0,
+        "KiB" => 1024.0,
+        "MiB" => 1024.0 * 1024.0,
+        "GiB" => 1024.0 * 1024.0 * 1024.0,
+        _ => return None,
+    })
 }
 
 impl Threshold {
@@ -311,6 +335,59 @@ mod tests {
         assert_eq!(parse("post_load_cpu.mean < 2%").unwrap().bound, Bound::Value(2.0));
         assert_eq!(parse("rps > baseline * 0.85").unwrap().bound, Bound::Baseline(0.85));
         assert_eq!(parse("p50 <= baseline").unwrap().bound, Bound::Baseline(1.0));
+    }
+
+    #[test]
+    fn resource_thresholds_parse_in_their_units_and_judge() {
+        const MIB: f64 = 1024.0 * 1024.0;
+        assert_eq!(
+            parse("target_rss.settled < 256MiB").unwrap().bound,
+            Bound::Value(256.0 * MIB)
+        );
+        assert_eq!(
+            parse("target_rss.load_max < 1GiB").unwrap().bound,
+            Bound::Value(1024.0 * MIB)
+        );
+        assert_eq!(
+            parse("target_rss.settled < 512 KiB").unwrap().bound,
+            Bound::Value(512.0 * 1024.0)
+        );
+        assert_eq!(parse("target_rss.settled < 100B").unwrap().bound, Bound::Value(100.0));
+        assert_eq!(parse("target_rss.slope < 1MiB/min").unwrap().bound, Bound::Value(MIB));
+        assert_eq!(parse("target_rss.slope <= 0").unwrap().bound, Bound::Value(0.0));
+        assert_eq!(parse("target_fds.slope < 10/min").unwrap().bound, Bound::Value(10.0));
+        assert_eq!(parse("target_fds.slope < 10").unwrap().bound, Bound::Value(10.0));
+        assert_eq!(
+            parse("target_fds.settled_growth < 5%").unwrap().bound,
+            Bound::Value(0.05)
+        );
+        let cw = parse("close_wait.settled == 0").unwrap();
+        assert_eq!((cw.op, cw.bound.clone()), (Op::Eq, Bound::Value(0.0)));
+        for (text, says) in [
+            ("target_rss.settled < 256MB", "a size"),
+            ("target_rss.settled < 256", "a size"),
+            ("target_rss.slope < 1MiB", "a size per minute"),
+            ("target_fds.slope < 1/s", "plain number"),
+        ] {
+            let e = parse(text).unwrap_err().to_string();
+            assert!(e.contains(says), "{text}: {e}");
+        }
+
+        let mut m = Metrics::default();
+        m.set("close_wait.settled", Some(0.0));
+        m.set("target_fds.settled_growth", Some(0.08));
+        m.set("target_rss.slope", Some(0.5 * MIB));
+        assert_eq!(cw.evaluate(&m, None).0, Verdict::Pass);
+        let growth = parse("target_fds.settled_growth < 5%").unwrap();
+        assert_eq!(growth.evaluate(&m, None).0, Verdict::Fail);
+        assert_eq!(
+            parse("target_rss.slope < 1MiB/min").unwrap().evaluate(&m, None).0,
+            Verdict::Pass
+        );
+        assert_eq!(
+            parse("target_rss.settled < 256MiB").unwrap().evaluate(&m, None).0,
+            Verdict::NotMeasured
+        );
     }
 
     #[test]

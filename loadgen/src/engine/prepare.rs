@@ -276,11 +276,55 @@ pub(crate) fn observe_config(scenario: &Scenario, target: &Target) -> ObserveCon
         .pgbouncer
         .clone()
         .filter(|u| u.starts_with("postgres://") || u.starts_with("postgresql://"));
+    // A target at a URL is on this machine when it is on loopback or its pid is given; elsewhere its
+    // port here would be another program's.
+    let local = !target.spawned.is_empty() || pid.is_some() || bases.iter().all(|b| is_loopback(b));
+    let mut ports: Vec<u16> = match &o.ports {
+        Some(ports) => ports.clone(),
+        None if local => bases
+            .iter()
+            .filter_map(|b| reqwest::Url::parse(b).ok()?.port_or_known_default())
+            .collect(),
+        None => Vec::new(),
+    };
+    ports.sort_unstable();
+    ports.dedup();
     ObserveConfig {
         metrics_urls,
         postgres,
         pgbouncer,
         pids: pid.map_or_else(|| target.pids(), |p| vec![p]),
         children: o.children,
+        ports,
+    }
+}
+
+/// Whether `url`'s host is this machine's loopback.
+fn is_loopback(url: &str) -> bool {
+    let Some(url) = reqwest::Url::parse(url).ok() else {
+        return false;
+    };
+    let host = url
+        .host_str()
+        .unwrap_or_default()
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn loopback_hosts_are_told_apart() {
+        for (url, local) in [
+            ("http://127.0.0.1:4444", true),
+            ("http://localhost:4444/prefix", true),
+            ("http://[::1]:4444", true),
+            ("https://gateway.example:4444", false),
+            ("http://10.0.0.7:4444", false),
+            ("not a url", false),
+        ] {
+            assert_eq!(super::is_loopback(url), local, "{url}");
+        }
     }
 }

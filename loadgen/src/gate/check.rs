@@ -231,7 +231,7 @@ pub fn gate(
     checks
 }
 
-/// A figure of `metric` with its unit: `0.299 ms`, `0.10 %`, `1200/s`, `3.1e-4 s`; a bare number for
+/// A figure of `metric` with its unit: `0.299 ms`, `0.10 %`, `1200/s`, `3.1e-4 s`, `21.5 MiB`; a bare number for
 /// a count or a metric not in the table.
 pub fn figure(metric: &str, v: f64) -> String {
     use crate::data::metrics::MetricKind;
@@ -241,6 +241,9 @@ pub fn figure(metric: &str, v: f64) -> String {
         Some(MetricKind::PercentOfCore) => format!("{} % of a core", bound(v)),
         Some(MetricKind::PerSecond) => format!("{}/s", num(Some(v))),
         Some(MetricKind::Seconds) => format!("{} s", num(Some(v))),
+        Some(MetricKind::Bytes) => crate::format::bytes(v),
+        Some(MetricKind::BytesPerMinute) => format!("{}/min", crate::format::bytes(v)),
+        Some(MetricKind::PerMinute) => format!("{}/min", num(Some(v))),
         Some(MetricKind::Count) | None => num(Some(v)),
     }
 }

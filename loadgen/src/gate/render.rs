@@ -166,6 +166,8 @@ pub fn junit(scenario: &str, checks: &[Check]) -> String {
 fn cell(metric: &Metric, v: Option<f64>) -> String {
     match (metric.kind, v) {
         (MetricKind::Ratio, Some(r)) => format!("{:.3}%", r * 100.0),
+        // Labelled "(MiB)".
+        (MetricKind::Bytes, Some(b)) => crate::format::mib(b),
         (_, v) => num(v),
     }
 }

@@ -158,7 +158,7 @@ pub fn render(s: &Snapshot) -> String {
 
 /// The observers' figures of the newest second, each only when it was measured.
 fn observed(m: &mut Writer<'_>, o: &Observed) {
-    let gauges: [(&str, &str, Option<f64>); 7] = [
+    let gauges: [(&str, &str, Option<f64>); 10] = [
         ("stampede_target_cpu_percent", "Target CPU, 100 = one core.", o.cpu_pct),
         (
             "stampede_target_blocked_queries",
@@ -190,6 +190,21 @@ fn observed(m: &mut Writer<'_>, o: &Observed) {
             "Clients waiting for a PgBouncer server connection.",
             o.pgbouncer_waiting.map(f64::from),
         ),
+        (
+            "stampede_target_resident_memory_bytes",
+            "The target's resident memory (replicas summed).",
+            o.target_rss_bytes.map(|v| v as f64),
+        ),
+        (
+            "stampede_target_open_fds",
+            "The target's open file descriptors (replicas summed).",
+            o.target_fds.map(f64::from),
+        ),
+        (
+            "stampede_target_threads",
+            "The target's threads (replicas summed).",
+            o.target_threads.map(f64::from),
+        ),
     ];
     for (name, help, value) in gauges {
         if let Some(v) = value {
@@ -197,11 +212,56 @@ fn observed(m: &mut Writer<'_>, o: &Observed) {
             m.sample(name, &[], v);
         }
     }
+    let sockets = [
+        ("established", o.tcp_established),
+        ("close_wait", o.tcp_close_wait),
+        ("time_wait", o.tcp_time_wait),
+    ];
+    if sockets.iter().any(|(_, n)| n.is_some()) {
+        let name = "stampede_target_tcp_sockets";
+        m.family(
+            name,
+            Type::Gauge,
+            "The target's TCP sockets on its listening ports, by state.",
+        );
+        for (state, n) in sockets {
+            if let Some(n) = n {
+                m.sample(name, &[("state", state)], f64::from(n));
+            }
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The target's resources are gauges when measured, and absent, not 0, when not.
+    #[test]
+    fn resources_are_written_only_when_measured() {
+        let o = Observed {
+            target_rss_bytes: Some(22_544_384),
+            target_fds: Some(12),
+            tcp_close_wait: Some(3),
+            ..Observed::default()
+        };
+        let mut out = String::new();
+        observed(&mut Writer::new(&mut out), &o);
+        assert!(
+            out.contains("\nstampede_target_resident_memory_bytes 22544384\n"),
+            "{out}"
+        );
+        assert!(out.contains("\nstampede_target_open_fds 12\n"), "{out}");
+        assert!(
+            out.contains("stampede_target_tcp_sockets{state=\"close_wait\"} 3\n"),
+            "{out}"
+        );
+        assert!(!out.contains("stampede_target_threads"), "{out}");
+        assert!(!out.contains("established"), "{out}");
+        let mut out = String::new();
+        observed(&mut Writer::new(&mut out), &Observed::default());
+        assert_eq!(out, "");
+    }
 
     /// Every metric the shipped Grafana dashboard queries is one this module writes.
     #[test]

@@ -86,15 +86,7 @@ impl Observer for Cpu {
     }
 
     fn source(&self, sources: &mut Sources) {
-        let pids: Vec<String> = self.proc.pids.iter().map(|p| format!("/proc/{p}")).collect();
-        let mut source = pids.join(" + ");
-        if self.proc.children {
-            source.push_str(" and descendants");
-        }
-        if pids.len() > 1 {
-            source.push_str(&format!(" (sum of {} replicas)", pids.len()));
-        }
-        sources.cpu = Some(source);
+        sources.cpu = Some(super::pid_source(&self.proc.pids, self.proc.children));
     }
 }
 
@@ -109,9 +101,7 @@ fn summarize(w: &Windows<'_>, s: &mut ObservedSummary) {
     };
     let load = cpu(&|_, post| !post);
     let post = cpu(&|_, post| post);
-    // A window ending at t covers (t-1, t]: settled when it starts after load end + settle.
-    let settled_from = w.load_end_s + w.settle.as_secs_f64();
-    let settled = cpu(&|t, post| post && (t as f64 - 1.0) >= settled_from - 0.5);
+    let settled = cpu(&|t, post| w.settled(t, post));
     s.cpu_load_mean_pct = mean(&load);
     s.cpu_load_max_pct = max(&load);
     s.cpu_post_load_mean_pct = mean(&post);

@@ -1,7 +1,8 @@
 //! Target-side observers, on the load's one-second timeline and through the post-load window: the
 //! target's Prometheus metrics, PostgreSQL's blocked queries and blocking chains, PgBouncer's waiting
-//! clients, and the target's CPU
-//! (from /proc when it is a local process, else from `process_cpu_seconds_total`). A source that is
+//! clients, the target's CPU
+//! (from /proc when it is a local process, else from `process_cpu_seconds_total`), and its memory,
+//! files, threads and TCP sockets by state (from /proc). A source that is
 //! not configured or not reachable gives "not measured" (`null`), never 0, and the run goes on.
 //!
 //! Each observer is one module: an `Observer` (started from the configuration, asked for each window,
@@ -14,6 +15,7 @@ pub mod metrics;
 pub mod pgbouncer;
 pub mod postgres;
 pub mod prometheus;
+pub mod resources;
 
 use std::time::Duration;
 
@@ -31,6 +33,8 @@ pub struct ObserveConfig {
     pub pids: Vec<u32>,
     /// With its descendants.
     pub children: bool,
+    /// The target's listening ports (each replica's, not a proxy's), whose sockets are counted by state.
+    pub ports: Vec<u16>,
 }
 
 /// One source of target-side figures while a run goes on. Background work (a scrape loop, a polling
@@ -70,11 +74,12 @@ pub struct Registration {
 }
 
 /// Every observer, in the order each window is filled.
-const OBSERVERS: [Registration; 4] = [
+const OBSERVERS: [Registration; 5] = [
     cpu::OBSERVER,
     metrics::OBSERVER,
     postgres::OBSERVER,
     pgbouncer::OBSERVER,
+    resources::OBSERVER,
 ];
 
 /// The observers of a run.
@@ -155,6 +160,22 @@ pub fn summarize(
     summary
 }
 
+/// Where /proc figures of the target's processes come from: `/proc/1 + /proc/2 (sum of 2 replicas)`.
+fn pid_source(pids: &[u32], children: bool) -> String {
+    let mut source = pids
+        .iter()
+        .map(|p| format!("/proc/{p}"))
+        .collect::<Vec<_>>()
+        .join(" + ");
+    if children {
+        source.push_str(" and descendants");
+    }
+    if pids.len() > 1 {
+        source.push_str(&format!(" (sum of {} replicas)", pids.len()));
+    }
+    source
+}
+
 fn mean(v: &[f64]) -> Option<f64> {
     (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
 }
@@ -167,6 +188,12 @@ impl Windows<'_> {
     /// One figure from every window that measured it.
     fn each<T>(&self, f: impl Fn(&Observed) -> Option<T>) -> Vec<T> {
         self.windows.iter().filter_map(|(_, _, o)| f(o)).collect()
+    }
+
+    /// Whether the window ending at `t` is in the settled part of the post-load window: it covers
+    /// (t-1, t], so it counts when it starts after load end + settle.
+    fn settled(&self, t: u64, post: bool) -> bool {
+        post && (t as f64 - 1.0) >= self.load_end_s + self.settle.as_secs_f64() - 0.5
     }
 }
 

@@ -337,7 +337,7 @@ pub struct ObserveSpec {
     /// Window after the load stops, on the same timeline (default 30s).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub post_load: Option<Dur>,
-    /// Part of the post-load window left out of the "settled" CPU mean (default 5s).
+    /// Part of the post-load window left out of the "settled" figures: CPU, resources (default 5s).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub settle: Option<Dur>,
     /// The target's Prometheus endpoint: a path on the target (default `/metrics/prometheus`), a full
@@ -361,4 +361,8 @@ pub struct ObserveSpec {
     /// Count the CPU of the process's descendants too (a gateway run by a supervisor or with workers).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub children: bool,
+    /// The target's listening ports whose TCP sockets are counted by state (default: the spawned
+    /// gateways', or the URL's when the target is on this machine; `[]` for none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ports: Option<Vec<u16>>,
 }

@@ -94,6 +94,15 @@ fn wrong_type_names_the_field() {
 }
 
 #[test]
+fn observed_ports_are_ports() {
+    let with = |ports: &str| format!("{GOOD}\n[observe]\nports = {ports}\n");
+    let s = parse("s.toml", &with("[4001, 4002]"), "s", &[]).unwrap();
+    assert_eq!(s.spec.observe.ports, Some(vec![4001, 4002]));
+    let e = one_error(&with("[70000]"));
+    assert!(e.field.starts_with("observe.ports"), "{e}");
+}
+
+#[test]
 fn bad_duration_is_explained() {
     let e = one_error(&GOOD.replace("duration = \"20s\"", "duration = \"10 s\""));
     assert_eq!(e.field, "load.duration");

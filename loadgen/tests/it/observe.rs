@@ -1,6 +1,7 @@
 //! The target-side observers against the reference gateway: blocked queries and blocking chains on
 //! real PostgreSQL (legacy) and none (fixed); post-load CPU after an abrupt SSE storm that stays high
-//! (legacy) or falls to idle (fixed); "not measured" for a target without metrics.
+//! (legacy) or falls to idle (fixed); "not measured" for a target without metrics. And the resource
+//! observer on a real process with known files and sockets.
 
 use std::time::Duration;
 
@@ -255,13 +256,128 @@ path = "/ok"
             .iter()
             .all(|w| w.observed.cpu_pct.is_none() && w.observed.mcp_sessions_active.is_none())
     );
+    // A target at a loopback URL: its sockets are this machine's, its process is not known.
+    assert_eq!(o.sources.resources, Some(format!("TCP on port {}", addr.port())));
+    assert!(o.resources.established_load_max.is_some());
+    assert_eq!(o.resources.target_rss_load_max_bytes, None);
     let text = output::summary(&r);
     assert!(text.contains("load mean not measured"), "{text}");
     assert!(
         text.contains("blocked queries (PostgreSQL): max not measured"),
         "{text}"
     );
+    assert!(
+        text.contains("target resources: RSS not measured; fds not measured"),
+        "{text}"
+    );
     let _ = Duration::ZERO;
+}
+
+/// Listens on a port, prints it, and on a line from stdin opens `FILES` files and accepts `CONNS`
+/// connections, prints `held`, and keeps them all until it is killed: what its peers close sits in
+/// CLOSE_WAIT.
+const HOLDER: &str = r#"
+import os, socket, sys
+files, conns = int(sys.argv[1]), int(sys.argv[2])
+srv = socket.socket()
+srv.bind(("127.0.0.1", 0))
+srv.listen(64)
+print(srv.getsockname()[1], flush=True)
+sys.stdin.readline()
+held = [open(os.devnull) for _ in range(files)]
+held += [srv.accept()[0] for _ in range(conns)]
+print("held", flush=True)
+sys.stdin.readline()
+"#;
+
+/// A child killed on drop.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resources_observed_on_a_real_process_with_known_fds_and_sockets() {
+    use stampede_loadgen::observe::{ObserveConfig, Observers};
+    use std::io::{BufRead as _, Write as _};
+    const FILES: u32 = 50;
+    const CONNS: u32 = 5;
+    let Ok(child) = std::process::Command::new("python3")
+        .args(["-c", HOLDER, &FILES.to_string(), &CONNS.to_string()])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+    else {
+        eprintln!("skipped: python3 is not installed");
+        return;
+    };
+    let mut child = Killed(child);
+    let pid = child.0.id();
+    let mut stdin = child.0.stdin.take().unwrap();
+    let mut stdout = std::io::BufReader::new(child.0.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    let port: u16 = line.trim().parse().unwrap();
+
+    let config = ObserveConfig {
+        pids: vec![pid],
+        ports: vec![port],
+        ..ObserveConfig::default()
+    };
+    let mut observers = Observers::start(config, reqwest::Client::new());
+    let before = observers.before(Duration::from_secs(5)).await;
+    let fds_before = before.target_fds.expect("fds read before");
+    assert_eq!(before.tcp_close_wait, Some(0));
+    let source = observers.sources().resources.unwrap();
+    assert_eq!(source, format!("/proc/{pid}; TCP on port {port}"));
+
+    stdin.write_all(b"go\n").unwrap();
+    let clients: Vec<std::net::TcpStream> = (0..CONNS)
+        .map(|_| std::net::TcpStream::connect(("127.0.0.1", port)).unwrap())
+        .collect();
+    line.clear();
+    stdout.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "held");
+    // Closed from this side only: the child's ends go to CLOSE_WAIT on its listening port.
+    drop(clients);
+    let o = testkit::eventually(Duration::from_secs(10), "the held sockets in CLOSE_WAIT", || {
+        let o = observers.window();
+        let done = o.tcp_close_wait == Some(CONNS) && o.target_fds >= Some(fds_before + FILES + CONNS);
+        async move { done.then_some(o) }
+    })
+    .await;
+    eprintln!("before {before:?}\nafter {o:?}");
+    assert!(o.target_threads >= Some(1));
+    assert!(o.target_rss_bytes > Some(0));
+    assert_eq!(o.tcp_established, Some(0), "the test's own ends are not the target's");
+
+    // The port without the pid: the sockets are still the machine's to count.
+    let mut by_port = Observers::start(
+        ObserveConfig {
+            ports: vec![port],
+            ..ObserveConfig::default()
+        },
+        reqwest::Client::new(),
+    );
+    let o = by_port.before(Duration::from_secs(5)).await;
+    assert_eq!(
+        (o.tcp_close_wait, o.target_fds, o.target_rss_bytes),
+        (Some(CONNS), None, None)
+    );
+
+    // Gone: nothing of it is measured, not even its port, whose listener went with it.
+    drop(child);
+    let o = testkit::eventually(Duration::from_secs(10), "the gone process unmeasured", || {
+        let o = observers.window();
+        async move { o.target_rss_bytes.is_none().then_some(o) }
+    })
+    .await;
+    assert_eq!((o.target_fds, o.target_threads, o.tcp_close_wait), (None, None, None));
+    drop(stdin);
 }
 
 fn watch_pgbouncer(admin: &str) -> String {

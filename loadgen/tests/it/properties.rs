@@ -1,7 +1,8 @@
 //! Generated input for every parser a user's text reaches (durations, thresholds, templates, `--set`,
-//! the target's Prometheus text, scenario files edited at random, results files truncated or edited)
-//! and the round trips the results depend on. Each property runs `PROPTEST_CASES` cases (256 by
-//! default; `make fuzz` runs many more): never a panic, and every refusal says where.
+//! the target's Prometheus text and /proc/net/tcp tables, scenario files edited at random, results
+//! files truncated or edited) and the round trips the results depend on. Each property runs
+//! `PROPTEST_CASES` cases (256 by default; `make fuzz` runs many more): never a panic, and every
+//! refusal says where.
 
 use std::time::Duration;
 
@@ -104,10 +105,10 @@ proptest! {
     #[test]
     fn prop_thresholds_parse_or_say_why(
         text in ".{0,40}",
-        metric in "p50|p99|failure_rate|rps|blocked_queries.max|post_load_cpu.mean",
+        metric in "p50|p99|failure_rate|rps|blocked_queries.max|post_load_cpu.mean|target_rss.settled|target_rss.slope|target_fds.slope",
         op in "<|<=|>|>=|==",
         n in 0u32..100_000,
-        unit in "|ms|s|%",
+        unit in "|ms|s|%|MiB|GiB|KiB/min|/min|MB",
     ) {
         if let Err(e) = stampede_loadgen::data::threshold::parse(&text) {
             prop_assert!(e.to_string().contains(&format!("{text:?}")), "{}", e);
@@ -153,6 +154,35 @@ proptest! {
         for (s, v) in series.iter().zip(&values) {
             prop_assert_eq!(s.value, *v);
         }
+    }
+
+    #[test]
+    fn prop_tcp_tables_are_counted_by_port_and_state_and_junk_is_read_without_panic(
+        rows in proptest::collection::vec((0usize..3, 0usize..5, any::<bool>()), 0..40),
+        junk in "[ -~\n]{0,200}",
+    ) {
+        use stampede_loadgen::observe::resources::{TcpStates, tcp_states};
+        let _ = tcp_states([junk.as_str()], &[4001]);
+        let (ports, states) = ([4001u16, 4002, 80], ["01", "06", "08", "0A", "02"]);
+        let mut v4 = String::from("  sl  local_address rem_address   st tx_queue rx_queue\n");
+        let mut v6 = v4.clone();
+        let mut want = TcpStates::default();
+        let mut listening = false;
+        for (i, (port, state, six)) in rows.iter().enumerate() {
+            let (port, state) = (ports[*port], states[*state]);
+            if port != 80 {
+                match state {
+                    "01" => want.established += 1,
+                    "06" => want.time_wait += 1,
+                    "08" => want.close_wait += 1,
+                    "0A" => listening = true,
+                    _ => {}
+                }
+            }
+            let (table, ip) = if *six { (&mut v6, "0".repeat(32)) } else { (&mut v4, "0100007F".to_owned()) };
+            table.push_str(&format!("{i:4}: {ip}:{port:04X} {ip}:C350 {state} 00000000:00000000 00:00000000\n"));
+        }
+        prop_assert_eq!(tcp_states([v4.as_str(), v6.as_str()], &[4001, 4002]), listening.then_some(want));
     }
 
     #[test]

@@ -5,17 +5,13 @@
 //! from `x-served-by`.
 
 use stampede_loadgen::data::FailureKind;
-use stampede_loadgen::engine::RunOptions;
 use stampede_loadgen::results::Results;
-use stampede_loadgen::scenario::{self, Override};
 use testkit::TestDb;
 
-/// The shipped scenario with `overrides`, shortened, run in process.
+/// The shipped scenario, shortened, on `db`, with `overrides`.
 async fn affinity(db: &TestDb, overrides: &[(&str, toml::Value)]) -> Results {
     use toml::Value;
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../scenarios/affinity.toml");
-    let text = std::fs::read_to_string(path).unwrap();
-    let short = [
+    let mut set = vec![
         ("target.database_url", Value::String(db.url.clone())),
         ("load.users", Value::Integer(24)),
         ("load.ramp_up", Value::String("1s".into())),
@@ -23,20 +19,11 @@ async fn affinity(db: &TestDb, overrides: &[(&str, toml::Value)]) -> Results {
         ("observe.post_load", Value::String("2s".into())),
         ("observe.settle", Value::String("1s".into())),
     ];
-    let set: Vec<Override> = (short.iter().chain(overrides))
-        .map(|(k, v)| Override::new(k, v.clone()))
-        .collect();
-    let s = scenario::parse(path, &text, "affinity", &set).unwrap_or_else(|e| panic!("{e}"));
-    let (_tx, rx) = tokio::sync::watch::channel(false);
-    let out = stampede_loadgen::engine::run(s, RunOptions::default(), rx)
-        .await
-        .expect("run");
-    Results::from_run(&out, None)
+    set.extend(overrides.iter().cloned());
+    crate::run_shipped("affinity", &set).await
 }
 
-fn profile(name: &str) -> (&'static str, toml::Value) {
-    ("target.profile", toml::Value::String(name.into()))
-}
+use crate::profile;
 
 /// Requests answered "session not found", over the actions whose names start with `prefix`.
 fn lost(r: &Results, prefix: &str) -> u64 {

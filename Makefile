@@ -27,13 +27,15 @@ tui:
 ##            legacy then fixed, each with its post-load window; writes results, a comparison, a gate of
 ##            legacy against fixed and report.html under results/reproduce/. ABLATE=1 also runs fixed with one
 ##            fix off at a time; TOPOLOGY=single runs mixed-4000 on one gateway instead; SMALL=1 is a
-##            seconds-long version (CI).
+##            seconds-long version (CI); REPEAT=3 runs each profile three times and shows each figure's
+##            median and range.
 ABLATE ?= 0
 SMALL ?= 0
+REPEAT ?= 1
 TOPOLOGY ?= field
 reproduce:
 	$(BUILD_BINARIES)
-	scripts/reproduce.sh --bin target/$(BUILD) --topology $(TOPOLOGY) $(if $(filter 1,$(ABLATE)),--ablate,) $(if $(filter 1,$(SMALL)),--small,)
+	scripts/reproduce.sh --bin target/$(BUILD) --topology $(TOPOLOGY) --repeat $(REPEAT) $(if $(filter 1,$(ABLATE)),--ablate,) $(if $(filter 1,$(SMALL)),--small,)
 
 ## k8s-check: deploy/kubernetes without a cluster: the manifests against the Kubernetes schemas (offline,
 ##            kubernetes-validate in a venv), a rehearsal of the shards and the collector the Job runs, and

@@ -9,13 +9,15 @@
 # MCP server with the field's upstream latency. --topology single: mixed-4000 against one gateway on
 # PostgreSQL directly (the first reproduction: one figure of four).
 #
-#   scripts/reproduce.sh [--topology field|single] [--ablate] [--small] [--bin DIR] [--out DIR]
+#   scripts/reproduce.sh [--topology field|single] [--ablate] [--small] [--repeat N] [--bin DIR] [--out DIR]
 #
 #   --ablate   also run fixed without the bulk cascade (STATE_CASCADE=row-locks), without NOWAIT
 #              (LOCK_WAIT=wait), without SSE disconnect detection (SSE_DISCONNECT_DETECTION=off) and
 #              with request-long database sessions (DB_SESSION_SCOPE=request)
 #   --topology field (default) or single
 #   --small    a seconds-long version (150 users, 8 s) for CI: the pipeline, not the figures
+#   --repeat N each profile N times (legacy-1…N, fixed-1…N, the listen storm too): compare.md then
+#              shows each figure's median and its range over the N runs (how stable the reproduction is)
 #   --bin DIR  where stampede and stampede-gateway are (default target/release)
 #   --out DIR  default results/reproduce/<UTC timestamp>
 #
@@ -24,11 +26,12 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
 
-ablate=0 small=0 bin=target/release out="" topology=field
+ablate=0 small=0 repeat=1 bin=target/release out="" topology=field
 while [ $# -gt 0 ]; do
   case "$1" in
     --ablate) ablate=1 ;;
     --small) small=1 ;;
+    --repeat) repeat=$2; shift ;;
     --topology) topology=$2; shift ;;
     --bin) bin=$2; shift ;;
     --out) out=$2; shift ;;
@@ -36,6 +39,7 @@ while [ $# -gt 0 ]; do
   esac
   shift
 done
+[[ "$repeat" =~ ^[1-9][0-9]*$ ]] || { echo "reproduce: --repeat is a count of runs, not $repeat" >&2; exit 2; }
 out=${out:-results/reproduce/$(date -u +%Y%m%dT%H%M%SZ)}
 mkdir -p "$out"
 for b in stampede stampede-gateway; do
@@ -109,11 +113,18 @@ run() {
   runs+=("$out/$name.json")
 }
 
+# Run N of a profile is named <profile>-N when repeated; a single run keeps the profile's name.
+named() { if [ "$repeat" = 1 ]; then echo "$1"; else echo "$1-$2"; fi; }
+# The files of every run of a profile, comma-joined: one column of `stampede compare`.
+column() { local i files=(); for i in $(seq "$repeat"); do files+=("$out/$(named "$1" "$i").json"); done; (IFS=,; echo "${files[*]}"); }
+
 started=$(date +%s)
-run legacy "legacy profile: row-by-row FOR UPDATE cascade, waiting locks, request-long database sessions, SSE spin after disconnects" \
-  --set target.profile=legacy
-run fixed "fixed profile: bulk cascade, FOR UPDATE NOWAIT → 409, no connection held across an upstream call, SSE ends when the client is gone" \
-  --set target.profile=fixed "${fixed_small[@]}"
+for i in $(seq "$repeat"); do
+  run "$(named legacy "$i")" "legacy profile: row-by-row FOR UPDATE cascade, waiting locks, request-long database sessions, SSE spin after disconnects" \
+    --set target.profile=legacy
+  run "$(named fixed "$i")" "fixed profile: bulk cascade, FOR UPDATE NOWAIT → 409, no connection held across an upstream call, SSE ends when the client is gone" \
+    --set target.profile=fixed "${fixed_small[@]}"
+done
 if [ "$ablate" = 1 ]; then
   run without-bulk-cascade "fixed, but the gateway toggle locks and updates row by row (STATE_CASCADE=row-locks)" \
     --set target.profile=fixed --set target.env.STATE_CASCADE=row-locks
@@ -125,12 +136,13 @@ if [ "$ablate" = 1 ]; then
     --set target.profile=fixed --set target.env.DB_SESSION_SCOPE=request
 fi
 
-say "legacy vs fixed"
-"$bin/stampede" compare "$out/legacy.json" "$out/fixed.json" --markdown "$out/compare.md"
+say "legacy vs fixed$([ "$repeat" -gt 1 ] && echo ": each figure's median (range) over $repeat runs")"
+"$bin/stampede" compare "$(column legacy)" "$(column fixed)" --markdown "$out/compare.md"
 say "legacy gated against a baseline of the fixed run (it should fail: that is the regression the gate exists for)"
-"$bin/stampede" baseline --from "$out/fixed.json" -o "$out/baseline-fixed.json" >/dev/null
+IFS=, read -r -a fixed_runs <<<"$(column fixed)"
+"$bin/stampede" baseline --from "${fixed_runs[@]}" -o "$out/baseline-fixed.json" >/dev/null
 set +e
-"$bin/stampede" gate "$out/legacy.json" --baseline "$out/baseline-fixed.json" --markdown "$out/gate.md"
+"$bin/stampede" gate "$out/$(named legacy 1).json" --baseline "$out/baseline-fixed.json" --markdown "$out/gate.md"
 gate=$?
 set -e
 case $gate in
@@ -150,12 +162,14 @@ if [ "$small" = 1 ]; then
   listen_size=(--users 200 --duration 5s --set load.ramp_up=1s --set observe.post_load=8s --set observe.settle=3s
     --set 'actions[0].hold="1s..2s"' --set 'actions[1].hold="1s..2s"')
 fi
-for profile in legacy fixed; do
-  say "listen-$profile: listen storm (MCP 2026-07-28), $profile profile"
-  "$bin/stampede" run scenarios/listen-storm.toml "${listen_size[@]}" --set target.profile=$profile \
-    -o "$out/listen-$profile.json"
+for i in $(seq "$repeat"); do
+  for profile in legacy fixed; do
+    say "$(named "listen-$profile" "$i"): listen storm (MCP 2026-07-28), $profile profile"
+    "$bin/stampede" run scenarios/listen-storm.toml "${listen_size[@]}" --set target.profile=$profile \
+      -o "$out/$(named "listen-$profile" "$i").json"
+  done
 done
 say "listen storm: legacy vs fixed"
-"$bin/stampede" compare "$out/listen-legacy.json" "$out/listen-fixed.json" --markdown "$out/listen-compare.md"
+"$bin/stampede" compare "$(column listen-legacy)" "$(column listen-fixed)" --markdown "$out/listen-compare.md"
 "$bin/stampede" report "${runs[0]}" --compare "${runs[@]:1}" -o "$out/report.html"
-say "done in $(($(date +%s) - started)) s: $out/{legacy,fixed}.json, compare.md, gate.md$([ "$ablate" = 1 ] && echo ", ablation.md"), listen-{legacy,fixed}.json, listen-compare.md, report.html"
+say "done in $(($(date +%s) - started)) s: $out/{legacy,fixed}$([ "$repeat" -gt 1 ] && echo "-{1..$repeat}").json, compare.md, gate.md$([ "$ablate" = 1 ] && echo ", ablation.md"), listen-{legacy,fixed}.json, listen-compare.md, report.html"

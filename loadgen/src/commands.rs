@@ -158,16 +158,25 @@ pub fn report(results: &Path, baseline: Option<&Path>, compare: &[PathBuf], out:
     Ok(())
 }
 
-/// `stampede compare`: runs side by side, each against the first.
+/// `stampede compare`: runs side by side, each against the first. An argument with commas
+/// (`a.json,b.json,c.json`) is one column of repeated runs: each figure's median and range.
 pub fn compare(results: &[PathBuf], markdown: Option<&Path>) -> Result<(), CliError> {
     let mut labels = Vec::new();
     let mut names: Vec<String> = Vec::new();
-    let mut runs = Vec::new();
-    for path in results {
-        let r = Results::read(path).map_err(usage("stampede"))?;
-        labels.push(r.label(path));
-        names.push(r.scenario.name.clone());
-        runs.push(r.metrics());
+    let mut columns = Vec::new();
+    for arg in results {
+        let text = arg.to_string_lossy();
+        let mut runs = Vec::new();
+        let mut column_labels = Vec::new();
+        for part in text.split(',').filter(|p| !p.is_empty()) {
+            let path = Path::new(part);
+            let r = Results::read(path).map_err(usage("stampede"))?;
+            column_labels.push(r.label(path));
+            names.push(r.scenario.name.clone());
+            runs.push(r.metrics());
+        }
+        labels.push(column_label(&column_labels));
+        columns.push(runs);
     }
     let mut scenarios: Vec<&str> = names.iter().map(String::as_str).collect();
     scenarios.sort_unstable();
@@ -178,12 +187,33 @@ pub fn compare(results: &[PathBuf], markdown: Option<&Path>) -> Result<(), CliEr
             scenarios.join(", ")
         );
     }
-    out!("{}", gate::render::compare(&labels, &runs, false));
+    let columns: Vec<Vec<&_>> = columns.iter().map(|runs| runs.iter().collect()).collect();
+    out!("{}", gate::render::compare(&labels, &columns, false));
     if let Some(md) = markdown {
-        crate::results::write_file_atomically(md, gate::render::compare(&labels, &runs, true).as_bytes())
+        crate::results::write_file_atomically(md, gate::render::compare(&labels, &columns, true).as_bytes())
             .map_err(|e| CliError::Usage(format!("stampede: {e:#}")))?;
     }
     Ok(())
+}
+
+/// A column's label: its run's, or for repeats what their labels share (`legacy-1`, `legacy-2` →
+/// `legacy ×2`).
+fn column_label(labels: &[String]) -> String {
+    let [first, rest @ ..] = labels else {
+        return String::new();
+    };
+    if rest.is_empty() {
+        return first.clone();
+    }
+    let mut shared = first.len();
+    for l in rest {
+        shared = shared.min(first.bytes().zip(l.bytes()).take_while(|(a, b)| a == b).count());
+    }
+    while !first.is_char_boundary(shared) {
+        shared -= 1;
+    }
+    let stem = first[..shared].trim_end_matches(|c: char| c.is_ascii_digit() || c == '-' || c == '_');
+    format!("{} ×{}", if stem.is_empty() { first } else { stem }, labels.len())
 }
 
 /// `stampede merge`: the shards' results as one run's, written atomically; the summary and the

@@ -106,9 +106,10 @@ enum Command {
         #[arg(long, short)]
         out: PathBuf,
     },
-    /// Show runs side by side (the change of each against the first).
+    /// Show runs side by side (the change of each against the first). Repeats of one configuration
+    /// joined by commas (`a.json,b.json,c.json`) are one column: each figure's median and range.
     Compare {
-        #[arg(required = true, num_args = 2..)]
+        #[arg(required = true, num_args = 1..)]
         results: Vec<PathBuf>,
         #[arg(long)]
         markdown: Option<PathBuf>,

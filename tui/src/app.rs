@@ -30,18 +30,20 @@ pub enum Panel {
     Statuses,
     Blocked,
     Cpu,
+    Resources,
     Streams,
     Thresholds,
 }
 
 impl Panel {
-    pub const ALL: [Panel; 8] = [
+    pub const ALL: [Panel; 9] = [
         Panel::Rps,
         Panel::Latency,
         Panel::Failures,
         Panel::Statuses,
         Panel::Blocked,
         Panel::Cpu,
+        Panel::Resources,
         Panel::Streams,
         Panel::Thresholds,
     ];

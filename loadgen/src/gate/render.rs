@@ -174,17 +174,46 @@ fn cell(metric: &Metric, v: Option<f64>) -> String {
 
 /// The rows of `compare`: per figure, its label and each run's value, with the change against the first.
 pub fn compare_rows(runs: &[BTreeMap<String, Metrics>]) -> Vec<Vec<String>> {
+    let columns: Vec<Vec<&BTreeMap<String, Metrics>>> = runs.iter().map(|r| vec![r]).collect();
+    spread_rows(&columns)
+}
+
+/// A column's figure over its runs: the median, and the lowest and highest when there are several.
+fn spread(metric: &Metric, runs: &[&BTreeMap<String, Metrics>]) -> (Option<f64>, String) {
     let empty = Metrics::default();
-    let all: Vec<&Metrics> = runs.iter().map(|r| r.get("all").unwrap_or(&empty)).collect();
+    let mut values: Vec<f64> = (runs.iter())
+        .filter_map(|r| r.get("all").unwrap_or(&empty).get(metric.name))
+        .collect();
+    values.sort_by(f64::total_cmp);
+    let median = match values.len() {
+        0 => None,
+        n if n % 2 == 1 => Some(values[n / 2]),
+        n => Some((values[n / 2 - 1] + values[n / 2]) / 2.0),
+    };
+    let mut text = cell(metric, median);
+    if runs.len() > 1
+        && let (Some(lo), Some(hi)) = (values.first(), values.last())
+    {
+        text.push_str(&format!(" ({}–{})", cell(metric, Some(*lo)), cell(metric, Some(*hi))));
+        if values.len() < runs.len() {
+            text.push_str(&format!(", {} of {} measured", values.len(), runs.len()));
+        }
+    }
+    (median, text)
+}
+
+/// The rows of `compare` over columns of repeated runs: per figure, each column's median (with its
+/// range over the column's runs), and the change of each median against the first column's.
+pub fn spread_rows(columns: &[Vec<&BTreeMap<String, Metrics>>]) -> Vec<Vec<String>> {
     let mut rows: Vec<Vec<String>> = Vec::new();
     for (metric, label) in METRICS.iter().filter_map(|m| Some((m, m.label?))) {
         let mut row = vec![label.to_owned()];
-        let first = all.first().and_then(|m| m.get(metric.name));
-        for (i, m) in all.iter().enumerate() {
-            let v = m.get(metric.name);
-            let mut text = cell(metric, v);
-            if i > 0
-                && let (Some(a), Some(b)) = (first, v)
+        let mut first = None;
+        for (i, runs) in columns.iter().enumerate() {
+            let (median, mut text) = spread(metric, runs);
+            if i == 0 {
+                first = median;
+            } else if let (Some(a), Some(b)) = (first, median)
                 && a != 0.0
             {
                 text.push_str(&format!(" ({:+.0}%)", (b - a) / a.abs() * 100.0));
@@ -196,9 +225,10 @@ pub fn compare_rows(runs: &[BTreeMap<String, Metrics>]) -> Vec<Vec<String>> {
     rows
 }
 
-/// Runs side by side (`labels[i]` names `runs[i]`), with the change of each run against the first.
-pub fn compare(labels: &[String], runs: &[BTreeMap<String, Metrics>], markdown: bool) -> String {
-    let rows = compare_rows(runs);
+/// Columns side by side (`labels[i]` names `columns[i]`, one run or repeats of one): each figure's
+/// median (and range), with the change of each column against the first.
+pub fn compare(labels: &[String], columns: &[Vec<&BTreeMap<String, Metrics>>], markdown: bool) -> String {
+    let rows = spread_rows(columns);
     let mut out = String::new();
     if markdown {
         let _ = writeln!(out, "| figure | {} |", labels.join(" | "));
@@ -227,4 +257,40 @@ pub fn compare(labels: &[String], runs: &[BTreeMap<String, Metrics>], markdown: 
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use crate::data::Metrics;
+
+    fn run(failure_rate: f64, rps: Option<f64>) -> BTreeMap<String, Metrics> {
+        let mut all = Metrics::default();
+        all.set("failure_rate", Some(failure_rate));
+        all.set("rps", rps);
+        BTreeMap::from([("all".to_owned(), all)])
+    }
+
+    fn row<'a>(rows: &'a [Vec<String>], label: &str) -> &'a [String] {
+        rows.iter().find(|r| r[0] == label).unwrap()
+    }
+
+    #[test]
+    fn a_column_of_repeats_shows_its_median_and_range_and_the_change_is_of_medians() {
+        let legacy = [run(0.0161, Some(300.0)), run(0.381, Some(200.0)), run(0.17, None)];
+        let fixed = [run(0.0, Some(800.0))];
+        let columns = vec![legacy.iter().collect(), fixed.iter().collect()];
+        let rows = super::spread_rows(&columns);
+        let rate = row(&rows, "failure rate");
+        assert_eq!(rate[1], "17.000% (1.610%–38.100%)");
+        assert_eq!(rate[2], "0.000% (-100%)");
+        // Two of three runs measured it: the median of those two, and how many measured.
+        let rps = row(&rows, "requests per second");
+        assert_eq!(rps[1], "250 (200–300), 2 of 3 measured");
+        assert_eq!(rps[2], "800 (+220%)");
+        // One run per column reads as before.
+        let single = super::compare_rows(&[run(0.5, None), run(0.25, None)]);
+        assert_eq!(row(&single, "failure rate")[1..], ["50.000%", "25.000% (-50%)"]);
+    }
 }

@@ -238,7 +238,16 @@ fn series(run: &Run, i: usize, label: String, dashed: bool, f: impl Fn(&Window) 
 /// The "Over time" charts, in page order.
 fn charts(runs: &[Run], baseline: Option<&Baseline>) -> Vec<Chart> {
     let c = Charts::new(runs, baseline);
-    vec![c.rps(), c.failures(), c.latency(), c.blocked(), c.cpu(), c.sse()]
+    vec![
+        c.rps(),
+        c.failures(),
+        c.latency(),
+        c.blocked(),
+        c.cpu(),
+        c.memory(),
+        c.files(),
+        c.sse(),
+    ]
 }
 
 /// What every chart shares: the runs, the baseline, and the post-load window of the main run.
@@ -415,6 +424,29 @@ impl<'a> Charts<'a> {
             "Target CPU",
             "% of one core",
             self.per_run("target CPU", |w| w.observed.cpu_pct),
+            None,
+        )
+    }
+
+    fn memory(&self) -> Chart {
+        self.chart(
+            "Target memory",
+            "MiB resident",
+            self.per_run("resident", |w| {
+                w.observed.target_rss_bytes.map(|b| b as f64 / (1024.0 * 1024.0))
+            }),
+            None,
+        )
+    }
+
+    fn files(&self) -> Chart {
+        self.chart(
+            "Target files and sockets",
+            "solid: open files; dashed: sockets in CLOSE_WAIT (a client gone, unseen)",
+            self.per_run_pair(
+                ("open files", |w| w.observed.target_fds.map(f64::from)),
+                ("CLOSE_WAIT", |w| w.observed.tcp_close_wait.map(f64::from)),
+            ),
             None,
         )
     }

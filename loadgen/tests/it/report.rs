@@ -107,8 +107,8 @@ fn legacy_against_fixed_is_well_formed_self_contained_and_holds_charts_and_the_t
     let svgs: Vec<_> = doc.descendants().filter(|n| n.has_tag_name("svg")).collect();
     assert_eq!(
         svgs.len(),
-        6,
-        "RPS, failures, latency, blocked queries, target CPU, streams"
+        8,
+        "RPS, failures, latency, blocked queries, target CPU, memory, files and sockets, streams"
     );
     let labels: Vec<&str> = svgs.iter().filter_map(|s| s.attribute("aria-label")).collect();
     for want in [
@@ -117,6 +117,8 @@ fn legacy_against_fixed_is_well_formed_self_contained_and_holds_charts_and_the_t
         "Latency",
         "Blocked queries",
         "Target CPU",
+        "Target memory",
+        "Target files and sockets",
         "Streams",
     ] {
         assert!(labels.contains(&want), "no {want} chart in {labels:?}");

@@ -160,6 +160,7 @@ fn draw_panel(f: &mut Frame, app: &App, panel: Panel, area: Rect, p: &Palette) {
         Panel::Statuses => panels::statuses::draw,
         Panel::Blocked => panels::blocked::draw,
         Panel::Cpu => panels::cpu::draw,
+        Panel::Resources => panels::resources::draw,
         Panel::Streams => panels::streams::draw,
         Panel::Thresholds => panels::thresholds::draw,
     };

@@ -4,6 +4,7 @@ pub(super) mod blocked;
 pub(super) mod cpu;
 pub(super) mod failures;
 pub(super) mod latency;
+pub(super) mod resources;
 pub(super) mod rps;
 pub(super) mod statuses;
 pub(super) mod streams;

@@ -110,7 +110,8 @@ run() {
   fi
   say "$name: $what"
   "$bin/stampede" run "$scenario" "${size[@]}" "${where[@]}" "$@" -o "$out/$name.json"
-  runs+=("$out/$name.json")
+  # The report overlays one run of each variant: a repeat's first.
+  [[ "$name" =~ -[0-9]+$ && ! "$name" =~ -1$ ]] || runs+=("$out/$name.json")
 }
 
 # Run N of a profile is named <profile>-N when repeated; a single run keeps the profile's name.
@@ -140,9 +141,10 @@ say "legacy vs fixed$([ "$repeat" -gt 1 ] && echo ": each figure's median (range
 "$bin/stampede" compare "$(column legacy)" "$(column fixed)" --markdown "$out/compare.md"
 say "legacy gated against a baseline of the fixed run (it should fail: that is the regression the gate exists for)"
 IFS=, read -r -a fixed_runs <<<"$(column fixed)"
+IFS=, read -r -a legacy_runs <<<"$(column legacy)"
 "$bin/stampede" baseline --from "${fixed_runs[@]}" -o "$out/baseline-fixed.json" >/dev/null
 set +e
-"$bin/stampede" gate "$out/$(named legacy 1).json" --baseline "$out/baseline-fixed.json" --markdown "$out/gate.md"
+"$bin/stampede" gate "${legacy_runs[@]}" --baseline "$out/baseline-fixed.json" --markdown "$out/gate.md"
 gate=$?
 set -e
 case $gate in
@@ -152,7 +154,7 @@ case $gate in
 esac
 if [ "$ablate" = 1 ]; then
   say "what each fix is worth: fixed, then fixed with one fix turned off"
-  "$bin/stampede" compare "$out/fixed.json" "$out/without-bulk-cascade.json" "$out/without-nowait.json" \
+  "$bin/stampede" compare "$out/$(named fixed 1).json" "$out/without-bulk-cascade.json" "$out/without-nowait.json" \
     "$out/without-sse-detection.json" "$out/without-short-sessions.json" --markdown "$out/ablation.md"
 fi
 # The same failure in the 2026-07-28 protocol: subscriptions/listen streams dropped by their clients
@@ -172,4 +174,6 @@ done
 say "listen storm: legacy vs fixed"
 "$bin/stampede" compare "$(column listen-legacy)" "$(column listen-fixed)" --markdown "$out/listen-compare.md"
 "$bin/stampede" report "${runs[0]}" --compare "${runs[@]:1}" -o "$out/report.html"
-say "done in $(($(date +%s) - started)) s: $out/{legacy,fixed}$([ "$repeat" -gt 1 ] && echo "-{1..$repeat}").json, compare.md, gate.md$([ "$ablate" = 1 ] && echo ", ablation.md"), listen-{legacy,fixed}.json, listen-compare.md, report.html"
+runs_of=""
+if [ "$repeat" -gt 1 ]; then runs_of="-{1..$repeat}"; fi
+say "done in $(($(date +%s) - started)) s: $out/{legacy,fixed}$runs_of.json, compare.md, gate.md$([ "$ablate" = 1 ] && echo ", ablation.md"), listen-{legacy,fixed}$runs_of.json, listen-compare.md, report.html"

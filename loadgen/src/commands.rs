@@ -167,15 +167,15 @@ pub fn compare(results: &[PathBuf], markdown: Option<&Path>) -> Result<(), CliEr
     for arg in results {
         let text = arg.to_string_lossy();
         let mut runs = Vec::new();
-        let mut column_labels = Vec::new();
+        let mut column = Vec::new();
         for part in text.split(',').filter(|p| !p.is_empty()) {
             let path = Path::new(part);
             let r = Results::read(path).map_err(usage("stampede"))?;
-            column_labels.push(r.label(path));
+            column.push((path.to_owned(), r.label(path), r.complete));
             names.push(r.scenario.name.clone());
             runs.push(r.metrics());
         }
-        labels.push(column_label(&column_labels));
+        labels.push(column_label(&column));
         columns.push(runs);
     }
     let mut scenarios: Vec<&str> = names.iter().map(String::as_str).collect();
@@ -196,24 +196,36 @@ pub fn compare(results: &[PathBuf], markdown: Option<&Path>) -> Result<(), CliEr
     Ok(())
 }
 
-/// A column's label: its run's, or for repeats what their labels share (`legacy-1`, `legacy-2` →
-/// `legacy ×2`).
-fn column_label(labels: &[String]) -> String {
-    let [first, rest @ ..] = labels else {
+/// A column's label: its run's; for repeats the file name they share but for a last `-N`
+/// (`legacy-1`, `legacy-2` → `legacy ×2`), else the first run's, and how many did not complete.
+fn column_label(column: &[(PathBuf, String, bool)]) -> String {
+    let [(_, first, _), rest @ ..] = column else {
         return String::new();
     };
     if rest.is_empty() {
         return first.clone();
     }
-    let mut shared = first.len();
-    for l in rest {
-        shared = shared.min(first.bytes().zip(l.bytes()).take_while(|(a, b)| a == b).count());
+    let stem = |path: &Path| {
+        let stem = path
+            .file_stem()
+            .map_or(String::new(), |s| s.to_string_lossy().into_owned());
+        match stem.rsplit_once('-') {
+            Some((base, n)) if !base.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => base.to_owned(),
+            _ => stem,
+        }
+    };
+    let shared = stem(&column[0].0);
+    let name = if column.iter().all(|(p, _, _)| stem(p) == shared) {
+        &shared
+    } else {
+        first
+    };
+    let incomplete = column.iter().filter(|(_, _, complete)| !complete).count();
+    let mut label = format!("{name} ×{}", column.len());
+    if incomplete > 0 {
+        label.push_str(&format!(" ({incomplete} incomplete)"));
     }
-    while !first.is_char_boundary(shared) {
-        shared -= 1;
-    }
-    let stem = first[..shared].trim_end_matches(|c: char| c.is_ascii_digit() || c == '-' || c == '_');
-    format!("{} ×{}", if stem.is_empty() { first } else { stem }, labels.len())
+    label
 }
 
 /// `stampede merge`: the shards' results as one run's, written atomically; the summary and the
@@ -587,4 +599,26 @@ pub fn export(results: &Path, dir: &Path) -> Result<(), CliError> {
         outln!("{}", path.display());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod column_tests {
+    use std::path::PathBuf;
+
+    #[test]
+    fn repeats_are_labelled_by_the_name_they_share_and_incomplete_ones_are_said() {
+        let run = |p: &str, complete| (PathBuf::from(p), format!("{p} label"), complete);
+        let label = |c: &[(PathBuf, String, bool)]| super::column_label(c);
+        assert_eq!(label(&[run("out/legacy.json", true)]), "out/legacy.json label");
+        assert_eq!(
+            label(&[run("a/legacy-1.json", true), run("a/legacy-2.json", true)]),
+            "legacy ×2"
+        );
+        // Only a last `-N` is dropped; names that differ otherwise keep the first run's label.
+        assert_eq!(
+            label(&[run("fixed-v2-1.json", true), run("fixed-v2-2.json", false)]),
+            "fixed-v2 ×2 (1 incomplete)"
+        );
+        assert_eq!(label(&[run("x.json", true), run("y.json", true)]), "x.json label ×2");
+    }
 }

@@ -655,16 +655,16 @@ pub fn json_summary(r: &Results, path: Option<&std::path::Path>) -> serde_json::
     })
 }
 
-/// How re-initialized sessions fared: recovered, and the mean time recovering.
+/// How re-initialized sessions fared: recovered, and the mean time those took to recover.
 fn recovery(s: &crate::data::StreamFigures) -> String {
-    if s.reinitialized == 0 {
-        return String::new();
+    match (s.reinitialized, s.recovered) {
+        (0, _) => String::new(),
+        (_, 0) => " (none recovered)".to_owned(),
+        (_, n) => format!(
+            " ({n} recovered, in {:.0} ms on average)",
+            s.recovery_ms as f64 / n as f64
+        ),
     }
-    format!(
-        " ({} recovered, {:.0} ms recovering on average)",
-        s.recovered,
-        s.recovery_ms as f64 / s.reinitialized as f64
-    )
 }
 
 #[cfg(test)]

@@ -355,7 +355,7 @@ pub struct StreamGauges {
     /// Ended by an error on the way (a broken connection, a malformed answer, a timeout).
     pub errored: AtomicU64,
     /// Told their session was not found (404) and started a new one; of those, the ones whose new
-    /// session answered, and the time spent from the 404 to that answer (ms, summed).
+    /// session answered, and their time from the 404 to that answer (ms, summed).
     pub reinitialized: AtomicU64,
     pub recovered: AtomicU64,
     pub recovery_ms: AtomicU64,

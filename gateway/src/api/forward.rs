@@ -109,11 +109,10 @@ pub(super) async fn relay(http: &reqwest::Client, url: String, req: Request, hop
 
 /// A request whole: its head, its body (read within the body limit) and its connection's handle.
 pub(super) async fn collect(req: Request) -> anyhow::Result<(Parts, Bytes, Streaming)> {
-    // The relay may be a stream: its connection is not idle while it lasts.
-    let streaming = req
+    let conn = req
         .extensions()
         .get::<ConnectInfo<ConnHandle>>()
-        .map(|ConnectInfo(conn)| conn.streaming())
+        .map(|ConnectInfo(conn)| conn.clone())
         .ok_or_else(|| anyhow::anyhow!("the connection's handle is missing"))?;
     let limit = req.extensions().get::<super::extract::BodyLimit>().copied();
     let (parts, body) = req.into_parts();
@@ -121,7 +120,9 @@ pub(super) async fn collect(req: Request) -> anyhow::Result<(Parts, Bytes, Strea
         Some(l) => tokio::time::timeout(l.timeout, axum::body::to_bytes(body, l.max_bytes)).await??,
         None => axum::body::to_bytes(body, usize::MAX).await?,
     };
-    Ok((parts, body, streaming))
+    // The relay may be a stream: its connection is not idle while it lasts. Marked once the body is
+    // in, since a streaming connection may not be read (the legacy profile's `read_streams`).
+    Ok((parts, body, conn.streaming()))
 }
 
 /// Send a request's head and body on to `url`, with the headers `hop` keeps.

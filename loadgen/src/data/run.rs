@@ -157,7 +157,7 @@ pub struct StreamFigures {
     pub errored: u64,
     /// Streamable HTTP: sessions told "session not found" (404, or a −32001 refusal) that started
     /// a new session, as the specification says a client must; those whose new session answered;
-    /// and the time from the 404 to that answer, summed over them (ms).
+    /// and the time from the 404 to that answer, summed over those (ms).
     #[serde(default)]
     pub reinitialized: u64,
     #[serde(default)]

@@ -500,8 +500,17 @@ async fn a_session_told_404_starts_again_once_and_is_counted() {
     eprintln!("{m:?}");
     assert!(m.opened > 0);
     assert_eq!(m.reinitialized, m.opened, "each session started again once");
+    assert_eq!(
+        m.recovered, m.reinitialized,
+        "and its request was answered in the new session"
+    );
     assert_eq!(m.closed_delete, m.opened, "and went on to its end");
-    assert_eq!(r.totals.failed, 0, "the request was answered in the new session");
+    // The 404 itself is the request's failure, as such; nothing else failed.
+    let lost = r.totals.failed;
+    assert_eq!(lost, m.reinitialized, "one \"session not found\" per session");
+    let kind = stampede_loadgen::data::FailureKind::SessionNotFound;
+    let counted: u64 = r.actions.iter().filter_map(|a| a.failures.get(&kind)).sum();
+    assert_eq!(counted, lost, "counted as session_not_found");
 }
 
 /// A server may offer no GET stream and no DELETE (405 to both): the session is held without a

@@ -26,8 +26,8 @@ pub(super) enum Answered {
     /// 202: a notification taken.
     Accepted,
     Reply(u16, Reply),
-    /// The session is unknown or ended: 404, or a 4xx −32001 error.
-    Gone,
+    /// The session is unknown or ended: 404, or a 4xx −32001 error (its status).
+    Gone(u16),
 }
 
 /// A failed exchange, as recorded.
@@ -53,9 +53,14 @@ impl Failed {
         Failed::new(FailureKind::Protocol, status, message)
     }
 
-    /// The server did not know the session (404, or a −32001 refusal).
-    pub(super) fn session_not_found(message: &str) -> Failed {
-        Failed::new(FailureKind::SessionNotFound, Some(404), message)
+    /// The server did not know the session: 404, or a −32001 refusal under `status`.
+    pub(super) fn session_not_found(status: u16, message: &str) -> Failed {
+        Failed {
+            kind: FailureKind::SessionNotFound,
+            status: Some(status),
+            rpc_error: (status != 404).then_some(SESSION_NOT_FOUND),
+            message: message.into(),
+        }
     }
 
     pub(super) fn timeout(message: &str) -> Failed {
@@ -171,7 +176,7 @@ async fn post(
     let refusal_to_read = st.era == Era::Stateless && kind == Body::Json && matches!(status, 400..=499);
     match status {
         202 => return drain(conn, status).await.map(|()| Answered::Accepted),
-        404 if st.era == Era::Session => return drain(conn, status).await.map(|()| Answered::Gone),
+        404 if st.era == Era::Session => return drain(conn, status).await.map(|()| Answered::Gone(404)),
         // Some servers say "session not found" with another 4xx and a −32001 error.
         400..=499 if st.era == Era::Session && kind == Body::Json && !st.session_id.is_empty() => {
             return session_refusal(conn, st, status).await;
@@ -366,7 +371,7 @@ async fn session_refusal(conn: &mut Conn, st: &mut State, status: u16) -> Result
         st.reply.extend_from_slice(data);
     }
     match jsonrpc::parse(&st.reply) {
-        Ok((_, Reply::Error(SESSION_NOT_FOUND))) => Ok(Answered::Gone),
+        Ok((_, Reply::Error(SESSION_NOT_FOUND))) => Ok(Answered::Gone(status)),
         _ => Err(status_failure(status, "")),
     }
 }

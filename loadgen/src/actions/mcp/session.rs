@@ -8,7 +8,7 @@
 //! or a JSON-RPC error ends the session as "by an error".
 
 use std::fmt::Write as _;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -131,25 +131,28 @@ pub async fn run(
         let slot = slots.extra(r.series).expect("a series per method");
         let mut sent = Instant::now();
         let mut answered = exchange(env, conn, url, body, st, &r.method, Awaits::Reply(id)).await;
-        let lost = matches!(answered, Ok(Answered::Gone)).then(Instant::now);
-        if lost.is_some() {
-            // The server does not know the session (expired, or held by another replica): the
-            // request failed as such; then, as the specification says, a new session, once, and
-            // the request asked again.
-            record(env, conn, slot, sent.elapsed(), &Err(Failed::session_not_found("")));
-            g.reinitialized.fetch_add(1, Ordering::Relaxed);
-            let saved = std::mem::take(body);
-            answered = match start(a.protocol, env, conn, url, body, st).await {
-                Ok(()) => {
-                    *body = saved;
-                    sent = Instant::now();
-                    exchange(env, conn, url, body, st, &r.method, Awaits::Reply(id)).await
+        let mut lost = None;
+        if let Ok(Answered::Gone(status)) = answered {
+            // The request failed as such; then, as the specification says, a new session, once.
+            record(
+                env,
+                conn,
+                slot,
+                sent.elapsed(),
+                &Err(Failed::session_not_found(status, "")),
+            );
+            let at = Instant::now();
+            match ask_again(a, env, slots.main, at, conn, url, body, st, r, id).await {
+                Ok((again, answer)) => (lost, sent, answered) = (Some(at), again, answer),
+                Err(kind) => {
+                    end = if kind == FailureKind::SessionNotFound {
+                        End::Server
+                    } else {
+                        End::Error
+                    };
+                    break;
                 }
-                Err(f) => {
-                    *body = saved;
-                    Err(f)
-                }
-            };
+            }
         }
         if st.era == Era::Stateless {
             answered = input_rounds(a, env, conn, url, body, at, st, &r.method, answered).await;
@@ -157,12 +160,10 @@ pub async fn run(
         }
         let judged = judge(answered, &a.expected_errors);
         record(env, conn, slot, sent.elapsed(), &judged);
-        if let Some(lost) = lost {
+        if let Some(lost) = lost.filter(|_| judged.is_ok()) {
+            g.recovered.fetch_add(1, Ordering::Relaxed);
             g.recovery_ms
                 .fetch_add(lost.elapsed().as_millis() as u64, Ordering::Relaxed);
-            if judged.is_ok() {
-                g.recovered.fetch_add(1, Ordering::Relaxed);
-            }
         }
         match judged {
             // (A stateless 404 is a JSON-RPC error, an unknown method: the session goes on.)
@@ -204,21 +205,7 @@ pub async fn run(
             }
             CloseMode::Delete => {
                 let slot = a.delete_series().and_then(|i| slots.extra(i));
-                let delete_conn = if listening { &mut st.side } else { &mut *conn };
-                let sent = Instant::now();
-                let deleted = delete(env, delete_conn, url, &st.session_id, &st.version).await;
-                if let Some(slot) = slot {
-                    record(env, delete_conn, slot, sent.elapsed(), &deleted);
-                }
-                if listening {
-                    conn.cut(false);
-                }
-                match deleted {
-                    // The server offers no DELETE: the session is left, not deleted.
-                    Ok((_, 405, _)) => &g.closed_undeletable,
-                    Ok(_) => &g.closed_delete,
-                    Err(_) => &g.errored,
-                }
+                end_with_delete(env, slot, conn, url, st, listening).await
             }
             _ => {
                 conn.cut(a.rst);
@@ -242,6 +229,35 @@ pub async fn run(
     Ended::Done(Outcome::Ok)
 }
 
+/// End the session with `DELETE` (on the second connection when the first holds its stream, which is
+/// then closed); answers the counter its end goes to.
+async fn end_with_delete<'g>(
+    env: &'g Env,
+    slot: Option<usize>,
+    conn: &mut Conn,
+    url: &str,
+    st: &mut State,
+    listening: bool,
+) -> &'g AtomicU64 {
+    let g = &env.recorder.gauges.mcp;
+    let delete_conn = if listening { &mut st.side } else { &mut *conn };
+    let sent = Instant::now();
+    let deleted = delete(env, delete_conn, url, &st.session_id, &st.version).await;
+    if let Some(slot) = slot {
+        record(env, delete_conn, slot, sent.elapsed(), &deleted);
+    }
+    if listening {
+        conn.cut(false);
+    }
+    match deleted {
+        // The server offers no DELETE: the session is left, not deleted.
+        Ok((_, 405, _)) => &g.closed_undeletable,
+        Ok(_) => &g.closed_delete,
+        Err(f) if f.kind == FailureKind::SessionNotFound => &g.server_closed,
+        Err(_) => &g.errored,
+    }
+}
+
 /// Start the session; one the server does not know at once (its first notification answered
 /// "session not found": behind a balancer, another replica) is recorded as such and started again,
 /// once, as the specification says a client must.
@@ -262,22 +278,50 @@ async fn start_again_once(
     if f.kind != FailureKind::SessionNotFound {
         return started;
     }
-    record(
-        env,
-        conn,
-        slot,
-        intended.elapsed(),
-        &Err(Failed::session_not_found(&f.message)),
-    );
+    let lost_start = Failed::session_not_found(f.status.unwrap_or(404), &f.message);
+    record(env, conn, slot, intended.elapsed(), &Err(lost_start));
     let lost = Instant::now();
     g.reinitialized.fetch_add(1, Ordering::Relaxed);
     let started = start(a.protocol, env, conn, url, body, st).await;
-    g.recovery_ms
-        .fetch_add(lost.elapsed().as_millis() as u64, Ordering::Relaxed);
     if started.is_ok() {
         g.recovered.fetch_add(1, Ordering::Relaxed);
+        g.recovery_ms
+            .fetch_add(lost.elapsed().as_millis() as u64, Ordering::Relaxed);
     }
     started
+}
+
+/// After request `r` was answered "session not found": a new session (its start timed from `lost`
+/// in the session's own series), then `r` asked again. Answers when it was sent again and its
+/// answer; or, when the new session did not start, the start's failure kind (recorded as the
+/// session's, not as `r`'s).
+#[expect(clippy::too_many_arguments, reason = "the session's parts, borrowed apart")]
+async fn ask_again(
+    a: &Mcp,
+    env: &Env,
+    start_slot: usize,
+    lost: Instant,
+    conn: &mut Conn,
+    url: &str,
+    body: &mut String,
+    st: &mut State,
+    r: &McpRequest,
+    id: u64,
+) -> Result<(Instant, Result<Answered, Failed>), FailureKind> {
+    env.recorder.gauges.mcp.reinitialized.fetch_add(1, Ordering::Relaxed);
+    let saved = std::mem::take(body);
+    let started = start(a.protocol, env, conn, url, body, st).await;
+    *body = saved;
+    if let Err(f) = started {
+        let kind = f.kind;
+        record(env, conn, start_slot, lost.elapsed(), &Err(f));
+        return Err(kind);
+    }
+    let sent = Instant::now();
+    Ok((
+        sent,
+        exchange(env, conn, url, body, st, &r.method, Awaits::Reply(id)).await,
+    ))
 }
 
 /// While a stateless request's answer asks for input (MRTR), retry it under a new id with the
@@ -455,7 +499,7 @@ fn judge(answered: Result<Answered, Failed>, expected_errors: &[i64]) -> Judged 
             "a reply with neither a result nor an error",
         )),
         Answered::Accepted => Err(Failed::protocol(Some(202), "a request answered 202 without a reply")),
-        Answered::Gone => Err(Failed::session_not_found("even after starting again")),
+        Answered::Gone(status) => Err(Failed::session_not_found(status, "even after starting again")),
     }
 }
 
@@ -544,7 +588,7 @@ async fn listen(
             Some(200),
             "the stream answered is not an event stream",
         )),
-        404 if st.era == Era::Session => Some(Failed::session_not_found("")),
+        404 if st.era == Era::Session => Some(Failed::session_not_found(404, "")),
         // The specification lets a server offer no GET stream (405), and a stateless server may
         // not know `subscriptions/listen` (404): counted as such, not a failure.
         status @ (405 | 404) => {
@@ -620,8 +664,8 @@ async fn hold(env: &Env, hold: DurRange) {
     }
 }
 
-/// `DELETE` the session: 2xx ends it; 404 (already gone) and 405 (the server does not let
-/// clients end sessions) are expected answers, not failures.
+/// `DELETE` the session: 2xx ends it; 405 (the server does not let clients end sessions) is an
+/// expected answer; 404 is `session_not_found`.
 async fn delete(env: &Env, conn: &mut Conn, url: &str, session_id: &str, version: &str) -> Judged {
     let headers = [("mcp-session-id", session_id), ("mcp-protocol-version", version)];
     let n = if session_id.is_empty() { 0 } else { 2 };
@@ -641,6 +685,9 @@ async fn delete(env: &Env, conn: &mut Conn, url: &str, session_id: &str, version
         }
         Ok(Err(f)) => Err(f),
         Ok(Ok(s)) if (200..300).contains(&s) => Ok((Outcome::Ok, s, None)),
+        // The server does not know the session it is asked to end (expired, or, behind a balancer,
+        // held by another replica that keeps it).
+        Ok(Ok(404)) if n > 0 => Err(Failed::session_not_found(404, "at DELETE")),
         Ok(Ok(s @ (404 | 405))) => Ok((Outcome::Expected, s, None)),
         Ok(Ok(s)) => Err(status_failure(s, "")),
     }

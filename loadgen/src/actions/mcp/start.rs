@@ -90,7 +90,7 @@ async fn discover(
             Some(202),
             "server/discover answered 202 without a reply",
         )),
-        Answered::Gone => Err(status_failure(404, "server/discover answered 404")),
+        Answered::Gone(status) => Err(status_failure(status, "server/discover answered 404")),
     }
 }
 
@@ -135,7 +135,7 @@ async fn initialize(
             ));
         }
         Answered::Accepted => return Err(Failed::protocol(Some(202), "initialize answered 202 without a reply")),
-        Answered::Gone => return Err(status_failure(404, "initialize answered 404")),
+        Answered::Gone(status) => return Err(status_failure(status, "initialize answered 404")),
     }
     if st.version.is_empty() {
         st.version.push_str(v.as_str());
@@ -143,7 +143,7 @@ async fn initialize(
     body.clear();
     body.push_str(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#);
     match exchange(env, conn, url, body, st, "notifications/initialized", Awaits::Nothing).await? {
-        Answered::Gone => Err(Failed::session_not_found("at notifications/initialized")),
+        Answered::Gone(status) => Err(Failed::session_not_found(status, "at notifications/initialized")),
         Answered::Accepted | Answered::Reply(..) => Ok(()),
     }
 }

@@ -4,13 +4,16 @@
 //! machine's ceiling (a hello-world server).
 //!
 //! `proc` starts and measures processes (wait4's rusage: the same CPU and peak-RSS measure for every
-//! tool), `tools` runs each generator and reads its report, `sections` are the three parts of the
-//! bench, `report` writes the JSON and the Markdown tables, `goals` sets them against what the bench is
+//! tool), `tools` runs each generator and reads its report, `nginx` is the target no one here wrote
+//! (http, https, its own count), `generator` sets the tools side by side on a target, `sections` are
+//! the other parts of the bench, `report` writes the JSON and the Markdown tables, `goals` sets them against what the bench is
 //! held to.
 
 pub mod gateway;
+pub mod generator;
 pub mod goals;
 pub mod mixed;
+pub mod nginx;
 pub mod proc;
 pub mod report;
 pub mod sections;
@@ -24,6 +27,8 @@ pub struct Settings {
     pub duration: Duration,
     pub rounds: usize,
     pub connections: Vec<u32>,
+    /// Concurrencies of the https runs (keep-alive); new TLS connections run at the first.
+    pub tls_connections: Vec<u32>,
     pub sse_streams: Vec<u32>,
     pub gateway_connections: Vec<u32>,
     /// Every other REST read, and the writes (at the first only).

@@ -7,6 +7,8 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use stampede_bench::gateway as bench_gateway;
+use stampede_bench::generator::{self, CostRow, GeneratorRow, Ratio, Target};
+use stampede_bench::nginx::Nginx;
 use stampede_bench::proc::Server;
 use stampede_bench::report::{BenchResults, markdown};
 use stampede_bench::sections::{TargetPlan, TargetRow};
@@ -34,6 +36,9 @@ struct Args {
     rounds: usize,
     #[arg(long, value_delimiter = ',', default_value = "64,1000,4000")]
     connections: Vec<u32>,
+    /// Concurrencies of the https runs against nginx (new TLS connections run at the first).
+    #[arg(long, value_delimiter = ',', default_value = "64,1000")]
+    tls_connections: Vec<u32>,
     #[arg(long, value_delimiter = ',', default_value = "1000,5000,10000")]
     sse_streams: Vec<u32>,
     #[arg(long, value_delimiter = ',', default_value = "64,1000,4000")]
@@ -59,7 +64,7 @@ struct Args {
     #[arg(long)]
     install_peers: bool,
     /// A one-second pass over every part at small sizes, to prove the bench works (CI).
-    #[arg(long, conflicts_with_all = ["duration", "rounds", "connections", "sse_streams", "gateway_connections", "read_connections", "read_duration"])]
+    #[arg(long, conflicts_with_all = ["duration", "rounds", "connections", "tls_connections", "sse_streams", "gateway_connections", "read_connections", "read_duration"])]
     quick: bool,
     /// Where the JSON and Markdown go.
     #[arg(long, default_value = "results/bench")]
@@ -82,8 +87,10 @@ fn main() -> ExitCode {
 }
 
 fn version(path: &Path) -> String {
+    // nginx knows only `-v`.
+    let flag = if path.ends_with("nginx") { "-v" } else { "--version" };
     Command::new(path)
-        .arg("--version")
+        .arg(flag)
         .output()
         .ok()
         .and_then(|o| {
@@ -93,18 +100,27 @@ fn version(path: &Path) -> String {
         .unwrap_or_else(|| "version unknown".into())
 }
 
+/// The Debian package a peer comes from (the others come from cargo).
+fn debian_package(name: &str) -> Option<&'static str> {
+    match name {
+        "wrk" => Some("wrk"),
+        "nginx" => Some("nginx-light"),
+        _ => None,
+    }
+}
+
 /// Find a peer, installing it when asked; say what happened either way.
 fn peer(name: &str, install: bool, peers: &mut Vec<(String, String)>) -> Option<PathBuf> {
     if find(name).is_none() && install {
-        let (what, mut cmd) = if name == "wrk" {
+        let (what, mut cmd) = if let Some(package) = debian_package(name) {
             let mut c = Command::new("apt-get");
-            c.args(["install", "-y", "-qq", "wrk"])
+            c.args(["install", "-y", "-qq", package])
                 .env("DEBIAN_FRONTEND", "noninteractive");
-            ("apt-get install wrk", c)
+            (format!("apt-get install {package}"), c)
         } else {
             let mut c = Command::new("cargo");
             c.args(["install", "--locked", "oha"]);
-            ("cargo install --locked oha", c)
+            ("cargo install --locked oha".to_owned(), c)
         };
         say(format!("{name} is not installed: {what}"));
         let ok = cmd.status().map(|s| s.success()).unwrap_or(false);
@@ -142,6 +158,7 @@ impl Args {
                 duration: Duration::from_secs(1),
                 rounds: 1,
                 connections: vec![64],
+                tls_connections: vec![16],
                 sse_streams: vec![50, 100],
                 gateway_connections: vec![16],
                 read_connections: vec![16],
@@ -153,6 +170,7 @@ impl Args {
             duration: Duration::from_secs_f64(self.duration),
             rounds: self.rounds.max(1),
             connections: self.connections.clone(),
+            tls_connections: self.tls_connections.clone(),
             sse_streams: self.sse_streams.clone(),
             gateway_connections: self.gateway_connections.clone(),
             read_connections: self.read_connections.clone(),
@@ -183,6 +201,15 @@ impl Gateways {
 
     /// A gateway on SQLite, or on `database` (a PostgreSQL URL).
     fn start(&self, database: Option<String>) -> anyhow::Result<(Server, tempfile::TempDir)> {
+        self.start_with(database, &[])
+    }
+
+    /// The same with `env` set for it (after the bench's own settings, so it wins).
+    fn start_with(
+        &self,
+        database: Option<String>,
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<(Server, tempfile::TempDir)> {
         let dir = tempfile::tempdir()?;
         let mut cmd = Command::new(&self.bin);
         cmd.args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
@@ -195,8 +222,91 @@ impl Gateways {
         if let Some(url) = database {
             cmd.env("DATABASE_URL", url);
         }
+        cmd.envs(env.iter().copied());
         Ok((Server::start(&mut cmd)?, dir))
     }
+}
+
+/// The generator part's results.
+#[derive(Default)]
+struct GeneratorPart {
+    rows: Vec<GeneratorRow>,
+    ratios: Vec<Ratio>,
+    tls_ratios: Vec<Ratio>,
+    syscalls: Vec<CostRow>,
+}
+
+/// The tools on the hello server, then on nginx: plain, https with keep-alive, and new TLS connections
+/// (each request its own), with system calls per request counted on nginx.
+fn generator_part(settings: &Settings, tools: &Tools, hello: &Server, nginx: Option<&Path>) -> GeneratorPart {
+    let mut part = GeneratorPart::default();
+    let hello = Target {
+        label: "hello",
+        url: format!("{}/", hello.url),
+        ca: None,
+        keep_alive: true,
+        served: None,
+        resumed: None,
+        open_model: true,
+    };
+    (part.rows, part.ratios) = generator::generator(settings, tools, &hello, &settings.connections, &|s| say(s));
+    let Some(nginx) = nginx else {
+        say("nginx: skipped (not installed): no nginx, https or system-call rows".into());
+        return part;
+    };
+    let server = match Nginx::start(nginx) {
+        Ok(server) => server,
+        Err(e) => {
+            say(format!("nginx: skipped: {e:#}"));
+            return part;
+        }
+    };
+    say(format!(
+        "\n== generator: GET {} on nginx (http, then https: TLS 1.3, {})",
+        stampede_bench::nginx::FILE,
+        stampede_bench::nginx::CIPHER_SUITE
+    ));
+    let served = || server.served();
+    let resumed = || server.take_resumed();
+    let ca = server.ca();
+    let plain = Target {
+        label: "nginx",
+        url: format!("{}{}", server.http, stampede_bench::nginx::FILE),
+        served: Some(&served),
+        open_model: false,
+        ..hello
+    };
+    let (rows, ratios) = generator::generator(settings, tools, &plain, &settings.connections, &|s| say(s));
+    part.rows.extend(rows);
+    part.ratios.extend(ratios);
+    let https = Target {
+        label: "nginx https",
+        url: format!("{}{}", server.https, stampede_bench::nginx::FILE),
+        ca: Some(&ca),
+        ..plain
+    };
+    let (rows, ratios) = generator::generator(settings, tools, &https, &settings.tls_connections, &|s| say(s));
+    part.rows.extend(rows);
+    part.tls_ratios.extend(ratios);
+    let handshakes = Target {
+        label: "nginx https, new connections",
+        url: format!("{}{}", server.https_logged, stampede_bench::nginx::FILE),
+        keep_alive: false,
+        resumed: Some(&resumed),
+        ..https
+    };
+    let first = &settings.tls_connections[..1.min(settings.tls_connections.len())];
+    let (rows, ratios) = generator::generator(settings, tools, &handshakes, first, &|s| say(s));
+    part.rows.extend(rows);
+    part.tls_ratios.extend(ratios);
+    say("\n== generator: system calls and context switches per request (perf stat, one run each)".into());
+    for target in [&plain, &https] {
+        if let Some(&c) = settings.connections.first() {
+            part.syscalls
+                .extend(generator::syscalls(settings, tools, target, c, &|s| say(s)));
+        }
+    }
+    part
 }
 
 /// The gateway's database for its PostgreSQL runs, made afresh.
@@ -312,12 +422,14 @@ fn run(args: Args) -> anyhow::Result<()> {
     anyhow::ensure!(tools.stampede.is_file(), "{} is not built", tools.stampede.display());
 
     let part = |p: Part| args.parts.contains(&p);
-    let (mut generator, mut ratios, mut targets) = (Vec::new(), Vec::new(), Vec::new());
+    let mut generator = GeneratorPart::default();
+    let mut targets = Vec::new();
     if part(Part::Generator) || part(Part::Gateway) {
         say("\n== generator: GET / on the hello server (and the ceiling the gateway is measured against)".into());
         let hello = Server::start(&mut Command::new(bin.join("bench-hello")))?;
         if part(Part::Generator) {
-            (generator, ratios) = sections::generator(&settings, &tools, &hello, &|s| say(s));
+            let nginx = peer("nginx", args.install_peers, &mut peers);
+            generator = generator_part(&settings, &tools, &hello, nginx.as_deref());
         }
         let ceiling = [("GET /", "kind = \"http\"\npath = \"/\"".to_owned())];
         targets = sections::target_runs(
@@ -339,13 +451,14 @@ fn run(args: Args) -> anyhow::Result<()> {
     let gateways = Gateways::new(bin.join("stampede-gateway"))?;
     let mut streams = Vec::new();
     if part(Part::Streams) {
-        say("\n== streams: idle SSE and Streamable HTTP streams held by the generator".into());
-        let (gw, _dir) = gateways.start(None)?;
-        for kind in [sections::SSE_STREAMS, sections::MCP_STREAMS] {
+        say("\n== streams: idle SSE, Streamable HTTP and subscriptions/listen streams held by the generator, and by the gateway".into());
+        let keepalive = sections::STREAM_KEEPALIVE_S.to_string();
+        let gateway = || gateways.start_with(None, &[("SSE_KEEPALIVE_INTERVAL", &keepalive)]);
+        for kind in [sections::SSE_STREAMS, sections::MCP_STREAMS, sections::LISTEN_STREAMS] {
             streams.extend(sections::streams(
                 &settings,
                 &tools,
-                &gw,
+                &gateway,
                 &gateways.token,
                 &root,
                 kind,
@@ -381,8 +494,10 @@ fn run(args: Args) -> anyhow::Result<()> {
             duration_s: settings.duration.as_secs_f64(),
             rounds: settings.rounds,
             peers,
-            generator,
-            ratios,
+            generator: generator.rows,
+            ratios: generator.ratios,
+            tls_ratios: generator.tls_ratios,
+            syscalls: generator.syscalls,
             streams,
             sessions,
             targets,

@@ -14,6 +14,9 @@ pub struct Measured {
     pub success: bool,
     pub wall: Duration,
     pub cpu_seconds: f64,
+    /// Of which in user space, and in the kernel.
+    pub user_seconds: f64,
+    pub system_seconds: f64,
     pub peak_rss_bytes: u64,
     pub stdout: String,
     pub stderr: String,
@@ -59,6 +62,8 @@ pub fn measure(cmd: &mut Command) -> anyhow::Result<Measured> {
         success: libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
         wall,
         cpu_seconds: tv(usage.ru_utime) + tv(usage.ru_stime),
+        user_seconds: tv(usage.ru_utime),
+        system_seconds: tv(usage.ru_stime),
         // Linux reports ru_maxrss in KiB.
         peak_rss_bytes: usage.ru_maxrss as u64 * 1024,
         stdout: out.join().unwrap_or_default(),
@@ -105,18 +110,73 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        // SAFETY: a signal to our own child, which has not been reaped yet.
-        unsafe {
-            libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
+        stop(&mut self.child);
+    }
+}
+
+/// SIGTERM a server the bench started (a server drains; nginx's master stops its workers), then reap
+/// it, killing it after 10 s.
+pub fn stop(child: &mut Child) {
+    // SAFETY: a signal to our own child, which has not been reaped yet.
+    unsafe {
+        libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
         }
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// One look at a process: when (since the sampler started), its resident memory and CPU seconds.
+#[derive(Debug, Clone, Copy)]
+pub struct Look {
+    pub at: Duration,
+    pub rss_bytes: u64,
+    pub cpu_seconds: f64,
+}
+
+/// A thread looking at a process every 100 ms until stopped.
+pub struct Sampler {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<Vec<Look>>,
+}
+
+fn rss_of(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kib = status.lines().find_map(|l| l.strip_prefix("VmRSS:"))?;
+    Some(kib.trim().trim_end_matches("kB").trim().parse::<u64>().ok()? * 1024)
+}
+
+impl Sampler {
+    pub fn start(pid: u32) -> Sampler {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopped = std::sync::Arc::clone(&stop);
+        let thread = std::thread::spawn(move || {
+            let started = Instant::now();
+            let mut looks = Vec::new();
+            while !stopped.load(std::sync::atomic::Ordering::Relaxed) {
+                let cpu = stampede_loadgen::host::cpu_seconds_of(&pid.to_string());
+                if let (Some(rss_bytes), Some(cpu_seconds)) = (rss_of(pid), cpu) {
+                    looks.push(Look {
+                        at: started.elapsed(),
+                        rss_bytes,
+                        cpu_seconds,
+                    });
+                }
+                std::thread::sleep(Duration::from_millis(100));
             }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+            looks
+        });
+        Sampler { stop, thread }
+    }
+
+    pub fn finish(self) -> Vec<Look> {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread.join().unwrap_or_default()
     }
 }

@@ -5,8 +5,9 @@ use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
+use crate::generator::{CostRow, GeneratorRow, Ratio};
 use crate::mixed::MixedRow;
-use crate::sections::{GeneratorRow, Ratio, SessionRow, StreamRow, TargetRow};
+use crate::sections::{SessionRow, StreamRow, TargetRow};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BenchResults {
@@ -18,7 +19,15 @@ pub struct BenchResults {
     /// Each peer: its version line, or why it was skipped.
     pub peers: Vec<(String, String)>,
     pub generator: Vec<GeneratorRow>,
+    /// Plain HTTP, per target.
     pub ratios: Vec<Ratio>,
+    /// https against nginx: keep-alive per concurrency, and new connections (each request its own
+    /// TLS connection).
+    #[serde(default)]
+    pub tls_ratios: Vec<Ratio>,
+    /// System calls and context switches per request (`perf stat`).
+    #[serde(default)]
+    pub syscalls: Vec<CostRow>,
     /// Idle streams of both transports (`sse` in files written before Streamable HTTP).
     #[serde(alias = "sse")]
     pub streams: Vec<StreamRow>,
@@ -56,50 +65,7 @@ pub fn markdown(b: &BenchResults) -> String {
     );
     crate::goals::table(b, &mut out);
     out.push('\n');
-    table(
-        &mut out,
-        &[
-            "connections",
-            "tool",
-            "requests/s",
-            "p50",
-            "p99",
-            "generator CPU s",
-            "peak RSS",
-            "requests per generator CPU-second",
-        ],
-        "rlrrrrrr",
-        b.generator.iter().filter_map(|row| {
-            let m = row.median.as_ref()?;
-            Some(vec![
-                row.connections.to_string(),
-                row.tool.label().to_owned(),
-                format!("{:.0}", m.rps),
-                opt(m.p50_ms, |v| format!("{v:.2} ms")),
-                opt(m.p99_ms, |v| format!("{v:.2} ms")),
-                format!("{:.2}", m.cpu_seconds),
-                mib(m.peak_rss_bytes as f64),
-                format!("**{:.0}**", m.requests_per_cpu_second),
-            ])
-        }),
-    );
-    out.push('\n');
-    table(
-        &mut out,
-        &[
-            "connections",
-            "stampede ÷ oha (requests per generator CPU-second)",
-            "stampede ÷ wrk",
-        ],
-        "rrr",
-        b.ratios.iter().map(|r| {
-            vec![
-                r.connections.to_string(),
-                opt(r.vs_oha, |v| format!("{v:.2}×")),
-                opt(r.vs_wrk, |v| format!("{v:.2}×")),
-            ]
-        }),
-    );
+    generator_tables(b, &mut out);
     streams_and_sessions(b, &mut out);
     if !b.targets.is_empty() {
         out.push('\n');
@@ -164,6 +130,97 @@ pub fn markdown(b: &BenchResults) -> String {
     out
 }
 
+fn per_request_us(seconds: f64, requests: u64) -> String {
+    format!("{:.2}", seconds * 1e6 / requests.max(1) as f64)
+}
+
+fn ratio_rows(ratios: &[Ratio]) -> impl Iterator<Item = Vec<String>> + '_ {
+    ratios.iter().map(|r| {
+        vec![
+            r.target.clone(),
+            r.connections.to_string(),
+            opt(r.vs_oha, |v| format!("{v:.2}×")),
+            opt(r.vs_wrk, |v| format!("{v:.2}×")),
+        ]
+    })
+}
+
+fn generator_tables(b: &BenchResults, out: &mut String) {
+    table(
+        out,
+        &[
+            "target",
+            "connections",
+            "tool",
+            "requests/s",
+            "p50",
+            "p99",
+            "CPU µs per request: user",
+            "kernel",
+            "peak RSS",
+            "target counted",
+            "requests per generator CPU-second",
+        ],
+        "lrlrrrrrrrr",
+        b.generator.iter().filter_map(|row| {
+            let m = row.median.as_ref()?;
+            let counted = match (m.target_requests, m.resumed_share) {
+                (Some(n), Some(share)) => format!("{n} ({:.0} % resumed)", share * 100.0),
+                (Some(n), None) => n.to_string(),
+                (None, _) => "-".into(),
+            };
+            Some(vec![
+                row.target.clone(),
+                row.connections.to_string(),
+                row.tool.label().to_owned(),
+                format!("{:.0}", m.rps),
+                opt(m.p50_ms, |v| format!("{v:.2} ms")),
+                opt(m.p99_ms, |v| format!("{v:.2} ms")),
+                per_request_us(m.user_cpu_s, m.requests),
+                per_request_us(m.system_cpu_s, m.requests),
+                mib(m.peak_rss_bytes as f64),
+                counted,
+                format!("**{:.0}**", m.requests_per_cpu_second),
+            ])
+        }),
+    );
+    let head = [
+        "target",
+        "connections",
+        "stampede ÷ oha (requests per generator CPU-second)",
+        "stampede ÷ wrk",
+    ];
+    out.push('\n');
+    table(out, &head, "lrrr", ratio_rows(&b.ratios));
+    if !b.tls_ratios.is_empty() {
+        out.push('\n');
+        table(out, &head, "lrrr", ratio_rows(&b.tls_ratios));
+    }
+    if !b.syscalls.is_empty() {
+        out.push('\n');
+        table(
+            out,
+            &[
+                "target",
+                "connections",
+                "tool",
+                "system calls per request",
+                "context switches per request",
+            ],
+            "lrlrr",
+            b.syscalls.iter().map(|c| {
+                vec![
+                    c.target.clone(),
+                    c.connections.to_string(),
+                    c.tool.label().to_owned(),
+                    format!("{:.2}", c.counted.syscalls_per_request),
+                    opt(c.counted.context_switches_per_request, |v| format!("{v:.3}")),
+                ]
+            }),
+        );
+    }
+}
+
 fn streams_and_sessions(b: &BenchResults, out: &mut String) {
     if !b.streams.is_empty() {
         out.push('\n');
@@ -175,8 +232,11 @@ fn streams_and_sessions(b: &BenchResults, out: &mut String) {
                 "open at once",
                 "generator peak RSS",
                 "per stream (slope)",
+                "gateway RSS, all open",
+                "gateway per stream (slope)",
+                "gateway CPU per stream per second (a keep-alive each second)",
             ],
-            "rlrrr",
+            "rlrrrrrr",
             b.streams.iter().map(|s| {
                 vec![
                     s.streams.to_string(),
@@ -184,6 +244,9 @@ fn streams_and_sessions(b: &BenchResults, out: &mut String) {
                     s.peak_open.to_string(),
                     mib(s.peak_rss_bytes as f64),
                     opt(s.bytes_per_stream, |v| format!("{:.1} KiB", v / 1024.0)),
+                    opt(s.gateway_rss_bytes.map(|b| b as f64), mib),
+                    opt(s.gateway_bytes_per_stream, |v| format!("{:.1} KiB", v / 1024.0)),
+                    opt(s.gateway_cpu_per_stream_s, |v| format!("{:.2} µs", v * 1e6)),
                 ]
             }),
         );

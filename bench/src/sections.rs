@@ -7,148 +7,48 @@ use std::process::Command;
 
 use serde::{Deserialize, Serialize};
 
-use crate::proc::{Server, measure};
-use crate::tools::{Load, Tool, ToolRun, Tools};
-use crate::{Settings, median};
+use std::time::Duration;
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct GeneratorRow {
-    pub connections: u32,
-    pub tool: Tool,
-    pub runs: Vec<ToolRun>,
-    /// Field by field medians over the rounds.
-    pub median: Option<ToolRun>,
-}
+use crate::Settings;
+use crate::proc::{Look, Sampler, Server, measure};
+use crate::tools::Tools;
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Ratio {
-    pub connections: u32,
-    /// stampede (closed) requests per generator CPU-second ÷ the peer's, medians of the same run.
-    pub vs_oha: Option<f64>,
-    pub vs_wrk: Option<f64>,
-}
-
-fn median_run(runs: &[ToolRun]) -> Option<ToolRun> {
-    let m = |f: &dyn Fn(&ToolRun) -> f64| median(runs.iter().map(f).collect());
-    let opt = |f: &dyn Fn(&ToolRun) -> Option<f64>| median(runs.iter().filter_map(f).collect());
-    Some(ToolRun {
-        requests: m(&|r| r.requests as f64)? as u64,
-        errors: m(&|r| r.errors as f64)? as u64,
-        rps: m(&|r| r.rps)?,
-        p50_ms: opt(&|r| r.p50_ms),
-        p99_ms: opt(&|r| r.p99_ms),
-        cpu_seconds: m(&|r| r.cpu_seconds)?,
-        peak_rss_bytes: m(&|r| r.peak_rss_bytes as f64)? as u64,
-        requests_per_cpu_second: m(&|r| r.requests_per_cpu_second)?,
-    })
-}
-
-/// Each tool against the hello server at each concurrency, in alternating order over the rounds
-/// (A B A B: drift of a noisy machine falls on every tool alike).
-pub fn generator(
-    settings: &Settings,
-    tools: &Tools,
-    hello: &Server,
-    say: &dyn Fn(String),
-) -> (Vec<GeneratorRow>, Vec<Ratio>) {
-    let mut rows = Vec::new();
-    let mut ratios = Vec::new();
-    let url = format!("{}/", hello.url);
-    for &connections in &settings.connections {
-        let order = [Tool::StampedeClosed, Tool::Oha, Tool::StampedeOpen, Tool::Wrk];
-        let mut runs: Vec<(Tool, Vec<ToolRun>)> = order.iter().map(|t| (*t, Vec::new())).collect();
-        let mut rate = 0.0;
-        for round in 0..settings.rounds {
-            let mut this_round = order.to_vec();
-            if round % 2 == 1 {
-                this_round.reverse();
-            }
-            for tool in this_round {
-                if !tools.has(tool) {
-                    continue;
-                }
-                if tool == Tool::StampedeOpen && rate == 0.0 {
-                    // The open model's fixed rate: 3/4 of what the closed model reached here.
-                    let closed = runs
-                        .iter()
-                        .find(|(t, _)| *t == Tool::StampedeClosed)
-                        .and_then(|(_, r)| r.first());
-                    match closed {
-                        Some(r) => rate = (r.rps * 0.75).max(100.0),
-                        None => continue,
-                    }
-                }
-                let load = Load {
-                    url: &url,
-                    connections,
-                    duration: settings.duration,
-                    rate,
-                };
-                match tools.run(tool, load) {
-                    Ok(r) => {
-                        say(format!(
-                            "  c={connections:<5} round {} {:<18} {:>8.0} req/s  p99 {:>8}  {:>6.2} CPU s  {:>7.1} MiB  {:>8.0} req/CPU-s{}",
-                            round + 1,
-                            tool.label(),
-                            r.rps,
-                            r.p99_ms.map_or("-".into(), |p| format!("{p:.2}ms")),
-                            r.cpu_seconds,
-                            r.peak_rss_bytes as f64 / 1048576.0,
-                            r.requests_per_cpu_second,
-                            if r.errors > 0 {
-                                format!("  ({} errors)", r.errors)
-                            } else {
-                                String::new()
-                            }
-                        ));
-                        runs.iter_mut().find(|(t, _)| *t == tool).expect("listed").1.push(r);
-                    }
-                    Err(e) => say(format!("  c={connections} {}: {e:#}", tool.label())),
-                }
-            }
-        }
-        let med = |tool: Tool| runs.iter().find(|(t, _)| *t == tool).and_then(|(_, r)| median_run(r));
-        let ours = med(Tool::StampedeClosed).map(|r| r.requests_per_cpu_second);
-        let ratio = |peer: Tool| Some(ours? / med(peer)?.requests_per_cpu_second);
-        ratios.push(Ratio {
-            connections,
-            vs_oha: ratio(Tool::Oha),
-            vs_wrk: ratio(Tool::Wrk),
-        });
-        for (tool, r) in runs {
-            if !r.is_empty() {
-                rows.push(GeneratorRow {
-                    connections,
-                    tool,
-                    median: median_run(&r),
-                    runs: r,
-                });
-            }
-        }
-    }
-    (rows, ratios)
-}
-
-/// Idle streams of one MCP transport: HTTP+SSE sessions (`sse-hold.toml`) or Streamable HTTP
-/// sessions holding their GET stream (`mcp-hold.toml`).
+/// Idle streams of one MCP transport: HTTP+SSE sessions (`sse-hold.toml`), Streamable HTTP
+/// sessions holding their GET stream (`mcp-hold.toml`), or 2026-07-28 `subscriptions/listen` streams
+/// (the same file in the stateless era).
 #[derive(Debug, Clone, Copy)]
 pub struct StreamKind {
     pub label: &'static str,
     pub scenario: &'static str,
+    /// `--set` overrides of the scenario.
+    pub sets: &'static [&'static str],
     pub figures: fn(&stampede_loadgen::results::Results) -> &stampede_loadgen::data::StreamFigures,
 }
 
 pub const SSE_STREAMS: StreamKind = StreamKind {
     label: "SSE",
     scenario: "scenarios/sse-hold.toml",
+    sets: &[],
     figures: |r| &r.sse,
 };
 
 pub const MCP_STREAMS: StreamKind = StreamKind {
     label: "Streamable HTTP",
     scenario: "scenarios/mcp-hold.toml",
+    sets: &[],
     figures: |r| &r.mcp,
 };
+
+pub const LISTEN_STREAMS: StreamKind = StreamKind {
+    label: "subscriptions/listen",
+    scenario: "scenarios/mcp-hold.toml",
+    sets: &["actions[0].protocol=\"2026-07-28\""],
+    figures: |r| &r.mcp,
+};
+
+/// Seconds between a gateway's keep-alives on a held stream in the streams part: each idle stream
+/// costs one write a second, so its CPU per second is the price of a keep-alive.
+pub const STREAM_KEEPALIVE_S: u32 = 1;
 
 fn sse_label() -> String {
     SSE_STREAMS.label.to_owned()
@@ -164,22 +64,55 @@ pub struct StreamRow {
     pub peak_rss_bytes: u64,
     /// The slope from the smallest count: (RSS − RSS at the smallest) ÷ (streams − smallest).
     pub bytes_per_stream: Option<f64>,
+    /// The gateway holding them (a fresh one per run): its RSS with every stream open, the slope as
+    /// above, and its CPU seconds per held stream per second (one keep-alive each second).
+    #[serde(default)]
+    pub gateway_rss_bytes: Option<u64>,
+    #[serde(default)]
+    pub gateway_bytes_per_stream: Option<f64>,
+    #[serde(default)]
+    pub gateway_cpu_per_stream_s: Option<f64>,
 }
 
-/// The generator holding N idle streams of one transport against the gateway.
+/// The gateway while every stream was open: from a second after the ramp to half a second before the
+/// steady part ends (`hold`: its length). (RSS at its largest there, CPU seconds per second.)
+fn while_held(looks: &[Look], ramp: Duration, hold: Duration) -> Option<(u64, f64)> {
+    let from = ramp + Duration::from_secs(1);
+    let to = (ramp + hold).checked_sub(Duration::from_millis(500))?;
+    let window: Vec<&Look> = looks.iter().filter(|l| l.at >= from && l.at <= to).collect();
+    let (first, last) = (window.first()?, window.last()?);
+    let seconds = (last.at - first.at).as_secs_f64();
+    if seconds < 0.5 {
+        return None;
+    }
+    let rss = window.iter().map(|l| l.rss_bytes).max()?;
+    Some((rss, (last.cpu_seconds - first.cpu_seconds) / seconds))
+}
+
+/// The generator holding N idle streams of one transport against a fresh gateway each time
+/// (`gateway`: started per run, so memory one run kept is not the next one's), both measured.
 pub fn streams(
     settings: &Settings,
     tools: &Tools,
-    gateway: &Server,
+    gateway: &dyn Fn() -> anyhow::Result<(Server, tempfile::TempDir)>,
     token: &str,
     root: &Path,
     kind: StreamKind,
     say: &dyn Fn(String),
 ) -> Vec<StreamRow> {
     let mut rows: Vec<StreamRow> = Vec::new();
+    let hold = Duration::from_secs(5);
     for &n in &settings.sse_streams {
+        let (gw, _dir) = match gateway() {
+            Ok(g) => g,
+            Err(e) => {
+                say(format!("  {n} streams: the gateway did not start: {e:#}"));
+                continue;
+            }
+        };
         let out = tools.scratch.join("streams.json");
-        let ramp = format!("{}s", (n / 1000).max(2));
+        let ramp = Duration::from_secs(u64::from((n / 1000).max(2)));
+        let sampler = Sampler::start(gw.pid());
         let m = measure(
             Command::new(&tools.stampede)
                 .arg("run")
@@ -187,30 +120,38 @@ pub fn streams(
                 .args([
                     "--quiet",
                     "--target",
-                    &gateway.url,
+                    &gw.url,
                     "--users",
                     &n.to_string(),
                     "--duration",
-                    "5s",
+                    &format!("{}s", hold.as_secs()),
                 ])
-                .args(["--set", &format!("load.ramp_up={ramp}")])
+                .args(["--set", &format!("load.ramp_up=\"{}s\"", ramp.as_secs())])
                 .args(["--set", &format!("target.token={token}")])
+                .args(kind.sets.iter().flat_map(|s| ["--set", *s]))
                 .args(["--set", "observe.post_load=\"0s\"", "-o"])
                 .arg(&out),
         );
+        let held = while_held(&sampler.finish(), ramp, hold);
         let row = match m {
             Ok(m) if m.success => {
                 let r = stampede_loadgen::results::Results::read(&out).ok();
                 let peak_open = r.as_ref().map_or(0, |r| (kind.figures)(r).peak_open);
-                let first = rows.first().map(|f| (f.streams, f.peak_rss_bytes));
+                let first = rows.first();
+                let slope = |first: u64, now: u64, from: u32| (now as f64 - first as f64) / f64::from(n - from);
                 StreamRow {
                     transport: kind.label.to_owned(),
                     streams: n,
                     peak_open,
                     peak_rss_bytes: m.peak_rss_bytes,
                     bytes_per_stream: first
-                        .filter(|(s, _)| *s < n)
-                        .map(|(s, rss)| (m.peak_rss_bytes as f64 - rss as f64) / f64::from(n - s)),
+                        .filter(|f| f.streams < n)
+                        .map(|f| slope(f.peak_rss_bytes, m.peak_rss_bytes, f.streams)),
+                    gateway_rss_bytes: held.map(|(rss, _)| rss),
+                    gateway_bytes_per_stream: first
+                        .filter(|f| f.streams < n)
+                        .and_then(|f| Some(slope(f.gateway_rss_bytes?, held?.0, f.streams))),
+                    gateway_cpu_per_stream_s: held.map(|(_, cpu)| cpu / f64::from(n.max(1))),
                 }
             }
             Ok(m) => {
@@ -222,13 +163,18 @@ pub fn streams(
                 continue;
             }
         };
+        let kib = |b: Option<f64>| b.map_or(String::new(), |b| format!(", {:.1} KiB per stream", b / 1024.0));
         say(format!(
-            "  {:<16} {n:>6} streams: {} open at once, peak RSS {:.1} MiB{}",
+            "  {:<20} {n:>6} streams: {} open at once, generator peak RSS {:.1} MiB{}; gateway RSS {}{}, {} CPU per stream per second",
             kind.label,
             row.peak_open,
             row.peak_rss_bytes as f64 / 1048576.0,
-            row.bytes_per_stream
-                .map_or(String::new(), |b| format!(", {:.1} KiB per stream", b / 1024.0))
+            kib(row.bytes_per_stream),
+            row.gateway_rss_bytes
+                .map_or("not measured".into(), |b| format!("{:.1} MiB", b as f64 / 1048576.0)),
+            kib(row.gateway_bytes_per_stream),
+            row.gateway_cpu_per_stream_s
+                .map_or("not measured".into(), |c| format!("{:.2} µs", c * 1e6)),
         ));
         rows.push(row);
     }

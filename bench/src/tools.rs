@@ -39,8 +39,26 @@ pub struct ToolRun {
     pub p50_ms: Option<f64>,
     pub p99_ms: Option<f64>,
     pub cpu_seconds: f64,
+    /// Of which in user space, and in the kernel.
+    #[serde(default)]
+    pub user_cpu_s: f64,
+    #[serde(default)]
+    pub system_cpu_s: f64,
     pub peak_rss_bytes: u64,
     pub requests_per_cpu_second: f64,
+    /// Requests the target itself counted over the run, where it counts them (nginx's `stub_status`).
+    #[serde(default)]
+    pub target_requests: Option<u64>,
+    /// New TLS connections: the share the server resumed (its access log's `$ssl_session_reused`).
+    #[serde(default)]
+    pub resumed_share: Option<f64>,
+}
+
+/// What `perf stat` counted in one run, per request.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct Syscalls {
+    pub syscalls_per_request: f64,
+    pub context_switches_per_request: Option<f64>,
 }
 
 /// Where the tools are.
@@ -55,11 +73,16 @@ pub struct Tools {
 /// What to load.
 #[derive(Debug, Clone, Copy)]
 pub struct Load<'a> {
+    /// The whole URL: origin and path.
     pub url: &'a str,
     pub connections: u32,
     pub duration: Duration,
     /// The open model's arrival rate.
     pub rate: f64,
+    /// https: the CA a verifying client trusts (stampede verifies; wrk does not, oha is told not to).
+    pub ca: Option<&'a Path>,
+    /// false: a new connection for every request (`connection: close`).
+    pub keep_alive: bool,
 }
 
 fn finish(m: &Measured, requests: u64, errors: u64, rps: f64, p50: Option<f64>, p99: Option<f64>) -> ToolRun {
@@ -70,12 +93,16 @@ fn finish(m: &Measured, requests: u64, errors: u64, rps: f64, p50: Option<f64>, 
         p50_ms: p50,
         p99_ms: p99,
         cpu_seconds: m.cpu_seconds,
+        user_cpu_s: m.user_seconds,
+        system_cpu_s: m.system_seconds,
         peak_rss_bytes: m.peak_rss_bytes,
         requests_per_cpu_second: if m.cpu_seconds > 0.0 {
             requests as f64 / m.cpu_seconds
         } else {
             0.0
         },
+        target_requests: None,
+        resumed_share: None,
     }
 }
 
@@ -89,19 +116,65 @@ impl Tools {
     }
 
     pub fn run(&self, tool: Tool, load: Load) -> anyhow::Result<ToolRun> {
+        self.run_under(tool, load, &[])
+    }
+
+    /// Run `tool` under `prefix` (a command that runs the rest: `perf stat … --`).
+    pub fn run_under(&self, tool: Tool, load: Load, prefix: &[String]) -> anyhow::Result<ToolRun> {
         match tool {
-            Tool::StampedeClosed | Tool::StampedeOpen => self.stampede(tool == Tool::StampedeOpen, load),
-            Tool::Oha => self.oha(load),
-            Tool::Wrk => self.wrk(load),
+            Tool::StampedeClosed | Tool::StampedeOpen => self.stampede(tool == Tool::StampedeOpen, load, prefix),
+            Tool::Oha => self.oha(load, prefix),
+            Tool::Wrk => self.wrk(load, prefix),
         }
     }
 
-    fn stampede(&self, open: bool, load: Load) -> anyhow::Result<ToolRun> {
+    /// One run of `tool` counted by `perf stat`: its system calls and context switches per request.
+    pub fn count_syscalls(&self, tool: Tool, load: Load) -> anyhow::Result<Syscalls> {
+        let out = self.scratch.join("perf-stat.csv");
+        let prefix: Vec<String> = [
+            "perf",
+            "stat",
+            "-x,",
+            "-e",
+            "raw_syscalls:sys_enter,context-switches",
+            "-o",
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .chain([out.display().to_string(), "--".to_owned()])
+        .collect();
+        let run = self.run_under(tool, load, &prefix)?;
+        let text = std::fs::read_to_string(&out)?;
+        let count = |event: &str| -> Option<f64> {
+            text.lines()
+                .find(|l| l.contains(event))
+                .and_then(|l| l.split(',').next()?.trim().parse::<f64>().ok())
+        };
+        let per = |n: Option<f64>| n.filter(|_| run.requests > 0).map(|n| n / run.requests as f64);
+        Ok(Syscalls {
+            syscalls_per_request: per(count("raw_syscalls:sys_enter")).context("perf stat counted no system calls")?,
+            context_switches_per_request: per(count("context-switches")),
+        })
+    }
+
+    /// `program`, under `prefix` when there is one.
+    fn command(program: &Path, prefix: &[String]) -> Command {
+        match prefix.split_first() {
+            None => Command::new(program),
+            Some((first, rest)) => {
+                let mut c = Command::new(first);
+                c.args(rest).arg(program);
+                c
+            }
+        }
+    }
+
+    fn stampede(&self, open: bool, load: Load, prefix: &[String]) -> anyhow::Result<ToolRun> {
         let scenario = self.scratch.join("bench-get.toml");
-        std::fs::write(&scenario, get_scenario(load.url, open))?;
+        std::fs::write(&scenario, get_scenario(&load, open))?;
         let out = self.scratch.join("stampede-run.json");
         let secs = format!("{}ms", load.duration.as_millis());
-        let mut cmd = Command::new(&self.stampede);
+        let mut cmd = Self::command(&self.stampede, prefix);
         cmd.arg("run")
             .arg(&scenario)
             .args(["--quiet", "--duration", &secs, "-o"])
@@ -127,14 +200,16 @@ impl Tools {
         ))
     }
 
-    fn oha(&self, load: Load) -> anyhow::Result<ToolRun> {
+    fn oha(&self, load: Load, prefix: &[String]) -> anyhow::Result<ToolRun> {
         let oha = self.oha.as_ref().context("oha is not installed")?;
         let m = measure(
-            Command::new(oha)
+            Self::command(oha, prefix)
                 .args(["--no-tui", "--output-format", "json", "-c"])
                 .arg(load.connections.to_string())
                 .arg("-z")
                 .arg(format!("{}ms", load.duration.as_millis()))
+                .args(load.ca.map(|_| "--insecure"))
+                .args((!load.keep_alive).then_some("--disable-keepalive"))
                 .arg(load.url),
         )?;
         if !m.success {
@@ -144,14 +219,20 @@ impl Tools {
         Ok(finish(&m, requests, errors, rps, p50, p99))
     }
 
-    fn wrk(&self, load: Load) -> anyhow::Result<ToolRun> {
+    fn wrk(&self, load: Load, prefix: &[String]) -> anyhow::Result<ToolRun> {
         let wrk = self.wrk.as_ref().context("wrk is not installed")?;
         let m = measure(
-            Command::new(wrk)
+            Self::command(wrk, prefix)
                 .args(["-t2", "--latency", "-c"])
                 .arg(load.connections.to_string())
                 .arg("-d")
                 .arg(format!("{}s", load.duration.as_secs().max(1)))
+                .args(
+                    (!load.keep_alive)
+                        .then_some(["-H", "Connection: close"])
+                        .into_iter()
+                        .flatten(),
+                )
                 .arg(load.url),
         )?;
         if !m.success {
@@ -162,18 +243,31 @@ impl Tools {
     }
 }
 
-/// The scenario stampede runs against the hello server: one GET, no think time, no observers; the
-/// closed model's users or the open model's rate come from the command line.
-pub fn get_scenario(url: &str, open: bool) -> String {
+/// The scenario stampede runs: one GET of the URL's path, no think time, no observers; the closed
+/// model's users or the open model's rate come from the command line.
+pub fn get_scenario(load: &Load, open: bool) -> String {
     let model = if open {
         "model = \"open\"\nrate = 1000.0"
     } else {
         "users = 64"
     };
+    let after_scheme = load.url.find("://").map_or(0, |i| i + 3);
+    let (origin, path) = match load.url[after_scheme..].find('/') {
+        Some(i) => load.url.split_at(after_scheme + i),
+        None => (load.url, "/"),
+    };
+    let cacert = load
+        .ca
+        .map_or(String::new(), |ca| format!("cacert = \"{}\"\n", ca.display()));
+    let close = if load.keep_alive {
+        ""
+    } else {
+        "headers = { connection = \"close\" }\n"
+    };
     format!(
-        "# bench: GET / as fast as the connections allow\nname = \"bench-get\"\n\n[target]\nurl = \"{url}\"\n\n\
+        "# bench: GET {path} as fast as the connections allow\nname = \"bench-get\"\n\n[target]\nurl = \"{origin}\"\n{cacert}\n\
          [load]\n{model}\nduration = \"10s\"\n\n[observe]\npost_load = \"0s\"\nmetrics = \"\"\n\n\
-         [[actions]]\nname = \"get\"\nkind = \"http\"\npath = \"/\"\n"
+         [[actions]]\nname = \"get\"\nkind = \"http\"\npath = \"{path}\"\n{close}"
     )
 }
 
@@ -262,6 +356,8 @@ pub fn find(name: &str) -> Option<PathBuf> {
     let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
         .map(|p| std::env::split_paths(&p).collect())
         .unwrap_or_default();
+    // Debian puts nginx in /usr/sbin, which is not on every user's PATH.
+    dirs.push(PathBuf::from("/usr/sbin"));
     if let Some(home) = std::env::var_os("CARGO_HOME") {
         dirs.push(Path::new(&home).join("bin"));
     }

@@ -173,6 +173,12 @@ fn combine(count: u32, parts: &[(Shard, &Path, Results)]) -> Results {
             started_at: earliest.map(|e| humantime::format_rfc3339_millis(e).to_string()),
             start_at: first.load.start_at.clone(),
             start_lag_ms: None,
+            // The same in every shard of one scenario, but the parts may come from different versions.
+            request_loop: parts
+                .iter()
+                .all(|p| p.2.load.request_loop == first.load.request_loop)
+                .then_some(first.load.request_loop)
+                .flatten(),
         },
         slots: first.slots.clone(),
         series,

@@ -154,6 +154,9 @@ pub struct LoadInfo {
     /// How late the load started after the common start (a shard whose setup outlasted the wait).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_lag_ms: Option<f64>,
+    /// What ran the users (absent in files written before it was recorded, and in merges).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_loop: Option<crate::data::RequestLoop>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -272,6 +275,7 @@ impl Results {
                         .duration_since(at)
                         .map_or(0.0, |late| late.as_secs_f64() * 1000.0)
                 }),
+                request_loop: Some(run.request_loop),
                 phases: phase_spans(&run.timeline.windows),
                 dropped: run.dropped,
             },

@@ -18,7 +18,9 @@ use std::time::{Duration, Instant};
 pub use bin::stampede;
 pub use gateway::{Gateway, SseStream, drop_abruptly};
 pub use net::{free_port, read_head, read_request, tcp_server};
-pub use parts::{Certs, ContextForge, Everything, McpSdk, PgBouncer, TlsProxy, nginx_binary, prometheus_binary};
+pub use parts::{
+    Certs, ContextForge, Everything, McpSdk, PgBouncer, StaticNginx, TlsProxy, nginx_binary, prometheus_binary,
+};
 pub use pg::{Db, TestDb, no_pg, pg_admin_url};
 pub use proc::{Proc, first_line_url, spawn_gateway, spawn_gateway_with, spawn_upstream};
 pub use token::{SECRET, token_signed, token_with};

@@ -188,11 +188,7 @@ impl TlsProxy {
     pub fn start(nginx: &std::path::Path, upstream: &str, cert: &std::path::Path, key: &std::path::Path) -> TlsProxy {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path().display();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = crate::free_port();
         let conf = format!(
             "worker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log warn;\n\
              events {{ worker_connections 4096; }}\n\
@@ -216,36 +212,101 @@ impl TlsProxy {
             cert = cert.display(),
             key = key.display(),
         );
-        std::fs::write(dir.path().join("nginx.conf"), conf).unwrap();
-        let child = Command::new(nginx)
-            .arg("-p")
-            .arg(dir.path())
-            .arg("-e")
-            .arg(dir.path().join("error.log"))
-            .arg("-c")
-            .arg(dir.path().join("nginx.conf"))
-            // One process: a kill reaches all of it.
-            .args(["-g", "daemon off; master_process off;"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            let log = std::fs::read_to_string(dir.path().join("error.log")).unwrap_or_default();
-            assert!(
-                std::time::Instant::now() < deadline,
-                "nginx did not listen on {port}: {log}"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
+        let child = start_nginx(nginx, dir.path(), &conf, port);
         TlsProxy { child, port, dir }
     }
 
     /// The access log's lines: `<r or .> <protocol> <alpn> <status>` per request.
     pub fn access_log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("access.log")).unwrap_or_default()
+    }
+}
+
+/// nginx on `conf` (written into `dir`), once it listens on `port`.
+fn start_nginx(nginx: &std::path::Path, dir: &std::path::Path, conf: &str, port: u16) -> Child {
+    std::fs::write(dir.join("nginx.conf"), conf).unwrap();
+    let child = Command::new(nginx)
+        .arg("-p")
+        .arg(dir)
+        .arg("-e")
+        .arg(dir.join("error.log"))
+        .arg("-c")
+        .arg(dir.join("nginx.conf"))
+        // One process: a kill reaches all of it.
+        .args(["-g", "daemon off; master_process off;"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        let log = std::fs::read_to_string(dir.join("error.log")).unwrap_or_default();
+        assert!(
+            std::time::Instant::now() < deadline,
+            "nginx did not listen on {port}: {log}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child
+}
+
+/// nginx serving `/index.html` (`ok`) on a free port, with its own count of the requests it served
+/// (`stub_status` on another port). Stopped on drop.
+pub struct StaticNginx {
+    child: Child,
+    pub url: String,
+    status_port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl StaticNginx {
+    /// `keepalive_requests`: requests on one connection before nginx closes it.
+    pub fn start(nginx: &std::path::Path, keepalive_requests: u32) -> StaticNginx {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("index.html"), "ok\n").unwrap();
+        let d = dir.path().display();
+        let (port, status_port) = (crate::free_port(), crate::free_port());
+        let conf = format!(
+            "worker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log warn;\n\
+             events {{ worker_connections 4096; }}\n\
+             http {{\n\
+               access_log off; keepalive_requests {keepalive_requests};\n\
+               client_body_temp_path {d}/body; proxy_temp_path {d}/proxy; fastcgi_temp_path {d}/fcgi;\n\
+               uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;\n\
+               server {{ listen 127.0.0.1:{port}; root {d}; }}\n\
+               server {{ listen 127.0.0.1:{status_port}; location / {{ stub_status; }} }}\n\
+             }}\n"
+        );
+        let child = start_nginx(nginx, dir.path(), &conf, port);
+        StaticNginx {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+            status_port,
+            _dir: dir,
+        }
+    }
+
+    /// Requests served so far, as nginx counts them (`stub_status`; this look included).
+    pub fn served(&self) -> u64 {
+        use std::io::{Read as _, Write as _};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.status_port)).unwrap();
+        s.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
+        let mut text = String::new();
+        s.read_to_string(&mut text).unwrap();
+        let mut lines = text.lines().skip_while(|l| !l.starts_with("server accepts"));
+        lines.next();
+        lines
+            .next()
+            .and_then(|l| l.split_whitespace().nth(2)?.parse().ok())
+            .unwrap_or_else(|| panic!("stub_status said {text:?}"))
+    }
+}
+
+impl Drop for StaticNginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 

@@ -5,6 +5,8 @@ use std::collections::BTreeSet;
 
 use tokio::time::Instant;
 
+use super::conn::wire;
+use super::fixed::{FixedRequest, NoValues};
 use super::request::{self, Judge, Scratch, render};
 use super::{ActionSpec, At, Ended, Env, Kind, Slots};
 use crate::lang::{Context, Problem, Template, Values, Var, json_template, problem};
@@ -129,6 +131,39 @@ impl Kind for Http {
         if let Some(Body::Json(b)) = &self.body {
             vars.extend(b.vars());
         }
+    }
+
+    fn fixed(&self, env: &Env) -> Option<FixedRequest> {
+        let mut vars = BTreeSet::new();
+        self.vars(&mut vars);
+        if !vars.is_empty() {
+            return None;
+        }
+        let mut path = String::new();
+        render(&mut path, &env.base_path, &self.path, &mut NoValues);
+        let body = self.body.as_ref().map(|b| match b {
+            Body::Json(t) => {
+                let mut s = String::new();
+                t.render_into(&mut s, &mut NoValues);
+                s
+            }
+            Body::Text(text) => text.clone(),
+        });
+        let mut bytes = Vec::new();
+        wire::render_request(
+            &mut bytes,
+            &env.endpoint,
+            self.method.as_str(),
+            &path,
+            &self.headers,
+            body.as_deref(),
+        );
+        Some(FixedRequest {
+            bytes,
+            head: self.method == reqwest::Method::HEAD,
+            ok: self.ok.clone(),
+            expected: self.expected.clone(),
+        })
     }
 
     async fn run(

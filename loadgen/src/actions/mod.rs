@@ -9,6 +9,7 @@
 
 pub mod conn;
 mod events;
+mod fixed;
 mod http;
 mod jsonrpc;
 mod mcp;
@@ -26,6 +27,7 @@ use tokio::time::Instant;
 
 use crate::lang::{Problem, Values, Var, problem};
 use crate::record::{Outcome, Recorder};
+pub use fixed::FixedRequest;
 pub use http::{OkStatuses, header};
 pub use request::Scratch;
 pub use spec::{ActionSpec, CloseMode, SseRequestSpec};
@@ -50,6 +52,12 @@ pub trait Kind: Sized {
     /// `reply`, an MCP session's methods); `Slots::extra(i)` is the slot of the i-th.
     fn series(&self) -> Vec<String> {
         Vec::new()
+    }
+
+    /// The whole request, when every run sends the same one and only its status judges it: the
+    /// direct loop (`engine/direct`) then runs the action without `run`.
+    fn fixed(&self, _env: &Env) -> Option<FixedRequest> {
+        None
     }
 
     /// Run once; `intended` is when it should have started (open model) or started (closed).
@@ -110,6 +118,10 @@ macro_rules! kinds {
 
             fn series(&self) -> Vec<String> {
                 match self { $(ActionPlan::$variant(k) => k.series()),+ }
+            }
+
+            pub fn fixed(&self, env: &Env) -> Option<FixedRequest> {
+                match self { $(ActionPlan::$variant(k) => k.fixed(env)),+ }
             }
 
             pub async fn run(

@@ -90,28 +90,37 @@ pub async fn exchange(
         Answer::Answered(status) => {
             sample.status = Some(status);
             sample.served_by = scratch.conn.served_by();
-            sample.outcome = if judge.expected.contains(&status) {
-                Outcome::Expected
-            } else if !judge.ok.contains(status) {
-                Outcome::Failed(FailureKind::Status)
-            } else if let Some(expected_errors) = judge.rpc_expected_errors {
-                match jsonrpc::parse(scratch.conn.body()) {
-                    Ok((_, Reply::Error(code))) => {
-                        sample.rpc_error = Some(code);
-                        if expected_errors.contains(&code) {
-                            Outcome::Expected
-                        } else {
-                            Outcome::Failed(FailureKind::JsonRpc)
-                        }
-                    }
-                    Ok((_, Reply::Result)) => Outcome::Ok,
-                    _ => Outcome::Failed(FailureKind::Protocol),
-                }
-            } else {
-                Outcome::Ok
+            (sample.outcome, sample.rpc_error) = match judge_status(judge.ok, judge.expected, status) {
+                Outcome::Ok => judge_reply(judge, scratch),
+                judged => (judged, None),
             };
             env.recorder.record(slot, &sample);
             Ended::Done(sample.outcome)
         }
+    }
+}
+
+/// An answer judged by its status alone: an expected status, a failed one, or ok so far.
+pub fn judge_status(ok: &OkStatuses, expected: &[u16], status: u16) -> Outcome {
+    if expected.contains(&status) {
+        Outcome::Expected
+    } else if !ok.contains(status) {
+        Outcome::Failed(FailureKind::Status)
+    } else {
+        Outcome::Ok
+    }
+}
+
+/// An answer whose status was ok, judged by its JSON-RPC reply when it is one (and the error code
+/// the reply carried).
+fn judge_reply(judge: &Judge<'_>, scratch: &Scratch) -> (Outcome, Option<i64>) {
+    let Some(expected_errors) = judge.rpc_expected_errors else {
+        return (Outcome::Ok, None);
+    };
+    match jsonrpc::parse(scratch.conn.body()) {
+        Ok((_, Reply::Error(code))) if expected_errors.contains(&code) => (Outcome::Expected, Some(code)),
+        Ok((_, Reply::Error(code))) => (Outcome::Failed(FailureKind::JsonRpc), Some(code)),
+        Ok((_, Reply::Result)) => (Outcome::Ok, None),
+        _ => (Outcome::Failed(FailureKind::Protocol), None),
     }
 }

@@ -15,6 +15,6 @@ pub mod threshold;
 pub use merged::{MergeInfo, MergedPart};
 pub use metrics::{MetricKind, Metrics};
 pub use observed::{ChainLink, Observed, ObservedSummary, ResourcesSummary, Sources};
-pub use run::{Completion, LatencyBuckets, Phase, Snapshot, StreamFigures, Window, run_label};
+pub use run::{Completion, LatencyBuckets, Phase, RequestLoop, Snapshot, StreamFigures, Window, run_label};
 pub use summary::{FailureKind, Summary};
 pub use threshold::{Judged, Threshold, Verdict};

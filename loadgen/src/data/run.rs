@@ -40,6 +40,15 @@ pub enum Completion {
     Partial,
 }
 
+/// What ran the users: one epoll loop per load thread over their connections (`direct`: every action
+/// a fixed plain-HTTP request, no think time) or a task per user (`tasks`: everything else).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RequestLoop {
+    Direct,
+    Tasks,
+}
+
 /// One second of the run.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Window {

@@ -40,6 +40,7 @@ pub struct RunOutput {
     pub started_at: SystemTime,
     /// When the load started: after the setup, at the scenario's `start_at` when it has one.
     pub load_started_at: SystemTime,
+    pub request_loop: crate::data::RequestLoop,
     pub completion: Completion,
     pub slots: Vec<String>,
     pub timeline: Timeline,

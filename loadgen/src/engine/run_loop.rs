@@ -13,7 +13,7 @@ use tokio::time::Instant;
 
 use super::timeline::Timeline;
 use super::{Ctx, RunOptions, RunOutput, Stops, models, observe_config, series};
-use crate::data::{Completion, Observed, Phase, Snapshot, Window};
+use crate::data::{Completion, Observed, Phase, RequestLoop, Snapshot, Window};
 use crate::observe::Observers;
 use crate::target::Target;
 
@@ -25,6 +25,7 @@ pub(super) struct RunLoop<'a> {
     started_at: SystemTime,
     /// When the load started (after the setup, at `--start-at` when given).
     load_started_at: SystemTime,
+    request_loop: RequestLoop,
     names: Vec<String>,
     observers: Observers,
     timeline: Timeline,
@@ -60,7 +61,7 @@ impl<'a> RunLoop<'a> {
         let generator_cpu_before = crate::host::process_cpu_seconds();
         let start = Instant::now();
         let load_started_at = SystemTime::now();
-        let driver = models::spawn(Arc::clone(&ctx), start);
+        let (driver, request_loop) = models::spawn(Arc::clone(&ctx), start);
         let ctx_name = ctx.scenario.name.clone();
         let run = RunLoop {
             timeline: Timeline::new(names.len(), !ctx.scenario.shard.is_whole()),
@@ -70,6 +71,7 @@ impl<'a> RunLoop<'a> {
             options,
             started_at,
             load_started_at,
+            request_loop,
             names,
             observers,
             before_load,
@@ -220,6 +222,7 @@ impl<'a> RunLoop<'a> {
             proxy: self.target.proxy.as_ref().map(|_| "nginx".to_owned()),
             started_at: self.started_at,
             load_started_at: self.load_started_at,
+            request_loop: self.request_loop,
             completion: self.completion,
             sse: g.sse.figures(self.timeline.peak_sse_open),
             mcp: g.mcp.figures(self.timeline.peak_mcp_open),

@@ -30,6 +30,11 @@ impl Spawner {
         self.handles[index % self.handles.len()].spawn(task)
     }
 
+    /// How many load threads there are.
+    pub fn threads(&self) -> usize {
+        self.handles.len()
+    }
+
     pub fn handle(&self, index: usize) -> &Handle {
         &self.handles[index % self.handles.len()]
     }

@@ -1,6 +1,7 @@
 //! The request loop allocates nothing per request once warm: a counting allocator counts every
 //! allocation made on the load threads (`stampede-load-N`, where the users run) while a real run drives
-//! `http` and `rpc` actions at an in-process server on real sockets, and the steady part of the run
+//! `http` and `rpc` actions (on tasks) or `http` alone (on the direct loop) at an in-process server on
+//! real sockets, and the steady part of the run
 //! (from its second second to its fourth) must show none. A `Box`, `String` or `format!` per request
 //! would show as at least one per request.
 
@@ -13,6 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use axum::Json;
 use axum::routing::{get, post};
 use serde_json::{Value, json};
+use stampede_loadgen::data::RequestLoop;
 use stampede_loadgen::engine::{self, RunOptions};
 use stampede_loadgen::scenario;
 
@@ -80,11 +82,24 @@ async fn target() -> SocketAddr {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_request_loop_allocates_nothing_per_request_once_warm() {
     let addr = target().await;
+    let actions = "[[actions]]\nname = \"get\"\nkind = \"http\"\npath = \"/ok\"\n\
+                   [[actions]]\nname = \"rpc\"\nkind = \"rpc\"\nmethod = \"tools/list\"\nparams = { server_id = \"{bool}\" }\n";
+    assert_eq!(steady_allocations(addr, actions).await, RequestLoop::Tasks);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_direct_loop_allocates_nothing_per_request_once_warm() {
+    let addr = target().await;
+    let actions = "[[actions]]\nname = \"get\"\nkind = \"http\"\npath = \"/ok\"\n";
+    assert_eq!(steady_allocations(addr, actions).await, RequestLoop::Direct);
+}
+
+/// Run `actions` against the target and check the steady part allocates nothing per request on the
+/// load threads; which loop ran them.
+async fn steady_allocations(addr: SocketAddr, actions: &str) -> RequestLoop {
     let text = format!(
         "name = \"alloc\"\n[target]\nurl = \"http://{addr}\"\n[load]\nusers = 16\nduration = \"4s\"\n\
-         [observe]\npost_load = \"0s\"\nmetrics = \"\"\n\
-         [[actions]]\nname = \"get\"\nkind = \"http\"\npath = \"/ok\"\n\
-         [[actions]]\nname = \"rpc\"\nkind = \"rpc\"\nmethod = \"tools/list\"\nparams = {{ server_id = \"{{bool}}\" }}\n"
+         [observe]\npost_load = \"0s\"\nmetrics = \"\"\n{actions}"
     );
     let s = scenario::parse("alloc.toml", &text, "alloc", &[]).unwrap_or_else(|e| panic!("{e}"));
     let (cell, mut snapshots) = tokio::sync::watch::channel(None);
@@ -132,4 +147,6 @@ async fn the_request_loop_allocates_nothing_per_request_once_warm() {
         allocs * 1000 < requests,
         "{allocs} allocations for {requests} requests: the request loop allocates per request"
     );
+    let results = stampede_loadgen::results::Results::from_run(&out, None);
+    results.load.request_loop.expect("recorded")
 }

@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use crate::run;
-use stampede_loadgen::data::FailureKind;
+use stampede_loadgen::data::{FailureKind, RequestLoop};
 use stampede_loadgen::results::{ActionTotals, Results};
 use tokio::io::AsyncWriteExt as _;
 
@@ -88,6 +88,18 @@ async fn serve(mut sock: tokio::net::TcpStream) {
                 .await
             }
             "/hang-up" => return,
+            "/chunked" => {
+                sock.write_all(
+                    b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2\r\nok\r\n3;x=y\r\n!!!\r\n0\r\n\r\n",
+                )
+                .await
+            }
+            "/until-close" => {
+                let _ = sock
+                    .write_all(b"HTTP/1.1 200 OK\r\nconnection: close\r\n\r\nall of it")
+                    .await;
+                return;
+            }
             "/sse-huge" => {
                 // An HTTP+SSE stream: its endpoint, then one event of 10 MiB.
                 let mut out = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n\r\n\
@@ -120,37 +132,37 @@ fn action<'a>(r: &'a Results, name: &str) -> &'a ActionTotals {
         .unwrap_or_else(|| panic!("{name}"))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_hostile_answer_is_classified_within_the_timeout_and_memory_stays_bounded() {
-    let url = hostile_server().await;
+/// The plain HTTP cases: a scenario of them alone runs on the direct loop.
+const HTTP_CASES: [&str; 9] = [
+    "silent",
+    "drip",
+    "endless",
+    "huge",
+    "not-utf8",
+    "hang-up",
+    "chunked",
+    "until-close",
+    "fine",
+];
+
+fn http_scenario(url: &str) -> String {
     let mut text = format!(
         "[target]\nurl = \"{url}\"\ntimeout = \"1s\"\n[load]\nusers = 12\nduration = \"3s\"\ngraceful_stop = \"1s\"\n\
          [observe]\npost_load = \"0s\"\nmetrics = \"\"\n"
     );
-    let cases = ["silent", "drip", "endless", "huge", "not-utf8", "hang-up", "fine"];
-    for name in cases {
+    for name in HTTP_CASES {
         text.push_str(&format!(
             "[[actions]]\nname = \"{name}\"\nkind = \"http\"\npath = \"/{name}\"\n"
         ));
     }
-    text.push_str("[[actions]]\nname = \"sse-huge\"\nkind = \"sse\"\npath = \"/sse-huge\"\nhold = \"500ms\"\n");
-    text.push_str("[[actions]]\nname = \"announced\"\nkind = \"rpc\"\nmethod = \"tools/list\"\n");
-    text.push_str(
-        "[[actions]]\nname = \"escapes\"\nkind = \"mcp\"\nendpoint = \"/escapes\"\nprotocol = \"2025-03-26\"\n",
-    );
-    let started = Instant::now();
-    let r = run(&text).await;
-    let took = started.elapsed();
-    for name in cases.iter().chain(&["sse-huge", "announced", "escapes"]) {
-        let a = action(&r, name);
-        eprintln!(
-            "{name}: {} done, failures {:?}, p99 {:?} ms, errors {:?}",
-            a.summary.count, a.failures, a.summary.p99_ms, a.errors
-        );
-    }
+    text
+}
+
+/// Each plain HTTP case classified as it should be, whichever loop ran it.
+fn http_cases_are_classified(r: &Results) {
     // Never answered, or too slowly: timeouts, each within the 1 s timeout (and its clock's slack).
     for name in ["silent", "drip", "endless"] {
-        let a = action(&r, name);
+        let a = action(r, name);
         assert!(a.summary.count > 0, "{name} ran");
         assert_eq!(
             a.failures.get(&FailureKind::Timeout),
@@ -165,17 +177,75 @@ async fn every_hostile_answer_is_classified_within_the_timeout_and_memory_stays_
         );
     }
     // 100 MiB read through in time is an answer, not memory: the body is not kept.
-    let huge = action(&r, "huge");
+    let huge = action(r, "huge");
     assert!(
         huge.summary.count > 0 && huge.summary.failed == 0,
         "{:?}",
         huge.failures
     );
-    // A body that is not UTF-8 is a body like any other to plain HTTP; a hang-up is a protocol failure.
-    assert_eq!(action(&r, "not-utf8").summary.failed, 0);
-    let hang = action(&r, "hang-up");
+    // A body that is not UTF-8 is a body like any other to plain HTTP, as are chunks and a body the
+    // close ends; a hang-up is a protocol failure.
+    for name in ["not-utf8", "chunked", "until-close"] {
+        let a = action(r, name);
+        assert!(a.summary.count > 0 && a.summary.failed == 0, "{name}: {:?}", a.errors);
+    }
+    let hang = action(r, "hang-up");
     assert_eq!(hang.failures.get(&FailureKind::Protocol), Some(&hang.summary.count));
     assert!(hang.errors.keys().any(|e| e.contains("closed")), "{:?}", hang.errors);
+    // The well-behaved path is unaffected by its neighbours: answered, and fast.
+    let fine = action(r, "fine");
+    assert!(fine.summary.count > 0 && fine.summary.failed == 0, "{:?}", fine.summary);
+    assert!(fine.summary.p99_ms.unwrap() < 100.0, "{:?}", fine.summary);
+    // The run ends on time: 3 s of load, then at most the 1 s graceful stop.
+    assert!(r.load.seconds < 3.5, "load {} s", r.load.seconds);
+    // A bound on memory: the whole test process, 100 MiB bodies streamed through it, under 100 MiB.
+    let peak = r.generator.peak_rss_bytes.expect("measured on Linux");
+    assert!(peak < HUNDRED_MIB as u64, "peak RSS {} MiB", peak >> 20);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_direct_loop_classifies_every_hostile_answer_within_the_timeout() {
+    let url = hostile_server().await;
+    let started = Instant::now();
+    let r = run(&http_scenario(&url)).await;
+    assert_eq!(
+        r.load.request_loop,
+        Some(RequestLoop::Direct),
+        "plain HTTP alone runs on the direct loop"
+    );
+    http_cases_are_classified(&r);
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "the run took {:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_hostile_answer_is_classified_within_the_timeout_and_memory_stays_bounded() {
+    let url = hostile_server().await;
+    let mut text = http_scenario(&url);
+    text.push_str("[[actions]]\nname = \"sse-huge\"\nkind = \"sse\"\npath = \"/sse-huge\"\nhold = \"500ms\"\n");
+    text.push_str("[[actions]]\nname = \"announced\"\nkind = \"rpc\"\nmethod = \"tools/list\"\n");
+    text.push_str(
+        "[[actions]]\nname = \"escapes\"\nkind = \"mcp\"\nendpoint = \"/escapes\"\nprotocol = \"2025-03-26\"\n",
+    );
+    let started = Instant::now();
+    let r = run(&text).await;
+    let took = started.elapsed();
+    for name in HTTP_CASES.iter().chain(&["sse-huge", "announced", "escapes"]) {
+        let a = action(&r, name);
+        eprintln!(
+            "{name}: {} done, failures {:?}, p99 {:?} ms, errors {:?}",
+            a.summary.count, a.failures, a.summary.p99_ms, a.errors
+        );
+    }
+    assert_eq!(
+        r.load.request_loop,
+        Some(RequestLoop::Tasks),
+        "SSE and MCP actions run on tasks"
+    );
+    http_cases_are_classified(&r);
     // An event of 10 MiB ends its session as an error (the parser's bound is 1 MiB), not memory.
     eprintln!("sse: {:?}", r.sse);
     // (A session whose hold ended before the whole event arrived is closed by the client, as it should.)
@@ -214,19 +284,7 @@ async fn every_hostile_answer_is_classified_within_the_timeout_and_memory_stays_
         "{:?}",
         escapes.errors
     );
-    // The well-behaved path is unaffected by its neighbours: answered, and fast.
-    let fine = action(&r, "fine");
-    // (Picked at random, one action in eight: about 13 of ~100, and 5 in one run of many.)
-    assert!(fine.summary.count > 0 && fine.summary.failed == 0, "{:?}", fine.summary);
-    assert!(fine.summary.p99_ms.unwrap() < 100.0, "{:?}", fine.summary);
-
-    // The run ends on time: 3 s of load, then at most the 1 s graceful stop.
-    assert!(r.load.seconds < 3.5, "load {} s", r.load.seconds);
     assert!(took < Duration::from_secs(8), "the run took {took:?}");
-    // A bound on memory: the whole test process, 100 MiB bodies streamed through it, under 100 MiB.
-    let peak = r.generator.peak_rss_bytes.expect("measured on Linux");
-    eprintln!("peak RSS {} MiB", peak >> 20);
-    assert!(peak < HUNDRED_MIB as u64, "peak RSS {} MiB", peak >> 20);
 }
 
 /// A target whose SSE `endpoint` event names another port, where a listener counts what reaches it:

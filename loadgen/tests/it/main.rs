@@ -8,6 +8,7 @@ mod cli;
 mod completions;
 mod conformance;
 mod contextforge;
+mod direct;
 mod docs;
 mod engine;
 mod faults;

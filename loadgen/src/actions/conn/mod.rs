@@ -8,7 +8,6 @@
 //! A request that fails unanswered on a connection used before (the server closed it while idle) is
 //! retried once on a fresh connection, as a pooled client does for an idempotent retry.
 
-use std::io::Write as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,7 +22,7 @@ use wire::{Chunk, Framing, parse_chunk};
 mod deadline;
 mod stream;
 mod tls;
-mod wire;
+pub mod wire;
 
 pub use stream::Head;
 pub use tls::{Tls, Trust, client_config};
@@ -50,10 +49,10 @@ pub struct Endpoint {
     pub served_by: Option<Arc<str>>,
 }
 
-const INITIAL_READ: usize = 4096;
-const MAX_ANSWER: usize = 64 << 20;
+pub const INITIAL_READ: usize = 4096;
+pub const MAX_ANSWER: usize = 64 << 20;
 /// A buffer grown past this is given back after the answer.
-const KEEP_BUFFER: usize = 64 << 10;
+pub const KEEP_BUFFER: usize = 64 << 10;
 
 /// One user's connection and its buffers; reconnects on demand.
 #[derive(Default)]
@@ -180,38 +179,7 @@ impl Conn {
         body: Option<&str>,
     ) {
         self.served_by.keep(None);
-        // Pieces copied in, not formatted: `write!` costs a formatter per piece on every request.
-        let r = &mut self.request;
-        r.clear();
-        for piece in [method, " ", path_and_query, " HTTP/1.1\r\nhost: ", &ep.host, "\r\n"] {
-            r.extend_from_slice(piece.as_bytes());
-        }
-        if let Some(auth) = &ep.authorization {
-            for piece in ["authorization: ", auth, "\r\n"] {
-                r.extend_from_slice(piece.as_bytes());
-            }
-        }
-        let mut typed = false;
-        for (name, value) in headers {
-            let (name, value) = (name.as_ref(), value.as_ref());
-            typed |= name.eq_ignore_ascii_case("content-type");
-            for piece in [name, ": ", value, "\r\n"] {
-                r.extend_from_slice(piece.as_bytes());
-            }
-        }
-        match body {
-            Some(b) => {
-                if !typed {
-                    r.extend_from_slice(b"content-type: application/json\r\n");
-                }
-                r.extend_from_slice(b"content-length: ");
-                let _ = write!(r, "{}", b.len());
-                r.extend_from_slice(b"\r\n\r\n");
-                r.extend_from_slice(b.as_bytes());
-            }
-            None if matches!(method, "POST" | "PUT" | "PATCH") => r.extend_from_slice(b"content-length: 0\r\n\r\n"),
-            None => r.extend_from_slice(b"\r\n"),
-        }
+        wire::render_request(&mut self.request, ep, method, path_and_query, headers, body);
     }
 
     /// Send one request (with `headers` besides host and authorization) and read the whole answer,

@@ -1,6 +1,52 @@
 //! HTTP/1.1 on the wire, for the hand-written client: the answer's head, its framing, chunks.
 
+use std::io::Write as _;
 use std::ops::Range;
+
+use super::Endpoint;
+
+/// A request into `r`: request line, host, authorization, `headers`, then the body (typed JSON unless
+/// `headers` name a content-type). Pieces copied in, not formatted: `write!` costs a formatter per
+/// piece on every request.
+pub fn render_request<H: AsRef<str>>(
+    r: &mut Vec<u8>,
+    ep: &Endpoint,
+    method: &str,
+    path_and_query: &str,
+    headers: &[(H, H)],
+    body: Option<&str>,
+) {
+    r.clear();
+    for piece in [method, " ", path_and_query, " HTTP/1.1\r\nhost: ", &ep.host, "\r\n"] {
+        r.extend_from_slice(piece.as_bytes());
+    }
+    if let Some(auth) = &ep.authorization {
+        for piece in ["authorization: ", auth, "\r\n"] {
+            r.extend_from_slice(piece.as_bytes());
+        }
+    }
+    let mut typed = false;
+    for (name, value) in headers {
+        let (name, value) = (name.as_ref(), value.as_ref());
+        typed |= name.eq_ignore_ascii_case("content-type");
+        for piece in [name, ": ", value, "\r\n"] {
+            r.extend_from_slice(piece.as_bytes());
+        }
+    }
+    match body {
+        Some(b) => {
+            if !typed {
+                r.extend_from_slice(b"content-type: application/json\r\n");
+            }
+            r.extend_from_slice(b"content-length: ");
+            let _ = write!(r, "{}", b.len());
+            r.extend_from_slice(b"\r\n\r\n");
+            r.extend_from_slice(b.as_bytes());
+        }
+        None if matches!(method, "POST" | "PUT" | "PATCH") => r.extend_from_slice(b"content-length: 0\r\n\r\n"),
+        None => r.extend_from_slice(b"\r\n"),
+    }
+}
 
 /// An answer's head as parsed: what the body reader needs, and where the headers some callers read
 /// are in the buffer (ranges, so nothing is copied).
@@ -20,9 +66,10 @@ pub struct ParsedHead {
 /// Parse an answer's head from `buf`; `Ok(None)` while it is incomplete. `head_request`: the answer
 /// to a HEAD has no body whatever it says. `served_by`: a header to find too (lowercase).
 pub fn parse_head(buf: &[u8], head_request: bool, served_by: Option<&str>) -> Result<Option<ParsedHead>, String> {
-    let mut headers = [httparse::EMPTY_HEADER; 48];
-    let mut resp = httparse::Response::new(&mut headers);
-    let len = match resp.parse(buf) {
+    // Left uninitialised: filling 48 empty headers first cost a 1.5 KiB memset per answer.
+    let mut headers = [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; 48];
+    let mut resp = httparse::Response::new(&mut []);
+    let len = match httparse::ParserConfig::default().parse_response_with_uninit_headers(&mut resp, buf, &mut headers) {
         Ok(httparse::Status::Partial) => return Ok(None),
         Err(e) => return Err(format!("a malformed answer: {e}")),
         Ok(httparse::Status::Complete(len)) => len,

@@ -21,10 +21,7 @@ pub async fn run(ctx: Arc<Ctx>, start: Instant) {
         if elapsed >= total || *stop.borrow() || ctx.budget.spent() {
             break;
         }
-        let (level, phase) = ctx.scenario.load.at(elapsed);
-        // This shard's whole users of the whole run's users now (all of them for an unsharded run).
-        let want = ctx.scenario.shard.part(level.round().max(0.0) as usize);
-        ctx.set_phase(phase, want as f64);
+        let want = wanted(&ctx, elapsed);
         target.store(want, Ordering::Relaxed);
         for idx in 0..want {
             if idx >= users.len() {
@@ -46,6 +43,15 @@ pub async fn run(ctx: Arc<Ctx>, start: Instant) {
         target.store(0, Ordering::Relaxed);
     }
     join_until_hard_stop(users.into_iter().flatten(), ctx.hard_stop.clone()).await;
+}
+
+/// The users wanted now (this shard's whole users of the whole run's, all of them for an unsharded
+/// run), the phase and level set on the way.
+pub(super) fn wanted(ctx: &Ctx, elapsed: std::time::Duration) -> usize {
+    let (level, phase) = ctx.scenario.load.at(elapsed);
+    let want = ctx.scenario.shard.part(level.round().max(0.0) as usize);
+    ctx.set_phase(phase, want as f64);
+    want
 }
 
 /// One virtual user: pick an action, run it, think, again — until its index is above the target or

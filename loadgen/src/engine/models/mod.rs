@@ -3,6 +3,7 @@
 //! scenario's `load.model`.
 
 mod closed;
+mod direct;
 mod open;
 
 use std::sync::Arc;
@@ -14,16 +15,20 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::Ctx;
+use crate::data::RequestLoop;
 use crate::scenario::Model;
 
 /// How often a model re-reads its stage's target.
 const CONTROL_TICK: Duration = Duration::from_millis(100);
 
-/// Start the scenario's load model.
-pub fn spawn(ctx: Arc<Ctx>, start: Instant) -> JoinHandle<()> {
+/// Start the scenario's load model; which loop runs its users.
+pub fn spawn(ctx: Arc<Ctx>, start: Instant) -> (JoinHandle<()>, RequestLoop) {
     match ctx.scenario.load.model {
-        Model::Closed => tokio::spawn(closed::run(ctx, start)),
-        Model::Open => tokio::spawn(open::run(ctx, start)),
+        Model::Closed => match direct::requests(&ctx) {
+            Some(requests) => (tokio::spawn(direct::run(ctx, start, requests)), RequestLoop::Direct),
+            None => (tokio::spawn(closed::run(ctx, start)), RequestLoop::Tasks),
+        },
+        Model::Open => (tokio::spawn(open::run(ctx, start)), RequestLoop::Tasks),
     }
 }
 

@@ -1,0 +1,109 @@
+//! The direct loop: the closed model's users as connections of one epoll loop per load thread (mio),
+//! not as tokio tasks, when every action is a request that is the same each time (`FixedRequest`),
+//! the target plain HTTP and the think time zero — the load wrk and oha make. Per request it costs a
+//! write, a read and its share of one `epoll_wait`, and no wake, schedule or poll through an action's
+//! futures: the bench measured the task-based loop at 0.91× wrk's requests per CPU-second, all of the
+//! difference in user space (docs/bench.md). Every other scenario runs on tasks (`closed.rs`), and
+//! `STAMPEDE_DIRECT_LOOP=off` makes this one do so too, to compare the two.
+//!
+//! Each load thread lends the loop its thread for the run: one task that does not yield until its
+//! users are done. The controller here keeps `closed.rs`'s: the stage's level each tick, published as
+//! the number of users wanted; each loop runs its share (user `i` on thread `i % threads`).
+
+mod user;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use tokio::time::Instant;
+
+use super::{CONTROL_TICK, closed, hard_stopped};
+use crate::actions::FixedRequest;
+use crate::engine::Ctx;
+use crate::scenario::Model;
+
+/// What the loops share with the controller.
+struct Shared {
+    ctx: Arc<Ctx>,
+    /// By action index.
+    requests: Vec<FixedRequest>,
+    /// Users wanted now.
+    target: AtomicUsize,
+    /// The controller is done: users leave once their request is answered.
+    over: AtomicBool,
+    /// The hard stop: requests in flight are cut (counted aborted) and the loops return.
+    cut: AtomicBool,
+}
+
+/// The scenario's requests, when the direct loop can run it; `None`: it runs on tasks.
+pub fn requests(ctx: &Ctx) -> Option<Vec<FixedRequest>> {
+    if std::env::var_os("STAMPEDE_DIRECT_LOOP").is_some_and(|v| v == "off") {
+        return None;
+    }
+    let load = &ctx.scenario.load;
+    let ep = &ctx.env.endpoint;
+    if load.model != Model::Closed || !load.think_time.max.is_zero() || ep.tls.is_some() || ep.served_by.is_some() {
+        return None;
+    }
+    ctx.scenario.actions.iter().map(|a| a.plan.fixed(&ctx.env)).collect()
+}
+
+/// Run the closed model on the direct loop until the load's stages end or the soft stop.
+pub async fn run(ctx: Arc<Ctx>, start: Instant, requests: Vec<FixedRequest>) {
+    let mut polls = Vec::new();
+    for _ in 0..ctx.load.threads() {
+        match mio::Poll::new() {
+            Ok(p) => polls.push(p),
+            Err(e) => {
+                tracing::warn!("the direct loop's epoll: {e}; the users run on tasks");
+                return closed::run(ctx, start).await;
+            }
+        }
+    }
+    let shared = Arc::new(Shared {
+        ctx: Arc::clone(&ctx),
+        requests,
+        target: AtomicUsize::new(0),
+        over: AtomicBool::new(false),
+        cut: AtomicBool::new(false),
+    });
+    let threads = polls.len();
+    let loops: Vec<_> = polls
+        .into_iter()
+        .enumerate()
+        .map(|(thread, poll)| {
+            let shared = Arc::clone(&shared);
+            ctx.load.spawn(
+                thread,
+                async move { user::Loop::new(&shared, poll, thread, threads).run() },
+            )
+        })
+        .collect();
+    let mut stop = ctx.env.soft_stop.clone();
+    loop {
+        let elapsed = start.elapsed();
+        if elapsed >= ctx.load_duration || *stop.borrow() || ctx.budget.spent() {
+            break;
+        }
+        shared.target.store(closed::wanted(&ctx, elapsed), Ordering::Relaxed);
+        tokio::select! {
+            _ = tokio::time::sleep(CONTROL_TICK) => {}
+            _ = stop.wait_for(|s| *s) => {}
+        }
+    }
+    // With a budget spent, users finish their last action and leave by themselves.
+    if !ctx.budget.spent() {
+        shared.target.store(0, Ordering::Relaxed);
+    }
+    shared.over.store(true, Ordering::Relaxed);
+    let mut hard = ctx.hard_stop.clone();
+    for mut handle in loops {
+        tokio::select! {
+            _ = &mut handle => {}
+            () = hard_stopped(&mut hard) => {
+                shared.cut.store(true, Ordering::Relaxed);
+                let _ = handle.await;
+            }
+        }
+    }
+}

@@ -1,0 +1,568 @@
+//! One load thread's share of the users, each a connection driven by readiness: connect, write the
+//! request, read the answer (its head parsed in place, its body framed by length, chunks or close),
+//! record, pick the next. Timeouts, connect pauses, the wanted count and the stops are looked at on a
+//! scan every [`SCAN`], not per request.
+
+use std::io::ErrorKind;
+use std::os::fd::{AsRawFd as _, RawFd};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use mio::net::TcpStream;
+use mio::{Events, Interest, Poll, Token};
+
+use super::Shared;
+use crate::actions::conn::wire::{self, Chunk, Framing};
+use crate::actions::conn::{INITIAL_READ, KEEP_BUFFER, MAX_ANSWER};
+use crate::data::FailureKind;
+use crate::engine::models::{Backoff, rng_for};
+use crate::record::{Outcome, Sample};
+
+/// How often timeouts, pauses, the wanted count and the stops are looked at.
+const SCAN: Duration = Duration::from_millis(10);
+
+/// Where a user is.
+#[derive(Debug, Clone, Copy)]
+enum State {
+    /// Not running (above the wanted count, or done).
+    Off,
+    /// After a connect failure, until then.
+    Paused(Instant),
+    Connecting,
+    Writing,
+    Reading(Body),
+}
+
+/// How much of the answer is read.
+#[derive(Debug, Clone, Copy)]
+enum Body {
+    Head,
+    /// Body bytes still to come; the buffer is read from its start.
+    Length(usize),
+    /// Chunks from `read[pos..filled]` on.
+    Chunked {
+        pos: usize,
+    },
+    UntilClose,
+}
+
+/// Why an exchange failed (as `conn::Broken`: an unanswered one on a used connection is tried again).
+enum Broken {
+    Unanswered(String),
+    Failed(FailureKind, String),
+}
+
+struct User {
+    /// The user's index in the whole run.
+    index: usize,
+    rng: fastrand::Rng,
+    backoff: Backoff,
+    stream: Option<TcpStream>,
+    state: State,
+    /// The connection has carried a request (a failure on it may be a stale keep-alive).
+    used: bool,
+    retried: bool,
+    /// The action under way, when it started, its request's bytes written.
+    action: usize,
+    started: Instant,
+    written: usize,
+    read: Vec<u8>,
+    filled: usize,
+    /// Answer bytes read in this exchange.
+    bytes: u64,
+    status: u16,
+    keep_alive: bool,
+    in_flight: bool,
+}
+
+pub(super) struct Loop<'a> {
+    shared: &'a Shared,
+    poll: Poll,
+    users: Vec<User>,
+    thread: usize,
+    threads: usize,
+    running: usize,
+}
+
+impl<'a> Loop<'a> {
+    pub(super) fn new(shared: &'a Shared, poll: Poll, thread: usize, threads: usize) -> Loop<'a> {
+        Loop {
+            shared,
+            poll,
+            users: Vec::new(),
+            thread,
+            threads,
+            running: 0,
+        }
+    }
+
+    /// Until the controller is done and every user here is off, or the hard stop.
+    pub(super) fn run(mut self) {
+        let mut events = Events::with_capacity(1024);
+        let mut next_scan = Instant::now();
+        loop {
+            let now = Instant::now();
+            if now >= next_scan {
+                if !self.scan(now) {
+                    return;
+                }
+                next_scan = now + SCAN;
+            }
+            match self
+                .poll
+                .poll(&mut events, Some(next_scan.saturating_duration_since(now)))
+            {
+                Ok(()) => {}
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    tracing::error!("the direct loop's epoll: {e}");
+                    self.cut_all();
+                    return;
+                }
+            }
+            for event in &events {
+                self.on_ready(event.token().0, event.is_read_closed() || event.is_error());
+            }
+        }
+    }
+
+    /// Timeouts, pauses, the wanted count, the stops. False: this loop is done.
+    fn scan(&mut self, now: Instant) -> bool {
+        let shared = self.shared;
+        if shared.cut.load(Ordering::Relaxed) {
+            self.cut_all();
+            return false;
+        }
+        let want = shared.target.load(Ordering::Relaxed);
+        // This thread's users below the wanted count: index = thread + k × threads.
+        let mine = want.saturating_sub(self.thread).div_ceil(self.threads);
+        while self.users.len() < mine {
+            let index = self.thread + self.users.len() * self.threads;
+            self.users.push(User::new(rng_for(&shared.ctx, index), index));
+        }
+        let timeout = shared.ctx.env.endpoint.timeout;
+        let connect_timeout = shared.ctx.env.endpoint.connect_timeout;
+        for u in 0..self.users.len() {
+            let user = &self.users[u];
+            match user.state {
+                State::Off if user.index < want && !shared.over.load(Ordering::Relaxed) => {
+                    self.running += 1;
+                    shared.ctx.env.recorder.gauges.users.fetch_add(1, Ordering::Relaxed);
+                    self.users[u].state = State::Paused(now);
+                    self.next(u, now);
+                }
+                State::Paused(until) if now >= until => self.next(u, now),
+                State::Connecting if now.duration_since(user.started) > connect_timeout => {
+                    self.fail(u, Broken::Failed(FailureKind::Connect, "connect timed out".into()))
+                }
+                State::Writing | State::Reading(_) | State::Connecting
+                    if now.duration_since(user.started) > timeout =>
+                {
+                    self.fail(u, Broken::Failed(FailureKind::Timeout, "timed out".into()))
+                }
+                _ => {}
+            }
+        }
+        !(shared.over.load(Ordering::Relaxed) && self.running == 0)
+    }
+
+    /// Start user `u`'s next action, or let it go when the load no longer wants it.
+    fn next(&mut self, u: usize, now: Instant) {
+        let shared = self.shared;
+        let ctx = &shared.ctx;
+        let user = &mut self.users[u];
+        let wanted = user.index < shared.target.load(Ordering::Relaxed);
+        if !wanted || ctx.env.load_ended.load(Ordering::Relaxed) || !ctx.budget.take() {
+            self.leave(u);
+            return;
+        }
+        user.action = ctx.pick(&mut user.rng);
+        user.started = now;
+        user.retried = false;
+        user.in_flight = true;
+        ctx.env.recorder.gauges.in_flight.add(1);
+        self.send(u);
+    }
+
+    /// Write the request, connecting first when there is no connection.
+    fn send(&mut self, u: usize) {
+        let user = &mut self.users[u];
+        user.bytes = 0;
+        user.filled = 0;
+        user.written = 0;
+        if user.stream.is_some() {
+            user.state = State::Writing;
+            self.write(u);
+            return;
+        }
+        let connected = TcpStream::connect(self.shared.ctx.env.endpoint.addr).and_then(|mut s| {
+            self.poll
+                .registry()
+                .register(&mut s, Token(u), Interest::READABLE | Interest::WRITABLE)?;
+            Ok(s)
+        });
+        match connected {
+            Ok(s) => {
+                user.stream = Some(s);
+                user.used = false;
+                user.state = State::Connecting;
+            }
+            Err(e) => self.fail(u, Broken::Failed(FailureKind::Connect, format!("connect: {e}"))),
+        }
+    }
+
+    /// `hung_up`: the peer's end (or an error) came with this readiness, so reading goes on to it.
+    fn on_ready(&mut self, u: usize, hung_up: bool) {
+        let Some(user) = self.users.get_mut(u) else {
+            return;
+        };
+        match user.state {
+            State::Connecting => {
+                let stream = user.stream.as_ref().expect("connecting");
+                match stream.take_error() {
+                    Ok(Some(e)) | Err(e) => {
+                        return self.fail(u, Broken::Failed(FailureKind::Connect, format!("connect: {e}")));
+                    }
+                    Ok(None) => {}
+                }
+                // Not yet connected: a later event says when.
+                if stream.peer_addr().is_err() {
+                    return;
+                }
+                let _ = stream.set_nodelay(true);
+                user.state = State::Writing;
+                self.write(u);
+            }
+            State::Writing => self.write(u),
+            State::Reading(_) => self.read(u, hung_up),
+            State::Off | State::Paused(_) => {}
+        }
+    }
+
+    fn write(&mut self, u: usize) {
+        let request = &self.shared.requests[self.users[u].action].bytes;
+        let user = &mut self.users[u];
+        let stream = user.stream.as_mut().expect("connected");
+        while user.written < request.len() {
+            match send(stream.as_raw_fd(), &request[user.written..]) {
+                Ok(n) => user.written += n,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return self.fail(u, Broken::Unanswered(format!("writing the request: {e}"))),
+            }
+        }
+        user.used = true;
+        // The answer cannot be there yet: its readiness says when (no read that would block).
+        user.state = State::Reading(Body::Head);
+    }
+
+    /// Read what is there and take the answer as far as it goes (to the end of the stream when the peer
+    /// `hung_up`: no later readiness would say so).
+    fn read(&mut self, u: usize, hung_up: bool) {
+        loop {
+            let user = &mut self.users[u];
+            if user.filled == user.read.len() {
+                if user.read.len() >= MAX_ANSWER {
+                    return self.fail(
+                        u,
+                        Broken::Failed(
+                            FailureKind::TooLarge,
+                            format!("an answer larger than {MAX_ANSWER} bytes"),
+                        ),
+                    );
+                }
+                user.read.resize((user.read.len() * 2).max(INITIAL_READ), 0);
+            }
+            let space = user.read.len() - user.filled;
+            let stream = user.stream.as_mut().expect("connected");
+            let n = match recv(stream.as_raw_fd(), &mut user.read[user.filled..]) {
+                Ok(n) => n,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    return self.fail(
+                        u,
+                        Broken::Failed(FailureKind::Protocol, format!("reading the answer: {e}")),
+                    );
+                }
+            };
+            if n == 0 {
+                return self.closed(u);
+            }
+            user.bytes += n as u64;
+            user.filled += n;
+            match self.take(u) {
+                Ok(true) => return self.answered(u),
+                Ok(false) => {}
+                Err(broken) => return self.fail(u, broken),
+            }
+            // A read that did not fill the buffer took all there was: the next readiness says when
+            // there is more (the socket is edge-triggered), without a read that would block.
+            if n < space && !hung_up {
+                return;
+            }
+        }
+    }
+
+    /// Parse what was read; true once the answer is whole.
+    fn take(&mut self, u: usize) -> Result<bool, Broken> {
+        let head_request = self.shared.requests[self.users[u].action].head;
+        let user = &mut self.users[u];
+        loop {
+            match user.state {
+                State::Reading(Body::Head) => {
+                    let head = match wire::parse_head(&user.read[..user.filled], head_request, None) {
+                        Ok(None) => return Ok(false),
+                        Ok(Some(h)) => h,
+                        Err(e) => return Err(Broken::Failed(FailureKind::Protocol, e)),
+                    };
+                    user.status = head.status;
+                    user.keep_alive = head.keep_alive;
+                    let in_buffer = user.filled - head.len;
+                    user.state = State::Reading(match head.framing {
+                        Framing::Length(n) if in_buffer >= n => return Ok(true),
+                        Framing::Length(n) => {
+                            user.filled = 0;
+                            Body::Length(n - in_buffer)
+                        }
+                        Framing::Chunked => Body::Chunked { pos: head.len },
+                        Framing::UntilClose => {
+                            user.filled = 0;
+                            Body::UntilClose
+                        }
+                    });
+                }
+                State::Reading(Body::Length(left)) => {
+                    let got = user.filled;
+                    user.filled = 0;
+                    if got >= left {
+                        return Ok(true);
+                    }
+                    user.state = State::Reading(Body::Length(left - got));
+                    return Ok(false);
+                }
+                State::Reading(Body::UntilClose) => {
+                    user.filled = 0;
+                    return Ok(false);
+                }
+                State::Reading(Body::Chunked { pos }) => match wire::parse_chunk(&user.read[pos..user.filled]) {
+                    Chunk::Incomplete => return Ok(false),
+                    Chunk::Malformed => {
+                        return Err(Broken::Failed(FailureKind::Protocol, "a malformed chunked body".into()));
+                    }
+                    Chunk::Data { next, .. } => user.state = State::Reading(Body::Chunked { pos: pos + next }),
+                    Chunk::Last => return Ok(true),
+                },
+                _ => return Ok(false),
+            }
+        }
+    }
+
+    /// The connection ended: the end of an answer read until close, or a broken exchange.
+    fn closed(&mut self, u: usize) {
+        let user = &mut self.users[u];
+        let broken = match user.state {
+            State::Reading(Body::UntilClose) => {
+                user.keep_alive = false;
+                return self.answered(u);
+            }
+            State::Reading(Body::Head) if user.bytes == 0 => {
+                Broken::Unanswered("connection closed before an answer".into())
+            }
+            State::Reading(Body::Head) => Broken::Failed(
+                FailureKind::Protocol,
+                "connection closed inside the answer's head".into(),
+            ),
+            State::Reading(Body::Chunked { .. }) => {
+                Broken::Failed(FailureKind::Protocol, "connection closed inside a chunked body".into())
+            }
+            _ => Broken::Failed(
+                FailureKind::Protocol,
+                "connection closed inside the answer's body".into(),
+            ),
+        };
+        self.fail(u, broken);
+    }
+
+    /// The answer is whole: judge, record, go on.
+    fn answered(&mut self, u: usize) {
+        let now = Instant::now();
+        let shared = self.shared;
+        let user = &mut self.users[u];
+        let request = &shared.requests[user.action];
+        let sample = Sample {
+            latency: now.duration_since(user.started),
+            outcome: request.outcome(user.status),
+            status: Some(user.status),
+            rpc_error: None,
+            error: None,
+            bytes: Some(user.bytes),
+            served_by: None,
+        };
+        shared
+            .ctx
+            .env
+            .recorder
+            .record(shared.ctx.slots[user.action].main, &sample);
+        self.finish(u, true);
+        let user = &mut self.users[u];
+        if !user.keep_alive {
+            self.close(u);
+        } else if user.read.len() > KEEP_BUFFER {
+            // A rare large answer grew the buffer: given back, so memory stays flat over a long run.
+            user.read = vec![0; INITIAL_READ];
+        }
+        self.next(u, now);
+    }
+
+    /// The exchange failed: try a stale keep-alive's request again once, or record the failure.
+    fn fail(&mut self, u: usize, broken: Broken) {
+        self.close(u);
+        let user = &mut self.users[u];
+        let (kind, message) = match broken {
+            Broken::Unanswered(_) if user.used && !user.retried => {
+                user.retried = true;
+                return self.send(u);
+            }
+            Broken::Unanswered(message) => (FailureKind::Protocol, message),
+            Broken::Failed(kind, message) => (kind, message),
+        };
+        let now = Instant::now();
+        let shared = self.shared;
+        let sample = Sample {
+            latency: now.duration_since(user.started),
+            outcome: Outcome::Failed(kind),
+            status: None,
+            rpc_error: None,
+            error: Some(&message),
+            bytes: Some(user.bytes),
+            served_by: None,
+        };
+        shared
+            .ctx
+            .env
+            .recorder
+            .record(shared.ctx.slots[user.action].main, &sample);
+        let unreachable = kind == FailureKind::Connect;
+        self.finish(u, !unreachable);
+        let user = &mut self.users[u];
+        if unreachable {
+            user.state = State::Paused(now + user.backoff.fail());
+        } else {
+            self.next(u, now);
+        }
+    }
+
+    /// The action is over (answered, or failed after the target was reached when `reached`).
+    fn finish(&mut self, u: usize, reached: bool) {
+        let user = &mut self.users[u];
+        if user.in_flight {
+            user.in_flight = false;
+            self.shared.ctx.env.recorder.gauges.in_flight.add(-1);
+        }
+        if reached {
+            user.backoff.succeed();
+        }
+    }
+
+    /// Close the connection: closing its socket takes it out of epoll too.
+    fn close(&mut self, u: usize) {
+        self.users[u].stream = None;
+    }
+
+    /// The user stops running.
+    fn leave(&mut self, u: usize) {
+        self.close(u);
+        let user = &mut self.users[u];
+        if !matches!(user.state, State::Off) {
+            user.state = State::Off;
+            self.running -= 1;
+            self.shared
+                .ctx
+                .env
+                .recorder
+                .gauges
+                .users
+                .fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The hard stop: every request in flight is counted aborted, every user leaves.
+    fn cut_all(&mut self) {
+        for u in 0..self.users.len() {
+            let user = &self.users[u];
+            if user.in_flight {
+                self.shared
+                    .ctx
+                    .env
+                    .recorder
+                    .abort(self.shared.ctx.slots[user.action].main);
+                self.finish(u, false);
+            }
+            self.leave(u);
+        }
+    }
+}
+
+/// A system call's return: a byte count, or the error it set.
+fn returned(n: libc::c_long) -> std::io::Result<usize> {
+    usize::try_from(n).map_err(|_| std::io::Error::last_os_error())
+}
+
+/// send(2) as a bare system call: libc's wrapper is a cancellation point that switches the thread's
+/// cancel state twice per call (2 % of the loop's CPU in perf).
+fn send(fd: RawFd, buf: &[u8]) -> std::io::Result<usize> {
+    // SAFETY: `buf` is valid for `buf.len()` bytes; `fd` is a socket its owner keeps open across the call.
+    let n = unsafe {
+        libc::syscall(
+            libc::SYS_sendto,
+            libc::c_long::from(fd),
+            buf.as_ptr(),
+            buf.len(),
+            libc::c_long::from(libc::MSG_NOSIGNAL),
+            std::ptr::null::<libc::sockaddr>(),
+            0 as libc::c_long,
+        )
+    };
+    returned(n)
+}
+
+/// recv(2) as a bare system call (as `send`).
+fn recv(fd: RawFd, buf: &mut [u8]) -> std::io::Result<usize> {
+    // SAFETY: `buf` is valid for writes of `buf.len()` bytes; `fd` as in `send`.
+    let n = unsafe {
+        libc::syscall(
+            libc::SYS_recvfrom,
+            libc::c_long::from(fd),
+            buf.as_mut_ptr(),
+            buf.len(),
+            0 as libc::c_long,
+            std::ptr::null_mut::<libc::sockaddr>(),
+            std::ptr::null_mut::<libc::socklen_t>(),
+        )
+    };
+    returned(n)
+}
+
+impl User {
+    fn new(rng: fastrand::Rng, index: usize) -> User {
+        User {
+            index,
+            rng,
+            backoff: Backoff::default(),
+            stream: None,
+            state: State::Off,
+            used: false,
+            retried: false,
+            action: 0,
+            started: Instant::now(),
+            written: 0,
+            read: vec![0; INITIAL_READ],
+            filled: 0,
+            bytes: 0,
+            status: 0,
+            keep_alive: true,
+            in_flight: false,
+        }
+    }
+}

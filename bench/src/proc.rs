@@ -142,6 +142,8 @@ pub struct Look {
 
 /// A thread looking at a process every 100 ms until stopped.
 pub struct Sampler {
+    /// When it started (the looks' times count from it).
+    pub started: std::time::SystemTime,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
     thread: std::thread::JoinHandle<Vec<Look>>,
 }
@@ -172,7 +174,11 @@ impl Sampler {
             }
             looks
         });
-        Sampler { stop, thread }
+        Sampler {
+            started: std::time::SystemTime::now(),
+            stop,
+            thread,
+        }
     }
 
     pub fn finish(self) -> Vec<Look> {

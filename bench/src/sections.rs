@@ -75,10 +75,11 @@ pub struct StreamRow {
 }
 
 /// The gateway while every stream was open: from a second after the ramp to half a second before the
-/// steady part ends (`hold`: its length). (RSS at its largest there, CPU seconds per second.)
-fn while_held(looks: &[Look], ramp: Duration, hold: Duration) -> Option<(u64, f64)> {
-    let from = ramp + Duration::from_secs(1);
-    let to = (ramp + hold).checked_sub(Duration::from_millis(500))?;
+/// steady part ends (`hold`: its length), the load having started `load_at` into the looks. (RSS at
+/// its largest there, CPU seconds per second.)
+fn while_held(looks: &[Look], load_at: Duration, ramp: Duration, hold: Duration) -> Option<(u64, f64)> {
+    let from = load_at + ramp + Duration::from_secs(1);
+    let to = (load_at + ramp + hold).checked_sub(Duration::from_millis(500))?;
     let window: Vec<&Look> = looks.iter().filter(|l| l.at >= from && l.at <= to).collect();
     let (first, last) = (window.first()?, window.last()?);
     let seconds = (last.at - first.at).as_secs_f64();
@@ -132,10 +133,17 @@ pub fn streams(
                 .args(["--set", "observe.post_load=\"0s\"", "-o"])
                 .arg(&out),
         );
-        let held = while_held(&sampler.finish(), ramp, hold);
+        let sampled_from = sampler.started;
+        let looks = sampler.finish();
         let row = match m {
             Ok(m) if m.success => {
                 let r = stampede_loadgen::results::Results::read(&out).ok();
+                // The load's start (after the generator's own start and setup), as the looks count.
+                let load_at = r
+                    .as_ref()
+                    .and_then(|r| humantime::parse_rfc3339(r.load.started_at.as_deref()?).ok())
+                    .and_then(|t| t.duration_since(sampled_from).ok());
+                let held = load_at.and_then(|at| while_held(&looks, at, ramp, hold));
                 let peak_open = r.as_ref().map_or(0, |r| (kind.figures)(r).peak_open);
                 let first = rows.first();
                 let slope = |first: u64, now: u64, from: u32| (now as f64 - first as f64) / f64::from(n - from);

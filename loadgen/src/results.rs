@@ -154,7 +154,8 @@ pub struct LoadInfo {
     /// How late the load started after the common start (a shard whose setup outlasted the wait).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_lag_ms: Option<f64>,
-    /// What ran the users (absent in files written before it was recorded, and in merges).
+    /// What ran the users (absent in files written before it was recorded, and in a merge of parts
+    /// that differ).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_loop: Option<crate::data::RequestLoop>,
 }

@@ -45,3 +45,32 @@ async fn every_request_of_the_direct_loop_is_one_nginx_counted() {
     let bytes = r.totals.bytes_read.expect("counted");
     assert!(bytes > r.totals.count * 100, "{bytes} bytes");
 }
+
+/// Requests a server read and hung up on, unanswered.
+static HUNG_UP: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_a_new_connection_leaves_unanswered_is_sent_once() {
+    // Only a reused connection's silence may be a stale keep-alive worth a second try: on a new one the
+    // server saw the request, and sending it again would make it two.
+    let url = testkit::tcp_server(|mut sock| async move {
+        let mut buf = Vec::new();
+        if testkit::read_head(&mut sock, &mut buf).await.is_some() {
+            HUNG_UP.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    })
+    .await;
+    let text = format!(
+        "[target]\nurl = \"{url}\"\n[load]\nusers = 4\nduration = \"1s\"\n[observe]\npost_load = \"0s\"\nmetrics = \"\"\n\
+         [[actions]]\nname = \"get\"\nkind = \"http\"\npath = \"/\"\n"
+    );
+    let r = run(&text).await;
+    assert_eq!(r.load.request_loop, Some(RequestLoop::Direct));
+    assert!(r.totals.count > 100, "{:?}", r.totals);
+    assert_eq!(r.totals.failed, r.totals.count);
+    assert_eq!(
+        HUNG_UP.load(std::sync::atomic::Ordering::Relaxed),
+        r.totals.count,
+        "requests the server saw against the failures counted"
+    );
+}

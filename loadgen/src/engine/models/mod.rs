@@ -24,8 +24,8 @@ const CONTROL_TICK: Duration = Duration::from_millis(100);
 /// Start the scenario's load model; which loop runs its users.
 pub fn spawn(ctx: Arc<Ctx>, start: Instant) -> (JoinHandle<()>, RequestLoop) {
     match ctx.scenario.load.model {
-        Model::Closed => match direct::requests(&ctx) {
-            Some(requests) => (tokio::spawn(direct::run(ctx, start, requests)), RequestLoop::Direct),
+        Model::Closed => match direct::plan(&ctx) {
+            Some(plan) => (tokio::spawn(direct::run(ctx, start, plan)), RequestLoop::Direct),
             None => (tokio::spawn(closed::run(ctx, start)), RequestLoop::Tasks),
         },
         Model::Open => (tokio::spawn(open::run(ctx, start)), RequestLoop::Tasks),

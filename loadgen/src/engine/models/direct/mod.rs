@@ -35,8 +35,14 @@ struct Shared {
     cut: AtomicBool,
 }
 
-/// The scenario's requests, when the direct loop can run it; `None`: it runs on tasks.
-pub fn requests(ctx: &Ctx) -> Option<Vec<FixedRequest>> {
+/// What the direct loop runs: the scenario's requests, and an epoll per load thread.
+pub struct Plan {
+    requests: Vec<FixedRequest>,
+    polls: Vec<mio::Poll>,
+}
+
+/// The plan, when the direct loop can run the scenario; `None`: it runs on tasks.
+pub fn plan(ctx: &Ctx) -> Option<Plan> {
     if std::env::var_os("STAMPEDE_DIRECT_LOOP").is_some_and(|v| v == "off") {
         return None;
     }
@@ -45,21 +51,38 @@ pub fn requests(ctx: &Ctx) -> Option<Vec<FixedRequest>> {
     if load.model != Model::Closed || !load.think_time.max.is_zero() || ep.tls.is_some() || ep.served_by.is_some() {
         return None;
     }
-    ctx.scenario.actions.iter().map(|a| a.plan.fixed(&ctx.env)).collect()
+    let requests = ctx
+        .scenario
+        .actions
+        .iter()
+        .map(|a| a.plan.fixed(&ctx.env))
+        .collect::<Option<_>>()?;
+    let polls = (0..ctx.load.threads())
+        .map(|_| mio::Poll::new())
+        .collect::<Result<_, _>>();
+    match polls {
+        Ok(polls) => Some(Plan { requests, polls }),
+        Err(e) => {
+            tracing::warn!("the direct loop's epoll: {e}; the users run on tasks");
+            None
+        }
+    }
+}
+
+/// Ends the loops however the controller ends (its task dropped too): a loop never yields, so only
+/// these flags stop it.
+struct EndLoops<'a>(&'a Shared);
+
+impl Drop for EndLoops<'_> {
+    fn drop(&mut self) {
+        self.0.over.store(true, Ordering::Relaxed);
+        self.0.cut.store(true, Ordering::Relaxed);
+    }
 }
 
 /// Run the closed model on the direct loop until the load's stages end or the soft stop.
-pub async fn run(ctx: Arc<Ctx>, start: Instant, requests: Vec<FixedRequest>) {
-    let mut polls = Vec::new();
-    for _ in 0..ctx.load.threads() {
-        match mio::Poll::new() {
-            Ok(p) => polls.push(p),
-            Err(e) => {
-                tracing::warn!("the direct loop's epoll: {e}; the users run on tasks");
-                return closed::run(ctx, start).await;
-            }
-        }
-    }
+pub async fn run(ctx: Arc<Ctx>, start: Instant, plan: Plan) {
+    let Plan { requests, polls } = plan;
     let shared = Arc::new(Shared {
         ctx: Arc::clone(&ctx),
         requests,
@@ -68,6 +91,7 @@ pub async fn run(ctx: Arc<Ctx>, start: Instant, requests: Vec<FixedRequest>) {
         cut: AtomicBool::new(false),
     });
     let threads = polls.len();
+    let _end = EndLoops(&shared);
     let loops: Vec<_> = polls
         .into_iter()
         .enumerate()

@@ -20,6 +20,9 @@ use crate::record::{Outcome, Sample};
 
 /// How often timeouts, pauses, the wanted count and the stops are looked at.
 const SCAN: Duration = Duration::from_millis(10);
+/// Reads of one answer per turn: a fast long answer then waits its next turn (`Loop::more`) instead of
+/// holding the thread, its other users and the scan.
+const READS_PER_TURN: u32 = 16;
 
 /// Where a user is.
 #[derive(Debug, Clone, Copy)]
@@ -59,8 +62,11 @@ struct User {
     backoff: Backoff,
     stream: Option<TcpStream>,
     state: State,
-    /// The connection has carried a request (a failure on it may be a stale keep-alive).
+    /// The connection has carried an exchange to its answer (so a failure on it before any byte of the
+    /// next answer may be a stale keep-alive; on a new connection it is not).
     used: bool,
+    /// When the current connect began (its timeout counts from there).
+    connecting_since: Instant,
     retried: bool,
     /// The action under way, when it started, its request's bytes written.
     action: usize,
@@ -82,6 +88,10 @@ pub(super) struct Loop<'a> {
     thread: usize,
     threads: usize,
     running: usize,
+    /// Users whose answer had more to read when their turn ended, and whether their peer had hung up
+    /// (epoll will not say again: they are read on before the next wait), and its spare.
+    more: Vec<(usize, bool)>,
+    more_spare: Vec<(usize, bool)>,
 }
 
 impl<'a> Loop<'a> {
@@ -93,6 +103,8 @@ impl<'a> Loop<'a> {
             thread,
             threads,
             running: 0,
+            more: Vec::new(),
+            more_spare: Vec::new(),
         }
     }
 
@@ -108,10 +120,12 @@ impl<'a> Loop<'a> {
                 }
                 next_scan = now + SCAN;
             }
-            match self
-                .poll
-                .poll(&mut events, Some(next_scan.saturating_duration_since(now)))
-            {
+            let wait = if self.more.is_empty() {
+                next_scan.saturating_duration_since(now)
+            } else {
+                Duration::ZERO
+            };
+            match self.poll.poll(&mut events, Some(wait)) {
                 Ok(()) => {}
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                 Err(e) => {
@@ -121,8 +135,17 @@ impl<'a> Loop<'a> {
                 }
             }
             for event in &events {
-                self.on_ready(event.token().0, event.is_read_closed() || event.is_error());
+                let hung_up = event.is_read_closed() || event.is_error();
+                self.on_ready(event.token().0, event.is_readable() || hung_up, hung_up);
             }
+            std::mem::swap(&mut self.more, &mut self.more_spare);
+            for i in 0..self.more_spare.len() {
+                let (u, hung_up) = self.more_spare[i];
+                if matches!(self.users[u].state, State::Reading(_)) {
+                    self.read(u, hung_up);
+                }
+            }
+            self.more_spare.clear();
         }
     }
 
@@ -140,6 +163,11 @@ impl<'a> Loop<'a> {
             let index = self.thread + self.users.len() * self.threads;
             self.users.push(User::new(rng_for(&shared.ctx, index), index));
         }
+        // Room for every user in the turn lists, so adding to them never allocates.
+        // (Twice: a user read on from the last turn may end this one unfinished again.)
+        let room = 2 * self.users.len();
+        self.more.reserve(room.saturating_sub(self.more.len()));
+        self.more_spare.reserve(room.saturating_sub(self.more_spare.len()));
         let timeout = shared.ctx.env.endpoint.timeout;
         let connect_timeout = shared.ctx.env.endpoint.connect_timeout;
         for u in 0..self.users.len() {
@@ -151,8 +179,9 @@ impl<'a> Loop<'a> {
                     self.users[u].state = State::Paused(now);
                     self.next(u, now);
                 }
+                State::Paused(_) if shared.over.load(Ordering::Relaxed) || user.index >= want => self.leave(u),
                 State::Paused(until) if now >= until => self.next(u, now),
-                State::Connecting if now.duration_since(user.started) > connect_timeout => {
+                State::Connecting if now.duration_since(user.connecting_since) > connect_timeout => {
                     self.fail(u, Broken::Failed(FailureKind::Connect, "connect timed out".into()))
                 }
                 State::Writing | State::Reading(_) | State::Connecting
@@ -205,6 +234,7 @@ impl<'a> Loop<'a> {
             Ok(s) => {
                 user.stream = Some(s);
                 user.used = false;
+                user.connecting_since = Instant::now();
                 user.state = State::Connecting;
             }
             Err(e) => self.fail(u, Broken::Failed(FailureKind::Connect, format!("connect: {e}"))),
@@ -212,7 +242,9 @@ impl<'a> Loop<'a> {
     }
 
     /// `hung_up`: the peer's end (or an error) came with this readiness, so reading goes on to it.
-    fn on_ready(&mut self, u: usize, hung_up: bool) {
+    /// An answer readable while the request was still being written (an early 413) is read once the
+    /// writing ends: the edge that said so will not come again.
+    fn on_ready(&mut self, u: usize, readable: bool, hung_up: bool) {
         let Some(user) = self.users.get_mut(u) else {
             return;
         };
@@ -234,8 +266,11 @@ impl<'a> Loop<'a> {
                 self.write(u);
             }
             State::Writing => self.write(u),
-            State::Reading(_) => self.read(u, hung_up),
-            State::Off | State::Paused(_) => {}
+            State::Reading(_) => return self.read(u, hung_up),
+            State::Off | State::Paused(_) => return,
+        }
+        if readable && matches!(self.users[u].state, State::Reading(_)) {
+            self.read(u, hung_up);
         }
     }
 
@@ -251,7 +286,6 @@ impl<'a> Loop<'a> {
                 Err(e) => return self.fail(u, Broken::Unanswered(format!("writing the request: {e}"))),
             }
         }
-        user.used = true;
         // The answer cannot be there yet: its readiness says when (no read that would block).
         user.state = State::Reading(Body::Head);
     }
@@ -259,7 +293,7 @@ impl<'a> Loop<'a> {
     /// Read what is there and take the answer as far as it goes (to the end of the stream when the peer
     /// `hung_up`: no later readiness would say so).
     fn read(&mut self, u: usize, hung_up: bool) {
-        loop {
+        for _ in 0..READS_PER_TURN {
             let user = &mut self.users[u];
             if user.filled == user.read.len() {
                 if user.read.len() >= MAX_ANSWER {
@@ -302,6 +336,8 @@ impl<'a> Loop<'a> {
                 return;
             }
         }
+        // Reserved for every user: no allocation.
+        self.more.push((u, hung_up));
     }
 
     /// Parse what was read; true once the answer is whole.
@@ -406,11 +442,10 @@ impl<'a> Loop<'a> {
             .record(shared.ctx.slots[user.action].main, &sample);
         self.finish(u, true);
         let user = &mut self.users[u];
-        if !user.keep_alive {
+        if user.keep_alive {
+            user.used = true;
+        } else {
             self.close(u);
-        } else if user.read.len() > KEEP_BUFFER {
-            // A rare large answer grew the buffer: given back, so memory stays flat over a long run.
-            user.read = vec![0; INITIAL_READ];
         }
         self.next(u, now);
     }
@@ -459,6 +494,10 @@ impl<'a> Loop<'a> {
         if user.in_flight {
             user.in_flight = false;
             self.shared.ctx.env.recorder.gauges.in_flight.add(-1);
+        }
+        if user.read.len() > KEEP_BUFFER {
+            // A rare large answer grew the buffer: given back, so memory stays flat over a long run.
+            user.read = vec![0; INITIAL_READ];
         }
         if reached {
             user.backoff.succeed();
@@ -553,6 +592,7 @@ impl User {
             stream: None,
             state: State::Off,
             used: false,
+            connecting_since: Instant::now(),
             retried: false,
             action: 0,
             started: Instant::now(),

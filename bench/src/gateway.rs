@@ -42,6 +42,50 @@ pub fn read_endpoints(cursor: Option<&str>) -> Vec<(&'static str, String)> {
     reads
 }
 
+/// The protocol eras side by side: the session era (2025-06-18: `initialize`, the requests, `DELETE`)
+/// and the stateless one (2026-07-28: `server/discover`, the requests), each session or conversation
+/// [`ERA_REQUESTS`] requests of one method, `tools/list` or a `tools/call` the gateway forwards to
+/// stampede's upstream ([`ERA_SETUP`] federates it).
+pub fn era_endpoints() -> Vec<(&'static str, String)> {
+    let list = "{ method = \"tools/list\" }";
+    let call = "{ method = \"tools/call\", params = { name = \"{tool_name}\", arguments = { text = \"hello\" } } }";
+    let era = |protocol: &str, close: &str, request: &str| {
+        format!(
+            "kind = \"mcp\"\nprotocol = \"{protocol}\"\n{close}requests = [{}]",
+            vec![request; ERA_REQUESTS].join(", ")
+        )
+    };
+    let session = |request| era("2025-06-18", "close = \"delete\"\n", request);
+    let stateless = |request| era("2026-07-28", "", request);
+    vec![
+        (ERA_ENDPOINTS[0], session(list)),
+        (ERA_ENDPOINTS[1], stateless(list)),
+        (ERA_ENDPOINTS[2], session(call)),
+        (ERA_ENDPOINTS[3], stateless(call)),
+    ]
+}
+
+/// The era rows' names: (session, stateless) pairs of one method.
+pub const ERA_ENDPOINTS: [&str; 4] = [
+    "mcp 2025-06-18 tools/list",
+    "mcp 2026-07-28 tools/list",
+    "mcp 2025-06-18 tools/call",
+    "mcp 2026-07-28 tools/call",
+];
+
+/// Requests of one session or stateless conversation in the era rows.
+pub const ERA_REQUESTS: usize = 20;
+
+/// stampede's upstream (5 tools) spawned by each era run and registered with the gateway.
+pub const ERA_SETUP: &str =
+    "[upstream]\nspawn = true\ntools = 5\n\n[setup]\ngateways = 1\ntools = 0\ntools_from = \"all\"\n";
+
+/// The requests of a run of one era row: its method's; the session's start and end are not counted,
+/// their CPU is (each request carries its share of its session's).
+pub fn era_requests(r: &stampede_loadgen::results::Results) -> u64 {
+    r.totals.count - r.actions.first().map_or(0, |a| a.summary.count)
+}
+
 /// The REST writes: a create (a new name each time) and a toggle (a 409 on a row another toggle holds
 /// is an expected answer in the fixed profile).
 pub fn write_endpoints() -> Vec<(&'static str, String)> {

@@ -54,6 +54,11 @@ pub const COUNT_AGREES: Bar = Bar {
     text: "≤ the connections",
     holds: |connections_apart| connections_apart <= 1.0,
 };
+/// The stateless era's gateway CPU per request against the session era's.
+pub const ERA_RATIO: Bar = Bar {
+    text: "≤ 1.0×",
+    holds: |ratio| ratio <= 1.0,
+};
 /// A figure with no bar: it is met by being measured.
 pub const MEASURED: Bar = Bar {
     text: "measured",
@@ -120,6 +125,7 @@ pub fn table(b: &BenchResults, out: &mut String) {
         ]);
     };
     rest_read_rows(b, &mut row);
+    era_rows(b, &mut row);
     stream_rows(b, &mut row);
     generator_rows(b, &mut row);
     crate::report::table(out, &["goal", "measured", "target", ""], "llll", rows);
@@ -201,6 +207,35 @@ fn rest_read_rows(b: &BenchResults, row: &mut impl Row) {
                 );
             }
         }
+    }
+}
+
+/// Per method, the stateless era's gateway CPU per request against the session era's.
+fn era_rows(b: &BenchResults, row: &mut impl Row) {
+    let cpu = |endpoint: &str| {
+        b.targets
+            .iter()
+            .find(|t| t.endpoint == endpoint)
+            .and_then(|t| t.cpu_per_request_s.map(|c| (c, t.connections)))
+    };
+    for pair in crate::gateway::ERA_ENDPOINTS.chunks(2) {
+        let method = pair[0].rsplit(' ').next().unwrap_or(pair[0]);
+        let (session, stateless) = (cpu(pair[0]), cpu(pair[1]));
+        let ratio = session.zip(stateless).map(|((a, _), (b, _))| b / a);
+        row(
+            format!(
+                "gateway CPU per {method}, 2026-07-28 ÷ 2025-06-18 (at {} connections)",
+                session.map_or(0, |(_, c)| c)
+            ),
+            match (session, stateless, ratio) {
+                (Some((a, _)), Some((b, _)), Some(r)) => {
+                    format!("{:.0} µs ÷ {:.0} µs = {r:.2}×", b * 1e6, a * 1e6)
+                }
+                _ => "not measured".into(),
+            },
+            &ERA_RATIO,
+            ratio,
+        );
     }
 }
 

@@ -22,6 +22,7 @@ enum Part {
     Streams,
     Sessions,
     Gateway,
+    Eras,
     Mixed,
 }
 
@@ -54,7 +55,7 @@ struct Args {
         long,
         value_enum,
         value_delimiter = ',',
-        default_value = "generator,streams,sessions,gateway,mixed"
+        default_value = "generator,streams,sessions,gateway,eras,mixed"
     )]
     parts: Vec<Part>,
     /// PostgreSQL admin URL: also bench the gateway on it (each run on a fresh database).
@@ -210,14 +211,22 @@ impl Gateways {
         database: Option<String>,
         env: &[(&str, &str)],
     ) -> anyhow::Result<(Server, tempfile::TempDir)> {
+        // The seeded gateway only groups the listed tools: its activation is simulated (no upstream
+        // to federate), as the gateway section measures lists, not federation.
+        self.spawn(database, &[&[("GATEWAY_ACTIVATION_IO_MS", "0")], env].concat())
+    }
+
+    /// A gateway on SQLite that federates what is registered with it (an upstream on this machine).
+    fn start_federating(&self) -> anyhow::Result<(Server, tempfile::TempDir)> {
+        self.spawn(None, &[("OUTBOUND_ALLOW", "loopback")])
+    }
+
+    fn spawn(&self, database: Option<String>, env: &[(&str, &str)]) -> anyhow::Result<(Server, tempfile::TempDir)> {
         let dir = tempfile::tempdir()?;
         let mut cmd = Command::new(&self.bin);
         cmd.args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
             .arg(dir.path())
             .env("SSE_KEEPALIVE_INTERVAL", "30")
-            // The seeded gateway only groups the listed tools: its activation is simulated (no upstream
-            // to federate), as the gateway section measures lists, not federation.
-            .env("GATEWAY_ACTIVATION_IO_MS", "0")
             .env("RUST_LOG", "warn");
         if let Some(url) = database {
             cmd.env("DATABASE_URL", url);
@@ -225,6 +234,28 @@ impl Gateways {
         cmd.envs(env.iter().copied());
         Ok((Server::start(&mut cmd)?, dir))
     }
+}
+
+/// The eras part: the gateway's CPU per `tools/list` and per `tools/call` in each protocol era, at the
+/// first gateway concurrency, its tools federated from stampede's upstream.
+fn eras_part(settings: &Settings, tools: &Tools, gateways: &Gateways) -> anyhow::Result<Vec<TargetRow>> {
+    let (gw, _dir) = gateways.start_federating()?;
+    let endpoints = bench_gateway::era_endpoints();
+    Ok(sections::target_runs(
+        tools,
+        &gw,
+        &TargetPlan {
+            label: "gateway, SQLite, federating",
+            token: Some(&gateways.token),
+            endpoints: &endpoints,
+            connections: &settings.gateway_connections[..1.min(settings.gateway_connections.len())],
+            duration: settings.duration,
+            extra: bench_gateway::ERA_SETUP,
+            statements: None,
+            requests: Some(bench_gateway::era_requests),
+        },
+        &|s| say(s),
+    ))
 }
 
 /// The generator part's results.
@@ -350,6 +381,7 @@ fn gateway_part(settings: &Settings, tools: &Tools, gateways: &Gateways) -> anyh
             duration,
             extra: bench_gateway::DISCOVER,
             statements: None,
+            requests: None,
         };
         let headline = bench_gateway::headline_endpoints();
         targets.extend(sections::target_runs(
@@ -443,6 +475,7 @@ fn run(args: Args) -> anyhow::Result<()> {
                 duration: settings.duration,
                 extra: "",
                 statements: None,
+                requests: None,
             },
             &|s| say(s),
         );
@@ -477,6 +510,11 @@ fn run(args: Args) -> anyhow::Result<()> {
     if part(Part::Gateway) {
         say("\n== gateway: every REST read, /rpc tools/list, and the REST writes on PostgreSQL".into());
         targets.extend(gateway_part(&settings, &tools, &gateways)?);
+    }
+
+    if part(Part::Eras) {
+        say("\n== eras: the gateway's CPU per tools/list and tools/call in each protocol era".into());
+        targets.extend(eras_part(&settings, &tools, &gateways)?);
     }
 
     let mixed = if !part(Part::Mixed) {

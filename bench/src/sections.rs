@@ -216,6 +216,8 @@ pub struct TargetPlan<'a> {
     pub extra: &'a str,
     /// Counts the statements the target's database has run, read before and after each run.
     pub statements: Option<&'a dyn Fn() -> Option<u64>>,
+    /// The requests a run counts, when not all of its series (`totals.count`) are.
+    pub requests: Option<fn(&stampede_loadgen::results::Results) -> u64>,
 }
 
 /// The target's throughput on each endpoint, driven by stampede (closed model, no think time).
@@ -259,7 +261,8 @@ pub fn target_runs(tools: &Tools, server: &Server, plan: &TargetPlan<'_>, say: &
             };
             let after = plan.statements.and_then(|count| count());
             let Some(r) = r else { continue };
-            let per_request = |n: f64| (r.totals.count > 0).then(|| n / r.totals.count as f64);
+            let requests = plan.requests.map_or(r.totals.count, |count| count(&r));
+            let per_request = |n: f64| (requests > 0).then(|| n / requests as f64);
             let row = TargetRow {
                 target: label.to_owned(),
                 endpoint: (*endpoint).to_owned(),

@@ -271,7 +271,7 @@ fn stream_rows(b: &BenchResults, row: &mut impl Row) {
             .max_by_key(|s| s.streams)
             .and_then(|s| s.gateway_cpu_per_stream_s.map(|c| (s.streams, c)));
         row(
-            format!("gateway CPU per held {transport} stream per second, a keep-alive each second"),
+            format!("gateway CPU per held idle {transport} stream per second"),
             opt(cpu.map(|(_, c)| c), |v| {
                 format!("{:.2} µs (at {} streams)", v * 1e6, cpu.map_or(0, |(n, _)| n))
             }),

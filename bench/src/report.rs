@@ -234,7 +234,7 @@ fn streams_and_sessions(b: &BenchResults, out: &mut String) {
                 "per stream (slope)",
                 "gateway RSS, all open",
                 "gateway per stream (slope)",
-                "gateway CPU per stream per second (a keep-alive each second)",
+                "gateway CPU per idle stream per second",
             ],
             "rlrrrrrr",
             b.streams.iter().map(|s| {

@@ -423,23 +423,9 @@ impl<'a> Loop<'a> {
     /// The answer is whole: judge, record, go on.
     fn answered(&mut self, u: usize) {
         let now = Instant::now();
-        let shared = self.shared;
-        let user = &mut self.users[u];
-        let request = &shared.requests[user.action];
-        let sample = Sample {
-            latency: now.duration_since(user.started),
-            outcome: request.outcome(user.status),
-            status: Some(user.status),
-            rpc_error: None,
-            error: None,
-            bytes: Some(user.bytes),
-            served_by: None,
-        };
-        shared
-            .ctx
-            .env
-            .recorder
-            .record(shared.ctx.slots[user.action].main, &sample);
+        let user = &self.users[u];
+        let outcome = self.shared.requests[user.action].outcome(user.status);
+        self.record(u, now, outcome, Some(user.status), None);
         self.finish(u, true);
         let user = &mut self.users[u];
         if user.keep_alive {
@@ -463,21 +449,7 @@ impl<'a> Loop<'a> {
             Broken::Failed(kind, message) => (kind, message),
         };
         let now = Instant::now();
-        let shared = self.shared;
-        let sample = Sample {
-            latency: now.duration_since(user.started),
-            outcome: Outcome::Failed(kind),
-            status: None,
-            rpc_error: None,
-            error: Some(&message),
-            bytes: Some(user.bytes),
-            served_by: None,
-        };
-        shared
-            .ctx
-            .env
-            .recorder
-            .record(shared.ctx.slots[user.action].main, &sample);
+        self.record(u, now, Outcome::Failed(kind), None, Some(&message));
         let unreachable = kind == FailureKind::Connect;
         self.finish(u, !unreachable);
         let user = &mut self.users[u];
@@ -486,6 +458,22 @@ impl<'a> Loop<'a> {
         } else {
             self.next(u, now);
         }
+    }
+
+    /// Record user `u`'s exchange as it ended at `now`.
+    fn record(&self, u: usize, now: Instant, outcome: Outcome, status: Option<u16>, error: Option<&str>) {
+        let user = &self.users[u];
+        let ctx = &self.shared.ctx;
+        let sample = Sample {
+            latency: now.duration_since(user.started),
+            outcome,
+            status,
+            rpc_error: None,
+            error,
+            bytes: Some(user.bytes),
+            served_by: None,
+        };
+        ctx.env.recorder.record(ctx.slots[user.action].main, &sample);
     }
 
     /// The action is over (answered, or failed after the target was reached when `reached`).

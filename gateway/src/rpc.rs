@@ -167,14 +167,22 @@ pub fn parse_message(body: &[u8]) -> Result<Message, Vec<u8>> {
 }
 
 /// A success response around a result already serialized.
-fn success(id: &Value, result: &str) -> Vec<u8> {
-    let mut out = Vec::with_capacity(result.len() + 40);
+/// A JSON-RPC success whose result `write` appends.
+fn success(id: &Value, size: usize, write: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
+    let mut out = Vec::with_capacity(size + 40);
     out.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"id\":");
     serde_json::to_writer(&mut out, id).expect("a JSON-RPC id serializes");
     out.extend_from_slice(b",\"result\":");
-    out.extend_from_slice(result.as_bytes());
+    write(&mut out);
     out.push(b'}');
     out
+}
+
+/// A method's result: built here (serialized as built), or an upstream's answer relayed as it came,
+/// which may carry the stateless era's fields already.
+enum Outcome {
+    Own(Box<RawValue>),
+    Relayed(Value),
 }
 
 /// What this gateway says it is, in `initialize` and in every stateless result's `_meta`.
@@ -234,19 +242,35 @@ impl Rpc {
             (Era::Stateless, "server/discover") => raw(&json!({
                 "supportedVersions": Version::ALL.map(Version::as_str),
                 "capabilities": capabilities(Era::Stateless),
-            })),
-            _ => self.call(method, &req.params, server_id).await,
+            }))
+            .map(Outcome::Own),
+            (_, "tools/call") => self.tools_call(&req.params).await,
+            _ => self.call(method, &req.params, server_id).await.map(Outcome::Own),
         };
         let id = req.id?;
+        let stateless = era == Era::Stateless;
         Some(match result {
-            Ok(result) if era == Era::Stateless => Answer {
-                body: success(&id, &self.stateless.apply(method, result.get())),
+            Ok(Outcome::Own(result)) => Answer {
+                body: success(&id, result.get().len() + 160, |out| {
+                    if stateless {
+                        self.stateless.write_own(method, result.get(), out);
+                    } else {
+                        out.extend_from_slice(result.get().as_bytes());
+                    }
+                }),
                 error: None,
             },
-            Ok(result) => Answer {
-                body: success(&id, result.get()),
-                error: None,
-            },
+            Ok(Outcome::Relayed(mut result)) => {
+                if stateless {
+                    self.stateless.apply_to(method, &mut result);
+                }
+                Answer {
+                    body: success(&id, 256, |out| {
+                        serde_json::to_writer(out, &result).expect("a JSON value serializes");
+                    }),
+                    error: None,
+                }
+            }
             Err(e) => Answer {
                 body: failure(&id, e.code, &e.message),
                 error: Some(e.code),
@@ -263,7 +287,6 @@ impl Rpc {
             })),
             "ping" => raw(&json!({})),
             "tools/list" => self.tools_list(params, server_id).await,
-            "tools/call" => self.tools_call(params).await,
             "resources/list" => {
                 let resources = self.store.enabled_resources().await?;
                 raw(&json!({"resources": resources.iter().map(ResourceInfo::from).collect::<Vec<_>>()}))
@@ -303,7 +326,7 @@ impl Rpc {
         raw(&List { tools: &tools })
     }
 
-    async fn tools_call(&self, params: &Value) -> Result<Box<RawValue>, RpcError> {
+    async fn tools_call(&self, params: &Value) -> Result<Outcome, RpcError> {
         let name = str_param(params, "name")?;
         let arguments = params.get("arguments").cloned().unwrap_or_else(|| json!({}));
         let tool = self
@@ -321,7 +344,10 @@ impl Rpc {
         // (taken after them: a request never holds two connections, or a busy pool would deadlock).
         if let Some(url) = tool.url.as_deref().filter(|u| !u.is_empty()) {
             let _session = self.store.request_session().await?;
-            return self.call_rest(url, &tool.request_type, arguments).await;
+            return self
+                .call_rest(url, &tool.request_type, arguments)
+                .await
+                .map(Outcome::Own);
         }
         let _session = self.store.request_session().await?;
         let text = match tool.name.as_str() {
@@ -343,11 +369,11 @@ impl Rpc {
                 _ => arguments.to_string(),
             },
         };
-        raw(&json!({"content": [{"type": "text", "text": text}], "isError": false}))
+        raw(&json!({"content": [{"type": "text", "text": text}], "isError": false})).map(Outcome::Own)
     }
 
     /// A federated tool: call it on its gateway's upstream and relay the answer as it came.
-    async fn forward(&self, gateway_id: &str, original: &str, arguments: Value) -> Result<Box<RawValue>, RpcError> {
+    async fn forward(&self, gateway_id: &str, original: &str, arguments: Value) -> Result<Outcome, RpcError> {
         let crate::model::Entity::Gateway(gateway) = self.store.get(crate::model::Kind::Gateway, gateway_id).await?
         else {
             unreachable!("get(Gateway) returns a gateway")
@@ -362,7 +388,7 @@ impl Rpc {
             .call(&gateway.url, transport, original, arguments, UPSTREAM_CALL_TIMEOUT)
             .await
         {
-            Ok(result) => raw(&result),
+            Ok(result) => Ok(Outcome::Relayed(result)),
             Err(crate::upstream::UpstreamError::Rpc { code, message }) => Err(RpcError::new(code, message)),
             Err(e) => Err(RpcError::new(
                 UPSTREAM_ERROR,

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use tokio::net::TcpListener;
 
-use crate::api::{self, AppState};
+use crate::api::{self, App, AppState};
 use crate::auth::Auth;
 use crate::config::ServeArgs;
 use crate::conn::{ConnHandle, CuttableListener};
@@ -58,7 +58,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     let sessions = Registry::new(args.sse(), args.mcp_idle_timeout(), args.session_caps());
     let bus = join_bus(&args, addr, &sessions).await?;
-    let state = AppState {
+    let state = AppState::new(App {
         store: store.clone(),
         auth: Arc::new(Auth::new(&args.auth)),
         metrics: Metrics::default(),
@@ -69,11 +69,11 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             prompt_max: args.prompt_max_bytes,
             // Lists are as fresh as the read cache keeps them; every answer depends on the caller's
             // token, so no cache may share it across callers.
-            stateless: protocol::result::Decoration {
-                server_info: crate::rpc::server_info().to_string(),
-                ttl_ms: args.read_cache_ms,
-                scope: protocol::result::CacheScope::Private,
-            },
+            stateless: protocol::result::Decoration::new(
+                &crate::rpc::server_info(),
+                args.read_cache_ms,
+                protocol::result::CacheScope::Private,
+            ),
         },
         sessions: Arc::clone(&sessions),
         bus,
@@ -83,7 +83,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         local_host: addr.to_string(),
         info: Arc::new(info),
         replica: replica_name(&args, addr)?,
-    };
+    });
     let app = api::slowdown::layer(
         api::router(
             state,

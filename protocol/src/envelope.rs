@@ -2,7 +2,7 @@
 //! with its routing headers in the order the specification and the official SDKs check them (the
 //! first failure is the answer).
 
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, HeaderName};
 use serde_json::{Value, json};
 
 use crate::error::{HEADER_MISMATCH, INVALID_PARAMS, Rejection, UNSUPPORTED_PROTOCOL_VERSION};
@@ -14,17 +14,14 @@ pub const CLIENT_INFO_KEY: &str = "io.modelcontextprotocol/clientInfo";
 pub const SERVER_INFO_KEY: &str = "io.modelcontextprotocol/serverInfo";
 pub const SUBSCRIPTION_ID_KEY: &str = "io.modelcontextprotocol/subscriptionId";
 
-/// What a request's envelope said, once every check passed.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Envelope {
-    pub version: Version,
-    pub client_capabilities: Value,
-    pub client_info: Option<Value>,
-}
-
-/// Check one stateless request: its envelope, its routing headers against its body, its version.
-pub fn check(method: &str, params: &Value, headers: &HeaderMap) -> Result<Envelope, Rejection> {
-    for name in [header::PROTOCOL_VERSION, header::METHOD, header::NAME] {
+/// Check one stateless request: its envelope, its routing headers against its body, its version
+/// (answered).
+pub fn check(method: &str, params: &Value, headers: &HeaderMap) -> Result<Version, Rejection> {
+    // Named once: a name given as text is parsed again at every lookup.
+    const PROTOCOL_VERSION: HeaderName = HeaderName::from_static(header::PROTOCOL_VERSION);
+    const METHOD: HeaderName = HeaderName::from_static(header::METHOD);
+    const NAME: HeaderName = HeaderName::from_static(header::NAME);
+    for name in [&PROTOCOL_VERSION, &METHOD, &NAME] {
         if headers.get_all(name).iter().count() > 1 {
             return Err(Rejection::new(
                 HEADER_MISMATCH,
@@ -52,14 +49,14 @@ pub fn check(method: &str, params: &Value, headers: &HeaderMap) -> Result<Envelo
         ));
     }
     let version = &meta[PROTOCOL_VERSION_KEY];
-    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    if text(header::PROTOCOL_VERSION).is_none_or(|h| version.as_str() != Some(h)) {
+    let text = |name: &HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
+    if text(&PROTOCOL_VERSION).is_none_or(|h| version.as_str() != Some(h)) {
         return Err(Rejection::new(
             HEADER_MISMATCH,
             "MCP-Protocol-Version header does not match the request envelope's protocol version",
         ));
     }
-    if text(header::METHOD) != Some(method) {
+    if text(&METHOD) != Some(method) {
         return Err(Rejection::new(
             HEADER_MISMATCH,
             "Mcp-Method header does not match the request body's method",
@@ -67,20 +64,14 @@ pub fn check(method: &str, params: &Value, headers: &HeaderMap) -> Result<Envelo
     }
     if let Some(key) = header::name_param(method)
         && let Some(body_value) = params.get(key).and_then(Value::as_str)
-        && text(header::NAME).and_then(header::decode).as_deref() != Some(body_value)
+        && text(&NAME).and_then(header::decode).as_deref() != Some(body_value)
     {
         return Err(Rejection::new(
             HEADER_MISMATCH,
             format!("Mcp-Name header does not match the request body's {key:?} parameter"),
         ));
     }
-    let requested = version.as_str().unwrap_or_default();
-    let version = supported(requested)?;
-    Ok(Envelope {
-        version,
-        client_capabilities: meta[CLIENT_CAPABILITIES_KEY].clone(),
-        client_info: meta.get(CLIENT_INFO_KEY).cloned(),
-    })
+    supported(version.as_str().unwrap_or_default())
 }
 
 /// Check a `tools/call`'s arguments against the `Mcp-Param-*` headers its tool's input schema asks
@@ -173,8 +164,7 @@ mod tests {
             ("mcp-method", "tools/call"),
             ("mcp-name", &header::encode("échо")),
         ]);
-        let e = check("tools/call", &params("2026-07-28"), &h).unwrap();
-        assert_eq!(e.version, Version::V2026_07_28);
+        assert_eq!(check("tools/call", &params("2026-07-28"), &h), Ok(Version::V2026_07_28));
     }
 
     #[test]

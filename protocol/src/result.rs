@@ -38,44 +38,43 @@ pub fn cacheable(method: &str) -> bool {
 #[derive(Debug, Clone)]
 pub struct Decoration {
     /// `{"name": …, "version": …}`, serialized once.
-    pub server_info: String,
-    pub ttl_ms: u64,
-    pub scope: CacheScope,
+    server_info: String,
+    ttl_ms: u64,
+    scope: CacheScope,
+    /// What opens every one of our own results: its type and the server's identity.
+    head: String,
+    /// The caching hints a cacheable result carries after the head.
+    hints: String,
 }
 
 impl Decoration {
-    /// `result` (a JSON object) with the fields the era requires. Our own results are spliced as
-    /// text (no tree built per request); one that already carries `_meta` or `resultType` (a
-    /// forwarded answer) is merged as a tree, its own values kept.
-    pub fn apply(&self, method: &str, result: &str) -> String {
-        let cache = cacheable(method);
-        let body = result.trim_start();
-        if body.starts_with('{') && !result.contains("\"_meta\"") && !result.contains("\"resultType\"") {
-            let rest = body[1..].trim_start();
-            let mut out = String::with_capacity(result.len() + self.server_info.len() + 96);
-            out.push_str("{\"resultType\":\"complete\",\"_meta\":{\"");
-            out.push_str(SERVER_INFO_KEY);
-            out.push_str("\":");
-            out.push_str(&self.server_info);
-            out.push('}');
-            if cache && !result.contains("\"ttlMs\"") {
-                out.push_str(",\"ttlMs\":");
-                out.push_str(&self.ttl_ms.to_string());
-                out.push_str(",\"cacheScope\":\"");
-                out.push_str(self.scope.as_str());
-                out.push('"');
-            }
-            if !rest.starts_with('}') {
-                out.push(',');
-            }
-            out.push_str(rest);
-            return out;
+    pub fn new(server_info: &Value, ttl_ms: u64, scope: CacheScope) -> Decoration {
+        let server_info = server_info.to_string();
+        Decoration {
+            head: format!("{{\"resultType\":\"complete\",\"_meta\":{{\"{SERVER_INFO_KEY}\":{server_info}}}"),
+            hints: format!(",\"ttlMs\":{ttl_ms},\"cacheScope\":\"{}\"", scope.as_str()),
+            server_info,
+            ttl_ms,
+            scope,
         }
-        let Ok(mut value) = serde_json::from_str::<Value>(result) else {
-            return result.to_owned();
+    }
+
+    /// Append to `out` one of our own results (a JSON object built here, which carries none of the
+    /// era's fields) with the fields the era requires: spliced as text, no tree built per request.
+    pub fn write_own(&self, method: &str, result: &str, out: &mut Vec<u8>) {
+        let Some(rest) = result.trim_start().strip_prefix('{') else {
+            out.extend_from_slice(result.as_bytes());
+            return;
         };
-        self.apply_to(method, &mut value);
-        value.to_string()
+        let rest = rest.trim_start();
+        out.extend_from_slice(self.head.as_bytes());
+        if cacheable(method) {
+            out.extend_from_slice(self.hints.as_bytes());
+        }
+        if !rest.starts_with('}') {
+            out.push(b',');
+        }
+        out.extend_from_slice(rest.as_bytes());
     }
 
     /// The same on a result held as a tree; a value already there is kept.
@@ -105,28 +104,37 @@ mod tests {
     use super::*;
 
     fn decoration() -> Decoration {
-        Decoration {
-            server_info: r#"{"name":"s","version":"1"}"#.into(),
-            ttl_ms: 1000,
-            scope: CacheScope::Private,
-        }
+        Decoration::new(
+            &serde_json::json!({"name": "s", "version": "1"}),
+            1000,
+            CacheScope::Private,
+        )
     }
 
     #[test]
     fn results_get_their_type_identity_and_hints() {
         let d = decoration();
-        let list: Value = serde_json::from_str(&d.apply("tools/list", r#"{"tools":[]}"#)).unwrap();
-        assert_eq!(list["resultType"], "complete");
+        let own = |method: &str, result: &str| -> Value {
+            let mut out = Vec::new();
+            d.write_own(method, result, &mut out);
+            serde_json::from_slice(&out).unwrap()
+        };
+        let list = own("tools/list", r#"{"tools":[]}"#);
+        assert_eq!(
+            (list["resultType"].as_str(), list["tools"].as_array().map(Vec::len)),
+            (Some("complete"), Some(0))
+        );
         assert_eq!(list["_meta"][SERVER_INFO_KEY]["name"], "s");
         assert_eq!(
             (list["ttlMs"].as_u64(), list["cacheScope"].as_str()),
             (Some(1000), Some("private"))
         );
-        let call: Value = serde_json::from_str(&d.apply("tools/call", "{}")).unwrap();
+        let call = own("tools/call", "{}");
         assert_eq!(call["resultType"], "complete");
         assert!(call.get("ttlMs").is_none());
         let forwarded = r#"{"resultType":"input_required","_meta":{"x":1},"inputRequests":{}}"#;
-        let kept: Value = serde_json::from_str(&d.apply("tools/call", forwarded)).unwrap();
+        let mut kept: Value = serde_json::from_str(forwarded).unwrap();
+        d.apply_to("tools/call", &mut kept);
         assert_eq!(
             (kept["resultType"].as_str(), kept["_meta"]["x"].as_i64()),
             (Some("input_required"), Some(1))

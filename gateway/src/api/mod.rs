@@ -33,9 +33,27 @@ use crate::rpc::Rpc;
 use crate::session::Registry;
 use crate::store::{LockConflict, Store};
 
-/// What every handler can reach.
+/// What every handler can reach: one shared [`App`]. Axum clones the state for every request and
+/// every layer that takes it, so a clone is one reference count, not one per part.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<App>);
+
+impl AppState {
+    pub fn new(app: App) -> AppState {
+        AppState(Arc::new(app))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = App;
+
+    fn deref(&self) -> &App {
+        &self.0
+    }
+}
+
+/// The gateway's parts the handlers use.
+pub struct App {
     pub store: Store,
     pub auth: Arc<Auth>,
     pub metrics: Metrics,

@@ -109,9 +109,11 @@ pub async fn post_message(
     let id = params
         .session_id
         .ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, "session_id is required"))?;
-    let session = state
+    // Only an HTTP+SSE session has an inbox; the other transports' ids are not this endpoint's.
+    let (session, inbox) = state
         .sessions
         .lookup(&id, &owner)
+        .and_then(|s| s.inbox.clone().map(|inbox| (s, inbox)))
         .ok_or_else(|| ApiError::not_found(format!("Session not found: {id}")))?;
     // A message is answered by a task of its own: bounded per session and in all, so a client that
     // posts faster than its stream drains cannot pile them up.
@@ -154,7 +156,7 @@ pub async fn post_message(
         if let Some(answer) = answer {
             // Waits while the session is backed up, fails once it has ended, and gives up after a
             // while: a session that never drains its inbox (the legacy spin) must not pile up tasks.
-            let _ = tokio::time::timeout(REPLY_WAIT, session.inbox.send(frame::event("message", &answer))).await;
+            let _ = tokio::time::timeout(REPLY_WAIT, inbox.send(frame::event("message", &answer))).await;
         }
     });
     Ok((StatusCode::ACCEPTED, Json(json!({"status": "success"}))).into_response())

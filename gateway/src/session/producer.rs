@@ -35,7 +35,8 @@ enum Origin {
 /// the fixed profile's disconnect detection and send timeout, the legacy profile's retry, the
 /// rapid-yield detector. It outlives one stream: a Streamable HTTP session runs it for each GET.
 pub struct Producer {
-    inbox: mpsc::Receiver<Bytes>,
+    /// An HTTP+SSE session's replies.
+    inbox: Option<mpsc::Receiver<Bytes>>,
     shutdown: watch::Receiver<bool>,
     cfg: SseBehaviour,
     detector: RapidYield,
@@ -44,7 +45,11 @@ pub struct Producer {
 }
 
 impl Producer {
-    pub(super) fn new(inbox: mpsc::Receiver<Bytes>, shutdown: watch::Receiver<bool>, cfg: SseBehaviour) -> Producer {
+    pub(super) fn new(
+        inbox: Option<mpsc::Receiver<Bytes>>,
+        shutdown: watch::Receiver<bool>,
+        cfg: SseBehaviour,
+    ) -> Producer {
         Producer {
             inbox,
             shutdown,
@@ -92,7 +97,7 @@ impl Producer {
                 }
                 reason = &mut stop => return reason,
                 _ = out.closed(), if detect => return EndReason::ClientGone,
-                Some(reply) = self.inbox.recv() => (reply, Origin::Client),
+                Some(reply) = next_reply(&mut self.inbox) => (reply, Origin::Client),
                 // Announcements come at the catalogue's pace, not the loop's: not a yield.
                 change = next_change(&mut self.listening) => (change, Origin::Client),
                 _ = tokio::time::sleep_until(keepalive_at) => (keepalive(), Origin::Producer),
@@ -153,7 +158,8 @@ impl RapidYield {
             window: cfg.rapid_yield_window,
             max: cfg.rapid_yield_max,
             consecutive: cfg.rapid_yield_consecutive,
-            recent: VecDeque::with_capacity(cfg.rapid_yield_max.map_or(0, |m| m as usize + 1)),
+            // Grown by yields, not reserved: a quiet stream holds none.
+            recent: VecDeque::new(),
             last: None,
             streak: 0,
         }
@@ -186,6 +192,13 @@ impl RapidYield {
 }
 
 /// The next change a listen stream asked for; pending for any other stream.
+async fn next_reply(inbox: &mut Option<mpsc::Receiver<Bytes>>) -> Option<Bytes> {
+    match inbox {
+        Some(inbox) => inbox.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
 async fn next_change(listening: &mut Option<Listening>) -> Bytes {
     match listening {
         Some(l) => l.next().await,

@@ -104,8 +104,9 @@ impl Transport {
 pub struct Entry {
     /// The subject of the token that opened it: the only one it answers.
     pub owner: Arc<str>,
-    /// Serialized `event: message` frames for the session's producer.
-    pub inbox: mpsc::Sender<Bytes>,
+    /// An HTTP+SSE session's replies (serialized `event: message` frames) for its producer; the
+    /// other transports answer on the request's own response, so they have none.
+    pub inbox: Option<mpsc::Sender<Bytes>>,
     pub server_id: Option<String>,
     /// A Streamable HTTP session's controls; `None` for HTTP+SSE.
     pub streamable: Option<Arc<Control>>,
@@ -223,14 +224,14 @@ impl Registry {
         let (out_tx, out_rx) = mpsc::channel(OUT_FRAMES);
         let entry = Entry {
             owner,
-            inbox: inbox_tx,
+            inbox: Some(inbox_tx),
             server_id,
             streamable: None,
             handshake: self.behaviour.require_initialize.then(Arc::default),
             messages: Some(Arc::new(tokio::sync::Semaphore::new(MESSAGES_IN_FLIGHT))),
         };
         let (id, registration) = self.register(entry, Transport::Sse)?;
-        let producer = Producer::new(inbox_rx, self.shutdown.subscribe(), self.behaviour);
+        let producer = Producer::new(Some(inbox_rx), self.shutdown.subscribe(), self.behaviour);
         Ok((id, Session::new(registration, producer, out_tx, conn), out_rx))
     }
 
@@ -240,18 +241,17 @@ impl Registry {
         owner: Arc<str>,
         server_id: Option<String>,
     ) -> Result<(String, StreamableSession), Full> {
-        let (inbox_tx, inbox_rx) = mpsc::channel(INBOX_FRAMES);
         let (control, commands) = Control::new();
         let entry = Entry {
             owner,
-            inbox: inbox_tx,
+            inbox: None,
             server_id,
             streamable: Some(Arc::clone(&control)),
             handshake: None,
             messages: None,
         };
         let (id, registration) = self.register(entry, Transport::StreamableHttp)?;
-        let producer = Producer::new(inbox_rx, self.shutdown.subscribe(), self.behaviour);
+        let producer = Producer::new(None, self.shutdown.subscribe(), self.behaviour);
         let session = StreamableSession::new(registration, producer, control, commands, self.idle_timeout);
         Ok((id, session))
     }
@@ -266,11 +266,10 @@ impl Registry {
         id: &serde_json::Value,
         filter: &serde_json::Value,
     ) -> Result<(ListenStream, mpsc::Receiver<Bytes>), Full> {
-        let (inbox_tx, inbox_rx) = mpsc::channel(1);
         let (out, out_rx) = mpsc::channel(OUT_FRAMES);
         let entry = Entry {
             owner,
-            inbox: inbox_tx,
+            inbox: None,
             server_id,
             streamable: None,
             handshake: None,
@@ -278,7 +277,7 @@ impl Registry {
         };
         let (_, registration) = self.register(entry, Transport::Listen)?;
         let (listening, ack) = Listening::new(self.changes.subscribe(), id, filter);
-        let producer = Producer::new(inbox_rx, self.shutdown.subscribe(), self.behaviour).listening(listening);
+        let producer = Producer::new(None, self.shutdown.subscribe(), self.behaviour).listening(listening);
         let stream = ListenStream {
             registration,
             producer,

@@ -12,11 +12,7 @@ use super::{Fate, Upstream, fixtures, input_fixtures, stall, task_fixtures};
 
 /// What a stateless-era result carries: lists change only when the server restarts, and no answer
 /// depends on who asks.
-static STATELESS: LazyLock<Decoration> = LazyLock::new(|| Decoration {
-    server_info: server_info().to_string(),
-    ttl_ms: 60_000,
-    scope: CacheScope::Public,
-});
+static STATELESS: LazyLock<Decoration> = LazyLock::new(|| Decoration::new(&server_info(), 60_000, CacheScope::Public));
 
 fn server_info() -> Value {
     json!({"name": "stampede-upstream", "version": crate::VERSION})

@@ -157,7 +157,9 @@ impl Conn {
     }
 
     async fn connect(&mut self, ep: &Endpoint) -> Result<(), Answer> {
-        let stream = open(ep)
+        // Boxed: the TLS handshake's state would otherwise size every request's future, and so every
+        // user's task, for a step taken once per connection.
+        let stream = Box::pin(open(ep))
             .await
             .map_err(|e| Answer::Failed(FailureKind::Connect, e.to_string()))?;
         self.stream = Some(stream);

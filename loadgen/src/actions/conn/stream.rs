@@ -7,7 +7,7 @@
 use std::ops::Range;
 
 use super::wire::{Framing, ParsedHead, parse_head};
-use super::{Answer, Broken, Conn, Endpoint, INITIAL_READ, write_request};
+use super::{Answer, Broken, Conn, Endpoint, write_request};
 use crate::data::FailureKind;
 
 /// Where the body being streamed is: `read[pos..filled]` is received and not yet handed out.
@@ -35,6 +35,10 @@ pub struct Head {
 
 const MAX_SIZE_LINE: usize = 1024;
 
+/// A stream's first read buffer: its head and events are small, and thousands of held streams
+/// each keep theirs (it grows like any other when an event needs more).
+const STREAM_READ: usize = 1024;
+
 impl Conn {
     /// Send a request (with `headers` besides host and authorization) and read the answer's head.
     /// The body is then read with `next_data`; a connection used before that fails unanswered is
@@ -57,8 +61,8 @@ impl Conn {
         if let Err(e) = write_request(stream, &self.request).await {
             return Err(Broken::Unanswered(format!("writing the request: {e}")));
         }
-        if self.read.len() < INITIAL_READ {
-            self.read.resize(INITIAL_READ, 0);
+        if self.read.len() < STREAM_READ {
+            self.read.resize(STREAM_READ, 0);
         }
         let mut filled = 0;
         let head: ParsedHead = loop {

@@ -4,6 +4,7 @@
 //! has each run's count checked against the tool's.
 
 use std::path::Path;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -76,20 +77,38 @@ impl Target<'_> {
 
     /// Run `tool` once, with the target's count of what it served and the resumed share.
     fn run(&self, tools: &Tools, tool: Tool, load: Load) -> anyhow::Result<ToolRun> {
-        let before = self.served.and_then(|f| f());
+        let before = self.served.and_then(settled);
         if let Some(f) = self.resumed {
             f();
         }
         let mut r = tools.run(tool, load)?;
-        let after = self.served.and_then(|f| f());
+        let after = self.served.and_then(settled);
         // Each look at the count is a request the target counts too.
-        r.target_requests = before.zip(after).map(|(b, a)| a.saturating_sub(b + 1));
+        r.target_requests = before
+            .zip(after)
+            .map(|((b, _), (a, looks))| a.saturating_sub(b + looks));
         if let Some(f) = self.resumed {
             let (resumed, all) = f();
             r.resumed_share = (all > 0).then(|| resumed as f64 / all as f64);
         }
         Ok(r)
     }
+}
+
+/// The target's count once it has stopped moving, and how many looks that took (each one a request
+/// it counts): the requests a tool leaves in flight at its exit are still being read by the target
+/// then, and would otherwise land in the next run's count.
+fn settled(served: &dyn Fn() -> Option<u64>) -> Option<(u64, u64)> {
+    let mut last = served()?;
+    for looks in 2..=30 {
+        std::thread::sleep(Duration::from_millis(100));
+        let now = served()?;
+        if now == last + 1 {
+            return Some((now, looks));
+        }
+        last = now;
+    }
+    Some((last, 30))
 }
 
 fn median_run(runs: &[ToolRun]) -> Option<ToolRun> {

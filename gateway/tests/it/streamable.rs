@@ -141,6 +141,16 @@ async fn sessions_follow_the_specification_wire_rules() {
     assert_eq!(stream.status(), StatusCode::OK);
     assert_eq!(stream.headers()["content-type"], "text/event-stream");
     assert_eq!(get().await.unwrap().status(), StatusCode::CONFLICT, "a second stream");
+    // HTTP+SSE's message endpoint is not this session's: its id is unknown there.
+    let resp = gw
+        .http
+        .post(gw.url(&format!("/message?session_id={id}")))
+        .bearer_auth(&gw.token)
+        .json(&ping)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND, "a Streamable HTTP id on /message");
 
     // DELETE ends the session (and its stream); the id is then unknown.
     let resp = gw

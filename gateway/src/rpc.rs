@@ -166,7 +166,6 @@ pub fn parse_message(body: &[u8]) -> Result<Message, Vec<u8>> {
     Ok(Message::Request(Request { id, method, params }))
 }
 
-/// A success response around a result already serialized.
 /// A JSON-RPC success whose result `write` appends.
 fn success(id: &Value, size: usize, write: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
     let mut out = Vec::with_capacity(size + 40);

@@ -191,7 +191,7 @@ impl RapidYield {
     }
 }
 
-/// The next change a listen stream asked for; pending for any other stream.
+/// The next reply of an HTTP+SSE session; pending for any other stream.
 async fn next_reply(inbox: &mut Option<mpsc::Receiver<Bytes>>) -> Option<Bytes> {
     match inbox {
         Some(inbox) => inbox.recv().await,
@@ -199,6 +199,7 @@ async fn next_reply(inbox: &mut Option<mpsc::Receiver<Bytes>>) -> Option<Bytes> 
     }
 }
 
+/// The next change a listen stream asked for; pending for any other stream.
 async fn next_change(listening: &mut Option<Listening>) -> Bytes {
     match listening {
         Some(l) => l.next().await,

@@ -43,25 +43,27 @@ pub fn read_endpoints(cursor: Option<&str>) -> Vec<(&'static str, String)> {
 }
 
 /// The protocol eras side by side: the session era (2025-06-18: `initialize`, the requests, `DELETE`)
-/// and the stateless one (2026-07-28: `server/discover`, the requests), each session or conversation
-/// [`ERA_REQUESTS`] requests of one method, `tools/list` or a `tools/call` the gateway forwards to
-/// stampede's upstream ([`ERA_SETUP`] federates it).
-pub fn era_endpoints() -> Vec<(&'static str, String)> {
-    let list = "{ method = \"tools/list\" }";
-    let call = "{ method = \"tools/call\", params = { name = \"{tool_name}\", arguments = { text = \"hello\" } } }";
-    let era = |protocol: &str, close: &str, request: &str| {
+/// and the stateless one (2026-07-28: `server/discover`, the requests, then the client leaves), each
+/// session or conversation [`ERA_REQUESTS`] requests of one method on the user's kept connection:
+/// `tools/list`, or a `tools/call` of `tool`, which the gateway forwards to stampede's upstream
+/// ([`federate_echo`]).
+pub fn era_endpoints(tool: &str) -> Vec<(&'static str, String)> {
+    let list = "{ method = \"tools/list\" }".to_owned();
+    let call =
+        format!("{{ method = \"tools/call\", params = {{ name = \"{tool}\", arguments = {{ text = \"hello\" }} }} }}");
+    // `close = "delete"` in both: a stateless client has nothing to delete and leaves in order,
+    // keeping its connection (the default, an abrupt close, would make every conversation a new one).
+    let era = |protocol: &str, request: &str| {
         format!(
-            "kind = \"mcp\"\nprotocol = \"{protocol}\"\n{close}requests = [{}]",
+            "kind = \"mcp\"\nprotocol = \"{protocol}\"\nclose = \"delete\"\nrequests = [{}]",
             vec![request; ERA_REQUESTS].join(", ")
         )
     };
-    let session = |request| era("2025-06-18", "close = \"delete\"\n", request);
-    let stateless = |request| era("2026-07-28", "", request);
     vec![
-        (ERA_ENDPOINTS[0], session(list)),
-        (ERA_ENDPOINTS[1], stateless(list)),
-        (ERA_ENDPOINTS[2], session(call)),
-        (ERA_ENDPOINTS[3], stateless(call)),
+        (ERA_ENDPOINTS[0], era("2025-06-18", &list)),
+        (ERA_ENDPOINTS[1], era("2026-07-28", &list)),
+        (ERA_ENDPOINTS[2], era("2025-06-18", &call)),
+        (ERA_ENDPOINTS[3], era("2026-07-28", &call)),
     ]
 }
 
@@ -76,9 +78,30 @@ pub const ERA_ENDPOINTS: [&str; 4] = [
 /// Requests of one session or stateless conversation in the era rows.
 pub const ERA_REQUESTS: usize = 20;
 
-/// stampede's upstream (5 tools) spawned by each era run and registered with the gateway.
-pub const ERA_SETUP: &str =
-    "[upstream]\nspawn = true\ntools = 5\n\n[setup]\ngateways = 1\ntools = 0\ntools_from = \"all\"\n";
+/// Register stampede's upstream (`url`, its five generated tools besides the fixed ones) with the
+/// gateway over Streamable HTTP, which the gateway speaks in the upstream's newest era (one pooled
+/// `POST` per call; over the default HTTP+SSE every call would open a session of its own); answers
+/// the name the gateway gives the upstream's `echo`. Every call of the era rows is of that one tool:
+/// drawn from all of them, a tenth would be `fail`'s errors and `confirm`'s questions, which the
+/// eras answer differently.
+pub fn federate_echo(gateway: &Server, token: &str, url: &str) -> anyhow::Result<String> {
+    let body =
+        serde_json::json!({"name": "bench-upstream", "url": format!("{url}/mcp"), "transport": "STREAMABLEHTTP"});
+    let (status, answer) = ask(gateway, token, "POST", "/gateways", Some(&body.to_string()))
+        .ok_or_else(|| anyhow::anyhow!("POST /gateways: no answer"))?;
+    anyhow::ensure!(status < 300, "POST /gateways answered {status}: {answer}");
+    let (_, tools) =
+        ask(gateway, token, "GET", "/tools", None).ok_or_else(|| anyhow::anyhow!("GET /tools: no answer"))?;
+    let tools: serde_json::Value = serde_json::from_str(&tools)?;
+    tools
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|t| t["originalName"] == "echo")
+        .and_then(|t| t["name"].as_str())
+        .map(str::to_owned)
+        .ok_or_else(|| anyhow::anyhow!("the gateway lists no federated echo tool: {tools}"))
+}
 
 /// The requests of a run of one era row: its method's; the session's start and end are not counted,
 /// their CPU is (each request carries its share of its session's).
@@ -141,20 +164,29 @@ pub fn seed(tools: &Tools, gateway: &Server, token: &str) -> anyhow::Result<()> 
 
 /// The cursor of `GET /tools?limit=50`'s second page, asked of the gateway itself.
 pub fn second_page_cursor(gateway: &Server, token: &str) -> Option<String> {
+    let (_, body) = ask(gateway, token, "GET", "/tools?limit=50&include_pagination=true", None)?;
+    let page: serde_json::Value = serde_json::from_str(&body).ok()?;
+    page["nextCursor"].as_str().map(str::to_owned)
+}
+
+/// One request to the gateway on a connection of its own: its status and body.
+fn ask(gateway: &Server, token: &str, method: &str, path: &str, body: Option<&str>) -> Option<(u16, String)> {
     let addr = gateway.url.strip_prefix("http://")?;
     let mut s = TcpStream::connect(addr).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
+    let body = body.unwrap_or("");
     write!(
         s,
-        "GET /tools?limit=50&include_pagination=true HTTP/1.1\r\nhost: {addr}\r\nauthorization: Bearer {token}\r\n\
-         connection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nhost: {addr}\r\nauthorization: Bearer {token}\r\n\
+         content-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
     )
     .ok()?;
     let mut answer = String::new();
     s.read_to_string(&mut answer).ok()?;
-    let body = answer.split_once("\r\n\r\n")?.1;
-    let page: serde_json::Value = serde_json::from_str(body).ok()?;
-    page["nextCursor"].as_str().map(str::to_owned)
+    let (head, body) = answer.split_once("\r\n\r\n")?;
+    let status = head.split(' ').nth(1)?.parse().ok()?;
+    Some((status, body.to_owned()))
 }
 
 /// Statements run in one database, as `pg_stat_statements` counts them (BEGIN, SET LOCAL and COMMIT

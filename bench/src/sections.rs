@@ -9,9 +9,9 @@ use serde::{Deserialize, Serialize};
 
 use std::time::Duration;
 
-use crate::Settings;
 use crate::proc::{Look, Sampler, Server, measure};
 use crate::tools::Tools;
+use crate::{Settings, median};
 
 /// Idle streams of one MCP transport: HTTP+SSE sessions (`sse-hold.toml`), Streamable HTTP
 /// sessions holding their GET stream (`mcp-hold.toml`), or 2026-07-28 `subscriptions/listen` streams
@@ -218,14 +218,17 @@ pub struct TargetPlan<'a> {
     pub statements: Option<&'a dyn Fn() -> Option<u64>>,
     /// The requests a run counts, when not all of its series (`totals.count`) are.
     pub requests: Option<fn(&stampede_loadgen::results::Results) -> u64>,
+    /// Rounds of every run (the rows are their medians).
+    pub rounds: usize,
 }
 
-/// The target's throughput on each endpoint, driven by stampede (closed model, no think time).
+/// The target's throughput on each endpoint, driven by stampede (closed model, no think time): every
+/// endpoint and concurrency once per round, rounds interleaved so the rows compared were measured side
+/// by side; each row the median of its rounds.
 pub fn target_runs(tools: &Tools, server: &Server, plan: &TargetPlan<'_>, say: &dyn Fn(String)) -> Vec<TargetRow> {
-    let label = plan.label;
-    let mut rows = Vec::new();
-    for (endpoint, action) in plan.endpoints {
-        let scenario = tools.scratch.join("bench-target.toml");
+    let mut scenarios = Vec::new();
+    for (i, (endpoint, action)) in plan.endpoints.iter().enumerate() {
+        let scenario = tools.scratch.join(format!("bench-target-{i}.toml"));
         let text = format!(
             "# bench: {endpoint}\nname = \"bench-target\"\n\n[target]\nurl = \"{}\"\n\n[load]\nusers = 64\nduration = \"10s\"\n\n\
              [observe]\npost_load = \"0s\"\nmetrics = \"\"\npid = {}\n\n{}\n[[actions]]\nname = \"{endpoint}\"\n{action}\n",
@@ -233,68 +236,122 @@ pub fn target_runs(tools: &Tools, server: &Server, plan: &TargetPlan<'_>, say: &
             server.pid(),
             plan.extra
         );
-        if std::fs::write(&scenario, text).is_err() {
-            continue;
+        if std::fs::write(&scenario, text).is_ok() {
+            scenarios.push((*endpoint, scenario));
         }
-        for &c in plan.connections {
-            let out = tools.scratch.join("target.json");
-            let mut cmd = Command::new(&tools.stampede);
-            cmd.arg("run")
-                .arg(&scenario)
-                .args(["--quiet", "--users", &c.to_string()])
-                .args(["--duration", &format!("{}ms", plan.duration.as_millis())]);
-            if let Some(t) = plan.token {
-                cmd.args(["--set", &format!("target.token={t}")]);
+    }
+    let mut runs: Vec<Vec<TargetRow>> = vec![Vec::new(); scenarios.len() * plan.connections.len()];
+    for round in 1..=plan.rounds.max(1) {
+        for (i, (endpoint, scenario)) in scenarios.iter().enumerate() {
+            for (j, &c) in plan.connections.iter().enumerate() {
+                if let Some(row) = target_run(tools, plan, endpoint, scenario, c, say) {
+                    say(format!("  {}{}", round_label(round, plan.rounds), row_line(&row)));
+                    runs[i * plan.connections.len() + j].push(row);
+                }
             }
-            cmd.arg("-o").arg(&out);
-            let before = plan.statements.and_then(|count| count());
-            let r = match measure(&mut cmd) {
-                Ok(m) if m.success => stampede_loadgen::results::Results::read(&out).ok(),
-                Ok(m) => {
-                    say(format!("  {label} {endpoint} c={c}: {}", m.stderr.trim()));
-                    None
-                }
-                Err(e) => {
-                    say(format!("  {label} {endpoint} c={c}: {e:#}"));
-                    None
-                }
-            };
-            let after = plan.statements.and_then(|count| count());
-            let Some(r) = r else { continue };
-            let requests = plan.requests.map_or(r.totals.count, |count| count(&r));
-            let per_request = |n: f64| (requests > 0).then(|| n / requests as f64);
-            let row = TargetRow {
-                target: label.to_owned(),
-                endpoint: (*endpoint).to_owned(),
-                connections: c,
-                rps: r.totals.rps,
-                p99_ms: r.totals.p99_ms,
-                failures: r.totals.failed,
-                cpu_per_request_s: r
-                    .observed
-                    .cpu_load_mean_pct
-                    .and_then(|pct| per_request(pct / 100.0 * r.load.seconds)),
-                statements_per_request: before
-                    .zip(after)
-                    .and_then(|(b, a)| per_request(a.saturating_sub(b) as f64)),
-            };
-            say(format!(
-                "  {label:<20} {endpoint:<28} c={c:<5} {:>8.0} req/s  p99 {:>9}  {} failed  {}{}",
-                row.rps,
-                row.p99_ms.map_or("-".into(), |p| format!("{p:.1}ms")),
-                row.failures,
-                row.cpu_per_request_s
-                    .map_or("target CPU not measured".into(), |s| format!(
-                        "{:.0} µs target CPU per request",
-                        s * 1e6
-                    )),
-                row.statements_per_request
-                    .map_or(String::new(), |n| format!(", {n:.1} statements per request"))
-            ));
-            rows.push(row);
+        }
+    }
+    let rows: Vec<TargetRow> = runs.iter().filter_map(|r| median_row(r)).collect();
+    if plan.rounds > 1 {
+        for row in &rows {
+            say(format!("  median    {}", row_line(row)));
         }
     }
     rows
+}
+
+fn round_label(round: usize, rounds: usize) -> String {
+    if rounds > 1 {
+        format!("round {round}  ")
+    } else {
+        String::new()
+    }
+}
+
+/// One run of one endpoint at one concurrency.
+fn target_run(
+    tools: &Tools,
+    plan: &TargetPlan<'_>,
+    endpoint: &str,
+    scenario: &Path,
+    c: u32,
+    say: &dyn Fn(String),
+) -> Option<TargetRow> {
+    let label = plan.label;
+    let out = tools.scratch.join("target.json");
+    let mut cmd = Command::new(&tools.stampede);
+    cmd.arg("run")
+        .arg(scenario)
+        .args(["--quiet", "--users", &c.to_string()])
+        .args(["--duration", &format!("{}ms", plan.duration.as_millis())]);
+    if let Some(t) = plan.token {
+        cmd.args(["--set", &format!("target.token={t}")]);
+    }
+    cmd.arg("-o").arg(&out);
+    let before = plan.statements.and_then(|count| count());
+    let r = match measure(&mut cmd) {
+        Ok(m) if m.success => stampede_loadgen::results::Results::read(&out).ok(),
+        Ok(m) => {
+            say(format!("  {label} {endpoint} c={c}: {}", m.stderr.trim()));
+            None
+        }
+        Err(e) => {
+            say(format!("  {label} {endpoint} c={c}: {e:#}"));
+            None
+        }
+    };
+    let after = plan.statements.and_then(|count| count());
+    let r = r?;
+    let requests = plan.requests.map_or(r.totals.count, |count| count(&r));
+    let per_request = |n: f64| (requests > 0).then(|| n / requests as f64);
+    Some(TargetRow {
+        target: label.to_owned(),
+        endpoint: endpoint.to_owned(),
+        connections: c,
+        rps: r.totals.rps,
+        p99_ms: r.totals.p99_ms,
+        failures: r.totals.failed,
+        cpu_per_request_s: r
+            .observed
+            .cpu_load_mean_pct
+            .and_then(|pct| per_request(pct / 100.0 * r.load.seconds)),
+        statements_per_request: before
+            .zip(after)
+            .and_then(|(b, a)| per_request(a.saturating_sub(b) as f64)),
+    })
+}
+
+/// The median of one endpoint's rounds (failures are summed: one in any round shows).
+fn median_row(runs: &[TargetRow]) -> Option<TargetRow> {
+    let first = runs.first()?;
+    let m = |f: &dyn Fn(&TargetRow) -> Option<f64>| median(runs.iter().filter_map(f).collect());
+    Some(TargetRow {
+        rps: m(&|r| Some(r.rps))?,
+        p99_ms: m(&|r| r.p99_ms),
+        failures: runs.iter().map(|r| r.failures).sum(),
+        cpu_per_request_s: m(&|r| r.cpu_per_request_s),
+        statements_per_request: m(&|r| r.statements_per_request),
+        ..first.clone()
+    })
+}
+
+fn row_line(row: &TargetRow) -> String {
+    format!(
+        "{:<20} {:<28} c={:<5} {:>8.0} req/s  p99 {:>9}  {} failed  {}{}",
+        row.target,
+        row.endpoint,
+        row.connections,
+        row.rps,
+        row.p99_ms.map_or("-".into(), |p| format!("{p:.1}ms")),
+        row.failures,
+        row.cpu_per_request_s
+            .map_or("target CPU not measured".into(), |s| format!(
+                "{:.0} µs target CPU per request",
+                s * 1e6
+            )),
+        row.statements_per_request
+            .map_or(String::new(), |n| format!(", {n:.1} statements per request"))
+    )
 }
 
 /// Streamable HTTP sessions driven as fast as the gateway takes them: each session is `initialize`,

@@ -16,6 +16,9 @@ use protocol::{Era, Version};
 use crate::model::{Prompt, PromptArgument, Resource, is_valid_id};
 use crate::store::Store;
 
+mod message;
+pub use message::{Message, Request, parse, parse_message};
+
 pub use protocol::error::{INTERNAL_ERROR, INVALID_PARAMS, INVALID_REQUEST, METHOD_NOT_FOUND, PARSE_ERROR};
 /// A federated or REST tool whose upstream failed, timed out or could not be reached.
 pub const UPSTREAM_ERROR: i64 = -32000;
@@ -86,84 +89,6 @@ impl From<crate::store::StoreError> for RpcError {
         };
         Self::new(INTERNAL_ERROR, message)
     }
-}
-
-/// A request; `id: None` is a notification, which gets no answer.
-#[derive(Debug)]
-pub struct Request {
-    pub id: Option<Value>,
-    pub method: String,
-    pub params: Value,
-}
-
-/// A message a client sends: a request (or notification), or its response to a server's request.
-#[derive(Debug)]
-pub enum Message {
-    Request(Request),
-    Response,
-}
-
-/// Parse a request body; a malformed or invalid one gets its error answer (with `id: null`).
-pub fn parse(body: &[u8]) -> Result<Request, Vec<u8>> {
-    match parse_message(body)? {
-        Message::Request(r) => Ok(r),
-        Message::Response => Err(failure(
-            &Value::Null,
-            INVALID_REQUEST,
-            "Invalid Request: method must be a string",
-        )),
-    }
-}
-
-/// Parse any message a client may send (Streamable HTTP takes responses too).
-pub fn parse_message(body: &[u8]) -> Result<Message, Vec<u8>> {
-    let value: Value =
-        serde_json::from_slice(body).map_err(|e| failure(&Value::Null, PARSE_ERROR, &format!("Parse error: {e}")))?;
-    if value.is_array() {
-        return Err(failure(
-            &Value::Null,
-            INVALID_REQUEST,
-            "Invalid Request: batches are not supported; send one message per request",
-        ));
-    }
-    let Value::Object(mut obj) = value else {
-        return Err(failure(
-            &Value::Null,
-            INVALID_REQUEST,
-            "Invalid Request: expected a JSON object",
-        ));
-    };
-    let id = obj.remove("id");
-    // MCP: an id is a string or an integer (null is kept for JSON-RPC's older clients; `7.0` is an
-    // integer written as a float, as JSON Schema counts it).
-    let integral = |v: &Value| v.is_i64() || v.is_u64() || v.as_f64().is_some_and(|f| f.fract() == 0.0);
-    if id
-        .as_ref()
-        .is_some_and(|v| !(v.is_string() || v.is_null() || integral(v)))
-    {
-        return Err(failure(
-            &Value::Null,
-            INVALID_REQUEST,
-            "Invalid Request: id must be a string or an integer",
-        ));
-    }
-    let invalid = |msg: &str| failure(id.as_ref().unwrap_or(&Value::Null), INVALID_REQUEST, msg);
-    if obj.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
-        return Err(invalid("Invalid Request: jsonrpc must be \"2.0\""));
-    }
-    let method = match obj.remove("method") {
-        Some(Value::String(method)) => method,
-        None if id.is_some() && (obj.contains_key("result") || obj.contains_key("error")) => {
-            return Ok(Message::Response);
-        }
-        _ => return Err(invalid("Invalid Request: method must be a string")),
-    };
-    let params = match obj.remove("params") {
-        None | Some(Value::Null) => Value::Null,
-        Some(p @ (Value::Object(_) | Value::Array(_))) => p,
-        Some(_) => return Err(invalid("Invalid Request: params must be an object or an array")),
-    };
-    Ok(Message::Request(Request { id, method, params }))
 }
 
 /// A JSON-RPC success whose result `write` appends.
@@ -582,39 +507,6 @@ impl<'a> TryFrom<&'a Prompt> for PromptInfo<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn parse_err(body: &str) -> Value {
-        serde_json::from_slice(&parse(body.as_bytes()).unwrap_err()).unwrap()
-    }
-
-    #[test]
-    fn malformed_and_invalid_requests_get_their_codes() {
-        let e = parse_err("{nope");
-        assert_eq!(e["error"]["code"], PARSE_ERROR);
-        assert_eq!(e["id"], Value::Null);
-        assert_eq!(e["jsonrpc"], "2.0");
-        assert_eq!(parse_err("[1]")["error"]["code"], INVALID_REQUEST);
-        let e = parse_err(r#"{"jsonrpc":"2.0","id":7}"#);
-        assert_eq!(
-            (e["error"]["code"].as_i64(), e["id"].as_i64()),
-            (Some(INVALID_REQUEST), Some(7))
-        );
-        assert_eq!(
-            parse_err(r#"{"id":1,"method":"ping"}"#)["error"]["code"],
-            INVALID_REQUEST
-        );
-    }
-
-    #[test]
-    fn requests_and_notifications_parse() {
-        let r = parse(br#"{"jsonrpc":"2.0","id":"a","method":"ping"}"#).unwrap();
-        assert_eq!(
-            (r.id, r.method.as_str(), r.params),
-            (Some(json!("a")), "ping", Value::Null)
-        );
-        let n = parse(br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#).unwrap();
-        assert_eq!(n.id, None);
-    }
 
     #[test]
     fn a_prompt_renders_in_one_pass_within_its_cap() {

@@ -2,7 +2,10 @@
 //! with its routing headers in the order the specification and the official SDKs check them (the
 //! first failure is the answer).
 
+mod meta;
+
 use axum::http::{HeaderMap, HeaderName};
+pub use meta::{Meta, MetaSlot, VersionField};
 use serde_json::{Value, json};
 
 use crate::error::{HEADER_MISMATCH, INVALID_PARAMS, Rejection, UNSUPPORTED_PROTOCOL_VERSION};
@@ -14,9 +17,9 @@ pub const CLIENT_INFO_KEY: &str = "io.modelcontextprotocol/clientInfo";
 pub const SERVER_INFO_KEY: &str = "io.modelcontextprotocol/serverInfo";
 pub const SUBSCRIPTION_ID_KEY: &str = "io.modelcontextprotocol/subscriptionId";
 
-/// Check one stateless request: its envelope, its routing headers against its body, its version
-/// (answered).
-pub fn check(method: &str, params: &Value, headers: &HeaderMap) -> Result<Version, Rejection> {
+/// Check one stateless request: its envelope (`meta`, read from `params._meta`), its routing headers
+/// against its body, its version (answered).
+pub fn check(method: &str, meta: Option<&Meta>, params: &Value, headers: &HeaderMap) -> Result<Version, Rejection> {
     // Named once: a name given as text is parsed again at every lookup.
     const PROTOCOL_VERSION: HeaderName = HeaderName::from_static(header::PROTOCOL_VERSION);
     const METHOD: HeaderName = HeaderName::from_static(header::METHOD);
@@ -29,16 +32,19 @@ pub fn check(method: &str, params: &Value, headers: &HeaderMap) -> Result<Versio
             ));
         }
     }
-    let Some(meta) = params.get("_meta").and_then(Value::as_object) else {
+    let Some(meta) = meta else {
         return Err(Rejection::new(
             INVALID_PARAMS,
             format!("params._meta must be an object carrying {PROTOCOL_VERSION_KEY:?} and {CLIENT_CAPABILITIES_KEY:?}"),
         ));
     };
-    let missing: Vec<&str> = [PROTOCOL_VERSION_KEY, CLIENT_CAPABILITIES_KEY]
-        .into_iter()
-        .filter(|k| !meta.contains_key(*k))
-        .collect();
+    let missing: Vec<&str> = [
+        (PROTOCOL_VERSION_KEY, meta.version != VersionField::Missing),
+        (CLIENT_CAPABILITIES_KEY, meta.capabilities),
+    ]
+    .into_iter()
+    .filter_map(|(key, present)| (!present).then_some(key))
+    .collect();
     if !missing.is_empty() {
         return Err(Rejection::new(
             INVALID_PARAMS,
@@ -48,9 +54,8 @@ pub fn check(method: &str, params: &Value, headers: &HeaderMap) -> Result<Versio
             ),
         ));
     }
-    let version = &meta[PROTOCOL_VERSION_KEY];
     let text = |name: &HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
-    if text(&PROTOCOL_VERSION).is_none_or(|h| version.as_str() != Some(h)) {
+    if text(&PROTOCOL_VERSION).is_none_or(|h| meta.version.text() != Some(h)) {
         return Err(Rejection::new(
             HEADER_MISMATCH,
             "MCP-Protocol-Version header does not match the request envelope's protocol version",
@@ -71,7 +76,10 @@ pub fn check(method: &str, params: &Value, headers: &HeaderMap) -> Result<Versio
             format!("Mcp-Name header does not match the request body's {key:?} parameter"),
         ));
     }
-    supported(version.as_str().unwrap_or_default())
+    match meta.version {
+        VersionField::Known(v) if v.era() == Era::Stateless => Ok(v),
+        _ => supported(meta.version.text().unwrap_or_default()),
+    }
 }
 
 /// Check a `tools/call`'s arguments against the `Mcp-Param-*` headers its tool's input schema asks
@@ -153,6 +161,10 @@ mod tests {
         assert!(check_params(&schema, &serde_json::json!({}), &headers(&[])).is_ok());
     }
 
+    fn run(method: &str, params: &Value, headers: &HeaderMap) -> Result<Version, Rejection> {
+        check(method, Meta::of(params).as_ref(), params, headers)
+    }
+
     fn params(version: &str) -> Value {
         json!({"name": "échо", "_meta": {PROTOCOL_VERSION_KEY: version, CLIENT_CAPABILITIES_KEY: {}}})
     }
@@ -164,14 +176,13 @@ mod tests {
             ("mcp-method", "tools/call"),
             ("mcp-name", &header::encode("échо")),
         ]);
-        assert_eq!(check("tools/call", &params("2026-07-28"), &h), Ok(Version::V2026_07_28));
+        assert_eq!(run("tools/call", &params("2026-07-28"), &h), Ok(Version::V2026_07_28));
     }
 
     #[test]
     fn each_failure_gets_its_code() {
         let good = [("mcp-protocol-version", "2026-07-28"), ("mcp-method", "tools/list")];
-        let code =
-            |method: &str, p: &Value, h: &[(&'static str, &str)]| check(method, p, &headers(h)).unwrap_err().code;
+        let code = |method: &str, p: &Value, h: &[(&'static str, &str)]| run(method, p, &headers(h)).unwrap_err().code;
         assert_eq!(code("tools/list", &json!({}), &good), INVALID_PARAMS);
         assert_eq!(
             code(
@@ -192,7 +203,7 @@ mod tests {
         let twice = [good[0], good[0], good[1]];
         assert_eq!(code("tools/list", &params("2026-07-28"), &twice), HEADER_MISMATCH);
         let newer = [("mcp-protocol-version", "2099-01-01"), ("mcp-method", "tools/list")];
-        let refused = check("tools/list", &params("2099-01-01"), &headers(&newer)).unwrap_err();
+        let refused = run("tools/list", &params("2099-01-01"), &headers(&newer)).unwrap_err();
         assert_eq!(refused.code, UNSUPPORTED_PROTOCOL_VERSION);
         assert_eq!(refused.status, axum::http::StatusCode::BAD_REQUEST);
         assert_eq!(refused.data.unwrap()["supported"][4], "2026-07-28");

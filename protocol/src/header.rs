@@ -2,6 +2,8 @@
 //! body, and the codec for their values (a value that is not plain printable ASCII travels as
 //! `=?base64?…?=`).
 
+use std::borrow::Cow;
+
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 
@@ -51,16 +53,16 @@ pub fn encode_into(value: &str, out: &mut String) {
 
 /// The value a header carries; `None` for a malformed base64 sentinel, so a corrupt header never
 /// matches a body by accident.
-pub fn decode(header: &str) -> Option<String> {
+pub fn decode(header: &str) -> Option<Cow<'_, str>> {
     let Some(payload) = header.strip_prefix("=?base64?").and_then(|p| p.strip_suffix("?=")) else {
-        return Some(header.to_owned());
+        return Some(Cow::Borrowed(header));
     };
     let bytes = STANDARD.decode(payload).ok()?;
     // Only the canonical form the encoder writes is accepted.
     if STANDARD.encode(&bytes) != payload {
         return None;
     }
-    String::from_utf8(bytes).ok()
+    String::from_utf8(bytes).ok().map(Cow::Owned)
 }
 
 #[cfg(test)]

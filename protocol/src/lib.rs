@@ -15,6 +15,7 @@ pub mod mrtr;
 pub mod origin;
 pub mod result;
 mod version;
+mod visit;
 
 pub use error::Rejection;
 pub use version::{Era, Version};

@@ -298,7 +298,7 @@ impl Session {
 
     /// A request; answers its `result`, or the upstream's JSON-RPC error.
     async fn request(&mut self, method: &str, params: Value) -> Result<Value, UpstreamError> {
-        let answer = match self {
+        let mut answer = match self {
             Session::Sse(s) => s.request(method, params).await?,
             Session::Streamable(s) => s.request(method, params).await?,
         };
@@ -309,8 +309,8 @@ impl Session {
             });
         }
         answer
-            .get("result")
-            .cloned()
+            .as_object_mut()
+            .and_then(|a| a.remove("result"))
             .ok_or_else(|| UpstreamError::Protocol(format!("{method}: an answer with neither result nor error")))
     }
 

@@ -202,7 +202,9 @@ async fn stateless(up: &Arc<Upstream>, headers: &HeaderMap, message: Value) -> R
         return Ok(StatusCode::ACCEPTED.into_response());
     }
     let method = mcp::method(&message).unwrap_or_default();
-    envelope::check(method, &message["params"], headers).map_err(|r| r.for_request(message.get("id")))?;
+    let params = &message["params"];
+    envelope::check(method, envelope::Meta::of(params).as_ref(), params, headers)
+        .map_err(|r| r.for_request(message.get("id")))?;
     if up.knobs.conformance
         && method == "tools/call"
         && let Some(schema) = super::fixtures::header_schema(message["params"]["name"].as_str().unwrap_or_default())

@@ -44,7 +44,8 @@ pub(super) async fn post(
         envelope::supported(header_str(headers, protocol::header::PROTOCOL_VERSION).unwrap_or_default())?;
         return Ok(StatusCode::ACCEPTED.into_response());
     };
-    envelope::check(&request.method, &request.params, headers).map_err(|r| r.for_request(Some(id)))?;
+    envelope::check(&request.method, request.meta.as_ref(), &request.params, headers)
+        .map_err(|r| r.for_request(Some(id)))?;
     if request.method == "subscriptions/listen" {
         if !stream_ok {
             return Err(Rejection::transport(

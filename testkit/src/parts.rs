@@ -263,6 +263,15 @@ pub struct StaticNginx {
 impl StaticNginx {
     /// `keepalive_requests`: requests on one connection before nginx closes it.
     pub fn start(nginx: &std::path::Path, keepalive_requests: u32) -> StaticNginx {
+        StaticNginx::serve(nginx, keepalive_requests, None)
+    }
+
+    /// The same over https (TLS 1.3, sessions resumed) with `certs`' server certificate.
+    pub fn start_tls(nginx: &std::path::Path, keepalive_requests: u32, certs: &Certs) -> StaticNginx {
+        StaticNginx::serve(nginx, keepalive_requests, Some(certs))
+    }
+
+    fn serve(nginx: &std::path::Path, keepalive_requests: u32, certs: Option<&Certs>) -> StaticNginx {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("index.html"), "ok\n").unwrap();
         let d = dir.path().display();
@@ -274,14 +283,21 @@ impl StaticNginx {
                access_log off; keepalive_requests {keepalive_requests};\n\
                client_body_temp_path {d}/body; proxy_temp_path {d}/proxy; fastcgi_temp_path {d}/fcgi;\n\
                uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;\n\
-               server {{ listen 127.0.0.1:{port}; root {d}; }}\n\
+               server {{ listen 127.0.0.1:{port}{tls}; root {d}; }}\n\
                server {{ listen 127.0.0.1:{status_port}; location / {{ stub_status; }} }}\n\
-             }}\n"
+             }}\n",
+            tls = certs.map_or(String::new(), |c| format!(
+                " ssl; ssl_certificate {}; ssl_certificate_key {}; ssl_protocols TLSv1.3; \
+                 ssl_session_cache shared:tls:1m",
+                c.path("server.pem").display(),
+                c.path("server.key").display()
+            )),
         );
         let child = start_nginx(nginx, dir.path(), &conf, port);
+        let scheme = if certs.is_some() { "https" } else { "http" };
         StaticNginx {
             child,
-            url: format!("http://127.0.0.1:{port}"),
+            url: format!("{scheme}://127.0.0.1:{port}"),
             status_port,
             _dir: dir,
         }

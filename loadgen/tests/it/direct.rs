@@ -74,3 +74,62 @@ async fn a_request_a_new_connection_leaves_unanswered_is_sent_once() {
         "requests the server saw against the failures counted"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_https_every_request_of_the_direct_loop_is_one_nginx_counted() {
+    let Some(bin) = testkit::nginx_binary() else { return };
+    let certs = testkit::Certs::new();
+    // nginx closes each connection after 100 requests: new handshakes (resumed) all through the run.
+    let nginx = testkit::StaticNginx::start_tls(&bin, 100, &certs);
+    let text = format!(
+        "[target]\nurl = \"{}\"\ncacert = \"{}\"\n[load]\nusers = 40\nramp_up = \"500ms\"\nduration = \"2s\"\n\
+         ramp_down = \"500ms\"\n[observe]\npost_load = \"0s\"\nmetrics = \"\"\n\
+         [[actions]]\nname = \"get\"\nkind = \"http\"\npath = \"/index.html\"\nweight = 3\n\
+         [[actions]]\nname = \"missing\"\nkind = \"http\"\npath = \"/missing\"\nexpected = [404]\n",
+        nginx.url,
+        certs.path("ca.pem").display()
+    );
+    let before = nginx.served();
+    let r = run(&text).await;
+    let after = nginx.served();
+    assert_eq!(r.load.request_loop, Some(RequestLoop::Direct));
+    assert!(r.totals.count > 1000, "{:?}", r.totals);
+    assert_eq!(
+        r.totals.failed,
+        0,
+        "{:?}",
+        r.actions.iter().map(|a| &a.errors).collect::<Vec<_>>()
+    );
+    assert_eq!(after - before - 1, r.totals.count, "nginx's count against stampede's");
+    // The answers' bytes as sent, decrypted: a head of ~200 bytes and "ok\n" (or the 404 page).
+    let bytes = r.totals.bytes_read.expect("counted");
+    assert!(
+        bytes > r.totals.count * 100 && bytes < r.totals.count * 1000,
+        "{bytes} bytes"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_certificate_the_direct_loop_does_not_trust_is_a_connect_failure() {
+    let Some(bin) = testkit::nginx_binary() else { return };
+    let (certs, other) = (testkit::Certs::new(), testkit::Certs::new());
+    let nginx = testkit::StaticNginx::start_tls(&bin, 100, &certs);
+    let text = format!(
+        "[target]\nurl = \"{}\"\ncacert = \"{}\"\n[load]\nusers = 4\nduration = \"1s\"\n[observe]\npost_load = \"0s\"\n\
+         metrics = \"\"\n[[actions]]\nname = \"get\"\nkind = \"http\"\npath = \"/index.html\"\n",
+        nginx.url,
+        other.path("ca.pem").display()
+    );
+    let before = nginx.served();
+    let r = run(&text).await;
+    let after = nginx.served();
+    assert_eq!(r.load.request_loop, Some(RequestLoop::Direct));
+    // Counted as connect errors, as a refused connect is, not as requests.
+    assert!(r.totals.count == 0 && r.totals.connect_errors > 0, "{:?}", r.totals);
+    let errors = format!("{:?}", r.actions[0].errors);
+    assert!(
+        errors.contains("TLS handshake") && errors.contains("certificate"),
+        "{errors}"
+    );
+    assert_eq!(after - before - 1, 0, "no request reached nginx");
+}

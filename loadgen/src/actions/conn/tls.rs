@@ -83,6 +83,7 @@ pub fn client_config(trust: &Trust) -> Result<Arc<ClientConfig>, String> {
 /// TLS towards one server: the shared configuration and the name its certificate must carry.
 #[derive(Clone)]
 pub struct Tls {
+    config: Arc<ClientConfig>,
     connector: tokio_rustls::TlsConnector,
     server_name: ServerName<'static>,
 }
@@ -99,9 +100,15 @@ impl Tls {
         let bare = host.trim_start_matches('[').trim_end_matches(']');
         let server_name = ServerName::try_from(bare.to_owned()).map_err(|e| format!("TLS: {host:?}: {e}"))?;
         Ok(Tls {
-            connector: tokio_rustls::TlsConnector::from(config),
+            connector: tokio_rustls::TlsConnector::from(Arc::clone(&config)),
+            config,
             server_name,
         })
+    }
+
+    /// A client connection's TLS state, for a loop that moves its bytes itself (the direct loop).
+    pub fn client(&self) -> Result<rustls::ClientConnection, rustls::Error> {
+        rustls::ClientConnection::new(Arc::clone(&self.config), self.server_name.clone())
     }
 
     /// The handshake on a connected socket. An error says why in one line (an unknown issuer, a name

@@ -1,6 +1,6 @@
 //! The direct loop: the closed model's users as connections of one epoll loop per load thread (mio),
 //! not as tokio tasks, when every action is a request that is the same each time (`FixedRequest`),
-//! the target plain HTTP and the think time zero — the load wrk and oha make. Per request it costs a
+//! the think time zero — the load wrk and oha make (over http or https). Per request it costs a
 //! write, a read and its share of one `epoll_wait`, and no wake, schedule or poll through an action's
 //! futures: the bench measured the task-based loop at 0.91× wrk's requests per CPU-second, all of the
 //! difference in user space (docs/bench.md). Every other scenario runs on tasks (`closed.rs`), and
@@ -10,6 +10,7 @@
 //! users are done. The controller here keeps `closed.rs`'s: the stage's level each tick, published as
 //! the number of users wanted; each loop runs its share (user `i` on thread `i % threads`).
 
+mod io;
 mod user;
 
 use std::sync::Arc;
@@ -48,7 +49,7 @@ pub fn plan(ctx: &Ctx) -> Option<Plan> {
     }
     let load = &ctx.scenario.load;
     let ep = &ctx.env.endpoint;
-    if load.model != Model::Closed || !load.think_time.max.is_zero() || ep.tls.is_some() || ep.served_by.is_some() {
+    if load.model != Model::Closed || !load.think_time.max.is_zero() || ep.served_by.is_some() {
         return None;
     }
     let requests = ctx

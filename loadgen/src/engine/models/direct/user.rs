@@ -3,8 +3,8 @@
 //! record, pick the next. Timeouts, connect pauses, the wanted count and the stops are looked at on a
 //! scan every [`SCAN`], not per request.
 
-use std::io::ErrorKind;
-use std::os::fd::{AsRawFd as _, RawFd};
+use std::io::{ErrorKind, Read as _, Write as _};
+use std::os::fd::AsRawFd as _;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -12,6 +12,7 @@ use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 
 use super::Shared;
+use super::io::{self, Fd, recv, send};
 use crate::actions::conn::wire::{self, Chunk, Framing};
 use crate::actions::conn::{INITIAL_READ, KEEP_BUFFER, MAX_ANSWER};
 use crate::data::FailureKind;
@@ -61,6 +62,8 @@ struct User {
     rng: fastrand::Rng,
     backoff: Backoff,
     stream: Option<TcpStream>,
+    /// https: the connection's TLS, its handshake driven by the same readiness as its requests.
+    tls: Option<Box<rustls::ClientConnection>>,
     state: State,
     /// The connection has carried an exchange to its answer (so a failure on it before any byte of the
     /// next answer may be a stale keep-alive; on a new connection it is not).
@@ -142,7 +145,11 @@ impl<'a> Loop<'a> {
             for i in 0..self.more_spare.len() {
                 let (u, hung_up) = self.more_spare[i];
                 if matches!(self.users[u].state, State::Reading(_)) {
-                    self.read(u, hung_up);
+                    if self.users[u].tls.is_some() {
+                        self.read_tls(u, hung_up);
+                    } else {
+                        self.read(u, hung_up);
+                    }
                 }
             }
             self.more_spare.clear();
@@ -230,9 +237,17 @@ impl<'a> Loop<'a> {
                 .register(&mut s, Token(u), Interest::READABLE | Interest::WRITABLE)?;
             Ok(s)
         });
+        let tls = match &self.shared.ctx.env.endpoint.tls {
+            Some(tls) => match tls.client() {
+                Ok(client) => Some(Box::new(client)),
+                Err(e) => return self.fail(u, Broken::Failed(FailureKind::Connect, format!("TLS: {e}"))),
+            },
+            None => None,
+        };
         match connected {
             Ok(s) => {
                 user.stream = Some(s);
+                user.tls = tls;
                 user.used = false;
                 user.connecting_since = Instant::now();
                 user.state = State::Connecting;
@@ -266,11 +281,16 @@ impl<'a> Loop<'a> {
                 self.write(u);
             }
             State::Writing => self.write(u),
+            State::Reading(_) if user.tls.is_some() => return self.read_tls(u, hung_up),
             State::Reading(_) => return self.read(u, hung_up),
             State::Off | State::Paused(_) => return,
         }
         if readable && matches!(self.users[u].state, State::Reading(_)) {
-            self.read(u, hung_up);
+            if self.users[u].tls.is_some() {
+                self.read_tls(u, hung_up);
+            } else {
+                self.read(u, hung_up);
+            }
         }
     }
 
@@ -278,6 +298,21 @@ impl<'a> Loop<'a> {
         let request = &self.shared.requests[self.users[u].action].bytes;
         let user = &mut self.users[u];
         let stream = user.stream.as_mut().expect("connected");
+        if let Some(tls) = user.tls.as_deref_mut() {
+            // Taken whole (kept until the handshake is done, then sealed), then sent as records.
+            if user.written == 0 {
+                if let Err(e) = tls.writer().write_all(request) {
+                    return self.fail(u, Broken::Unanswered(format!("writing the request: {e}")));
+                }
+                user.written = request.len();
+            }
+            match io::flush(tls, stream.as_raw_fd()) {
+                Ok(true) => user.state = State::Reading(Body::Head),
+                Ok(false) => {}
+                Err(e) => self.fail(u, Broken::Unanswered(format!("writing the request: {e}"))),
+            }
+            return;
+        }
         while user.written < request.len() {
             match send(stream.as_raw_fd(), &request[user.written..]) {
                 Ok(n) => user.written += n,
@@ -334,6 +369,92 @@ impl<'a> Loop<'a> {
             // there is more (the socket is edge-triggered), without a read that would block.
             if n < space && !hung_up {
                 return;
+            }
+        }
+        // Reserved for every user: no allocation.
+        self.more.push((u, hung_up));
+    }
+
+    /// https: read the records that are there (the handshake's, then the answer's), send what they
+    /// ask for (the handshake's end, the request it held), and take the answer's bytes as `read` takes
+    /// plain ones. rustls buffers what it reads, so each turn reads on until the socket is empty.
+    fn read_tls(&mut self, u: usize, hung_up: bool) {
+        // What a full socket held back is sent first (this readiness may be its writable edge).
+        let user = &mut self.users[u];
+        let fd = user.stream.as_ref().expect("connected").as_raw_fd();
+        if let Err(e) = io::flush(user.tls.as_deref_mut().expect("https"), fd) {
+            return self.fail(u, Broken::Unanswered(format!("writing the request: {e}")));
+        }
+        for _ in 0..READS_PER_TURN {
+            let user = &mut self.users[u];
+            let fd = user.stream.as_ref().expect("connected").as_raw_fd();
+            let tls = user.tls.as_deref_mut().expect("https");
+            let ended = match tls.read_tls(&mut Fd(fd)) {
+                Ok(n) => n == 0,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    return self.fail(
+                        u,
+                        Broken::Failed(FailureKind::Protocol, format!("reading the answer: {e}")),
+                    );
+                }
+            };
+            let handshaking = tls.is_handshaking();
+            if let Err(e) = tls.process_new_packets() {
+                // The alert rustls queued tells the server why.
+                let _ = io::flush(tls, fd);
+                // Said as the tasks' connect says it: a refused handshake is a connection not made.
+                let broken = if handshaking {
+                    Broken::Failed(FailureKind::Connect, format!("TLS handshake: {e}"))
+                } else {
+                    Broken::Failed(FailureKind::Protocol, format!("TLS: {e}"))
+                };
+                return self.fail(u, broken);
+            }
+            if let Err(e) = io::flush(tls, fd) {
+                return self.fail(u, Broken::Unanswered(format!("writing the request: {e}")));
+            }
+            let mut closed = ended;
+            loop {
+                let user = &mut self.users[u];
+                if user.filled == user.read.len() {
+                    if user.read.len() >= MAX_ANSWER {
+                        return self.fail(
+                            u,
+                            Broken::Failed(
+                                FailureKind::TooLarge,
+                                format!("an answer larger than {MAX_ANSWER} bytes"),
+                            ),
+                        );
+                    }
+                    user.read.resize((user.read.len() * 2).max(INITIAL_READ), 0);
+                }
+                let tls = user.tls.as_deref_mut().expect("https");
+                match tls.reader().read(&mut user.read[user.filled..]) {
+                    Ok(0) => {
+                        closed = true;
+                        break;
+                    }
+                    Ok(n) => {
+                        user.bytes += n as u64;
+                        user.filled += n;
+                    }
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                    // Closed without TLS's close_notify: a connection's end all the same.
+                    Err(_) => {
+                        closed = true;
+                        break;
+                    }
+                }
+                match self.take(u) {
+                    Ok(true) => return self.answered(u),
+                    Ok(false) => {}
+                    Err(broken) => return self.fail(u, broken),
+                }
+            }
+            if closed {
+                return self.closed(u);
             }
         }
         // Reserved for every user: no allocation.
@@ -495,6 +616,7 @@ impl<'a> Loop<'a> {
     /// Close the connection: closing its socket takes it out of epoll too.
     fn close(&mut self, u: usize) {
         self.users[u].stream = None;
+        self.users[u].tls = None;
     }
 
     /// The user stops running.
@@ -531,46 +653,6 @@ impl<'a> Loop<'a> {
     }
 }
 
-/// A system call's return: a byte count, or the error it set.
-fn returned(n: libc::c_long) -> std::io::Result<usize> {
-    usize::try_from(n).map_err(|_| std::io::Error::last_os_error())
-}
-
-/// send(2) as a bare system call: libc's wrapper is a cancellation point that switches the thread's
-/// cancel state twice per call (2 % of the loop's CPU in perf).
-fn send(fd: RawFd, buf: &[u8]) -> std::io::Result<usize> {
-    // SAFETY: `buf` is valid for `buf.len()` bytes; `fd` is a socket its owner keeps open across the call.
-    let n = unsafe {
-        libc::syscall(
-            libc::SYS_sendto,
-            libc::c_long::from(fd),
-            buf.as_ptr(),
-            buf.len(),
-            libc::c_long::from(libc::MSG_NOSIGNAL),
-            std::ptr::null::<libc::sockaddr>(),
-            0 as libc::c_long,
-        )
-    };
-    returned(n)
-}
-
-/// recv(2) as a bare system call (as `send`).
-fn recv(fd: RawFd, buf: &mut [u8]) -> std::io::Result<usize> {
-    // SAFETY: `buf` is valid for writes of `buf.len()` bytes; `fd` as in `send`.
-    let n = unsafe {
-        libc::syscall(
-            libc::SYS_recvfrom,
-            libc::c_long::from(fd),
-            buf.as_mut_ptr(),
-            buf.len(),
-            0 as libc::c_long,
-            std::ptr::null_mut::<libc::sockaddr>(),
-            std::ptr::null_mut::<libc::socklen_t>(),
-        )
-    };
-    returned(n)
-}
-
 impl User {
     fn new(rng: fastrand::Rng, index: usize) -> User {
         User {
@@ -578,6 +660,7 @@ impl User {
             rng,
             backoff: Backoff::default(),
             stream: None,
+            tls: None,
             state: State::Off,
             used: false,
             connecting_since: Instant::now(),

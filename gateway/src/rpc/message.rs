@@ -98,7 +98,9 @@ pub fn parse_message(body: &[u8]) -> Result<Message, Vec<u8>> {
     }))
 }
 
-/// The members of a message the gateway reads; any other is skipped unparsed.
+/// The members of a message the gateway reads; any other is skipped unparsed (serde_json checks a
+/// skipped value's syntax, not its strings' UTF-8 or its depth). A member given twice is a parse
+/// error, where a tree kept the last: JSON leaves duplicate names' meaning open (RFC 8259, 4).
 #[derive(Deserialize)]
 struct Wire {
     #[serde(default)]
@@ -259,6 +261,8 @@ mod tests {
         assert_eq!(parse_err(" \"ping\"")["error"]["code"], INVALID_REQUEST);
         assert_eq!(parse_err(" nope")["error"]["code"], PARSE_ERROR);
         assert_eq!(parse_err("{\"jsonrpc\":\"2.0\"} x")["error"]["code"], PARSE_ERROR);
+        let twice = r#"{"jsonrpc":"2.0","id":1,"id":2,"method":"ping"}"#;
+        assert_eq!(parse_err(twice)["error"]["code"], PARSE_ERROR);
         let e = parse_err(r#"{"jsonrpc":"2.0","id":7}"#);
         assert_eq!(
             (e["error"]["code"].as_i64(), e["id"].as_i64()),

@@ -133,3 +133,23 @@ async fn a_certificate_the_direct_loop_does_not_trust_is_a_connect_failure() {
     );
     assert_eq!(after - before - 1, 0, "no request reached nginx");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_handshake_that_stalls_is_a_connection_not_made() {
+    // A server that takes the connection and never says a word: the handshake never ends.
+    let url = testkit::tcp_server(|sock| async move {
+        tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+        drop(sock);
+    })
+    .await;
+    let https = url.replacen("http://", "https://", 1);
+    let text = format!(
+        "[target]\nurl = \"{https}\"\ninsecure = true\ntimeout = \"300ms\"\n[load]\nusers = 2\nduration = \"1s\"\n\
+         [observe]\npost_load = \"0s\"\nmetrics = \"\"\n[[actions]]\nname = \"get\"\nkind = \"http\"\npath = \"/\"\n"
+    );
+    let r = run(&text).await;
+    assert_eq!(r.load.request_loop, Some(RequestLoop::Direct));
+    assert!(r.totals.count == 0 && r.totals.connect_errors > 0, "{:?}", r.totals);
+    let errors = format!("{:?}", r.actions[0].errors);
+    assert!(errors.contains("timed out"), "{errors}");
+}

@@ -188,7 +188,11 @@ impl<'a> Loop<'a> {
                 }
                 State::Paused(_) if shared.over.load(Ordering::Relaxed) || user.index >= want => self.leave(u),
                 State::Paused(until) if now >= until => self.next(u, now),
-                State::Connecting if now.duration_since(user.connecting_since) > connect_timeout => {
+                // The TLS handshake is part of connecting, as on tasks: within the connect timeout.
+                State::Connecting | State::Writing | State::Reading(_)
+                    if (matches!(user.state, State::Connecting) || user.handshaking())
+                        && now.duration_since(user.connecting_since) > connect_timeout =>
+                {
                     self.fail(u, Broken::Failed(FailureKind::Connect, "connect timed out".into()))
                 }
                 State::Writing | State::Reading(_) | State::Connecting
@@ -239,7 +243,11 @@ impl<'a> Loop<'a> {
         });
         let tls = match &self.shared.ctx.env.endpoint.tls {
             Some(tls) => match tls.client() {
-                Ok(client) => Some(Box::new(client)),
+                Ok(mut client) => {
+                    // The request is handed over whole (rustls holds 64 KiB by default).
+                    client.set_buffer_limit(None);
+                    Some(Box::new(client))
+                }
                 Err(e) => return self.fail(u, Broken::Failed(FailureKind::Connect, format!("TLS: {e}"))),
             },
             None => None,
@@ -559,6 +567,7 @@ impl<'a> Loop<'a> {
 
     /// The exchange failed: try a stale keep-alive's request again once, or record the failure.
     fn fail(&mut self, u: usize, broken: Broken) {
+        let handshaking = self.users[u].handshaking();
         self.close(u);
         let user = &mut self.users[u];
         let (kind, message) = match broken {
@@ -568,6 +577,12 @@ impl<'a> Loop<'a> {
             }
             Broken::Unanswered(message) => (FailureKind::Protocol, message),
             Broken::Failed(kind, message) => (kind, message),
+        };
+        // A connection that broke before its TLS handshake was done was never made (as on tasks).
+        let (kind, message) = if handshaking && kind != FailureKind::Connect {
+            (FailureKind::Connect, format!("TLS handshake: {message}"))
+        } else {
+            (kind, message)
         };
         let now = Instant::now();
         self.record(u, now, Outcome::Failed(kind), None, Some(&message));
@@ -654,6 +669,11 @@ impl<'a> Loop<'a> {
 }
 
 impl User {
+    /// Its connection is https and the handshake not yet done.
+    fn handshaking(&self) -> bool {
+        self.tls.as_deref().is_some_and(|tls| tls.is_handshaking())
+    }
+
     fn new(rng: fastrand::Rng, index: usize) -> User {
         User {
             index,

@@ -337,19 +337,10 @@ impl<'a> Loop<'a> {
     /// `hung_up`: no later readiness would say so).
     fn read(&mut self, u: usize, hung_up: bool) {
         for _ in 0..READS_PER_TURN {
-            let user = &mut self.users[u];
-            if user.filled == user.read.len() {
-                if user.read.len() >= MAX_ANSWER {
-                    return self.fail(
-                        u,
-                        Broken::Failed(
-                            FailureKind::TooLarge,
-                            format!("an answer larger than {MAX_ANSWER} bytes"),
-                        ),
-                    );
-                }
-                user.read.resize((user.read.len() * 2).max(INITIAL_READ), 0);
+            if let Err(broken) = self.users[u].room_to_read() {
+                return self.fail(u, broken);
             }
+            let user = &mut self.users[u];
             let space = user.read.len() - user.filled;
             let stream = user.stream.as_mut().expect("connected");
             let n = match recv(stream.as_raw_fd(), &mut user.read[user.filled..]) {
@@ -425,19 +416,10 @@ impl<'a> Loop<'a> {
             }
             let mut closed = ended;
             loop {
-                let user = &mut self.users[u];
-                if user.filled == user.read.len() {
-                    if user.read.len() >= MAX_ANSWER {
-                        return self.fail(
-                            u,
-                            Broken::Failed(
-                                FailureKind::TooLarge,
-                                format!("an answer larger than {MAX_ANSWER} bytes"),
-                            ),
-                        );
-                    }
-                    user.read.resize((user.read.len() * 2).max(INITIAL_READ), 0);
+                if let Err(broken) = self.users[u].room_to_read() {
+                    return self.fail(u, broken);
                 }
+                let user = &mut self.users[u];
                 let tls = user.tls.as_deref_mut().expect("https");
                 match tls.reader().read(&mut user.read[user.filled..]) {
                     Ok(0) => {
@@ -669,6 +651,20 @@ impl<'a> Loop<'a> {
 }
 
 impl User {
+    /// Room in the read buffer: doubled when full, up to the largest answer kept.
+    fn room_to_read(&mut self) -> Result<(), Broken> {
+        if self.filled == self.read.len() {
+            if self.read.len() >= MAX_ANSWER {
+                return Err(Broken::Failed(
+                    FailureKind::TooLarge,
+                    format!("an answer larger than {MAX_ANSWER} bytes"),
+                ));
+            }
+            self.read.resize((self.read.len() * 2).max(INITIAL_READ), 0);
+        }
+        Ok(())
+    }
+
     /// Its connection is https and the handshake not yet done.
     fn handshaking(&self) -> bool {
         self.tls.as_deref().is_some_and(|tls| tls.is_handshaking())

@@ -386,9 +386,7 @@ fn gateway_part(settings: &Settings, tools: &Tools, gateways: &Gateways) -> anyh
             extra: bench_gateway::DISCOVER,
             statements: None,
             requests: None,
-            // One round: the gateway's rows are many (each database, each endpoint, each
-            // concurrency); the rounds go to the ceiling and the eras, whose rows are compared.
-            rounds: 1,
+            rounds: settings.rounds,
         };
         let headline = bench_gateway::headline_endpoints();
         targets.extend(sections::target_runs(

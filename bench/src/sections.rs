@@ -242,7 +242,14 @@ pub fn target_runs(tools: &Tools, server: &Server, plan: &TargetPlan<'_>, say: &
     }
     let mut runs: Vec<Vec<TargetRow>> = vec![Vec::new(); scenarios.len() * plan.connections.len()];
     for round in 1..=plan.rounds.max(1) {
-        for (i, (endpoint, scenario)) in scenarios.iter().enumerate() {
+        // Every other round in reverse (A B, B A, A B): a drift over the run (the target's state
+        // growing, the machine warming) falls on every endpoint alike, not on the last of each round.
+        let mut order: Vec<usize> = (0..scenarios.len()).collect();
+        if round % 2 == 0 {
+            order.reverse();
+        }
+        for i in order {
+            let (endpoint, scenario) = &scenarios[i];
             for (j, &c) in plan.connections.iter().enumerate() {
                 if let Some(row) = target_run(tools, plan, endpoint, scenario, c, say) {
                     say(format!("  {}{}", round_label(round, plan.rounds), row_line(&row)));

@@ -148,8 +148,9 @@ pub struct ServeArgs {
     #[arg(long, env = "DB_STATEMENT_TIMEOUT_MS", default_value_t = 30_000)]
     pub db_statement_timeout_ms: u64,
 
-    /// How long a read's answer (`tools/list`, a REST list or get) may be served from memory (ms; any
-    /// write through this gateway ends it at once; 0 = always read the database).
+    /// How long a read's answer (`tools/list`, a REST list or get, a `tools/call`'s tool and gateway)
+    /// may be served from memory (ms; any write through this gateway ends it at once; 0 = always read
+    /// the database).
     #[arg(long, env = "READ_CACHE_MS", default_value_t = 1_000)]
     pub read_cache_ms: u64,
 

@@ -253,16 +253,17 @@ impl Rpc {
     async fn tools_call(&self, params: &Value) -> Result<Outcome, RpcError> {
         let name = str_param(params, "name")?;
         let arguments = params.get("arguments").cloned().unwrap_or_else(|| json!({}));
-        let tool = self
+        let route = self
             .store
-            .tool_by_name(name)
+            .tool_route(name)
             .await?
             .ok_or_else(|| RpcError::params(format!("Unknown tool: {name}")))?;
+        let tool = &route.tool;
         if !tool.enabled {
             return Err(RpcError::params(format!("Tool is disabled: {name}")));
         }
-        if let (Some(gateway_id), Some(original)) = (&tool.gateway_id, &tool.original_name) {
-            return self.forward(gateway_id, original, arguments).await;
+        if let (Some(gateway), Some(original)) = (&route.gateway, &tool.original_name) {
+            return self.forward(gateway, original, arguments).await;
         }
         // Legacy: the request's database session, opened by the lookups, stays open across the call
         // (taken after them: a request never holds two connections, or a busy pool would deadlock).
@@ -297,11 +298,12 @@ impl Rpc {
     }
 
     /// A federated tool: call it on its gateway's upstream and relay the answer as it came.
-    async fn forward(&self, gateway_id: &str, original: &str, arguments: Value) -> Result<Outcome, RpcError> {
-        let crate::model::Entity::Gateway(gateway) = self.store.get(crate::model::Kind::Gateway, gateway_id).await?
-        else {
-            unreachable!("get(Gateway) returns a gateway")
-        };
+    async fn forward(
+        &self,
+        gateway: &crate::model::Gateway,
+        original: &str,
+        arguments: Value,
+    ) -> Result<Outcome, RpcError> {
         if !gateway.enabled {
             return Err(RpcError::params(format!("Gateway is disabled: {}", gateway.name)));
         }

@@ -10,7 +10,7 @@ use sqlx::sqlite::SqliteRow;
 use super::backend::Backend;
 use super::error::classify;
 use super::{Inner, Result, Store, StoreError, on_backend};
-use crate::model::{Kind, Prompt, Resource, Tool};
+use crate::model::{Entity, Gateway, Kind, Prompt, Resource, Tool};
 
 // `tools/list` as one JSON text built by the database: a row per tool would cost a decoded row (and,
 // on SQLite, a hop from sqlx's worker thread) per tool; the bench found that to be most of the gateway's
@@ -32,6 +32,12 @@ const PG_TOOLS_OF_SERVER_JSON: &str = "SELECT COALESCE(json_agg(CASE WHEN t.desc
      ELSE json_build_object('name', t.name, 'description', t.description, 'inputSchema', t.input_schema::json) END \
      ORDER BY t.name), '[]')::text FROM tools t JOIN server_tools st ON st.tool_id = t.id \
      WHERE st.server_id = $1 AND t.enabled";
+/// A tool as `tools/call` finds it: the tool, and the gateway a federated one is called on.
+pub struct ToolRoute {
+    pub tool: Tool,
+    pub gateway: Option<Gateway>,
+}
+
 const TOOL_BY_NAME: &str = "SELECT * FROM tools WHERE name = $1";
 const ENABLED_RESOURCES: &str = "SELECT * FROM resources WHERE enabled ORDER BY uri";
 const RESOURCE_BY_URI: &str = "SELECT * FROM resources WHERE uri = $1";
@@ -102,8 +108,29 @@ impl Store {
             .await
     }
 
-    pub async fn tool_by_name(&self, name: &str) -> Result<Option<Tool>> {
+    async fn tool_by_name(&self, name: &str) -> Result<Option<Tool>> {
         Ok(self.rows(Kind::Tool, TOOL_BY_NAME, Some(name)).await?.pop())
+    }
+
+    /// What a `tools/call` of `name` needs: the tool and, for a federated one, its gateway; kept until
+    /// the next write, like `tools/list` (two database round trips per call otherwise).
+    pub async fn tool_route(&self, name: &str) -> Result<Option<Arc<ToolRoute>>> {
+        let Inner { writes, routes, .. } = &*self.inner;
+        routes
+            .get_or_fill(writes, &name.to_owned(), || async {
+                let Some(tool) = self.tool_by_name(name).await? else {
+                    return Ok(None);
+                };
+                let gateway = match &tool.gateway_id {
+                    Some(id) if tool.original_name.is_some() => match self.get(Kind::Gateway, id).await? {
+                        Entity::Gateway(g) => Some(g),
+                        _ => unreachable!("get(Gateway) returns a gateway"),
+                    },
+                    _ => None,
+                };
+                Ok(Some(Arc::new(ToolRoute { tool, gateway })))
+            })
+            .await
     }
 
     pub async fn enabled_resources(&self) -> Result<Vec<Resource>> {

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 pub use error::{LockConflict, Result, StoreError};
-pub use lookup::FrontedServer;
+pub use lookup::{FrontedServer, ToolRoute};
 pub use read::ListShape;
 
 use crate::config::StoreBehaviour;
@@ -136,6 +136,8 @@ struct Inner {
     writes: cache::Writes,
     /// `tools/list` answers, the whole list and per server.
     tools: cache::ReadCache<Option<String>, Arc<serde_json::value::RawValue>>,
+    /// `tools/call`'s tool (and gateway) by name.
+    routes: cache::ReadCache<String, Option<Arc<ToolRoute>>>,
     /// What each virtual server fronts (`lookup::FrontedServer`).
     fronts: cache::ReadCache<String, Option<Arc<FrontedServer>>>,
     /// REST list and get answers, as the body sent.
@@ -168,6 +170,7 @@ impl Store {
                 upstream,
                 writes: cache::Writes::default(),
                 tools: cache::ReadCache::new(behaviour.read_cache),
+                routes: cache::ReadCache::new(behaviour.read_cache),
                 fronts: cache::ReadCache::new(behaviour.read_cache),
                 reads: cache::ReadCache::new(behaviour.read_cache),
             }),

@@ -190,10 +190,20 @@ async fn rpc_errors_have_their_codes(db: Db) {
         assert_eq!(status, StatusCode::OK);
         assert_eq!(r["error"]["code"], -32602, "{what}: {r}");
     }
+    // A tool's route is kept in memory between writes: a toggle shows at once, both ways.
+    let call_echo = async || {
+        gw.rpc("tools/call", json!({"name": "echo", "arguments": {"text": "hi"}}))
+            .await
+            .1
+    };
+    assert_eq!(call_echo().await["result"]["content"][0]["text"], "hi");
     gw.toggle("tools", &echo, false).await;
-    let (_, r) = gw.rpc("tools/call", json!({"name": "echo", "arguments": {}})).await;
-    assert_eq!(r["error"]["code"], -32602, "a disabled tool is refused");
+    let r = call_echo().await;
+    assert_eq!(r["error"]["code"], -32602, "a disabled tool is refused: {r}");
     assert!(r["error"]["message"].as_str().unwrap().contains("disabled"));
+    gw.toggle("tools", &echo, true).await;
+    assert_eq!(call_echo().await["result"]["content"][0]["text"], "hi", "enabled again");
+    gw.toggle("tools", &echo, false).await;
     let (_, r) = gw.rpc("tools/list", json!({})).await;
     assert_eq!(r["result"]["tools"].as_array().unwrap().len(), 1, "and not listed");
     let (_, r) = gw

@@ -51,6 +51,10 @@ pub struct AdHocArgs {
     /// The request body, read from a file.
     #[arg(short = 'D', long = "body-file", value_name = "FILE")]
     pub body_file: Option<PathBuf>,
+    /// Load threads, the event loops the users run on (wrk's -t, oha's --worker-threads)
+    /// [default: one per core].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub threads: Option<u32>,
     /// Per-request timeout.
     #[arg(long, value_name = "DURATION", default_value = "20s", value_parser = parse_duration)]
     pub timeout: Duration,
@@ -211,6 +215,9 @@ impl AdHocArgs {
             None => {
                 load.insert("users".into(), i64::from(self.connections).into());
             }
+        }
+        if let Some(n) = self.threads {
+            load.insert("threads".into(), i64::from(n).into());
         }
         let mut target = toml::Table::new();
         target.insert("url".into(), url.base.clone().into());

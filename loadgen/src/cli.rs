@@ -25,6 +25,9 @@ pub struct ScenarioArgs {
     /// aborted and counted) and the post-load window (`observe.post_load`).
     #[arg(long)]
     pub duration: Option<String>,
+    /// Load threads: the event loops the users run on (`--set load.threads=N`; default one per core).
+    #[arg(long, allow_negative_numbers = true)]
+    pub threads: Option<i64>,
     /// Run against this gateway instead of the scenario's target (replaces a spawned one).
     #[arg(long)]
     pub target: Option<String>,
@@ -74,6 +77,9 @@ impl ScenarioArgs {
         }
         if let Some(r) = self.rate {
             out.push(Override::new("load.rate", toml::Value::Float(r)));
+        }
+        if let Some(t) = self.threads {
+            out.push(Override::new("load.threads", toml::Value::Integer(t)));
         }
         if let Some(d) = &self.duration {
             out.push(Override::new("load.duration", toml::Value::String(d.clone())));

@@ -23,8 +23,9 @@ struct Cli {
 enum Command {
     /// Run a scenario in this process and show it live; q stops the load and still writes the results.
     Run {
+        // Boxed: the scenario's options are most of the enum's size.
         #[command(flatten)]
-        scenario: ScenarioArgs,
+        scenario: Box<ScenarioArgs>,
         /// Results file (default results/runs/<scenario>-<timestamp>.json).
         #[arg(long, short)]
         out: Option<PathBuf>,

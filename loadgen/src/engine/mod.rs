@@ -80,7 +80,7 @@ pub async fn run(
     let result = async {
         let upstream = RunUpstream::start(&scenario.upstream).await?;
         let output = async {
-            let threads = threads::LoadThreads::start().context("starting the load threads")?;
+            let threads = threads::LoadThreads::start(scenario.load.threads).context("starting the load threads")?;
             let (ctx, stops) = prepare(Arc::clone(&scenario), &target, upstream.url(), threads.spawner()).await?;
             wait_for_start(&scenario, &mut interrupt).await;
             let output = run_loop::RunLoop::start(ctx, stops, &target, options, started_at)

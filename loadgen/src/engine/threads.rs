@@ -1,5 +1,5 @@
-//! The load's own threads: one single-threaded runtime per core, each driving a fixed share of the
-//! users, as wrk's threads each drive their own connections. A user's task, its connection and its
+//! The load's own threads: one single-threaded runtime per core (or `load.threads` of them), each
+//! driving a fixed share of the users, as wrk's threads each drive their own connections. A user's task, its connection and its
 //! timer stay on one thread for the whole run: no work stealing, no wake-ups across cores, one epoll
 //! per thread. The bench measured this against tokio's multi-threaded scheduler (docs/bench.md).
 //! The run's clock, observers, setup and live feed stay on the main runtime.
@@ -48,9 +48,9 @@ pub struct LoadThreads {
 }
 
 impl LoadThreads {
-    /// One thread per core the process may use.
-    pub fn start() -> std::io::Result<LoadThreads> {
-        let n = std::thread::available_parallelism().map_or(1, |n| n.get());
+    /// `count` threads, or one per core the process may use.
+    pub fn start(count: Option<usize>) -> std::io::Result<LoadThreads> {
+        let n = count.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
         let mut handles = Vec::with_capacity(n);
         let mut stops = Vec::with_capacity(n);
         let mut threads = Vec::with_capacity(n);
@@ -101,7 +101,7 @@ mod tests {
 
     #[tokio::test]
     async fn tasks_run_on_the_load_threads_and_stop_with_them() {
-        let threads = LoadThreads::start().unwrap();
+        let threads = LoadThreads::start(None).unwrap();
         let spawner = threads.spawner();
         let name = spawner
             .spawn(0, async { std::thread::current().name().map(str::to_owned) })
@@ -116,5 +116,18 @@ mod tests {
         });
         tokio::task::spawn_blocking(move || drop(threads)).await.unwrap();
         assert!(rx.await.is_err(), "the task was dropped with its thread");
+    }
+
+    #[tokio::test]
+    async fn as_many_threads_as_asked() {
+        let threads = LoadThreads::start(Some(3)).unwrap();
+        let spawner = threads.spawner();
+        assert_eq!(spawner.threads(), 3);
+        let name = spawner
+            .spawn(5, async { std::thread::current().name().map(str::to_owned) })
+            .await
+            .unwrap();
+        assert_eq!(name.as_deref(), Some("stampede-load-2"), "user 5 of 3 threads");
+        tokio::task::spawn_blocking(move || drop(threads)).await.unwrap();
     }
 }

@@ -30,6 +30,8 @@ pub struct LoadPlan {
     pub max_in_flight: u32,
     pub think_time: DurRange,
     pub graceful_stop: Duration,
+    /// Load threads; `None`: one per core the process may use.
+    pub threads: Option<usize>,
 }
 
 impl LoadPlan {
@@ -334,6 +336,9 @@ fn auth_plan(spec: &ScenarioSpec, problems: &mut Vec<Problem>) -> AuthPlan {
     }
 }
 
+/// More load threads than this is a mistake, not a machine.
+const MAX_THREADS: i64 = 1024;
+
 fn load_plan(l: &LoadSpec, problems: &mut Vec<Problem>) -> Option<LoadPlan> {
     let before = problems.len();
     let (level_field, level) = match l.model {
@@ -447,6 +452,17 @@ fn load_plan(l: &LoadSpec, problems: &mut Vec<Problem>) -> Option<LoadPlan> {
     if l.iterations == Some(0) {
         problems.push(problem("load.iterations", "must be more than 0"));
     }
+    let threads = match l.threads {
+        None => None,
+        Some(n @ 1..=MAX_THREADS) => usize::try_from(n).ok(),
+        Some(n) => {
+            problems.push(problem(
+                "load.threads",
+                format!("must be from 1 to {MAX_THREADS} (got {n})"),
+            ));
+            None
+        }
+    };
     (problems.len() == before).then(|| LoadPlan {
         model: l.model,
         stages,
@@ -454,6 +470,7 @@ fn load_plan(l: &LoadSpec, problems: &mut Vec<Problem>) -> Option<LoadPlan> {
         max_in_flight: l.max_in_flight.unwrap_or(1000),
         think_time: l.think_time.unwrap_or_default(),
         graceful_stop: l.graceful_stop.map_or(Duration::from_secs(5), |d| d.0),
+        threads,
     })
 }
 

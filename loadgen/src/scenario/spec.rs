@@ -328,6 +328,10 @@ pub struct LoadSpec {
     /// How long in-flight actions may finish after the load ends before they are cut.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub graceful_stop: Option<Dur>,
+    /// Load threads, the event loops the users run on: one per core the process may use unless given
+    /// (wrk's `-t`, oha's `--worker-threads`). Signed, as `users`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threads: Option<i64>,
 }
 
 /// Target-side observation, on the load's timeline and through the post-load window.

@@ -245,6 +245,33 @@ fn a_bad_user_count_gets_one_message_wherever_it_comes_from() {
 }
 
 #[test]
+fn load_threads_are_taken_from_1_to_1024_and_named_with_their_line_otherwise() {
+    let plan = parse(
+        "s.toml",
+        &GOOD.replace("users = 50", "users = 50\nthreads = 1"),
+        "s",
+        &[],
+    )
+    .unwrap();
+    assert_eq!(plan.load.threads, Some(1));
+    assert_eq!(
+        parse("s.toml", GOOD, "s", &[]).unwrap().load.threads,
+        None,
+        "one per core"
+    );
+    let e = one_error(&GOOD.replace("users = 50", "users = 50\nthreads = 0"));
+    assert_eq!(e.field, "load.threads");
+    assert!(e.message.contains("must be from 1 to 1024"), "{e}");
+    assert!(e.line.is_some(), "{e}");
+    let set: Override = "load.threads=5000".parse().unwrap();
+    let e = match parse("s.toml", GOOD, "s", &[set]) {
+        Err(errors) => errors.0.into_iter().next().unwrap(),
+        Ok(_) => panic!("threads = 5000 accepted"),
+    };
+    assert_eq!(e.field, "load.threads");
+}
+
+#[test]
 fn a_missing_seed_names_the_action_that_needs_it_even_after_a_bad_one() {
     // actions[0] has its own problem (and is left out of the plan); actions[1] needs prompts that
     // [setup] does not seed: the error must name actions[1], not the second of the planned ones.

@@ -265,8 +265,8 @@ impl Rpc {
         if let (Some(gateway), Some(original)) = (&route.gateway, &tool.original_name) {
             return self.forward(gateway, original, arguments).await;
         }
-        // Legacy: the request's database session, opened by the lookups, stays open across the call
-        // (taken after them: a request never holds two connections, or a busy pool would deadlock).
+        // Legacy: the request's database session stays open across the call (taken after the lookup:
+        // a request never holds two connections, or a busy pool would deadlock).
         if let Some(url) = tool.url.as_deref().filter(|u| !u.is_empty()) {
             let _session = self.store.request_session().await?;
             return self

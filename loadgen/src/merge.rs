@@ -179,6 +179,11 @@ fn combine(count: u32, parts: &[(Shard, &Path, Results)]) -> Results {
                 .all(|p| p.2.load.request_loop == first.load.request_loop)
                 .then_some(first.load.request_loop)
                 .flatten(),
+            threads: parts
+                .iter()
+                .all(|p| p.2.load.threads == first.load.threads)
+                .then_some(first.load.threads)
+                .flatten(),
         },
         slots: first.slots.clone(),
         series,

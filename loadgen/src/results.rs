@@ -158,6 +158,9 @@ pub struct LoadInfo {
     /// that differ).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_loop: Option<crate::data::RequestLoop>,
+    /// The load threads the users ran on (absent as `request_loop` is).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threads: Option<u32>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -277,6 +280,7 @@ impl Results {
                         .map_or(0.0, |late| late.as_secs_f64() * 1000.0)
                 }),
                 request_loop: Some(run.request_loop),
+                threads: u32::try_from(run.threads).ok(),
                 phases: phase_spans(&run.timeline.windows),
                 dropped: run.dropped,
             },

@@ -32,12 +32,6 @@ const PG_TOOLS_OF_SERVER_JSON: &str = "SELECT COALESCE(json_agg(CASE WHEN t.desc
      ELSE json_build_object('name', t.name, 'description', t.description, 'inputSchema', t.input_schema::json) END \
      ORDER BY t.name), '[]')::text FROM tools t JOIN server_tools st ON st.tool_id = t.id \
      WHERE st.server_id = $1 AND t.enabled";
-/// A tool as `tools/call` finds it: the tool, and the gateway a federated one is called on.
-pub struct ToolRoute {
-    pub tool: Tool,
-    pub gateway: Option<Gateway>,
-}
-
 const TOOL_BY_NAME: &str = "SELECT * FROM tools WHERE name = $1";
 const ENABLED_RESOURCES: &str = "SELECT * FROM resources WHERE enabled ORDER BY uri";
 const RESOURCE_BY_URI: &str = "SELECT * FROM resources WHERE uri = $1";
@@ -47,6 +41,12 @@ const SERVER_EXISTS: &str = "SELECT id FROM servers WHERE id = $1";
 const SERVER_TOOL_SOURCES: &str = "SELECT t.original_name, t.enabled, g.id, g.name, g.url, g.transport, g.enabled \
      FROM server_tools st JOIN tools t ON t.id = st.tool_id LEFT JOIN gateways g ON g.id = t.gateway_id \
      WHERE st.server_id = $1";
+
+/// A tool as `tools/call` finds it: the tool, and the gateway a federated one is called on.
+pub struct ToolRoute {
+    pub tool: Tool,
+    pub gateway: Option<Gateway>,
+}
 
 /// A virtual server whose every tool is federated from one MCP server over Streamable HTTP: its
 /// endpoint fronts that server whole (`api/relay.rs`), narrowed to the server's tools.

@@ -41,6 +41,8 @@ pub struct RunOutput {
     /// When the load started: after the setup, at the scenario's `start_at` when it has one.
     pub load_started_at: SystemTime,
     pub request_loop: crate::data::RequestLoop,
+    /// The load threads the users ran on.
+    pub threads: usize,
     pub completion: Completion,
     pub slots: Vec<String>,
     pub timeline: Timeline,

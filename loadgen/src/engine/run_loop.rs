@@ -223,6 +223,7 @@ impl<'a> RunLoop<'a> {
             started_at: self.started_at,
             load_started_at: self.load_started_at,
             request_loop: self.request_loop,
+            threads: ctx.load.threads(),
             completion: self.completion,
             sse: g.sse.figures(self.timeline.peak_sse_open),
             mcp: g.mcp.figures(self.timeline.peak_mcp_open),

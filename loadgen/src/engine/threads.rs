@@ -1,7 +1,7 @@
 //! The load's own threads: one single-threaded runtime per core (or `load.threads` of them), each
-//! driving a fixed share of the users, as wrk's threads each drive their own connections. A user's task, its connection and its
-//! timer stay on one thread for the whole run: no work stealing, no wake-ups across cores, one epoll
-//! per thread. The bench measured this against tokio's multi-threaded scheduler (docs/bench.md).
+//! driving a fixed share of the users, as wrk's threads each drive their own connections. A user's
+//! task, its connection and its timer stay on one thread for the whole run: no work stealing, no
+//! wake-ups across cores, one epoll per thread. The bench measured this against tokio's multi-threaded scheduler (docs/bench.md).
 //! The run's clock, observers, setup and live feed stay on the main runtime.
 
 use std::future::Future;

@@ -351,6 +351,7 @@ users = 5
 ramp_up = "1s"
 duration = "30s"
 think_time = "10ms"
+threads = 3
 [observe]
 post_load = "1s"
 [[actions]]
@@ -372,6 +373,7 @@ path = "/ok"
     let results = Results::from_run(&out, None);
     assert!(!results.complete);
     assert!(results.totals.count > 50);
+    assert_eq!(results.load.threads, Some(3), "the users ran on the threads asked for");
 
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("nested/run.json");

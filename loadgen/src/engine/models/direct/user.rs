@@ -145,11 +145,7 @@ impl<'a> Loop<'a> {
             for i in 0..self.more_spare.len() {
                 let (u, hung_up) = self.more_spare[i];
                 if matches!(self.users[u].state, State::Reading(_)) {
-                    if self.users[u].tls.is_some() {
-                        self.read_tls(u, hung_up);
-                    } else {
-                        self.read(u, hung_up);
-                    }
+                    self.read_answer(u, hung_up);
                 }
             }
             self.more_spare.clear();
@@ -289,16 +285,20 @@ impl<'a> Loop<'a> {
                 self.write(u);
             }
             State::Writing => self.write(u),
-            State::Reading(_) if user.tls.is_some() => return self.read_tls(u, hung_up),
-            State::Reading(_) => return self.read(u, hung_up),
+            State::Reading(_) => return self.read_answer(u, hung_up),
             State::Off | State::Paused(_) => return,
         }
         if readable && matches!(self.users[u].state, State::Reading(_)) {
-            if self.users[u].tls.is_some() {
-                self.read_tls(u, hung_up);
-            } else {
-                self.read(u, hung_up);
-            }
+            self.read_answer(u, hung_up);
+        }
+    }
+
+    /// Read on user `u`'s answer, over TLS or plain.
+    fn read_answer(&mut self, u: usize, hung_up: bool) {
+        if self.users[u].tls.is_some() {
+            self.read_tls(u, hung_up);
+        } else {
+            self.read(u, hung_up);
         }
     }
 

@@ -61,6 +61,8 @@ pub struct Target<'a> {
     pub resumed: Option<&'a dyn Fn() -> (u64, u64)>,
     /// Run stampede's open model too.
     pub open_model: bool,
+    /// The cores each tool runs on (`cores::Split`); `None`: anywhere.
+    pub generator_cores: Option<&'a [usize]>,
 }
 
 impl Target<'_> {
@@ -72,6 +74,7 @@ impl Target<'_> {
             rate,
             ca: self.ca,
             keep_alive: self.keep_alive,
+            cores: self.generator_cores,
         }
     }
 

@@ -74,7 +74,8 @@ fn verdict(met: Option<bool>) -> &'static str {
 }
 
 fn times(ratio: Option<f64>) -> String {
-    opt(ratio, |v| format!("{v:.2}×"))
+    // Three places: a ratio just under its bar must not read as on it (1.099×, not 1.10×).
+    opt(ratio, |v| format!("{v:.3}×"))
 }
 
 /// Per target that counts what it served: the runs' largest difference from the tool's count, in
@@ -298,9 +299,20 @@ fn stream_rows(b: &BenchResults, row: &mut impl Row) {
 
 /// Requests per generator CPU-second against the peers, the counts against the target's, and the
 /// gateway's CPU per write.
+/// How the tools ran, for the generator's goals: each at the same thread count on cores of its own
+/// (`cores`), or anywhere (files written before the split).
+fn each_tool(b: &BenchResults) -> String {
+    match b.cores.as_ref().map(|s| s.generator.len()) {
+        Some(1) => ", every tool on 1 thread".into(),
+        Some(n) => format!(", every tool on {n} threads"),
+        None => String::new(),
+    }
+}
+
 fn generator_rows(b: &BenchResults, row: &mut impl Row) {
+    let each = each_tool(b);
     for r in &b.ratios {
-        let at = format!("{}, {} connections", r.target, r.connections);
+        let at = format!("{}, {} connections{each}", r.target, r.connections);
         row(
             format!("{at}: requests per generator CPU-second ÷ wrk"),
             times(r.vs_wrk),
@@ -310,7 +322,7 @@ fn generator_rows(b: &BenchResults, row: &mut impl Row) {
         row(format!("{at}: ÷ oha"), times(r.vs_oha), &VS_OHA, r.vs_oha);
     }
     for r in &b.tls_ratios {
-        let at = format!("{}, {} connections", r.target, r.connections);
+        let at = format!("{}, {} connections{each}", r.target, r.connections);
         // New connections are measured against wrk's; no bar was set for them.
         let (wrk_bar, oha_bar) = if r.target.contains("new connections") {
             (&MEASURED, &MEASURED)

@@ -5,10 +5,12 @@
 //!
 //! `proc` starts and measures processes (wait4's rusage: the same CPU and peak-RSS measure for every
 //! tool), `tools` runs each generator and reads its report, `nginx` is the target no one here wrote
-//! (http, https, its own count), `generator` sets the tools side by side on a target, `sections` are
-//! the other parts of the bench, `report` writes the JSON and the Markdown tables, `goals` sets them against what the bench is
-//! held to.
+//! (http, https, its own count), `cores` splits the machine between a target and the tool compared,
+//! `generator` sets the tools side by side on a target, `sections` are the other parts of the bench,
+//! `report` writes the JSON and the Markdown tables, `goals` sets them against what the bench is held
+//! to.
 
+pub mod cores;
 pub mod gateway;
 pub mod generator;
 pub mod goals;

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
+use stampede_bench::cores::{self, Split};
 use stampede_bench::gateway as bench_gateway;
 use stampede_bench::generator::{self, CostRow, GeneratorRow, Ratio, Target};
 use stampede_bench::nginx::Nginx;
@@ -216,14 +217,27 @@ impl Gateways {
         self.spawn(database, &[&[("GATEWAY_ACTIVATION_IO_MS", "0")], env].concat())
     }
 
-    /// A gateway on SQLite that federates what is registered with it (an upstream on this machine).
-    fn start_federating(&self) -> anyhow::Result<(Server, tempfile::TempDir)> {
-        self.spawn(None, &[("OUTBOUND_ALLOW", "loopback")])
+    /// A gateway on SQLite that federates what is registered with it (an upstream on this machine),
+    /// on `cores` when given.
+    fn start_federating(&self, cores: Option<&[usize]>) -> anyhow::Result<(Server, tempfile::TempDir)> {
+        self.spawn_on(None, &[("OUTBOUND_ALLOW", "loopback")], cores)
     }
 
     fn spawn(&self, database: Option<String>, env: &[(&str, &str)]) -> anyhow::Result<(Server, tempfile::TempDir)> {
+        self.spawn_on(database, env, None)
+    }
+
+    fn spawn_on(
+        &self,
+        database: Option<String>,
+        env: &[(&str, &str)],
+        cores: Option<&[usize]>,
+    ) -> anyhow::Result<(Server, tempfile::TempDir)> {
         let dir = tempfile::tempdir()?;
         let mut cmd = Command::new(&self.bin);
+        if let Some(cores) = cores {
+            cores::pin(&mut cmd, cores);
+        }
         cmd.args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
             .arg(dir.path())
             .env("SSE_KEEPALIVE_INTERVAL", "30")
@@ -237,11 +251,22 @@ impl Gateways {
 }
 
 /// The eras part: the gateway's CPU per `tools/list` and per `tools/call` in each protocol era, at the
-/// first gateway concurrency, its tools federated from stampede's upstream.
+/// first gateway concurrency, its tools federated from stampede's upstream. The gateway runs on half
+/// the cores, the generator and the upstream on the other (`cores`): a gateway sharing its cores with
+/// them spent 48–91 µs per call of the same era over rounds.
 fn eras_part(settings: &Settings, tools: &Tools, gateways: &Gateways) -> anyhow::Result<Vec<TargetRow>> {
-    let (gw, _dir) = gateways.start_federating()?;
-    let upstream =
-        Server::start(Command::new(&tools.stampede).args(["upstream", "--bind", "127.0.0.1:0", "--tools", "5"]))?;
+    let split = Split::here();
+    let (gateway_cores, generator_cores) = match &split {
+        Some(s) => (Some(s.target.as_slice()), Some(s.generator.as_slice())),
+        None => (None, None),
+    };
+    let (gw, _dir) = gateways.start_federating(gateway_cores)?;
+    let mut upstream = Command::new(&tools.stampede);
+    upstream.args(["upstream", "--bind", "127.0.0.1:0", "--tools", "5"]);
+    if let Some(c) = generator_cores {
+        cores::pin(&mut upstream, c);
+    }
+    let upstream = Server::start(&mut upstream)?;
     let echo = bench_gateway::federate_echo(&gw, &gateways.token, &upstream.url)?;
     let endpoints = bench_gateway::era_endpoints(&echo);
     Ok(sections::target_runs(
@@ -257,6 +282,7 @@ fn eras_part(settings: &Settings, tools: &Tools, gateways: &Gateways) -> anyhow:
             statements: None,
             requests: Some(bench_gateway::era_requests),
             rounds: settings.rounds,
+            generator_cores,
         },
         &|s| say(s),
     ))
@@ -269,12 +295,38 @@ struct GeneratorPart {
     ratios: Vec<Ratio>,
     tls_ratios: Vec<Ratio>,
     syscalls: Vec<CostRow>,
+    cores: Option<Split>,
 }
 
-/// The tools on the hello server, then on nginx: plain, https with keep-alive, and new TLS connections
-/// (each request its own), with system calls per request counted on nginx.
-fn generator_part(settings: &Settings, tools: &Tools, hello: &Server, nginx: Option<&Path>) -> GeneratorPart {
-    let mut part = GeneratorPart::default();
+/// The tools on a hello server, then on nginx: plain, https with keep-alive, and new TLS connections
+/// (each request its own), with system calls per request counted on nginx. The targets run on half
+/// the cores, the tools on the other half (`cores`).
+fn generator_part(settings: &Settings, tools: &Tools, bin: &Path, nginx: Option<&Path>) -> GeneratorPart {
+    let mut part = GeneratorPart {
+        cores: Split::here(),
+        ..GeneratorPart::default()
+    };
+    let split = part.cores.clone();
+    let target_cores = split.as_ref().map(|s| s.target.as_slice());
+    match &split {
+        Some(s) => say(format!(
+            "  the targets on cores {}, each tool on cores {} with a thread on each",
+            cores::describe(&s.target),
+            cores::describe(&s.generator),
+        )),
+        None => say("  one core: the targets and the tools share it".into()),
+    }
+    let mut cmd = Command::new(bin.join("bench-hello"));
+    if let Some(c) = target_cores {
+        cores::pin(&mut cmd, c);
+    }
+    let hello = match Server::start(&mut cmd) {
+        Ok(server) => server,
+        Err(e) => {
+            say(format!("hello: {e:#}"));
+            return part;
+        }
+    };
     let hello = Target {
         label: "hello",
         url: format!("{}/", hello.url),
@@ -283,13 +335,14 @@ fn generator_part(settings: &Settings, tools: &Tools, hello: &Server, nginx: Opt
         served: None,
         resumed: None,
         open_model: true,
+        generator_cores: split.as_ref().map(|s| s.generator.as_slice()),
     };
     (part.rows, part.ratios) = generator::generator(settings, tools, &hello, &settings.connections, &|s| say(s));
     let Some(nginx) = nginx else {
         say("nginx: skipped (not installed): no nginx, https or system-call rows".into());
         return part;
     };
-    let server = match Nginx::start(nginx) {
+    let server = match Nginx::start(nginx, target_cores) {
         Ok(server) => server,
         Err(e) => {
             say(format!("nginx: skipped: {e:#}"));
@@ -387,6 +440,7 @@ fn gateway_part(settings: &Settings, tools: &Tools, gateways: &Gateways) -> anyh
             statements: None,
             requests: None,
             rounds: settings.rounds,
+            generator_cores: None,
         };
         let headline = bench_gateway::headline_endpoints();
         targets.extend(sections::target_runs(
@@ -466,7 +520,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         let hello = Server::start(&mut Command::new(bin.join("bench-hello")))?;
         if part(Part::Generator) {
             let nginx = peer("nginx", args.install_peers, &mut peers);
-            generator = generator_part(&settings, &tools, &hello, nginx.as_deref());
+            generator = generator_part(&settings, &tools, bin, nginx.as_deref());
         }
         let ceiling = [("GET /", "kind = \"http\"\npath = \"/\"".to_owned())];
         targets = sections::target_runs(
@@ -482,6 +536,7 @@ fn run(args: Args) -> anyhow::Result<()> {
                 statements: None,
                 requests: None,
                 rounds: settings.rounds,
+                generator_cores: None,
             },
             &|s| say(s),
         );
@@ -542,6 +597,7 @@ fn run(args: Args) -> anyhow::Result<()> {
             ratios: generator.ratios,
             tls_ratios: generator.tls_ratios,
             syscalls: generator.syscalls,
+            cores: generator.cores,
             streams,
             sessions,
             targets,

@@ -56,8 +56,9 @@ fn certificates(d: &Path) -> anyhow::Result<()> {
 }
 
 impl Nginx {
-    /// nginx with as many workers as cores, on free ports; stopped on drop.
-    pub fn start(nginx: &Path) -> anyhow::Result<Nginx> {
+    /// nginx on free ports, stopped on drop: on `cores` with a worker on each, or anywhere with a
+    /// worker per core.
+    pub fn start(nginx: &Path, cores: Option<&[usize]>) -> anyhow::Result<Nginx> {
         let dir = tempfile::tempdir()?;
         let d = dir.path();
         certificates(d)?;
@@ -66,8 +67,9 @@ impl Nginx {
         std::fs::set_permissions(d, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
         let (http, https, logged, status) = (free_port()?, free_port()?, free_port()?, free_port()?);
         let p = d.display();
+        let workers = cores.map_or("auto".to_owned(), |c| c.len().to_string());
         let conf = format!(
-            "worker_processes auto;\npid {p}/nginx.pid;\nerror_log {p}/error.log warn;\n\
+            "worker_processes {workers};\npid {p}/nginx.pid;\nerror_log {p}/error.log warn;\n\
              events {{ worker_connections 20000; }}\n\
              http {{\n\
                access_log off;\n\
@@ -87,7 +89,11 @@ impl Nginx {
              }}\n"
         );
         std::fs::write(d.join("nginx.conf"), conf)?;
-        let child = Command::new(nginx)
+        let mut cmd = Command::new(nginx);
+        if let Some(cores) = cores {
+            crate::cores::pin(&mut cmd, cores);
+        }
+        let child = cmd
             .arg("-p")
             .arg(d)
             .arg("-e")

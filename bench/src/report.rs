@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
+use crate::cores::{self, Split};
 use crate::generator::{CostRow, GeneratorRow, Ratio};
 use crate::mixed::MixedRow;
 use crate::sections::{SessionRow, StreamRow, TargetRow};
@@ -28,6 +29,10 @@ pub struct BenchResults {
     /// System calls and context switches per request (`perf stat`).
     #[serde(default)]
     pub syscalls: Vec<CostRow>,
+    /// The generator rows' cores: the targets on one half, each tool on the other (absent: anywhere,
+    /// as in files written before the split).
+    #[serde(default)]
+    pub cores: Option<Split>,
     /// Idle streams of both transports (`sse` in files written before Streamable HTTP).
     #[serde(alias = "sse")]
     pub streams: Vec<StreamRow>,
@@ -146,6 +151,15 @@ fn ratio_rows(ratios: &[Ratio]) -> impl Iterator<Item = Vec<String>> + '_ {
 }
 
 fn generator_tables(b: &BenchResults, out: &mut String) {
+    if let Some(split) = &b.cores {
+        let _ = writeln!(
+            out,
+            "The targets ran on cores {}, each tool on cores {} with a thread on each (wrk `-t{n}`, oha `--worker-threads {n}`, stampede `--threads {n}`).\n",
+            cores::describe(&split.target),
+            cores::describe(&split.generator),
+            n = split.generator.len()
+        );
+    }
     table(
         out,
         &[

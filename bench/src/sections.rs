@@ -220,6 +220,8 @@ pub struct TargetPlan<'a> {
     pub requests: Option<fn(&stampede_loadgen::results::Results) -> u64>,
     /// Rounds of every run (the rows are their medians).
     pub rounds: usize,
+    /// The cores the generator runs on (`cores::Split`); `None`: anywhere.
+    pub generator_cores: Option<&'a [usize]>,
 }
 
 /// The target's throughput on each endpoint, driven by stampede (closed model, no think time): every
@@ -287,6 +289,9 @@ fn target_run(
     let label = plan.label;
     let out = tools.scratch.join("target.json");
     let mut cmd = Command::new(&tools.stampede);
+    if let Some(cores) = plan.generator_cores {
+        crate::cores::pin(&mut cmd, cores);
+    }
     cmd.arg("run")
         .arg(scenario)
         .args(["--quiet", "--users", &c.to_string()])

@@ -83,6 +83,15 @@ pub struct Load<'a> {
     pub ca: Option<&'a Path>,
     /// false: a new connection for every request (`connection: close`).
     pub keep_alive: bool,
+    /// The cores the tool runs on, a thread on each; `None`: anywhere, with its default threads.
+    pub cores: Option<&'a [usize]>,
+}
+
+impl Load<'_> {
+    /// The tool's thread count, when the cores set it.
+    fn threads(&self) -> Option<String> {
+        self.cores.map(|c| c.len().to_string())
+    }
 }
 
 fn finish(m: &Measured, requests: u64, errors: u64, rps: f64, p50: Option<f64>, p99: Option<f64>) -> ToolRun {
@@ -157,16 +166,20 @@ impl Tools {
         })
     }
 
-    /// `program`, under `prefix` when there is one.
-    fn command(program: &Path, prefix: &[String]) -> Command {
-        match prefix.split_first() {
+    /// `program`, under `prefix` when there is one, on the load's cores.
+    fn command(program: &Path, prefix: &[String], load: &Load) -> Command {
+        let mut c = match prefix.split_first() {
             None => Command::new(program),
             Some((first, rest)) => {
                 let mut c = Command::new(first);
                 c.args(rest).arg(program);
                 c
             }
+        };
+        if let Some(cores) = load.cores {
+            crate::cores::pin(&mut c, cores);
         }
+        c
     }
 
     fn stampede(&self, open: bool, load: Load, prefix: &[String]) -> anyhow::Result<ToolRun> {
@@ -174,11 +187,14 @@ impl Tools {
         std::fs::write(&scenario, get_scenario(&load, open))?;
         let out = self.scratch.join("stampede-run.json");
         let secs = format!("{}ms", load.duration.as_millis());
-        let mut cmd = Self::command(&self.stampede, prefix);
+        let mut cmd = Self::command(&self.stampede, prefix, &load);
         cmd.arg("run")
             .arg(&scenario)
             .args(["--quiet", "--duration", &secs, "-o"])
             .arg(&out);
+        if let Some(n) = load.threads() {
+            cmd.args(["--threads", &n]);
+        }
         if open {
             cmd.args(["--rate", &format!("{:.0}", load.rate)])
                 .args(["--set", &format!("load.max_in_flight={}", load.connections)]);
@@ -203,7 +219,13 @@ impl Tools {
     fn oha(&self, load: Load, prefix: &[String]) -> anyhow::Result<ToolRun> {
         let oha = self.oha.as_ref().context("oha is not installed")?;
         let m = measure(
-            Self::command(oha, prefix)
+            Self::command(oha, prefix, &load)
+                .args(
+                    load.threads()
+                        .map(|n| ["--worker-threads".to_owned(), n])
+                        .into_iter()
+                        .flatten(),
+                )
                 .args(["--no-tui", "--output-format", "json", "-c"])
                 .arg(load.connections.to_string())
                 .arg("-z")
@@ -222,8 +244,10 @@ impl Tools {
     fn wrk(&self, load: Load, prefix: &[String]) -> anyhow::Result<ToolRun> {
         let wrk = self.wrk.as_ref().context("wrk is not installed")?;
         let m = measure(
-            Self::command(wrk, prefix)
-                .args(["-t2", "--latency", "-c"])
+            Self::command(wrk, prefix, &load)
+                // wrk's own default is 2 threads.
+                .arg(format!("-t{}", load.threads().as_deref().unwrap_or("2")))
+                .args(["--latency", "-c"])
                 .arg(load.connections.to_string())
                 .arg("-d")
                 .arg(format!("{}s", load.duration.as_secs().max(1)))
@@ -243,7 +267,8 @@ impl Tools {
     }
 }
 
-/// The scenario stampede runs: one GET of the URL's path, no think time, no observers; the closed
+/// The scenario stampede runs: one GET of the URL's path, no think time, no observers (`ports = []`:
+/// not even the target's sockets, read from /proc/net/tcp, which wrk and oha do not do); the closed
 /// model's users or the open model's rate come from the command line.
 pub fn get_scenario(load: &Load, open: bool) -> String {
     let model = if open {
@@ -266,7 +291,7 @@ pub fn get_scenario(load: &Load, open: bool) -> String {
     };
     format!(
         "# bench: GET {path} as fast as the connections allow\nname = \"bench-get\"\n\n[target]\nurl = \"{origin}\"\n{cacert}\n\
-         [load]\n{model}\nduration = \"10s\"\n\n[observe]\npost_load = \"0s\"\nmetrics = \"\"\n\n\
+         [load]\n{model}\nduration = \"10s\"\n\n[observe]\npost_load = \"0s\"\nmetrics = \"\"\nports = []\n\n\
          [[actions]]\nname = \"get\"\nkind = \"http\"\npath = \"{path}\"\n{close}"
     )
 }

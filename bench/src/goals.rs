@@ -230,7 +230,7 @@ fn era_rows(b: &BenchResults, row: &mut impl Row) {
             ),
             match (session, stateless, ratio) {
                 (Some((a, _)), Some((b, _)), Some(r)) => {
-                    format!("{:.0} µs ÷ {:.0} µs = {r:.2}×", b * 1e6, a * 1e6)
+                    format!("{:.1} µs ÷ {:.1} µs = {r:.3}×", b * 1e6, a * 1e6)
                 }
                 _ => "not measured".into(),
             },

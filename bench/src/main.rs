@@ -71,6 +71,10 @@ struct Args {
     /// Where the JSON and Markdown go.
     #[arg(long, default_value = "results/bench")]
     out: PathBuf,
+    /// Measure nothing: write the Markdown of a results file again (beside it), as this build's
+    /// report and goals table put it.
+    #[arg(long, value_name = "JSON", conflicts_with_all = ["quick", "parts", "install_peers", "postgres"])]
+    render: Option<PathBuf>,
 }
 
 fn say(s: String) {
@@ -497,7 +501,20 @@ fn write(results: &BenchResults, out: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `--render`: the Markdown of `json`, written beside it.
+fn render(json: &Path) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(json).with_context(|| format!("reading {}", json.display()))?;
+    let results: BenchResults = serde_json::from_str(&text).with_context(|| format!("{}", json.display()))?;
+    let md_path = json.with_extension("md");
+    stampede_loadgen::results::write_file_atomically(&md_path, markdown(&results).as_bytes())?;
+    say(format!("bench: {}", md_path.display()));
+    Ok(())
+}
+
 fn run(args: Args) -> anyhow::Result<()> {
+    if let Some(json) = &args.render {
+        return render(json);
+    }
     let settings = args.settings();
     let exe = std::env::current_exe()?;
     let bin = exe.parent().context("where stampede-bench is")?;

@@ -1,8 +1,8 @@
 //! The generator rows split the machine's cores: the target runs on one half, each tool on the other
-//! with a thread per core there (wrk `-t`, oha `--worker-threads`, stampede `--threads`). Unpinned on
-//! a small machine, where the tool's threads and the server's workers land anew each run decides who
-//! pays which wake-up: the same tool's requests per CPU-second spread 95k–162k over six 5 s runs against
-//! nginx; pinned, 118k–141k. Each tool then runs as on a load machine of its own, at equal thread counts.
+//! with a thread per core there (wrk `-t`, oha `--worker-threads`, stampede `--threads`), as on a load
+//! machine of its own. Sharing the cores, where the scheduler put the tool's threads and the server's
+//! workers decided, run by run, who paid which wake-up: eight 5 s runs of the same build against nginx
+//! at 64 connections made 95k–163k requests per CPU-second; pinned, 118k–141k (docs/bench.md).
 
 use std::os::unix::process::CommandExt as _;
 use std::process::Command;

@@ -297,8 +297,6 @@ fn stream_rows(b: &BenchResults, row: &mut impl Row) {
     );
 }
 
-/// Requests per generator CPU-second against the peers, the counts against the target's, and the
-/// gateway's CPU per write.
 /// How the tools ran, for the generator's goals: each at the same thread count on cores of its own
 /// (`cores`), or anywhere (files written before the split).
 fn each_tool(b: &BenchResults) -> String {
@@ -309,6 +307,8 @@ fn each_tool(b: &BenchResults) -> String {
     }
 }
 
+/// Requests per generator CPU-second against the peers, the counts against the target's, and the
+/// gateway's CPU per write.
 fn generator_rows(b: &BenchResults, row: &mut impl Row) {
     let each = each_tool(b);
     for r in &b.ratios {
